@@ -1,0 +1,11 @@
+//! `ferry`: every Ferry function in one process, on embedded defaults.
+
+mod cli;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    ferry::telemetry::init();
+    cli::run(cli::Cli::parse()).await
+}

@@ -1,0 +1,14 @@
+//! Sans-IO types: identifiers, the records Ferry keeps, time.
+
+pub mod ids;
+pub mod records;
+pub mod time;
+
+pub use ids::{
+    DeliveryId, InstallationId, InvalidId, PrNumber, RefName, RepoName, Sha, Tag, UnitName,
+};
+pub use records::{
+    Cursor, Delivery, Installation, Outcome, PolledRef, PrState, PullRequest, Release, RepoMode,
+    Repository, Run, RunStatus,
+};
+pub use time::Timestamp;

@@ -1,0 +1,17 @@
+//! Ferry: Git host events to Kubernetes, as serverless functions.
+//!
+//! `domain` holds sans-IO types and pure decisions; `store` and `secrets` are
+//! ports in domain terms with their adapters; `config` reads every variable
+//! in one place; `context` builds the ports once for a composition root.
+
+pub mod aws;
+pub mod config;
+pub mod context;
+pub mod domain;
+pub mod http;
+pub mod secrets;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Config;
+pub use context::Context;

@@ -1,0 +1,90 @@
+//! The embedded adapter: one JSON file under the data dir, mode 0600,
+//! replaced atomically on every change.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Mutex;
+
+use super::{SecretError, SecretName, SecretStore};
+
+#[derive(Debug, Clone)]
+pub struct EmbeddedSecrets {
+    path: PathBuf,
+    // Serialises read-modify-write within this process.
+    lock: Arc<Mutex<()>>,
+}
+
+impl EmbeddedSecrets {
+    pub fn open(path: &Path) -> Result<Self, SecretError> {
+        let store = Self {
+            path: path.to_owned(),
+            lock: Arc::new(Mutex::new(())),
+        };
+        if !path.exists() {
+            store.write(&BTreeMap::new())?;
+        }
+        Ok(store)
+    }
+
+    fn failed(&self, problem: impl std::fmt::Display) -> SecretError {
+        SecretError::Other(format!("{}: {problem}", self.path.display()).into())
+    }
+
+    /// Reads the file each time, so `ferry rotate` and `ferry serve` see each other's writes.
+    fn read(&self) -> Result<BTreeMap<String, SecretString>, SecretError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(e) => return Err(self.failed(e)),
+        };
+        // serde_json's error names a line and column, never the text.
+        serde_json::from_str(&text).map_err(|e| self.failed(e))
+    }
+
+    fn write(&self, secrets: &BTreeMap<String, SecretString>) -> Result<(), SecretError> {
+        let plain: BTreeMap<&str, &str> = secrets
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose_secret()))
+            .collect();
+        let text = serde_json::to_vec_pretty(&plain).map_err(|e| self.failed(e))?;
+        let temporary = self.path.with_extension("tmp");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temporary).map_err(|e| self.failed(e))?;
+        file.write_all(&text)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| self.failed(e))?;
+        std::fs::rename(&temporary, &self.path).map_err(|e| self.failed(e))
+    }
+}
+
+#[async_trait]
+impl SecretStore for EmbeddedSecrets {
+    async fn get(&self, name: &SecretName) -> Result<Option<SecretString>, SecretError> {
+        let _guard = self.lock.lock().await;
+        Ok(self.read()?.remove(name.as_str()))
+    }
+
+    async fn put(&self, name: &SecretName, value: &SecretString) -> Result<(), SecretError> {
+        let _guard = self.lock.lock().await;
+        let mut secrets = self.read()?;
+        secrets.insert(name.as_str().to_owned(), value.clone());
+        self.write(&secrets)
+    }
+
+    async fn delete(&self, name: &SecretName) -> Result<(), SecretError> {
+        let _guard = self.lock.lock().await;
+        let mut secrets = self.read()?;
+        if secrets.remove(name.as_str()).is_some() {
+            self.write(&secrets)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,288 @@
+//! The DynamoDB adapter: DESIGN.md's single table, one item per record.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use serde::de::DeserializeOwned;
+
+use super::{
+    Collection, Fields, Key, Record, StateStore, StoreError, Version, Versioned, checked_fields,
+    is_live,
+};
+use crate::aws::{Fault, code, fault};
+use crate::domain::Timestamp;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table as the SAM template does (on-demand, TTL on
+    /// `expires_at`) and waits until it is active: for tests and emulators.
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| StoreError::Other(e.into()))
+        };
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(|e| StoreError::Other(e.into()))
+        };
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("pk")?)
+            .attribute_definitions(attribute("sk")?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .send()
+            .await
+            .map_err(failure)?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name("expires_at")
+                    .enabled(true)
+                    .build()
+                    .map_err(|e| StoreError::Other(e.into()))?,
+            )
+            .send()
+            .await
+            .map_err(failure)?;
+        Ok(())
+    }
+
+    fn encode(&self, record: &Record, key: &Key, version: Version) -> Result<Item, StoreError> {
+        let fields = checked_fields(record, key, version)?;
+        serde_dynamo::to_item(fields).map_err(|e| StoreError::Other(e.into()))
+    }
+
+    async fn put(
+        &self,
+        item: Item,
+        condition: &str,
+        expected: Option<Version>,
+    ) -> Result<
+        (),
+        SdkError<
+            aws_sdk_dynamodb::operation::put_item::PutItemError,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    > {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .expression_attribute_values(":now", number(Timestamp::now().unix()));
+        if let Some(expected) = expected {
+            request = request.expression_attribute_values(":expected", number(expected.0));
+        }
+        request.send().await.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl StateStore for DynamoStore {
+    async fn create(&self, record: &Record) -> Result<Version, StoreError> {
+        let key = record.key();
+        let item = self.encode(record, &key, Version(1))?;
+        // An expired item may linger until DynamoDB's TTL sweep: it does not count.
+        match self
+            .put(item, "attribute_not_exists(pk) OR expires_at <= :now", None)
+            .await
+        {
+            Ok(()) => Ok(Version(1)),
+            Err(e) if conditional_check_failed(&e) => Err(StoreError::AlreadyExists { key }),
+            Err(e) => Err(write_failure(e, key)),
+        }
+    }
+
+    async fn get(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.pk()))
+            .key("sk", AttributeValue::S(key.sk()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failure)?;
+        match output.item {
+            Some(item) => decode(item, Timestamp::now()).map_err(|problem| corrupt(key, problem)),
+            None => Ok(None),
+        }
+    }
+
+    async fn update(&self, record: &Record, expected: Version) -> Result<Version, StoreError> {
+        let key = record.key();
+        let next = Version(expected.0 + 1);
+        let item = self.encode(record, &key, next)?;
+        let condition =
+            "version = :expected AND (attribute_not_exists(expires_at) OR expires_at > :now)";
+        match self.put(item, condition, Some(expected)).await {
+            Ok(()) => Ok(next),
+            Err(e) if conditional_check_failed(&e) => match self.get(&key).await? {
+                Some(_) => Err(StoreError::StaleVersion { key, expected }),
+                None => Err(StoreError::NotFound { key }),
+            },
+            Err(e) => Err(write_failure(e, key)),
+        }
+    }
+
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.pk()))
+            .key("sk", AttributeValue::S(key.sk()))
+            .send()
+            .await
+            .map_err(failure)?;
+        Ok(())
+    }
+
+    async fn query(&self, collection: &Collection) -> Result<Vec<Versioned<Record>>, StoreError> {
+        let pk = collection.pk();
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+            .expression_attribute_values(":prefix", AttributeValue::S(collection.sk_prefix()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(failure)?;
+        let now = Timestamp::now();
+        let mut records = Vec::with_capacity(items.len());
+        for item in items {
+            let at = format!("{pk} {}", string(&item, "sk").unwrap_or_default());
+            if let Some(found) =
+                decode(item, now).map_err(|problem| StoreError::Corrupt { at, problem })?
+            {
+                records.push(found);
+            }
+        }
+        Ok(records)
+    }
+}
+
+struct DynamoFields(Item);
+
+impl Fields for DynamoFields {
+    type Error = serde_dynamo::Error;
+    fn decode<T: DeserializeOwned>(self) -> Result<T, Self::Error> {
+        serde_dynamo::from_item(self.0)
+    }
+}
+
+fn corrupt(key: &Key, problem: String) -> StoreError {
+    StoreError::Corrupt {
+        at: key.to_string(),
+        problem,
+    }
+}
+
+/// The live record in `item`, or `None` when it has expired.
+fn decode(item: Item, now: Timestamp) -> Result<Option<Versioned<Record>>, String> {
+    let expires_at = match item.get("expires_at") {
+        Some(AttributeValue::N(n)) => {
+            Some(n.parse::<i64>().map_err(|e| format!("expires_at: {e}"))?)
+        }
+        _ => None,
+    };
+    if !is_live(expires_at, now) {
+        return Ok(None);
+    }
+    let kind = string(&item, "kind").ok_or("no kind")?.to_owned();
+    let version = match item.get("version") {
+        Some(AttributeValue::N(n)) => Version(n.parse().map_err(|e| format!("version: {e}"))?),
+        _ => return Err("no version".into()),
+    };
+    let record = Record::decode(&kind, DynamoFields(item))?;
+    Ok(Some(Versioned { record, version }))
+}
+
+fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn number(n: impl ToString) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+fn conditional_check_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    code(err) == Some("ConditionalCheckFailedException")
+}
+
+/// A write the service refused for size is reported as such, whatever the
+/// client-side estimate said.
+fn write_failure<E, R>(err: SdkError<E, R>, key: Key) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let too_large = code(&err) == Some("ValidationException")
+        && err
+            .as_service_error()
+            .and_then(|e| e.message())
+            .is_some_and(|m| m.contains("size"));
+    if too_large {
+        return StoreError::TooLarge { key, size: 0 };
+    }
+    failure(err)
+}
+
+pub(crate) fn failure<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let kind = fault(&err);
+    tracing::warn!(error = %DisplayErrorContext(&err), "DynamoDB call failed");
+    match kind {
+        Fault::Throttled => StoreError::Throttled(err.into()),
+        Fault::Unavailable => StoreError::Unavailable(err.into()),
+        Fault::Rejected => StoreError::Other(err.into()),
+    }
+}

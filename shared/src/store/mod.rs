@@ -1,0 +1,509 @@
+//! The state port: what Ferry remembers, in domain terms, and where.
+//!
+//! One table, `pk`/`sk` strings, TTL attribute `expires_at` (DESIGN.md,
+//! "State"). [`Key`] and [`Collection`] are the only places that know the
+//! layout; adapters only move items.
+
+mod dynamo;
+mod embedded;
+mod size;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::{
+    Cursor, Delivery, DeliveryId, Installation, InstallationId, PolledRef, PrNumber, PullRequest,
+    RefName, Release, RepoName, Repository, Run, Sha, Tag, Timestamp, UnitName,
+};
+
+pub use dynamo::DynamoStore;
+pub use embedded::EmbeddedStore;
+pub use size::{ITEM_SIZE_LIMIT, item_size};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where one item lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    Installation(InstallationId),
+    Repository(RepoName),
+    Ref(RepoName, RefName),
+    PullRequest(RepoName, PrNumber),
+    Release(RepoName, Tag),
+    Run(RepoName, UnitName, Sha),
+    Delivery(DeliveryId),
+    Cursor(String),
+}
+
+impl Key {
+    pub fn pk(&self) -> String {
+        match self {
+            Key::Installation(id) => format!("INST#{id}"),
+            Key::Repository(repo)
+            | Key::Ref(repo, _)
+            | Key::PullRequest(repo, _)
+            | Key::Release(repo, _)
+            | Key::Run(repo, _, _) => repo_pk(repo),
+            Key::Delivery(id) => format!("DELIVERY#{id}"),
+            Key::Cursor(name) => format!("CURSOR#{name}"),
+        }
+    }
+
+    pub fn sk(&self) -> String {
+        match self {
+            Key::Installation(_) | Key::Repository(_) | Key::Delivery(_) | Key::Cursor(_) => {
+                "META".to_owned()
+            }
+            Key::Ref(_, name) => format!("REF#{name}"),
+            Key::PullRequest(_, number) => format!("PR#{number}"),
+            Key::Release(_, tag) => format!("REL#{tag}"),
+            Key::Run(_, unit, sha) => format!("RUN#{unit}#{sha}"),
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.pk(), self.sk())
+    }
+}
+
+fn repo_pk(repo: &RepoName) -> String {
+    format!("REPO#{repo}")
+}
+
+/// The items of one partition whose sort key starts with one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Collection {
+    Refs(RepoName),
+    PullRequests(RepoName),
+    Releases(RepoName),
+    Runs(RepoName),
+    RunsOfUnit(RepoName, UnitName),
+}
+
+impl Collection {
+    pub fn pk(&self) -> String {
+        match self {
+            Collection::Refs(repo)
+            | Collection::PullRequests(repo)
+            | Collection::Releases(repo)
+            | Collection::Runs(repo)
+            | Collection::RunsOfUnit(repo, _) => repo_pk(repo),
+        }
+    }
+
+    pub fn sk_prefix(&self) -> String {
+        match self {
+            Collection::Refs(_) => "REF#".to_owned(),
+            Collection::PullRequests(_) => "PR#".to_owned(),
+            Collection::Releases(_) => "REL#".to_owned(),
+            Collection::Runs(_) => "RUN#".to_owned(),
+            Collection::RunsOfUnit(_, unit) => format!("RUN#{unit}#"),
+        }
+    }
+}
+
+/// Anything the store holds. Serialises as the inner record's fields alone;
+/// the kind is stored beside them and [`Record::decode`] reads it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Record {
+    Installation(Installation),
+    Repository(Repository),
+    Ref(PolledRef),
+    PullRequest(PullRequest),
+    Release(Release),
+    Run(Run),
+    Delivery(Delivery),
+    Cursor(Cursor),
+}
+
+/// Something that can deserialize one record's fields in some format.
+pub trait Fields {
+    type Error: fmt::Display;
+    fn decode<T: DeserializeOwned>(self) -> Result<T, Self::Error>;
+}
+
+impl Record {
+    pub fn key(&self) -> Key {
+        match self {
+            Record::Installation(i) => Key::Installation(i.id),
+            Record::Repository(r) => Key::Repository(r.name.clone()),
+            Record::Ref(r) => Key::Ref(r.repo.clone(), r.name.clone()),
+            Record::PullRequest(p) => Key::PullRequest(p.repo.clone(), p.number),
+            Record::Release(r) => Key::Release(r.repo.clone(), r.tag.clone()),
+            Record::Run(r) => Key::Run(r.repo.clone(), r.unit.clone(), r.sha.clone()),
+            Record::Delivery(d) => Key::Delivery(d.id.clone()),
+            Record::Cursor(c) => Key::Cursor(c.name.clone()),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::Installation(_) => "installation",
+            Record::Repository(_) => "repository",
+            Record::Ref(_) => "ref",
+            Record::PullRequest(_) => "pull_request",
+            Record::Release(_) => "release",
+            Record::Run(_) => "run",
+            Record::Delivery(_) => "delivery",
+            Record::Cursor(_) => "cursor",
+        }
+    }
+
+    /// When the store may forget this record (DynamoDB TTL).
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        match self {
+            Record::Delivery(d) => Some(d.expires_at()),
+            _ => None,
+        }
+    }
+
+    pub fn decode<F: Fields>(kind: &str, fields: F) -> Result<Record, String> {
+        let err = |e: F::Error| format!("{kind}: {e}");
+        Ok(match kind {
+            "installation" => Record::Installation(fields.decode().map_err(err)?),
+            "repository" => Record::Repository(fields.decode().map_err(err)?),
+            "ref" => Record::Ref(fields.decode().map_err(err)?),
+            "pull_request" => Record::PullRequest(fields.decode().map_err(err)?),
+            "release" => Record::Release(fields.decode().map_err(err)?),
+            "run" => Record::Run(fields.decode().map_err(err)?),
+            "delivery" => Record::Delivery(fields.decode().map_err(err)?),
+            "cursor" => Record::Cursor(fields.decode().map_err(err)?),
+            other => return Err(format!("unknown kind {other:?}")),
+        })
+    }
+}
+
+/// A record type that can be read back out of a [`Record`].
+pub trait Entity: Into<Record> + Sized {
+    fn from_record(record: Record) -> Option<Self>;
+}
+
+macro_rules! entity {
+    ($($variant:ident($ty:ty)),* $(,)?) => {$(
+        impl From<$ty> for Record {
+            fn from(value: $ty) -> Record {
+                Record::$variant(value)
+            }
+        }
+        impl Entity for $ty {
+            fn from_record(record: Record) -> Option<Self> {
+                match record {
+                    Record::$variant(value) => Some(value),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+entity!(
+    Installation(Installation),
+    Repository(Repository),
+    Ref(PolledRef),
+    PullRequest(PullRequest),
+    Release(Release),
+    Run(Run),
+    Delivery(Delivery),
+    Cursor(Cursor),
+);
+
+/// The optimistic-lock version of an item: 1 when created, +1 per update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(pub u64);
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A record as stored, with the version an update must name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    pub record: T,
+    pub version: Version,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{key} already exists")]
+    AlreadyExists { key: Key },
+    #[error("{key} changed since version {expected}")]
+    StaleVersion { key: Key, expected: Version },
+    #[error("{key} does not exist")]
+    NotFound { key: Key },
+    #[error("{key} would be {size} bytes, over the {ITEM_SIZE_LIMIT}-byte item limit")]
+    TooLarge { key: Key, size: usize },
+    #[error("{at} holds data Ferry cannot read: {problem}")]
+    Corrupt { at: String, problem: String },
+    #[error("the state store is throttling requests, still after retries")]
+    Throttled(#[source] BoxError),
+    #[error("the state store could not be reached")]
+    Unavailable(#[source] BoxError),
+    #[error("the state store failed")]
+    Other(#[source] BoxError),
+}
+
+impl StoreError {
+    /// Worth trying again later: the request itself was fine.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Throttled(_) | StoreError::Unavailable(_))
+    }
+}
+
+/// The state port. Every adapter passes the contract suite in `tests/`.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Writes `record` at version 1 unless a live item holds its key.
+    async fn create(&self, record: &Record) -> Result<Version, StoreError>;
+
+    /// The live item at `key`: an expired one is absent even before it is deleted.
+    async fn get(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError>;
+
+    /// Replaces the item if it is still at `expected`; returns the new version.
+    async fn update(&self, record: &Record, expected: Version) -> Result<Version, StoreError>;
+
+    /// Removes the item; removing nothing is not an error.
+    async fn delete(&self, key: &Key) -> Result<(), StoreError>;
+
+    /// The live items of `collection`, in sort-key order.
+    async fn query(&self, collection: &Collection) -> Result<Vec<Versioned<Record>>, StoreError>;
+}
+
+impl dyn StateStore + '_ {
+    /// [`StateStore::get`], typed: a record of another kind at `key` is corrupt.
+    pub async fn load<T: Entity>(&self, key: &Key) -> Result<Option<Versioned<T>>, StoreError> {
+        let Some(found) = self.get(key).await? else {
+            return Ok(None);
+        };
+        let kind = found.record.kind();
+        match T::from_record(found.record) {
+            Some(record) => Ok(Some(Versioned {
+                record,
+                version: found.version,
+            })),
+            None => Err(StoreError::Corrupt {
+                at: key.to_string(),
+                problem: format!("holds a {kind}"),
+            }),
+        }
+    }
+}
+
+/// Attribute names the layout owns; no record field may use them.
+#[cfg(test)]
+pub(crate) const RESERVED: [&str; 5] = ["pk", "sk", "kind", "version", "expires_at"];
+
+/// The record's fields plus the layout's attributes, as JSON: the one shape
+/// both adapters measure against the item size limit.
+pub(crate) fn checked_fields(
+    record: &Record,
+    key: &Key,
+    version: Version,
+) -> Result<serde_json::Value, StoreError> {
+    let mut fields = serde_json::to_value(record).map_err(|e| StoreError::Other(e.into()))?;
+    let map = fields.as_object_mut().ok_or_else(|| StoreError::Corrupt {
+        at: key.to_string(),
+        problem: "a record must serialise as a map".into(),
+    })?;
+    map.insert("pk".into(), key.pk().into());
+    map.insert("sk".into(), key.sk().into());
+    map.insert("kind".into(), record.kind().into());
+    map.insert("version".into(), version.0.into());
+    if let Some(expires) = record.expires_at() {
+        map.insert("expires_at".into(), expires.unix().into());
+    }
+    let size = item_size(map);
+    if size > ITEM_SIZE_LIMIT {
+        return Err(StoreError::TooLarge {
+            key: key.clone(),
+            size,
+        });
+    }
+    Ok(fields)
+}
+
+pub(crate) fn is_live(expires_at: Option<i64>, now: Timestamp) -> bool {
+    expires_at.is_none_or(|at| at > now.unix())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> RepoName {
+        RepoName::parse("acme/api").unwrap()
+    }
+
+    #[test]
+    fn keys_follow_the_single_table_layout() {
+        let sha = Sha::parse("a".repeat(40)).unwrap();
+        let unit = UnitName::parse("api").unwrap();
+        let cases = [
+            (Key::Installation(InstallationId::new(7)), "INST#7", "META"),
+            (Key::Repository(repo()), "REPO#acme/api", "META"),
+            (
+                Key::Ref(repo(), RefName::parse("refs/heads/main").unwrap()),
+                "REPO#acme/api",
+                "REF#refs/heads/main",
+            ),
+            (
+                Key::PullRequest(repo(), PrNumber::new(12)),
+                "REPO#acme/api",
+                "PR#12",
+            ),
+            (
+                Key::Release(repo(), Tag::parse("v1.0").unwrap()),
+                "REPO#acme/api",
+                "REL#v1.0",
+            ),
+            (
+                Key::Delivery(DeliveryId::parse("abc-1").unwrap()),
+                "DELIVERY#abc-1",
+                "META",
+            ),
+            (
+                Key::Cursor("deliveries".into()),
+                "CURSOR#deliveries",
+                "META",
+            ),
+        ];
+        for (key, pk, sk) in cases {
+            assert_eq!((key.pk().as_str(), key.sk().as_str()), (pk, sk));
+        }
+        let run = Key::Run(repo(), unit.clone(), sha.clone());
+        assert_eq!(run.sk(), format!("RUN#api#{sha}"));
+        assert!(
+            run.sk()
+                .starts_with(&Collection::RunsOfUnit(repo(), unit).sk_prefix())
+        );
+    }
+
+    #[test]
+    fn collections_match_only_their_keys() {
+        let pr = Key::PullRequest(repo(), PrNumber::new(1));
+        assert!(
+            pr.sk()
+                .starts_with(&Collection::PullRequests(repo()).sk_prefix())
+        );
+        assert!(
+            !pr.sk()
+                .starts_with(&Collection::Releases(repo()).sk_prefix())
+        );
+        assert!(!pr.sk().starts_with(&Collection::Refs(repo()).sk_prefix()));
+    }
+
+    #[test]
+    fn records_never_use_a_layout_attribute_name() {
+        for record in crate::store::samples::all() {
+            let fields = serde_json::to_value(&record).unwrap();
+            for name in RESERVED {
+                assert!(fields.get(name).is_none(), "{} uses {name}", record.kind());
+            }
+            let decoded = Record::decode(record.kind(), JsonFields(fields)).unwrap();
+            assert_eq!(decoded, record);
+        }
+    }
+
+    struct JsonFields(serde_json::Value);
+    impl Fields for JsonFields {
+        type Error = serde_json::Error;
+        fn decode<T: DeserializeOwned>(self) -> Result<T, Self::Error> {
+            serde_json::from_value(self.0)
+        }
+    }
+
+    #[test]
+    fn only_deliveries_expire() {
+        for record in crate::store::samples::all() {
+            assert_eq!(record.expires_at().is_some(), record.kind() == "delivery");
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod samples {
+    use super::*;
+    use crate::domain::*;
+
+    /// One record of every kind.
+    pub fn all() -> Vec<Record> {
+        let repo = RepoName::parse("acme/api").unwrap();
+        let sha = Sha::parse("b".repeat(40)).unwrap();
+        vec![
+            Installation {
+                id: InstallationId::new(1),
+                account: "acme".into(),
+                suspended: false,
+                repository_selection: "all".into(),
+            }
+            .into(),
+            Repository {
+                name: repo.clone(),
+                mode: RepoMode::App,
+                installation: Some(InstallationId::new(1)),
+                hook_id: None,
+                last_event_at: None,
+                last_error: None,
+            }
+            .into(),
+            PolledRef {
+                repo: repo.clone(),
+                name: RefName::parse("main").unwrap(),
+                sha: Some(sha.clone()),
+                etag: Some("W/\"x\"".into()),
+                token_epoch: 2,
+                next_poll_at: Timestamp::from_unix(5),
+                endpoint: None,
+            }
+            .into(),
+            PullRequest {
+                repo: repo.clone(),
+                number: PrNumber::new(3),
+                head_sha: sha.clone(),
+                state: PrState::Open,
+                approved_sha: None,
+                approved_by: None,
+                preview_namespace: None,
+            }
+            .into(),
+            Release {
+                repo: repo.clone(),
+                tag: Tag::parse("v1").unwrap(),
+                prerelease: true,
+                recorded_at: Timestamp::from_unix(9),
+            }
+            .into(),
+            Run {
+                repo,
+                unit: UnitName::parse("api").unwrap(),
+                sha,
+                namespace: "ci".into(),
+                name: "api-x".into(),
+                status: RunStatus::Pending,
+                reported: None,
+            }
+            .into(),
+            Delivery {
+                id: DeliveryId::parse("d-1").unwrap(),
+                event: "push".into(),
+                received_at: Timestamp::from_unix(100),
+                outcome: Outcome::Received,
+                attempts: 0,
+                reason: None,
+            }
+            .into(),
+            Cursor {
+                name: "deliveries".into(),
+                position: "42".into(),
+            }
+            .into(),
+        ]
+    }
+}

@@ -1,0 +1,80 @@
+//! Record builders: a valid record of each kind in one call, varied by name.
+
+use ferry::domain::{
+    Delivery, DeliveryId, Installation, InstallationId, Outcome, PrNumber, PrState, PullRequest,
+    RefName, Release, RepoName, Sha, Tag, Timestamp,
+};
+use ferry::domain::{PolledRef, RepoMode, Repository};
+
+pub fn repo(full_name: &str) -> RepoName {
+    RepoName::parse(full_name).expect("a valid repository name")
+}
+
+/// A SHA made of one repeated hex digit.
+pub fn sha(digit: char) -> Sha {
+    Sha::parse(digit.to_string().repeat(40)).expect("a valid sha")
+}
+
+pub fn installation(id: u64) -> Installation {
+    Installation {
+        id: InstallationId::new(id),
+        account: format!("account-{id}"),
+        suspended: false,
+        repository_selection: "selected".into(),
+    }
+}
+
+pub fn repository(full_name: &str) -> Repository {
+    Repository {
+        name: repo(full_name),
+        mode: RepoMode::App,
+        installation: Some(InstallationId::new(1)),
+        hook_id: None,
+        last_event_at: None,
+        last_error: None,
+    }
+}
+
+pub fn pull_request(full_name: &str, number: u64) -> PullRequest {
+    PullRequest {
+        repo: repo(full_name),
+        number: PrNumber::new(number),
+        head_sha: sha('a'),
+        state: PrState::Open,
+        approved_sha: None,
+        approved_by: None,
+        preview_namespace: None,
+    }
+}
+
+pub fn release(full_name: &str, tag: &str) -> Release {
+    Release {
+        repo: repo(full_name),
+        tag: Tag::parse(tag).expect("a valid tag"),
+        prerelease: false,
+        recorded_at: Timestamp::now(),
+    }
+}
+
+pub fn polled_ref(full_name: &str, name: &str) -> PolledRef {
+    PolledRef {
+        repo: repo(full_name),
+        name: RefName::parse(name).expect("a valid ref"),
+        sha: None,
+        etag: None,
+        token_epoch: 0,
+        next_poll_at: Timestamp::now(),
+        endpoint: None,
+    }
+}
+
+pub fn delivery(id: &str, received_at: Timestamp) -> Delivery {
+    Delivery {
+        id: DeliveryId::parse(id).expect("a valid delivery id"),
+        event: "push".into(),
+        received_at,
+        outcome: Outcome::Received,
+        attempts: 0,
+        reason: None,
+    }
+}
