@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::config::Config;
-use crate::secrets::{EmbeddedSecrets, SecretStore, SecretsManagerStore};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::{Config, WebhookSecrets};
+use crate::domain::signature::WebhookSecret;
+use crate::secrets::{EmbeddedSecrets, SecretError, SecretName, SecretStore, SecretsManagerStore};
 use crate::store::{DynamoStore, EmbeddedStore, StateStore};
 
 #[derive(Clone)]
@@ -12,6 +15,8 @@ pub struct Context {
     pub config: Arc<Config>,
     pub state: Arc<dyn StateStore>,
     pub secrets: Arc<dyn SecretStore>,
+    /// Read once at start; every one of them is accepted (rotation).
+    pub webhook_secrets: Arc<[WebhookSecret]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -23,15 +28,17 @@ pub enum StartError {
     },
     #[error("cannot open the embedded state store")]
     State(#[from] crate::store::StoreError),
-    #[error("cannot open the embedded secret store")]
-    Secrets(#[from] crate::secrets::SecretError),
+    #[error("cannot read the secret store")]
+    Secrets(#[from] SecretError),
 }
 
 impl Context {
     /// AWS adapters where `FERRY_TABLE` / `FERRY_SECRET_PREFIX` say so,
     /// embedded ones under the data dir otherwise.
     pub async fn connect(config: Config) -> Result<Self, StartError> {
-        let needs_aws = config.table.is_some() || config.secret_prefix.is_some();
+        let needs_aws = config.table.is_some()
+            || config.secret_prefix.is_some()
+            || matches!(config.webhook_secrets, WebhookSecrets::SecretId(_));
         let sdk = if needs_aws {
             Some(crate::aws::sdk_config().await)
         } else {
@@ -59,10 +66,102 @@ impl Context {
                 &config.data_dir.join("secrets.json"),
             )?),
         };
+        let webhook_secrets = webhook_secrets(&config, sdk.as_ref(), secrets.as_ref()).await?;
         Ok(Self {
             config: Arc::new(config),
             state,
             secrets,
+            webhook_secrets,
         })
+    }
+}
+
+/// The webhook secrets, from the first place that has them:
+/// `FERRY_WEBHOOK_SECRET`, the secret `FERRY_WEBHOOK_SECRET_ID`, the secret
+/// store's `webhook-secret`. With an embedded secret store and none of
+/// these, one is generated and kept there, so `ferry serve` and `ferry
+/// replay` agree on it from the first run.
+async fn webhook_secrets(
+    config: &Config,
+    sdk: Option<&aws_config::SdkConfig>,
+    store: &dyn SecretStore,
+) -> Result<Arc<[WebhookSecret]>, SecretError> {
+    let list = |value: &SecretString| -> Arc<[WebhookSecret]> {
+        value
+            .expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| WebhookSecret::new(SecretString::from(s.to_owned())))
+            .collect()
+    };
+    match &config.webhook_secrets {
+        WebhookSecrets::Inline(secrets) => {
+            return Ok(secrets.iter().cloned().map(WebhookSecret::new).collect());
+        }
+        WebhookSecrets::SecretId(id) => {
+            let sdk = sdk.expect("an SDK configuration is loaded when a secret id is set");
+            let client = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(sdk), "");
+            return Ok(list(&client.get_by_id(id).await?));
+        }
+        WebhookSecrets::Unset => {}
+    }
+    let name = SecretName::webhook_secret();
+    if let Some(stored) = store.get(&name).await? {
+        return Ok(list(&stored));
+    }
+    if config.secret_prefix.is_some() {
+        tracing::error!("no webhook secret is configured: every delivery will be refused with 401");
+        return Ok(Arc::from([]));
+    }
+    let generated = WebhookSecret::generate();
+    store
+        .put(&name, &SecretString::from(generated.expose().to_owned()))
+        .await?;
+    tracing::info!(
+        file = %config.data_dir.join("secrets.json").display(),
+        "generated a webhook secret for local use"
+    );
+    Ok(Arc::from([generated]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_local_start_generates_one_webhook_secret_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().to_str().unwrap().to_owned();
+        let config = || {
+            Config::from_lookup(|name| (name == "FERRY_DATA_DIR").then(|| data_dir.clone()))
+                .unwrap()
+        };
+        let first = Context::connect(config()).await.unwrap();
+        let again = Context::connect(config()).await.unwrap();
+        assert_eq!(first.webhook_secrets.len(), 1);
+        assert_eq!(
+            first.webhook_secrets[0].expose(),
+            again.webhook_secrets[0].expose()
+        );
+    }
+
+    #[tokio::test]
+    async fn configured_secrets_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().to_str().unwrap().to_owned();
+        let config = Config::from_lookup(|name| match name {
+            "FERRY_DATA_DIR" => Some(data_dir.clone()),
+            "FERRY_WEBHOOK_SECRET" => Some("a,b".into()),
+            _ => None,
+        })
+        .unwrap();
+        let context = Context::connect(config).await.unwrap();
+        let secrets: Vec<&str> = context
+            .webhook_secrets
+            .iter()
+            .map(WebhookSecret::expose)
+            .collect();
+        assert_eq!(secrets, ["a", "b"]);
     }
 }

@@ -8,10 +8,12 @@ pub mod aws;
 pub mod config;
 pub mod context;
 pub mod domain;
+pub mod forge;
 pub mod http;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
+pub mod usecase;
 
 pub use config::Config;
 pub use context::Context;

@@ -76,5 +76,6 @@ pub fn delivery(id: &str, received_at: Timestamp) -> Delivery {
         outcome: Outcome::Received,
         attempts: 0,
         reason: None,
+        git_event: None,
     }
 }

@@ -3,4 +3,6 @@
 
 pub mod builders;
 pub mod emulator;
+pub mod events;
 pub mod throttle;
+pub mod webhook;

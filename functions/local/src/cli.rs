@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use crate::replay;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ferry",
@@ -33,11 +35,17 @@ enum Command {
     Reconcile,
     /// Sign a sample event with the configured webhook secret and send it to a running server.
     Replay {
-        /// An API Gateway event or a raw GitHub payload (from `events/`).
+        /// A raw GitHub payload or a Lambda HTTP event, e.g. from `events/`.
         file: std::path::PathBuf,
         /// Where `ferry serve` listens.
         #[arg(long, default_value = "http://127.0.0.1:3000/webhook")]
         url: String,
+        /// The event name, when the file does not say (default: from the file name).
+        #[arg(long)]
+        event: Option<String>,
+        /// The delivery id to send (default: a fresh one, so it is never a duplicate).
+        #[arg(long)]
+        delivery: Option<String>,
     },
 }
 
@@ -47,7 +55,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Poll => anyhow::bail!("`ferry poll` is not implemented yet (issue #6)"),
         Command::Rotate => anyhow::bail!("`ferry rotate` is not implemented yet (issue #4)"),
         Command::Reconcile => anyhow::bail!("`ferry reconcile` is not implemented yet (issue #7)"),
-        Command::Replay { .. } => anyhow::bail!("`ferry replay` is not implemented yet (issue #3)"),
+        Command::Replay {
+            file,
+            url,
+            event,
+            delivery,
+        } => {
+            replay::replay(replay::Replay {
+                file: &file,
+                url: &url,
+                event: event.as_deref(),
+                delivery: delivery.as_deref(),
+            })
+            .await
+        }
     }
 }
 

@@ -4,5 +4,5 @@
 async fn main() -> Result<(), lambda_http::Error> {
     ferry::telemetry::init();
     let context = ferry::Context::connect(ferry::Config::from_env()?).await?;
-    lambda_http::run(ferry::http::router(context)).await
+    lambda_http::run(ferry::http::lambda_service(ferry::http::router(context))).await
 }

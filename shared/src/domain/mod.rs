@@ -1,7 +1,10 @@
 //! Sans-IO types: identifiers, the records Ferry keeps, time.
 
+pub mod event;
 pub mod ids;
 pub mod records;
+pub mod route;
+pub mod signature;
 pub mod time;
 
 pub use ids::{

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::event::GitEvent;
 use super::{
     DeliveryId, InstallationId, PrNumber, RefName, RepoName, Sha, Tag, Timestamp, UnitName,
 };
@@ -129,6 +130,8 @@ pub enum Outcome {
     Ignored,
     Deferred,
     Failed,
+    /// Refused before anything was recorded (bad signature or request): only ever a reply.
+    Rejected,
 }
 
 /// One webhook delivery, keyed by `X-GitHub-Delivery`.
@@ -142,6 +145,9 @@ pub struct Delivery {
     pub attempts: u32,
     #[serde(default)]
     pub reason: Option<String>,
+    /// The parsed event, kept so the reconciler can act on it again.
+    #[serde(default)]
+    pub git_event: Option<Box<GitEvent>>,
 }
 
 impl Delivery {

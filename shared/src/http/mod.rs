@@ -3,14 +3,25 @@
 //! requests into use-case calls and results into responses, nothing more.
 
 mod health;
+mod lambda;
+mod webhook;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 
 use crate::Context;
+
+pub use lambda::service as lambda_service;
+pub use webhook::MAX_BODY;
 
 pub fn router(context: Context) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
+        // The handler enforces the limit itself, Content-Length first.
+        .route(
+            "/webhook",
+            post(webhook::webhook).layer(DefaultBodyLimit::disable()),
+        )
         .with_state(context)
 }

@@ -20,6 +20,24 @@ impl SecretsManagerStore {
         Self { client, prefix }
     }
 
+    /// A secret named by full id or ARN, outside the prefix (`…_SECRET_ID`).
+    pub async fn get_by_id(&self, id: &str) -> Result<SecretString, SecretError> {
+        let name = SecretName::parse(id.rsplit(':').next().unwrap_or(id))
+            .unwrap_or_else(|_| SecretName::webhook_secret());
+        match self.client.get_secret_value().secret_id(id).send().await {
+            Ok(output) => {
+                output
+                    .secret_string
+                    .map(SecretString::from)
+                    .ok_or_else(|| SecretError::Failed {
+                        name,
+                        problem: "holds binary data, not text".into(),
+                    })
+            }
+            Err(e) => Err(failure(e, &name)),
+        }
+    }
+
     fn id(&self, name: &SecretName) -> String {
         format!("{}/{name}", self.prefix)
     }

@@ -277,6 +277,37 @@ pub trait StateStore: Send + Sync {
 }
 
 impl dyn StateStore + '_ {
+    /// Creates `fresh`, or replaces what is at its key with `merge(current)`:
+    /// for events that carry the whole truth about a record. Retries lost
+    /// races a few times, since each retry reads the newer version.
+    pub async fn save<T: Entity + Clone>(
+        &self,
+        fresh: T,
+        merge: impl Fn(T) -> T,
+    ) -> Result<Version, StoreError> {
+        let fresh: Record = fresh.into();
+        let key = fresh.key();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let written = match self.load::<T>(&key).await? {
+                None => self.create(&fresh).await,
+                Some(current) => {
+                    self.update(&merge(current.record).into(), current.version)
+                        .await
+                }
+            };
+            match written {
+                Err(
+                    StoreError::AlreadyExists { .. }
+                    | StoreError::StaleVersion { .. }
+                    | StoreError::NotFound { .. },
+                ) if attempts < 5 => {}
+                other => return other,
+            }
+        }
+    }
+
     /// [`StateStore::get`], typed: a record of another kind at `key` is corrupt.
     pub async fn load<T: Entity>(&self, key: &Key) -> Result<Option<Versioned<T>>, StoreError> {
         let Some(found) = self.get(key).await? else {
@@ -497,6 +528,15 @@ pub(crate) mod samples {
                 outcome: Outcome::Received,
                 attempts: 0,
                 reason: None,
+                git_event: Some(Box::new(crate::domain::event::GitEvent {
+                    name: "ping".into(),
+                    action: None,
+                    installation: None,
+                    repo: None,
+                    clone_url: None,
+                    sender: Some("octocat".into()),
+                    detail: crate::domain::event::Detail::Ping,
+                })),
             }
             .into(),
             Cursor {

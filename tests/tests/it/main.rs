@@ -1,5 +1,9 @@
 //! All workspace integration tests, one binary (one link of the AWS SDK).
 
 mod config_readme;
+mod octokit_examples;
+mod samples;
 mod secrets_contract;
+mod signature_fuzz;
 mod state_contract;
+mod webhook;

@@ -1,0 +1,183 @@
+//! `GitEvent`: what Ferry keeps of a delivery. Parsed once at the edge from
+//! the host's payload, compact enough for one DynamoDB item, and enough to
+//! act on again later (the reconciler retries from it).
+
+use serde::{Deserialize, Serialize};
+
+use super::{InstallationId, PrNumber, RefName, RepoName, Sha, Tag};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitEvent {
+    /// The event name, e.g. `push` (GitHub's `X-GitHub-Event`).
+    pub name: String,
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub installation: Option<InstallationId>,
+    #[serde(default)]
+    pub repo: Option<RepoName>,
+    #[serde(default)]
+    pub clone_url: Option<String>,
+    #[serde(default)]
+    pub sender: Option<String>,
+    pub detail: Detail,
+}
+
+/// What each kind of event carries that Ferry acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detail {
+    Ping,
+    Installation(InstallationDetail),
+    InstallationRepositories(RepositoriesDetail),
+    Push(Push),
+    PullRequest(PullRequestDetail),
+    Release(ReleaseDetail),
+    Comment(CommentDetail),
+    /// A check suite or run a user asked to run again.
+    Rerequested {
+        head_sha: Sha,
+    },
+    /// An event Ferry does not act on.
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallationDetail {
+    pub account: String,
+    pub repository_selection: String,
+    pub suspended: bool,
+    pub repositories: Vec<RepoName>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoriesDetail {
+    pub account: String,
+    pub repository_selection: String,
+    pub added: Vec<RepoName>,
+    pub removed: Vec<RepoName>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Push {
+    #[serde(rename = "ref")]
+    pub git_ref: RefName,
+    pub before: Sha,
+    pub after: Sha,
+    pub deleted: bool,
+    pub forced: bool,
+    /// Every path the pushed commits added, modified or removed, sorted.
+    pub changed_paths: Vec<String>,
+    /// The list was too long to keep: path filters treat every path as changed.
+    pub paths_truncated: bool,
+}
+
+impl Push {
+    /// Past this many bytes of paths the list is dropped, keeping the
+    /// delivery well inside DynamoDB's 400 KB item.
+    pub const MAX_PATH_BYTES: usize = 256 * 1024;
+
+    pub fn branch(&self) -> Option<&str> {
+        self.git_ref.as_str().strip_prefix("refs/heads/")
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        self.git_ref.as_str().strip_prefix("refs/tags/")
+    }
+
+    /// Forgets the paths, marking the push as touching everything.
+    pub fn truncate_paths(&mut self) {
+        self.changed_paths = Vec::new();
+        self.paths_truncated = true;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequestDetail {
+    pub number: PrNumber,
+    pub head_sha: Sha,
+    pub head_ref: String,
+    pub base_ref: String,
+    pub author: String,
+    /// OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, … as GitHub says.
+    pub author_association: String,
+    pub draft: bool,
+    pub merged: bool,
+    pub from_fork: bool,
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseDetail {
+    pub tag: Tag,
+    pub prerelease: bool,
+    pub draft: bool,
+    pub target_commitish: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentDetail {
+    pub number: PrNumber,
+    pub on_pull_request: bool,
+    pub author: String,
+    pub author_association: String,
+    /// The command the comment gives, if any; the text itself is not kept.
+    pub command: Option<Command>,
+}
+
+/// Commands a trusted user can give in a pull request comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// `/retest`: run again the units that failed on the head SHA.
+    Retest,
+    /// `/ok-to-test`: approve an outside contributor's head SHA.
+    OkToTest,
+}
+
+impl Command {
+    /// The first line of `body` that is exactly a command.
+    pub fn find(body: &str) -> Option<Command> {
+        body.lines().find_map(|line| match line.trim() {
+            "/retest" => Some(Command::Retest),
+            "/ok-to-test" => Some(Command::OkToTest),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_stand_on_a_line_of_their_own() {
+        assert_eq!(Command::find("/retest"), Some(Command::Retest));
+        assert_eq!(
+            Command::find("looks good\r\n  /ok-to-test  \n"),
+            Some(Command::OkToTest)
+        );
+        assert_eq!(Command::find("please /retest this"), None);
+        assert_eq!(Command::find("/retesting"), None);
+        assert_eq!(Command::find(""), None);
+    }
+
+    #[test]
+    fn pushes_name_their_branch_or_tag() {
+        let sha = Sha::parse("a".repeat(40)).unwrap();
+        let mut push = Push {
+            git_ref: RefName::parse("refs/heads/release/1.x").unwrap(),
+            before: sha.clone(),
+            after: sha,
+            deleted: false,
+            forced: false,
+            changed_paths: vec!["a".into()],
+            paths_truncated: false,
+        };
+        assert_eq!((push.branch(), push.tag()), (Some("release/1.x"), None));
+        push.git_ref = RefName::parse("refs/tags/v1").unwrap();
+        assert_eq!((push.branch(), push.tag()), (None, Some("v1")));
+        push.truncate_paths();
+        assert!(push.paths_truncated && push.changed_paths.is_empty());
+    }
+}

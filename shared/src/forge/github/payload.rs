@@ -1,0 +1,513 @@
+//! GitHub webhook payloads into `GitEvent`s.
+//!
+//! Our own structs, reading only the fields Ferry uses in one pass over the
+//! body, rather than octocrab's webhook models: those build the whole payload
+//! (a 25 KB push is hundreds of fields) and reject deliveries whose shape
+//! drifts from the model. Serde skips what is not named here.
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use crate::domain::event::{
+    Command, CommentDetail, Detail, GitEvent, InstallationDetail, PullRequestDetail, Push,
+    ReleaseDetail, RepositoriesDetail,
+};
+use crate::domain::{InstallationId, InvalidId, PrNumber, RefName, RepoName, Sha, Tag};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("the body is not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("not a valid {event} payload: {problem}")]
+    Shape { event: String, problem: String },
+}
+
+/// The events Ferry reads in full; any other is only checked to be JSON.
+pub const HANDLED: [&str; 9] = [
+    "ping",
+    "installation",
+    "installation_repositories",
+    "push",
+    "pull_request",
+    "release",
+    "issue_comment",
+    "check_suite",
+    "check_run",
+];
+
+/// Parses the body of a delivery of event `name`.
+pub fn parse(name: &str, body: &[u8]) -> Result<GitEvent, ParseError> {
+    if !HANDLED.contains(&name) {
+        return parse_other(name, body);
+    }
+    let payload: Payload = serde_json::from_slice(body).map_err(|e| classify(name, e))?;
+    payload
+        .into_event(name)
+        .map_err(|problem| ParseError::Shape {
+            event: name.to_owned(),
+            problem,
+        })
+}
+
+fn classify(name: &str, err: serde_json::Error) -> ParseError {
+    if err.is_syntax() || err.is_eof() {
+        ParseError::NotJson(err)
+    } else {
+        ParseError::Shape {
+            event: name.to_owned(),
+            problem: err.to_string(),
+        }
+    }
+}
+
+/// Events Ferry ignores: the envelope if it reads, and the JSON checked.
+fn parse_other(name: &str, body: &[u8]) -> Result<GitEvent, ParseError> {
+    let envelope = serde_json::from_slice::<Envelope>(body).ok();
+    if envelope.is_none() {
+        serde_json::from_slice::<IgnoredAny>(body).map_err(ParseError::NotJson)?;
+    }
+    let envelope = envelope.unwrap_or_default();
+    Ok(GitEvent {
+        name: name.to_owned(),
+        action: envelope.action,
+        installation: envelope.installation.map(|i| InstallationId::new(i.id)),
+        repo: envelope
+            .repository
+            .and_then(|r| RepoName::parse(r.full_name).ok()),
+        clone_url: None,
+        sender: envelope.sender.map(|s| s.login),
+        detail: Detail::Other,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Envelope {
+    action: Option<String>,
+    installation: Option<Id>,
+    repository: Option<RepoRef>,
+    sender: Option<Login>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Id {
+    id: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Login {
+    login: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RepoRef {
+    full_name: String,
+}
+
+/// Every field the handled events carry that Ferry reads.
+#[derive(Debug, Deserialize)]
+struct Payload {
+    action: Option<String>,
+    installation: Option<InstallationPayload>,
+    repository: Option<RepositoryPayload>,
+    sender: Option<Login>,
+    // push
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
+    deleted: Option<bool>,
+    forced: Option<bool>,
+    commits: Option<Vec<CommitPayload>>,
+    // pull_request
+    pull_request: Option<PullRequestPayload>,
+    // release
+    release: Option<ReleasePayload>,
+    // issue_comment
+    issue: Option<IssuePayload>,
+    comment: Option<CommentPayload>,
+    // check_suite, check_run
+    check_suite: Option<HeadSha>,
+    check_run: Option<HeadSha>,
+    // installation, installation_repositories
+    repositories: Option<Vec<RepoRef>>,
+    repositories_added: Option<Vec<RepoRef>>,
+    repositories_removed: Option<Vec<RepoRef>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InstallationPayload {
+    id: u64,
+    account: Option<Login>,
+    repository_selection: Option<String>,
+    suspended_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RepositoryPayload {
+    full_name: String,
+    clone_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CommitPayload {
+    #[serde(default)]
+    added: Vec<String>,
+    #[serde(default)]
+    modified: Vec<String>,
+    #[serde(default)]
+    removed: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PullRequestPayload {
+    number: u64,
+    head: Branch,
+    base: Branch,
+    user: Option<Login>,
+    author_association: Option<String>,
+    draft: Option<bool>,
+    merged: Option<bool>,
+    #[serde(default)]
+    labels: Vec<Label>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Branch {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    sha: String,
+    repo: Option<RepoRef>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Label {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReleasePayload {
+    tag_name: String,
+    prerelease: bool,
+    draft: bool,
+    target_commitish: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IssuePayload {
+    number: u64,
+    pull_request: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CommentPayload {
+    body: Option<String>,
+    user: Option<Login>,
+    author_association: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HeadSha {
+    head_sha: String,
+}
+
+fn id_problem(e: InvalidId) -> String {
+    e.to_string()
+}
+
+fn required<T>(value: Option<T>, field: &str) -> Result<T, String> {
+    value.ok_or_else(|| format!("missing {field}"))
+}
+
+fn repos(list: Option<Vec<RepoRef>>) -> Result<Vec<RepoName>, String> {
+    list.unwrap_or_default()
+        .into_iter()
+        .map(|r| RepoName::parse(r.full_name).map_err(id_problem))
+        .collect()
+}
+
+impl Payload {
+    fn into_event(mut self, name: &str) -> Result<GitEvent, String> {
+        let detail = self.detail(name)?;
+        let repository = self.repository.take();
+        let repo = repository
+            .as_ref()
+            .map(|r| RepoName::parse(r.full_name.clone()))
+            .transpose()
+            .map_err(id_problem)?;
+        Ok(GitEvent {
+            name: name.to_owned(),
+            action: self.action,
+            installation: self.installation.map(|i| InstallationId::new(i.id)),
+            repo,
+            clone_url: repository.and_then(|r| r.clone_url),
+            sender: self.sender.map(|s| s.login),
+            detail,
+        })
+    }
+
+    fn detail(&mut self, name: &str) -> Result<Detail, String> {
+        Ok(match name {
+            "ping" => Detail::Ping,
+            "installation" => {
+                let installation = required(self.installation.as_ref(), "installation")?;
+                Detail::Installation(InstallationDetail {
+                    account: account(installation),
+                    repository_selection: installation
+                        .repository_selection
+                        .clone()
+                        .unwrap_or_default(),
+                    suspended: installation.suspended_at.is_some(),
+                    repositories: repos(self.repositories.take())?,
+                })
+            }
+            "installation_repositories" => {
+                let installation = required(self.installation.as_ref(), "installation")?;
+                Detail::InstallationRepositories(RepositoriesDetail {
+                    account: account(installation),
+                    repository_selection: installation
+                        .repository_selection
+                        .clone()
+                        .unwrap_or_default(),
+                    added: repos(self.repositories_added.take())?,
+                    removed: repos(self.repositories_removed.take())?,
+                })
+            }
+            "push" => Detail::Push(self.push()?),
+            "pull_request" => Detail::PullRequest(self.pull_request()?),
+            "release" => {
+                let release = required(self.release.take(), "release")?;
+                Detail::Release(ReleaseDetail {
+                    tag: Tag::parse(release.tag_name).map_err(id_problem)?,
+                    prerelease: release.prerelease,
+                    draft: release.draft,
+                    target_commitish: release.target_commitish.unwrap_or_default(),
+                })
+            }
+            "issue_comment" => {
+                let issue = required(self.issue.take(), "issue")?;
+                let comment = required(self.comment.take(), "comment")?;
+                Detail::Comment(CommentDetail {
+                    number: PrNumber::new(issue.number),
+                    on_pull_request: issue.pull_request.is_some(),
+                    author: comment.user.map(|u| u.login).unwrap_or_default(),
+                    author_association: comment.author_association.unwrap_or_default(),
+                    command: comment.body.as_deref().and_then(Command::find),
+                })
+            }
+            "check_suite" | "check_run" => {
+                let check = if name == "check_suite" {
+                    self.check_suite.take()
+                } else {
+                    self.check_run.take()
+                };
+                let head = required(check, name)?;
+                Detail::Rerequested {
+                    head_sha: Sha::parse(head.head_sha).map_err(id_problem)?,
+                }
+            }
+            _ => Detail::Other,
+        })
+    }
+
+    fn push(&mut self) -> Result<Push, String> {
+        let mut paths: Vec<String> = self
+            .commits
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|c| c.added.into_iter().chain(c.modified).chain(c.removed))
+            .collect();
+        paths.sort_unstable();
+        paths.dedup();
+        let mut push = Push {
+            git_ref: RefName::parse(required(self.git_ref.take(), "ref")?).map_err(id_problem)?,
+            before: Sha::parse(required(self.before.take(), "before")?).map_err(id_problem)?,
+            after: Sha::parse(required(self.after.take(), "after")?).map_err(id_problem)?,
+            deleted: self.deleted.unwrap_or(false),
+            forced: self.forced.unwrap_or(false),
+            changed_paths: paths,
+            paths_truncated: false,
+        };
+        if push.changed_paths.iter().map(String::len).sum::<usize>() > Push::MAX_PATH_BYTES {
+            push.truncate_paths();
+        }
+        Ok(push)
+    }
+
+    fn pull_request(&mut self) -> Result<PullRequestDetail, String> {
+        let pr = required(self.pull_request.take(), "pull_request")?;
+        let base_repo = pr.base.repo.as_ref().map(|r| r.full_name.as_str());
+        // A head repository that is gone was a fork that got deleted.
+        let from_fork = pr.head.repo.as_ref().map(|r| r.full_name.as_str()) != base_repo;
+        Ok(PullRequestDetail {
+            number: PrNumber::new(pr.number),
+            head_sha: Sha::parse(pr.head.sha).map_err(id_problem)?,
+            head_ref: pr.head.git_ref,
+            base_ref: pr.base.git_ref,
+            author: pr.user.map(|u| u.login).unwrap_or_default(),
+            author_association: pr.author_association.unwrap_or_default(),
+            draft: pr.draft.unwrap_or(false),
+            merged: pr.merged.unwrap_or(false),
+            from_fork,
+            labels: pr.labels.into_iter().map(|l| l.name).collect(),
+        })
+    }
+}
+
+fn account(installation: &InstallationPayload) -> String {
+    installation
+        .account
+        .as_ref()
+        .map(|a| a.login.clone())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse_json(name: &str, value: serde_json::Value) -> Result<GitEvent, ParseError> {
+        parse(name, value.to_string().as_bytes())
+    }
+
+    const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    #[test]
+    fn a_push_keeps_its_changed_paths_once_each() {
+        let event = parse_json(
+            "push",
+            json!({
+                "ref": "refs/heads/main", "before": SHA_A, "after": SHA_B,
+                "commits": [
+                    {"added": ["api/new.rs"], "modified": ["README.md"], "removed": []},
+                    {"added": [], "modified": ["api/new.rs"], "removed": ["old.txt"]}
+                ],
+                "repository": {"full_name": "acme/api", "clone_url": "https://github.com/acme/api.git"},
+                "installation": {"id": 5}, "sender": {"login": "octocat"}
+            }),
+        )
+        .unwrap();
+        assert_eq!(event.repo.unwrap().full_name(), "acme/api");
+        assert_eq!(event.installation, Some(InstallationId::new(5)));
+        assert_eq!(event.sender.as_deref(), Some("octocat"));
+        let Detail::Push(push) = event.detail else {
+            panic!("not a push")
+        };
+        assert_eq!(push.changed_paths, ["README.md", "api/new.rs", "old.txt"]);
+        assert_eq!(push.branch(), Some("main"));
+        assert!(!push.paths_truncated);
+    }
+
+    #[test]
+    fn a_push_with_too_many_paths_is_marked_truncated() {
+        let paths: Vec<String> = (0..20_000)
+            .map(|i| format!("src/module_{i:05}/file.rs"))
+            .collect();
+        let body = json!({
+            "ref": "refs/heads/main", "before": SHA_A, "after": SHA_B,
+            "commits": [{"added": paths, "modified": [], "removed": []}],
+            "repository": {"full_name": "acme/api"}
+        });
+        let Detail::Push(push) = parse_json("push", body).unwrap().detail else {
+            panic!()
+        };
+        assert!(push.paths_truncated && push.changed_paths.is_empty());
+    }
+
+    #[test]
+    fn a_pull_request_from_a_fork_is_known_as_one() {
+        let event = parse_json(
+            "pull_request",
+            json!({
+                "action": "opened",
+                "pull_request": {
+                    "number": 7, "draft": true, "author_association": "CONTRIBUTOR",
+                    "user": {"login": "outsider"}, "labels": [{"name": "ferry/skip"}],
+                    "head": {"ref": "fix", "sha": SHA_A, "repo": {"full_name": "outsider/api"}},
+                    "base": {"ref": "main", "sha": SHA_B, "repo": {"full_name": "acme/api"}}
+                },
+                "repository": {"full_name": "acme/api"}
+            }),
+        )
+        .unwrap();
+        let Detail::PullRequest(pr) = event.detail else {
+            panic!()
+        };
+        assert!(pr.from_fork && pr.draft);
+        assert_eq!(
+            (pr.number, pr.author_association.as_str()),
+            (PrNumber::new(7), "CONTRIBUTOR")
+        );
+        assert_eq!(pr.labels, ["ferry/skip"]);
+    }
+
+    #[test]
+    fn a_comment_keeps_only_its_command() {
+        let event = parse_json(
+            "issue_comment",
+            json!({
+                "action": "created",
+                "issue": {"number": 3, "pull_request": {"url": "x"}},
+                "comment": {"body": "thanks!\n/ok-to-test", "user": {"login": "maintainer"}, "author_association": "MEMBER"},
+                "repository": {"full_name": "acme/api"}
+            }),
+        )
+        .unwrap();
+        let Detail::Comment(comment) = event.detail else {
+            panic!()
+        };
+        assert_eq!(comment.command, Some(Command::OkToTest));
+        assert!(comment.on_pull_request);
+        assert!(!serde_json::to_string(&comment).unwrap().contains("thanks"));
+    }
+
+    #[test]
+    fn installations_list_their_repositories() {
+        let event = parse_json(
+            "installation",
+            json!({
+                "action": "created",
+                "installation": {"id": 9, "account": {"login": "acme"}, "repository_selection": "selected", "suspended_at": null},
+                "repositories": [{"full_name": "acme/api"}, {"full_name": "acme/web"}]
+            }),
+        )
+        .unwrap();
+        let Detail::Installation(detail) = event.detail else {
+            panic!()
+        };
+        assert_eq!(detail.account, "acme");
+        assert_eq!(detail.repositories.len(), 2);
+        assert!(!detail.suspended);
+    }
+
+    #[test]
+    fn bad_bodies_say_what_is_wrong() {
+        assert!(matches!(
+            parse("push", b"not json"),
+            Err(ParseError::NotJson(_))
+        ));
+        assert!(matches!(parse("star", b"{"), Err(ParseError::NotJson(_))));
+        let missing = parse_json("push", json!({"ref": "refs/heads/main"})).unwrap_err();
+        assert!(missing.to_string().contains("before"), "{missing}");
+        let wrong = parse_json("release", json!({"release": {"tag_name": 5}})).unwrap_err();
+        assert!(matches!(wrong, ParseError::Shape { .. }), "{wrong}");
+    }
+
+    #[test]
+    fn other_events_are_read_for_their_envelope_only() {
+        let event = parse_json(
+            "star",
+            json!({"action": "created", "repository": {"full_name": "acme/api"}, "starred_at": 5}),
+        )
+        .unwrap();
+        assert_eq!(
+            (event.detail, event.action.as_deref()),
+            (Detail::Other, Some("created"))
+        );
+        let odd = parse_json("meta", json!({"repository": "not an object"})).unwrap();
+        assert_eq!((odd.detail, odd.repo), (Detail::Other, None));
+    }
+}

@@ -1,0 +1,46 @@
+//! The router as the Lambda runtime serves it.
+
+use axum::Router;
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+use tower::ServiceExt;
+use tower::util::MapRequest;
+
+/// `router` for `lambda_http::run`: API Gateway REST APIs put the stage in
+/// the path (`/prod/webhook`); it is taken off so routes match on every
+/// front door (REST, HTTP API, Function URL) with no extra setting.
+pub fn service(router: Router) -> MapRequest<Router, fn(Request) -> Request> {
+    router.map_request(strip_stage as fn(Request) -> Request)
+}
+
+fn strip_stage(mut request: Request) -> Request {
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => context.stage.clone(),
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.clone(),
+        _ => None,
+    };
+    let Some(stage) = stage.filter(|s| s != "$default") else {
+        return request;
+    };
+    let prefix = format!("/{stage}");
+    let uri = request.uri();
+    let Some(rest) = uri
+        .path()
+        .strip_prefix(&prefix)
+        .filter(|rest| rest.starts_with('/'))
+    else {
+        return request;
+    };
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    if let Ok(stripped) = path_and_query.parse() {
+        parts.path_and_query = Some(stripped);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}

@@ -1,0 +1,231 @@
+//! The webhook's use case (DESIGN.md, "Webhook"): verify, record once,
+//! persist, then act within a budget, and say what happened.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::domain::event::{Detail, GitEvent};
+use crate::domain::route::{Route, route};
+use crate::domain::signature::{WebhookSecret, verify};
+use crate::domain::{Delivery, DeliveryId, Outcome, Timestamp};
+use crate::forge::github::{self, ParseError};
+use crate::store::{StateStore, StoreError, Version};
+
+use super::Action;
+use super::installations::{apply_installation, apply_repositories};
+
+/// How long acting may take before the reply goes out as `deferred`:
+/// inside GitHub's 10 s, with room for the outcome write and the network.
+pub const BUDGET: Duration = Duration::from_secs(8);
+
+/// One delivery as it arrived: headers Ferry reads, and the raw body.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    pub event: Option<&'a str>,
+    pub delivery: Option<&'a str>,
+    pub signature: Option<&'a [u8]>,
+    pub body: &'a [u8],
+}
+
+/// The HTTP status and the JSON a person reads in GitHub's delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: ReplyBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplyBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    pub outcome: Outcome,
+    pub actions: Vec<Action>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Reply {
+    fn rejected(status: u16, reason: impl ToString) -> Self {
+        Self {
+            status,
+            body: ReplyBody {
+                delivery: None,
+                event: None,
+                outcome: Outcome::Rejected,
+                actions: Vec::new(),
+                reason: Some(reason.to_string()),
+            },
+        }
+    }
+
+    fn outcome(delivery: &Delivery, actions: Vec<Action>) -> Self {
+        let status = match delivery.outcome {
+            Outcome::Processed | Outcome::Duplicate => 200,
+            Outcome::Rejected => 400,
+            Outcome::Received | Outcome::Ignored | Outcome::Deferred | Outcome::Failed => 202,
+        };
+        Self {
+            status,
+            body: ReplyBody {
+                delivery: Some(delivery.id.to_string()),
+                event: Some(delivery.event.clone()),
+                outcome: delivery.outcome,
+                actions,
+                reason: delivery.reason.clone(),
+            },
+        }
+    }
+}
+
+/// The narrow ports intake needs.
+#[derive(Clone, Copy)]
+pub struct Ports<'a> {
+    pub secrets: &'a [WebhookSecret],
+    pub state: &'a dyn StateStore,
+}
+
+#[tracing::instrument(skip_all, fields(event = inbound.event, delivery = inbound.delivery))]
+pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) -> Reply {
+    let started = Instant::now();
+    // First, before anything else reads the body or touches a store.
+    if let Err(refused) = verify(ports.secrets, inbound.body, inbound.signature) {
+        tracing::warn!(reason = %refused, "refused a delivery");
+        return Reply::rejected(401, refused);
+    }
+    let Some(name) = inbound.event.filter(|e| !e.is_empty() && e.len() <= 100) else {
+        return Reply::rejected(400, "missing X-GitHub-Event header");
+    };
+    let Some(id) = inbound.delivery.and_then(|d| DeliveryId::parse(d).ok()) else {
+        return Reply::rejected(400, "missing or invalid X-GitHub-Delivery header");
+    };
+    let mut delivery = Delivery {
+        id,
+        event: name.to_owned(),
+        received_at: Timestamp::now(),
+        outcome: Outcome::Received,
+        attempts: 1,
+        reason: None,
+        git_event: None,
+    };
+
+    let event = match github::parse(name, inbound.body) {
+        Ok(event) => event,
+        Err(problem) => return refuse_body(ports.state, delivery, problem).await,
+    };
+    let route = route(&event);
+    if let Route::Ignore(reason) = &route {
+        delivery.outcome = Outcome::Ignored;
+        delivery.reason = Some(reason.clone());
+    }
+    delivery.git_event = Some(Box::new(event));
+
+    // Persist first: once this returns, the event cannot be lost.
+    let version = match record(ports.state, &mut delivery).await {
+        Ok(version) => version,
+        Err(StoreError::AlreadyExists { .. }) => {
+            delivery.outcome = Outcome::Duplicate;
+            delivery.reason = Some("this delivery was received before".into());
+            return Reply::outcome(&delivery, Vec::new());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not record the delivery");
+            let mut reply = Reply::rejected(503, "could not record the delivery; redeliver it");
+            reply.body.delivery = Some(delivery.id.to_string());
+            return reply;
+        }
+    };
+    if delivery.outcome == Outcome::Ignored {
+        return Reply::outcome(&delivery, Vec::new());
+    }
+
+    let event = delivery.git_event.as_deref().expect("set above");
+    let remaining = budget.saturating_sub(started.elapsed());
+    let actions = match tokio::time::timeout(remaining, act(ports.state, event, route)).await {
+        Ok(Ok((actions, reason))) => {
+            delivery.outcome = Outcome::Processed;
+            delivery.reason = reason;
+            actions
+        }
+        Ok(Err(problem)) => {
+            tracing::warn!(%problem, "acting on the delivery failed; the reconciler retries it");
+            delivery.outcome = Outcome::Failed;
+            delivery.reason = Some(problem);
+            Vec::new()
+        }
+        Err(_) => {
+            delivery.outcome = Outcome::Deferred;
+            delivery.reason = Some(format!(
+                "not done within {} s; the reconciler finishes it",
+                budget.as_secs()
+            ));
+            Vec::new()
+        }
+    };
+    // The outcome is bookkeeping: if it cannot be written, the delivery stays
+    // `received` and the reconciler acts on it again, which is idempotent.
+    if let Err(e) = ports.state.update(&delivery.clone().into(), version).await {
+        tracing::warn!(error = %e, "could not record the outcome");
+    }
+    tracing::info!(outcome = ?delivery.outcome, actions = actions.len(), "delivery handled");
+    Reply::outcome(&delivery, actions)
+}
+
+/// Records a new delivery; a push whose paths do not fit is kept without them.
+async fn record(state: &dyn StateStore, delivery: &mut Delivery) -> Result<Version, StoreError> {
+    match state.create(&delivery.clone().into()).await {
+        Err(StoreError::TooLarge { .. }) => {
+            if let Some(GitEvent {
+                detail: Detail::Push(push),
+                ..
+            }) = delivery.git_event.as_deref_mut()
+            {
+                push.truncate_paths();
+            }
+            state.create(&delivery.clone().into()).await
+        }
+        other => other,
+    }
+}
+
+/// A signed body Ferry cannot read: recorded as failed, refused with 400.
+async fn refuse_body(state: &dyn StateStore, mut delivery: Delivery, problem: ParseError) -> Reply {
+    delivery.outcome = Outcome::Failed;
+    delivery.reason = Some(problem.to_string());
+    match state.create(&delivery.clone().into()).await {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+        Err(e) => tracing::warn!(error = %e, "could not record the failed delivery"),
+    }
+    let mut reply = Reply::outcome(&delivery, Vec::new());
+    reply.status = 400;
+    reply
+}
+
+/// Does what the route says. Returns the actions and a note for the log.
+async fn act(
+    state: &dyn StateStore,
+    event: &GitEvent,
+    route: Route,
+) -> Result<(Vec<Action>, Option<String>), String> {
+    match route {
+        Route::Pong => Ok((Vec::new(), Some("pong".into()))),
+        Route::Installation(change) => apply_installation(state, event, change)
+            .await
+            .map(|a| (a, None))
+            .map_err(|e| e.to_string()),
+        Route::Repositories => apply_repositories(state, event)
+            .await
+            .map(|a| (a, None))
+            .map_err(|e| e.to_string()),
+        Route::Launch(trigger) => Ok((
+            Vec::new(),
+            Some(format!(
+                "recorded the {trigger:?} trigger; launching units is not implemented in this version"
+            )),
+        )),
+        Route::Ignore(reason) => Ok((Vec::new(), Some(reason))),
+    }
+}

@@ -1,0 +1,25 @@
+//! Use cases: each a function over the narrowest ports it needs.
+
+pub mod installations;
+pub mod intake;
+
+use serde::Serialize;
+
+/// One thing a use case did, as the delivery log shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Action {
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl Action {
+    pub fn new(kind: &'static str, name: impl ToString) -> Self {
+        Self {
+            kind,
+            namespace: None,
+            name: name.to_string(),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The webhook as Lambda runs it, over any state store: send a Lambda event
+//! through the real service, read back the status and the JSON reply.
+
+use std::sync::Arc;
+
+use ferry::config::Config;
+use ferry::secrets::EmbeddedSecrets;
+use ferry::store::{EmbeddedStore, StateStore};
+use ferry::{Context, http as ferry_http};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::events::{self, Front};
+
+pub struct Harness {
+    pub context: Context,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// Embedded state and secrets in a fresh directory, webhook secret `secret`.
+    pub async fn embedded(secret: &str) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary dir");
+        let state = Arc::new(
+            EmbeddedStore::open(&dir.path().join("state.sqlite3")).expect("open the store"),
+        );
+        Self::build(dir, state, secret)
+    }
+
+    /// `state` as the store, embedded secrets, webhook secret `secret`.
+    pub async fn with_state(state: Arc<dyn StateStore>, secret: &str) -> Self {
+        Self::build(tempfile::tempdir().expect("a temporary dir"), state, secret)
+    }
+
+    fn build(dir: tempfile::TempDir, state: Arc<dyn StateStore>, secret: &str) -> Self {
+        let data_dir = dir.path().to_str().expect("a UTF-8 path").to_owned();
+        let config = Config::from_lookup(|name| match name {
+            "FERRY_DATA_DIR" => Some(data_dir.clone()),
+            "FERRY_WEBHOOK_SECRET" => Some(secret.to_owned()),
+            _ => None,
+        })
+        .expect("a valid configuration");
+        let secrets = Arc::new(
+            EmbeddedSecrets::open(&dir.path().join("secrets.json")).expect("open the secrets"),
+        );
+        let context = Context {
+            config: Arc::new(config),
+            state,
+            secrets,
+            webhook_secrets: Arc::from([events::secret(secret)]),
+        };
+        Self { context, _dir: dir }
+    }
+
+    pub fn state(&self) -> &dyn StateStore {
+        self.context.state.as_ref()
+    }
+
+    /// Sends a Lambda event through the service `ferry-webhook` runs.
+    pub async fn invoke(&self, event: &Value) -> (u16, Value) {
+        let request =
+            lambda_http::request::from_str(&event.to_string()).expect("a Lambda HTTP event");
+        let service = ferry_http::lambda_service(ferry_http::router(self.context.clone()));
+        let response = service
+            .oneshot(request)
+            .await
+            .expect("the router never fails");
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a readable body")
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, body)
+    }
+
+    /// A delivery signed with `secret`, through an HTTP API.
+    pub async fn deliver(
+        &self,
+        event: &str,
+        delivery: &str,
+        secret: &str,
+        body: &str,
+    ) -> (u16, Value) {
+        self.invoke(&events::signed(
+            Front::HttpApi,
+            event,
+            delivery,
+            secret,
+            body,
+        ))
+        .await
+    }
+}

@@ -1,0 +1,58 @@
+//! Every example payload GitHub's own `@octokit/webhooks-examples` publishes,
+//! signed and sent through the real Lambda handler. `scripts/test` installs
+//! the package and says where with `FERRY_WEBHOOK_EXAMPLES`.
+
+use ferry::forge::github::payload::HANDLED;
+use ferry_tests::events::{Front, signed};
+use ferry_tests::webhook::Harness;
+use serde_json::Value;
+
+const SECRET: &str = "octokit-examples";
+
+fn examples() -> Vec<(String, Value)> {
+    let path = std::env::var("FERRY_WEBHOOK_EXAMPLES").unwrap_or_else(|_| {
+        panic!("FERRY_WEBHOOK_EXAMPLES must name @octokit/webhooks-examples' api.github.com/index.json: run ./scripts/test")
+    });
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let index: Vec<Value> = serde_json::from_str(&text).expect("the examples index");
+    index
+        .into_iter()
+        .flat_map(|webhook| {
+            let name = webhook["name"].as_str().expect("a webhook name").to_owned();
+            webhook["examples"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |e| (name.clone(), e))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_octokit_example_is_answered_2xx() {
+    let harness = Harness::embedded(SECRET).await;
+    let examples = examples();
+    assert!(examples.len() > 300, "only {} examples", examples.len());
+    let mut handled = 0;
+    for (n, (name, payload)) in examples.iter().enumerate() {
+        let body = payload.to_string();
+        let event = signed(Front::HttpApi, name, &format!("octokit-{n}"), SECRET, &body);
+        let (status, reply) = harness.invoke(&event).await;
+        if HANDLED.contains(&name.as_str()) {
+            handled += 1;
+            assert!(
+                (200..300).contains(&status),
+                "{name} #{n}: {status} {reply}"
+            );
+            assert_ne!(reply["outcome"], "failed", "{name} #{n}: {reply}");
+        } else {
+            assert_eq!(
+                (status, &reply["outcome"]),
+                (202, &Value::from("ignored")),
+                "{name} #{n}: {reply}"
+            );
+        }
+    }
+    assert!(handled > 80, "only {handled} examples of handled events");
+}
