@@ -21,7 +21,7 @@ use crate::domain::{
 
 pub use dynamo::DynamoStore;
 pub use embedded::EmbeddedStore;
-pub use size::{ITEM_SIZE_LIMIT, item_size};
+pub use size::{ITEM_SIZE_LIMIT, item_size, json_item_size};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -360,6 +360,44 @@ pub(crate) fn checked_fields(
     Ok(fields)
 }
 
+/// The record's fields as JSON text, measured as [`checked_fields`] measures
+/// them, layout attributes included: for adapters that store text.
+pub(crate) fn checked_json(
+    record: &Record,
+    key: &Key,
+    version: Version,
+) -> Result<String, StoreError> {
+    let (text, size) = measured_json(record, key, version)?;
+    if size > ITEM_SIZE_LIMIT {
+        return Err(StoreError::TooLarge {
+            key: key.clone(),
+            size,
+        });
+    }
+    Ok(text)
+}
+
+fn measured_json(
+    record: &Record,
+    key: &Key,
+    version: Version,
+) -> Result<(String, usize), StoreError> {
+    let text = serde_json::to_string(record).map_err(|e| StoreError::Other(e.into()))?;
+    let fields = json_item_size(&text).map_err(|e| StoreError::Other(e.into()))?;
+    let layout = "pk".len()
+        + key.pk().len()
+        + "sk".len()
+        + key.sk().len()
+        + "kind".len()
+        + record.kind().len()
+        + "version".len()
+        + size::number_size(version.0)
+        + record
+            .expires_at()
+            .map_or(0, |at| "expires_at".len() + size::number_size(at.unix()));
+    Ok((text, fields + layout))
+}
+
 pub(crate) fn is_live(expires_at: Option<i64>, now: Timestamp) -> bool {
     expires_at.is_none_or(|at| at > now.unix())
 }
@@ -447,6 +485,21 @@ mod tests {
         type Error = serde_json::Error;
         fn decode<T: DeserializeOwned>(self) -> Result<T, Self::Error> {
             serde_json::from_value(self.0)
+        }
+    }
+
+    #[test]
+    fn text_and_document_measures_agree() {
+        for record in crate::store::samples::all() {
+            let key = record.key();
+            let document = checked_fields(&record, &key, Version(3)).unwrap();
+            let (_, size) = measured_json(&record, &key, Version(3)).unwrap();
+            assert_eq!(
+                size,
+                item_size(document.as_object().unwrap()),
+                "{}",
+                record.kind()
+            );
         }
     }
 

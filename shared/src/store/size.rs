@@ -1,6 +1,9 @@
 //! DynamoDB's item size rules, applied by every adapter so that an item the
 //! embedded store accepts is one DynamoDB accepts too.
 
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// 400 KB, DynamoDB's limit for one item.
@@ -19,10 +22,7 @@ fn value_size(value: &Value) -> usize {
         Value::Null | Value::Bool(_) => 1,
         Value::String(s) => s.len(),
         // About one byte per two significant digits, plus one.
-        Value::Number(n) => {
-            let digits = n.to_string().chars().filter(char::is_ascii_digit).count();
-            digits.div_ceil(2) + 1
-        }
+        Value::Number(n) => number_size(n),
         Value::Array(items) => 3 + items.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
         Value::Object(map) => {
             3 + map
@@ -30,6 +30,98 @@ fn value_size(value: &Value) -> usize {
                 .map(|(k, v)| 1 + k.len() + value_size(v))
                 .sum::<usize>()
         }
+    }
+}
+
+/// [`item_size`] of the JSON object in `text`, read without building a
+/// `Value`: the embedded store measures what it is about to write.
+pub fn json_item_size(text: &str) -> Result<usize, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let size = TopLevel.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(size)
+}
+
+/// The top-level map: names count, with no per-element overhead.
+struct TopLevel;
+
+impl<'de> DeserializeSeed<'de> for TopLevel {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevel {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+        let mut size = 0;
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            size += name.len() + map.next_value_seed(ValueSize)?;
+        }
+        Ok(size)
+    }
+}
+
+/// The size of one value, by the rules of `value_size`.
+struct ValueSize;
+
+impl<'de> DeserializeSeed<'de> for ValueSize {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+pub(crate) fn number_size(n: impl fmt::Display) -> usize {
+    n.to_string()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .count()
+        .div_ceil(2)
+        + 1
+}
+
+impl<'de> Visitor<'de> for ValueSize {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<usize, E> {
+        Ok(1)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<usize, E> {
+        Ok(1)
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<usize, E> {
+        Ok(number_size(n))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<usize, E> {
+        Ok(number_size(n))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<usize, E> {
+        // As serde_json::Number shows it, so both measures agree.
+        Ok(serde_json::Number::from_f64(n).map_or(1, number_size))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<usize, E> {
+        Ok(s.len())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        let mut size = 3;
+        while let Some(element) = seq.next_element_seed(ValueSize)? {
+            size += 1 + element;
+        }
+        Ok(size)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+        let mut size = 3;
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            size += 1 + name.len() + map.next_value_seed(ValueSize)?;
+        }
+        Ok(size)
     }
 }
 
@@ -53,6 +145,22 @@ mod tests {
     fn counts_nested_documents_with_overhead() {
         assert_eq!(size(json!({"l": ["ab", "c"]})), 1 + 3 + (1 + 2) + (1 + 1));
         assert_eq!(size(json!({"m": {"k": "vv"}})), 1 + 3 + 1 + 1 + 2);
+    }
+
+    #[test]
+    fn both_measures_agree() {
+        let values = [
+            json!({"pk": "abc", "n": -12345, "f": 1.5, "b": true, "z": null}),
+            json!({"l": ["ab", 7, [1, 2], {"k": "v"}], "m": {"k": "vv", "e": "\"é\n"}}),
+            json!({"paths": (0..500).map(|i| format!("src/{i}.rs")).collect::<Vec<_>>()}),
+        ];
+        for value in values {
+            assert_eq!(
+                json_item_size(&value.to_string()).unwrap(),
+                size(value.clone()),
+                "{value}"
+            );
+        }
     }
 
     #[test]

@@ -124,20 +124,22 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
     delivery.git_event = Some(Box::new(event));
 
     // Persist first: once this returns, the event cannot be lost.
-    let version = match record(ports.state, &mut delivery).await {
-        Ok(version) => version,
-        Err(StoreError::AlreadyExists { .. }) => {
-            delivery.outcome = Outcome::Duplicate;
-            delivery.reason = Some("this delivery was received before".into());
-            return Reply::outcome(&delivery, Vec::new());
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "could not record the delivery");
-            let mut reply = Reply::rejected(503, "could not record the delivery; redeliver it");
-            reply.body.delivery = Some(delivery.id.to_string());
-            return reply;
-        }
-    };
+    let recorded = tokio::time::timeout(budget, record(ports.state, &mut delivery)).await;
+    let version =
+        match recorded.unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into()))) {
+            Ok(version) => version,
+            Err(StoreError::AlreadyExists { .. }) => {
+                delivery.outcome = Outcome::Duplicate;
+                delivery.reason = Some("this delivery was received before".into());
+                return Reply::outcome(&delivery, Vec::new());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not record the delivery");
+                let mut reply = Reply::rejected(503, "could not record the delivery; redeliver it");
+                reply.body.delivery = Some(delivery.id.to_string());
+                return reply;
+            }
+        };
     if delivery.outcome == Outcome::Ignored {
         return Reply::outcome(&delivery, Vec::new());
     }

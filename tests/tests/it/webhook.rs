@@ -378,39 +378,57 @@ async fn every_front_door_reaches_the_webhook() {
     }
 }
 
-/// The budget: a store that answers slowly after the delivery is recorded.
-struct SlowReads(EmbeddedStore);
+/// The budget: a store whose creates or reads take 5 s.
+struct Slow {
+    inner: EmbeddedStore,
+    creates: bool,
+    reads: bool,
+}
 
-#[async_trait]
-impl StateStore for SlowReads {
-    async fn create(&self, record: &Record) -> Result<Version, StoreError> {
-        self.0.create(record).await
-    }
-    async fn get(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError> {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        self.0.get(key).await
-    }
-    async fn update(&self, record: &Record, expected: Version) -> Result<Version, StoreError> {
-        self.0.update(record, expected).await
-    }
-    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        self.0.delete(key).await
-    }
-    async fn query(&self, collection: &Collection) -> Result<Vec<Versioned<Record>>, StoreError> {
-        self.0.query(collection).await
+impl Slow {
+    fn new(dir: &tempfile::TempDir, creates: bool, reads: bool) -> Self {
+        Self {
+            inner: EmbeddedStore::open(&dir.path().join("s.sqlite3")).unwrap(),
+            creates,
+            reads,
+        }
     }
 }
 
-#[tokio::test]
-async fn past_the_budget_the_reply_is_deferred_and_the_event_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SlowReads(EmbeddedStore::open(&dir.path().join("s.sqlite3")).unwrap());
+async fn pause(slow: bool) {
+    if slow {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+#[async_trait]
+impl StateStore for Slow {
+    async fn create(&self, record: &Record) -> Result<Version, StoreError> {
+        pause(self.creates).await;
+        self.inner.create(record).await
+    }
+    async fn get(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError> {
+        pause(self.reads).await;
+        self.inner.get(key).await
+    }
+    async fn update(&self, record: &Record, expected: Version) -> Result<Version, StoreError> {
+        self.inner.update(record, expected).await
+    }
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn query(&self, collection: &Collection) -> Result<Vec<Versioned<Record>>, StoreError> {
+        self.inner.query(collection).await
+    }
+}
+
+async fn slow_intake(store: &Slow, id: &str) -> ferry::usecase::intake::Reply {
     let body = sample("installation.created");
     let secrets = [secret(SECRET)];
     let signature = ferry::domain::signature::sign(&secrets[0], body.as_bytes());
     let inbound = Inbound {
         event: Some("installation"),
-        delivery: Some("slow-1"),
+        delivery: Some(id),
         signature: Some(signature.as_bytes()),
         body: body.as_bytes(),
     };
@@ -418,7 +436,7 @@ async fn past_the_budget_the_reply_is_deferred_and_the_event_kept() {
     let reply = intake(
         Ports {
             secrets: &secrets,
-            state: &store,
+            state: store,
         },
         inbound,
         Duration::from_millis(200),
@@ -428,10 +446,30 @@ async fn past_the_budget_the_reply_is_deferred_and_the_event_kept() {
         started.elapsed() < Duration::from_secs(2),
         "the reply waited for the store"
     );
+    reply
+}
+
+#[tokio::test]
+async fn past_the_budget_the_reply_is_deferred_and_the_event_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Slow::new(&dir, false, true);
+    let reply = slow_intake(&store, "slow-1").await;
     assert_eq!((reply.status, reply.body.outcome), (202, Outcome::Deferred));
-    let kept = store.0.load_delivery("slow-1").await;
+    let kept = store.inner.load_delivery("slow-1").await;
     assert_eq!(kept.outcome, Outcome::Deferred);
     assert!(kept.git_event.is_some(), "the reconciler has what it needs");
+}
+
+#[tokio::test]
+async fn a_delivery_that_cannot_be_recorded_in_time_is_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Slow::new(&dir, true, false);
+    let reply = slow_intake(&store, "slow-2").await;
+    assert_eq!((reply.status, reply.body.outcome), (503, Outcome::Rejected));
+    assert_eq!(
+        reply.body.reason.as_deref(),
+        Some("could not record the delivery; redeliver it")
+    );
 }
 
 trait LoadDelivery {

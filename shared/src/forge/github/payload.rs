@@ -5,6 +5,8 @@
 //! (a 25 KB push is hundreds of fields) and reject deliveries whose shape
 //! drifts from the model. Serde skips what is not named here.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -105,7 +107,7 @@ struct RepoRef {
 
 /// Every field the handled events carry that Ferry reads.
 #[derive(Debug, Deserialize)]
-struct Payload {
+struct Payload<'a> {
     action: Option<String>,
     installation: Option<InstallationPayload>,
     repository: Option<RepositoryPayload>,
@@ -117,7 +119,8 @@ struct Payload {
     after: Option<String>,
     deleted: Option<bool>,
     forced: Option<bool>,
-    commits: Option<Vec<CommitPayload>>,
+    #[serde(borrow)]
+    commits: Option<Vec<CommitPayload<'a>>>,
     // pull_request
     pull_request: Option<PullRequestPayload>,
     // release
@@ -149,13 +152,38 @@ struct RepositoryPayload {
 }
 
 #[derive(Debug, Deserialize)]
-struct CommitPayload {
-    #[serde(default)]
-    added: Vec<String>,
-    #[serde(default)]
-    modified: Vec<String>,
-    #[serde(default)]
-    removed: Vec<String>,
+struct CommitPayload<'a> {
+    #[serde(default, borrow)]
+    added: Vec<PathRef<'a>>,
+    #[serde(default, borrow)]
+    modified: Vec<PathRef<'a>>,
+    #[serde(default, borrow)]
+    removed: Vec<PathRef<'a>>,
+}
+
+/// A changed path, borrowed from the body unless it holds escapes: a push
+/// lists hundreds, most repeat across commits, and only the distinct ones
+/// are kept. (Serde's own `Cow` inside a `Vec` always allocates.)
+#[derive(Debug)]
+struct PathRef<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for PathRef<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = PathRef<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a path")
+            }
+            fn visit_borrowed_str<E>(self, path: &'de str) -> Result<Self::Value, E> {
+                Ok(PathRef(Cow::Borrowed(path)))
+            }
+            fn visit_str<E>(self, path: &str) -> Result<Self::Value, E> {
+                Ok(PathRef(Cow::Owned(path.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Visitor(std::marker::PhantomData))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,7 +253,7 @@ fn repos(list: Option<Vec<RepoRef>>) -> Result<Vec<RepoName>, String> {
         .collect()
 }
 
-impl Payload {
+impl Payload<'_> {
     fn into_event(mut self, name: &str) -> Result<GitEvent, String> {
         let detail = self.detail(name)?;
         let repository = self.repository.take();
@@ -310,15 +338,15 @@ impl Payload {
     }
 
     fn push(&mut self) -> Result<Push, String> {
-        let mut paths: Vec<String> = self
-            .commits
-            .take()
-            .unwrap_or_default()
-            .into_iter()
-            .flat_map(|c| c.added.into_iter().chain(c.modified).chain(c.removed))
+        let commits = self.commits.take().unwrap_or_default();
+        let mut borrowed: Vec<&str> = commits
+            .iter()
+            .flat_map(|c| c.added.iter().chain(&c.modified).chain(&c.removed))
+            .map(|path| path.0.as_ref())
             .collect();
-        paths.sort_unstable();
-        paths.dedup();
+        borrowed.sort_unstable();
+        borrowed.dedup();
+        let paths: Vec<String> = borrowed.into_iter().map(str::to_owned).collect();
         let mut push = Push {
             git_ref: RefName::parse(required(self.git_ref.take(), "ref")?).map_err(id_problem)?,
             before: Sha::parse(required(self.before.take(), "before")?).map_err(id_problem)?,

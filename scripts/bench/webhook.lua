@@ -1,0 +1,28 @@
+-- wrk script: POST a signed push delivery, under a fresh X-GitHub-Delivery
+-- each time (the signature covers only the body, so it stays valid).
+local body_file = assert(os.getenv("BENCH_BODY"), "BENCH_BODY")
+local signature = assert(os.getenv("BENCH_SIGNATURE"), "BENCH_SIGNATURE")
+local run = os.getenv("BENCH_RUN") or "0"
+
+local file = assert(io.open(body_file, "rb"))
+local body = file:read("*a")
+file:close()
+
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+
+local sent = 0
+function request()
+  sent = sent + 1
+  local headers = {
+    ["Content-Type"] = "application/json",
+    ["User-Agent"] = "GitHub-Hookshot/bench",
+    ["X-GitHub-Event"] = "push",
+    ["X-GitHub-Delivery"] = string.format("bench-%s-%d-%d", run, tid, sent),
+    ["X-Hub-Signature-256"] = signature,
+  }
+  return wrk.format("POST", nil, headers, body)
+end
