@@ -41,25 +41,15 @@ fn percentiles(name: &str, mut work: impl FnMut()) {
 }
 
 fn intake(c: &mut Criterion) {
-    let secrets = [WebhookSecret::new(SecretString::from(
-        "bench-secret".to_owned(),
-    ))];
+    let secrets = [WebhookSecret::new(SecretString::from("bench-secret".to_owned()))];
     let header = sign(&secrets[0], BODY);
-    percentiles("verify+parse", || {
-        verify_then_parse(&secrets, header.as_bytes())
-    });
-    percentiles("verify", || {
-        verify(&secrets, black_box(BODY), Some(header.as_bytes())).expect("signed")
-    });
+    percentiles("verify+parse", || verify_then_parse(&secrets, header.as_bytes()));
+    percentiles("verify", || verify(&secrets, black_box(BODY), Some(header.as_bytes())).expect("signed"));
     percentiles("parse", || drop(black_box(parse("push", BODY))));
     let mut group = c.benchmark_group("webhook");
     group.throughput(Throughput::Bytes(BODY.len() as u64));
-    group.bench_function("verify+parse 25 KB push", |b| {
-        b.iter(|| verify_then_parse(&secrets, header.as_bytes()))
-    });
-    group.bench_function("verify only", |b| {
-        b.iter(|| verify(&secrets, black_box(BODY), Some(header.as_bytes())))
-    });
+    group.bench_function("verify+parse 25 KB push", |b| b.iter(|| verify_then_parse(&secrets, header.as_bytes())));
+    group.bench_function("verify only", |b| b.iter(|| verify(&secrets, black_box(BODY), Some(header.as_bytes()))));
     group.bench_function("parse only", |b| b.iter(|| parse("push", black_box(BODY))));
     group.finish();
 }

@@ -54,17 +54,12 @@ const THROTTLING_CODES: [&str; 6] = [
 
 pub(crate) fn fault<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Fault {
     match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            Fault::Unavailable
-        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => Fault::Unavailable,
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
             if THROTTLING_CODES.contains(&code) {
                 Fault::Throttled
-            } else if matches!(
-                code,
-                "InternalServerError" | "InternalFailure" | "ServiceUnavailable"
-            ) {
+            } else if matches!(code, "InternalServerError" | "InternalFailure" | "ServiceUnavailable") {
                 Fault::Unavailable
             } else {
                 Fault::Rejected

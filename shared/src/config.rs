@@ -10,60 +10,21 @@ use url::Url;
 /// Every variable, with what it means: the README's configuration table
 /// lists exactly these (a test keeps the two in step).
 pub const VARIABLES: &[(&str, &str)] = &[
-    (
-        "FERRY_WEBHOOK_SECRET",
-        "one or more webhook secrets, comma-separated (two during a rotation)",
-    ),
-    (
-        "FERRY_WEBHOOK_SECRET_ID",
-        "instead of FERRY_WEBHOOK_SECRET: the Secrets Manager id holding them",
-    ),
-    (
-        "FERRY_GITHUB_API_URL",
-        "API base, default https://api.github.com (GHES: https://host/api/v3)",
-    ),
+    ("FERRY_WEBHOOK_SECRET", "one or more webhook secrets, comma-separated (two during a rotation)"),
+    ("FERRY_WEBHOOK_SECRET_ID", "instead of FERRY_WEBHOOK_SECRET: the Secrets Manager id holding them"),
+    ("FERRY_GITHUB_API_URL", "API base, default https://api.github.com (GHES: https://host/api/v3)"),
     ("FERRY_GITHUB_APP_ID", "the GitHub App's id"),
-    (
-        "FERRY_GITHUB_APP_PRIVATE_KEY_FILE",
-        "path of the App's PEM private key",
-    ),
-    (
-        "FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID",
-        "instead of the file: the Secrets Manager id holding the key",
-    ),
-    (
-        "FERRY_TABLE",
-        "DynamoDB table; unset means the embedded store",
-    ),
-    (
-        "FERRY_SECRET_PREFIX",
-        "Secrets Manager prefix; unset means the embedded secret store",
-    ),
-    (
-        "FERRY_CLUSTER",
-        "dry-run (default: manifests written under the data dir) or kube",
-    ),
-    (
-        "FERRY_CONFIG",
-        "operator config file: units for repositories without .ferry.toml, tracked refs, defaults",
-    ),
-    (
-        "FERRY_DATA_DIR",
-        "embedded state, secrets and dry-run output, default .ferry",
-    ),
+    ("FERRY_GITHUB_APP_PRIVATE_KEY_FILE", "path of the App's PEM private key"),
+    ("FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID", "instead of the file: the Secrets Manager id holding the key"),
+    ("FERRY_TABLE", "DynamoDB table; unset means the embedded store"),
+    ("FERRY_SECRET_PREFIX", "Secrets Manager prefix; unset means the embedded secret store"),
+    ("FERRY_CLUSTER", "dry-run (default: manifests written under the data dir) or kube"),
+    ("FERRY_CONFIG", "operator config file: units for repositories without .ferry.toml, tracked refs, defaults"),
+    ("FERRY_DATA_DIR", "embedded state, secrets and dry-run output, default .ferry"),
     ("FERRY_PUBLIC_URL", "the webhook URL GitHub should call"),
-    (
-        "FERRY_ADMIN_TOKEN",
-        "bearer token for the management API when not behind IAM",
-    ),
-    (
-        "FERRY_CLUSTER_NAME",
-        "optional; added to status contexts so two clusters do not overwrite each other",
-    ),
-    (
-        "AWS_ENDPOINT_URL",
-        "the AWS SDK's own endpoint override; tests point it at a local emulator",
-    ),
+    ("FERRY_ADMIN_TOKEN", "bearer token for the management API when not behind IAM"),
+    ("FERRY_CLUSTER_NAME", "optional; added to status contexts so two clusters do not overwrite each other"),
+    ("AWS_ENDPOINT_URL", "the AWS SDK's own endpoint override; tests point it at a local emulator"),
 ];
 
 pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
@@ -130,14 +91,8 @@ impl Config {
     /// Reads the variables through `lookup`; an empty value counts as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &'static str| -> Option<(&'static str, String)> {
-            debug_assert!(
-                VARIABLES.iter().any(|(known, _)| *known == name),
-                "{name} is undocumented"
-            );
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-                .map(|v| (name, v))
+            debug_assert!(VARIABLES.iter().any(|(known, _)| *known == name), "{name} is undocumented");
+            lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).map(|v| (name, v))
         };
 
         let webhook_secrets = match (get("FERRY_WEBHOOK_SECRET"), get("FERRY_WEBHOOK_SECRET_ID")) {
@@ -154,25 +109,16 @@ impl Config {
             None => Url::parse(DEFAULT_GITHUB_API_URL).expect("the default is a URL"),
         };
 
-        let key = match (
-            get("FERRY_GITHUB_APP_PRIVATE_KEY_FILE"),
-            get("FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID"),
-        ) {
+        let key = match (get("FERRY_GITHUB_APP_PRIVATE_KEY_FILE"), get("FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID")) {
             (Some(_), Some(_)) => {
-                return Err(both(
-                    "FERRY_GITHUB_APP_PRIVATE_KEY_FILE",
-                    "FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID",
-                ));
+                return Err(both("FERRY_GITHUB_APP_PRIVATE_KEY_FILE", "FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID"));
             }
             (Some((name, path)), None) => Some(PrivateKeySource::File(existing_file(name, path)?)),
             (None, Some((name, id))) => Some(PrivateKeySource::SecretId(secret_id(name, id)?)),
             (None, None) => None,
         };
         let github_app = match (get("FERRY_GITHUB_APP_ID"), key) {
-            (Some((name, id)), Some(private_key)) => Some(GithubApp {
-                id: app_id(name, &id)?,
-                private_key,
-            }),
+            (Some((name, id)), Some(private_key)) => Some(GithubApp { id: app_id(name, &id)?, private_key }),
             (Some((name, _)), None) => {
                 return Err(problem(
                     name,
@@ -180,46 +126,27 @@ impl Config {
                 ));
             }
             (None, Some(_)) => {
-                return Err(problem(
-                    "FERRY_GITHUB_APP_ID",
-                    "is required when a private key is configured",
-                ));
+                return Err(problem("FERRY_GITHUB_APP_ID", "is required when a private key is configured"));
             }
             (None, None) => None,
         };
 
-        let table = get("FERRY_TABLE")
-            .map(|(name, v)| table_name(name, v))
-            .transpose()?;
-        let secret_prefix = get("FERRY_SECRET_PREFIX")
-            .map(|(name, v)| secret_id(name, v))
-            .transpose()?;
+        let table = get("FERRY_TABLE").map(|(name, v)| table_name(name, v)).transpose()?;
+        let secret_prefix = get("FERRY_SECRET_PREFIX").map(|(name, v)| secret_id(name, v)).transpose()?;
         let cluster = match get("FERRY_CLUSTER") {
             None => ClusterMode::DryRun,
             Some((_, v)) if v == "dry-run" => ClusterMode::DryRun,
             Some((_, v)) if v == "kube" => ClusterMode::Kube,
             Some((name, v)) => {
-                return Err(problem(
-                    name,
-                    format!("expected `dry-run` or `kube`, got `{}`", cut(&v)),
-                ));
+                return Err(problem(name, format!("expected `dry-run` or `kube`, got `{}`", cut(&v))));
             }
         };
-        let operator_config = get("FERRY_CONFIG")
-            .map(|(name, v)| existing_file(name, v))
-            .transpose()?;
-        let data_dir =
-            PathBuf::from(get("FERRY_DATA_DIR").map_or(DEFAULT_DATA_DIR.to_owned(), |(_, v)| v));
-        let public_url = get("FERRY_PUBLIC_URL")
-            .map(|(name, v)| http_url(name, &v))
-            .transpose()?;
+        let operator_config = get("FERRY_CONFIG").map(|(name, v)| existing_file(name, v)).transpose()?;
+        let data_dir = PathBuf::from(get("FERRY_DATA_DIR").map_or(DEFAULT_DATA_DIR.to_owned(), |(_, v)| v));
+        let public_url = get("FERRY_PUBLIC_URL").map(|(name, v)| http_url(name, &v)).transpose()?;
         let admin_token = get("FERRY_ADMIN_TOKEN").map(|(_, v)| SecretString::from(v));
-        let cluster_name = get("FERRY_CLUSTER_NAME")
-            .map(|(name, v)| cluster_name(name, v))
-            .transpose()?;
-        let aws_endpoint_url = get("AWS_ENDPOINT_URL")
-            .map(|(name, v)| http_url(name, &v))
-            .transpose()?;
+        let cluster_name = get("FERRY_CLUSTER_NAME").map(|(name, v)| cluster_name(name, v)).transpose()?;
+        let aws_endpoint_url = get("AWS_ENDPOINT_URL").map(|(name, v)| http_url(name, &v)).transpose()?;
 
         Ok(Config {
             webhook_secrets,
@@ -239,10 +166,7 @@ impl Config {
 }
 
 fn problem(variable: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable,
-        problem: problem.into(),
-    }
+    ConfigError { variable, problem: problem.into() }
 }
 
 fn both(a: &'static str, b: &'static str) -> ConfigError {
@@ -258,28 +182,15 @@ fn parse_secret_list(name: &'static str, list: &str) -> Result<Vec<SecretString>
     let secrets: Vec<&str> = list.split(',').map(str::trim).collect();
     // Never echo a secret: say which entry is wrong, by position.
     if let Some(position) = secrets.iter().position(|s| s.is_empty()) {
-        return Err(problem(
-            name,
-            format!(
-                "entry {} of the comma-separated list is empty",
-                position + 1
-            ),
-        ));
+        return Err(problem(name, format!("entry {} of the comma-separated list is empty", position + 1)));
     }
-    Ok(secrets
-        .into_iter()
-        .map(|s| SecretString::from(s.to_owned()))
-        .collect())
+    Ok(secrets.into_iter().map(|s| SecretString::from(s.to_owned())).collect())
 }
 
 fn http_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(value)
-        .map_err(|e| problem(name, format!("`{}` is not a URL: {e}", cut(value))))?;
+    let url = Url::parse(value).map_err(|e| problem(name, format!("`{}` is not a URL: {e}", cut(value))))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(problem(
-            name,
-            format!("`{}` is not an http(s) URL", cut(value)),
-        ));
+        return Err(problem(name, format!("`{}` is not an http(s) URL", cut(value))));
     }
     Ok(url)
 }
@@ -287,10 +198,7 @@ fn http_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
 fn existing_file(name: &'static str, path: String) -> Result<PathBuf, ConfigError> {
     let path = PathBuf::from(path);
     if !path.is_file() {
-        return Err(problem(
-            name,
-            format!("{} is not a readable file", path.display()),
-        ));
+        return Err(problem(name, format!("{} is not a readable file", path.display())));
     }
     Ok(path)
 }
@@ -298,60 +206,33 @@ fn existing_file(name: &'static str, path: String) -> Result<PathBuf, ConfigErro
 fn app_id(name: &'static str, value: &str) -> Result<u64, ConfigError> {
     match value.parse::<u64>() {
         Ok(id) if id > 0 => Ok(id),
-        _ => Err(problem(
-            name,
-            format!("expected a positive number, got `{}`", cut(value)),
-        )),
+        _ => Err(problem(name, format!("expected a positive number, got `{}`", cut(value)))),
     }
 }
 
 fn table_name(name: &'static str, value: String) -> Result<String, ConfigError> {
     let valid = (3..=255).contains(&value.len())
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if valid {
         Ok(value)
     } else {
-        Err(problem(
-            name,
-            format!(
-                "`{}` is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)",
-                cut(&value)
-            ),
-        ))
+        Err(problem(name, format!("`{}` is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)", cut(&value))))
     }
 }
 
 fn secret_id(name: &'static str, value: String) -> Result<String, ConfigError> {
     // Full ARNs carry ':'; names carry Secrets Manager's own alphabet.
-    let valid = value.len() <= 2048
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-:".contains(c));
+    let valid = value.len() <= 2048 && value.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-:".contains(c));
     if valid {
         Ok(value)
     } else {
-        Err(problem(
-            name,
-            format!("`{}` is not a Secrets Manager name or ARN", cut(&value)),
-        ))
+        Err(problem(name, format!("`{}` is not a Secrets Manager name or ARN", cut(&value))))
     }
 }
 
 fn cluster_name(name: &'static str, value: String) -> Result<String, ConfigError> {
-    let valid = value.len() <= 63
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if valid {
-        Ok(value)
-    } else {
-        Err(problem(
-            name,
-            format!("`{}` must be at most 63 of a-z 0-9 -", cut(&value)),
-        ))
-    }
+    let valid = value.len() <= 63 && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if valid { Ok(value) } else { Err(problem(name, format!("`{}` must be at most 63 of a-z 0-9 -", cut(&value)))) }
 }
 
 #[cfg(test)]
@@ -363,10 +244,7 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|name| vars.get(name).cloned())
     }
 
@@ -395,9 +273,7 @@ mod tests {
     #[test]
     fn webhook_secrets_are_a_comma_separated_list() {
         let c = config(&[("FERRY_WEBHOOK_SECRET", "old-one, new-one")]).unwrap();
-        let WebhookSecrets::Inline(secrets) = c.webhook_secrets else {
-            panic!("not inline")
-        };
+        let WebhookSecrets::Inline(secrets) = c.webhook_secrets else { panic!("not inline") };
         let plain: Vec<&str> = secrets.iter().map(|s| s.expose_secret()).collect();
         assert_eq!(plain, ["old-one", "new-one"]);
     }
@@ -407,69 +283,29 @@ mod tests {
         let e = error(&[("FERRY_WEBHOOK_SECRET", "hunter2,,")]);
         assert_eq!(e.variable, "FERRY_WEBHOOK_SECRET");
         assert!(!e.to_string().contains("hunter2"), "{e}");
-        let c = config(&[
-            ("FERRY_WEBHOOK_SECRET", "hunter2"),
-            ("FERRY_ADMIN_TOKEN", "tok-123"),
-        ])
-        .unwrap();
+        let c = config(&[("FERRY_WEBHOOK_SECRET", "hunter2"), ("FERRY_ADMIN_TOKEN", "tok-123")]).unwrap();
         let shown = format!("{c:?}");
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("tok-123"),
-            "{shown}"
-        );
+        assert!(!shown.contains("hunter2") && !shown.contains("tok-123"), "{shown}");
     }
 
     #[test]
     fn wrong_values_fail_naming_the_variable() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("FERRY_CLUSTER", "minikube")], "FERRY_CLUSTER"),
-            (
-                &[("FERRY_GITHUB_API_URL", "not a url")],
-                "FERRY_GITHUB_API_URL",
-            ),
-            (
-                &[("FERRY_GITHUB_API_URL", "ftp://x")],
-                "FERRY_GITHUB_API_URL",
-            ),
-            (
-                &[("FERRY_PUBLIC_URL", "hooks.example.com")],
-                "FERRY_PUBLIC_URL",
-            ),
+            (&[("FERRY_GITHUB_API_URL", "not a url")], "FERRY_GITHUB_API_URL"),
+            (&[("FERRY_GITHUB_API_URL", "ftp://x")], "FERRY_GITHUB_API_URL"),
+            (&[("FERRY_PUBLIC_URL", "hooks.example.com")], "FERRY_PUBLIC_URL"),
             (&[("FERRY_TABLE", "a b")], "FERRY_TABLE"),
             (&[("FERRY_TABLE", "ab")], "FERRY_TABLE"),
-            (
-                &[("FERRY_SECRET_PREFIX", "ferry prod")],
-                "FERRY_SECRET_PREFIX",
-            ),
+            (&[("FERRY_SECRET_PREFIX", "ferry prod")], "FERRY_SECRET_PREFIX"),
             (&[("FERRY_CONFIG", "/no/such/ferry.toml")], "FERRY_CONFIG"),
             (&[("FERRY_CLUSTER_NAME", "Prod_EU")], "FERRY_CLUSTER_NAME"),
             (&[("FERRY_GITHUB_APP_ID", "12")], "FERRY_GITHUB_APP_ID"),
-            (
-                &[("FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID", "ferry/key")],
-                "FERRY_GITHUB_APP_ID",
-            ),
-            (
-                &[
-                    ("FERRY_GITHUB_APP_ID", "x"),
-                    ("FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID", "k"),
-                ],
-                "FERRY_GITHUB_APP_ID",
-            ),
-            (
-                &[("FERRY_GITHUB_APP_PRIVATE_KEY_FILE", "/no/such.pem")],
-                "FERRY_GITHUB_APP_PRIVATE_KEY_FILE",
-            ),
-            (
-                &[
-                    ("FERRY_WEBHOOK_SECRET", "a"),
-                    ("FERRY_WEBHOOK_SECRET_ID", "b"),
-                ],
-                "FERRY_WEBHOOK_SECRET",
-            ),
-            (
-                &[("AWS_ENDPOINT_URL", "localhost:5000")],
-                "AWS_ENDPOINT_URL",
-            ),
+            (&[("FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID", "ferry/key")], "FERRY_GITHUB_APP_ID"),
+            (&[("FERRY_GITHUB_APP_ID", "x"), ("FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID", "k")], "FERRY_GITHUB_APP_ID"),
+            (&[("FERRY_GITHUB_APP_PRIVATE_KEY_FILE", "/no/such.pem")], "FERRY_GITHUB_APP_PRIVATE_KEY_FILE"),
+            (&[("FERRY_WEBHOOK_SECRET", "a"), ("FERRY_WEBHOOK_SECRET_ID", "b")], "FERRY_WEBHOOK_SECRET"),
+            (&[("AWS_ENDPOINT_URL", "localhost:5000")], "AWS_ENDPOINT_URL"),
         ];
         for (vars, variable) in cases {
             let e = error(vars);
@@ -482,30 +318,17 @@ mod tests {
     fn app_credentials_come_as_a_pair() {
         let key = tempfile::NamedTempFile::new().unwrap();
         let path = key.path().to_str().unwrap();
-        let c = config(&[
-            ("FERRY_GITHUB_APP_ID", "12345"),
-            ("FERRY_GITHUB_APP_PRIVATE_KEY_FILE", path),
-        ])
-        .unwrap();
+        let c = config(&[("FERRY_GITHUB_APP_ID", "12345"), ("FERRY_GITHUB_APP_PRIVATE_KEY_FILE", path)]).unwrap();
         assert_eq!(
             c.github_app,
-            Some(GithubApp {
-                id: 12345,
-                private_key: PrivateKeySource::File(key.path().to_owned())
-            })
+            Some(GithubApp { id: 12345, private_key: PrivateKeySource::File(key.path().to_owned()) })
         );
         let c = config(&[
             ("FERRY_GITHUB_APP_ID", "7"),
-            (
-                "FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID",
-                "ferry/app-private-key",
-            ),
+            ("FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID", "ferry/app-private-key"),
         ])
         .unwrap();
-        assert_eq!(
-            c.github_app.unwrap().private_key,
-            PrivateKeySource::SecretId("ferry/app-private-key".into())
-        );
+        assert_eq!(c.github_app.unwrap().private_key, PrivateKeySource::SecretId("ferry/app-private-key".into()));
     }
 
     #[test]
@@ -528,9 +351,7 @@ mod tests {
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
         ])
         .unwrap();
-        assert!(
-            matches!(c.webhook_secrets, WebhookSecrets::SecretId(ref id) if id == "ferry/webhook-secret")
-        );
+        assert!(matches!(c.webhook_secrets, WebhookSecrets::SecretId(ref id) if id == "ferry/webhook-secret"));
         assert_eq!(c.github_api_url.host_str(), Some("ghe.example.com"));
         assert_eq!(c.table.as_deref(), Some("ferry-state"));
         assert_eq!(c.secret_prefix.as_deref(), Some("ferry"));

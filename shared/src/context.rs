@@ -22,10 +22,7 @@ pub struct Context {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot create the data dir {path}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    DataDir { path: String, source: std::io::Error },
     #[error("cannot open the embedded state store")]
     State(#[from] crate::store::StoreError),
     #[error("cannot read the secret store")]
@@ -39,40 +36,24 @@ impl Context {
         let needs_aws = config.table.is_some()
             || config.secret_prefix.is_some()
             || matches!(config.webhook_secrets, WebhookSecrets::SecretId(_));
-        let sdk = if needs_aws {
-            Some(crate::aws::sdk_config().await)
-        } else {
-            None
-        };
+        let sdk = if needs_aws { Some(crate::aws::sdk_config().await) } else { None };
         let needs_data_dir = config.table.is_none() || config.secret_prefix.is_none();
         if needs_data_dir {
-            std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
-                path: config.data_dir.display().to_string(),
-                source,
-            })?;
+            std::fs::create_dir_all(&config.data_dir)
+                .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
         }
         let state: Arc<dyn StateStore> = match (&config.table, &sdk) {
-            (Some(table), Some(sdk)) => {
-                Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table))
-            }
+            (Some(table), Some(sdk)) => Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)),
             _ => Arc::new(EmbeddedStore::open(&config.data_dir.join("state.sqlite3"))?),
         };
         let secrets: Arc<dyn SecretStore> = match (&config.secret_prefix, &sdk) {
-            (Some(prefix), Some(sdk)) => Arc::new(SecretsManagerStore::new(
-                aws_sdk_secretsmanager::Client::new(sdk),
-                prefix,
-            )),
-            _ => Arc::new(EmbeddedSecrets::open(
-                &config.data_dir.join("secrets.json"),
-            )?),
+            (Some(prefix), Some(sdk)) => {
+                Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(sdk), prefix))
+            }
+            _ => Arc::new(EmbeddedSecrets::open(&config.data_dir.join("secrets.json"))?),
         };
         let webhook_secrets = webhook_secrets(&config, sdk.as_ref(), secrets.as_ref()).await?;
-        Ok(Self {
-            config: Arc::new(config),
-            state,
-            secrets,
-            webhook_secrets,
-        })
+        Ok(Self { config: Arc::new(config), state, secrets, webhook_secrets })
     }
 }
 
@@ -115,9 +96,7 @@ async fn webhook_secrets(
         return Ok(Arc::from([]));
     }
     let generated = WebhookSecret::generate();
-    store
-        .put(&name, &SecretString::from(generated.expose().to_owned()))
-        .await?;
+    store.put(&name, &SecretString::from(generated.expose().to_owned())).await?;
     tracing::info!(
         file = %config.data_dir.join("secrets.json").display(),
         "generated a webhook secret for local use"
@@ -133,17 +112,11 @@ mod tests {
     async fn a_local_start_generates_one_webhook_secret_and_keeps_it() {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_str().unwrap().to_owned();
-        let config = || {
-            Config::from_lookup(|name| (name == "FERRY_DATA_DIR").then(|| data_dir.clone()))
-                .unwrap()
-        };
+        let config = || Config::from_lookup(|name| (name == "FERRY_DATA_DIR").then(|| data_dir.clone())).unwrap();
         let first = Context::connect(config()).await.unwrap();
         let again = Context::connect(config()).await.unwrap();
         assert_eq!(first.webhook_secrets.len(), 1);
-        assert_eq!(
-            first.webhook_secrets[0].expose(),
-            again.webhook_secrets[0].expose()
-        );
+        assert_eq!(first.webhook_secrets[0].expose(), again.webhook_secrets[0].expose());
     }
 
     #[tokio::test]
@@ -157,11 +130,7 @@ mod tests {
         })
         .unwrap();
         let context = Context::connect(config).await.unwrap();
-        let secrets: Vec<&str> = context
-            .webhook_secrets
-            .iter()
-            .map(WebhookSecret::expose)
-            .collect();
+        let secrets: Vec<&str> = context.webhook_secrets.iter().map(WebhookSecret::expose).collect();
         assert_eq!(secrets, ["a", "b"]);
     }
 }

@@ -14,11 +14,7 @@ pub fn init() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     let installed = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-        builder
-            .json()
-            .with_current_span(false)
-            .without_time()
-            .try_init()
+        builder.json().with_current_span(false).without_time().try_init()
     } else {
         builder.compact().try_init()
     };

@@ -1,8 +1,8 @@
 //! Record builders: a valid record of each kind in one call, varied by name.
 
 use ferry::domain::{
-    Delivery, DeliveryId, Installation, InstallationId, Outcome, PrNumber, PrState, PullRequest,
-    RefName, Release, RepoName, Sha, Tag, Timestamp,
+    Delivery, DeliveryId, Installation, InstallationId, Outcome, PrNumber, PrState, PullRequest, RefName, Release,
+    RepoName, Sha, Tag, Timestamp,
 };
 use ferry::domain::{PolledRef, RepoMode, Repository};
 

@@ -11,9 +11,7 @@ use crate::throttle::ThrottleFirst;
 pub async fn sdk_config() -> SdkConfig {
     match std::env::var("AWS_ENDPOINT_URL") {
         Ok(url) if url.starts_with("http://127.") || url.starts_with("http://localhost") => {}
-        Ok(url) => panic!(
-            "AWS_ENDPOINT_URL={url} is not a loopback emulator; the tests never touch real AWS"
-        ),
+        Ok(url) => panic!("AWS_ENDPOINT_URL={url} is not a loopback emulator; the tests never touch real AWS"),
         Err(_) => panic!(
             "the AWS contract tests need the AWS API emulator: run ./scripts/test, \
              or start `moto_server` and set AWS_ENDPOINT_URL to it"
@@ -37,18 +35,12 @@ pub async fn dynamo_store() -> DynamoStore {
 pub async fn dynamo_store_with(throttle: Option<&ThrottleFirst>) -> DynamoStore {
     let sdk = sdk_config().await;
     let setup = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), unique("ferry-test"));
-    setup
-        .create_table()
-        .await
-        .expect("create the test table in the emulator");
+    setup.create_table().await.expect("create the test table in the emulator");
     let mut config = aws_sdk_dynamodb::config::Builder::from(&sdk);
     if let Some(throttle) = throttle {
         config = config.http_client(throttle.clone());
     }
-    DynamoStore::new(
-        aws_sdk_dynamodb::Client::from_conf(config.build()),
-        setup.table(),
-    )
+    DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config.build()), setup.table())
 }
 
 /// A Secrets Manager store under a prefix of its own.
@@ -58,8 +50,5 @@ pub async fn secrets_manager(throttle: Option<&ThrottleFirst>) -> SecretsManager
     if let Some(throttle) = throttle {
         config = config.http_client(throttle.clone());
     }
-    SecretsManagerStore::new(
-        aws_sdk_secretsmanager::Client::from_conf(config.build()),
-        unique("ferry-test"),
-    )
+    SecretsManagerStore::new(aws_sdk_secretsmanager::Client::from_conf(config.build()), unique("ferry-test"))
 }

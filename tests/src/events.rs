@@ -36,12 +36,7 @@ pub fn secret(value: &str) -> WebhookSecret {
 }
 
 /// The headers of a delivery, as GitHub names them; `signature` as given.
-pub fn github_headers(
-    event: &str,
-    delivery: &str,
-    signature: Option<&str>,
-    body: &str,
-) -> Map<String, Value> {
+pub fn github_headers(event: &str, delivery: &str, signature: Option<&str>, body: &str) -> Map<String, Value> {
     let mut headers = Map::new();
     headers.insert("Content-Type".into(), json!("application/json"));
     headers.insert("Content-Length".into(), json!(body.len().to_string()));
@@ -49,14 +44,8 @@ pub fn github_headers(
     headers.insert("X-GitHub-Event".into(), json!(event));
     headers.insert("X-GitHub-Delivery".into(), json!(delivery));
     headers.insert("X-GitHub-Hook-ID".into(), json!("123456789"));
-    headers.insert(
-        "X-GitHub-Hook-Installation-Target-Type".into(),
-        json!("integration"),
-    );
-    headers.insert(
-        "X-GitHub-Hook-Installation-Target-ID".into(),
-        json!("424242"),
-    );
+    headers.insert("X-GitHub-Hook-Installation-Target-Type".into(), json!("integration"));
+    headers.insert("X-GitHub-Hook-Installation-Target-ID".into(), json!("424242"));
     if let Some(signature) = signature {
         headers.insert("X-Hub-Signature-256".into(), json!(signature));
     }
@@ -66,25 +55,15 @@ pub fn github_headers(
 /// A delivery signed with `secret`, wrapped for `front`.
 pub fn signed(front: Front, event: &str, delivery: &str, secret_value: &str, body: &str) -> Value {
     let signature = sign(&secret(secret_value), body.as_bytes());
-    lambda_event(
-        front,
-        github_headers(event, delivery, Some(&signature), body),
-        body,
-    )
+    lambda_event(front, github_headers(event, delivery, Some(&signature), body), body)
 }
 
 /// `body` with `headers`, as `front` hands them to Lambda.
 pub fn lambda_event(front: Front, headers: Map<String, Value>, body: &str) -> Value {
-    let user_agent = headers
-        .get("User-Agent")
-        .cloned()
-        .unwrap_or(json!("curl/8"));
+    let user_agent = headers.get("User-Agent").cloned().unwrap_or(json!("curl/8"));
     match front {
         Front::RestApi => {
-            let multi: Map<String, Value> = headers
-                .iter()
-                .map(|(k, v)| (k.clone(), json!([v])))
-                .collect();
+            let multi: Map<String, Value> = headers.iter().map(|(k, v)| (k.clone(), json!([v]))).collect();
             json!({
                 "resource": "/webhook",
                 "path": "/webhook",
@@ -114,19 +93,10 @@ pub fn lambda_event(front: Front, headers: Map<String, Value>, body: &str) -> Va
         }
         Front::HttpApi | Front::FunctionUrl => {
             // Payload format 2.0 lowercases header names.
-            let lower: Map<String, Value> = headers
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect();
+            let lower: Map<String, Value> = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
             let (domain, route_key) = match front {
-                Front::HttpApi => (
-                    "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
-                    "POST /webhook",
-                ),
-                _ => (
-                    "abcdefghijklmnopqrstuvwxyz234567.lambda-url.us-east-1.on.aws",
-                    "$default",
-                ),
+                Front::HttpApi => ("a1b2c3d4e5.execute-api.us-east-1.amazonaws.com", "POST /webhook"),
+                _ => ("abcdefghijklmnopqrstuvwxyz234567.lambda-url.us-east-1.on.aws", "$default"),
             };
             json!({
                 "version": "2.0",

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
-    SharedHttpConnector,
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -51,29 +50,20 @@ impl ThrottleFirst {
                 "application/x-amz-json-1.0",
                 r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#,
             ),
-            Service::SecretsManager => (
-                "application/x-amz-json-1.1",
-                r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
-            ),
+            Service::SecretsManager => {
+                ("application/x-amz-json-1.1", r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#)
+            }
         };
-        let mut response =
-            HttpResponse::new(StatusCode::try_from(400).expect("400"), SdkBody::from(body));
+        let mut response = HttpResponse::new(StatusCode::try_from(400).expect("400"), SdkBody::from(body));
         response.headers_mut().insert("content-type", content_type);
         response
     }
 }
 
 impl HttpClient for ThrottleFirst {
-    fn http_connector(
-        &self,
-        settings: &HttpConnectorSettings,
-        components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
         let inner = self.inner.http_connector(settings, components);
-        SharedHttpConnector::new(Connector {
-            throttle: self.clone(),
-            inner,
-        })
+        SharedHttpConnector::new(Connector { throttle: self.clone(), inner })
     }
 }
 
@@ -86,15 +76,8 @@ struct Connector {
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         self.throttle.requests.fetch_add(1, Ordering::SeqCst);
-        let throttled = self
-            .throttle
-            .remaining
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if throttled {
-            HttpConnectorFuture::ready(Ok(self.throttle.response()))
-        } else {
-            self.inner.call(request)
-        }
+        let throttled =
+            self.throttle.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        if throttled { HttpConnectorFuture::ready(Ok(self.throttle.response())) } else { self.inner.call(request) }
     }
 }

@@ -22,9 +22,7 @@ impl Harness {
     /// Embedded state and secrets in a fresh directory, webhook secret `secret`.
     pub async fn embedded(secret: &str) -> Self {
         let dir = tempfile::tempdir().expect("a temporary dir");
-        let state = Arc::new(
-            EmbeddedStore::open(&dir.path().join("state.sqlite3")).expect("open the store"),
-        );
+        let state = Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3")).expect("open the store"));
         Self::build(dir, state, secret)
     }
 
@@ -41,15 +39,9 @@ impl Harness {
             _ => None,
         })
         .expect("a valid configuration");
-        let secrets = Arc::new(
-            EmbeddedSecrets::open(&dir.path().join("secrets.json")).expect("open the secrets"),
-        );
-        let context = Context {
-            config: Arc::new(config),
-            state,
-            secrets,
-            webhook_secrets: Arc::from([events::secret(secret)]),
-        };
+        let secrets = Arc::new(EmbeddedSecrets::open(&dir.path().join("secrets.json")).expect("open the secrets"));
+        let context =
+            Context { config: Arc::new(config), state, secrets, webhook_secrets: Arc::from([events::secret(secret)]) };
         Self { context, _dir: dir }
     }
 
@@ -59,40 +51,18 @@ impl Harness {
 
     /// Sends a Lambda event through the service `ferry-webhook` runs.
     pub async fn invoke(&self, event: &Value) -> (u16, Value) {
-        let request =
-            lambda_http::request::from_str(&event.to_string()).expect("a Lambda HTTP event");
+        let request = lambda_http::request::from_str(&event.to_string()).expect("a Lambda HTTP event");
         let service = ferry_http::lambda_service(ferry_http::router(self.context.clone()));
-        let response = service
-            .oneshot(request)
-            .await
-            .expect("the router never fails");
+        let response = service.oneshot(request).await.expect("the router never fails");
         let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("a readable body")
-            .to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        let bytes = response.into_body().collect().await.expect("a readable body").to_bytes();
+        let body =
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
         (status, body)
     }
 
     /// A delivery signed with `secret`, through an HTTP API.
-    pub async fn deliver(
-        &self,
-        event: &str,
-        delivery: &str,
-        secret: &str,
-        body: &str,
-    ) -> (u16, Value) {
-        self.invoke(&events::signed(
-            Front::HttpApi,
-            event,
-            delivery,
-            secret,
-            body,
-        ))
-        .await
+    pub async fn deliver(&self, event: &str, delivery: &str, secret: &str, body: &str) -> (u16, Value) {
+        self.invoke(&events::signed(Front::HttpApi, event, delivery, secret, body)).await
     }
 }

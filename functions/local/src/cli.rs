@@ -9,11 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::replay;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "ferry",
-    version,
-    about = "Git host events to Kubernetes: every Ferry function in one process"
-)]
+#[command(name = "ferry", version, about = "Git host events to Kubernetes: every Ferry function in one process")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,12 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Poll => anyhow::bail!("`ferry poll` is not implemented yet (issue #6)"),
         Command::Rotate => anyhow::bail!("`ferry rotate` is not implemented yet (issue #4)"),
         Command::Reconcile => anyhow::bail!("`ferry reconcile` is not implemented yet (issue #7)"),
-        Command::Replay {
-            file,
-            url,
-            event,
-            delivery,
-        } => {
+        Command::Replay { file, url, event, delivery } => {
             replay::replay(replay::Replay {
                 file: &file,
                 url: &url,
@@ -75,12 +66,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     let config = ferry::Config::from_env()?;
     let data_dir = config.data_dir.clone();
-    let context = ferry::Context::connect(config)
-        .await
-        .context("cannot start")?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let context = ferry::Context::connect(config).await.context("cannot start")?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, data_dir = %data_dir.display(), "ferry serving");
     // Scripts and tests read the address from this line.

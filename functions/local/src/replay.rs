@@ -16,16 +16,14 @@ pub struct Replay<'a> {
 }
 
 pub async fn replay(replay: Replay<'_>) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(replay.file)
-        .with_context(|| format!("cannot read {}", replay.file.display()))?;
+    let text =
+        std::fs::read_to_string(replay.file).with_context(|| format!("cannot read {}", replay.file.display()))?;
     let (event, body) = delivery_of(replay.file, &text, replay.event)?;
     let context = ferry::Context::connect(ferry::Config::from_env()?).await?;
     let Some(secret) = context.webhook_secrets.first() else {
         bail!("no webhook secret is configured: set FERRY_WEBHOOK_SECRET");
     };
-    let delivery = replay
-        .delivery
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let delivery = replay.delivery.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     let response = reqwest::Client::new()
         .post(replay.url)
         .header("content-type", "application/json")
@@ -51,20 +49,13 @@ pub async fn replay(replay: Replay<'_>) -> anyhow::Result<()> {
 /// carries both; a raw payload takes its name from `--event` or the file
 /// name (`pull_request.opened.json` is a `pull_request`).
 fn delivery_of(file: &Path, text: &str, event: Option<&str>) -> anyhow::Result<(String, String)> {
-    let json: Value =
-        serde_json::from_str(text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let json: Value = serde_json::from_str(text).with_context(|| format!("{} is not JSON", file.display()))?;
     if json.get("requestContext").is_some() {
         let header = json["headers"]
             .as_object()
-            .and_then(|headers| {
-                headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("x-github-event"))
-            })
+            .and_then(|headers| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-github-event")))
             .and_then(|(_, v)| v.as_str());
-        let name = event
-            .or(header)
-            .context("the event has no X-GitHub-Event header: pass --event")?;
+        let name = event.or(header).context("the event has no X-GitHub-Event header: pass --event")?;
         let body = json["body"].as_str().context("the event has no body")?;
         let body = if json["isBase64Encoded"] == true {
             String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body)?)?
@@ -73,10 +64,7 @@ fn delivery_of(file: &Path, text: &str, event: Option<&str>) -> anyhow::Result<(
         };
         return Ok((name.to_owned(), body));
     }
-    let stem = file
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default();
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     let name = event.unwrap_or_else(|| stem.split('.').next().unwrap_or_default());
     if name.is_empty() {
         bail!("cannot tell the event of {}: pass --event", file.display());
@@ -90,12 +78,7 @@ mod tests {
 
     #[test]
     fn raw_payloads_are_named_by_their_file() {
-        let (event, body) = delivery_of(
-            Path::new("events/github/pull_request.opened.json"),
-            "{}",
-            None,
-        )
-        .unwrap();
+        let (event, body) = delivery_of(Path::new("events/github/pull_request.opened.json"), "{}", None).unwrap();
         assert_eq!((event.as_str(), body.as_str()), ("pull_request", "{}"));
         let (event, _) = delivery_of(Path::new("x.json"), "{}", Some("push")).unwrap();
         assert_eq!(event, "push");
@@ -103,7 +86,8 @@ mod tests {
 
     #[test]
     fn lambda_events_carry_their_event_and_body() {
-        let wrapped = r#"{"requestContext":{},"headers":{"X-GitHub-Event":"ping"},"body":"e30=","isBase64Encoded":true}"#;
+        let wrapped =
+            r#"{"requestContext":{},"headers":{"X-GitHub-Event":"ping"},"body":"e30=","isBase64Encoded":true}"#;
         let (event, body) = delivery_of(Path::new("e.json"), wrapped, None).unwrap();
         assert_eq!((event.as_str(), body.as_str()), ("ping", "{}"));
     }

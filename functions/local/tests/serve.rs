@@ -20,40 +20,21 @@ impl Drop for Server {
 /// Starts `ferry serve` in `dir` with no FERRY_ variable set, on a free port.
 fn serve(dir: &Path) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    command
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir);
+    command.args(["serve", "--listen", "127.0.0.1:0"]).current_dir(dir);
     for (name, _) in std::env::vars() {
         if name.starts_with("FERRY_") || name.starts_with("AWS_") {
             command.env_remove(name);
         }
     }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ferry serve");
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start ferry serve");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let address = line
-        .trim()
-        .strip_prefix("ferry listening on ")
-        .unwrap_or_else(|| panic!("unexpected: {line:?}"));
-    Server {
-        child,
-        url: address.to_owned(),
-    }
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read the listening line");
+    let address = line.trim().strip_prefix("ferry listening on ").unwrap_or_else(|| panic!("unexpected: {line:?}"));
+    Server { child, url: address.to_owned() }
 }
 
 async fn healthz(server: &Server) -> serde_json::Value {
-    reqwest::get(format!("{}/healthz", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    reqwest::get(format!("{}/healthz", server.url)).await.unwrap().json().await.unwrap()
 }
 
 #[tokio::test]
@@ -65,14 +46,8 @@ async fn serve_with_no_environment_answers_healthz_at_once() {
     assert!(asked.elapsed() < Duration::from_secs(1));
     assert_eq!(health["ok"], true);
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
-    assert!(
-        dir.path().join(".ferry/state.sqlite3").is_file(),
-        "the data dir holds the embedded state"
-    );
-    assert!(
-        dir.path().join(".ferry/secrets.json").is_file(),
-        "and the embedded secrets"
-    );
+    assert!(dir.path().join(".ferry/state.sqlite3").is_file(), "the data dir holds the embedded state");
+    assert!(dir.path().join(".ferry/secrets.json").is_file(), "and the embedded secrets");
 }
 
 #[tokio::test]
@@ -85,16 +60,10 @@ async fn serve_starts_again_on_what_it_left() {
 
 #[test]
 fn help_lists_every_subcommand() {
-    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .arg("--help")
-        .output()
-        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry")).arg("--help").output().unwrap();
     let help = String::from_utf8(output.stdout).unwrap();
     for subcommand in ["serve", "poll", "rotate", "reconcile", "replay"] {
-        assert!(
-            help.contains(subcommand),
-            "{subcommand} missing from:\n{help}"
-        );
+        assert!(help.contains(subcommand), "{subcommand} missing from:\n{help}");
     }
 }
 
@@ -113,27 +82,15 @@ fn a_wrong_variable_stops_the_start_naming_it() {
 }
 
 fn replay(dir: &Path, server: &Server, file: &str, delivery: &str) -> String {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../events")
-        .join(file);
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events").join(file);
     let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "replay",
-            sample.to_str().unwrap(),
-            "--delivery",
-            delivery,
-            "--url",
-        ])
+        .args(["replay", sample.to_str().unwrap(), "--delivery", delivery, "--url"])
         .arg(format!("{}/webhook", server.url))
         .current_dir(dir)
         .output()
         .expect("run ferry replay");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     stdout
 }
 
@@ -149,10 +106,7 @@ async fn replay_signs_with_the_generated_secret_and_a_restart_remembers_the_deli
 
     let restarted = serve(dir.path());
     let again = replay(dir.path(), &restarted, "github/ping.json", "replayed-1");
-    assert!(
-        again.contains("\"outcome\": \"duplicate\""),
-        "the restart forgot the delivery: {again}"
-    );
+    assert!(again.contains("\"outcome\": \"duplicate\""), "the restart forgot the delivery: {again}");
 }
 
 #[tokio::test]
@@ -187,17 +141,9 @@ async fn a_body_over_25_mib_is_413() {
         assert_eq!(response.status().as_u16(), 413);
     }
     let chunks = futures_stream(26);
-    let streamed = client
-        .post(format!("{}/webhook", server.url))
-        .body(reqwest::Body::wrap_stream(chunks))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        streamed.status().as_u16(),
-        413,
-        "no Content-Length: the capped read refuses it"
-    );
+    let streamed =
+        client.post(format!("{}/webhook", server.url)).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+    assert_eq!(streamed.status().as_u16(), 413, "no Content-Length: the capped read refuses it");
 }
 
 /// `mebibytes` MiB of spaces in 1 MiB chunks, with no Content-Length.

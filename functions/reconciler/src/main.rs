@@ -9,11 +9,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let context = ferry::Context::connect(ferry::Config::from_env()?).await?;
     lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| {
         let _context = context.clone();
-        async move {
-            Err::<Value, _>(lambda_runtime::Error::from(
-                "reconciliation is not implemented yet (issue #7)",
-            ))
-        }
+        async move { Err::<Value, _>(lambda_runtime::Error::from("reconciliation is not implemented yet (issue #7)")) }
     }))
     .await
 }

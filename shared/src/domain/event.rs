@@ -153,10 +153,7 @@ mod tests {
     #[test]
     fn commands_stand_on_a_line_of_their_own() {
         assert_eq!(Command::find("/retest"), Some(Command::Retest));
-        assert_eq!(
-            Command::find("looks good\r\n  /ok-to-test  \n"),
-            Some(Command::OkToTest)
-        );
+        assert_eq!(Command::find("looks good\r\n  /ok-to-test  \n"), Some(Command::OkToTest));
         assert_eq!(Command::find("please /retest this"), None);
         assert_eq!(Command::find("/retesting"), None);
         assert_eq!(Command::find(""), None);

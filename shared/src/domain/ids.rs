@@ -17,11 +17,7 @@ pub struct InvalidId {
 fn invalid(kind: &'static str, value: &str, problem: &'static str) -> InvalidId {
     // Cut what is echoed back: this may be attacker-chosen input.
     let value: String = value.chars().take(80).collect();
-    InvalidId {
-        kind,
-        value,
-        problem,
-    }
+    InvalidId { kind, value, problem }
 }
 
 /// A string identifier: `parse` validates, `as_str` reads, serde goes through `parse`.
@@ -80,17 +76,10 @@ fn bounded(value: &str, max: usize) -> Result<(), &'static str> {
 
 fn git_name(value: &str) -> Result<(), &'static str> {
     bounded(value, 255)?;
-    if value
-        .chars()
-        .any(|c| c.is_control() || c == ' ' || c == '~' || c == '^' || c == ':' || c == '\\')
-    {
+    if value.chars().any(|c| c.is_control() || c == ' ' || c == '~' || c == '^' || c == ':' || c == '\\') {
         return Err("contains a character Git does not allow in a ref");
     }
-    if value.contains("..")
-        || value.starts_with('/')
-        || value.ends_with('/')
-        || value.ends_with(".lock")
-    {
+    if value.contains("..") || value.starts_with('/') || value.ends_with('/') || value.ends_with(".lock") {
         return Err("is not a valid Git ref name");
     }
     Ok(())
@@ -221,15 +210,10 @@ impl RepoName {
             bounded(p, 100).is_ok()
                 && p != "."
                 && p != ".."
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         };
         if !part(owner) || !part(name) {
-            return Err(invalid(
-                "repository",
-                &full,
-                "owner and name may hold only letters, digits, '-', '_' and '.'",
-            ));
+            return Err(invalid("repository", &full, "owner and name may hold only letters, digits, '-', '_' and '.'"));
         }
         let slash = owner.len();
         Ok(Self { full, slash })
@@ -275,16 +259,7 @@ mod tests {
     fn repo_names_follow_github_rules() {
         let repo = RepoName::parse("acme-corp/api.v2").unwrap();
         assert_eq!((repo.owner(), repo.name()), ("acme-corp", "api.v2"));
-        for bad in [
-            "",
-            "acme",
-            "acme/",
-            "/api",
-            "a/b/c",
-            "acme/..",
-            "acme/a#b",
-            "ac me/api",
-        ] {
+        for bad in ["", "acme", "acme/", "/api", "a/b/c", "acme/..", "acme/a#b", "ac me/api"] {
             assert!(RepoName::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -7,11 +7,9 @@ pub mod route;
 pub mod signature;
 pub mod time;
 
-pub use ids::{
-    DeliveryId, InstallationId, InvalidId, PrNumber, RefName, RepoName, Sha, Tag, UnitName,
-};
+pub use ids::{DeliveryId, InstallationId, InvalidId, PrNumber, RefName, RepoName, Sha, Tag, UnitName};
 pub use records::{
-    Cursor, Delivery, Installation, Outcome, PolledRef, PrState, PullRequest, Release, RepoMode,
-    Repository, Run, RunStatus,
+    Cursor, Delivery, Installation, Outcome, PolledRef, PrState, PullRequest, Release, RepoMode, Repository, Run,
+    RunStatus,
 };
 pub use time::Timestamp;

@@ -6,9 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::event::GitEvent;
-use super::{
-    DeliveryId, InstallationId, PrNumber, RefName, RepoName, Sha, Tag, Timestamp, UnitName,
-};
+use super::{DeliveryId, InstallationId, PrNumber, RefName, RepoName, Sha, Tag, Timestamp, UnitName};
 
 /// A GitHub App installation on an account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,8 +29,7 @@ impl WebhookSecret {
     }
 
     fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(self.0.expose_secret().as_bytes())
-            .expect("HMAC takes keys of any length")
+        HmacSha256::new_from_slice(self.0.expose_secret().as_bytes()).expect("HMAC takes keys of any length")
     }
 }
 
@@ -63,11 +62,7 @@ pub fn sign(secret: &WebhookSecret, body: &[u8]) -> String {
 }
 
 /// Accepts `body` if `header` is its HMAC under any of `secrets`.
-pub fn verify(
-    secrets: &[WebhookSecret],
-    body: &[u8],
-    header: Option<&[u8]>,
-) -> Result<(), SignatureError> {
+pub fn verify(secrets: &[WebhookSecret], body: &[u8], header: Option<&[u8]>) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
     let Some(hex_digest) = header.strip_prefix(b"sha256=") else {
         return Err(if header.starts_with(b"sha1=") {
@@ -87,11 +82,7 @@ pub fn verify(
         // verify_slice compares in constant time.
         mac.verify_slice(&expected).is_ok()
     });
-    if matches {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
-    }
+    if matches { Ok(()) } else { Err(SignatureError::Mismatch) }
 }
 
 #[cfg(test)]
@@ -108,10 +99,7 @@ mod tests {
         let key = secret("It's a Secret to Everybody");
         let expected = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
         assert_eq!(sign(&key, b"Hello, World!"), expected);
-        assert_eq!(
-            verify(&[key], b"Hello, World!", Some(expected.as_bytes())),
-            Ok(())
-        );
+        assert_eq!(verify(&[key], b"Hello, World!", Some(expected.as_bytes())), Ok(()));
     }
 
     #[test]
@@ -120,16 +108,10 @@ mod tests {
         let body = b"{}";
         for signer in [&old, &new] {
             let header = sign(signer, body);
-            assert_eq!(
-                verify(&[old.clone(), new.clone()], body, Some(header.as_bytes())),
-                Ok(())
-            );
+            assert_eq!(verify(&[old.clone(), new.clone()], body, Some(header.as_bytes())), Ok(()));
         }
         let header = sign(&secret("other"), body);
-        assert_eq!(
-            verify(&[old, new], body, Some(header.as_bytes())),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify(&[old, new], body, Some(header.as_bytes())), Err(SignatureError::Mismatch));
     }
 
     #[test]
@@ -141,51 +123,27 @@ mod tests {
             (Some(b""), SignatureError::Malformed),
             (Some(b"sha256="), SignatureError::Malformed),
             (Some(b"sha256=zz"), SignatureError::Malformed),
-            (
-                Some(&good.as_bytes()[..good.len() - 2]),
-                SignatureError::Malformed,
-            ),
-            (
-                Some(b"sha1=0123456789abcdef0123456789abcdef01234567"),
-                SignatureError::UnsupportedAlgorithm,
-            ),
-            (
-                Some(good.as_bytes().strip_prefix(b"sha256=").unwrap()),
-                SignatureError::Malformed,
-            ),
+            (Some(&good.as_bytes()[..good.len() - 2]), SignatureError::Malformed),
+            (Some(b"sha1=0123456789abcdef0123456789abcdef01234567"), SignatureError::UnsupportedAlgorithm),
+            (Some(good.as_bytes().strip_prefix(b"sha256=").unwrap()), SignatureError::Malformed),
         ];
         for (header, expected) in cases {
-            assert_eq!(
-                verify(std::slice::from_ref(&key), b"body", header),
-                Err(expected),
-                "{header:?}"
-            );
+            assert_eq!(verify(std::slice::from_ref(&key), b"body", header), Err(expected), "{header:?}");
         }
-        assert_eq!(
-            verify(std::slice::from_ref(&key), b"body!", Some(good.as_bytes())),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify(&[], b"body", Some(good.as_bytes())),
-            Err(SignatureError::NoSecret)
-        );
+        assert_eq!(verify(std::slice::from_ref(&key), b"body!", Some(good.as_bytes())), Err(SignatureError::Mismatch));
+        assert_eq!(verify(&[], b"body", Some(good.as_bytes())), Err(SignatureError::NoSecret));
     }
 
     #[test]
     fn uppercase_hex_is_accepted_as_github_may_send_it() {
         let key = secret("k");
-        let header = sign(&key, b"x")
-            .to_uppercase()
-            .replace("SHA256=", "sha256=");
+        let header = sign(&key, b"x").to_uppercase().replace("SHA256=", "sha256=");
         assert_eq!(verify(&[key], b"x", Some(header.as_bytes())), Ok(()));
     }
 
     #[test]
     fn secrets_never_show_in_debug() {
         assert!(!format!("{:?}", secret("hunter2")).contains("hunter2"));
-        assert_ne!(
-            WebhookSecret::generate().expose(),
-            WebhookSecret::generate().expose()
-        );
+        assert_ne!(WebhookSecret::generate().expose(), WebhookSecret::generate().expose());
     }
 }

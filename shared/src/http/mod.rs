@@ -19,9 +19,6 @@ pub fn router(context: Context) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         // The handler enforces the limit itself, Content-Length first.
-        .route(
-            "/webhook",
-            post(webhook::webhook).layer(DefaultBodyLimit::disable()),
-        )
+        .route("/webhook", post(webhook::webhook).layer(DefaultBodyLimit::disable()))
         .with_state(context)
 }

@@ -32,10 +32,7 @@ pub async fn webhook(State(context): State<Context>, request: Request) -> Respon
         signature: header("x-hub-signature-256"),
         body: &body,
     };
-    let ports = Ports {
-        secrets: &context.webhook_secrets,
-        state: context.state.as_ref(),
-    };
+    let ports = Ports { secrets: &context.webhook_secrets, state: context.state.as_ref() };
     let reply = intake::intake(ports, inbound, BUDGET).await;
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(reply.body)).into_response()
@@ -43,9 +40,5 @@ pub async fn webhook(State(context): State<Context>, request: Request) -> Respon
 
 fn too_large() -> Response {
     let reason = format!("the body is over {} MiB", MAX_BODY / 1024 / 1024);
-    (
-        StatusCode::PAYLOAD_TOO_LARGE,
-        Json(json!({ "outcome": "rejected", "reason": reason })),
-    )
-        .into_response()
+    (StatusCode::PAYLOAD_TOO_LARGE, Json(json!({ "outcome": "rejected", "reason": reason }))).into_response()
 }

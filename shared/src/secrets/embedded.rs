@@ -21,10 +21,7 @@ pub struct EmbeddedSecrets {
 
 impl EmbeddedSecrets {
     pub fn open(path: &Path) -> Result<Self, SecretError> {
-        let store = Self {
-            path: path.to_owned(),
-            lock: Arc::new(Mutex::new(())),
-        };
+        let store = Self { path: path.to_owned(), lock: Arc::new(Mutex::new(())) };
         if !path.exists() {
             store.write(&BTreeMap::new())?;
         }
@@ -47,10 +44,7 @@ impl EmbeddedSecrets {
     }
 
     fn write(&self, secrets: &BTreeMap<String, SecretString>) -> Result<(), SecretError> {
-        let plain: BTreeMap<&str, &str> = secrets
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.expose_secret()))
-            .collect();
+        let plain: BTreeMap<&str, &str> = secrets.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
         let text = serde_json::to_vec_pretty(&plain).map_err(|e| self.failed(e))?;
         let temporary = self.path.with_extension("tmp");
         let mut options = std::fs::OpenOptions::new();
@@ -58,9 +52,7 @@ impl EmbeddedSecrets {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&temporary).map_err(|e| self.failed(e))?;
-        file.write_all(&text)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| self.failed(e))?;
+        file.write_all(&text).and_then(|()| file.sync_all()).map_err(|e| self.failed(e))?;
         std::fs::rename(&temporary, &self.path).map_err(|e| self.failed(e))
     }
 }

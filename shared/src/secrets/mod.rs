@@ -28,9 +28,7 @@ impl SecretName {
             && name.len() <= 256
             && !name.starts_with('/')
             && !name.ends_with('/')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c));
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c));
         if valid {
             Ok(Self(name))
         } else {
@@ -87,10 +85,7 @@ pub enum SecretError {
 
 impl SecretError {
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            SecretError::Throttled(_) | SecretError::Unavailable(_)
-        )
+        matches!(self, SecretError::Throttled(_) | SecretError::Unavailable(_))
     }
 }
 
@@ -113,14 +108,8 @@ mod tests {
 
     #[test]
     fn names_follow_the_design() {
-        assert_eq!(
-            SecretName::installation(InstallationId::new(42)).as_str(),
-            "installations/42"
-        );
-        assert_eq!(
-            SecretName::cluster("prod-eu").unwrap().as_str(),
-            "clusters/prod-eu"
-        );
+        assert_eq!(SecretName::installation(InstallationId::new(42)).as_str(), "installations/42");
+        assert_eq!(SecretName::cluster("prod-eu").unwrap().as_str(), "clusters/prod-eu");
         for bad in ["", "/a", "a/", "a b", "a#b"] {
             assert!(SecretName::parse(bad).is_err(), "{bad:?} accepted");
         }

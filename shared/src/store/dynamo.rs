@@ -6,15 +6,12 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
 };
 use serde::de::DeserializeOwned;
 
-use super::{
-    Collection, Fields, Key, Record, StateStore, StoreError, Version, Versioned, checked_fields,
-    is_live,
-};
+use super::{Collection, Fields, Key, Record, StateStore, StoreError, Version, Versioned, checked_fields, is_live};
 use crate::aws::{Fault, code, fault};
 use crate::domain::Timestamp;
 
@@ -28,10 +25,7 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        Self { client, table: table.into() }
     }
 
     pub fn table(&self) -> &str {
@@ -119,10 +113,7 @@ impl StateStore for DynamoStore {
         let key = record.key();
         let item = self.encode(record, &key, Version(1))?;
         // An expired item may linger until DynamoDB's TTL sweep: it does not count.
-        match self
-            .put(item, "attribute_not_exists(pk) OR expires_at <= :now", None)
-            .await
-        {
+        match self.put(item, "attribute_not_exists(pk) OR expires_at <= :now", None).await {
             Ok(()) => Ok(Version(1)),
             Err(e) if conditional_check_failed(&e) => Err(StoreError::AlreadyExists { key }),
             Err(e) => Err(write_failure(e, key)),
@@ -150,8 +141,7 @@ impl StateStore for DynamoStore {
         let key = record.key();
         let next = Version(expected.0 + 1);
         let item = self.encode(record, &key, next)?;
-        let condition =
-            "version = :expected AND (attribute_not_exists(expires_at) OR expires_at > :now)";
+        let condition = "version = :expected AND (attribute_not_exists(expires_at) OR expires_at > :now)";
         match self.put(item, condition, Some(expected)).await {
             Ok(()) => Ok(next),
             Err(e) if conditional_check_failed(&e) => match self.get(&key).await? {
@@ -194,9 +184,7 @@ impl StateStore for DynamoStore {
         let mut records = Vec::with_capacity(items.len());
         for item in items {
             let at = format!("{pk} {}", string(&item, "sk").unwrap_or_default());
-            if let Some(found) =
-                decode(item, now).map_err(|problem| StoreError::Corrupt { at, problem })?
-            {
+            if let Some(found) = decode(item, now).map_err(|problem| StoreError::Corrupt { at, problem })? {
                 records.push(found);
             }
         }
@@ -214,18 +202,13 @@ impl Fields for DynamoFields {
 }
 
 fn corrupt(key: &Key, problem: String) -> StoreError {
-    StoreError::Corrupt {
-        at: key.to_string(),
-        problem,
-    }
+    StoreError::Corrupt { at: key.to_string(), problem }
 }
 
 /// The live record in `item`, or `None` when it has expired.
 fn decode(item: Item, now: Timestamp) -> Result<Option<Versioned<Record>>, String> {
     let expires_at = match item.get("expires_at") {
-        Some(AttributeValue::N(n)) => {
-            Some(n.parse::<i64>().map_err(|e| format!("expires_at: {e}"))?)
-        }
+        Some(AttributeValue::N(n)) => Some(n.parse::<i64>().map_err(|e| format!("expires_at: {e}"))?),
         _ => None,
     };
     if !is_live(expires_at, now) {
@@ -263,10 +246,7 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     let too_large = code(&err) == Some("ValidationException")
-        && err
-            .as_service_error()
-            .and_then(|e| e.message())
-            .is_some_and(|m| m.contains("size"));
+        && err.as_service_error().and_then(|e| e.message()).is_some_and(|m| m.contains("size"));
     if too_large {
         return StoreError::TooLarge { key, size: 0 };
     }

@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    Cursor, Delivery, DeliveryId, Installation, InstallationId, PolledRef, PrNumber, PullRequest,
-    RefName, Release, RepoName, Repository, Run, Sha, Tag, Timestamp, UnitName,
+    Cursor, Delivery, DeliveryId, Installation, InstallationId, PolledRef, PrNumber, PullRequest, RefName, Release,
+    RepoName, Repository, Run, Sha, Tag, Timestamp, UnitName,
 };
 
 pub use dynamo::DynamoStore;
@@ -54,9 +54,7 @@ impl Key {
 
     pub fn sk(&self) -> String {
         match self {
-            Key::Installation(_) | Key::Repository(_) | Key::Delivery(_) | Key::Cursor(_) => {
-                "META".to_owned()
-            }
+            Key::Installation(_) | Key::Repository(_) | Key::Delivery(_) | Key::Cursor(_) => "META".to_owned(),
             Key::Ref(_, name) => format!("REF#{name}"),
             Key::PullRequest(_, number) => format!("PR#{number}"),
             Key::Release(_, tag) => format!("REL#{tag}"),
@@ -280,11 +278,7 @@ impl dyn StateStore + '_ {
     /// Creates `fresh`, or replaces what is at its key with `merge(current)`:
     /// for events that carry the whole truth about a record. Retries lost
     /// races a few times, since each retry reads the newer version.
-    pub async fn save<T: Entity + Clone>(
-        &self,
-        fresh: T,
-        merge: impl Fn(T) -> T,
-    ) -> Result<Version, StoreError> {
+    pub async fn save<T: Entity + Clone>(&self, fresh: T, merge: impl Fn(T) -> T) -> Result<Version, StoreError> {
         let fresh: Record = fresh.into();
         let key = fresh.key();
         let mut attempts = 0;
@@ -292,16 +286,11 @@ impl dyn StateStore + '_ {
             attempts += 1;
             let written = match self.load::<T>(&key).await? {
                 None => self.create(&fresh).await,
-                Some(current) => {
-                    self.update(&merge(current.record).into(), current.version)
-                        .await
-                }
+                Some(current) => self.update(&merge(current.record).into(), current.version).await,
             };
             match written {
                 Err(
-                    StoreError::AlreadyExists { .. }
-                    | StoreError::StaleVersion { .. }
-                    | StoreError::NotFound { .. },
+                    StoreError::AlreadyExists { .. } | StoreError::StaleVersion { .. } | StoreError::NotFound { .. },
                 ) if attempts < 5 => {}
                 other => return other,
             }
@@ -315,14 +304,8 @@ impl dyn StateStore + '_ {
         };
         let kind = found.record.kind();
         match T::from_record(found.record) {
-            Some(record) => Ok(Some(Versioned {
-                record,
-                version: found.version,
-            })),
-            None => Err(StoreError::Corrupt {
-                at: key.to_string(),
-                problem: format!("holds a {kind}"),
-            }),
+            Some(record) => Ok(Some(Versioned { record, version: found.version })),
+            None => Err(StoreError::Corrupt { at: key.to_string(), problem: format!("holds a {kind}") }),
         }
     }
 }
@@ -333,11 +316,7 @@ pub(crate) const RESERVED: [&str; 5] = ["pk", "sk", "kind", "version", "expires_
 
 /// The record's fields plus the layout's attributes, as JSON: the one shape
 /// both adapters measure against the item size limit.
-pub(crate) fn checked_fields(
-    record: &Record,
-    key: &Key,
-    version: Version,
-) -> Result<serde_json::Value, StoreError> {
+pub(crate) fn checked_fields(record: &Record, key: &Key, version: Version) -> Result<serde_json::Value, StoreError> {
     let mut fields = serde_json::to_value(record).map_err(|e| StoreError::Other(e.into()))?;
     let map = fields.as_object_mut().ok_or_else(|| StoreError::Corrupt {
         at: key.to_string(),
@@ -352,36 +331,22 @@ pub(crate) fn checked_fields(
     }
     let size = item_size(map);
     if size > ITEM_SIZE_LIMIT {
-        return Err(StoreError::TooLarge {
-            key: key.clone(),
-            size,
-        });
+        return Err(StoreError::TooLarge { key: key.clone(), size });
     }
     Ok(fields)
 }
 
 /// The record's fields as JSON text, measured as [`checked_fields`] measures
 /// them, layout attributes included: for adapters that store text.
-pub(crate) fn checked_json(
-    record: &Record,
-    key: &Key,
-    version: Version,
-) -> Result<String, StoreError> {
+pub(crate) fn checked_json(record: &Record, key: &Key, version: Version) -> Result<String, StoreError> {
     let (text, size) = measured_json(record, key, version)?;
     if size > ITEM_SIZE_LIMIT {
-        return Err(StoreError::TooLarge {
-            key: key.clone(),
-            size,
-        });
+        return Err(StoreError::TooLarge { key: key.clone(), size });
     }
     Ok(text)
 }
 
-fn measured_json(
-    record: &Record,
-    key: &Key,
-    version: Version,
-) -> Result<(String, usize), StoreError> {
+fn measured_json(record: &Record, key: &Key, version: Version) -> Result<(String, usize), StoreError> {
     let text = serde_json::to_string(record).map_err(|e| StoreError::Other(e.into()))?;
     let fields = json_item_size(&text).map_err(|e| StoreError::Other(e.into()))?;
     let layout = "pk".len()
@@ -392,9 +357,7 @@ fn measured_json(
         + record.kind().len()
         + "version".len()
         + size::number_size(version.0)
-        + record
-            .expires_at()
-            .map_or(0, |at| "expires_at".len() + size::number_size(at.unix()));
+        + record.expires_at().map_or(0, |at| "expires_at".len() + size::number_size(at.unix()));
     Ok((text, fields + layout))
 }
 
@@ -417,54 +380,25 @@ mod tests {
         let cases = [
             (Key::Installation(InstallationId::new(7)), "INST#7", "META"),
             (Key::Repository(repo()), "REPO#acme/api", "META"),
-            (
-                Key::Ref(repo(), RefName::parse("refs/heads/main").unwrap()),
-                "REPO#acme/api",
-                "REF#refs/heads/main",
-            ),
-            (
-                Key::PullRequest(repo(), PrNumber::new(12)),
-                "REPO#acme/api",
-                "PR#12",
-            ),
-            (
-                Key::Release(repo(), Tag::parse("v1.0").unwrap()),
-                "REPO#acme/api",
-                "REL#v1.0",
-            ),
-            (
-                Key::Delivery(DeliveryId::parse("abc-1").unwrap()),
-                "DELIVERY#abc-1",
-                "META",
-            ),
-            (
-                Key::Cursor("deliveries".into()),
-                "CURSOR#deliveries",
-                "META",
-            ),
+            (Key::Ref(repo(), RefName::parse("refs/heads/main").unwrap()), "REPO#acme/api", "REF#refs/heads/main"),
+            (Key::PullRequest(repo(), PrNumber::new(12)), "REPO#acme/api", "PR#12"),
+            (Key::Release(repo(), Tag::parse("v1.0").unwrap()), "REPO#acme/api", "REL#v1.0"),
+            (Key::Delivery(DeliveryId::parse("abc-1").unwrap()), "DELIVERY#abc-1", "META"),
+            (Key::Cursor("deliveries".into()), "CURSOR#deliveries", "META"),
         ];
         for (key, pk, sk) in cases {
             assert_eq!((key.pk().as_str(), key.sk().as_str()), (pk, sk));
         }
         let run = Key::Run(repo(), unit.clone(), sha.clone());
         assert_eq!(run.sk(), format!("RUN#api#{sha}"));
-        assert!(
-            run.sk()
-                .starts_with(&Collection::RunsOfUnit(repo(), unit).sk_prefix())
-        );
+        assert!(run.sk().starts_with(&Collection::RunsOfUnit(repo(), unit).sk_prefix()));
     }
 
     #[test]
     fn collections_match_only_their_keys() {
         let pr = Key::PullRequest(repo(), PrNumber::new(1));
-        assert!(
-            pr.sk()
-                .starts_with(&Collection::PullRequests(repo()).sk_prefix())
-        );
-        assert!(
-            !pr.sk()
-                .starts_with(&Collection::Releases(repo()).sk_prefix())
-        );
+        assert!(pr.sk().starts_with(&Collection::PullRequests(repo()).sk_prefix()));
+        assert!(!pr.sk().starts_with(&Collection::Releases(repo()).sk_prefix()));
         assert!(!pr.sk().starts_with(&Collection::Refs(repo()).sk_prefix()));
     }
 
@@ -494,12 +428,7 @@ mod tests {
             let key = record.key();
             let document = checked_fields(&record, &key, Version(3)).unwrap();
             let (_, size) = measured_json(&record, &key, Version(3)).unwrap();
-            assert_eq!(
-                size,
-                item_size(document.as_object().unwrap()),
-                "{}",
-                record.kind()
-            );
+            assert_eq!(size, item_size(document.as_object().unwrap()), "{}", record.kind());
         }
     }
 
@@ -592,11 +521,7 @@ pub(crate) mod samples {
                 })),
             }
             .into(),
-            Cursor {
-                name: "deliveries".into(),
-                position: "42".into(),
-            }
-            .into(),
+            Cursor { name: "deliveries".into(), position: "42".into() }.into(),
         ]
     }
 }

@@ -11,10 +11,7 @@ pub const ITEM_SIZE_LIMIT: usize = 400 * 1024;
 
 /// The size DynamoDB counts for an item: attribute names plus values.
 pub fn item_size(attributes: &Map<String, Value>) -> usize {
-    attributes
-        .iter()
-        .map(|(name, value)| name.len() + value_size(value))
-        .sum()
+    attributes.iter().map(|(name, value)| name.len() + value_size(value)).sum()
 }
 
 fn value_size(value: &Value) -> usize {
@@ -24,12 +21,7 @@ fn value_size(value: &Value) -> usize {
         // About one byte per two significant digits, plus one.
         Value::Number(n) => number_size(n),
         Value::Array(items) => 3 + items.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
-        Value::Object(map) => {
-            3 + map
-                .iter()
-                .map(|(k, v)| 1 + k.len() + value_size(v))
-                .sum::<usize>()
-        }
+        Value::Object(map) => 3 + map.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),
     }
 }
 
@@ -77,12 +69,7 @@ impl<'de> DeserializeSeed<'de> for ValueSize {
 }
 
 pub(crate) fn number_size(n: impl fmt::Display) -> usize {
-    n.to_string()
-        .chars()
-        .filter(char::is_ascii_digit)
-        .count()
-        .div_ceil(2)
-        + 1
+    n.to_string().chars().filter(char::is_ascii_digit).count().div_ceil(2) + 1
 }
 
 impl<'de> Visitor<'de> for ValueSize {
@@ -155,11 +142,7 @@ mod tests {
             json!({"paths": (0..500).map(|i| format!("src/{i}.rs")).collect::<Vec<_>>()}),
         ];
         for value in values {
-            assert_eq!(
-                json_item_size(&value.to_string()).unwrap(),
-                size(value.clone()),
-                "{value}"
-            );
+            assert_eq!(json_item_size(&value.to_string()).unwrap(), size(value.clone()), "{value}");
         }
     }
 

@@ -22,12 +22,9 @@ pub async fn apply_installation(
     event: &GitEvent,
     change: InstallationChange,
 ) -> Result<Vec<Action>, InstallationError> {
-    let (id, Detail::Installation(detail)) = (
-        event
-            .installation
-            .ok_or(InstallationError::NoInstallation)?,
-        &event.detail,
-    ) else {
+    let (id, Detail::Installation(detail)) =
+        (event.installation.ok_or(InstallationError::NoInstallation)?, &event.detail)
+    else {
         return Err(InstallationError::NoInstallation);
     };
     let mut actions = Vec::new();
@@ -51,14 +48,8 @@ pub async fn apply_installation(
         },
         repository_selection: detail.repository_selection.clone(),
     };
-    let kind = if installation.suspended {
-        "installation.suspended"
-    } else {
-        "installation.recorded"
-    };
-    state
-        .save(installation.clone(), |_| installation.clone())
-        .await?;
+    let kind = if installation.suspended { "installation.suspended" } else { "installation.recorded" };
+    state.save(installation.clone(), |_| installation.clone()).await?;
     actions.push(Action::new(kind, id));
     if change == InstallationChange::Created {
         for repo in &detail.repositories {
@@ -70,16 +61,10 @@ pub async fn apply_installation(
 }
 
 /// Records what an `installation_repositories` event says.
-pub async fn apply_repositories(
-    state: &dyn StateStore,
-    event: &GitEvent,
-) -> Result<Vec<Action>, InstallationError> {
-    let (id, Detail::InstallationRepositories(detail)) = (
-        event
-            .installation
-            .ok_or(InstallationError::NoInstallation)?,
-        &event.detail,
-    ) else {
+pub async fn apply_repositories(state: &dyn StateStore, event: &GitEvent) -> Result<Vec<Action>, InstallationError> {
+    let (id, Detail::InstallationRepositories(detail)) =
+        (event.installation.ok_or(InstallationError::NoInstallation)?, &event.detail)
+    else {
         return Err(InstallationError::NoInstallation);
     };
     let mut actions = Vec::new();
@@ -95,11 +80,7 @@ pub async fn apply_repositories(
     Ok(actions)
 }
 
-async fn record_repository(
-    state: &dyn StateStore,
-    id: InstallationId,
-    repo: &RepoName,
-) -> Result<(), StoreError> {
+async fn record_repository(state: &dyn StateStore, id: InstallationId, repo: &RepoName) -> Result<(), StoreError> {
     let fresh = Repository {
         name: repo.clone(),
         mode: RepoMode::App,
@@ -120,16 +101,10 @@ async fn record_repository(
 
 /// Removes the repository if this installation is what Ferry reaches it by:
 /// a repository tracked with its own token stays.
-async fn remove_repository(
-    state: &dyn StateStore,
-    id: InstallationId,
-    repo: &RepoName,
-) -> Result<bool, StoreError> {
+async fn remove_repository(state: &dyn StateStore, id: InstallationId, repo: &RepoName) -> Result<bool, StoreError> {
     let key = Key::Repository(repo.clone());
     match state.load::<Repository>(&key).await? {
-        Some(found)
-            if found.record.installation == Some(id) && found.record.mode == RepoMode::App =>
-        {
+        Some(found) if found.record.installation == Some(id) && found.record.mode == RepoMode::App => {
             state.delete(&key).await?;
             Ok(true)
         }

@@ -11,7 +11,7 @@ use crate::domain::route::{Route, route};
 use crate::domain::signature::{WebhookSecret, verify};
 use crate::domain::{Delivery, DeliveryId, Outcome, Timestamp};
 use crate::forge::github::{self, ParseError};
-use crate::store::{StateStore, StoreError, Version};
+use crate::store::{Record, StateStore, StoreError, Version};
 
 use super::Action;
 use super::installations::{apply_installation, apply_repositories};
@@ -124,22 +124,20 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
     delivery.git_event = Some(Box::new(event));
 
     // Persist first: once this returns, the event cannot be lost.
-    let recorded = tokio::time::timeout(budget, record(ports.state, &mut delivery)).await;
-    let version =
-        match recorded.unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into()))) {
-            Ok(version) => version,
-            Err(StoreError::AlreadyExists { .. }) => {
-                delivery.outcome = Outcome::Duplicate;
-                delivery.reason = Some("this delivery was received before".into());
-                return Reply::outcome(&delivery, Vec::new());
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not record the delivery");
-                let mut reply = Reply::rejected(503, "could not record the delivery; redeliver it");
-                reply.body.delivery = Some(delivery.id.to_string());
-                return reply;
-            }
-        };
+    let id = delivery.id.clone();
+    let Ok((recorded, written)) = tokio::time::timeout(budget, record(ports.state, delivery)).await else {
+        return unrecorded(&id, &StoreError::Unavailable("timed out".into()));
+    };
+    let mut delivery = recorded;
+    let version = match written {
+        Ok(version) => version,
+        Err(StoreError::AlreadyExists { .. }) => {
+            delivery.outcome = Outcome::Duplicate;
+            delivery.reason = Some("this delivery was received before".into());
+            return Reply::outcome(&delivery, Vec::new());
+        }
+        Err(e) => return unrecorded(&id, &e),
+    };
     if delivery.outcome == Outcome::Ignored {
         return Reply::outcome(&delivery, Vec::new());
     }
@@ -160,16 +158,14 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
         }
         Err(_) => {
             delivery.outcome = Outcome::Deferred;
-            delivery.reason = Some(format!(
-                "not done within {} s; the reconciler finishes it",
-                budget.as_secs()
-            ));
+            delivery.reason = Some(format!("not done within {} s; the reconciler finishes it", budget.as_secs()));
             Vec::new()
         }
     };
     // The outcome is bookkeeping: if it cannot be written, the delivery stays
     // `received` and the reconciler acts on it again, which is idempotent.
-    if let Err(e) = ports.state.update(&delivery.clone().into(), version).await {
+    let (delivery, written) = write(ports.state, delivery, Some(version)).await;
+    if let Err(e) = written {
         tracing::warn!(error = %e, "could not record the outcome");
     }
     tracing::info!(outcome = ?delivery.outcome, actions = actions.len(), "delivery handled");
@@ -177,20 +173,40 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
 }
 
 /// Records a new delivery; a push whose paths do not fit is kept without them.
-async fn record(state: &dyn StateStore, delivery: &mut Delivery) -> Result<Version, StoreError> {
-    match state.create(&delivery.clone().into()).await {
-        Err(StoreError::TooLarge { .. }) => {
-            if let Some(GitEvent {
-                detail: Detail::Push(push),
-                ..
-            }) = delivery.git_event.as_deref_mut()
-            {
-                push.truncate_paths();
-            }
-            state.create(&delivery.clone().into()).await
-        }
-        other => other,
+async fn record(state: &dyn StateStore, delivery: Delivery) -> (Delivery, Result<Version, StoreError>) {
+    let (mut delivery, written) = write(state, delivery, None).await;
+    if !matches!(written, Err(StoreError::TooLarge { .. })) {
+        return (delivery, written);
     }
+    if let Some(GitEvent { detail: Detail::Push(push), .. }) = delivery.git_event.as_deref_mut() {
+        push.truncate_paths();
+    }
+    write(state, delivery, None).await
+}
+
+/// Creates (no version) or updates the delivery without copying it: it goes
+/// into a `Record` for the call and comes back out.
+async fn write(
+    state: &dyn StateStore,
+    delivery: Delivery,
+    version: Option<Version>,
+) -> (Delivery, Result<Version, StoreError>) {
+    let record = Record::Delivery(delivery);
+    let written = match version {
+        None => state.create(&record).await,
+        Some(version) => state.update(&record, version).await,
+    };
+    let Record::Delivery(delivery) = record else { unreachable!("a delivery was put in above") };
+    (delivery, written)
+}
+
+/// The delivery could not be made durable: 503, so GitHub marks it failed
+/// and it can be redelivered.
+fn unrecorded(id: &DeliveryId, error: &StoreError) -> Reply {
+    tracing::error!(%error, "could not record the delivery");
+    let mut reply = Reply::rejected(503, "could not record the delivery; redeliver it");
+    reply.body.delivery = Some(id.to_string());
+    reply
 }
 
 /// A signed body Ferry cannot read: recorded as failed, refused with 400.
@@ -207,26 +223,16 @@ async fn refuse_body(state: &dyn StateStore, mut delivery: Delivery, problem: Pa
 }
 
 /// Does what the route says. Returns the actions and a note for the log.
-async fn act(
-    state: &dyn StateStore,
-    event: &GitEvent,
-    route: Route,
-) -> Result<(Vec<Action>, Option<String>), String> {
+async fn act(state: &dyn StateStore, event: &GitEvent, route: Route) -> Result<(Vec<Action>, Option<String>), String> {
     match route {
         Route::Pong => Ok((Vec::new(), Some("pong".into()))),
-        Route::Installation(change) => apply_installation(state, event, change)
-            .await
-            .map(|a| (a, None))
-            .map_err(|e| e.to_string()),
-        Route::Repositories => apply_repositories(state, event)
-            .await
-            .map(|a| (a, None))
-            .map_err(|e| e.to_string()),
+        Route::Installation(change) => {
+            apply_installation(state, event, change).await.map(|a| (a, None)).map_err(|e| e.to_string())
+        }
+        Route::Repositories => apply_repositories(state, event).await.map(|a| (a, None)).map_err(|e| e.to_string()),
         Route::Launch(trigger) => Ok((
             Vec::new(),
-            Some(format!(
-                "recorded the {trigger:?} trigger; launching units is not implemented in this version"
-            )),
+            Some(format!("recorded the {trigger:?} trigger; launching units is not implemented in this version")),
         )),
         Route::Ignore(reason) => Ok((Vec::new(), Some(reason))),
     }

@@ -16,10 +16,6 @@ pub struct Action {
 
 impl Action {
     pub fn new(kind: &'static str, name: impl ToString) -> Self {
-        Self {
-            kind,
-            namespace: None,
-            name: name.to_string(),
-        }
+        Self { kind, namespace: None, name: name.to_string() }
     }
 }

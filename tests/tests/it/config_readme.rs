@@ -11,12 +11,6 @@ fn the_readme_configuration_table_lists_every_variable() {
         .filter_map(|rest| rest.split('`').next())
         .filter(|name| name.starts_with("FERRY_") || name.starts_with("AWS_"))
         .collect();
-    let read: BTreeSet<&str> = ferry::config::VARIABLES
-        .iter()
-        .map(|(name, _)| *name)
-        .collect();
-    assert_eq!(
-        documented, read,
-        "README.md's configuration table and ferry::config::VARIABLES differ"
-    );
+    let read: BTreeSet<&str> = ferry::config::VARIABLES.iter().map(|(name, _)| *name).collect();
+    assert_eq!(documented, read, "README.md's configuration table and ferry::config::VARIABLES differ");
 }

@@ -11,7 +11,9 @@ const SECRET: &str = "octokit-examples";
 
 fn examples() -> Vec<(String, Value)> {
     let path = std::env::var("FERRY_WEBHOOK_EXAMPLES").unwrap_or_else(|_| {
-        panic!("FERRY_WEBHOOK_EXAMPLES must name @octokit/webhooks-examples' api.github.com/index.json: run ./scripts/test")
+        panic!(
+            "FERRY_WEBHOOK_EXAMPLES must name @octokit/webhooks-examples' api.github.com/index.json: run ./scripts/test"
+        )
     });
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let index: Vec<Value> = serde_json::from_str(&text).expect("the examples index");
@@ -19,12 +21,7 @@ fn examples() -> Vec<(String, Value)> {
         .into_iter()
         .flat_map(|webhook| {
             let name = webhook["name"].as_str().expect("a webhook name").to_owned();
-            webhook["examples"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |e| (name.clone(), e))
+            webhook["examples"].as_array().cloned().unwrap_or_default().into_iter().map(move |e| (name.clone(), e))
         })
         .collect()
 }
@@ -41,17 +38,10 @@ async fn every_octokit_example_is_answered_2xx() {
         let (status, reply) = harness.invoke(&event).await;
         if HANDLED.contains(&name.as_str()) {
             handled += 1;
-            assert!(
-                (200..300).contains(&status),
-                "{name} #{n}: {status} {reply}"
-            );
+            assert!((200..300).contains(&status), "{name} #{n}: {status} {reply}");
             assert_ne!(reply["outcome"], "failed", "{name} #{n}: {reply}");
         } else {
-            assert_eq!(
-                (status, &reply["outcome"]),
-                (202, &Value::from("ignored")),
-                "{name} #{n}: {reply}"
-            );
+            assert_eq!((status, &reply["outcome"]), (202, &Value::from("ignored")), "{name} #{n}: {reply}");
         }
     }
     assert!(handled > 80, "only {handled} examples of handled events");

@@ -28,13 +28,7 @@ fn payloads() -> Vec<(String, String, String)> {
 }
 
 fn wrapped(front: Front, stem: &str, event: &str, payload: &str) -> Value {
-    signed(
-        front,
-        event,
-        &format!("sample-{}", stem.replace(['.', '_'], "-")),
-        SAMPLE_SECRET,
-        payload,
-    )
+    signed(front, event, &format!("sample-{}", stem.replace(['.', '_'], "-")), SAMPLE_SECRET, payload)
 }
 
 #[test]
@@ -45,9 +39,7 @@ fn events_are_current() {
         let dir = events_dir().join(front.folder());
         for (stem, event, payload) in payloads() {
             let path = dir.join(format!("{stem}.json"));
-            let expected = serde_json::to_string_pretty(&wrapped(front, &stem, &event, &payload))
-                .unwrap()
-                + "\n";
+            let expected = serde_json::to_string_pretty(&wrapped(front, &stem, &event, &payload)).unwrap() + "\n";
             if update {
                 std::fs::create_dir_all(&dir).unwrap();
                 std::fs::write(&path, &expected).unwrap();
@@ -72,17 +64,10 @@ async fn every_sample_goes_through_the_lambda_handler() {
     for front in Front::ALL {
         let harness = Harness::embedded(SAMPLE_SECRET).await;
         for (stem, _, _) in payloads() {
-            let path = events_dir()
-                .join(front.folder())
-                .join(format!("{stem}.json"));
-            let event: Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let path = events_dir().join(front.folder()).join(format!("{stem}.json"));
+            let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             let (status, reply) = harness.invoke(&event).await;
-            assert!(
-                (200..300).contains(&status),
-                "{}: {status} {reply}",
-                path.display()
-            );
+            assert!((200..300).contains(&status), "{}: {status} {reply}", path.display());
             assert_ne!(reply["outcome"], "failed", "{}: {reply}", path.display());
         }
     }

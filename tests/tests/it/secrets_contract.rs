@@ -46,11 +46,7 @@ fn secret(value: &str) -> SecretString {
 }
 
 async fn value(store: &dyn SecretStore, name: &SecretName) -> Option<String> {
-    store
-        .get(name)
-        .await
-        .unwrap()
-        .map(|s| s.expose_secret().to_owned())
+    store.get(name).await.unwrap().map(|s| s.expose_secret().to_owned())
 }
 
 async fn a_missing_secret_is_none(store: &dyn SecretStore) {
@@ -59,14 +55,8 @@ async fn a_missing_secret_is_none(store: &dyn SecretStore) {
 
 async fn put_then_get(store: &dyn SecretStore) {
     let name = SecretName::installation(InstallationId::new(1));
-    store
-        .put(&name, &secret(r#"{"token":"ghs_one","expires_at":1}"#))
-        .await
-        .unwrap();
-    assert_eq!(
-        value(store, &name).await.as_deref(),
-        Some(r#"{"token":"ghs_one","expires_at":1}"#)
-    );
+    store.put(&name, &secret(r#"{"token":"ghs_one","expires_at":1}"#)).await.unwrap();
+    assert_eq!(value(store, &name).await.as_deref(), Some(r#"{"token":"ghs_one","expires_at":1}"#));
 }
 
 async fn a_second_put_replaces_the_value(store: &dyn SecretStore) {
@@ -78,10 +68,7 @@ async fn a_second_put_replaces_the_value(store: &dyn SecretStore) {
 
 async fn delete_removes_and_deleting_nothing_is_fine(store: &dyn SecretStore) {
     let name = SecretName::app_private_key();
-    store
-        .put(&name, &secret("-----BEGIN RSA PRIVATE KEY-----"))
-        .await
-        .unwrap();
+    store.put(&name, &secret("-----BEGIN RSA PRIVATE KEY-----")).await.unwrap();
     store.delete(&name).await.unwrap();
     assert_eq!(value(store, &name).await, None);
     store.delete(&name).await.expect("deleting nothing is fine");
@@ -92,10 +79,7 @@ async fn a_deleted_name_can_be_used_again(store: &dyn SecretStore) {
     store.put(&name, &secret("ghs_first")).await.unwrap();
     store.delete(&name).await.unwrap();
     store.put(&name, &secret("ghs_reinstalled")).await.unwrap();
-    assert_eq!(
-        value(store, &name).await.as_deref(),
-        Some("ghs_reinstalled")
-    );
+    assert_eq!(value(store, &name).await.as_deref(), Some("ghs_reinstalled"));
 }
 
 async fn names_are_separate(store: &dyn SecretStore) {
@@ -112,10 +96,7 @@ async fn secrets_manager_throttled_calls_are_retried_then_succeed() {
     let throttle = ThrottleFirst::new(Service::SecretsManager, 2);
     let store = secrets_manager(Some(&throttle)).await;
     let name = SecretName::webhook_secret();
-    store
-        .put(&name, &secret("s3cret"))
-        .await
-        .expect("retried past two throttled answers");
+    store.put(&name, &secret("s3cret")).await.expect("retried past two throttled answers");
     assert_eq!(value(&store, &name).await.as_deref(), Some("s3cret"));
 }
 
@@ -123,10 +104,7 @@ async fn secrets_manager_throttled_calls_are_retried_then_succeed() {
 async fn secrets_manager_throttling_that_persists_is_retryable_and_names_no_value() {
     let throttle = ThrottleFirst::new(Service::SecretsManager, usize::MAX);
     let store = secrets_manager(Some(&throttle)).await;
-    let err = store
-        .put(&SecretName::webhook_secret(), &secret("do-not-echo"))
-        .await
-        .unwrap_err();
+    let err = store.put(&SecretName::webhook_secret(), &secret("do-not-echo")).await.unwrap_err();
     assert!(matches!(err, SecretError::Throttled(_)), "{err:?}");
     assert!(err.is_retryable());
     let shown = format!("{err} {err:?}");
@@ -140,11 +118,7 @@ async fn the_embedded_file_is_private_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("secrets.json");
     let name = SecretName::webhook_secret();
-    EmbeddedSecrets::open(&path)
-        .unwrap()
-        .put(&name, &secret("kept"))
-        .await
-        .unwrap();
+    EmbeddedSecrets::open(&path).unwrap().put(&name, &secret("kept")).await.unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let reopened = EmbeddedSecrets::open(&path).unwrap();

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use ferry::domain::{Installation, InstallationId, PrNumber, Timestamp};
 use ferry::store::{Collection, EmbeddedStore, Key, Record, StateStore, StoreError, Version};
-use ferry_tests::builders::{
-    delivery, installation, polled_ref, pull_request, release, repo, repository,
-};
+use ferry_tests::builders::{delivery, installation, polled_ref, pull_request, release, repo, repository};
 use ferry_tests::emulator::{dynamo_store, dynamo_store_with};
 use ferry_tests::throttle::{Service, ThrottleFirst};
 
@@ -48,8 +46,7 @@ contract!(
 
 fn embedded() -> (tempfile::TempDir, EmbeddedStore) {
     let dir = tempfile::tempdir().expect("a temporary dir");
-    let store =
-        EmbeddedStore::open(&dir.path().join("state.sqlite3")).expect("open the embedded store");
+    let store = EmbeddedStore::open(&dir.path().join("state.sqlite3")).expect("open the embedded store");
     (dir, store)
 }
 
@@ -57,11 +54,7 @@ async fn create_get_delete(store: &dyn StateStore) {
     let record = Record::from(installation(7));
     let key = record.key();
     assert_eq!(store.create(&record).await.unwrap(), Version(1));
-    let found = store
-        .get(&key)
-        .await
-        .unwrap()
-        .expect("the item just created");
+    let found = store.get(&key).await.unwrap().expect("the item just created");
     assert_eq!((found.record, found.version), (record, Version(1)));
     store.delete(&key).await.unwrap();
     assert_eq!(store.get(&key).await.unwrap(), None);
@@ -74,35 +67,19 @@ async fn a_second_create_of_one_key_already_exists(store: &dyn StateStore) {
     let mut other = repository("acme/api");
     other.last_error = Some("must not overwrite".into());
     let err = store.create(&Record::from(other)).await.unwrap_err();
-    assert!(
-        matches!(err, StoreError::AlreadyExists { ref key } if *key == first.key()),
-        "{err:?}"
-    );
+    assert!(matches!(err, StoreError::AlreadyExists { ref key } if *key == first.key()), "{err:?}");
     assert!(!err.is_retryable());
-    assert_eq!(
-        store.get(&first.key()).await.unwrap().unwrap().record,
-        first
-    );
+    assert_eq!(store.get(&first.key()).await.unwrap().unwrap().record, first);
 }
 
 async fn updates_follow_versions(store: &dyn StateStore) {
     let mut pr = pull_request("acme/api", 4);
     store.create(&pr.clone().into()).await.unwrap();
     pr.approved_by = Some("octocat".into());
-    assert_eq!(
-        store.update(&pr.clone().into(), Version(1)).await.unwrap(),
-        Version(2)
-    );
+    assert_eq!(store.update(&pr.clone().into(), Version(1)).await.unwrap(), Version(2));
     pr.preview_namespace = Some("preview-api-pr-4".into());
-    assert_eq!(
-        store.update(&pr.clone().into(), Version(2)).await.unwrap(),
-        Version(3)
-    );
-    let found = store
-        .get(&Key::PullRequest(repo("acme/api"), PrNumber::new(4)))
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(store.update(&pr.clone().into(), Version(2)).await.unwrap(), Version(3));
+    let found = store.get(&Key::PullRequest(repo("acme/api"), PrNumber::new(4))).await.unwrap().unwrap();
     assert_eq!((found.record, found.version), (pr.into(), Version(3)));
 }
 
@@ -110,44 +87,19 @@ async fn a_stale_version_is_rejected(store: &dyn StateStore) {
     let mut inst = installation(9);
     store.create(&inst.clone().into()).await.unwrap();
     inst.suspended = true;
-    store
-        .update(&inst.clone().into(), Version(1))
-        .await
-        .unwrap();
+    store.update(&inst.clone().into(), Version(1)).await.unwrap();
     let mut late = installation(9);
     late.account = "lost update".into();
     let err = store.update(&late.into(), Version(1)).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::StaleVersion {
-                expected: Version(1),
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let found = store
-        .get(&Key::Installation(InstallationId::new(9)))
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(matches!(err, StoreError::StaleVersion { expected: Version(1), .. }), "{err:?}");
+    let found = store.get(&Key::Installation(InstallationId::new(9))).await.unwrap().unwrap();
     assert_eq!((found.record, found.version), (inst.into(), Version(2)));
 }
 
 async fn updating_nothing_is_not_found(store: &dyn StateStore) {
-    let err = store
-        .update(&installation(404).into(), Version(1))
-        .await
-        .unwrap_err();
+    let err = store.update(&installation(404).into(), Version(1)).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
-    assert_eq!(
-        store
-            .get(&Key::Installation(InstallationId::new(404)))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(store.get(&Key::Installation(InstallationId::new(404))).await.unwrap(), None);
 }
 
 async fn prefix_query_returns_exactly_the_matching_items_in_sk_order(store: &dyn StateStore) {
@@ -167,66 +119,30 @@ async fn prefix_query_returns_exactly_the_matching_items_in_sk_order(store: &dyn
     let numbers = |found: Vec<ferry::store::Versioned<Record>>| -> Vec<String> {
         found.into_iter().map(|v| v.record.key().sk()).collect()
     };
-    let prs = store
-        .query(&Collection::PullRequests(repo("acme/api")))
-        .await
-        .unwrap();
+    let prs = store.query(&Collection::PullRequests(repo("acme/api"))).await.unwrap();
     // Sort keys order bytewise, as DynamoDB orders them: PR#10 before PR#2.
     assert_eq!(numbers(prs), ["PR#1", "PR#10", "PR#2"]);
-    let releases = store
-        .query(&Collection::Releases(repo("acme/api")))
-        .await
-        .unwrap();
+    let releases = store.query(&Collection::Releases(repo("acme/api"))).await.unwrap();
     assert_eq!(numbers(releases), ["REL#v1.0"]);
-    let refs = store
-        .query(&Collection::Refs(repo("acme/api")))
-        .await
-        .unwrap();
+    let refs = store.query(&Collection::Refs(repo("acme/api"))).await.unwrap();
     assert_eq!(numbers(refs), ["REF#main"]);
-    assert!(
-        store
-            .query(&Collection::Runs(repo("acme/api")))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .query(&Collection::PullRequests(repo("nobody/api")))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.query(&Collection::Runs(repo("acme/api"))).await.unwrap().is_empty());
+    assert!(store.query(&Collection::PullRequests(repo("nobody/api"))).await.unwrap().is_empty());
 }
 
 async fn an_expired_item_is_not_returned(store: &dyn StateStore) {
-    let old = delivery(
-        "old-1",
-        Timestamp::now().minus(Duration::from_secs(8 * 24 * 3600)),
-    );
+    let old = delivery("old-1", Timestamp::now().minus(Duration::from_secs(8 * 24 * 3600)));
     let fresh = delivery("fresh-1", Timestamp::now());
     store.create(&old.clone().into()).await.unwrap();
     store.create(&fresh.clone().into()).await.unwrap();
-    assert_eq!(
-        store.get(&Record::from(old.clone()).key()).await.unwrap(),
-        None
-    );
-    assert!(
-        store
-            .get(&Record::from(fresh).key())
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert_eq!(store.get(&Record::from(old.clone()).key()).await.unwrap(), None);
+    assert!(store.get(&Record::from(fresh).key()).await.unwrap().is_some());
     let err = store.update(&old.into(), Version(1)).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
 }
 
 async fn an_expired_item_can_be_created_again(store: &dyn StateStore) {
-    let old = delivery(
-        "again-1",
-        Timestamp::now().minus(Duration::from_secs(8 * 24 * 3600)),
-    );
+    let old = delivery("again-1", Timestamp::now().minus(Duration::from_secs(8 * 24 * 3600)));
     store.create(&old.into()).await.unwrap();
     let new = Record::from(delivery("again-1", Timestamp::now()));
     assert_eq!(store.create(&new).await.unwrap(), Version(1));
@@ -238,23 +154,13 @@ async fn an_item_over_400_kb_is_too_large(store: &dyn StateStore) {
     big.reason = Some("x".repeat(401 * 1024));
     let big = Record::from(big);
     let err = store.create(&big).await.unwrap_err();
-    assert!(
-        matches!(err, StoreError::TooLarge { size, .. } if size > 400 * 1024),
-        "{err:?}"
-    );
+    assert!(matches!(err, StoreError::TooLarge { size, .. } if size > 400 * 1024), "{err:?}");
     assert!(!err.is_retryable());
-    assert_eq!(
-        store.get(&big.key()).await.unwrap(),
-        None,
-        "nothing half-written"
-    );
+    assert_eq!(store.get(&big.key()).await.unwrap(), None, "nothing half-written");
 
     let mut fits = delivery("big-1", Timestamp::now());
     fits.reason = Some("x".repeat(390 * 1024));
-    store
-        .create(&fits.into())
-        .await
-        .expect("an item under the limit fits");
+    store.create(&fits.into()).await.expect("an item under the limit fits");
 }
 
 async fn of_many_concurrent_creates_exactly_one_wins(store: &dyn StateStore) {
@@ -262,31 +168,15 @@ async fn of_many_concurrent_creates_exactly_one_wins(store: &dyn StateStore) {
     let attempts = (0..20).map(|_| store.create(&record));
     let results = futures::future::join_all(attempts).await;
     let won = results.iter().filter(|r| r.is_ok()).count();
-    let lost = results
-        .iter()
-        .filter(|r| matches!(r, Err(StoreError::AlreadyExists { .. })))
-        .count();
+    let lost = results.iter().filter(|r| matches!(r, Err(StoreError::AlreadyExists { .. }))).count();
     assert_eq!((won, lost), (1, 19), "{results:?}");
 }
 
 async fn typed_load_reads_what_was_written(store: &dyn StateStore) {
     store.create(&installation(11).into()).await.unwrap();
-    let found = store
-        .load::<Installation>(&Key::Installation(InstallationId::new(11)))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (found.record, found.version),
-        (installation(11), Version(1))
-    );
-    assert!(
-        store
-            .load::<Installation>(&Key::Installation(InstallationId::new(12)))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let found = store.load::<Installation>(&Key::Installation(InstallationId::new(11))).await.unwrap().unwrap();
+    assert_eq!((found.record, found.version), (installation(11), Version(1)));
+    assert!(store.load::<Installation>(&Key::Installation(InstallationId::new(12))).await.unwrap().is_none());
 }
 
 // Adapter-specific behaviour.
@@ -296,56 +186,31 @@ async fn dynamodb_throttled_calls_are_retried_then_succeed() {
     let throttle = ThrottleFirst::new(Service::DynamoDb, 2);
     let store = dynamo_store_with(Some(&throttle)).await;
     let record = Record::from(installation(21));
-    store
-        .create(&record)
-        .await
-        .expect("retried past two throttled answers");
-    assert_eq!(
-        throttle.requests(),
-        3,
-        "two throttled attempts, then the one that went through"
-    );
-    assert_eq!(
-        store.get(&record.key()).await.unwrap().unwrap().record,
-        record
-    );
+    store.create(&record).await.expect("retried past two throttled answers");
+    assert_eq!(throttle.requests(), 3, "two throttled attempts, then the one that went through");
+    assert_eq!(store.get(&record.key()).await.unwrap().unwrap().record, record);
 }
 
 #[tokio::test]
 async fn dynamodb_throttling_that_persists_is_a_retryable_error() {
     let throttle = ThrottleFirst::new(Service::DynamoDb, usize::MAX);
     let store = dynamo_store_with(Some(&throttle)).await;
-    let err = store
-        .get(&Key::Installation(InstallationId::new(1)))
-        .await
-        .unwrap_err();
+    let err = store.get(&Key::Installation(InstallationId::new(1))).await.unwrap_err();
     assert!(matches!(err, StoreError::Throttled(_)), "{err:?}");
     assert!(err.is_retryable());
-    assert_eq!(
-        throttle.requests(),
-        ferry::aws::retry_config().max_attempts() as usize
-    );
+    assert_eq!(throttle.requests(), ferry::aws::retry_config().max_attempts() as usize);
 }
 
 #[tokio::test]
 async fn dynamodb_items_carry_their_layout_attributes() {
     let store = dynamo_store().await;
-    store
-        .create(&delivery("layout-1", Timestamp::from_unix(1_900_000_000)).into())
-        .await
-        .unwrap();
+    store.create(&delivery("layout-1", Timestamp::from_unix(1_900_000_000)).into()).await.unwrap();
     let client = aws_sdk_dynamodb::Client::new(&ferry_tests::emulator::sdk_config().await);
     let item = client
         .get_item()
         .table_name(store.table())
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("DELIVERY#layout-1".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("META".into()),
-        )
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("DELIVERY#layout-1".into()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("META".into()))
         .send()
         .await
         .unwrap()
@@ -355,11 +220,7 @@ async fn dynamodb_items_carry_their_layout_attributes() {
     assert_eq!(item["kind"].as_s().unwrap(), "delivery");
     assert_eq!(n("version"), "1");
     assert_eq!(n("expires_at"), (1_900_000_000 + 7 * 24 * 3600).to_string());
-    assert_eq!(
-        item["event"].as_s().unwrap(),
-        "push",
-        "fields are attributes, readable in the console"
-    );
+    assert_eq!(item["event"].as_s().unwrap(), "push", "fields are attributes, readable in the console");
 }
 
 #[tokio::test]
@@ -372,8 +233,5 @@ async fn embedded_state_survives_a_restart() {
         store.create(&record).await.unwrap();
     }
     let reopened: Arc<dyn StateStore> = Arc::new(EmbeddedStore::open(&path).unwrap());
-    assert_eq!(
-        reopened.get(&record.key()).await.unwrap().unwrap().record,
-        record
-    );
+    assert_eq!(reopened.get(&record.key()).await.unwrap().unwrap().record, record);
 }

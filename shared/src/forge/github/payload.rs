@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::domain::event::{
-    Command, CommentDetail, Detail, GitEvent, InstallationDetail, PullRequestDetail, Push,
-    ReleaseDetail, RepositoriesDetail,
+    Command, CommentDetail, Detail, GitEvent, InstallationDetail, PullRequestDetail, Push, ReleaseDetail,
+    RepositoriesDetail,
 };
 use crate::domain::{InstallationId, InvalidId, PrNumber, RefName, RepoName, Sha, Tag};
 
@@ -43,22 +43,14 @@ pub fn parse(name: &str, body: &[u8]) -> Result<GitEvent, ParseError> {
         return parse_other(name, body);
     }
     let payload: Payload = serde_json::from_slice(body).map_err(|e| classify(name, e))?;
-    payload
-        .into_event(name)
-        .map_err(|problem| ParseError::Shape {
-            event: name.to_owned(),
-            problem,
-        })
+    payload.into_event(name).map_err(|problem| ParseError::Shape { event: name.to_owned(), problem })
 }
 
 fn classify(name: &str, err: serde_json::Error) -> ParseError {
     if err.is_syntax() || err.is_eof() {
         ParseError::NotJson(err)
     } else {
-        ParseError::Shape {
-            event: name.to_owned(),
-            problem: err.to_string(),
-        }
+        ParseError::Shape { event: name.to_owned(), problem: err.to_string() }
     }
 }
 
@@ -73,9 +65,7 @@ fn parse_other(name: &str, body: &[u8]) -> Result<GitEvent, ParseError> {
         name: name.to_owned(),
         action: envelope.action,
         installation: envelope.installation.map(|i| InstallationId::new(i.id)),
-        repo: envelope
-            .repository
-            .and_then(|r| RepoName::parse(r.full_name).ok()),
+        repo: envelope.repository.and_then(|r| RepoName::parse(r.full_name).ok()),
         clone_url: None,
         sender: envelope.sender.map(|s| s.login),
         detail: Detail::Other,
@@ -247,21 +237,14 @@ fn required<T>(value: Option<T>, field: &str) -> Result<T, String> {
 }
 
 fn repos(list: Option<Vec<RepoRef>>) -> Result<Vec<RepoName>, String> {
-    list.unwrap_or_default()
-        .into_iter()
-        .map(|r| RepoName::parse(r.full_name).map_err(id_problem))
-        .collect()
+    list.unwrap_or_default().into_iter().map(|r| RepoName::parse(r.full_name).map_err(id_problem)).collect()
 }
 
 impl Payload<'_> {
     fn into_event(mut self, name: &str) -> Result<GitEvent, String> {
         let detail = self.detail(name)?;
         let repository = self.repository.take();
-        let repo = repository
-            .as_ref()
-            .map(|r| RepoName::parse(r.full_name.clone()))
-            .transpose()
-            .map_err(id_problem)?;
+        let repo = repository.as_ref().map(|r| RepoName::parse(r.full_name.clone())).transpose().map_err(id_problem)?;
         Ok(GitEvent {
             name: name.to_owned(),
             action: self.action,
@@ -280,10 +263,7 @@ impl Payload<'_> {
                 let installation = required(self.installation.as_ref(), "installation")?;
                 Detail::Installation(InstallationDetail {
                     account: account(installation),
-                    repository_selection: installation
-                        .repository_selection
-                        .clone()
-                        .unwrap_or_default(),
+                    repository_selection: installation.repository_selection.clone().unwrap_or_default(),
                     suspended: installation.suspended_at.is_some(),
                     repositories: repos(self.repositories.take())?,
                 })
@@ -292,10 +272,7 @@ impl Payload<'_> {
                 let installation = required(self.installation.as_ref(), "installation")?;
                 Detail::InstallationRepositories(RepositoriesDetail {
                     account: account(installation),
-                    repository_selection: installation
-                        .repository_selection
-                        .clone()
-                        .unwrap_or_default(),
+                    repository_selection: installation.repository_selection.clone().unwrap_or_default(),
                     added: repos(self.repositories_added.take())?,
                     removed: repos(self.repositories_removed.take())?,
                 })
@@ -323,15 +300,9 @@ impl Payload<'_> {
                 })
             }
             "check_suite" | "check_run" => {
-                let check = if name == "check_suite" {
-                    self.check_suite.take()
-                } else {
-                    self.check_run.take()
-                };
+                let check = if name == "check_suite" { self.check_suite.take() } else { self.check_run.take() };
                 let head = required(check, name)?;
-                Detail::Rerequested {
-                    head_sha: Sha::parse(head.head_sha).map_err(id_problem)?,
-                }
+                Detail::Rerequested { head_sha: Sha::parse(head.head_sha).map_err(id_problem)? }
             }
             _ => Detail::Other,
         })
@@ -383,11 +354,7 @@ impl Payload<'_> {
 }
 
 fn account(installation: &InstallationPayload) -> String {
-    installation
-        .account
-        .as_ref()
-        .map(|a| a.login.clone())
-        .unwrap_or_default()
+    installation.account.as_ref().map(|a| a.login.clone()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -421,9 +388,7 @@ mod tests {
         assert_eq!(event.repo.unwrap().full_name(), "acme/api");
         assert_eq!(event.installation, Some(InstallationId::new(5)));
         assert_eq!(event.sender.as_deref(), Some("octocat"));
-        let Detail::Push(push) = event.detail else {
-            panic!("not a push")
-        };
+        let Detail::Push(push) = event.detail else { panic!("not a push") };
         assert_eq!(push.changed_paths, ["README.md", "api/new.rs", "old.txt"]);
         assert_eq!(push.branch(), Some("main"));
         assert!(!push.paths_truncated);
@@ -431,17 +396,13 @@ mod tests {
 
     #[test]
     fn a_push_with_too_many_paths_is_marked_truncated() {
-        let paths: Vec<String> = (0..20_000)
-            .map(|i| format!("src/module_{i:05}/file.rs"))
-            .collect();
+        let paths: Vec<String> = (0..20_000).map(|i| format!("src/module_{i:05}/file.rs")).collect();
         let body = json!({
             "ref": "refs/heads/main", "before": SHA_A, "after": SHA_B,
             "commits": [{"added": paths, "modified": [], "removed": []}],
             "repository": {"full_name": "acme/api"}
         });
-        let Detail::Push(push) = parse_json("push", body).unwrap().detail else {
-            panic!()
-        };
+        let Detail::Push(push) = parse_json("push", body).unwrap().detail else { panic!() };
         assert!(push.paths_truncated && push.changed_paths.is_empty());
     }
 
@@ -461,14 +422,9 @@ mod tests {
             }),
         )
         .unwrap();
-        let Detail::PullRequest(pr) = event.detail else {
-            panic!()
-        };
+        let Detail::PullRequest(pr) = event.detail else { panic!() };
         assert!(pr.from_fork && pr.draft);
-        assert_eq!(
-            (pr.number, pr.author_association.as_str()),
-            (PrNumber::new(7), "CONTRIBUTOR")
-        );
+        assert_eq!((pr.number, pr.author_association.as_str()), (PrNumber::new(7), "CONTRIBUTOR"));
         assert_eq!(pr.labels, ["ferry/skip"]);
     }
 
@@ -484,9 +440,7 @@ mod tests {
             }),
         )
         .unwrap();
-        let Detail::Comment(comment) = event.detail else {
-            panic!()
-        };
+        let Detail::Comment(comment) = event.detail else { panic!() };
         assert_eq!(comment.command, Some(Command::OkToTest));
         assert!(comment.on_pull_request);
         assert!(!serde_json::to_string(&comment).unwrap().contains("thanks"));
@@ -503,9 +457,7 @@ mod tests {
             }),
         )
         .unwrap();
-        let Detail::Installation(detail) = event.detail else {
-            panic!()
-        };
+        let Detail::Installation(detail) = event.detail else { panic!() };
         assert_eq!(detail.account, "acme");
         assert_eq!(detail.repositories.len(), 2);
         assert!(!detail.suspended);
@@ -513,10 +465,7 @@ mod tests {
 
     #[test]
     fn bad_bodies_say_what_is_wrong() {
-        assert!(matches!(
-            parse("push", b"not json"),
-            Err(ParseError::NotJson(_))
-        ));
+        assert!(matches!(parse("push", b"not json"), Err(ParseError::NotJson(_))));
         assert!(matches!(parse("star", b"{"), Err(ParseError::NotJson(_))));
         let missing = parse_json("push", json!({"ref": "refs/heads/main"})).unwrap_err();
         assert!(missing.to_string().contains("before"), "{missing}");
@@ -526,15 +475,10 @@ mod tests {
 
     #[test]
     fn other_events_are_read_for_their_envelope_only() {
-        let event = parse_json(
-            "star",
-            json!({"action": "created", "repository": {"full_name": "acme/api"}, "starred_at": 5}),
-        )
-        .unwrap();
-        assert_eq!(
-            (event.detail, event.action.as_deref()),
-            (Detail::Other, Some("created"))
-        );
+        let event =
+            parse_json("star", json!({"action": "created", "repository": {"full_name": "acme/api"}, "starred_at": 5}))
+                .unwrap();
+        assert_eq!((event.detail, event.action.as_deref()), (Detail::Other, Some("created")));
         let odd = parse_json("meta", json!({"repository": "not an object"})).unwrap();
         assert_eq!((odd.detail, odd.repo), (Detail::Other, None));
     }
