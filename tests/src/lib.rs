@@ -6,3 +6,27 @@ pub mod emulator;
 pub mod events;
 pub mod throttle;
 pub mod webhook;
+
+/// One contract suite, run against two adapters: for each case, a test in
+/// module `$a` and one in `$b`, each on a fresh store from its expression,
+/// which yields `(guard, store)`; the guard (a temporary dir, say) lives as
+/// long as the test.
+#[macro_export]
+macro_rules! contract_suite {
+    ($a:ident => $make_a:expr, $b:ident => $make_b:expr; $($case:ident),* $(,)?) => {
+        mod $a {
+            $(#[tokio::test]
+            async fn $case() {
+                let (_guard, store) = $make_a;
+                super::$case(&store).await;
+            })*
+        }
+        mod $b {
+            $(#[tokio::test]
+            async fn $case() {
+                let (_guard, store) = $make_b;
+                super::$case(&store).await;
+            })*
+        }
+    };
+}

@@ -7,26 +7,9 @@ use ferry_tests::emulator::secrets_manager;
 use ferry_tests::throttle::{Service, ThrottleFirst};
 use secrecy::{ExposeSecret, SecretString};
 
-macro_rules! contract {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test]
-            async fn $case() {
-                let (_dir, store) = super::embedded();
-                super::$case(&store).await;
-            })*
-        }
-        mod secrets_manager {
-            $(#[tokio::test]
-            async fn $case() {
-                let store = ferry_tests::emulator::secrets_manager(None).await;
-                super::$case(&store).await;
-            })*
-        }
-    };
-}
-
-contract!(
+ferry_tests::contract_suite!(
+    embedded => super::embedded(),
+    secrets_manager => ((), ferry_tests::emulator::secrets_manager(None).await);
     a_missing_secret_is_none,
     put_then_get,
     a_second_put_replaces_the_value,

@@ -10,27 +10,9 @@ use ferry_tests::builders::{delivery, installation, polled_ref, pull_request, re
 use ferry_tests::emulator::{dynamo_store, dynamo_store_with};
 use ferry_tests::throttle::{Service, ThrottleFirst};
 
-/// Runs each case once per adapter: `embedded::case` and `dynamodb::case`.
-macro_rules! contract {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test]
-            async fn $case() {
-                let (_dir, store) = super::embedded();
-                super::$case(&store).await;
-            })*
-        }
-        mod dynamodb {
-            $(#[tokio::test]
-            async fn $case() {
-                let store = ferry_tests::emulator::dynamo_store().await;
-                super::$case(&store).await;
-            })*
-        }
-    };
-}
-
-contract!(
+ferry_tests::contract_suite!(
+    embedded => super::embedded(),
+    dynamodb => ((), ferry_tests::emulator::dynamo_store().await);
     create_get_delete,
     a_second_create_of_one_key_already_exists,
     updates_follow_versions,
