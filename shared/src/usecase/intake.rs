@@ -20,6 +20,9 @@ use super::installations::{apply_installation, apply_repositories};
 /// inside GitHub's 10 s, with room for the outcome write and the network.
 pub const BUDGET: Duration = Duration::from_secs(8);
 
+/// How long the outcome write may take after acting, on top of the budget.
+pub const OUTCOME_WRITE_LIMIT: Duration = Duration::from_secs(1);
+
 /// One delivery as it arrived: headers Ferry reads, and the raw body.
 #[derive(Debug, Clone, Copy)]
 pub struct Inbound<'a> {
@@ -158,18 +161,21 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
         }
         Err(_) => {
             delivery.outcome = Outcome::Deferred;
-            delivery.reason = Some(format!("not done within {} s; the reconciler finishes it", budget.as_secs()));
+            delivery.reason = Some(format!("not done within {budget:?}; the reconciler finishes it"));
             Vec::new()
         }
     };
-    // The outcome is bookkeeping: if it cannot be written, the delivery stays
-    // `received` and the reconciler acts on it again, which is idempotent.
-    let (delivery, written) = write(ports.state, delivery, Some(version)).await;
-    if let Err(e) = written {
-        tracing::warn!(error = %e, "could not record the outcome");
+    let reply = Reply::outcome(&delivery, actions);
+    tracing::info!(outcome = ?delivery.outcome, actions = reply.body.actions.len(), "delivery handled");
+    // The outcome is bookkeeping: if it cannot be written in time, the
+    // delivery stays `received` and the reconciler acts on it again, which
+    // is idempotent. The reply does not wait past the limit.
+    match tokio::time::timeout(OUTCOME_WRITE_LIMIT, write(ports.state, delivery, Some(version))).await {
+        Ok((_, Ok(_))) => {}
+        Ok((_, Err(e))) => tracing::warn!(error = %e, "could not record the outcome"),
+        Err(_) => tracing::warn!("recording the outcome timed out"),
     }
-    tracing::info!(outcome = ?delivery.outcome, actions = actions.len(), "delivery handled");
-    Reply::outcome(&delivery, actions)
+    reply
 }
 
 /// Records a new delivery; a push whose paths do not fit is kept without them.
