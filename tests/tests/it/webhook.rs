@@ -184,11 +184,12 @@ struct Slow {
     inner: EmbeddedStore,
     creates: bool,
     reads: bool,
+    updates: bool,
 }
 
 impl Slow {
-    fn new(dir: &tempfile::TempDir, creates: bool, reads: bool) -> Self {
-        Self { inner: EmbeddedStore::open(&dir.path().join("s.sqlite3")).unwrap(), creates, reads }
+    fn new(dir: &tempfile::TempDir, creates: bool, reads: bool, updates: bool) -> Self {
+        Self { inner: EmbeddedStore::open(&dir.path().join("s.sqlite3")).unwrap(), creates, reads, updates }
     }
 }
 
@@ -209,6 +210,7 @@ impl StateStore for Slow {
         self.inner.get(key).await
     }
     async fn update(&self, record: &Record, expected: Version) -> Result<Version, StoreError> {
+        pause(self.updates).await;
         self.inner.update(record, expected).await
     }
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
@@ -236,9 +238,19 @@ async fn slow_intake(store: &Slow, id: &str) -> ferry::usecase::intake::Reply {
 }
 
 #[tokio::test]
+async fn a_slow_outcome_write_does_not_hold_the_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Slow::new(&dir, false, false, true);
+    let reply = slow_intake(&store, "slow-3").await;
+    assert_eq!((reply.status, reply.body.outcome), (200, Outcome::Processed));
+    let kept = store.inner.load_delivery("slow-3").await;
+    assert_eq!(kept.outcome, Outcome::Received, "the reconciler sees it was never marked");
+}
+
+#[tokio::test]
 async fn past_the_budget_the_reply_is_deferred_and_the_event_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Slow::new(&dir, false, true);
+    let store = Slow::new(&dir, false, true, false);
     let reply = slow_intake(&store, "slow-1").await;
     assert_eq!((reply.status, reply.body.outcome), (202, Outcome::Deferred));
     let kept = store.inner.load_delivery("slow-1").await;
@@ -249,7 +261,7 @@ async fn past_the_budget_the_reply_is_deferred_and_the_event_kept() {
 #[tokio::test]
 async fn a_delivery_that_cannot_be_recorded_in_time_is_503() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Slow::new(&dir, true, false);
+    let store = Slow::new(&dir, true, false, false);
     let reply = slow_intake(&store, "slow-2").await;
     assert_eq!((reply.status, reply.body.outcome), (503, Outcome::Rejected));
     assert_eq!(reply.body.reason.as_deref(), Some("could not record the delivery; redeliver it"));
