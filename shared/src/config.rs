@@ -196,10 +196,11 @@ fn http_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
 }
 
 fn existing_file(name: &'static str, path: String) -> Result<PathBuf, ConfigError> {
-    let path = PathBuf::from(path);
-    if !path.is_file() {
-        return Err(problem(name, format!("{} is not a readable file", path.display())));
+    // Echo only a cut: a PEM pasted here by mistake must not reach the logs.
+    if !PathBuf::from(&path).is_file() {
+        return Err(problem(name, format!("`{}` is not a readable file", cut(&path))));
     }
+    let path = PathBuf::from(path);
     Ok(path)
 }
 

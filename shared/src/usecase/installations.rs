@@ -91,7 +91,7 @@ async fn record_repository(state: &dyn StateStore, id: InstallationId, repo: &Re
     };
     state
         .save(fresh, |mut current| {
-            current.mode = RepoMode::App;
+            // A repository tracked with its own token keeps its mode.
             current.installation = Some(id);
             current
         })
