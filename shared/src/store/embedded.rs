@@ -15,6 +15,7 @@
 
 use std::path::Path;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -37,9 +38,47 @@ impl std::fmt::Debug for EmbeddedStore {
 }
 
 /// Work for the store's thread: runs inside a transaction and returns what
-/// to tell the caller once that transaction has committed (or failed to).
-type Job = Box<dyn FnOnce(&Connection) -> Answer + Send>;
+/// to tell the caller once that transaction has committed (or failed to);
+/// or, when no transaction could begin, is refused without running.
+type Job = Box<dyn Work>;
 type Answer = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
+
+trait Work: Send {
+    fn run(self: Box<Self>, db: &Connection) -> Answer;
+    fn refuse(self: Box<Self>, why: &rusqlite::Error);
+}
+
+/// One call: its work and where its result goes.
+struct Call<F, T> {
+    work: F,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<F, T> Work for Call<F, T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+{
+    fn run(self: Box<Self>, db: &Connection) -> Answer {
+        let Call { work, reply } = *self;
+        let result = work(db);
+        Box::new(move |commit_failed: Option<&rusqlite::Error>| {
+            let result = match commit_failed {
+                // Nothing of this transaction is durable: no caller may think otherwise.
+                Some(e) => Err(StoreError::Unavailable(format!("commit failed: {e}").into())),
+                None => result,
+            };
+            let _ = reply.send(result);
+        })
+    }
+
+    fn refuse(self: Box<Self>, why: &rusqlite::Error) {
+        let _ = self.reply.send(Err(StoreError::Unavailable(format!("no transaction could begin: {why}").into())));
+    }
+}
+
+/// How long a call waits for another process holding the file's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// At most this many calls share one transaction.
 const MAX_BATCH: usize = 256;
@@ -68,8 +107,13 @@ impl EmbeddedStore {
     /// Opens (creating if needed) the store at `path`, sweeps expired items,
     /// and starts the thread that owns the connection.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_waiting(path, BUSY_TIMEOUT)
+    }
+
+    /// [`EmbeddedStore::open`], waiting at most `busy` for another process's lock.
+    fn open_waiting(path: &Path, busy: Duration) -> Result<Self, StoreError> {
         let db = Connection::open(path).map_err(other)?;
-        db.busy_timeout(std::time::Duration::from_secs(5)).map_err(other)?;
+        db.busy_timeout(busy).map_err(other)?;
         db.execute_batch(SCHEMA).map_err(other)?;
         db.execute(
             "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1",
@@ -86,7 +130,7 @@ impl EmbeddedStore {
         // the newest rows; the checkpointer only copies pages through.
         db.execute_batch("PRAGMA wal_autocheckpoint = 16384; PRAGMA cache_size = -1024").map_err(other)?;
         let checkpointer = Connection::open(path).map_err(other)?;
-        checkpointer.busy_timeout(std::time::Duration::from_secs(5)).map_err(other)?;
+        checkpointer.busy_timeout(busy).map_err(other)?;
         checkpointer.execute_batch("PRAGMA cache_size = -128").map_err(other)?;
         let (stop, stopped) = mpsc::channel::<()>();
         let (jobs, queue) = mpsc::channel();
@@ -105,17 +149,7 @@ impl EmbeddedStore {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |db| {
-            let result = work(db);
-            Box::new(move |commit_failed: Option<&rusqlite::Error>| {
-                let result = match commit_failed {
-                    // Nothing of this transaction is durable: no caller may think otherwise.
-                    Some(e) => Err(StoreError::Unavailable(format!("commit failed: {e}").into())),
-                    None => result,
-                };
-                let _ = reply.send(result);
-            })
-        });
+        let job: Job = Box::new(Call { work, reply });
         self.jobs.send(job).map_err(|_| StoreError::Unavailable("the store's thread has stopped".into()))?;
         answer.await.map_err(|_| StoreError::Unavailable("the store's thread has stopped".into()))?
     }
@@ -133,9 +167,18 @@ fn serve(db: Connection, queue: mpsc::Receiver<Job>, _stop_checkpoints_when_done
                 Err(_) => break,
             }
         }
-        let began = db.execute_batch("BEGIN IMMEDIATE");
-        let answers: Vec<Answer> = batch.into_iter().map(|job| job(&db)).collect();
-        let committed = began.and_then(|()| db.execute_batch("COMMIT"));
+        // A batch runs inside one transaction or not at all: were its jobs
+        // run in autocommit after a failed BEGIN, their writes would stick
+        // while their callers heard "failed".
+        if let Err(e) = db.execute_batch("BEGIN IMMEDIATE") {
+            tracing::warn!(error = %e, calls = batch.len(), "the state store could not begin a transaction");
+            for job in batch {
+                job.refuse(&e);
+            }
+            continue;
+        }
+        let answers: Vec<Answer> = batch.into_iter().map(|job| job.run(&db)).collect();
+        let committed = db.execute_batch("COMMIT");
         if committed.is_err() && !db.is_autocommit() {
             let _ = db.execute_batch("ROLLBACK");
         }
@@ -155,7 +198,7 @@ fn checkpoint(db: Connection, stopped: mpsc::Receiver<()>) {
     }
 }
 
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 struct Row {
     pk: String,
@@ -333,5 +376,29 @@ impl StateStore for EmbeddedStore {
             Ok(records)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Cursor, InstallationId};
+
+    #[tokio::test]
+    async fn a_batch_that_cannot_begin_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite3");
+        let store = EmbeddedStore::open_waiting(&path, Duration::from_millis(50)).unwrap();
+        let other_process = Connection::open(&path).unwrap();
+        other_process.execute_batch("BEGIN EXCLUSIVE").unwrap();
+
+        let cursor = Record::Cursor(Cursor { name: "deliveries".into(), position: "1".into() });
+        let refused = store.create(&cursor).await.unwrap_err();
+        assert!(refused.is_retryable(), "{refused}");
+
+        other_process.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(store.get(&cursor.key()).await.unwrap(), None, "a refused call wrote nothing");
+        assert_eq!(store.get(&Key::Installation(InstallationId::new(1))).await.unwrap(), None);
+        assert_eq!(store.create(&cursor).await.unwrap(), Version(1), "the store works again");
     }
 }
