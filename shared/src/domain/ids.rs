@@ -120,6 +120,11 @@ impl Sha {
     pub fn short(&self) -> &str {
         &self.0[..7]
     }
+
+    /// All zeros: what GitHub sends as `before` of a new ref and `after` of a deleted one.
+    pub fn is_zero(&self) -> bool {
+        self.0.bytes().all(|b| b == b'0')
+    }
 }
 
 string_id!(

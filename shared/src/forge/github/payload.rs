@@ -95,6 +95,9 @@ struct RepoRef {
     full_name: String,
 }
 
+/// GitHub lists at most this many commits in a push payload.
+const GITHUB_MAX_PUSH_COMMITS: usize = 2048;
+
 /// Every field the handled events carry that Ferry reads.
 #[derive(Debug, Deserialize)]
 struct Payload<'a> {
@@ -107,6 +110,7 @@ struct Payload<'a> {
     git_ref: Option<String>,
     before: Option<String>,
     after: Option<String>,
+    created: Option<bool>,
     deleted: Option<bool>,
     forced: Option<bool>,
     #[serde(borrow)]
@@ -327,7 +331,16 @@ impl Payload<'_> {
             changed_paths: paths,
             paths_truncated: false,
         };
-        if push.changed_paths.iter().map(String::len).sum::<usize>() > Push::MAX_PATH_BYTES {
+        // The payload's commits do not tell every changed path when the
+        // branch is new (compared with nothing), was force-pushed (commits
+        // that left it changed paths too), lists no commits, or hit GitHub's
+        // cap of 2048 commits: path filters must then see everything changed.
+        let partial = self.created.unwrap_or(false)
+            || push.before.is_zero()
+            || push.forced
+            || (commits.is_empty() && !push.deleted)
+            || commits.len() >= GITHUB_MAX_PUSH_COMMITS;
+        if partial || push.changed_paths.iter().map(String::len).sum::<usize>() > Push::MAX_PATH_BYTES {
             push.truncate_paths();
         }
         Ok(push)
@@ -392,6 +405,30 @@ mod tests {
         assert_eq!(push.changed_paths, ["README.md", "api/new.rs", "old.txt"]);
         assert_eq!(push.branch(), Some("main"));
         assert!(!push.paths_truncated);
+    }
+
+    #[test]
+    fn a_push_whose_commits_cannot_tell_every_path_counts_as_touching_everything() {
+        let one = json!([{"added": ["a.rs"], "modified": [], "removed": []}]);
+        let cap: Vec<serde_json::Value> =
+            (0..GITHUB_MAX_PUSH_COMMITS).map(|_| json!({"added": [], "modified": ["a.rs"], "removed": []})).collect();
+        let zero = "0".repeat(40);
+        let cases = [
+            ("ordinary push", json!({"before": SHA_A, "commits": one}), false),
+            ("new branch", json!({"before": zero, "created": true, "commits": one}), true),
+            ("new branch, no created flag", json!({"before": zero, "commits": one}), true),
+            ("new branch at an existing commit", json!({"before": SHA_A, "created": true, "commits": []}), true),
+            ("force push", json!({"before": SHA_A, "forced": true, "commits": one}), true),
+            ("no commits listed", json!({"before": SHA_A, "commits": []}), true),
+            ("commits at GitHub's cap", json!({"before": SHA_A, "commits": cap}), true),
+        ];
+        for (case, fields, truncated) in cases {
+            let mut body = json!({"ref": "refs/heads/main", "after": SHA_B, "repository": {"full_name": "acme/api"}});
+            body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+            let Detail::Push(push) = parse_json("push", body).unwrap().detail else { panic!("not a push") };
+            assert_eq!(push.paths_truncated, truncated, "{case}");
+            assert_eq!(push.changed_paths.is_empty(), truncated, "{case}");
+        }
     }
 
     #[test]
