@@ -6,12 +6,15 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use serde::de::DeserializeOwned;
 
-use super::{Collection, Fields, Key, Record, StateStore, StoreError, Version, Versioned, checked_fields, is_live};
+use super::{
+    Collection, Fields, Key, LISTED_AS, LISTING_INDEX, Record, Scope, StateStore, StoreError, Version, Versioned,
+    checked_fields, is_live,
+};
 use crate::aws::{Fault, code, fault};
 use crate::domain::Timestamp;
 
@@ -33,7 +36,7 @@ impl DynamoStore {
     }
 
     /// Creates the table as the SAM template does (on-demand, TTL on
-    /// `expires_at`) and waits until it is active: for tests and emulators.
+    /// `expires_at`, the sparse listing index): for tests and emulators.
     pub async fn create_table(&self) -> Result<(), StoreError> {
         let attribute = |name: &str| {
             AttributeDefinition::builder()
@@ -55,8 +58,18 @@ impl DynamoStore {
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(attribute("pk")?)
             .attribute_definitions(attribute("sk")?)
+            .attribute_definitions(attribute(LISTED_AS)?)
             .key_schema(key("pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?)
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(LISTING_INDEX)
+                    .key_schema(key(LISTED_AS, KeyType::Hash)?)
+                    .key_schema(key("pk", KeyType::Range)?)
+                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                    .build()
+                    .map_err(|e| StoreError::Other(e.into()))?,
+            )
             .send()
             .await
             .map_err(failure)?;
@@ -165,25 +178,27 @@ impl StateStore for DynamoStore {
     }
 
     async fn query(&self, collection: &Collection) -> Result<Vec<Versioned<Record>>, StoreError> {
-        let pk = collection.pk();
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-            .expression_attribute_values(":prefix", AttributeValue::S(collection.sk_prefix()))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(failure)?;
+        let request = self.client.query().table_name(&self.table);
+        let request = match collection.scope() {
+            Scope::Partition { pk, sk_prefix } => request
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(pk))
+                .expression_attribute_values(":prefix", AttributeValue::S(sk_prefix))
+                .consistent_read(true),
+            // A global index is eventually consistent: a record written a
+            // moment ago may be missing from one listing, never from the next.
+            Scope::Listed { kind } => request
+                .index_name(LISTING_INDEX)
+                .key_condition_expression("#listed = :kind")
+                .expression_attribute_names("#listed", LISTED_AS)
+                .expression_attribute_values(":kind", AttributeValue::S(kind.to_owned())),
+        };
+        let items: Vec<Item> =
+            request.into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(failure)?;
         let now = Timestamp::now();
         let mut records = Vec::with_capacity(items.len());
         for item in items {
-            let at = format!("{pk} {}", string(&item, "sk").unwrap_or_default());
+            let at = format!("{} {}", string(&item, "pk").unwrap_or_default(), string(&item, "sk").unwrap_or_default());
             if let Some(found) = decode(item, now).map_err(|problem| StoreError::Corrupt { at, problem })? {
                 records.push(found);
             }

@@ -22,7 +22,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use super::{Collection, Fields, Key, Record, StateStore, StoreError, Version, Versioned, checked_json, is_live};
+use super::{
+    Collection, Fields, Key, Record, Scope, StateStore, StoreError, Version, Versioned, checked_json, is_live,
+};
 use crate::domain::Timestamp;
 
 /// A handle to the store's thread; clones share it.
@@ -101,6 +103,8 @@ const SCHEMA: &str = "
         fields BLOB NOT NULL,
         PRIMARY KEY (pk, sk)
     );
+    CREATE INDEX IF NOT EXISTS items_listed ON items (kind, pk)
+        WHERE kind IN ('installation', 'repository');
 ";
 
 impl EmbeddedStore {
@@ -350,25 +354,47 @@ impl StateStore for EmbeddedStore {
     }
 
     async fn query(&self, collection: &Collection) -> Result<Vec<Versioned<Record>>, StoreError> {
-        let (pk, prefix) = (collection.pk(), collection.sk_prefix());
+        let scope = collection.scope();
         self.with_db(move |db| {
-            // BINARY collation orders UTF-8 bytewise, as DynamoDB orders sort keys.
-            let mut statement = db
-                .prepare_cached(
-                    "SELECT sk, kind, version, expires_at, fields FROM items
+            // BINARY collation orders UTF-8 bytewise, as DynamoDB orders keys.
+            // A listed kind is a literal, never a parameter, so that SQLite
+            // can prove the partial index covers the query.
+            let (sql, arguments) = match &scope {
+                Scope::Partition { pk, sk_prefix } => (
+                    "SELECT pk, sk, kind, version, expires_at, fields FROM items
                      WHERE pk = ?1 AND substr(sk, 1, length(?2)) = ?2
-                     ORDER BY sk",
-                )
-                .map_err(other)?;
+                     ORDER BY sk"
+                        .to_owned(),
+                    vec![pk.clone(), sk_prefix.clone()],
+                ),
+                Scope::Listed { kind } => {
+                    debug_assert!(kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+                    (
+                        format!(
+                            "SELECT pk, sk, kind, version, expires_at, fields FROM items
+                             WHERE kind = '{kind}' ORDER BY pk"
+                        ),
+                        Vec::new(),
+                    )
+                }
+            };
+            let mut statement = db.prepare_cached(&sql).map_err(other)?;
             let rows = statement
-                .query_map(params![pk, prefix], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get::<_, Option<i64>>(3)?, row.get(4)?))
+                .query_map(rusqlite::params_from_iter(arguments), |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get::<_, Option<i64>>(4)?,
+                        row.get(5)?,
+                    ))
                 })
                 .map_err(other)?;
             let now = Timestamp::now();
             let mut records = Vec::new();
             for row in rows {
-                let (sk, kind, version, expires_at, fields) = row.map_err(other)?;
+                let (pk, sk, kind, version, expires_at, fields) = row.map_err(other)?;
                 if is_live(expires_at, now) {
                     records.push(decode(format!("{pk} {sk}"), kind, version, fields)?);
                 }

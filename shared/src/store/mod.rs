@@ -73,7 +73,8 @@ fn repo_pk(repo: &RepoName) -> String {
     format!("REPO#{repo}")
 }
 
-/// The items of one partition whose sort key starts with one prefix.
+/// A set of items read together: the items of one partition whose sort key
+/// starts with one prefix, or every item of a listed kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Collection {
     Refs(RepoName),
@@ -81,26 +82,39 @@ pub enum Collection {
     Releases(RepoName),
     Runs(RepoName),
     RunsOfUnit(RepoName, UnitName),
+    /// Every installation (the token rotator walks them).
+    Installations,
+    /// Every tracked repository (the poller and the reconciler walk them).
+    Repositories,
 }
 
-impl Collection {
-    pub fn pk(&self) -> String {
-        match self {
-            Collection::Refs(repo)
-            | Collection::PullRequests(repo)
-            | Collection::Releases(repo)
-            | Collection::Runs(repo)
-            | Collection::RunsOfUnit(repo, _) => repo_pk(repo),
-        }
-    }
+/// Where a collection's items are found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Items of partition `pk` whose sort key starts with `sk_prefix`, in sort-key order.
+    Partition { pk: String, sk_prefix: String },
+    /// Items whose [`LISTED_AS`] attribute is `kind`, in partition-key order:
+    /// a sparse index, so only listed kinds cost anything to index.
+    Listed { kind: &'static str },
+}
 
-    pub fn sk_prefix(&self) -> String {
+/// The attribute (and DynamoDB index key) that puts a record in a listing.
+pub const LISTED_AS: &str = "listed_as";
+
+/// The sparse index over [`LISTED_AS`], partition key `listed_as`, sort key `pk`.
+pub const LISTING_INDEX: &str = "by-listing";
+
+impl Collection {
+    pub fn scope(&self) -> Scope {
+        let partition = |repo: &RepoName, sk_prefix: String| Scope::Partition { pk: repo_pk(repo), sk_prefix };
         match self {
-            Collection::Refs(_) => "REF#".to_owned(),
-            Collection::PullRequests(_) => "PR#".to_owned(),
-            Collection::Releases(_) => "REL#".to_owned(),
-            Collection::Runs(_) => "RUN#".to_owned(),
-            Collection::RunsOfUnit(_, unit) => format!("RUN#{unit}#"),
+            Collection::Refs(repo) => partition(repo, "REF#".to_owned()),
+            Collection::PullRequests(repo) => partition(repo, "PR#".to_owned()),
+            Collection::Releases(repo) => partition(repo, "REL#".to_owned()),
+            Collection::Runs(repo) => partition(repo, "RUN#".to_owned()),
+            Collection::RunsOfUnit(repo, unit) => partition(repo, format!("RUN#{unit}#")),
+            Collection::Installations => Scope::Listed { kind: "installation" },
+            Collection::Repositories => Scope::Listed { kind: "repository" },
         }
     }
 }
@@ -150,6 +164,14 @@ impl Record {
             Record::Run(_) => "run",
             Record::Delivery(_) => "delivery",
             Record::Cursor(_) => "cursor",
+        }
+    }
+
+    /// The listing this record belongs to, if its kind is listed.
+    pub fn listed_as(&self) -> Option<&'static str> {
+        match self {
+            Record::Installation(_) | Record::Repository(_) => Some(self.kind()),
+            _ => None,
         }
     }
 
@@ -312,7 +334,7 @@ impl dyn StateStore + '_ {
 
 /// Attribute names the layout owns; no record field may use them.
 #[cfg(test)]
-pub(crate) const RESERVED: [&str; 5] = ["pk", "sk", "kind", "version", "expires_at"];
+pub(crate) const RESERVED: [&str; 6] = ["pk", "sk", "kind", "version", "expires_at", LISTED_AS];
 
 /// The record's fields plus the layout's attributes, as JSON: the one shape
 /// both adapters measure against the item size limit.
@@ -328,6 +350,9 @@ pub(crate) fn checked_fields(record: &Record, key: &Key, version: Version) -> Re
     map.insert("version".into(), version.0.into());
     if let Some(expires) = record.expires_at() {
         map.insert("expires_at".into(), expires.unix().into());
+    }
+    if let Some(listing) = record.listed_as() {
+        map.insert(LISTED_AS.into(), listing.into());
     }
     let size = item_size(map);
     if size > ITEM_SIZE_LIMIT {
@@ -357,7 +382,8 @@ fn measured_json(record: &Record, key: &Key, version: Version) -> Result<(String
         + record.kind().len()
         + "version".len()
         + size::number_size(version.0)
-        + record.expires_at().map_or(0, |at| "expires_at".len() + size::number_size(at.unix()));
+        + record.expires_at().map_or(0, |at| "expires_at".len() + size::number_size(at.unix()))
+        + record.listed_as().map_or(0, |listing| LISTED_AS.len() + listing.len());
     Ok((text, fields + layout))
 }
 
@@ -391,15 +417,31 @@ mod tests {
         }
         let run = Key::Run(repo(), unit.clone(), sha.clone());
         assert_eq!(run.sk(), format!("RUN#api#{sha}"));
-        assert!(run.sk().starts_with(&Collection::RunsOfUnit(repo(), unit).sk_prefix()));
+        let Scope::Partition { sk_prefix, .. } = Collection::RunsOfUnit(repo(), unit).scope() else { panic!() };
+        assert!(run.sk().starts_with(&sk_prefix));
     }
 
     #[test]
     fn collections_match_only_their_keys() {
+        let prefix = |collection: Collection| match collection.scope() {
+            Scope::Partition { pk, sk_prefix } => (pk, sk_prefix),
+            Scope::Listed { .. } => panic!("{collection:?} is a partition"),
+        };
         let pr = Key::PullRequest(repo(), PrNumber::new(1));
-        assert!(pr.sk().starts_with(&Collection::PullRequests(repo()).sk_prefix()));
-        assert!(!pr.sk().starts_with(&Collection::Releases(repo()).sk_prefix()));
-        assert!(!pr.sk().starts_with(&Collection::Refs(repo()).sk_prefix()));
+        let (pk, sk_prefix) = prefix(Collection::PullRequests(repo()));
+        assert!(pr.pk() == pk && pr.sk().starts_with(&sk_prefix));
+        assert!(!pr.sk().starts_with(&prefix(Collection::Releases(repo())).1));
+        assert!(!pr.sk().starts_with(&prefix(Collection::Refs(repo())).1));
+    }
+
+    #[test]
+    fn only_installations_and_repositories_are_listed() {
+        for record in crate::store::samples::all() {
+            let listed = matches!(record, Record::Installation(_) | Record::Repository(_));
+            assert_eq!(record.listed_as(), listed.then(|| record.kind()));
+        }
+        assert_eq!(Collection::Installations.scope(), Scope::Listed { kind: "installation" });
+        assert_eq!(Collection::Repositories.scope(), Scope::Listed { kind: "repository" });
     }
 
     #[test]

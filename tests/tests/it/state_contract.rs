@@ -24,6 +24,7 @@ ferry_tests::contract_suite!(
     an_item_over_400_kb_is_too_large,
     of_many_concurrent_creates_exactly_one_wins,
     typed_load_reads_what_was_written,
+    listings_hold_every_installation_or_repository_and_nothing_else,
 );
 
 fn embedded() -> (tempfile::TempDir, EmbeddedStore) {
@@ -110,6 +111,37 @@ async fn prefix_query_returns_exactly_the_matching_items_in_sk_order(store: &dyn
     assert_eq!(numbers(refs), ["REF#main"]);
     assert!(store.query(&Collection::Runs(repo("acme/api"))).await.unwrap().is_empty());
     assert!(store.query(&Collection::PullRequests(repo("nobody/api"))).await.unwrap().is_empty());
+}
+
+async fn listings_hold_every_installation_or_repository_and_nothing_else(store: &dyn StateStore) {
+    let records: Vec<Record> = vec![
+        installation(12).into(),
+        installation(3).into(),
+        repository("acme/web").into(),
+        repository("acme/api").into(),
+        pull_request("acme/api", 1).into(),
+        release("acme/api", "v1.0").into(),
+        delivery("d-1", Timestamp::now()).into(),
+    ];
+    for record in &records {
+        store.create(record).await.unwrap();
+    }
+    let mut removed = installation(40);
+    store.create(&removed.clone().into()).await.unwrap();
+    removed.suspended = true;
+    store.update(&removed.clone().into(), Version(1)).await.unwrap();
+    store.delete(&Record::from(removed).key()).await.unwrap();
+
+    let keys = |found: Vec<ferry::store::Versioned<Record>>| -> Vec<String> {
+        let mut keys: Vec<String> = found.into_iter().map(|v| v.record.key().to_string()).collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(store.query(&Collection::Installations).await.unwrap()), ["INST#12 META", "INST#3 META"]);
+    assert_eq!(
+        keys(store.query(&Collection::Repositories).await.unwrap()),
+        ["REPO#acme/api META", "REPO#acme/web META"]
+    );
 }
 
 async fn an_expired_item_is_not_returned(store: &dyn StateStore) {
