@@ -14,7 +14,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("FERRY_WEBHOOK_SECRET_ID", "instead of FERRY_WEBHOOK_SECRET: the Secrets Manager id holding them"),
     ("FERRY_GITHUB_API_URL", "API base, default https://api.github.com (GHES: https://host/api/v3)"),
     ("FERRY_GITHUB_APP_ID", "the GitHub App's id"),
-    ("FERRY_GITHUB_APP_PRIVATE_KEY_FILE", "path of the App's PEM private key"),
+    (
+        "FERRY_GITHUB_APP_PRIVATE_KEY_FILE",
+        "path of the App's PEM private key (neither variable: the secret store's app-private-key)",
+    ),
     ("FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID", "instead of the file: the Secrets Manager id holding the key"),
     ("FERRY_TABLE", "DynamoDB table; unset means the embedded store"),
     ("FERRY_SECRET_PREFIX", "Secrets Manager prefix; unset means the embedded secret store"),
@@ -51,6 +54,8 @@ pub enum WebhookSecrets {
 pub enum PrivateKeySource {
     File(PathBuf),
     SecretId(String),
+    /// `app-private-key` in the secret store (`<prefix>/app-private-key`).
+    SecretStore,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,11 +124,9 @@ impl Config {
         };
         let github_app = match (get("FERRY_GITHUB_APP_ID"), key) {
             (Some((name, id)), Some(private_key)) => Some(GithubApp { id: app_id(name, &id)?, private_key }),
-            (Some((name, _)), None) => {
-                return Err(problem(
-                    name,
-                    "is set, but no private key is: set FERRY_GITHUB_APP_PRIVATE_KEY_FILE or FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID",
-                ));
+            // No key variable: the secret store's `app-private-key` holds it.
+            (Some((name, id)), None) => {
+                Some(GithubApp { id: app_id(name, &id)?, private_key: PrivateKeySource::SecretStore })
             }
             (None, Some(_)) => {
                 return Err(problem("FERRY_GITHUB_APP_ID", "is required when a private key is configured"));
@@ -301,7 +304,6 @@ mod tests {
             (&[("FERRY_SECRET_PREFIX", "ferry prod")], "FERRY_SECRET_PREFIX"),
             (&[("FERRY_CONFIG", "/no/such/ferry.toml")], "FERRY_CONFIG"),
             (&[("FERRY_CLUSTER_NAME", "Prod_EU")], "FERRY_CLUSTER_NAME"),
-            (&[("FERRY_GITHUB_APP_ID", "12")], "FERRY_GITHUB_APP_ID"),
             (&[("FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID", "ferry/key")], "FERRY_GITHUB_APP_ID"),
             (&[("FERRY_GITHUB_APP_ID", "x"), ("FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID", "k")], "FERRY_GITHUB_APP_ID"),
             (&[("FERRY_GITHUB_APP_PRIVATE_KEY_FILE", "/no/such.pem")], "FERRY_GITHUB_APP_PRIVATE_KEY_FILE"),
@@ -330,6 +332,8 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.github_app.unwrap().private_key, PrivateKeySource::SecretId("ferry/app-private-key".into()));
+        let c = config(&[("FERRY_GITHUB_APP_ID", "12")]).unwrap();
+        assert_eq!(c.github_app, Some(GithubApp { id: 12, private_key: PrivateKeySource::SecretStore }));
     }
 
     #[test]

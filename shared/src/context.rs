@@ -5,10 +5,14 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::{Config, WebhookSecrets};
+use crate::config::{Config, PrivateKeySource, WebhookSecrets};
+use crate::domain::SystemClock;
 use crate::domain::signature::WebhookSecret;
+use crate::forge::TokenMinter;
+use crate::forge::github::{GithubApi, GithubApp, KeySource, NoApp};
 use crate::secrets::{EmbeddedSecrets, SecretError, SecretName, SecretStore, SecretsManagerStore};
 use crate::store::{DynamoStore, EmbeddedStore, StateStore};
+use crate::usecase::tokens::Tokens;
 
 #[derive(Clone)]
 pub struct Context {
@@ -17,6 +21,8 @@ pub struct Context {
     pub secrets: Arc<dyn SecretStore>,
     /// Read once at start; every one of them is accepted (rotation).
     pub webhook_secrets: Arc<[WebhookSecret]>,
+    /// Installation and repository tokens, cached across invocations.
+    pub tokens: Arc<Tokens>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +33,8 @@ pub enum StartError {
     State(#[from] crate::store::StoreError),
     #[error("cannot read the secret store")]
     Secrets(#[from] SecretError),
+    #[error("{0}")]
+    Github(String),
 }
 
 impl Context {
@@ -35,7 +43,8 @@ impl Context {
     pub async fn connect(config: Config) -> Result<Self, StartError> {
         let needs_aws = config.table.is_some()
             || config.secret_prefix.is_some()
-            || matches!(config.webhook_secrets, WebhookSecrets::SecretId(_));
+            || matches!(config.webhook_secrets, WebhookSecrets::SecretId(_))
+            || config.github_app.as_ref().is_some_and(|app| matches!(app.private_key, PrivateKeySource::SecretId(_)));
         let sdk = if needs_aws { Some(crate::aws::sdk_config().await) } else { None };
         let needs_data_dir = config.table.is_none() || config.secret_prefix.is_none();
         if needs_data_dir {
@@ -53,7 +62,26 @@ impl Context {
             _ => Arc::new(EmbeddedSecrets::open(&config.data_dir.join("secrets.json"))?),
         };
         let webhook_secrets = webhook_secrets(&config, sdk.as_ref(), secrets.as_ref()).await?;
-        Ok(Self { config: Arc::new(config), state, secrets, webhook_secrets })
+        let minter: Arc<dyn TokenMinter> = match &config.github_app {
+            None => Arc::new(NoApp),
+            Some(app) => {
+                // The key is read on first use: a broken one is reported by
+                // every mint (and fixed without a restart), never a crash here.
+                let source = match (&app.private_key, &sdk) {
+                    (PrivateKeySource::File(path), _) => KeySource::File(path.clone()),
+                    (PrivateKeySource::SecretId(id), Some(sdk)) => KeySource::SecretId(
+                        SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(sdk), ""),
+                        id.clone(),
+                    ),
+                    (PrivateKeySource::SecretId(_), None) => unreachable!("a secret id needs the SDK, loaded above"),
+                    (PrivateKeySource::SecretStore, _) => KeySource::Store(secrets.clone()),
+                };
+                let api = GithubApi::new(&config.github_api_url).map_err(StartError::Github)?;
+                Arc::new(GithubApp::new(app.id, source, api, Arc::new(SystemClock)))
+            }
+        };
+        let tokens = Arc::new(Tokens::new(secrets.clone(), minter, Arc::new(SystemClock)));
+        Ok(Self { config: Arc::new(config), state, secrets, webhook_secrets, tokens })
     }
 }
 

@@ -16,12 +16,7 @@ pub fn sha(digit: char) -> Sha {
 }
 
 pub fn installation(id: u64) -> Installation {
-    Installation {
-        id: InstallationId::new(id),
-        account: format!("account-{id}"),
-        suspended: false,
-        repository_selection: "selected".into(),
-    }
+    Installation::new(InstallationId::new(id), format!("account-{id}"), "selected")
 }
 
 pub fn repository(full_name: &str) -> Repository {

@@ -4,6 +4,9 @@
 pub mod builders;
 pub mod emulator;
 pub mod events;
+pub mod github;
+pub mod logs;
+pub mod openapi;
 pub mod throttle;
 pub mod webhook;
 

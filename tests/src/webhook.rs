@@ -4,8 +4,12 @@
 use std::sync::Arc;
 
 use ferry::config::Config;
-use ferry::secrets::EmbeddedSecrets;
+use ferry::domain::SystemClock;
+use ferry::forge::TokenMinter;
+use ferry::forge::github::NoApp;
+use ferry::secrets::{EmbeddedSecrets, SecretStore};
 use ferry::store::{EmbeddedStore, StateStore};
+use ferry::usecase::tokens::Tokens;
 use ferry::{Context, http as ferry_http};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -23,15 +27,22 @@ impl Harness {
     pub async fn embedded(secret: &str) -> Self {
         let dir = tempfile::tempdir().expect("a temporary dir");
         let state = Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3")).expect("open the store"));
-        Self::build(dir, state, secret)
+        Self::build(dir, state, secret, Arc::new(NoApp))
     }
 
     /// `state` as the store, embedded secrets, webhook secret `secret`.
     pub async fn with_state(state: Arc<dyn StateStore>, secret: &str) -> Self {
-        Self::build(tempfile::tempdir().expect("a temporary dir"), state, secret)
+        Self::build(tempfile::tempdir().expect("a temporary dir"), state, secret, Arc::new(NoApp))
     }
 
-    fn build(dir: tempfile::TempDir, state: Arc<dyn StateStore>, secret: &str) -> Self {
+    /// Embedded state and secrets, tokens minted by `minter`.
+    pub async fn with_minter(secret: &str, minter: Arc<dyn TokenMinter>) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary dir");
+        let state = Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3")).expect("open the store"));
+        Self::build(dir, state, secret, minter)
+    }
+
+    fn build(dir: tempfile::TempDir, state: Arc<dyn StateStore>, secret: &str, minter: Arc<dyn TokenMinter>) -> Self {
         let data_dir = dir.path().to_str().expect("a UTF-8 path").to_owned();
         let config = Config::from_lookup(|name| match name {
             "FERRY_DATA_DIR" => Some(data_dir.clone()),
@@ -39,9 +50,16 @@ impl Harness {
             _ => None,
         })
         .expect("a valid configuration");
-        let secrets = Arc::new(EmbeddedSecrets::open(&dir.path().join("secrets.json")).expect("open the secrets"));
-        let context =
-            Context { config: Arc::new(config), state, secrets, webhook_secrets: Arc::from([events::secret(secret)]) };
+        let secrets: Arc<dyn SecretStore> =
+            Arc::new(EmbeddedSecrets::open(&dir.path().join("secrets.json")).expect("open the secrets"));
+        let tokens = Arc::new(Tokens::new(secrets.clone(), minter, Arc::new(SystemClock)));
+        let context = Context {
+            config: Arc::new(config),
+            state,
+            secrets,
+            webhook_secrets: Arc::from([events::secret(secret)]),
+            tokens,
+        };
         Self { context, _dir: dir }
     }
 

@@ -49,7 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { listen } => serve(listen).await,
         Command::Poll => anyhow::bail!("`ferry poll` is not implemented yet (issue #6)"),
-        Command::Rotate => anyhow::bail!("`ferry rotate` is not implemented yet (issue #4)"),
+        Command::Rotate => rotate().await,
         Command::Reconcile => anyhow::bail!("`ferry reconcile` is not implemented yet (issue #7)"),
         Command::Replay { file, url, event, delivery } => {
             replay::replay(replay::Replay {
@@ -72,10 +72,52 @@ async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     tracing::info!(%address, data_dir = %data_dir.display(), "ferry serving");
     // Scripts and tests read the address from this line.
     println!("ferry listening on http://{address}");
+    if context.config.github_app.is_some() {
+        tokio::spawn(schedule("token rotation", ROTATE_EVERY, {
+            let context = context.clone();
+            move || {
+                let context = context.clone();
+                async move { ferry::usecase::rotate::rotate(&context.tokens, context.state.as_ref()).await.map(|_| ()) }
+            }
+        }));
+    } else {
+        tracing::info!("no GitHub App configured (FERRY_GITHUB_APP_ID): token rotation is off");
+    }
     axum::serve(listener, ferry::http::router(context))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    Ok(())
+}
+
+/// How often `ferry serve` rotates tokens, as the deployed schedule does.
+const ROTATE_EVERY: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Runs `cycle` now and then every `period`, as EventBridge would.
+async fn schedule<F, Fut, E>(name: &'static str, period: std::time::Duration, cycle: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = cycle().await {
+            tracing::error!(schedule = name, %error, "the cycle failed; the next one retries");
+        }
+    }
+}
+
+/// One token rotation, as the Lambda runs it; prints its report.
+async fn rotate() -> anyhow::Result<()> {
+    let context = ferry::Context::connect(ferry::Config::from_env()?).await.context("cannot start")?;
+    let report = ferry::usecase::rotate::rotate(&context.tokens, context.state.as_ref()).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if !report.failed.is_empty() {
+        anyhow::bail!("{} of {} installations could not be rotated", report.failed.len(), report.total());
+    }
     Ok(())
 }

@@ -6,10 +6,11 @@ pub mod records;
 pub mod route;
 pub mod signature;
 pub mod time;
+pub mod tokens;
 
 pub use ids::{DeliveryId, InstallationId, InvalidId, PrNumber, RefName, RepoName, Sha, Tag, UnitName};
 pub use records::{
     Cursor, Delivery, Installation, Outcome, PolledRef, PrState, PullRequest, Release, RepoMode, Repository, Run,
     RunStatus,
 };
-pub use time::Timestamp;
+pub use time::{Clock, SystemClock, Timestamp};

@@ -17,6 +17,30 @@ pub struct Installation {
     pub suspended: bool,
     /// `all` or `selected`, as GitHub reports it.
     pub repository_selection: String,
+    /// When the token in the secret store expires, as last written there.
+    #[serde(default)]
+    pub token_expires_at: Option<Timestamp>,
+    /// A rotation minting for this installation holds it until then.
+    #[serde(default)]
+    pub minting_until: Option<Timestamp>,
+    /// Why the last mint failed; cleared by the next one that works.
+    #[serde(default)]
+    pub token_error: Option<String>,
+}
+
+impl Installation {
+    /// An installation as an event first reports it: no token yet.
+    pub fn new(id: InstallationId, account: impl Into<String>, repository_selection: impl Into<String>) -> Self {
+        Self {
+            id,
+            account: account.into(),
+            suspended: false,
+            repository_selection: repository_selection.into(),
+            token_expires_at: None,
+            minting_until: None,
+            token_error: None,
+        }
+    }
 }
 
 /// How Ferry reaches a repository: as a GitHub App, or with a repository token.

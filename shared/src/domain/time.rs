@@ -38,3 +38,61 @@ impl fmt::Display for Timestamp {
         write!(f, "{}", self.0)
     }
 }
+
+impl Timestamp {
+    /// Reads RFC 3339, as GitHub writes times (`2026-11-22T11:00:00Z`).
+    pub fn parse_rfc3339(text: &str) -> Result<Self, String> {
+        let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))?;
+        Ok(Self(parsed.unix_timestamp()))
+    }
+
+    /// Writes RFC 3339 in UTC, whole seconds.
+    pub fn to_rfc3339(self) -> String {
+        time::OffsetDateTime::from_unix_timestamp(self.0)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_else(|| self.0.to_string())
+    }
+
+    /// How long until `later`, zero if it has passed.
+    pub fn until(self, later: Timestamp) -> Duration {
+        Duration::from_secs(u64::try_from(later.0.saturating_sub(self.0)).unwrap_or(0))
+    }
+}
+
+/// Where "now" comes from: the system, or a test's hand.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The machine's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_in_utc() {
+        let at = Timestamp::parse_rfc3339("2016-07-11T22:14:10Z").unwrap();
+        assert_eq!(at.unix(), 1_468_275_250);
+        assert_eq!(at.to_rfc3339(), "2016-07-11T22:14:10Z");
+        assert_eq!(Timestamp::parse_rfc3339("2016-07-12T00:14:10+02:00").unwrap(), at);
+        assert!(Timestamp::parse_rfc3339("yesterday").is_err());
+    }
+
+    #[test]
+    fn until_never_goes_negative() {
+        let at = Timestamp::from_unix(100);
+        assert_eq!(at.until(Timestamp::from_unix(160)), Duration::from_secs(60));
+        assert_eq!(at.until(Timestamp::from_unix(40)), Duration::ZERO);
+    }
+}

@@ -9,7 +9,7 @@ use std::fmt;
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-use crate::domain::{InstallationId, InvalidId};
+use crate::domain::{InstallationId, InvalidId, RepoName};
 
 pub use embedded::EmbeddedSecrets;
 pub use secrets_manager::SecretsManagerStore;
@@ -43,6 +43,11 @@ impl SecretName {
     /// `installations/<id>`: the installation token, `{token, expires_at}`.
     pub fn installation(id: InstallationId) -> Self {
         Self(format!("installations/{id}"))
+    }
+
+    /// `repositories/<owner>/<name>`: a repository token (token mode), never rotated.
+    pub fn repository(repo: &RepoName) -> Result<Self, InvalidId> {
+        Self::parse(format!("repositories/{repo}"))
     }
 
     pub fn webhook_secret() -> Self {

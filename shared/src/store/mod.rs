@@ -493,10 +493,9 @@ pub(crate) mod samples {
         let sha = Sha::parse("b".repeat(40)).unwrap();
         vec![
             Installation {
-                id: InstallationId::new(1),
-                account: "acme".into(),
-                suspended: false,
-                repository_selection: "all".into(),
+                token_expires_at: Some(Timestamp::from_unix(7)),
+                token_error: Some("GitHub answered 502".into()),
+                ..Installation::new(InstallationId::new(1), "acme", "all")
             }
             .into(),
             Repository {

@@ -3,10 +3,13 @@
 
 use crate::domain::event::{Detail, GitEvent};
 use crate::domain::route::InstallationChange;
+use crate::domain::tokens::ROTATE_WITHIN;
 use crate::domain::{Installation, InstallationId, RepoMode, RepoName, Repository};
-use crate::store::{Key, StateStore, StoreError};
+use crate::forge::MintError;
+use crate::store::{Collection, Key, Record, StateStore, StoreError};
 
 use super::Action;
+use super::tokens::{Need, Refreshed, TokenError, Tokens};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallationError {
@@ -14,11 +17,16 @@ pub enum InstallationError {
     NoInstallation,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
 }
 
-/// Records what an `installation` event says.
+/// Records what an `installation` event says, and keeps its token in step:
+/// minted when it is created, unsuspended or given new permissions (tokens
+/// minted before carry the old ones, or were revoked), deleted with it.
 pub async fn apply_installation(
     state: &dyn StateStore,
+    tokens: &Tokens,
     event: &GitEvent,
     change: InstallationChange,
 ) -> Result<Vec<Action>, InstallationError> {
@@ -30,31 +38,68 @@ pub async fn apply_installation(
     let mut actions = Vec::new();
     if change == InstallationChange::Deleted {
         state.delete(&Key::Installation(id)).await?;
+        tokens.forget(id).await?;
         actions.push(Action::new("installation.removed", id));
-        for repo in &detail.repositories {
+        actions.push(Action::new("token.deleted", id));
+        // With `all` repositories selected the event lists none: what the
+        // store knows of this installation goes.
+        let mut repositories: Vec<RepoName> = detail.repositories.clone();
+        for found in state.query(&Collection::Repositories).await? {
+            if let Record::Repository(repo) = found.record
+                && repo.installation == Some(id)
+                && !repositories.contains(&repo.name)
+            {
+                repositories.push(repo.name);
+            }
+        }
+        for repo in &repositories {
             if remove_repository(state, id, repo).await? {
                 actions.push(Action::new("repository.removed", repo));
             }
         }
         return Ok(actions);
     }
-    let installation = Installation {
-        id,
-        account: detail.account.clone(),
-        suspended: match change {
-            InstallationChange::Suspended => true,
-            InstallationChange::Unsuspended => false,
-            _ => detail.suspended,
-        },
-        repository_selection: detail.repository_selection.clone(),
+    let suspended = match change {
+        InstallationChange::Suspended => true,
+        InstallationChange::Unsuspended => false,
+        _ => detail.suspended,
     };
-    let kind = if installation.suspended { "installation.suspended" } else { "installation.recorded" };
-    state.save(installation.clone(), |_| installation.clone()).await?;
-    actions.push(Action::new(kind, id));
+    let fresh = Installation {
+        suspended,
+        ..Installation::new(id, detail.account.clone(), detail.repository_selection.clone())
+    };
+    state
+        .save(fresh.clone(), |current| Installation {
+            // What Ferry knows of the token is not the event's to change.
+            token_expires_at: current.token_expires_at,
+            minting_until: current.minting_until,
+            token_error: current.token_error,
+            ..fresh.clone()
+        })
+        .await?;
+    actions.push(Action::new(if suspended { "installation.suspended" } else { "installation.recorded" }, id));
     if change == InstallationChange::Created {
         for repo in &detail.repositories {
             record_repository(state, id, repo).await?;
             actions.push(Action::new("repository.recorded", repo));
+        }
+    }
+    let need = match change {
+        InstallationChange::Created => Some(Need::Within(ROTATE_WITHIN)),
+        InstallationChange::Unsuspended | InstallationChange::PermissionsAccepted => Some(Need::Replace),
+        InstallationChange::Suspended | InstallationChange::Deleted => None,
+    };
+    if let Some(need) = need.filter(|_| !suspended) {
+        match tokens.refresh(state, id, need).await {
+            Ok(Refreshed::Minted(_)) => actions.push(Action::new("token.minted", id)),
+            Ok(_) => {}
+            // Without App credentials (a local run) there is nothing to mint;
+            // any other failure is the rotator's to retry within 30 minutes.
+            Err(TokenError::Mint { source: MintError::NotConfigured, .. }) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "no token minted yet; the rotator retries");
+                actions.push(Action::new("token.deferred", id));
+            }
         }
     }
     Ok(actions)

@@ -15,6 +15,7 @@ use crate::store::{Record, StateStore, StoreError, Version};
 
 use super::Action;
 use super::installations::{apply_installation, apply_repositories};
+use super::tokens::Tokens;
 
 /// How long acting may take before the reply goes out as `deferred`:
 /// inside GitHub's 10 s, with room for the outcome write and the network.
@@ -89,6 +90,7 @@ impl Reply {
 pub struct Ports<'a> {
     pub secrets: &'a [WebhookSecret],
     pub state: &'a dyn StateStore,
+    pub tokens: &'a Tokens,
 }
 
 #[tracing::instrument(skip_all, fields(event = inbound.event, delivery = inbound.delivery))]
@@ -147,7 +149,7 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
 
     let event = delivery.git_event.as_deref().expect("set above");
     let remaining = budget.saturating_sub(started.elapsed());
-    let actions = match tokio::time::timeout(remaining, act(ports.state, event, route)).await {
+    let actions = match tokio::time::timeout(remaining, act(ports, event, route)).await {
         Ok(Ok((actions, reason))) => {
             delivery.outcome = Outcome::Processed;
             delivery.reason = reason;
@@ -229,11 +231,12 @@ async fn refuse_body(state: &dyn StateStore, mut delivery: Delivery, problem: Pa
 }
 
 /// Does what the route says. Returns the actions and a note for the log.
-async fn act(state: &dyn StateStore, event: &GitEvent, route: Route) -> Result<(Vec<Action>, Option<String>), String> {
+async fn act(ports: Ports<'_>, event: &GitEvent, route: Route) -> Result<(Vec<Action>, Option<String>), String> {
+    let state = ports.state;
     match route {
         Route::Pong => Ok((Vec::new(), Some("pong".into()))),
         Route::Installation(change) => {
-            apply_installation(state, event, change).await.map(|a| (a, None)).map_err(|e| e.to_string())
+            apply_installation(state, ports.tokens, event, change).await.map(|a| (a, None)).map_err(|e| e.to_string())
         }
         Route::Repositories => apply_repositories(state, event).await.map(|a| (a, None)).map_err(|e| e.to_string()),
         Route::Launch(trigger) => Ok((

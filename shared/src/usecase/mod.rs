@@ -2,6 +2,8 @@
 
 pub mod installations;
 pub mod intake;
+pub mod rotate;
+pub mod tokens;
 
 use serde::Serialize;
 

@@ -6,4 +6,5 @@ mod samples;
 mod secrets_contract;
 mod signature_fuzz;
 mod state_contract;
+mod tokens;
 mod webhook;

@@ -232,7 +232,14 @@ async fn slow_intake(store: &Slow, id: &str) -> ferry::usecase::intake::Reply {
         body: body.as_bytes(),
     };
     let started = std::time::Instant::now();
-    let reply = intake(Ports { secrets: &secrets, state: store }, inbound, Duration::from_millis(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = ferry::usecase::tokens::Tokens::new(
+        std::sync::Arc::new(ferry::secrets::EmbeddedSecrets::open(&dir.path().join("secrets.json")).unwrap()),
+        std::sync::Arc::new(ferry::forge::github::NoApp),
+        std::sync::Arc::new(ferry::domain::SystemClock),
+    );
+    let ports = Ports { secrets: &secrets, state: store, tokens: &tokens };
+    let reply = intake(ports, inbound, Duration::from_millis(200)).await;
     assert!(started.elapsed() < Duration::from_secs(2), "the reply waited for the store");
     reply
 }

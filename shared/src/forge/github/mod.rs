@@ -1,5 +1,9 @@
 //! GitHub: webhook payloads in, API calls out.
 
+pub mod api;
+pub mod app;
 pub mod payload;
 
+pub use api::GithubApi;
+pub use app::{AppKey, GithubApp, KeySource, NoApp, app_jwt};
 pub use payload::{ParseError, parse};

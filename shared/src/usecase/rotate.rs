@@ -1,0 +1,101 @@
+//! The token rotator's use case (DESIGN.md, "Token rotator"): every active
+//! installation keeps a stored token with more than 45 minutes of life.
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::domain::tokens::ROTATE_WITHIN;
+use crate::domain::{Installation, InstallationId};
+use crate::forge::MintError;
+use crate::store::{Collection, Record, StateStore, StoreError};
+
+use super::tokens::{Need, Refreshed, TokenError, Tokens};
+
+/// How many installations are rotated at once.
+pub const CONCURRENCY: usize = 8;
+
+/// What one rotation did, installation by installation: logged and returned
+/// as the Lambda's result.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct RotationReport {
+    pub minted: Vec<InstallationId>,
+    pub fresh: usize,
+    pub suspended: usize,
+    /// Another rotation was minting for these.
+    pub leased: Vec<InstallationId>,
+    pub failed: Vec<Failure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub installation: InstallationId,
+    pub problem: String,
+}
+
+impl RotationReport {
+    /// Installations looked at.
+    pub fn total(&self) -> usize {
+        self.minted.len() + self.fresh + self.suspended + self.leased.len() + self.failed.len()
+    }
+}
+
+/// One rotation over every installation. A failure for one installation is
+/// recorded and the others go on; only failing to list them is an error.
+#[tracing::instrument(skip_all)]
+pub async fn rotate(tokens: &Tokens, state: &dyn StateStore) -> Result<RotationReport, StoreError> {
+    let installations: Vec<Installation> = state
+        .query(&Collection::Installations)
+        .await?
+        .into_iter()
+        .filter_map(|found| match found.record {
+            Record::Installation(installation) => Some(installation),
+            _ => None,
+        })
+        .collect();
+    let results: Vec<(InstallationId, Result<Refreshed, TokenError>)> = futures::stream::iter(installations)
+        .map(|installation| async move {
+            let id = installation.id;
+            (id, tokens.refresh(state, id, Need::Within(ROTATE_WITHIN)).await)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut report = RotationReport::default();
+    for (installation, result) in results {
+        match result {
+            Ok(Refreshed::Minted(_)) => report.minted.push(installation),
+            Ok(Refreshed::Fresh(expires_at)) => {
+                tracing::debug!(%installation, expires_at = %expires_at.to_rfc3339(), "token is fresh");
+                report.fresh += 1;
+            }
+            Ok(Refreshed::Suspended) => report.suspended += 1,
+            Ok(Refreshed::Leased(_)) => {
+                tracing::info!(%installation, "another rotation is minting; skipped");
+                report.leased.push(installation);
+            }
+            Err(error) => {
+                let retry = match &error {
+                    TokenError::Mint { source: MintError::RateLimited { retry_after: Some(wait) }, .. } => {
+                        format!("; GitHub asks to wait {}s, the next cycle retries", wait.as_secs())
+                    }
+                    _ => "; the next cycle retries".to_owned(),
+                };
+                tracing::error!(%installation, %error, "could not rotate the token{retry}");
+                report.failed.push(Failure { installation, problem: error.to_string() });
+            }
+        }
+    }
+    report.minted.sort();
+    report.leased.sort();
+    report.failed.sort_by_key(|f| f.installation);
+    tracing::info!(
+        installations = report.total(),
+        minted = report.minted.len(),
+        fresh = report.fresh,
+        suspended = report.suspended,
+        leased = report.leased.len(),
+        failed = report.failed.len(),
+        "rotation done"
+    );
+    Ok(report)
+}

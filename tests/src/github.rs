@@ -1,0 +1,400 @@
+//! A fake GitHub for the App credential flow (wiremock): it verifies every
+//! App JWT with the public key (signature, `iss`, the `iat`/`exp` window on
+//! its own clock, which may be skewed from Ferry's), checks every request
+//! and answer against GitHub's OpenAPI description, counts mints, and can be
+//! told to fail for an installation as GitHub does.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::{self, KeyPair as _, UnparsedPublicKey};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ferry::domain::{Clock, Timestamp};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers};
+
+use crate::openapi;
+
+/// An App key pair, made once per test run: the PEM Ferry signs with (both
+/// encodings GitHub users meet) and the public half the fake verifies with.
+pub struct AppKeys {
+    /// `-----BEGIN RSA PRIVATE KEY-----`, what GitHub hands out.
+    pub pkcs1_pem: SecretString,
+    /// `-----BEGIN PRIVATE KEY-----`, what `openssl pkcs8` makes of it.
+    pub pkcs8_pem: SecretString,
+    public: Vec<u8>,
+}
+
+/// The App's keys, and another pair GitHub does not know.
+pub fn app_keys() -> &'static AppKeys {
+    static KEYS: OnceLock<AppKeys> = OnceLock::new();
+    KEYS.get_or_init(generate)
+}
+
+pub fn stranger_keys() -> &'static AppKeys {
+    static KEYS: OnceLock<AppKeys> = OnceLock::new();
+    KEYS.get_or_init(generate)
+}
+
+fn generate() -> AppKeys {
+    let pair = KeyPair::generate(KeySize::Rsa2048).expect("generate an RSA key");
+    let pkcs8 = pair.as_der().expect("PKCS#8 DER").as_ref().to_vec();
+    let pkcs1 = pkcs1_of(&pkcs8);
+    AppKeys {
+        pkcs1_pem: SecretString::from(pem("RSA PRIVATE KEY", &pkcs1)),
+        pkcs8_pem: SecretString::from(pem("PRIVATE KEY", &pkcs8)),
+        public: pair.public_key().as_ref().to_vec(),
+    }
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let lines: Vec<&str> = body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("base64")).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
+/// The RSAPrivateKey inside a PKCS#8 PrivateKeyInfo: the last element of
+/// its outer SEQUENCE, an OCTET STRING.
+fn pkcs1_of(pkcs8: &[u8]) -> Vec<u8> {
+    fn header(der: &[u8]) -> (u8, usize, usize) {
+        let tag = der[0];
+        let (len, skip) = match der[1] {
+            n if n < 0x80 => (n as usize, 2),
+            n => {
+                let bytes = (n & 0x7f) as usize;
+                (der[2..2 + bytes].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize), 2 + bytes)
+            }
+        };
+        (tag, skip, len)
+    }
+    let (tag, skip, _) = header(pkcs8);
+    assert_eq!(tag, 0x30, "PKCS#8 is a SEQUENCE");
+    let mut rest = &pkcs8[skip..];
+    loop {
+        let (tag, skip, len) = header(rest);
+        if tag == 0x04 {
+            return rest[skip..skip + len].to_vec();
+        }
+        rest = &rest[skip + len..];
+    }
+}
+
+/// A clock the test moves by hand.
+#[derive(Debug)]
+pub struct SimClock(AtomicI64);
+
+impl SimClock {
+    pub fn at(start: Timestamp) -> Arc<Self> {
+        Arc::new(Self(AtomicI64::new(start.unix())))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(i64::try_from(by.as_secs()).expect("a sane duration"), Ordering::SeqCst);
+    }
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// How the fake answers a mint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Mint,
+    /// An error status as GitHub sends it, with `Retry-After` when given.
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+}
+
+/// One token the fake issued.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    pub installation: u64,
+    pub token: String,
+    /// On the fake's clock.
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub body: Option<Value>,
+}
+
+#[derive(Default)]
+struct Book {
+    minted: Vec<Minted>,
+    jwts: Vec<String>,
+    refused: Vec<String>,
+    violations: Vec<String>,
+    scripted: HashMap<u64, VecDeque<Answer>>,
+    always: HashMap<u64, Answer>,
+}
+
+struct Shared {
+    app_id: u64,
+    public: Vec<u8>,
+    clock: Arc<dyn Clock>,
+    /// The fake's clock minus Ferry's, in seconds.
+    skew: AtomicI64,
+    delay: Mutex<Duration>,
+    book: Mutex<Book>,
+}
+
+/// GitHub, as far as App credentials go.
+pub struct FakeGithub {
+    server: MockServer,
+    shared: Arc<Shared>,
+}
+
+pub const APP_ID: u64 = 4242;
+
+/// How long the tokens the fake issues live, as GitHub's do.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+impl FakeGithub {
+    /// A fake that knows [`app_keys`] as App [`APP_ID`], on `clock`.
+    pub async fn start(clock: Arc<dyn Clock>) -> Self {
+        let server = MockServer::start().await;
+        let shared = Arc::new(Shared {
+            app_id: APP_ID,
+            public: app_keys().public.clone(),
+            clock,
+            skew: AtomicI64::new(0),
+            delay: Mutex::new(Duration::ZERO),
+            book: Mutex::default(),
+        });
+        Mock::given(matchers::method("POST"))
+            .and(matchers::path_regex(r"^/app/installations/[^/]+/access_tokens$"))
+            .respond_with(MintResponder(shared.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(matchers::any()).respond_with(Unknown(shared.clone())).with_priority(10).mount(&server).await;
+        Self { server, shared }
+    }
+
+    /// The API base to configure Ferry with.
+    pub fn url(&self) -> url::Url {
+        url::Url::parse(&self.server.uri()).expect("the server's URI")
+    }
+
+    /// Ferry's client for this fake, signing with `pem`.
+    pub fn app(&self, pem: &SecretString, clock: Arc<dyn Clock>) -> ferry::forge::github::GithubApp {
+        let api = ferry::forge::github::GithubApi::new(&self.url()).expect("a client");
+        ferry::forge::github::GithubApp::new(APP_ID, ferry::forge::github::KeySource::Pem(pem.clone()), api, clock)
+    }
+
+    /// Sets the fake's clock `seconds` ahead of Ferry's (behind if negative).
+    pub fn skew(&self, seconds: i64) {
+        self.shared.skew.store(seconds, Ordering::SeqCst);
+    }
+
+    /// Answers every mint after `delay`, so concurrent callers overlap.
+    pub fn delay(&self, delay: Duration) {
+        *self.shared.delay.lock().unwrap() = delay;
+    }
+
+    /// The next mints for `installation` get these answers, then normal ones.
+    pub fn script(&self, installation: u64, answers: impl IntoIterator<Item = Answer>) {
+        self.shared.book.lock().unwrap().scripted.entry(installation).or_default().extend(answers);
+    }
+
+    /// Every mint for `installation` gets `answer` until told otherwise.
+    pub fn always(&self, installation: u64, answer: Answer) {
+        self.shared.book.lock().unwrap().always.insert(installation, answer);
+    }
+
+    pub fn heal(&self, installation: u64) {
+        self.shared.book.lock().unwrap().always.remove(&installation);
+    }
+
+    /// The fake's current time.
+    pub fn now(&self) -> i64 {
+        self.shared.now()
+    }
+
+    pub fn minted(&self) -> Vec<Minted> {
+        self.shared.book.lock().unwrap().minted.clone()
+    }
+
+    pub fn mints_for(&self, installation: u64) -> usize {
+        self.minted().iter().filter(|m| m.installation == installation).count()
+    }
+
+    /// Every JWT presented, valid or not.
+    pub fn jwts(&self) -> Vec<String> {
+        self.shared.book.lock().unwrap().jwts.clone()
+    }
+
+    /// Why JWTs were refused.
+    pub fn refused(&self) -> Vec<String> {
+        self.shared.book.lock().unwrap().refused.clone()
+    }
+
+    /// Requests or answers GitHub's OpenAPI description does not allow; must stay empty.
+    pub fn violations(&self) -> Vec<String> {
+        self.shared.book.lock().unwrap().violations.clone()
+    }
+
+    /// Whether `token` is one the fake issued and still valid for `at_least` on its clock.
+    pub fn valid_for(&self, token: &str, at_least: Duration) -> bool {
+        let now = self.now();
+        self.minted().iter().any(|m| m.token == token && m.expires_at - now >= at_least.as_secs() as i64)
+    }
+}
+
+impl Shared {
+    fn now(&self) -> i64 {
+        self.clock.now().unix() + self.skew.load(Ordering::SeqCst)
+    }
+
+    fn violation(&self, problem: String) {
+        self.book.lock().unwrap().violations.push(problem);
+    }
+
+    /// Verifies the App JWT as GitHub does, on the fake's clock.
+    fn verify_jwt(&self, request: &Request) -> Result<(), String> {
+        let header = request.headers.get("authorization").ok_or("no Authorization header")?;
+        let jwt = header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).ok_or("not a Bearer credential")?;
+        self.book.lock().unwrap().jwts.push(jwt.to_owned());
+        let parts: Vec<&str> = jwt.split('.').collect();
+        let [head, claims, signature] = parts[..] else { return Err("not a JWT".into()) };
+        let decode = |part: &str| -> Result<Value, String> {
+            let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|e| format!("bad base64url: {e}"))?;
+            serde_json::from_slice(&bytes).map_err(|e| format!("bad JSON: {e}"))
+        };
+        let (head, claims) = (decode(head)?, decode(claims)?);
+        if head["alg"] != "RS256" {
+            return Err(format!("alg {} is not RS256", head["alg"]));
+        }
+        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|e| format!("bad signature encoding: {e}"))?;
+        let signed = &jwt[..jwt.rfind('.').expect("three parts")];
+        UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &self.public)
+            .verify(signed.as_bytes(), &signature)
+            .map_err(|_| "A JSON web token could not be decoded".to_owned())?;
+        let issuer = match &claims["iss"] {
+            Value::String(s) => s.parse::<u64>().ok(),
+            Value::Number(n) => n.as_u64(),
+            _ => None,
+        };
+        if issuer != Some(self.app_id) {
+            return Err(format!("'Issuer' claim ('iss') {} is not App {}", claims["iss"], self.app_id));
+        }
+        let (iat, exp) = (claims["iat"].as_i64().ok_or("no iat")?, claims["exp"].as_i64().ok_or("no exp")?);
+        let now = self.now();
+        if iat > now {
+            return Err(format!(
+                "'Issued at' claim ('iat') must be an Integer representing a time in the past ({iat} > {now})"
+            ));
+        }
+        if exp <= now {
+            return Err("'Expiration time' claim ('exp') is in the past".into());
+        }
+        if exp - now > 600 {
+            return Err("'Expiration time' claim ('exp') is too far in the future".into());
+        }
+        Ok(())
+    }
+}
+
+struct MintResponder(Arc<Shared>);
+
+impl Respond for MintResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let shared = &self.0;
+        let delay = *shared.delay.lock().unwrap();
+        let body: Option<Value> =
+            (!request.body.is_empty()).then(|| serde_json::from_slice(&request.body).ok()).flatten();
+        let operation = match openapi::operation(request.method.as_str(), request.url.path()) {
+            Ok(operation) => operation,
+            Err(problem) => {
+                shared.violation(problem);
+                return ResponseTemplate::new(404);
+            }
+        };
+        if !request.body.is_empty() && body.is_none() {
+            shared.violation("the request body is not JSON".into());
+        }
+        if let Err(problem) = operation.check_request(body.as_ref()) {
+            shared.violation(problem);
+        }
+        if request.headers.get("accept").and_then(|v| v.to_str().ok()) != Some("application/vnd.github+json") {
+            shared.violation("Accept is not application/vnd.github+json".into());
+        }
+        let answer = |status: u16, value: Value| {
+            if let Err(problem) = operation.check_response(status, &value) {
+                shared.violation(format!("the fake itself: {problem}"));
+            }
+            ResponseTemplate::new(status).set_body_json(value).set_delay(delay)
+        };
+        if let Err(problem) = shared.verify_jwt(request) {
+            shared.book.lock().unwrap().refused.push(problem.clone());
+            return answer(401, json!({ "message": problem, "documentation_url": "https://docs.github.com/rest" }));
+        }
+        let installation: u64 = request.url.path().split('/').nth(3).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let scripted = {
+            let mut book = shared.book.lock().unwrap();
+            book.scripted
+                .get_mut(&installation)
+                .and_then(VecDeque::pop_front)
+                .or_else(|| book.always.get(&installation).cloned())
+                .unwrap_or(Answer::Mint)
+        };
+        match scripted {
+            Answer::Status { status, retry_after } => {
+                let message = match status {
+                    404 => "Not Found",
+                    403 if retry_after.is_some() => "You have exceeded a secondary rate limit",
+                    403 => "This installation has been suspended",
+                    429 => "Too many requests",
+                    _ => "Server Error",
+                };
+                let mut template = if operation.check_response(status, &json!({"message": message})).is_ok() {
+                    answer(status, json!({ "message": message, "documentation_url": "https://docs.github.com/rest" }))
+                } else {
+                    // Statuses the description does not list (429, 5xx) come as GitHub sends them.
+                    ResponseTemplate::new(status).set_body_json(json!({ "message": message })).set_delay(delay)
+                };
+                if let Some(seconds) = retry_after {
+                    template = template.insert_header("retry-after", seconds.to_string().as_str());
+                }
+                template
+            }
+            Answer::Mint => {
+                let now = shared.now();
+                let token = format!("ghs_{}", uuid::Uuid::new_v4().simple());
+                let expires_at = now + TOKEN_LIFETIME.as_secs() as i64;
+                let minted =
+                    Minted { installation, token: token.clone(), issued_at: now, expires_at, body: body.clone() };
+                shared.book.lock().unwrap().minted.push(minted);
+                let expires = Timestamp::from_unix(expires_at).to_rfc3339();
+                let repositories = body.as_ref().and_then(|b| b.get("repositories")).is_some();
+                answer(
+                    201,
+                    json!({
+                        "token": token,
+                        "expires_at": expires,
+                        "permissions": body.as_ref().and_then(|b| b.get("permissions").cloned()).unwrap_or(json!({"contents": "write", "statuses": "write"})),
+                        "repository_selection": if repositories { "selected" } else { "all" },
+                    }),
+                )
+            }
+        }
+    }
+}
+
+/// Anything else Ferry asks is a violation: the fake knows only minting.
+struct Unknown(Arc<Shared>);
+
+impl Respond for Unknown {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.0.violation(format!("unexpected request {} {}", request.method, request.url.path()));
+        ResponseTemplate::new(404).set_body_json(json!({ "message": "Not Found" }))
+    }
+}
