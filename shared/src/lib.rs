@@ -13,6 +13,7 @@ pub mod http;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
+pub mod units;
 pub mod usecase;
 
 pub use config::Config;

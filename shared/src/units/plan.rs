@@ -1,0 +1,519 @@
+//! The decision (pure): given what happened and the units a repository
+//! asks for, what to launch, what to tear down, and why every other unit
+//! does not run. Applying the plan is the only I/O (`usecase::launch`).
+
+use globset::{Glob, GlobSetBuilder};
+use serde::Serialize;
+
+use super::{On, Unit};
+use crate::domain::UnitName;
+use crate::domain::event::Command;
+
+/// `author_association` values GitHub gives people who may run code here.
+pub const TRUSTED: [&str; 3] = ["OWNER", "MEMBER", "COLLABORATOR"];
+
+pub fn is_trusted(association: &str) -> bool {
+    TRUSTED.contains(&association)
+}
+
+/// What Ferry knows of a pull request when it plans for one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PrFacts {
+    pub draft: bool,
+    pub labels: Vec<String>,
+    /// The author is an owner, member or collaborator.
+    pub trusted_author: bool,
+    /// A trusted user approved the current head SHA with `/ok-to-test`.
+    pub approved: bool,
+}
+
+/// What happened, in the terms the plan needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Happening {
+    Push {
+        branch: Option<String>,
+    },
+    /// Opened, reopened, synchronized, ready for review, labelled.
+    PullRequest(PrFacts),
+    PullRequestClosed,
+    /// Published or released (`prerelease` for a prereleased one).
+    Release {
+        prerelease: bool,
+    },
+    ReleaseDeleted,
+    /// A comment command on a pull request.
+    Command {
+        command: Command,
+        by_trusted: bool,
+        pr: PrFacts,
+        failed: Vec<UnitName>,
+    },
+    /// A check suite or run someone asked to run again: its failed units.
+    Rerequested {
+        failed: Vec<UnitName>,
+    },
+}
+
+/// One thing to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// Launch the unit's pipeline or task run.
+    Run { unit: UnitName },
+    /// Create the unit's preview environment, or roll it to the new image.
+    Preview { unit: UnitName },
+    /// Delete the unit's preview environment.
+    RemovePreview { unit: UnitName },
+    /// Record a trusted user's approval of the head SHA.
+    Approve,
+    /// Tell the pull request a trusted user must comment `/ok-to-test`.
+    AwaitApproval,
+}
+
+/// A unit that does not run, and why: what "why didn't it run?" gets told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skip {
+    pub unit: UnitName,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    pub skipped: Vec<Skip>,
+}
+
+impl Plan {
+    /// The skip reasons, one line, for the webhook's `reason`.
+    pub fn reason(&self) -> Option<String> {
+        if self.skipped.is_empty() {
+            return None;
+        }
+        Some(self.skipped.iter().map(|s| format!("{}: {}", s.unit, s.reason)).collect::<Vec<_>>().join("; "))
+    }
+}
+
+/// The plan for `happening`, given the repository's `units` and the paths
+/// the change touched (`None`: unknown, so every path counts as changed).
+pub fn plan(happening: &Happening, units: &[Unit], changed_paths: Option<&[String]>) -> Plan {
+    let mut plan = Plan::default();
+    let mut skip = |unit: &Unit, reason: String| plan.skipped.push(Skip { unit: unit.name.clone(), reason });
+    let mut changes = Vec::new();
+    match happening {
+        Happening::Push { branch } => {
+            for unit in units {
+                let Some(branch) = branch else {
+                    skip(unit, "a tag push runs nothing; a published release does".into());
+                    continue;
+                };
+                match runs_on(unit, On::Push)
+                    .and_then(|()| branch_matches(unit, branch))
+                    .and_then(|()| paths_match(unit, changed_paths))
+                {
+                    Ok(()) => changes.push(Change::Run { unit: unit.name.clone() }),
+                    Err(reason) => skip(unit, reason),
+                }
+            }
+        }
+        Happening::PullRequest(pr) => pull_request(pr, units, changed_paths, &mut changes, &mut skip),
+        Happening::PullRequestClosed => {
+            for unit in units {
+                if unit.preview.is_some() {
+                    changes.push(Change::RemovePreview { unit: unit.name.clone() });
+                } else {
+                    skip(unit, "the pull request is closed".into());
+                }
+            }
+        }
+        Happening::Release { prerelease } => {
+            for unit in units {
+                match runs_on(unit, On::Release) {
+                    Ok(()) if unit.runs_something() => changes.push(Change::Run { unit: unit.name.clone() }),
+                    Ok(()) => {}
+                    Err(reason) if !(*prerelease && unit.preview.is_some()) => skip(unit, reason),
+                    Err(_) => {}
+                }
+                if *prerelease && unit.preview.is_some() {
+                    changes.push(Change::Preview { unit: unit.name.clone() });
+                }
+            }
+        }
+        Happening::ReleaseDeleted => {
+            for unit in units.iter().filter(|u| u.preview.is_some()) {
+                changes.push(Change::RemovePreview { unit: unit.name.clone() });
+            }
+        }
+        Happening::Command { command, by_trusted, pr, failed } => {
+            if !by_trusted {
+                for unit in units {
+                    skip(unit, "commands count only from owners, members and collaborators".into());
+                }
+            } else {
+                match command {
+                    Command::OkToTest => {
+                        changes.push(Change::Approve);
+                        let approved = PrFacts { approved: true, ..pr.clone() };
+                        pull_request(&approved, units, changed_paths, &mut changes, &mut skip);
+                    }
+                    Command::Retest => rerun(units, failed, &mut changes, &mut skip),
+                }
+            }
+        }
+        Happening::Rerequested { failed } => rerun(units, failed, &mut changes, &mut skip),
+    }
+    plan.changes = changes;
+    plan
+}
+
+fn pull_request(
+    pr: &PrFacts,
+    units: &[Unit],
+    changed_paths: Option<&[String]>,
+    changes: &mut Vec<Change>,
+    skip: &mut impl FnMut(&Unit, String),
+) {
+    if !pr.trusted_author && !pr.approved {
+        changes.push(Change::AwaitApproval);
+        for unit in units {
+            skip(unit, "an outside contributor's pull request waits for a trusted user's /ok-to-test".into());
+        }
+        return;
+    }
+    for unit in units {
+        let wanted = runs_on(unit, On::PullRequest).map(|()| unit.runs_something());
+        if wanted.is_err() && unit.preview.is_none() {
+            skip(unit, wanted.unwrap_err());
+            continue;
+        }
+        let gate = pull_request_gate(unit, pr).and_then(|()| paths_match(unit, changed_paths));
+        if let Err(reason) = gate {
+            skip(unit, reason);
+            continue;
+        }
+        if wanted == Ok(true) {
+            changes.push(Change::Run { unit: unit.name.clone() });
+        }
+        if unit.preview.is_some() {
+            changes.push(Change::Preview { unit: unit.name.clone() });
+        }
+    }
+}
+
+fn pull_request_gate(unit: &Unit, pr: &PrFacts) -> Result<(), String> {
+    if pr.draft && !unit.drafts {
+        return Err("the pull request is a draft (set `drafts = true` to run on drafts)".into());
+    }
+    if let Some(label) = pr.labels.iter().find(|l| unit.skip_labels.contains(l)) {
+        return Err(format!("the pull request is labelled {label}"));
+    }
+    Ok(())
+}
+
+fn rerun(units: &[Unit], failed: &[UnitName], changes: &mut Vec<Change>, skip: &mut impl FnMut(&Unit, String)) {
+    for unit in units {
+        if failed.contains(&unit.name) && unit.runs_something() {
+            changes.push(Change::Run { unit: unit.name.clone() });
+        } else {
+            skip(unit, "it did not fail on this commit".into());
+        }
+    }
+}
+
+fn runs_on(unit: &Unit, on: On) -> Result<(), String> {
+    if unit.on.contains(&on) {
+        return Ok(());
+    }
+    let names: Vec<&str> = unit.on.iter().map(|o| on_name(*o)).collect();
+    Err(format!("it runs on {}, not {}", names.join(", "), on_name(on)))
+}
+
+fn on_name(on: On) -> &'static str {
+    match on {
+        On::Push => "push",
+        On::PullRequest => "pull_request",
+        On::Release => "release",
+    }
+}
+
+fn branch_matches(unit: &Unit, branch: &str) -> Result<(), String> {
+    if unit.branches.is_empty() || matches_any(&unit.branches, [branch]) {
+        return Ok(());
+    }
+    Err(format!("branch {branch} matches none of {}", unit.branches.join(", ")))
+}
+
+fn paths_match(unit: &Unit, changed: Option<&[String]>) -> Result<(), String> {
+    match changed {
+        _ if unit.paths.is_empty() => Ok(()),
+        None => Ok(()),
+        Some(changed) if matches_any(&unit.paths, changed.iter().map(String::as_str)) => Ok(()),
+        Some(_) => Err(format!("no changed path matches {}", unit.paths.join(", "))),
+    }
+}
+
+/// Whether any of `candidates` matches any of `globs` (`*` stays within a
+/// path segment, `**` crosses them). Globs were checked when the file was read.
+fn matches_any<'a>(globs: &[String], candidates: impl IntoIterator<Item = &'a str>) -> bool {
+    let mut set = GlobSetBuilder::new();
+    for glob in globs {
+        if let Ok(glob) = globset::GlobBuilder::new(glob).literal_separator(true).build() {
+            set.add(glob);
+        } else if let Ok(glob) = Glob::new(glob) {
+            set.add(glob);
+        }
+    }
+    let Ok(set) = set.build() else { return false };
+    candidates.into_iter().any(|c| set.is_match(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::{Preview, RunKind, RunSpec, SKIP_LABEL};
+
+    fn unit(name: &str, on: &[On]) -> Unit {
+        Unit {
+            name: UnitName::parse(name).unwrap(),
+            on: on.to_vec(),
+            branches: vec![],
+            paths: vec![],
+            drafts: false,
+            skip_labels: vec![SKIP_LABEL.into()],
+            run: Some(RunSpec {
+                kind: RunKind::Pipeline,
+                namespace: None,
+                reference: Some("build".into()),
+                service_account: None,
+                params: Default::default(),
+            }),
+            docker: vec![],
+            helm: vec![],
+            preview: None,
+        }
+    }
+
+    fn with_preview(mut unit: Unit) -> Unit {
+        unit.preview = Some(Preview { image: "i".into(), port: 80, host: "h".into() });
+        unit
+    }
+
+    fn preview_only(name: &str) -> Unit {
+        let mut unit = with_preview(unit(name, &[On::Push]));
+        unit.run = None;
+        unit
+    }
+
+    fn runs(names: &[&str]) -> Vec<Change> {
+        names.iter().map(|n| Change::Run { unit: UnitName::parse(*n).unwrap() }).collect()
+    }
+
+    fn trusted() -> PrFacts {
+        PrFacts { trusted_author: true, ..PrFacts::default() }
+    }
+
+    fn push(branch: &str) -> Happening {
+        Happening::Push { branch: Some(branch.into()) }
+    }
+
+    fn paths(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn pushes_follow_on_branches_and_paths() {
+        let mut api = unit("api", &[On::Push]);
+        api.branches = vec!["main".into(), "release/*".into()];
+        api.paths = vec!["api/**".into()];
+        let docs = unit("docs", &[On::Release]);
+        let mut web = unit("web", &[On::Push, On::PullRequest]);
+        web.paths = vec!["web/*.ts".into()];
+        let units = [api, docs, web];
+        let cases: Vec<(&str, Happening, Option<Vec<String>>, Vec<&str>, Vec<(&str, &str)>)> = vec![
+            (
+                "main, api changed",
+                push("main"),
+                Some(paths(&["api/src/lib.rs"])),
+                vec!["api"],
+                vec![("docs", "it runs on release, not push"), ("web", "no changed path matches web/*.ts")],
+            ),
+            (
+                "release branch glob",
+                push("release/1.x"),
+                Some(paths(&["api/x", "web/a.ts"])),
+                vec!["api", "web"],
+                vec![("docs", "it runs on release, not push")],
+            ),
+            (
+                "`*` stays in one segment",
+                push("release/1.x/hotfix"),
+                Some(paths(&["web/deep/a.ts"])),
+                vec![],
+                vec![
+                    ("api", "branch release/1.x/hotfix matches none of main, release/*"),
+                    ("docs", "it runs on release, not push"),
+                    ("web", "no changed path matches web/*.ts"),
+                ],
+            ),
+            (
+                "unknown paths count as all",
+                push("main"),
+                None,
+                vec!["api", "web"],
+                vec![("docs", "it runs on release, not push")],
+            ),
+            (
+                "no path changed at all",
+                push("main"),
+                Some(vec![]),
+                vec![],
+                vec![
+                    ("api", "no changed path matches api/**"),
+                    ("docs", "it runs on release, not push"),
+                    ("web", "no changed path matches web/*.ts"),
+                ],
+            ),
+            (
+                "a tag push",
+                Happening::Push { branch: None },
+                None,
+                vec![],
+                vec![
+                    ("api", "a tag push runs nothing; a published release does"),
+                    ("docs", "a tag push runs nothing; a published release does"),
+                    ("web", "a tag push runs nothing; a published release does"),
+                ],
+            ),
+        ];
+        for (case, happening, changed, want, skipped) in cases {
+            let plan = plan(&happening, &units, changed.as_deref());
+            assert_eq!(plan.changes, runs(&want), "{case}");
+            let got: Vec<(String, String)> =
+                plan.skipped.iter().map(|s| (s.unit.to_string(), s.reason.clone())).collect();
+            let skipped: Vec<(String, String)> = skipped.iter().map(|(u, r)| (u.to_string(), r.to_string())).collect();
+            assert_eq!(got, skipped, "{case}");
+        }
+    }
+
+    #[test]
+    fn pull_requests_follow_trust_drafts_labels_and_paths() {
+        let api = with_preview(unit("api", &[On::Push, On::PullRequest]));
+        let mut drafty = unit("drafty", &[On::PullRequest]);
+        drafty.drafts = true;
+        let pushonly = unit("pushonly", &[On::Push]);
+        let site = preview_only("site");
+        let units = [api, drafty, pushonly, site];
+        let api = UnitName::parse("api").unwrap();
+        let drafty_name = UnitName::parse("drafty").unwrap();
+        let site_name = UnitName::parse("site").unwrap();
+        let all = vec![
+            Change::Run { unit: api.clone() },
+            Change::Preview { unit: api.clone() },
+            Change::Run { unit: drafty_name.clone() },
+            Change::Preview { unit: site_name.clone() },
+        ];
+        let cases: Vec<(&str, PrFacts, Vec<Change>, usize)> = vec![
+            ("a member's pull request", trusted(), all.clone(), 1),
+            ("an outsider's, not approved", PrFacts::default(), vec![Change::AwaitApproval], 4),
+            ("an outsider's, approved for this head", PrFacts { approved: true, ..PrFacts::default() }, all.clone(), 1),
+            ("a draft", PrFacts { draft: true, ..trusted() }, vec![Change::Run { unit: drafty_name.clone() }], 3),
+            (
+                "labelled ferry/skip",
+                PrFacts { labels: vec!["bug".into(), "ferry/skip".into()], ..trusted() },
+                vec![],
+                4,
+            ),
+        ];
+        for (case, facts, want, skipped) in cases {
+            let plan = plan(&Happening::PullRequest(facts), &units, None);
+            assert_eq!(plan.changes, want, "{case}");
+            assert_eq!(plan.skipped.len(), skipped, "{case}: {:?}", plan.skipped);
+        }
+        let waiting = plan(&Happening::PullRequest(PrFacts::default()), &units, None);
+        assert!(
+            waiting
+                .reason()
+                .unwrap()
+                .contains("api: an outside contributor's pull request waits for a trusted user's /ok-to-test")
+        );
+        let labelled =
+            plan(&Happening::PullRequest(PrFacts { labels: vec!["ferry/skip".into()], ..trusted() }), &units, None);
+        assert_eq!(labelled.skipped[0].reason, "the pull request is labelled ferry/skip");
+        let pushonly = plan(&Happening::PullRequest(trusted()), &units, None);
+        assert_eq!(pushonly.skipped[0].reason, "it runs on push, not pull_request");
+    }
+
+    #[test]
+    fn closing_removes_previews_only() {
+        let units = [with_preview(unit("api", &[On::PullRequest])), unit("docs", &[On::PullRequest])];
+        let plan = plan(&Happening::PullRequestClosed, &units, None);
+        assert_eq!(plan.changes, [Change::RemovePreview { unit: UnitName::parse("api").unwrap() }]);
+        assert_eq!(plan.skipped[0].reason, "the pull request is closed");
+    }
+
+    #[test]
+    fn releases_run_release_units_and_prereleases_get_a_preview() {
+        let units = [with_preview(unit("api", &[On::Release])), unit("web", &[On::Push]), preview_only("site")];
+        let name = |n: &str| UnitName::parse(n).unwrap();
+        let published = plan(&Happening::Release { prerelease: false }, &units, None);
+        assert_eq!(published.changes, runs(&["api"]));
+        assert_eq!(published.skipped.len(), 2);
+        let pre = plan(&Happening::Release { prerelease: true }, &units, None);
+        assert_eq!(
+            pre.changes,
+            [
+                Change::Run { unit: name("api") },
+                Change::Preview { unit: name("api") },
+                Change::Preview { unit: name("site") }
+            ]
+        );
+        assert_eq!(pre.skipped, [Skip { unit: name("web"), reason: "it runs on push, not release".into() }]);
+        let deleted = plan(&Happening::ReleaseDeleted, &units, None);
+        assert_eq!(
+            deleted.changes,
+            [Change::RemovePreview { unit: name("api") }, Change::RemovePreview { unit: name("site") }]
+        );
+    }
+
+    #[test]
+    fn commands_count_from_trusted_users_only() {
+        let units = [unit("api", &[On::PullRequest]), unit("web", &[On::PullRequest])];
+        let api = UnitName::parse("api").unwrap();
+        let outsider_pr = PrFacts::default();
+        let command = |command, by_trusted| Happening::Command {
+            command,
+            by_trusted,
+            pr: outsider_pr.clone(),
+            failed: vec![api.clone()],
+        };
+        let ok = plan(&command(Command::OkToTest, true), &units, None);
+        assert_eq!(
+            ok.changes,
+            [Change::Approve, Change::Run { unit: api.clone() }, Change::Run { unit: UnitName::parse("web").unwrap() }]
+        );
+        for untrusted in [command(Command::OkToTest, false), command(Command::Retest, false)] {
+            let nothing = plan(&untrusted, &units, None);
+            assert!(nothing.changes.is_empty());
+            assert_eq!(nothing.skipped[0].reason, "commands count only from owners, members and collaborators");
+        }
+        let retest = plan(&command(Command::Retest, true), &units, None);
+        assert_eq!(retest.changes, [Change::Run { unit: api.clone() }]);
+        assert_eq!(retest.skipped[0].reason, "it did not fail on this commit");
+        let rerequested = plan(&Happening::Rerequested { failed: vec![api.clone()] }, &units, None);
+        assert_eq!(rerequested.changes, [Change::Run { unit: api }]);
+    }
+
+    #[test]
+    fn trust_follows_github_associations() {
+        for (association, trusted) in [
+            ("OWNER", true),
+            ("MEMBER", true),
+            ("COLLABORATOR", true),
+            ("CONTRIBUTOR", false),
+            ("FIRST_TIME_CONTRIBUTOR", false),
+            ("NONE", false),
+            ("", false),
+        ] {
+            assert_eq!(is_trusted(association), trusted, "{association}");
+        }
+    }
+}
