@@ -5,6 +5,7 @@
 //! in one place; `context` builds the ports once for a composition root.
 
 pub mod aws;
+pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod domain;

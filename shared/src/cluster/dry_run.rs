@@ -1,0 +1,155 @@
+//! The dry-run cluster: every object Ferry would create is written as YAML
+//! to `<data dir>/cluster/<namespace>/<kind>/<name>.yaml` (a Namespace to
+//! `<data dir>/cluster/<name>/namespace/<name>.yaml`), so the whole loop can
+//! be watched without a cluster. Deleting a namespace removes its folder.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status};
+
+pub struct DryRunCluster {
+    root: PathBuf,
+    /// One writer at a time: create-unless-exists must not race itself.
+    lock: Mutex<()>,
+}
+
+impl DryRunCluster {
+    pub fn new(data_dir: &Path) -> Self {
+        Self { root: data_dir.join("cluster"), lock: Mutex::new(()) }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where `manifest` is written.
+    pub fn path_of(&self, manifest: &Manifest) -> PathBuf {
+        let kind = manifest.kind().to_ascii_lowercase();
+        let namespace = if manifest.kind() == "Namespace" { manifest.name() } else { manifest.namespace() };
+        let namespace = if namespace.is_empty() { "_cluster" } else { namespace };
+        self.root.join(safe(namespace)).join(safe(&kind)).join(format!("{}.yaml", safe(manifest.name())))
+    }
+
+    /// Reads back every object of `kind` in `namespace`.
+    pub fn objects(&self, namespace: &str, kind: &str) -> Vec<Value> {
+        let dir = self.root.join(safe(namespace)).join(safe(&kind.to_ascii_lowercase()));
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        let mut objects: Vec<(PathBuf, Value)> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .filter_map(|p| {
+                let text = std::fs::read_to_string(&p).ok()?;
+                Some((p, serde_yaml_ng::from_str(&text).ok()?))
+            })
+            .collect();
+        objects.sort_by(|a, b| a.0.cmp(&b.0));
+        objects.into_iter().map(|(_, v)| v).collect()
+    }
+
+    fn write(&self, path: &Path, object: &Value) -> Result<(), ClusterError> {
+        let unavailable = |e: std::io::Error| ClusterError::Unavailable(format!("{}: {e}", path.display()).into());
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(unavailable)?;
+        }
+        let yaml = serde_yaml_ng::to_string(object)
+            .map_err(|e| ClusterError::Refused { what: path.display().to_string(), problem: e.to_string() })?;
+        let temporary = path.with_extension("yaml.tmp");
+        std::fs::write(&temporary, yaml).map_err(unavailable)?;
+        std::fs::rename(&temporary, path).map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// A path segment that cannot climb out of the folder.
+fn safe(segment: &str) -> String {
+    let cleaned: String =
+        segment.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') { "_".into() } else { cleaned }
+}
+
+fn uid(manifest: &Manifest) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{}/{}/{}", manifest.kind(), manifest.namespace(), manifest.name()));
+    let hex = hex::encode(&digest[..16]);
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+#[async_trait]
+impl Cluster for DryRunCluster {
+    async fn create(&self, manifest: &Manifest) -> Result<Created, ClusterError> {
+        let _one = self.lock.lock().await;
+        let path = self.path_of(manifest);
+        if path.exists() {
+            return Ok(Created { uid: uid(manifest), existed: true });
+        }
+        self.write(&path, &manifest.0)?;
+        tracing::info!(path = %path.display(), "dry-run: wrote {} {}", manifest.kind(), manifest.name());
+        Ok(Created { uid: uid(manifest), existed: false })
+    }
+
+    async fn apply(&self, manifest: &Manifest) -> Result<(), ClusterError> {
+        let _one = self.lock.lock().await;
+        let path = self.path_of(manifest);
+        self.write(&path, &manifest.0)?;
+        tracing::info!(path = %path.display(), "dry-run: applied {} {}", manifest.kind(), manifest.name());
+        Ok(())
+    }
+
+    async fn runs(&self, namespace: &str, key: &str, value: &str) -> Result<Vec<RunState>, ClusterError> {
+        let mut runs = Vec::new();
+        for kind in ["PipelineRun", "TaskRun"] {
+            for object in self.objects(namespace, kind) {
+                if object["metadata"]["labels"][key].as_str() != Some(value) {
+                    continue;
+                }
+                let cancelled = object["spec"]["status"].as_str().is_some();
+                let done = object["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Succeeded" && c["status"] != "Unknown");
+                runs.push(RunState {
+                    kind: kind.to_owned(),
+                    namespace: namespace.to_owned(),
+                    name: object["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+                    running: !cancelled && !done,
+                });
+            }
+        }
+        Ok(runs)
+    }
+
+    async fn cancel(&self, run: &RunState) -> Result<(), ClusterError> {
+        let _one = self.lock.lock().await;
+        let path = self
+            .root
+            .join(safe(&run.namespace))
+            .join(safe(&run.kind.to_ascii_lowercase()))
+            .join(format!("{}.yaml", safe(&run.name)));
+        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
+        let mut object: Value = serde_yaml_ng::from_str(&text)
+            .map_err(|e| ClusterError::Refused { what: path.display().to_string(), problem: e.to_string() })?;
+        object["spec"]["status"] = cancel_status(&run.kind).into();
+        self.write(&path, &object)?;
+        tracing::info!(path = %path.display(), "dry-run: cancelled {} {}", run.kind, run.name);
+        Ok(())
+    }
+
+    async fn delete_namespace(&self, name: &str) -> Result<(), ClusterError> {
+        let _one = self.lock.lock().await;
+        let dir = self.root.join(safe(name));
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {
+                tracing::info!(path = %dir.display(), "dry-run: deleted namespace {name}");
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ClusterError::Unavailable(format!("{}: {e}", dir.display()).into())),
+        }
+    }
+}

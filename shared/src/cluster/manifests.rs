@@ -1,0 +1,547 @@
+//! The Kubernetes objects Ferry creates, built as plain data (pure): Tekton
+//! runs (a `pipelineRef`/`taskRef`, or a pipeline generated from docker and
+//! helm actions), the Secret holding a run's clone token, and previews.
+//! Names are deterministic, so a redelivered event names the same run.
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{PrNumber, RepoName, Sha, UnitName};
+use crate::units::operator::Defaults;
+use crate::units::{RunKind, Unit};
+
+pub const TEKTON_API: &str = "tekton.dev/v1";
+pub const MANAGED_BY: &str = "ferry";
+
+/// A Kubernetes object as Ferry sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest(pub Value);
+
+impl Manifest {
+    pub fn kind(&self) -> &str {
+        self.0["kind"].as_str().unwrap_or_default()
+    }
+    pub fn api_version(&self) -> &str {
+        self.0["apiVersion"].as_str().unwrap_or_default()
+    }
+    pub fn name(&self) -> &str {
+        self.0["metadata"]["name"].as_str().unwrap_or_default()
+    }
+    /// Empty for cluster-scoped objects.
+    pub fn namespace(&self) -> &str {
+        self.0["metadata"]["namespace"].as_str().unwrap_or_default()
+    }
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.0["metadata"]["labels"][key].as_str()
+    }
+}
+
+/// Why a run is launched: part of its name, so each event names its own run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    Push,
+    PullRequest(PrNumber),
+    Release,
+    /// `/retest` or a re-requested check: a new run beside the failed one.
+    Retry(u32),
+}
+
+impl Cause {
+    fn slug(self) -> String {
+        match self {
+            Cause::Push => "push".into(),
+            Cause::PullRequest(n) => format!("pr{n}"),
+            Cause::Release => "release".into(),
+            Cause::Retry(n) => format!("retry{n}"),
+        }
+    }
+}
+
+/// Everything a run's objects are built from.
+#[derive(Debug, Clone)]
+pub struct RunInput<'a> {
+    pub repo: &'a RepoName,
+    pub unit: &'a Unit,
+    pub sha: &'a Sha,
+    pub cause: Cause,
+    /// The branch (or PR) the run builds: runs in one lane supersede each other.
+    pub lane: &'a str,
+    pub clone_url: &'a str,
+    pub defaults: &'a Defaults,
+}
+
+/// A DNS-1123 label: lowercase letters, digits and `-`, at most `max` long.
+pub fn dns_label(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    out.truncate(max);
+    out.trim_end_matches('-').to_owned()
+}
+
+/// A label value: at most 63 of letters, digits, `-`, `_`, `.`.
+pub fn label_value(text: &str) -> String {
+    let mut out: String =
+        text.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '.' }).collect();
+    out.truncate(63);
+    out.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
+}
+
+fn short_hash(parts: &[&str]) -> String {
+    let digest = Sha256::digest(parts.join("\n").as_bytes());
+    hex::encode(&digest[..4])
+}
+
+/// `ferry-<unit>-<short sha>-<cause>-<hash>`: the same event always names
+/// the same run, and different repositories never collide.
+pub fn run_name(repo: &RepoName, unit: &UnitName, sha: &Sha, cause: Cause) -> String {
+    let hash = short_hash(&[repo.full_name(), unit.as_str(), sha.as_str(), &cause.slug()]);
+    let stem = dns_label(&format!("ferry-{}-{}-{}", unit.as_str(), sha.short(), cause.slug()), 63 - 9);
+    format!("{stem}-{hash}")
+}
+
+/// The label every run of one unit in one lane (branch or PR) carries.
+pub fn lane_label(repo: &RepoName, unit: &UnitName, lane: &str) -> String {
+    short_hash(&[repo.full_name(), unit.as_str(), lane])
+}
+
+/// The namespace a run goes to.
+pub fn run_namespace(input: &RunInput<'_>) -> String {
+    input.unit.run.as_ref().and_then(|r| r.namespace.clone()).unwrap_or_else(|| input.defaults.namespace.clone())
+}
+
+fn labels(repo: &RepoName, unit: &UnitName, sha: &Sha, pr: Option<PrNumber>) -> Value {
+    let mut labels = json!({
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "ferry.dev/repo": label_value(&repo.full_name().replace('/', ".")),
+        "ferry.dev/unit": label_value(unit.as_str()),
+        "ferry.dev/sha": sha.as_str(),
+    });
+    if let Some(pr) = pr {
+        labels["ferry.dev/pr"] = pr.to_string().into();
+    }
+    labels
+}
+
+/// The Tekton run for a unit: a PipelineRun or TaskRun naming the unit's
+/// `ref`, or a PipelineRun with a pipeline generated from its actions.
+pub fn run(input: &RunInput<'_>) -> Manifest {
+    let RunInput { repo, unit, sha, cause, .. } = *input;
+    let name = run_name(repo, &unit.name, sha, cause);
+    let namespace = run_namespace(input);
+    let pr = match cause {
+        Cause::PullRequest(n) => Some(n),
+        _ => None,
+    };
+    let mut labels = labels(repo, &unit.name, sha, pr);
+    labels["ferry.dev/lane"] = lane_label(repo, &unit.name, input.lane).into();
+    let metadata = json!({
+        "name": name,
+        "namespace": namespace,
+        "labels": labels,
+        "annotations": {
+            "ferry.dev/repo": repo.full_name(),
+            "ferry.dev/lane": input.lane,
+            "ferry.dev/git-secret": git_secret_name(&name),
+        },
+    });
+    let spec = unit.run.as_ref();
+    let service_account =
+        spec.and_then(|s| s.service_account.clone()).or_else(|| input.defaults.service_account.clone());
+    let params: Vec<Value> =
+        spec.map(|s| s.params.iter().map(|(k, v)| json!({ "name": k, "value": v })).collect()).unwrap_or_default();
+    let reference = spec.and_then(|s| s.reference.as_deref());
+    let kind = spec.map_or(RunKind::Pipeline, |s| s.kind);
+    let mut body = match (kind, reference) {
+        (RunKind::Task, Some(task)) => {
+            let mut spec = json!({ "taskRef": { "name": task }, "params": params });
+            if let Some(sa) = &service_account {
+                spec["serviceAccountName"] = sa.clone().into();
+            }
+            json!({ "apiVersion": TEKTON_API, "kind": "TaskRun", "metadata": metadata, "spec": spec })
+        }
+        (_, Some(pipeline)) => {
+            let mut spec = json!({ "pipelineRef": { "name": pipeline }, "params": params });
+            if let Some(sa) = &service_account {
+                spec["taskRunTemplate"] = json!({ "serviceAccountName": sa });
+            }
+            json!({ "apiVersion": TEKTON_API, "kind": "PipelineRun", "metadata": metadata, "spec": spec })
+        }
+        (_, None) => {
+            let mut spec = generated(input, &name);
+            if !params.is_empty() {
+                spec["params"] = params.into();
+            }
+            if let Some(sa) = &service_account {
+                spec["taskRunTemplate"] = json!({ "serviceAccountName": sa });
+            }
+            json!({ "apiVersion": TEKTON_API, "kind": "PipelineRun", "metadata": metadata, "spec": spec })
+        }
+    };
+    if body["spec"]["params"].as_array().is_some_and(Vec::is_empty) {
+        body["spec"].as_object_mut().map(|s| s.remove("params"));
+    }
+    Manifest(body)
+}
+
+/// The Secret holding a run's clone token.
+pub fn git_secret_name(run_name: &str) -> String {
+    format!("{}-git", &run_name[..run_name.len().min(59)])
+}
+
+/// A pipeline from the unit's actions, in the seed's order: clone, then a
+/// build per docker action, then a `helm upgrade --install` per chart.
+fn generated(input: &RunInput<'_>, run_name: &str) -> Value {
+    let unit = input.unit;
+    let defaults = input.defaults;
+    let mut tasks = vec![json!({
+        "name": "clone",
+        "workspaces": [{ "name": "source", "workspace": "source" }],
+        "taskSpec": {
+            "workspaces": [{ "name": "source" }],
+            "steps": [{
+                "name": "clone",
+                "image": "alpine/git:2.47.2",
+                "env": [{
+                    "name": "GIT_TOKEN",
+                    "valueFrom": { "secretKeyRef": { "name": git_secret_name(run_name), "key": "token" } }
+                }],
+                "script": clone_script(input.clone_url, input.sha),
+            }],
+        },
+    })];
+    let mut previous = "clone".to_owned();
+    for (i, docker) in unit.docker.iter().enumerate() {
+        let name = format!("docker-{i}");
+        let mut args = vec![
+            format!("--context=$(workspaces.source.path)/{}", docker.directory.trim_start_matches("./")),
+            format!("--destination={}", docker.tag),
+        ];
+        if let Some(file) = &docker.dockerfile {
+            args.push(format!("--dockerfile={file}"));
+        }
+        tasks.push(json!({
+            "name": name,
+            "runAfter": [previous],
+            "workspaces": [{ "name": "source", "workspace": "source" }],
+            "taskSpec": {
+                "workspaces": [{ "name": "source" }],
+                "steps": [{ "name": "build", "image": defaults.builder_image, "args": args }],
+            },
+        }));
+        previous = name;
+    }
+    for (i, helm) in unit.helm.iter().enumerate() {
+        let name = format!("helm-{i}");
+        let release = helm.release.clone().unwrap_or_else(|| dns_label(unit.name.as_str(), 53));
+        let mut args = vec![
+            "upgrade".to_owned(),
+            "--install".to_owned(),
+            release,
+            format!("$(workspaces.source.path)/{}", helm.chart.trim_start_matches("./")),
+            "--wait".to_owned(),
+        ];
+        if let Some(namespace) = &helm.namespace {
+            args.push(format!("--namespace={namespace}"));
+        }
+        for (key, value) in &helm.values {
+            args.push(format!("--set={key}={value}"));
+        }
+        tasks.push(json!({
+            "name": name,
+            "runAfter": [previous],
+            "workspaces": [{ "name": "source", "workspace": "source" }],
+            "taskSpec": {
+                "workspaces": [{ "name": "source" }],
+                "steps": [{ "name": "deploy", "image": defaults.helm_image, "args": args }],
+            },
+        }));
+        previous = name;
+    }
+    json!({
+        "pipelineSpec": {
+            "workspaces": [{ "name": "source" }],
+            "tasks": tasks,
+        },
+        "workspaces": [{
+            "name": "source",
+            "volumeClaimTemplate": {
+                "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } }
+            },
+        }],
+    })
+}
+
+/// Fetches exactly `sha`. The token reaches git through a credential
+/// helper reading the environment, never a command line or the URL.
+fn clone_script(clone_url: &str, sha: &Sha) -> String {
+    format!(
+        "#!/bin/sh\nset -eu\ncd \"$(workspaces.source.path)\"\ngit init -q .\n\
+         git -c credential.helper='!f() {{ echo username=x-access-token; echo \"password=$GIT_TOKEN\"; }}; f' \\\n  \
+         fetch -q --depth 1 \"{clone_url}\" {sha}\ngit checkout -q FETCH_HEAD\n"
+    )
+}
+
+/// The Secret with a run's clone token, owned by the run so it goes with it.
+pub fn git_secret(run: &Manifest, run_uid: &str, token: &str) -> Manifest {
+    Manifest(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": git_secret_name(run.name()),
+            "namespace": run.namespace(),
+            "labels": run.0["metadata"]["labels"],
+            "ownerReferences": [{
+                "apiVersion": run.api_version(),
+                "kind": run.kind(),
+                "name": run.name(),
+                "uid": run_uid,
+                "controller": true,
+                "blockOwnerDeletion": false,
+            }],
+        },
+        "type": "Opaque",
+        "stringData": { "token": token },
+    }))
+}
+
+/// What a preview is for: a pull request, or a prerelease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreviewOf {
+    PullRequest(PrNumber),
+    Release(String),
+}
+
+/// `preview-<repo>-pr-<n>` (or `-rel-<tag>`), a DNS label of at most 63.
+pub fn preview_namespace(repo: &RepoName, unit: &UnitName, of: &PreviewOf) -> String {
+    let suffix = match of {
+        PreviewOf::PullRequest(n) => format!("pr-{n}"),
+        PreviewOf::Release(tag) => format!("rel-{}", dns_label(tag, 20)),
+    };
+    // The unit's name joins the repository's when it has several previews.
+    let stem = dns_label(&format!("preview-{}-{}", repo.name(), unit.as_str()), 63 - suffix.len() - 1);
+    format!("{stem}-{suffix}")
+}
+
+/// The preview environment: Namespace, Deployment, Service, Ingress.
+pub fn preview(
+    repo: &RepoName,
+    unit: &UnitName,
+    of: &PreviewOf,
+    sha: &Sha,
+    image: &str,
+    port: u16,
+    host: &str,
+) -> Vec<Manifest> {
+    let namespace = preview_namespace(repo, unit, of);
+    let pr = match of {
+        PreviewOf::PullRequest(n) => Some(*n),
+        PreviewOf::Release(_) => None,
+    };
+    let labels = labels(repo, unit, sha, pr);
+    let app = dns_label(unit.as_str(), 63);
+    let selector = json!({ "app.kubernetes.io/name": app });
+    let mut pod_labels = labels.clone();
+    pod_labels["app.kubernetes.io/name"] = app.clone().into();
+    vec![
+        Manifest(json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": { "name": namespace, "labels": labels },
+        })),
+        Manifest(json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": { "name": app, "namespace": namespace, "labels": labels },
+            "spec": {
+                "replicas": 1,
+                "selector": { "matchLabels": selector },
+                "template": {
+                    "metadata": { "labels": pod_labels },
+                    "spec": { "containers": [{
+                        "name": app,
+                        "image": image,
+                        "ports": [{ "containerPort": port }],
+                    }] },
+                },
+            },
+        })),
+        Manifest(json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": { "name": app, "namespace": namespace, "labels": labels },
+            "spec": { "selector": selector, "ports": [{ "port": 80, "targetPort": port }] },
+        })),
+        Manifest(json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": { "name": app, "namespace": namespace, "labels": labels },
+            "spec": { "rules": [{
+                "host": host,
+                "http": { "paths": [{
+                    "path": "/",
+                    "pathType": "Prefix",
+                    "backend": { "service": { "name": app, "port": { "number": 80 } } },
+                }] },
+            }] },
+        })),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::{Docker, Helm, On, RunSpec};
+
+    fn repo() -> RepoName {
+        RepoName::parse("acme/api").unwrap()
+    }
+
+    fn sha() -> Sha {
+        Sha::parse("0123456789abcdef0123456789abcdef01234567").unwrap()
+    }
+
+    fn unit(run: Option<RunSpec>) -> Unit {
+        Unit {
+            name: UnitName::parse("api").unwrap(),
+            on: vec![On::Push],
+            branches: vec![],
+            paths: vec![],
+            drafts: false,
+            skip_labels: vec![],
+            run,
+            docker: vec![],
+            helm: vec![],
+            preview: None,
+        }
+    }
+
+    fn spec(kind: RunKind, reference: Option<&str>) -> RunSpec {
+        RunSpec {
+            kind,
+            namespace: Some("ci".into()),
+            reference: reference.map(str::to_owned),
+            service_account: Some("ferry-runner".into()),
+            params: [
+                ("revision".to_owned(), sha().to_string()),
+                ("url".to_owned(), "https://github.com/acme/api.git".to_owned()),
+            ]
+            .into(),
+        }
+    }
+
+    fn build(unit: &Unit, cause: Cause) -> Manifest {
+        let defaults = Defaults::default();
+        run(&RunInput {
+            repo: &repo(),
+            unit,
+            sha: &sha(),
+            cause,
+            lane: "refs/heads/main",
+            clone_url: "https://github.com/acme/api.git",
+            defaults: &defaults,
+        })
+    }
+
+    #[test]
+    fn a_pipeline_ref_becomes_a_pipeline_run() {
+        insta::assert_yaml_snapshot!(
+            build(&unit(Some(spec(RunKind::Pipeline, Some("build-and-deploy")))), Cause::Push).0
+        );
+    }
+
+    #[test]
+    fn a_task_ref_becomes_a_task_run() {
+        insta::assert_yaml_snapshot!(
+            build(&unit(Some(spec(RunKind::Task, Some("lint")))), Cause::PullRequest(PrNumber::new(7))).0
+        );
+    }
+
+    #[test]
+    fn docker_and_helm_actions_become_a_generated_pipeline_in_the_seeds_order() {
+        let mut unit = unit(None);
+        unit.docker = vec![
+            Docker { directory: "./api".into(), tag: "ghcr.io/acme/api:0123456".into(), dockerfile: None },
+            Docker {
+                directory: "./worker".into(),
+                tag: "ghcr.io/acme/worker:0123456".into(),
+                dockerfile: Some("Dockerfile.prod".into()),
+            },
+        ];
+        unit.helm = vec![Helm {
+            chart: "./api/deploy".into(),
+            release: None,
+            namespace: Some("prod".into()),
+            values: [("image.tag".to_owned(), "0123456".to_owned())].into(),
+        }];
+        let manifest = build(&unit, Cause::Release);
+        let tasks: Vec<&str> = manifest.0["spec"]["pipelineSpec"]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(tasks, ["clone", "docker-0", "docker-1", "helm-0"]);
+        assert_eq!(manifest.namespace(), "ferry", "the operator's default namespace");
+        insta::assert_yaml_snapshot!(manifest.0);
+    }
+
+    #[test]
+    fn the_clone_token_secret_is_owned_by_its_run() {
+        let run = build(&unit(Some(spec(RunKind::Pipeline, Some("b")))), Cause::Push);
+        let secret = git_secret(&run, "6f1c2b1e-0000-4000-8000-000000000001", "clone-token");
+        assert_eq!(secret.name(), run.0["metadata"]["annotations"]["ferry.dev/git-secret"]);
+        insta::assert_yaml_snapshot!(secret.0);
+    }
+
+    #[test]
+    fn a_preview_is_a_namespace_deployment_service_and_ingress() {
+        let objects = preview(
+            &repo(),
+            &UnitName::parse("api").unwrap(),
+            &PreviewOf::PullRequest(PrNumber::new(42)),
+            &sha(),
+            "ghcr.io/acme/api:pr-42-0123456",
+            8080,
+            "api-pr-42.preview.example.com",
+        );
+        let kinds: Vec<&str> = objects.iter().map(Manifest::kind).collect();
+        assert_eq!(kinds, ["Namespace", "Deployment", "Service", "Ingress"]);
+        let values: Vec<&Value> = objects.iter().map(|m| &m.0).collect();
+        insta::assert_yaml_snapshot!(values);
+    }
+
+    #[test]
+    fn names_are_deterministic_distinct_and_valid() {
+        let unit_name = UnitName::parse("Api_Service").unwrap();
+        let a = run_name(&repo(), &unit_name, &sha(), Cause::Push);
+        assert_eq!(a, run_name(&repo(), &unit_name, &sha(), Cause::Push), "a redelivery names the same run");
+        let others = [
+            run_name(&RepoName::parse("acme/web").unwrap(), &unit_name, &sha(), Cause::Push),
+            run_name(&repo(), &unit_name, &Sha::parse("f".repeat(40)).unwrap(), Cause::Push),
+            run_name(&repo(), &unit_name, &sha(), Cause::PullRequest(PrNumber::new(1))),
+            run_name(&repo(), &unit_name, &sha(), Cause::Retry(1)),
+        ];
+        for other in &others {
+            assert_ne!(&a, other);
+        }
+        let long = UnitName::parse("x".repeat(63)).unwrap();
+        for name in others.iter().chain([&a, &run_name(&repo(), &long, &sha(), Cause::Retry(12))]) {
+            assert!(name.len() <= 63 && name == &dns_label(name, 63), "{name}");
+        }
+        let long_repo = RepoName::parse(format!("acme/{}", "r".repeat(90))).unwrap();
+        let namespace = preview_namespace(&long_repo, &long, &PreviewOf::PullRequest(PrNumber::new(123_456)));
+        assert!(namespace.len() <= 63 && namespace.ends_with("-pr-123456"), "{namespace}");
+        assert_eq!(
+            preview_namespace(&repo(), &UnitName::parse("api").unwrap(), &PreviewOf::PullRequest(PrNumber::new(3))),
+            "preview-api-api-pr-3"
+        );
+        assert_eq!(label_value("acme/api"), "acme.api");
+        assert_eq!(dns_label("Feature/Über_x--y-", 63), "feature-ber-x-y");
+    }
+}

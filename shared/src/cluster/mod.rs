@@ -1,0 +1,73 @@
+//! The cluster port: where Tekton runs and previews go. The dry-run adapter
+//! writes each object as YAML under the data dir (the local default); the
+//! kube adapter applies them to a real cluster.
+
+pub mod dry_run;
+pub mod manifests;
+
+use async_trait::async_trait;
+
+pub use dry_run::DryRunCluster;
+pub use manifests::Manifest;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("the cluster refused {what}: {problem}")]
+    Refused { what: String, problem: String },
+    #[error("the cluster could not be reached")]
+    Unavailable(#[source] BoxError),
+}
+
+impl ClusterError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ClusterError::Unavailable(_))
+    }
+}
+
+/// What creating an object found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub uid: String,
+    /// It was there already (a redelivered event): nothing new started.
+    pub existed: bool,
+}
+
+/// A Tekton run as the cluster reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunState {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// False once it succeeded, failed or was cancelled.
+    pub running: bool,
+}
+
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// Creates `manifest` unless an object of that name exists: runs are
+    /// never replaced, so `existed` says a redelivery changed nothing.
+    async fn create(&self, manifest: &Manifest) -> Result<Created, ClusterError>;
+
+    /// Server-side applies `manifest` as field manager `ferry`, forced:
+    /// for objects Ferry owns (previews, secrets).
+    async fn apply(&self, manifest: &Manifest) -> Result<(), ClusterError>;
+
+    /// The Tekton runs in `namespace` carrying label `key=value`.
+    async fn runs(&self, namespace: &str, key: &str, value: &str) -> Result<Vec<RunState>, ClusterError>;
+
+    /// Asks Tekton to cancel a run (`spec.status`).
+    async fn cancel(&self, run: &RunState) -> Result<(), ClusterError>;
+
+    /// Deletes a namespace and everything in it; deleting nothing is fine.
+    async fn delete_namespace(&self, name: &str) -> Result<(), ClusterError>;
+}
+
+/// The `spec.status` value that cancels a run of `kind`.
+pub fn cancel_status(kind: &str) -> &'static str {
+    match kind {
+        "TaskRun" => "TaskRunCancelled",
+        _ => "Cancelled",
+    }
+}
