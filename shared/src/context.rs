@@ -5,13 +5,18 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::{Config, PrivateKeySource, WebhookSecrets};
+use crate::cluster::{Cluster, DryRunCluster};
+use crate::config::{ClusterMode, Config, PrivateKeySource, WebhookSecrets};
 use crate::domain::SystemClock;
 use crate::domain::signature::WebhookSecret;
 use crate::forge::TokenMinter;
+use crate::forge::github::GithubForge;
 use crate::forge::github::{GithubApi, GithubApp, KeySource, NoApp};
+use crate::forge::{DryRunForge, Forge};
 use crate::secrets::{EmbeddedSecrets, SecretError, SecretName, SecretStore, SecretsManagerStore};
 use crate::store::{DynamoStore, EmbeddedStore, StateStore};
+use crate::units::OperatorConfig;
+use crate::usecase::tokens::TokenSource;
 use crate::usecase::tokens::Tokens;
 
 #[derive(Clone)]
@@ -23,6 +28,12 @@ pub struct Context {
     pub webhook_secrets: Arc<[WebhookSecret]>,
     /// Installation and repository tokens, cached across invocations.
     pub tokens: Arc<Tokens>,
+    /// GitHub when an App is configured; otherwise the dry-run forge.
+    pub forge: Arc<dyn Forge>,
+    /// The dry-run cluster (default) or a real one.
+    pub cluster: Arc<dyn Cluster>,
+    /// `FERRY_CONFIG`, or defaults.
+    pub operator: Arc<OperatorConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +46,10 @@ pub enum StartError {
     Secrets(#[from] SecretError),
     #[error("{0}")]
     Github(String),
+    #[error("FERRY_CLUSTER: {0}")]
+    Cluster(String),
+    #[error("FERRY_CONFIG: {0}")]
+    Operator(String),
 }
 
 impl Context {
@@ -81,7 +96,34 @@ impl Context {
             }
         };
         let tokens = Arc::new(Tokens::new(secrets.clone(), minter, Arc::new(SystemClock)));
-        Ok(Self { config: Arc::new(config), state, secrets, webhook_secrets, tokens })
+        let forge: Arc<dyn Forge> = if config.github_app.is_some() {
+            let api = GithubApi::new(&config.github_api_url).map_err(StartError::Github)?;
+            Arc::new(GithubForge::new(api, Arc::new(TokenSource { tokens: tokens.clone(), state: state.clone() })))
+        } else {
+            Arc::new(DryRunForge::new(&config.data_dir))
+        };
+        let cluster: Arc<dyn Cluster> = match config.cluster {
+            ClusterMode::DryRun => Arc::new(DryRunCluster::new(&config.data_dir)),
+            ClusterMode::Kube => {
+                return Err(StartError::Cluster(
+                    "FERRY_CLUSTER=kube is not available in this version; use dry-run".into(),
+                ));
+            }
+        };
+        let operator = match &config.operator_config {
+            Some(path) => OperatorConfig::load(path).map_err(StartError::Operator)?,
+            None => OperatorConfig::default(),
+        };
+        Ok(Self {
+            config: Arc::new(config),
+            state,
+            secrets,
+            webhook_secrets,
+            tokens,
+            forge,
+            cluster,
+            operator: Arc::new(operator),
+        })
     }
 }
 

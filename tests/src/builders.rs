@@ -39,6 +39,10 @@ pub fn pull_request(full_name: &str, number: u64) -> PullRequest {
         approved_sha: None,
         approved_by: None,
         preview_namespace: None,
+        head_ref: None,
+        draft: false,
+        labels: vec![],
+        author_association: None,
     }
 }
 

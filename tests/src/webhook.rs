@@ -3,12 +3,15 @@
 
 use std::sync::Arc;
 
+use ferry::cluster::DryRunCluster;
 use ferry::config::Config;
 use ferry::domain::SystemClock;
+use ferry::forge::DryRunForge;
 use ferry::forge::TokenMinter;
 use ferry::forge::github::NoApp;
 use ferry::secrets::{EmbeddedSecrets, SecretStore};
 use ferry::store::{EmbeddedStore, StateStore};
+use ferry::units::OperatorConfig;
 use ferry::usecase::tokens::Tokens;
 use ferry::{Context, http as ferry_http};
 use http_body_util::BodyExt;
@@ -59,8 +62,21 @@ impl Harness {
             secrets,
             webhook_secrets: Arc::from([events::secret(secret)]),
             tokens,
+            forge: Arc::new(DryRunForge::new(dir.path())),
+            cluster: Arc::new(DryRunCluster::new(dir.path())),
+            operator: Arc::new(OperatorConfig::default()),
         };
         Self { context, _dir: dir }
+    }
+
+    /// The data dir: dry-run manifests under `cluster/`, forge output under `forge/`.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Gives repositories units through the operator config, as `FERRY_CONFIG` would.
+    pub fn set_operator(&mut self, config: &str) {
+        self.context.operator = Arc::new(OperatorConfig::parse(config).expect("a valid operator config"));
     }
 
     pub fn state(&self) -> &dyn StateStore {

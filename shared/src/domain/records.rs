@@ -107,6 +107,16 @@ pub struct PullRequest {
     /// Namespace of the preview environment, when one exists.
     #[serde(default)]
     pub preview_namespace: Option<String>,
+    /// The branch the pull request comes from.
+    #[serde(default)]
+    pub head_ref: Option<String>,
+    #[serde(default)]
+    pub draft: bool,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// The author's `author_association`, as GitHub reported it.
+    #[serde(default)]
+    pub author_association: Option<String>,
 }
 
 /// A release Ferry has recorded.

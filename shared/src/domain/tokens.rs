@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Installation, Timestamp};
+use super::{Installation, InstallationId, RepoName, Timestamp};
 
 /// The rotator mints when the stored token expires within this: with a run
 /// every 30 minutes, a token always has more than 15 minutes left.
@@ -18,6 +18,23 @@ pub const REFRESH_WITHIN: Duration = Duration::from_secs(10 * 60);
 /// How long one rotation may hold an installation: others skip it meanwhile.
 /// Longer than a mint can take (every GitHub call is bounded well below it).
 pub const MINT_LEASE: Duration = Duration::from_secs(2 * 60);
+
+/// Whose token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Credential {
+    Installation(InstallationId),
+    /// Token mode: a personal access token stored for one repository.
+    Repository(RepoName),
+}
+
+impl std::fmt::Display for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Installation(id) => write!(f, "installation {id}"),
+            Credential::Repository(repo) => write!(f, "repository {repo}"),
+        }
+    }
+}
 
 /// A token as the secret store keeps it: `{"token": …, "expires_at": …}`.
 /// A repository token (a personal access token) may have no expiry.

@@ -1,13 +1,16 @@
 //! Git hosts: what they send us and what we ask of them.
 
+pub mod dry_run;
 pub mod github;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::tokens::StoredToken;
-use crate::domain::{InstallationId, RepoName};
+use crate::domain::tokens::{Credential, StoredToken};
+use crate::domain::{InstallationId, PrNumber, RepoName, Sha};
+
+pub use dry_run::DryRunForge;
 
 /// What a minted installation token may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,4 +56,92 @@ pub enum MintError {
     RateLimited { retry_after: Option<Duration> },
     #[error("GitHub could not be reached or failed: {0}")]
     Unavailable(String),
+}
+
+/// A repository, and the credential Ferry reaches it with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub repo: RepoName,
+    pub credential: Credential,
+}
+
+/// A commit status state, as GitHub names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusState {
+    Pending,
+    Success,
+    Failure,
+    Error,
+}
+
+/// One commit status: `context` is `ferry/<unit>` (or `ferry/config`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CommitStatus {
+    pub context: String,
+    pub state: StatusState,
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_url: Option<String>,
+}
+
+impl CommitStatus {
+    /// GitHub keeps at most 140 characters of a description.
+    pub const DESCRIPTION_LIMIT: usize = 140;
+
+    pub fn new(context: impl Into<String>, state: StatusState, description: impl AsRef<str>) -> Self {
+        let description: String = description.as_ref().chars().take(Self::DESCRIPTION_LIMIT).collect();
+        Self { context: context.into(), state, description, target_url: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ForgeError {
+    #[error("the forge refused the credential (401)")]
+    Unauthorized,
+    #[error("the forge is rate limiting{}", retry_after.map(|d| format!("; retry after {}s", d.as_secs())).unwrap_or_default())]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("the forge refused {what} ({status}: {message})")]
+    Rejected { what: String, status: u16, message: String },
+    #[error("the forge could not be reached or failed: {0}")]
+    Unavailable(String),
+    #[error("no credential for {0}")]
+    NoCredential(String),
+}
+
+/// What Ferry reads from and reports to a Git host, for one repository.
+#[async_trait]
+pub trait Forge: Send + Sync {
+    /// A file's text at a commit; `None` when there is no such file.
+    async fn file(&self, at: &Target, sha: &Sha, path: &str) -> Result<Option<String>, ForgeError>;
+
+    /// The paths a pull request changes; `None` when there are more than
+    /// the host lists (then every path counts as changed).
+    async fn pull_request_files(&self, at: &Target, number: PrNumber) -> Result<Option<Vec<String>>, ForgeError>;
+
+    /// The commit a branch, tag or SHA names; `None` when it names none.
+    async fn commit_of(&self, at: &Target, reference: &str) -> Result<Option<Sha>, ForgeError>;
+
+    /// Sets a commit status.
+    async fn status(&self, at: &Target, sha: &Sha, status: &CommitStatus) -> Result<(), ForgeError>;
+
+    /// Reports a deployment of `sha` to `environment`, live at `url`.
+    async fn deployment(&self, at: &Target, sha: &Sha, environment: &str, url: &str) -> Result<(), ForgeError>;
+
+    /// Writes Ferry's comment `key` on a pull request: edits the one
+    /// written before instead of adding another.
+    async fn comment(&self, at: &Target, number: PrNumber, key: &str, body: &str) -> Result<(), ForgeError>;
+}
+
+/// The hidden line that marks Ferry's comment `key`.
+pub fn comment_marker(key: &str) -> String {
+    format!("<!-- ferry:{key} -->")
+}
+
+/// Where a forge adapter gets the token for a credential, and says when the
+/// host refused one (so the next call gets a replacement).
+#[async_trait]
+pub trait Credentials: Send + Sync {
+    async fn token(&self, credential: &Credential) -> Result<secrecy::SecretString, String>;
+    fn refused(&self, credential: &Credential, token: &secrecy::SecretString);
 }

@@ -32,7 +32,7 @@ pub async fn webhook(State(context): State<Context>, request: Request) -> Respon
         signature: header("x-hub-signature-256"),
         body: &body,
     };
-    let ports = Ports { secrets: &context.webhook_secrets, state: context.state.as_ref(), tokens: &context.tokens };
+    let ports = Ports::of(&context);
     let reply = intake::intake(ports, inbound, BUDGET).await;
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(reply.body)).into_response()

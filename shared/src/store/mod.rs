@@ -525,6 +525,10 @@ pub(crate) mod samples {
                 approved_sha: None,
                 approved_by: None,
                 preview_namespace: None,
+                head_ref: Some("feature".into()),
+                draft: false,
+                labels: vec!["bug".into()],
+                author_association: Some("MEMBER".into()),
             }
             .into(),
             Release {

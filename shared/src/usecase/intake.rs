@@ -15,7 +15,11 @@ use crate::store::{Record, StateStore, StoreError, Version};
 
 use super::Action;
 use super::installations::{apply_installation, apply_repositories};
+use super::launch::{LaunchPorts, launch};
 use super::tokens::Tokens;
+use crate::cluster::Cluster;
+use crate::forge::Forge;
+use crate::units::OperatorConfig;
 
 /// How long acting may take before the reply goes out as `deferred`:
 /// inside GitHub's 10 s, with room for the outcome write and the network.
@@ -91,6 +95,36 @@ pub struct Ports<'a> {
     pub secrets: &'a [WebhookSecret],
     pub state: &'a dyn StateStore,
     pub tokens: &'a Tokens,
+    pub forge: &'a dyn Forge,
+    pub cluster: &'a dyn Cluster,
+    pub operator: &'a OperatorConfig,
+    pub cluster_name: Option<&'a str>,
+}
+
+impl<'a> Ports<'a> {
+    /// Every port, from the composition root's context.
+    pub fn of(context: &'a crate::Context) -> Self {
+        Self {
+            secrets: &context.webhook_secrets,
+            state: context.state.as_ref(),
+            tokens: &context.tokens,
+            forge: context.forge.as_ref(),
+            cluster: context.cluster.as_ref(),
+            operator: &context.operator,
+            cluster_name: context.config.cluster_name.as_deref(),
+        }
+    }
+
+    fn launch(&self) -> LaunchPorts<'a> {
+        LaunchPorts {
+            state: self.state,
+            tokens: self.tokens,
+            forge: self.forge,
+            cluster: self.cluster,
+            operator: self.operator,
+            cluster_name: self.cluster_name,
+        }
+    }
 }
 
 #[tracing::instrument(skip_all, fields(event = inbound.event, delivery = inbound.delivery))]
@@ -239,10 +273,10 @@ async fn act(ports: Ports<'_>, event: &GitEvent, route: Route) -> Result<(Vec<Ac
             apply_installation(state, ports.tokens, event, change).await.map(|a| (a, None)).map_err(|e| e.to_string())
         }
         Route::Repositories => apply_repositories(state, event).await.map(|a| (a, None)).map_err(|e| e.to_string()),
-        Route::Launch(trigger) => Ok((
-            Vec::new(),
-            Some(format!("recorded the {trigger:?} trigger; launching units is not implemented in this version")),
-        )),
+        Route::Launch(trigger) => launch(ports.launch(), event, trigger)
+            .await
+            .map(|launched| (launched.actions, launched.reason))
+            .map_err(|e| e.to_string()),
         Route::Ignore(reason) => Ok((Vec::new(), Some(reason))),
     }
 }

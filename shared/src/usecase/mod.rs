@@ -2,6 +2,7 @@
 
 pub mod installations;
 pub mod intake;
+pub mod launch;
 pub mod rotate;
 pub mod tokens;
 

@@ -13,36 +13,19 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
+pub use crate::domain::tokens::Credential;
 use crate::domain::tokens::{MINT_LEASE, REFRESH_WITHIN, Rotation, StoredToken, rotation};
 use crate::domain::{Clock, Installation, InstallationId, RepoName, Timestamp};
 use crate::forge::{MintError, TokenMinter, TokenScope};
 use crate::secrets::{SecretError, SecretName, SecretStore};
 use crate::store::{Key, StateStore, StoreError, Versioned};
 
-/// Whose token.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Credential {
-    Installation(InstallationId),
-    /// Token mode: a personal access token stored for one repository.
-    Repository(RepoName),
-}
-
-impl Credential {
-    fn secret_name(&self) -> Result<SecretName, TokenError> {
-        match self {
-            Credential::Installation(id) => Ok(SecretName::installation(*id)),
-            Credential::Repository(repo) => SecretName::repository(repo)
-                .map_err(|e| TokenError::Unreadable { credential: self.clone(), problem: e.to_string() }),
-        }
-    }
-}
-
-impl std::fmt::Display for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Credential::Installation(id) => write!(f, "installation {id}"),
-            Credential::Repository(repo) => write!(f, "repository {repo}"),
-        }
+/// Where `credential`'s token is kept.
+fn secret_name(credential: &Credential) -> Result<SecretName, TokenError> {
+    match credential {
+        Credential::Installation(id) => Ok(SecretName::installation(*id)),
+        Credential::Repository(repo) => SecretName::repository(repo)
+            .map_err(|e| TokenError::Unreadable { credential: credential.clone(), problem: e.to_string() }),
     }
 }
 
@@ -313,7 +296,7 @@ impl Tokens {
     }
 
     async fn stored(&self, credential: &Credential) -> Result<Option<StoredToken>, TokenError> {
-        let name = credential.secret_name()?;
+        let name = secret_name(credential)?;
         match self.secrets.get(&name).await? {
             None => Ok(None),
             Some(value) => StoredToken::from_secret(&value)
@@ -341,4 +324,21 @@ const WAIT_FOR_LEASE_STEP: Duration = Duration::from_millis(500);
 
 fn fingerprint(token: &SecretString) -> [u8; 32] {
     Sha256::digest(token.expose_secret().as_bytes()).into()
+}
+
+/// [`Tokens`] with the state store it needs: what forge adapters take.
+pub struct TokenSource {
+    pub tokens: Arc<Tokens>,
+    pub state: Arc<dyn StateStore>,
+}
+
+#[async_trait::async_trait]
+impl crate::forge::Credentials for TokenSource {
+    async fn token(&self, credential: &Credential) -> Result<SecretString, String> {
+        self.tokens.token(self.state.as_ref(), credential).await.map_err(|e| e.to_string())
+    }
+
+    fn refused(&self, credential: &Credential, token: &SecretString) {
+        self.tokens.refused(credential, token);
+    }
 }

@@ -238,7 +238,18 @@ async fn slow_intake(store: &Slow, id: &str) -> ferry::usecase::intake::Reply {
         std::sync::Arc::new(ferry::forge::github::NoApp),
         std::sync::Arc::new(ferry::domain::SystemClock),
     );
-    let ports = Ports { secrets: &secrets, state: store, tokens: &tokens };
+    let forge = ferry::forge::DryRunForge::new(dir.path());
+    let cluster = ferry::cluster::DryRunCluster::new(dir.path());
+    let operator = ferry::units::OperatorConfig::default();
+    let ports = Ports {
+        secrets: &secrets,
+        state: store,
+        tokens: &tokens,
+        forge: &forge,
+        cluster: &cluster,
+        operator: &operator,
+        cluster_name: None,
+    };
     let reply = intake(ports, inbound, Duration::from_millis(200)).await;
     assert!(started.elapsed() < Duration::from_secs(2), "the reply waited for the store");
     reply

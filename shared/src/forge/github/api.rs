@@ -102,6 +102,18 @@ impl GithubApi {
         bearer: &SecretString,
         body: Option<&serde_json::Value>,
     ) -> Result<ApiResponse, String> {
+        self.send_accepting(method, path, bearer, body, "application/vnd.github+json").await
+    }
+
+    /// [`GithubApi::send`], asking for the media type `accept`.
+    pub async fn send_accepting(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: &SecretString,
+        body: Option<&serde_json::Value>,
+        accept: &str,
+    ) -> Result<ApiResponse, String> {
         let mut credential = HeaderValue::from_str(&format!("Bearer {}", bearer.expose_secret()))
             .map_err(|_| "the credential is not a valid header value".to_owned())?;
         credential.set_sensitive(true);
@@ -109,7 +121,7 @@ impl GithubApi {
             .method(method)
             .uri(format!("{}{path}", self.base))
             .header(AUTHORIZATION, credential)
-            .header(ACCEPT, "application/vnd.github+json")
+            .header(ACCEPT, accept)
             .header("x-github-api-version", API_VERSION)
             .header(USER_AGENT, concat!("ferry/", env!("CARGO_PKG_VERSION")));
         let request = match body {

@@ -3,7 +3,9 @@
 pub mod api;
 pub mod app;
 pub mod payload;
+pub mod rest;
 
 pub use api::GithubApi;
 pub use app::{AppKey, GithubApp, KeySource, NoApp, app_jwt};
 pub use payload::{ParseError, parse};
+pub use rest::GithubForge;

@@ -1,0 +1,99 @@
+//! The dry-run forge (local, no GitHub credentials): statuses, deployments
+//! and comments Ferry would post are written as JSON under
+//! `<data dir>/forge/<owner>/<repo>/` and logged. Files are read from
+//! `<data dir>/forge/<owner>/<repo>/files/`: put a `.ferry.toml` there to try
+//! one without a repository.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::{CommitStatus, Forge, ForgeError, Target, comment_marker};
+use crate::domain::{PrNumber, Sha};
+
+pub struct DryRunForge {
+    root: PathBuf,
+}
+
+impl DryRunForge {
+    pub fn new(data_dir: &Path) -> Self {
+        Self { root: data_dir.join("forge") }
+    }
+
+    pub fn repo_dir(&self, at: &Target) -> PathBuf {
+        self.root.join(segment(at.repo.owner())).join(segment(at.repo.name()))
+    }
+
+    /// Where the status `context` for `sha` is written.
+    pub fn status_path(&self, at: &Target, sha: &Sha, context: &str) -> PathBuf {
+        self.repo_dir(at).join("statuses").join(sha.as_str()).join(format!("{}.json", segment(context)))
+    }
+
+    fn write(&self, path: &Path, value: &Value) -> Result<(), ForgeError> {
+        let failed = |e: std::io::Error| ForgeError::Unavailable(format!("{}: {e}", path.display()));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(failed)?;
+        }
+        let text = serde_json::to_string_pretty(value).map_err(|e| ForgeError::Unavailable(e.to_string()))?;
+        std::fs::write(path, text + "\n").map_err(failed)?;
+        Ok(())
+    }
+}
+
+/// A file-name-safe form of `text` (`ferry/api` → `ferry_api`).
+fn segment(text: &str) -> String {
+    let cleaned: String =
+        text.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') { "_".into() } else { cleaned }
+}
+
+#[async_trait]
+impl Forge for DryRunForge {
+    async fn file(&self, at: &Target, _sha: &Sha, path: &str) -> Result<Option<String>, ForgeError> {
+        if path.split('/').any(|part| part == ".." || part.is_empty()) {
+            return Ok(None);
+        }
+        match std::fs::read_to_string(self.repo_dir(at).join("files").join(path)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ForgeError::Unavailable(e.to_string())),
+        }
+    }
+
+    async fn pull_request_files(&self, _: &Target, _: PrNumber) -> Result<Option<Vec<String>>, ForgeError> {
+        Ok(None)
+    }
+
+    async fn commit_of(&self, _: &Target, reference: &str) -> Result<Option<Sha>, ForgeError> {
+        Ok(Sha::parse(reference).ok())
+    }
+
+    async fn status(&self, at: &Target, sha: &Sha, status: &CommitStatus) -> Result<(), ForgeError> {
+        let path = self.status_path(at, sha, &status.context);
+        self.write(&path, &json!(status))?;
+        tracing::info!(
+            repo = %at.repo, sha = %sha, context = %status.context, state = ?status.state,
+            description = %status.description, "dry-run: commit status"
+        );
+        Ok(())
+    }
+
+    async fn deployment(&self, at: &Target, sha: &Sha, environment: &str, url: &str) -> Result<(), ForgeError> {
+        let path = self.repo_dir(at).join("deployments").join(format!("{}.json", segment(environment)));
+        self.write(
+            &path,
+            &json!({ "ref": sha, "environment": environment, "state": "success", "environment_url": url }),
+        )?;
+        tracing::info!(repo = %at.repo, %environment, %url, "dry-run: deployment");
+        Ok(())
+    }
+
+    async fn comment(&self, at: &Target, number: PrNumber, key: &str, body: &str) -> Result<(), ForgeError> {
+        let path = self.repo_dir(at).join("comments").join(format!("pr-{number}-{}.json", segment(key)));
+        let body = format!("{}\n{body}", comment_marker(key));
+        self.write(&path, &json!({ "pull_request": number, "body": body }))?;
+        tracing::info!(repo = %at.repo, pr = %number, "dry-run: pull request comment");
+        Ok(())
+    }
+}

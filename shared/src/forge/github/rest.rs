@@ -1,0 +1,227 @@
+//! The GitHub forge: reads files and pull request changes, and reports
+//! commit statuses, deployments and comments through the REST API with the
+//! repository's installation (or repository) token. A 401 gets the token
+//! replaced and the call tried once more.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine;
+use http::Method;
+use serde_json::{Value, json};
+
+use super::api::{ApiResponse, GithubApi};
+use crate::domain::{PrNumber, Sha, Timestamp};
+use crate::forge::{CommitStatus, Credentials, Forge, ForgeError, Target, comment_marker};
+
+/// GitHub lists at most 3000 files of a pull request, 100 a page.
+const PR_FILES_PAGES: u32 = 30;
+/// Ferry looks for its own comment among the first 1000.
+const COMMENT_PAGES: u32 = 10;
+
+pub struct GithubForge {
+    api: GithubApi,
+    credentials: Arc<dyn Credentials>,
+}
+
+impl GithubForge {
+    pub fn new(api: GithubApi, credentials: Arc<dyn Credentials>) -> Self {
+        Self { api, credentials }
+    }
+
+    /// One call with the target's token; after a 401, once more with a new one.
+    async fn call(
+        &self,
+        at: &Target,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        accept: &str,
+    ) -> Result<ApiResponse, ForgeError> {
+        for attempt in 0..2 {
+            let token = self.credentials.token(&at.credential).await.map_err(ForgeError::NoCredential)?;
+            let answer = self
+                .api
+                .send_accepting(method.clone(), path, &token, body, accept)
+                .await
+                .map_err(ForgeError::Unavailable)?;
+            if answer.status == 401 && attempt == 0 {
+                self.credentials.refused(&at.credential, &token);
+                continue;
+            }
+            if let Some(retry_after) = answer.rate_limit(Timestamp::now()) {
+                return Err(ForgeError::RateLimited { retry_after });
+            }
+            return match answer.status {
+                401 => Err(ForgeError::Unauthorized),
+                500.. => Err(ForgeError::Unavailable(format!("{} {}", answer.status, answer.message()))),
+                _ => Ok(answer),
+            };
+        }
+        Err(ForgeError::Unauthorized)
+    }
+
+    async fn json(
+        &self,
+        at: &Target,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<ApiResponse, ForgeError> {
+        self.call(at, method, path, body, "application/vnd.github+json").await
+    }
+}
+
+fn refused(what: impl Into<String>, answer: &ApiResponse) -> ForgeError {
+    ForgeError::Rejected { what: what.into(), status: answer.status, message: answer.message() }
+}
+
+fn parse(answer: &ApiResponse) -> Result<Value, ForgeError> {
+    serde_json::from_slice(&answer.body)
+        .map_err(|e| ForgeError::Unavailable(format!("GitHub answered other than JSON: {e}")))
+}
+
+/// Percent-encodes a path's segments (keeping `/`).
+fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            segment
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[async_trait]
+impl Forge for GithubForge {
+    async fn file(&self, at: &Target, sha: &Sha, path: &str) -> Result<Option<String>, ForgeError> {
+        let url = format!("/repos/{}/contents/{}?ref={sha}", at.repo, encode_path(path));
+        let answer = self.json(at, Method::GET, &url, None).await?;
+        match answer.status {
+            200 => {}
+            404 => return Ok(None),
+            _ => return Err(refused(format!("reading {path}"), &answer)),
+        }
+        let value = parse(&answer)?;
+        if value["type"] != "file" {
+            return Ok(None);
+        }
+        let content = value["content"].as_str().unwrap_or_default().replace(['\n', '\r'], "");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(content)
+            .map_err(|e| ForgeError::Unavailable(format!("{path}: not base64: {e}")))?;
+        String::from_utf8(bytes).map(Some).map_err(|_| ForgeError::Rejected {
+            what: format!("reading {path}"),
+            status: 200,
+            message: "the file is not UTF-8 text".into(),
+        })
+    }
+
+    async fn pull_request_files(&self, at: &Target, number: PrNumber) -> Result<Option<Vec<String>>, ForgeError> {
+        let mut files = Vec::new();
+        for page in 1..=PR_FILES_PAGES {
+            let url = format!("/repos/{}/pulls/{number}/files?per_page=100&page={page}", at.repo);
+            let answer = self.json(at, Method::GET, &url, None).await?;
+            if answer.status != 200 {
+                return Err(refused(format!("listing the files of pull request #{number}"), &answer));
+            }
+            let listed = parse(&answer)?;
+            let listed = listed.as_array().cloned().unwrap_or_default();
+            for file in &listed {
+                files.extend(file["filename"].as_str().map(str::to_owned));
+                // A rename changed the old path too.
+                files.extend(file["previous_filename"].as_str().map(str::to_owned));
+            }
+            if listed.len() < 100 {
+                return Ok(Some(files));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn commit_of(&self, at: &Target, reference: &str) -> Result<Option<Sha>, ForgeError> {
+        let url = format!("/repos/{}/commits/{}", at.repo, encode_path(reference));
+        let answer = self.call(at, Method::GET, &url, None, "application/vnd.github.sha").await?;
+        match answer.status {
+            200 => Ok(Sha::parse(String::from_utf8_lossy(&answer.body).trim()).ok()),
+            404 | 422 => Ok(None),
+            _ => Err(refused(format!("resolving {reference}"), &answer)),
+        }
+    }
+
+    async fn status(&self, at: &Target, sha: &Sha, status: &CommitStatus) -> Result<(), ForgeError> {
+        let mut body = json!({ "state": status.state, "description": status.description, "context": status.context });
+        if let Some(url) = &status.target_url {
+            body["target_url"] = url.clone().into();
+        }
+        let answer = self.json(at, Method::POST, &format!("/repos/{}/statuses/{sha}", at.repo), Some(&body)).await?;
+        match answer.status {
+            201 => Ok(()),
+            _ => Err(refused(format!("status {}", status.context), &answer)),
+        }
+    }
+
+    async fn deployment(&self, at: &Target, sha: &Sha, environment: &str, url: &str) -> Result<(), ForgeError> {
+        let body = json!({
+            "ref": sha,
+            "environment": environment,
+            "auto_merge": false,
+            "required_contexts": [],
+            "transient_environment": true,
+            "production_environment": false,
+            "description": "Ferry preview",
+        });
+        let answer = self.json(at, Method::POST, &format!("/repos/{}/deployments", at.repo), Some(&body)).await?;
+        if answer.status != 201 {
+            return Err(refused(format!("deployment to {environment}"), &answer));
+        }
+        let id =
+            parse(&answer)?["id"].as_u64().ok_or_else(|| ForgeError::Unavailable("a deployment without id".into()))?;
+        let body = json!({ "state": "success", "environment_url": url, "auto_inactive": true });
+        let path = format!("/repos/{}/deployments/{id}/statuses", at.repo);
+        let answer = self.json(at, Method::POST, &path, Some(&body)).await?;
+        match answer.status {
+            201 => Ok(()),
+            _ => Err(refused(format!("deployment status of {environment}"), &answer)),
+        }
+    }
+
+    async fn comment(&self, at: &Target, number: PrNumber, key: &str, body: &str) -> Result<(), ForgeError> {
+        let marker = comment_marker(key);
+        let text = json!({ "body": format!("{marker}\n{body}") });
+        for page in 1..=COMMENT_PAGES {
+            let url = format!("/repos/{}/issues/{number}/comments?per_page=100&page={page}", at.repo);
+            let answer = self.json(at, Method::GET, &url, None).await?;
+            if answer.status != 200 {
+                return Err(refused(format!("listing the comments of #{number}"), &answer));
+            }
+            let comments = parse(&answer)?.as_array().cloned().unwrap_or_default();
+            if let Some(id) = comments
+                .iter()
+                .find(|c| c["body"].as_str().is_some_and(|b| b.starts_with(&marker)))
+                .and_then(|c| c["id"].as_u64())
+            {
+                let path = format!("/repos/{}/issues/comments/{id}", at.repo);
+                let answer = self.json(at, Method::PATCH, &path, Some(&text)).await?;
+                return match answer.status {
+                    200 => Ok(()),
+                    _ => Err(refused(format!("editing comment {id}"), &answer)),
+                };
+            }
+            if comments.len() < 100 {
+                break;
+            }
+        }
+        let path = format!("/repos/{}/issues/{number}/comments", at.repo);
+        let answer = self.json(at, Method::POST, &path, Some(&text)).await?;
+        match answer.status {
+            201 => Ok(()),
+            _ => Err(refused(format!("commenting on #{number}"), &answer)),
+        }
+    }
+}

@@ -1,0 +1,553 @@
+//! Launching units (DESIGN.md, "Units", "Pipelines", "Previews", "Fork pull
+//! requests"): read the repository's units at the commit, decide (pure),
+//! then apply the plan to the cluster and report it on the forge.
+
+use std::collections::BTreeMap;
+
+use crate::cluster::manifests::{self, Cause, PreviewOf, RunInput};
+use crate::cluster::{Cluster, ClusterError};
+use crate::domain::event::{Command, Detail, GitEvent};
+use crate::domain::route::Trigger;
+use crate::domain::tokens::Credential;
+use crate::domain::{
+    Installation, PrNumber, PrState, PullRequest, Release, RepoMode, RepoName, Repository, Run, RunStatus, Sha,
+    Timestamp, UnitName,
+};
+use crate::forge::{CommitStatus, Forge, ForgeError, StatusState, Target};
+use crate::store::{Collection, Key, Record, StateStore, StoreError};
+use crate::units::plan::{Change, Happening, Plan, PrFacts, is_trusted, plan};
+use crate::units::{OperatorConfig, TemplateContext, Unit, file};
+
+use super::Action;
+use super::tokens::{TokenError, Tokens};
+
+/// The ports launching needs.
+#[derive(Clone, Copy)]
+pub struct LaunchPorts<'a> {
+    pub state: &'a dyn StateStore,
+    pub tokens: &'a Tokens,
+    pub forge: &'a dyn Forge,
+    pub cluster: &'a dyn Cluster,
+    pub operator: &'a OperatorConfig,
+    /// Added to status contexts so two clusters do not overwrite each other.
+    pub cluster_name: Option<&'a str>,
+}
+
+/// What launching did, for the delivery log.
+#[derive(Debug, Default)]
+pub struct Launched {
+    pub actions: Vec<Action>,
+    /// Why units did not run, or why nothing could.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("the event names no repository")]
+    NoRepository,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Forge(#[from] ForgeError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// Some changes applied, some did not; the reconciler retries the event.
+    #[error("{0}")]
+    Partly(String),
+}
+
+/// The commit status context for `name`, with the cluster's name when set.
+fn context(ports: &LaunchPorts<'_>, name: &str) -> String {
+    match ports.cluster_name {
+        Some(cluster) => format!("ferry/{name} ({cluster})"),
+        None => format!("ferry/{name}"),
+    }
+}
+
+/// Everything one launch decides on.
+struct Situation {
+    happening: Happening,
+    sha: Option<Sha>,
+    cause: Cause,
+    /// Runs in one lane (branch, pull request, release) supersede each other.
+    lane: String,
+    pr: Option<PullRequest>,
+    changed_paths: Option<Vec<String>>,
+    tag: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(repo = ?event.repo, trigger = ?trigger))]
+pub async fn launch(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger) -> Result<Launched, LaunchError> {
+    let repo = event.repo.clone().ok_or(LaunchError::NoRepository)?;
+    let Some(target) = target(ports.state, event, &repo).await? else {
+        return Ok(note(format!(
+            "Ferry has no credential for {repo}: install the App on it, or track it with a token"
+        )));
+    };
+    if let Credential::Installation(id) = &target.credential
+        && let Some(found) = ports.state.load::<Installation>(&Key::Installation(*id)).await?
+        && found.record.suspended
+    {
+        return Ok(note(format!("installation {id} is suspended: nothing launches")));
+    }
+    let Some(situation) = situation(ports, &target, event, trigger).await? else {
+        return Ok(note(format!("{} action `{}` launches nothing", event.name, event.action.as_deref().unwrap_or(""))));
+    };
+    let Some(sha) = situation.sha.clone() else {
+        return Ok(note("the commit could not be resolved: nothing to build".into()));
+    };
+    let mut template = TemplateContext::new(event, &repo, &sha);
+    if let Some(pr) = &situation.pr {
+        template = template.with_pr(pr.number, pr.head_ref.as_deref());
+    }
+    if let Some(tag) = &situation.tag {
+        template.git.tag = Some(tag.clone());
+    }
+    let units = match units(ports, &target, &sha, &template).await? {
+        Units::Found(units) => units,
+        Units::None => {
+            return Ok(note(format!("{repo} has no {} and the operator config gives it no units", file::FILE_NAME)));
+        }
+        Units::Broken(problem) => {
+            let status = CommitStatus::new(
+                context(&ports, "config"),
+                StatusState::Failure,
+                format!("{}: {problem}", file::FILE_NAME),
+            );
+            ports.forge.status(&target, &sha, &status).await?;
+            let mut launched = note(format!("{} is broken: {problem}", file::FILE_NAME));
+            launched.actions.push(Action::new("status.failure", status.context));
+            return Ok(launched);
+        }
+    };
+    let decided = plan(&situation.happening, &units, situation.changed_paths.as_deref());
+    apply(ports, &target, &situation, &sha, &units, &decided, event).await
+}
+
+fn note(reason: String) -> Launched {
+    Launched { actions: Vec::new(), reason: Some(reason) }
+}
+
+/// How Ferry reaches the repository: its installation, or its own token.
+async fn target(state: &dyn StateStore, event: &GitEvent, repo: &RepoName) -> Result<Option<Target>, StoreError> {
+    if let Some(id) = event.installation {
+        return Ok(Some(Target { repo: repo.clone(), credential: Credential::Installation(id) }));
+    }
+    Ok(state.load::<Repository>(&Key::Repository(repo.clone())).await?.and_then(|found| match found.record {
+        Repository { mode: RepoMode::Token, .. } => {
+            Some(Target { repo: repo.clone(), credential: Credential::Repository(repo.clone()) })
+        }
+        Repository { installation: Some(id), .. } => {
+            Some(Target { repo: repo.clone(), credential: Credential::Installation(id) })
+        }
+        _ => None,
+    }))
+}
+
+async fn situation(
+    ports: LaunchPorts<'_>,
+    target: &Target,
+    event: &GitEvent,
+    trigger: Trigger,
+) -> Result<Option<Situation>, LaunchError> {
+    let state = ports.state;
+    let repo = &target.repo;
+    let action = event.action.as_deref().unwrap_or("");
+    Ok(Some(match (&event.detail, trigger) {
+        (Detail::Push(push), Trigger::Push) => Situation {
+            happening: Happening::Push { branch: push.branch().map(str::to_owned) },
+            sha: Some(push.after.clone()),
+            cause: Cause::Push,
+            lane: push.git_ref.to_string(),
+            pr: None,
+            changed_paths: (!push.paths_truncated).then(|| push.changed_paths.clone()),
+            tag: push.tag().map(str::to_owned),
+        },
+        (Detail::PullRequest(detail), Trigger::PullRequest) => {
+            let key = Key::PullRequest(repo.clone(), detail.number);
+            let known = state.load::<PullRequest>(&key).await?.map(|found| found.record);
+            let closed = action == "closed";
+            let approved = known.as_ref().is_some_and(|pr| pr.approved_sha.as_ref() == Some(&detail.head_sha));
+            let record = PullRequest {
+                repo: repo.clone(),
+                number: detail.number,
+                head_sha: detail.head_sha.clone(),
+                state: if closed { PrState::Closed } else { PrState::Open },
+                // An approval binds to the SHA it was given for; a new push lapses it.
+                approved_sha: known.as_ref().and_then(|pr| pr.approved_sha.clone()).filter(|_| approved),
+                approved_by: known.as_ref().and_then(|pr| pr.approved_by.clone()).filter(|_| approved),
+                preview_namespace: known.as_ref().and_then(|pr| pr.preview_namespace.clone()),
+                head_ref: Some(detail.head_ref.clone()),
+                draft: detail.draft,
+                labels: detail.labels.clone(),
+                author_association: Some(detail.author_association.clone()),
+            };
+            state.save(record.clone(), |_| record.clone()).await?;
+            let happening = if closed {
+                Happening::PullRequestClosed
+            } else {
+                Happening::PullRequest(PrFacts {
+                    draft: detail.draft,
+                    labels: detail.labels.clone(),
+                    trusted_author: is_trusted(&detail.author_association),
+                    approved,
+                })
+            };
+            let changed = if closed { None } else { changed_files(ports, target, detail.number).await };
+            Situation {
+                happening,
+                sha: Some(detail.head_sha.clone()),
+                cause: Cause::PullRequest(detail.number),
+                lane: format!("pull/{}", detail.number),
+                pr: Some(record),
+                changed_paths: changed,
+                tag: None,
+            }
+        }
+        (Detail::Release(release), Trigger::Release) => {
+            let happening = match action {
+                "published" | "released" => Happening::Release { prerelease: false },
+                "prereleased" => Happening::Release { prerelease: true },
+                "deleted" => Happening::ReleaseDeleted,
+                _ => return Ok(None),
+            };
+            let sha = match ports.forge.commit_of(target, release.tag.as_str()).await? {
+                Some(sha) => Some(sha),
+                None => ports.forge.commit_of(target, &release.target_commitish).await?,
+            };
+            if !matches!(happening, Happening::ReleaseDeleted) {
+                let record = Release {
+                    repo: repo.clone(),
+                    tag: release.tag.clone(),
+                    prerelease: release.prerelease,
+                    recorded_at: Timestamp::now(),
+                };
+                state.save(record.clone(), |_| record.clone()).await?;
+            }
+            Situation {
+                happening,
+                sha,
+                cause: Cause::Release,
+                lane: format!("release/{}", release.tag),
+                pr: None,
+                changed_paths: None,
+                tag: Some(release.tag.to_string()),
+            }
+        }
+        (Detail::Comment(comment), Trigger::Command(command)) => {
+            let Some(found) = state.load::<PullRequest>(&Key::PullRequest(repo.clone(), comment.number)).await? else {
+                return Ok(None);
+            };
+            let pr = found.record;
+            let by_trusted = is_trusted(&comment.author_association);
+            let facts = PrFacts {
+                draft: pr.draft,
+                labels: pr.labels.clone(),
+                trusted_author: pr.author_association.as_deref().is_some_and(is_trusted),
+                approved: pr.approved_sha.as_ref() == Some(&pr.head_sha),
+            };
+            let failed = failed_units(state, repo, &pr.head_sha).await?;
+            let attempt = if command == Command::Retest { next_attempt(state, repo, &pr.head_sha).await? } else { 0 };
+            let changed = changed_files(ports, target, pr.number).await;
+            Situation {
+                happening: Happening::Command { command, by_trusted, pr: facts, failed },
+                sha: Some(pr.head_sha.clone()),
+                cause: if command == Command::Retest { Cause::Retry(attempt) } else { Cause::PullRequest(pr.number) },
+                lane: format!("pull/{}", pr.number),
+                pr: Some(PullRequest { approved_by: Some(comment.author.clone()), ..pr }),
+                changed_paths: changed,
+                tag: None,
+            }
+        }
+        (Detail::Rerequested { head_sha }, Trigger::Rerequested) => Situation {
+            happening: Happening::Rerequested { failed: failed_units(state, repo, head_sha).await? },
+            sha: Some(head_sha.clone()),
+            cause: Cause::Retry(next_attempt(state, repo, head_sha).await?),
+            lane: format!("sha/{head_sha}"),
+            pr: None,
+            changed_paths: None,
+            tag: None,
+        },
+        _ => return Ok(None),
+    }))
+}
+
+async fn changed_files(ports: LaunchPorts<'_>, target: &Target, number: PrNumber) -> Option<Vec<String>> {
+    match ports.forge.pull_request_files(target, number).await {
+        Ok(files) => files,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the pull request's files; every path counts as changed");
+            None
+        }
+    }
+}
+
+/// Units whose last run on `sha` failed: what `/retest` runs again.
+async fn failed_units(state: &dyn StateStore, repo: &RepoName, sha: &Sha) -> Result<Vec<UnitName>, StoreError> {
+    Ok(state
+        .query(&Collection::Runs(repo.clone()))
+        .await?
+        .into_iter()
+        .filter_map(|found| match found.record {
+            Record::Run(run) if &run.sha == sha && matches!(run.status, RunStatus::Failure | RunStatus::Error) => {
+                Some(run.unit)
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+async fn next_attempt(state: &dyn StateStore, repo: &RepoName, sha: &Sha) -> Result<u32, StoreError> {
+    let runs = state.query(&Collection::Runs(repo.clone())).await?;
+    let attempts = runs.iter().filter(|found| matches!(&found.record, Record::Run(run) if &run.sha == sha)).count();
+    Ok(u32::try_from(attempts).unwrap_or(u32::MAX).saturating_add(1))
+}
+
+enum Units {
+    Found(Vec<Unit>),
+    None,
+    Broken(String),
+}
+
+/// The repository's `.ferry.toml` at `sha`, else the operator's units for it.
+async fn units(
+    ports: LaunchPorts<'_>,
+    target: &Target,
+    sha: &Sha,
+    template: &TemplateContext,
+) -> Result<Units, LaunchError> {
+    let text = match ports.forge.file(target, sha, file::FILE_NAME).await? {
+        Some(text) => text,
+        None => match ports.operator.units_for(&target.repo) {
+            Some(text) => text.to_owned(),
+            None => return Ok(Units::None),
+        },
+    };
+    Ok(match file::parse(&text, template) {
+        Ok(units) => Units::Found(units),
+        Err(problem) => Units::Broken(problem.to_string()),
+    })
+}
+
+async fn apply(
+    ports: LaunchPorts<'_>,
+    target: &Target,
+    situation: &Situation,
+    sha: &Sha,
+    units: &[Unit],
+    decided: &Plan,
+    event: &GitEvent,
+) -> Result<Launched, LaunchError> {
+    let by_name: BTreeMap<&UnitName, &Unit> = units.iter().map(|u| (&u.name, u)).collect();
+    let mut launched = Launched { actions: Vec::new(), reason: decided.reason() };
+    let mut problems = Vec::new();
+    let clone_url = event.clone_url.clone().unwrap_or_else(|| format!("https://github.com/{}.git", target.repo));
+    for change in &decided.changes {
+        let done = match change {
+            Change::Run { unit } => match by_name.get(unit) {
+                Some(unit) => run(ports, target, situation, sha, unit, &clone_url, &mut launched).await,
+                None => Ok(()),
+            },
+            Change::Preview { unit } => match by_name.get(unit) {
+                Some(unit) => preview(ports, target, situation, sha, unit, &mut launched).await,
+                None => Ok(()),
+            },
+            Change::RemovePreview { unit } => remove_preview(ports, target, situation, unit, &mut launched).await,
+            Change::Approve => approve(ports, target, situation, sha, &mut launched).await,
+            Change::AwaitApproval => {
+                let status = CommitStatus::new(
+                    context(&ports, "ok-to-test"),
+                    StatusState::Pending,
+                    "An outside contributor's pull request: a trusted user must comment /ok-to-test",
+                );
+                ports.forge.status(target, sha, &status).await.map_err(LaunchError::from).map(|()| {
+                    launched.actions.push(Action::new("status.pending", status.context));
+                })
+            }
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, ?change, "could not apply a change; the reconciler retries the event");
+            problems.push(e.to_string());
+        }
+    }
+    if !problems.is_empty() {
+        return Err(LaunchError::Partly(problems.join("; ")));
+    }
+    Ok(launched)
+}
+
+async fn run(
+    ports: LaunchPorts<'_>,
+    target: &Target,
+    situation: &Situation,
+    sha: &Sha,
+    unit: &Unit,
+    clone_url: &str,
+    launched: &mut Launched,
+) -> Result<(), LaunchError> {
+    let input = RunInput {
+        repo: &target.repo,
+        unit,
+        sha,
+        cause: situation.cause,
+        lane: &situation.lane,
+        clone_url,
+        defaults: &ports.operator.defaults,
+    };
+    let manifest = manifests::run(&input);
+    let created = ports.cluster.create(&manifest).await?;
+    let kind = manifest.kind().to_ascii_lowercase();
+    let verb = if created.existed { "exists" } else { "created" };
+    launched.actions.push(Action {
+        kind: if kind == "taskrun" { leak_kind("taskrun", verb) } else { leak_kind("pipelinerun", verb) },
+        namespace: Some(manifest.namespace().to_owned()),
+        name: manifest.name().to_owned(),
+    });
+    if created.existed {
+        return Ok(());
+    }
+    // The run clones with a token for this repository alone, read only.
+    if let Credential::Installation(installation) = target.credential {
+        match ports.tokens.clone_token(ports.state, installation, &target.repo).await {
+            Ok(token) => {
+                use secrecy::ExposeSecret;
+                let secret = manifests::git_secret(&manifest, &created.uid, token.token.expose_secret());
+                ports.cluster.apply(&secret).await?;
+            }
+            Err(e) => tracing::warn!(error = %e, "no clone token for the run; it clones anonymously"),
+        }
+    }
+    // A newer commit in the same lane supersedes what still runs there.
+    let lane = manifests::lane_label(&target.repo, &unit.name, &situation.lane);
+    for old in ports.cluster.runs(manifest.namespace(), "ferry.dev/lane", &lane).await? {
+        if old.running && old.name != manifest.name() {
+            ports.cluster.cancel(&old).await?;
+            launched.actions.push(Action {
+                kind: "run.cancelled",
+                namespace: Some(old.namespace.clone()),
+                name: old.name.clone(),
+            });
+        }
+    }
+    let record = Run {
+        repo: target.repo.clone(),
+        unit: unit.name.clone(),
+        sha: sha.clone(),
+        namespace: manifest.namespace().to_owned(),
+        name: manifest.name().to_owned(),
+        status: RunStatus::Pending,
+        reported: Some(RunStatus::Pending),
+    };
+    ports.state.save(record.clone(), |_| record.clone()).await?;
+    let mut status = CommitStatus::new(
+        context(&ports, unit.name.as_str()),
+        StatusState::Pending,
+        format!("{} {} started", manifest.kind(), manifest.name()),
+    );
+    status.target_url = ports.operator.dashboard_link(manifest.namespace(), manifest.name());
+    ports.forge.status(target, sha, &status).await?;
+    launched.actions.push(Action::new("status.pending", status.context));
+    Ok(())
+}
+
+fn leak_kind(kind: &str, verb: &str) -> &'static str {
+    match (kind, verb) {
+        ("taskrun", "created") => "taskrun.created",
+        ("taskrun", _) => "taskrun.exists",
+        (_, "created") => "pipelinerun.created",
+        _ => "pipelinerun.exists",
+    }
+}
+
+fn preview_of(situation: &Situation) -> Option<PreviewOf> {
+    match (&situation.pr, &situation.tag) {
+        (Some(pr), _) => Some(PreviewOf::PullRequest(pr.number)),
+        (None, Some(tag)) => Some(PreviewOf::Release(tag.clone())),
+        (None, None) => None,
+    }
+}
+
+async fn preview(
+    ports: LaunchPorts<'_>,
+    target: &Target,
+    situation: &Situation,
+    sha: &Sha,
+    unit: &Unit,
+    launched: &mut Launched,
+) -> Result<(), LaunchError> {
+    let (Some(spec), Some(of)) = (&unit.preview, preview_of(situation)) else { return Ok(()) };
+    let objects = manifests::preview(&target.repo, &unit.name, &of, sha, &spec.image, spec.port, &spec.host);
+    for object in &objects {
+        ports.cluster.apply(object).await?;
+    }
+    let namespace = manifests::preview_namespace(&target.repo, &unit.name, &of);
+    launched.actions.push(Action {
+        kind: "preview.applied",
+        namespace: Some(namespace.clone()),
+        name: unit.name.to_string(),
+    });
+    let url = format!("https://{}", spec.host);
+    let environment = match &of {
+        PreviewOf::PullRequest(n) => format!("preview/{}/pr-{n}", unit.name),
+        PreviewOf::Release(tag) => format!("preview/{}/{tag}", unit.name),
+    };
+    ports.forge.deployment(target, sha, &environment, &url).await?;
+    launched.actions.push(Action::new("deployment.success", &environment));
+    if let PreviewOf::PullRequest(number) = of {
+        let body = format!(
+            "**Preview `{}`** is live at {url}\n\nBuilt from {} · updated on every push · removed when the pull request closes.",
+            unit.name,
+            sha.short()
+        );
+        ports.forge.comment(target, number, &format!("preview-{}", unit.name), &body).await?;
+        launched.actions.push(Action::new("comment.preview", format!("#{number}")));
+        let key = Key::PullRequest(target.repo.clone(), number);
+        if let Some(mut found) = ports.state.load::<PullRequest>(&key).await? {
+            found.record.preview_namespace = Some(namespace);
+            ports.state.update(&found.record.into(), found.version).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn remove_preview(
+    ports: LaunchPorts<'_>,
+    target: &Target,
+    situation: &Situation,
+    unit: &UnitName,
+    launched: &mut Launched,
+) -> Result<(), LaunchError> {
+    let Some(of) = preview_of(situation) else { return Ok(()) };
+    let namespace = manifests::preview_namespace(&target.repo, unit, &of);
+    ports.cluster.delete_namespace(&namespace).await?;
+    launched.actions.push(Action { kind: "preview.removed", namespace: Some(namespace), name: unit.to_string() });
+    Ok(())
+}
+
+async fn approve(
+    ports: LaunchPorts<'_>,
+    target: &Target,
+    situation: &Situation,
+    sha: &Sha,
+    launched: &mut Launched,
+) -> Result<(), LaunchError> {
+    let Some(pr) = &situation.pr else { return Ok(()) };
+    let key = Key::PullRequest(target.repo.clone(), pr.number);
+    let approver = pr.approved_by.clone();
+    if let Some(mut found) = ports.state.load::<PullRequest>(&key).await? {
+        found.record.approved_sha = Some(sha.clone());
+        found.record.approved_by = approver.clone();
+        ports.state.update(&found.record.into(), found.version).await?;
+    }
+    let by = approver.unwrap_or_else(|| "a trusted user".into());
+    let status = CommitStatus::new(
+        context(&ports, "ok-to-test"),
+        StatusState::Success,
+        format!("Approved by {by} for {}", sha.short()),
+    );
+    ports.forge.status(target, sha, &status).await?;
+    launched.actions.push(Action::new("approval.recorded", format!("#{}", pr.number)));
+    Ok(())
+}
