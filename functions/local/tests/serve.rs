@@ -19,6 +19,11 @@ impl Drop for Server {
 
 /// Starts `ferry serve` in `dir` with no FERRY_ variable set, on a free port.
 fn serve(dir: &Path) -> Server {
+    serve_with(dir, &[])
+}
+
+/// As [`serve`], with these variables set.
+fn serve_with(dir: &Path, variables: &[(&str, &str)]) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
     command.args(["serve", "--listen", "127.0.0.1:0"]).current_dir(dir);
     for (name, _) in std::env::vars() {
@@ -26,6 +31,7 @@ fn serve(dir: &Path) -> Server {
             command.env_remove(name);
         }
     }
+    command.envs(variables.iter().copied());
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start ferry serve");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read the listening line");
@@ -151,4 +157,83 @@ fn futures_stream(
     mebibytes: usize,
 ) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + Sync + 'static {
     futures::stream::iter((0..mebibytes).map(|_| Ok(vec![b' '; 1024 * 1024])))
+}
+
+/// The operator's units for the sample repository, as the local demo uses them.
+const DEMO_UNITS: &str = r#"
+[defaults]
+dashboard_url = "https://tekton.example.com/#/namespaces/{namespace}/pipelineruns/{name}"
+
+[repositories."acme/api"]
+units = '''
+[api]
+on = ["push", "pull_request"]
+branches = ["main"]
+paths = ["api/**"]
+[api.pipeline]
+namespace = "ci"
+ref = "build-and-deploy"
+params = { revision = "{{ git.sha }}" }
+[api.preview]
+image = "ghcr.io/acme/api:pr-{{ pr.number }}"
+port = 8080
+host = "api-pr-{{ pr.number }}.preview.example.com"
+
+[docs]
+paths = ["docs/**"]
+[docs.task]
+namespace = "ci"
+ref = "publish-docs"
+'''
+"#;
+
+fn yaml_files(dir: &Path) -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn serve_launches_the_sample_push_on_the_dry_run_cluster_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ferry.toml"), DEMO_UNITS).unwrap();
+    let server = serve_with(dir.path(), &[("FERRY_CONFIG", "ferry.toml")]);
+    let reply = replay(dir.path(), &server, "github/push.json", "e2e-push-1");
+    assert!(reply.contains("pipelinerun.created"), "{reply}");
+    assert!(reply.contains("docs: no changed path matches docs/**"), "the reply says why docs did not run: {reply}");
+    let runs = dir.path().join(".ferry/cluster/ci/pipelinerun");
+    let written = yaml_files(&runs);
+    assert_eq!(written.len(), 1, "{written:?}");
+    let run = std::fs::read_to_string(runs.join(&written[0])).unwrap();
+    assert!(run.contains("name: build-and-deploy"), "{run}");
+    assert!(run.contains("value: 9c2a4b7e1d3f5a6c8e0b2d4f6a8c0e2b4d6f8a0c"), "{run}");
+    let status =
+        dir.path().join(".ferry/forge/acme/api/statuses/9c2a4b7e1d3f5a6c8e0b2d4f6a8c0e2b4d6f8a0c/ferry_api.json");
+    let status = std::fs::read_to_string(status).expect("the pending status Ferry would post");
+    assert!(
+        status.contains("\"pending\"") && status.contains("https://tekton.example.com/#/namespaces/ci/pipelineruns/"),
+        "{status}"
+    );
+
+    // Redelivered under a new id: the same run, nothing new.
+    let again = replay(dir.path(), &server, "github/push.json", "e2e-push-2");
+    assert!(again.contains("pipelinerun.exists"), "{again}");
+    assert_eq!(yaml_files(&runs).len(), 1);
+}
+
+#[tokio::test]
+async fn serve_opens_and_removes_a_preview_for_the_sample_pull_request() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ferry.toml"), DEMO_UNITS).unwrap();
+    let server = serve_with(dir.path(), &[("FERRY_CONFIG", "ferry.toml")]);
+    let opened = replay(dir.path(), &server, "github/pull_request.opened.json", "e2e-pr-1");
+    assert!(opened.contains("preview.applied"), "{opened}");
+    let cluster = dir.path().join(".ferry/cluster");
+    let previews: Vec<String> = yaml_files(&cluster).into_iter().filter(|n| n.starts_with("preview-")).collect();
+    assert_eq!(previews.len(), 1, "{previews:?}");
+    let closed = replay(dir.path(), &server, "github/pull_request.closed.json", "e2e-pr-2");
+    assert!(closed.contains("preview.removed"), "{closed}");
+    assert!(yaml_files(&cluster).iter().all(|n| !n.starts_with("preview-")), "the preview is gone");
 }

@@ -171,7 +171,7 @@ fn render(source: &str, context: &TemplateContext) -> Result<String, FileError> 
         let escaped = toml_escape(&text);
         out.write_str(&escaped).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
     });
-    env.render_str(source, Value::from(minijinja::value::Serde(context))).map_err(|e| {
+    env.render_str(source, template_values(context)).map_err(|e| {
         let detail = e.detail().map(str::to_owned).unwrap_or_else(|| e.kind().to_string());
         let problem = match e.kind() {
             minijinja::ErrorKind::UndefinedError => {
@@ -181,6 +181,45 @@ fn render(source: &str, context: &TemplateContext) -> Result<String, FileError> 
         };
         FileError { line: e.line(), problem }
     })
+}
+
+/// The context as template values. A part the event does not have (`pr`
+/// on a push) is false in a condition and prints its known fields empty,
+/// so a preview's `{{ pr.number }}` does not break the push that ignores it;
+/// an unknown field is still an error.
+fn template_values(context: &TemplateContext) -> Value {
+    let part = |value: Option<Value>, fields: &'static [&'static str]| {
+        value.unwrap_or_else(|| Value::from_object(Absent(fields)))
+    };
+    let parts: BTreeMap<&str, Value> = BTreeMap::from([
+        ("git", Value::from(minijinja::value::Serde(&context.git))),
+        ("repo", Value::from(minijinja::value::Serde(&context.repo))),
+        ("pr", part(context.pr.as_ref().map(|pr| Value::from(minijinja::value::Serde(pr))), &["number", "head_sha"])),
+        (
+            "release",
+            part(context.release.as_ref().map(|r| Value::from(minijinja::value::Serde(r))), &["tag", "prerelease"]),
+        ),
+        ("event", Value::from(context.event.clone())),
+    ]);
+    Value::from(parts)
+}
+
+/// A context part the event lacks: falsy, its known fields empty.
+#[derive(Debug)]
+struct Absent(&'static [&'static str]);
+
+impl minijinja::value::Object for Absent {
+    fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
+        key.as_str().filter(|k| self.0.contains(k)).map(|_| Value::from(""))
+    }
+
+    fn is_true(self: &std::sync::Arc<Self>) -> bool {
+        false
+    }
+
+    fn render(self: &std::sync::Arc<Self>, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
+    }
 }
 
 fn toml_escape(text: &str) -> String {
@@ -349,13 +388,9 @@ host = "api-pr-{{ pr.number }}.preview.example.com"
 
     #[test]
     fn the_design_example_reads_as_written() {
-        // On a push, `pr` is none: the preview's templates name it, so the
-        // example renders for pull requests; on a push, guard it.
-        let guarded = DESIGN_EXAMPLE.replace("[api.preview]", "{% if pr %}[api.preview]").replace(
-            "host = \"api-pr-{{ pr.number }}.preview.example.com\"",
-            "host = \"api-pr-{{ pr.number }}.preview.example.com\"\n{% endif %}",
-        );
-        let units = parse(&guarded, &context("main")).unwrap();
+        // On a push there is no `pr`: the preview's fields render empty
+        // (previews are for pull requests) and the file still reads.
+        let units = parse(DESIGN_EXAMPLE, &context("main")).unwrap();
         assert_eq!(units.len(), 1);
         let api = &units[0];
         assert_eq!(api.name.as_str(), "api");
@@ -371,7 +406,8 @@ host = "api-pr-{{ pr.number }}.preview.example.com"
         assert_eq!(run.params["url"], "https://github.com/acme/api.git");
         assert_eq!(api.docker[0].tag, "ghcr.io/acme/api:0123456789abcdef0123456789abcdef01234567");
         assert_eq!(api.helm[0].chart, "./api/deploy");
-        assert_eq!(api.preview, None);
+        let preview = api.preview.as_ref().unwrap();
+        assert_eq!((preview.host.as_str(), preview.port), ("api-pr-.preview.example.com", 8080));
         assert_eq!(api.skip_labels, [SKIP_LABEL]);
     }
 
@@ -417,7 +453,7 @@ ref = "publish"
             ("[api]\non = [\"tag\"]\n[api.pipeline]\nref = \"b\"\n", 1, "unknown variant `tag`"),
             ("[api.pipeline]\nref = \"{{ git.sha }\"\n", 2, "template: "),
             ("\n[api.pipeline]\nref = \"{{ git.shaa }}\"\n", 3, "template: "),
-            ("[api.pipeline]\nref = \"b\"\nparams = { n = \"{{ pr.number }}\" }\n", 3, "template: "),
+            ("[api.pipeline]\nref = \"b\"\nparams = { n = \"{{ pr.numbr }}\" }\n", 3, "template: "),
             ("\n\n[api]\non = [\"push\"]\n", 3, "has nothing to run"),
             ("[api.pipeline]\nref = \"a\"\n[api.task]\nref = \"b\"\n", 1, "both [pipeline] and [task]"),
             ("[api.task]\nnamespace = \"ci\"\n", 1, "[task] needs `ref`"),

@@ -181,8 +181,10 @@ fn pull_request(
     }
     for unit in units {
         let wanted = runs_on(unit, On::PullRequest).map(|()| unit.runs_something());
-        if wanted.is_err() && unit.preview.is_none() {
-            skip(unit, wanted.unwrap_err());
+        if let Err(reason) = &wanted
+            && unit.preview.is_none()
+        {
+            skip(unit, reason.clone());
             continue;
         }
         let gate = pull_request_gate(unit, pr).and_then(|()| paths_match(unit, changed_paths));
@@ -328,7 +330,8 @@ mod tests {
         let mut web = unit("web", &[On::Push, On::PullRequest]);
         web.paths = vec!["web/*.ts".into()];
         let units = [api, docs, web];
-        let cases: Vec<(&str, Happening, Option<Vec<String>>, Vec<&str>, Vec<(&str, &str)>)> = vec![
+        type Case<'a> = (&'a str, Happening, Option<Vec<String>>, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+        let cases: Vec<Case> = vec![
             (
                 "main, api changed",
                 push("main"),

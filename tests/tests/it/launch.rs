@@ -1,0 +1,338 @@
+//! Launching units through the real webhook handler, on the dry-run cluster
+//! and forge: what lands under the data dir is what a cluster and GitHub
+//! would have been asked for.
+
+use std::path::{Path, PathBuf};
+
+use ferry_tests::webhook::Harness;
+use serde_json::{Value, json};
+
+const SECRET: &str = "launch-secret";
+const SHA1: &str = "1111111111111111111111111111111111111111";
+const SHA2: &str = "2222222222222222222222222222222222222222";
+const SHA3: &str = "3333333333333333333333333333333333333333";
+
+const UNITS: &str = r#"
+[repositories."acme/api"]
+units = '''
+[api]
+on = ["push", "pull_request", "release"]
+branches = ["main", "release/*"]
+paths = ["api/**"]
+[api.pipeline]
+namespace = "ci"
+ref = "build-and-deploy"
+params = { revision = "{{ git.sha }}", url = "{{ repo.clone_url }}", branch = "{{ git.branch }}" }
+[api.preview]
+image = "ghcr.io/acme/api:{{ git.short_sha }}"
+port = 8080
+host = "api-{% if pr %}pr-{{ pr.number }}{% elif release %}{{ release.tag }}{% endif %}.preview.example.com"
+
+[docs]
+on = ["push"]
+paths = ["docs/**"]
+[docs.task]
+namespace = "ci"
+ref = "publish-docs"
+'''
+"#;
+
+async fn harness() -> Harness {
+    let mut harness = Harness::embedded(SECRET).await;
+    harness.set_operator(UNITS);
+    harness
+}
+
+fn repository() -> Value {
+    json!({"full_name": "acme/api", "clone_url": "https://github.com/acme/api.git"})
+}
+
+fn push(branch: &str, before: &str, after: &str, paths: &[&str]) -> String {
+    json!({
+        "ref": format!("refs/heads/{branch}"), "before": before, "after": after,
+        "commits": [{"added": paths, "modified": [], "removed": []}],
+        "repository": repository(), "installation": {"id": 5}, "sender": {"login": "octocat"}
+    })
+    .to_string()
+}
+
+fn pull_request(action: &str, number: u64, head: &str, association: &str, extra: Value) -> String {
+    let mut pr = json!({
+        "number": number, "draft": false, "merged": false, "labels": [],
+        "author_association": association, "user": {"login": "someone"},
+        "head": {"sha": head, "ref": "feature", "repo": {"full_name": "someone/api"}},
+        "base": {"ref": "main", "sha": SHA1, "repo": {"full_name": "acme/api"}}
+    });
+    pr.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    json!({"action": action, "number": number, "pull_request": pr,
+           "repository": repository(), "installation": {"id": 5}, "sender": {"login": "someone"}})
+    .to_string()
+}
+
+fn comment(number: u64, body: &str, association: &str, author: &str) -> String {
+    json!({
+        "action": "created",
+        "issue": {"number": number, "pull_request": {"url": "x"}},
+        "comment": {"body": body, "author_association": association, "user": {"login": author}},
+        "repository": repository(), "installation": {"id": 5}, "sender": {"login": author}
+    })
+    .to_string()
+}
+
+fn release(action: &str, tag: &str, prerelease: bool) -> String {
+    json!({
+        "action": action,
+        "release": {"tag_name": tag, "prerelease": prerelease, "draft": false, "target_commitish": SHA3},
+        "repository": repository(), "installation": {"id": 5}, "sender": {"login": "octocat"}
+    })
+    .to_string()
+}
+
+/// Every YAML file under `dir`, sorted.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn runs(harness: &Harness) -> Vec<Value> {
+    files(&harness.data_dir().join("cluster"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("pipelinerun") || p.to_string_lossy().contains("taskrun"))
+        .map(|p| serde_yaml_ng::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .collect()
+}
+
+fn commit_status(harness: &Harness, sha: &str, context: &str) -> Option<Value> {
+    let path = harness
+        .data_dir()
+        .join("forge/acme/api/statuses")
+        .join(sha)
+        .join(format!("{}.json", context.replace('/', "_")));
+    std::fs::read_to_string(path).ok().map(|t| serde_json::from_str(&t).unwrap())
+}
+
+fn kinds(body: &Value) -> Vec<String> {
+    body["actions"].as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_push_to_a_matching_branch_writes_one_pipeline_run_and_its_redelivery_none() {
+    let harness = harness().await;
+    let body = push("main", SHA1, SHA2, &["api/src/lib.rs"]);
+    let (status, reply) = harness.deliver("push", "p-1", SECRET, &body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(kinds(&reply), ["pipelinerun.created", "status.pending"]);
+    assert_eq!(reply["reason"], "docs: no changed path matches docs/**");
+    let runs_now = runs(&harness);
+    assert_eq!(runs_now.len(), 1);
+    let run = &runs_now[0];
+    assert_eq!(run["kind"], "PipelineRun");
+    assert_eq!(run["metadata"]["namespace"], "ci");
+    assert_eq!(run["spec"]["pipelineRef"]["name"], "build-and-deploy");
+    let params: Vec<(String, String)> = run["spec"]["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_owned(), p["value"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        params,
+        [
+            ("branch".to_owned(), "main".to_owned()),
+            ("revision".to_owned(), SHA2.to_owned()),
+            ("url".to_owned(), "https://github.com/acme/api.git".to_owned())
+        ]
+    );
+    let pending = commit_status(&harness, SHA2, "ferry/api").expect("a pending status");
+    assert_eq!(pending["state"], "pending");
+
+    // GitHub redelivers (a new delivery id, the same event): no second run.
+    let (status, reply) = harness.deliver("push", "p-1-again", SECRET, &body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(kinds(&reply), ["pipelinerun.exists"]);
+    assert_eq!(runs(&harness).len(), 1);
+    // The same delivery id: nothing at all.
+    let (_, reply) = harness.deliver("push", "p-1", SECRET, &body).await;
+    assert_eq!(reply["outcome"], "duplicate");
+}
+
+#[tokio::test]
+async fn a_push_that_touches_no_unit_path_writes_nothing_and_says_why() {
+    let harness = harness().await;
+    let (status, reply) = harness.deliver("push", "p-2", SECRET, &push("main", SHA1, SHA2, &["README.md"])).await;
+    assert_eq!(status, 200);
+    assert!(kinds(&reply).is_empty());
+    assert_eq!(reply["reason"], "api: no changed path matches api/**; docs: no changed path matches docs/**");
+    assert!(runs(&harness).is_empty());
+    let (_, reply) = harness.deliver("push", "p-3", SECRET, &push("feature/x", SHA1, SHA2, &["api/a.rs"])).await;
+    assert_eq!(
+        reply["reason"],
+        "api: branch feature/x matches none of main, release/*; docs: no changed path matches docs/**"
+    );
+}
+
+#[tokio::test]
+async fn a_newer_push_to_the_branch_cancels_the_superseded_run() {
+    let harness = harness().await;
+    harness.deliver("push", "c-1", SECRET, &push("main", SHA1, SHA2, &["api/a.rs"])).await;
+    let (_, reply) = harness.deliver("push", "c-2", SECRET, &push("main", SHA2, SHA3, &["api/b.rs"])).await;
+    assert_eq!(kinds(&reply), ["pipelinerun.created", "run.cancelled", "status.pending"], "{reply}");
+    let all = runs(&harness);
+    assert_eq!(all.len(), 2);
+    let old = all.iter().find(|r| r["metadata"]["labels"]["ferry.dev/sha"] == SHA2).unwrap();
+    let new = all.iter().find(|r| r["metadata"]["labels"]["ferry.dev/sha"] == SHA3).unwrap();
+    assert_eq!(old["spec"]["status"], "Cancelled");
+    assert!(new["spec"].get("status").is_none());
+}
+
+#[tokio::test]
+async fn an_outsiders_pull_request_runs_nothing_until_a_member_says_ok_to_test() {
+    let harness = harness().await;
+    let opened = pull_request("opened", 7, SHA2, "CONTRIBUTOR", json!({}));
+    let (status, reply) = harness.deliver("pull_request", "f-1", SECRET, &opened).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(kinds(&reply), ["status.pending"]);
+    assert!(reply["reason"].as_str().unwrap().contains("waits for a trusted user's /ok-to-test"));
+    assert!(runs(&harness).is_empty());
+    assert!(status_of(&harness, SHA2, "ferry/ok-to-test").contains("/ok-to-test"));
+
+    // The outsider approving themselves does nothing.
+    let (_, reply) =
+        harness.deliver("issue_comment", "f-2", SECRET, &comment(7, "/ok-to-test", "CONTRIBUTOR", "someone")).await;
+    assert!(kinds(&reply).is_empty());
+    assert!(runs(&harness).is_empty());
+
+    // A member's approval runs the units and opens the preview.
+    let (_, reply) =
+        harness.deliver("issue_comment", "f-3", SECRET, &comment(7, "/ok-to-test", "MEMBER", "maintainer")).await;
+    assert_eq!(
+        kinds(&reply),
+        [
+            "approval.recorded",
+            "pipelinerun.created",
+            "status.pending",
+            "preview.applied",
+            "deployment.success",
+            "comment.preview"
+        ],
+        "{reply}"
+    );
+    assert_eq!(runs(&harness).len(), 1);
+    assert!(status_of(&harness, SHA2, "ferry/ok-to-test").contains("Approved by maintainer"));
+
+    // A new push lapses the approval: nothing runs for it.
+    let (_, reply) = harness
+        .deliver("pull_request", "f-4", SECRET, &pull_request("synchronize", 7, SHA3, "CONTRIBUTOR", json!({})))
+        .await;
+    assert_eq!(kinds(&reply), ["status.pending"]);
+    assert_eq!(runs(&harness).len(), 1);
+}
+
+fn status_of(harness: &Harness, sha: &str, context: &str) -> String {
+    commit_status(harness, sha, context).map(|s| s["description"].as_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_members_pull_request_gets_a_preview_that_closing_removes() {
+    let harness = harness().await;
+    let (_, reply) =
+        harness.deliver("pull_request", "m-1", SECRET, &pull_request("opened", 9, SHA2, "MEMBER", json!({}))).await;
+    assert!(kinds(&reply).contains(&"preview.applied".to_owned()), "{reply}");
+    let namespace = harness.data_dir().join("cluster/preview-api-api-pr-9");
+    let preview: Vec<String> =
+        files(&namespace).iter().map(|p| p.strip_prefix(&namespace).unwrap().display().to_string()).collect();
+    assert_eq!(
+        preview,
+        ["deployment/api.yaml", "ingress/api.yaml", "namespace/preview-api-api-pr-9.yaml", "service/api.yaml"]
+    );
+    let ingress: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(namespace.join("ingress/api.yaml")).unwrap()).unwrap();
+    assert_eq!(ingress["spec"]["rules"][0]["host"], "api-pr-9.preview.example.com");
+    let deployment =
+        std::fs::read_to_string(harness.data_dir().join("forge/acme/api/deployments/preview_api_pr-9.json")).unwrap();
+    assert!(deployment.contains("https://api-pr-9.preview.example.com"));
+    let comment = harness.data_dir().join("forge/acme/api/comments/pr-9-preview-api.json");
+    assert!(std::fs::read_to_string(&comment).unwrap().contains("<!-- ferry:preview-api -->"));
+
+    // A push to the pull request rolls the image; still one comment.
+    harness.deliver("pull_request", "m-2", SECRET, &pull_request("synchronize", 9, SHA3, "MEMBER", json!({}))).await;
+    let deployment = std::fs::read_to_string(namespace.join("deployment/api.yaml")).unwrap();
+    assert!(deployment.contains("ghcr.io/acme/api:3333333"), "{deployment}");
+    assert_eq!(files(&harness.data_dir().join("forge/acme/api/comments")).len(), 1);
+
+    let (_, reply) =
+        harness.deliver("pull_request", "m-3", SECRET, &pull_request("closed", 9, SHA3, "MEMBER", json!({}))).await;
+    assert_eq!(kinds(&reply), ["preview.removed"], "{reply}");
+    assert!(!namespace.exists(), "closing the pull request removes the preview");
+}
+
+#[tokio::test]
+async fn drafts_and_skip_labels_run_nothing_and_say_why() {
+    let harness = harness().await;
+    let (_, reply) = harness
+        .deliver("pull_request", "d-1", SECRET, &pull_request("opened", 3, SHA2, "OWNER", json!({"draft": true})))
+        .await;
+    assert!(kinds(&reply).is_empty());
+    assert!(reply["reason"].as_str().unwrap().contains("api: the pull request is a draft"), "{reply}");
+    let labelled = pull_request("labeled", 3, SHA2, "OWNER", json!({"labels": [{"name": "ferry/skip"}]}));
+    let (_, reply) = harness.deliver("pull_request", "d-2", SECRET, &labelled).await;
+    assert!(reply["reason"].as_str().unwrap().contains("api: the pull request is labelled ferry/skip"), "{reply}");
+    assert!(runs(&harness).is_empty());
+}
+
+#[tokio::test]
+async fn releases_run_release_units_and_a_prerelease_gets_a_preview() {
+    let harness = harness().await;
+    let (_, reply) = harness.deliver("release", "r-1", SECRET, &release("published", "v1.0.0", false)).await;
+    assert_eq!(kinds(&reply), ["pipelinerun.created", "status.pending"], "{reply}");
+    let run = &runs(&harness)[0];
+    assert_eq!(run["metadata"]["labels"]["ferry.dev/sha"], SHA3);
+    let (_, reply) = harness.deliver("release", "r-2", SECRET, &release("prereleased", "v1.1.0-rc.1", true)).await;
+    assert!(kinds(&reply).contains(&"preview.applied".to_owned()), "{reply}");
+    let host =
+        std::fs::read_to_string(harness.data_dir().join("cluster/preview-api-api-rel-v1-1-0-rc-1/ingress/api.yaml"))
+            .unwrap();
+    assert!(host.contains("api-v1.1.0-rc.1.preview.example.com"), "{host}");
+    let (_, reply) = harness.deliver("release", "r-3", SECRET, &release("deleted", "v1.1.0-rc.1", true)).await;
+    assert_eq!(kinds(&reply), ["preview.removed"]);
+    let recorded = harness
+        .state()
+        .query(&ferry::store::Collection::Releases(ferry_tests::builders::repo("acme/api")))
+        .await
+        .unwrap();
+    assert_eq!(recorded.len(), 2, "releases are recorded");
+}
+
+#[tokio::test]
+async fn a_broken_ferry_toml_fails_the_commit_naming_the_line_and_launches_nothing() {
+    let harness = harness().await;
+    let files = harness.data_dir().join("forge/acme/api/files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join(".ferry.toml"), "[api.pipeline]\nref = \"build\"\n\n[api.pipeline]\nref = \"again\"\n")
+        .unwrap();
+    let (status, reply) = harness.deliver("push", "b-1", SECRET, &push("main", SHA1, SHA2, &["api/a.rs"])).await;
+    assert_eq!(status, 200, "a user's mistake is not a failed delivery: {reply}");
+    assert_eq!(kinds(&reply), ["status.failure"]);
+    let failure = commit_status(&harness, SHA2, "ferry/config").expect("a failure status");
+    assert_eq!(failure["state"], "failure");
+    let description = failure["description"].as_str().unwrap();
+    assert!(description.starts_with(".ferry.toml: line 4: TOML: "), "{description}");
+    assert!(runs(&harness).is_empty());
+
+    // Fixed in the repository: it wins over the operator's units.
+    std::fs::write(files.join(".ferry.toml"), "[web.task]\nref = \"lint\"\nnamespace = \"ci\"\n").unwrap();
+    let (_, reply) = harness.deliver("push", "b-2", SECRET, &push("main", SHA2, SHA3, &["web/a.ts"])).await;
+    assert_eq!(kinds(&reply), ["taskrun.created", "status.pending"], "{reply}");
+}
