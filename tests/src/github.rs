@@ -127,8 +127,30 @@ pub struct Minted {
     pub body: Option<Value>,
 }
 
+/// What the fake holds of repositories: files, pull request files, and
+/// everything Ferry reported.
+#[derive(Default, Clone, Debug)]
+pub struct Repos {
+    /// `(repo, path)` to text.
+    pub files: HashMap<(String, String), String>,
+    /// `(repo, number)` to changed paths.
+    pub pr_files: HashMap<(String, u64), Vec<String>>,
+    /// `(repo, reference)` to SHA.
+    pub commits: HashMap<(String, String), String>,
+    /// `(repo, sha, body)` of every status posted.
+    pub statuses: Vec<(String, String, Value)>,
+    /// Every deployment `(repo, body)` and deployment status `(repo, id, body)`.
+    pub deployments: Vec<(String, Value)>,
+    pub deployment_statuses: Vec<(String, u64, Value)>,
+    /// `(repo, number, id, body)` of every comment.
+    pub comments: Vec<(String, u64, u64, String)>,
+    /// Answer 401 to this many calls (a revoked token).
+    pub refuse_next: usize,
+}
+
 #[derive(Default)]
 struct Book {
+    repos: Repos,
     minted: Vec<Minted>,
     jwts: Vec<String>,
     refused: Vec<String>,
@@ -175,6 +197,7 @@ impl FakeGithub {
             .respond_with(MintResponder(shared.clone()))
             .mount(&server)
             .await;
+        Mock::given(matchers::path_regex(r"^/repos/")).respond_with(RepoResponder(shared.clone())).mount(&server).await;
         Mock::given(matchers::any()).respond_with(Unknown(shared.clone())).with_priority(10).mount(&server).await;
         Self { server, shared }
     }
@@ -240,6 +263,16 @@ impl FakeGithub {
     /// Requests or answers GitHub's OpenAPI description does not allow; must stay empty.
     pub fn violations(&self) -> Vec<String> {
         self.shared.book.lock().unwrap().violations.clone()
+    }
+
+    /// Changes what the fake holds of repositories.
+    pub fn repos(&self, change: impl FnOnce(&mut Repos)) {
+        change(&mut self.shared.book.lock().unwrap().repos);
+    }
+
+    /// What the fake holds of repositories, and what Ferry reported.
+    pub fn reported(&self) -> Repos {
+        self.shared.book.lock().unwrap().repos.clone()
     }
 
     /// Whether `token` is one the fake issued and still valid for `at_least` on its clock.
@@ -397,4 +430,143 @@ impl Respond for Unknown {
         self.0.violation(format!("unexpected request {} {}", request.method, request.url.path()));
         ResponseTemplate::new(404).set_body_json(json!({ "message": "Not Found" }))
     }
+}
+
+/// The repository endpoints Ferry's forge uses, answered from [`Repos`]:
+/// every request needs a valid installation token the fake issued.
+struct RepoResponder(Arc<Shared>);
+
+impl Respond for RepoResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let shared = &self.0;
+        let path = request.url.path().to_owned();
+        let body: Option<Value> =
+            (!request.body.is_empty()).then(|| serde_json::from_slice(&request.body).ok()).flatten();
+        match openapi::operation(request.method.as_str(), &path) {
+            Ok(operation) => {
+                if let Err(problem) = operation.check_request(body.as_ref()) {
+                    shared.violation(problem);
+                }
+            }
+            Err(problem) => {
+                shared.violation(problem);
+                return ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}));
+            }
+        }
+        let token = request
+            .headers
+            .get("authorization")
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .to_owned();
+        let now = shared.now();
+        let mut book = shared.book.lock().unwrap();
+        let valid = book.minted.iter().any(|m| m.token == token && m.expires_at > now);
+        if !valid || book.repos.refuse_next > 0 {
+            book.repos.refuse_next = book.repos.refuse_next.saturating_sub(1);
+            return ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"}));
+        }
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let repo = format!("{}/{}", parts[1], parts[2]);
+        let query: HashMap<String, String> =
+            request.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+        let method = request.method.as_str();
+        let not_found = || ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}));
+        match (method, &parts[3..]) {
+            ("GET", ["contents", rest @ ..]) => {
+                let file = rest.join("/");
+                let file = percent_decode(&file);
+                match book.repos.files.get(&(repo, file.clone())) {
+                    Some(text) => ResponseTemplate::new(200).set_body_json(json!({
+                        "type": "file", "encoding": "base64", "name": file.rsplit('/').next(), "path": file,
+                        "content": STANDARD.encode(text.as_bytes()), "size": text.len(),
+                    })),
+                    None => not_found(),
+                }
+            }
+            ("GET", ["pulls", number, "files"]) => {
+                let number: u64 = number.parse().unwrap_or(0);
+                let files = book.repos.pr_files.get(&(repo, number)).cloned().unwrap_or_default();
+                let listed: Vec<Value> = files
+                    .iter()
+                    .skip((page - 1) * 100)
+                    .take(100)
+                    .map(|f| json!({"filename": f, "status": "modified"}))
+                    .collect();
+                ResponseTemplate::new(200).set_body_json(listed)
+            }
+            ("GET", ["commits", reference]) => match book.repos.commits.get(&(repo, percent_decode(reference))) {
+                Some(sha) => ResponseTemplate::new(200).set_body_string(sha.clone()),
+                None => ResponseTemplate::new(422).set_body_json(json!({"message": "No commit found"})),
+            },
+            ("POST", ["statuses", sha]) => {
+                book.repos.statuses.push((repo, sha.to_string(), body.unwrap_or_default()));
+                ResponseTemplate::new(201).set_body_json(json!({"id": book.repos.statuses.len()}))
+            }
+            ("POST", ["deployments"]) => {
+                book.repos.deployments.push((repo, body.unwrap_or_default()));
+                ResponseTemplate::new(201).set_body_json(json!({"id": book.repos.deployments.len()}))
+            }
+            ("POST", ["deployments", id, "statuses"]) => {
+                book.repos.deployment_statuses.push((repo, id.parse().unwrap_or(0), body.unwrap_or_default()));
+                ResponseTemplate::new(201).set_body_json(json!({"id": 1}))
+            }
+            ("GET", ["issues", number, "comments"]) => {
+                let number: u64 = number.parse().unwrap_or(0);
+                let listed: Vec<Value> = book
+                    .repos
+                    .comments
+                    .iter()
+                    .filter(|c| c.0 == repo && c.1 == number)
+                    .skip((page - 1) * 100)
+                    .take(100)
+                    .map(|c| json!({"id": c.2, "body": c.3}))
+                    .collect();
+                ResponseTemplate::new(200).set_body_json(listed)
+            }
+            ("POST", ["issues", number, "comments"]) => {
+                let id = 1000 + book.repos.comments.len() as u64;
+                let text = body.as_ref().and_then(|b| b["body"].as_str()).unwrap_or_default().to_owned();
+                book.repos.comments.push((repo, number.parse().unwrap_or(0), id, text));
+                ResponseTemplate::new(201).set_body_json(json!({"id": id}))
+            }
+            ("PATCH", ["issues", "comments", id]) => {
+                let id: u64 = id.parse().unwrap_or(0);
+                let text = body.as_ref().and_then(|b| b["body"].as_str()).unwrap_or_default().to_owned();
+                match book.repos.comments.iter_mut().find(|c| c.2 == id) {
+                    Some(comment) => {
+                        comment.3 = text;
+                        ResponseTemplate::new(200).set_body_json(json!({"id": id}))
+                    }
+                    None => not_found(),
+                }
+            }
+            _ => {
+                drop(book);
+                shared.violation(format!("the fake does not answer {method} {path}"));
+                not_found()
+            }
+        }
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -49,7 +49,15 @@ pub fn operation(method: &str, path: &str) -> Result<Operation, String> {
 /// `None` when `path` does not fit `template`; `Some("")` when it does and
 /// every path parameter has its type; `Some(problem)` otherwise.
 fn match_path(template: &str, path: &str, spec: &'static Value) -> Option<String> {
-    let (want, got): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    let want: Vec<&str> = template.split('/').collect();
+    let mut got: Vec<&str> = path.split('/').collect();
+    // A trailing `{path}` (the contents API) spans the segments left.
+    let rest;
+    if want.last() == Some(&"{path}") && got.len() > want.len() {
+        rest = got[want.len() - 1..].join("/");
+        got.truncate(want.len() - 1);
+        got.push(&rest);
+    }
     if want.len() != got.len() {
         return None;
     }

@@ -1,6 +1,7 @@
 //! All workspace integration tests, one binary (one link of the AWS SDK).
 
 mod config_readme;
+mod forge;
 mod launch;
 mod octokit_examples;
 mod samples;

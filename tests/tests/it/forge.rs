@@ -1,0 +1,116 @@
+//! The GitHub forge against the fake GitHub: every request checked against
+//! GitHub's OpenAPI description, made with an installation token the fake
+//! issued, and a revoked token replaced once.
+
+use std::sync::Arc;
+
+use ferry::domain::tokens::Credential;
+use ferry::domain::{Installation, InstallationId, PrNumber, Sha, Timestamp};
+use ferry::forge::github::{GithubApi, GithubForge};
+use ferry::forge::{CommitStatus, Forge, StatusState, Target};
+use ferry::secrets::{EmbeddedSecrets, SecretStore};
+use ferry::store::{EmbeddedStore, StateStore};
+use ferry::usecase::tokens::{TokenSource, Tokens};
+use ferry_tests::builders::repo;
+use ferry_tests::github::{FakeGithub, SimClock, app_keys};
+use ferry_tests::logs;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    fake: FakeGithub,
+    forge: GithubForge,
+}
+
+async fn setup() -> Setup {
+    logs::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let state: Arc<dyn StateStore> = Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3")).unwrap());
+    let secrets: Arc<dyn SecretStore> = Arc::new(EmbeddedSecrets::open(&dir.path().join("secrets.json")).unwrap());
+    state.create(&Installation::new(InstallationId::new(5), "acme", "all").into()).await.unwrap();
+    let clock = SimClock::at(Timestamp::now());
+    let fake = FakeGithub::start(clock.clone()).await;
+    let tokens = Arc::new(Tokens::new(secrets, Arc::new(fake.app(&app_keys().pkcs1_pem, clock.clone())), clock));
+    let forge = GithubForge::new(GithubApi::new(&fake.url()).unwrap(), Arc::new(TokenSource { tokens, state }));
+    Setup { _dir: dir, fake, forge }
+}
+
+fn target() -> Target {
+    Target { repo: repo("acme/api"), credential: Credential::Installation(InstallationId::new(5)) }
+}
+
+fn sha(digit: char) -> Sha {
+    Sha::parse(digit.to_string().repeat(40)).unwrap()
+}
+
+fn clean(setup: &Setup) {
+    assert_eq!(setup.fake.violations(), Vec::<String>::new(), "requests outside GitHub's API description");
+    let secrets: Vec<String> = setup.fake.minted().into_iter().map(|m| m.token).collect();
+    logs::assert_no_secrets(&secrets);
+}
+
+#[tokio::test]
+async fn files_pull_request_changes_and_commits_are_read_with_an_installation_token() {
+    let setup = setup().await;
+    setup.fake.repos(|r| {
+        r.files.insert(("acme/api".into(), ".ferry.toml".into()), "[api.task]\nref = \"x\"\n".into());
+        r.files.insert(("acme/api".into(), "deploy/values dev.yaml".into()), "a: 1\n".into());
+        let many: Vec<String> = (0..250).map(|i| format!("src/f{i}.rs")).collect();
+        r.pr_files.insert(("acme/api".into(), 7), many);
+        r.pr_files.insert(("acme/api".into(), 8), (0..3000).map(|i| format!("f{i}")).collect());
+        r.commits.insert(("acme/api".into(), "v1.0.0".into()), "a".repeat(40));
+    });
+    let forge = &setup.forge;
+    let at = target();
+    assert_eq!(forge.file(&at, &sha('1'), ".ferry.toml").await.unwrap().as_deref(), Some("[api.task]\nref = \"x\"\n"));
+    assert_eq!(forge.file(&at, &sha('1'), "deploy/values dev.yaml").await.unwrap().as_deref(), Some("a: 1\n"));
+    assert_eq!(forge.file(&at, &sha('1'), "missing.toml").await.unwrap(), None);
+    let files = forge.pull_request_files(&at, PrNumber::new(7)).await.unwrap().unwrap();
+    assert_eq!((files.len(), files[249].as_str()), (250, "src/f249.rs"), "three pages read");
+    assert_eq!(forge.pull_request_files(&at, PrNumber::new(8)).await.unwrap(), None, "past GitHub's 3000: unknown");
+    assert_eq!(forge.commit_of(&at, "v1.0.0").await.unwrap(), Some(Sha::parse("a".repeat(40)).unwrap()));
+    assert_eq!(forge.commit_of(&at, "nope").await.unwrap(), None);
+    assert_eq!(setup.fake.mints_for(5), 1, "one token, cached, for every call");
+    clean(&setup);
+}
+
+#[tokio::test]
+async fn statuses_deployments_and_one_edited_comment_are_reported() {
+    let setup = setup().await;
+    let forge = &setup.forge;
+    let at = target();
+    let mut status = CommitStatus::new("ferry/api", StatusState::Pending, "x".repeat(300));
+    status.target_url = Some("https://tekton.example.com/run".into());
+    forge.status(&at, &sha('2'), &status).await.unwrap();
+    forge.deployment(&at, &sha('2'), "preview/api/pr-7", "https://api-pr-7.preview.example.com").await.unwrap();
+    forge.comment(&at, PrNumber::new(7), "preview-api", "first").await.unwrap();
+    forge.comment(&at, PrNumber::new(7), "preview-api", "second").await.unwrap();
+    forge.comment(&at, PrNumber::new(7), "preview-web", "other").await.unwrap();
+
+    let reported = setup.fake.reported();
+    let (_, posted_sha, body) = &reported.statuses[0];
+    assert_eq!(posted_sha, &"2".repeat(40));
+    assert_eq!(body["state"], "pending");
+    assert_eq!(body["context"], "ferry/api");
+    assert_eq!(body["description"].as_str().unwrap().len(), 140, "cut to GitHub's limit");
+    assert_eq!(body["target_url"], "https://tekton.example.com/run");
+    assert_eq!(reported.deployments[0].1["environment"], "preview/api/pr-7");
+    assert_eq!(reported.deployment_statuses[0].2["environment_url"], "https://api-pr-7.preview.example.com");
+    let comments: Vec<&str> = reported.comments.iter().map(|c| c.3.as_str()).collect();
+    assert_eq!(comments, ["<!-- ferry:preview-api -->\nsecond", "<!-- ferry:preview-web -->\nother"]);
+    clean(&setup);
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_replaced_once_and_the_call_goes_through() {
+    let setup = setup().await;
+    let at = target();
+    setup.forge.status(&at, &sha('3'), &CommitStatus::new("ferry/a", StatusState::Success, "ok")).await.unwrap();
+    setup.fake.repos(|r| r.refuse_next = 1);
+    setup.forge.status(&at, &sha('3'), &CommitStatus::new("ferry/b", StatusState::Success, "ok")).await.unwrap();
+    assert_eq!(setup.fake.mints_for(5), 2, "the refused token was replaced");
+    setup.fake.repos(|r| r.refuse_next = 2);
+    let refused = setup.forge.status(&at, &sha('3'), &CommitStatus::new("ferry/c", StatusState::Success, "ok")).await;
+    assert!(matches!(refused, Err(ferry::forge::ForgeError::Unauthorized)), "{refused:?}");
+    assert_eq!(setup.fake.reported().statuses.len(), 2);
+    clean(&setup);
+}
