@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::cluster::{Cluster, DryRunCluster};
+use crate::cluster::{Cluster, DryRunCluster, KubeCluster};
 use crate::config::{ClusterMode, Config, PrivateKeySource, WebhookSecrets};
 use crate::domain::SystemClock;
 use crate::domain::signature::WebhookSecret;
@@ -105,9 +105,17 @@ impl Context {
         let cluster: Arc<dyn Cluster> = match config.cluster {
             ClusterMode::DryRun => Arc::new(DryRunCluster::new(&config.data_dir)),
             ClusterMode::Kube => {
-                return Err(StartError::Cluster(
-                    "FERRY_CLUSTER=kube is not available in this version; use dry-run".into(),
-                ));
+                let name = config.cluster_name.clone().unwrap_or_else(|| "default".into());
+                let secret = SecretName::cluster(&name).map_err(|e| StartError::Cluster(e.to_string()))?;
+                let kubeconfig = secrets.get(&secret).await?;
+                let sdk = match &sdk {
+                    Some(sdk) => sdk.clone(),
+                    None => crate::aws::sdk_config().await,
+                };
+                let cluster = KubeCluster::connect(kubeconfig.as_ref(), Some(&sdk))
+                    .await
+                    .map_err(|e| StartError::Cluster(e.to_string()))?;
+                Arc::new(cluster)
             }
         };
         let operator = match &config.operator_config {

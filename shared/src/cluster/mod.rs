@@ -3,11 +3,13 @@
 //! kube adapter applies them to a real cluster.
 
 pub mod dry_run;
+pub mod kube;
 pub mod manifests;
 
 use async_trait::async_trait;
 
 pub use dry_run::DryRunCluster;
+pub use kube::KubeCluster;
 pub use manifests::Manifest;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -2,6 +2,7 @@
 
 mod config_readme;
 mod forge;
+mod kube_cluster;
 mod launch;
 mod octokit_examples;
 mod samples;

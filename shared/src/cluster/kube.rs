@@ -1,0 +1,428 @@
+//! The kube adapter (`FERRY_CLUSTER=kube`): Tekton runs are created (never
+//! replaced: `AlreadyExists` is a redelivery), Ferry's own objects are
+//! server-side applied as field manager `ferry`, forced. Requests pass a
+//! client-side rate limit (5 per second, bursts of 10).
+//!
+//! Where the cluster is: a kubeconfig in the secret store
+//! (`clusters/<FERRY_CLUSTER_NAME or default>`), else `KUBECONFIG` or the
+//! in-cluster service account, as kubectl finds them. A kubeconfig whose
+//! user runs `aws eks get-token` gets that token made here instead (a
+//! presigned STS `GetCallerIdentity`), so a Lambda needs no `aws` CLI.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use base64::Engine;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use tokio::sync::{Mutex, RwLock};
+use tokio::time::Instant;
+
+use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status};
+
+/// The field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "ferry";
+
+/// EKS tokens live 15 minutes; the client is rebuilt well before.
+const EKS_TOKEN_REFRESH: Duration = Duration::from_secs(10 * 60);
+
+/// A token bucket: `rate` requests per second, bursts of `burst`.
+pub struct RateLimit {
+    rate: f64,
+    burst: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RateLimit {
+    pub fn new(rate: f64, burst: u32) -> Self {
+        Self { rate, burst: f64::from(burst), state: Mutex::new((f64::from(burst), Instant::now())) }
+    }
+
+    /// Waits until a request may go.
+    pub async fn acquire(&self) {
+        loop {
+            let wait = {
+                let mut state = self.state.lock().await;
+                let now = Instant::now();
+                let (tokens, last) = *state;
+                let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.burst);
+                if tokens >= 1.0 {
+                    *state = (tokens - 1.0, now);
+                    return;
+                }
+                *state = (tokens, now);
+                Duration::from_secs_f64((1.0 - tokens) / self.rate)
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// How the client is made, so an expiring credential can be renewed.
+#[derive(Clone)]
+enum Source {
+    /// Built once by the caller (tests, or inferred config with no expiry).
+    Fixed,
+    /// A kubeconfig whose user gets EKS tokens from us.
+    Eks(Box<Eks>),
+}
+
+#[derive(Clone)]
+struct Eks {
+    kubeconfig: Kubeconfig,
+    cluster: String,
+    region: String,
+    sdk: aws_config::SdkConfig,
+}
+
+pub struct KubeCluster {
+    client: RwLock<(kube::Client, Instant)>,
+    source: Source,
+    limit: RateLimit,
+}
+
+impl KubeCluster {
+    /// Over an existing client (a test's fake, or one built by the caller).
+    pub fn new(client: kube::Client) -> Self {
+        Self { client: RwLock::new((client, Instant::now())), source: Source::Fixed, limit: RateLimit::new(5.0, 10) }
+    }
+
+    /// From a kubeconfig's text (the secret store's `clusters/<name>`), or
+    /// from `KUBECONFIG` / the in-cluster account when there is none.
+    pub async fn connect(
+        kubeconfig: Option<&SecretString>,
+        sdk: Option<&aws_config::SdkConfig>,
+    ) -> Result<Self, ClusterError> {
+        let refused = |problem: String| ClusterError::Refused { what: "the cluster configuration".into(), problem };
+        let Some(text) = kubeconfig else {
+            let config = kube::Config::infer().await.map_err(|e| refused(e.to_string()))?;
+            let client = kube::Client::try_from(config).map_err(|e| refused(e.to_string()))?;
+            return Ok(Self::new(client));
+        };
+        let kubeconfig = Kubeconfig::from_yaml(text.expose_secret()).map_err(|e| refused(e.to_string()))?;
+        match eks_user(&kubeconfig) {
+            Some((cluster, region)) => {
+                let sdk = sdk.cloned().ok_or_else(|| refused("an EKS kubeconfig needs AWS credentials".into()))?;
+                let region =
+                    region.or_else(|| sdk.region().map(ToString::to_string)).unwrap_or_else(|| "us-east-1".into());
+                let source = Source::Eks(Box::new(Eks { kubeconfig, cluster, region, sdk }));
+                let client = build(&source).await?;
+                Ok(Self { client: RwLock::new((client, Instant::now())), source, limit: RateLimit::new(5.0, 10) })
+            }
+            None => {
+                let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                    .await
+                    .map_err(|e| refused(e.to_string()))?;
+                Ok(Self::new(kube::Client::try_from(config).map_err(|e| refused(e.to_string()))?))
+            }
+        }
+    }
+
+    /// The client, rebuilt first when its EKS token is about to expire; and
+    /// a turn of the rate limit.
+    async fn client(&self) -> Result<kube::Client, ClusterError> {
+        self.limit.acquire().await;
+        {
+            let current = self.client.read().await;
+            if matches!(self.source, Source::Fixed) || current.1.elapsed() < EKS_TOKEN_REFRESH {
+                return Ok(current.0.clone());
+            }
+        }
+        let mut current = self.client.write().await;
+        if current.1.elapsed() >= EKS_TOKEN_REFRESH {
+            *current = (build(&self.source).await?, Instant::now());
+        }
+        Ok(current.0.clone())
+    }
+
+    async fn api(&self, manifest: &Manifest) -> Result<Api<DynamicObject>, ClusterError> {
+        let resource = api_resource(manifest)?;
+        let client = self.client().await?;
+        Ok(match manifest.namespace() {
+            "" => Api::all_with(client, &resource),
+            namespace => Api::namespaced_with(client, namespace, &resource),
+        })
+    }
+}
+
+/// `ApiResource` for a manifest's kind: the few kinds Ferry writes.
+fn api_resource(manifest: &Manifest) -> Result<ApiResource, ClusterError> {
+    let plural = match manifest.kind() {
+        "PipelineRun" => "pipelineruns",
+        "TaskRun" => "taskruns",
+        "Namespace" => "namespaces",
+        "Deployment" => "deployments",
+        "Service" => "services",
+        "Ingress" => "ingresses",
+        "Secret" => "secrets",
+        other => {
+            return Err(ClusterError::Refused {
+                what: manifest.name().into(),
+                problem: format!("unknown kind {other}"),
+            });
+        }
+    };
+    let (group, version) = match manifest.api_version().split_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", manifest.api_version()),
+    };
+    Ok(ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: manifest.api_version().into(),
+        kind: manifest.kind().into(),
+        plural: plural.into(),
+    })
+}
+
+fn tekton(kind: &str) -> ApiResource {
+    let plural = if kind == "TaskRun" { "taskruns" } else { "pipelineruns" };
+    ApiResource {
+        group: "tekton.dev".into(),
+        version: "v1".into(),
+        api_version: "tekton.dev/v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+fn object(manifest: &Manifest) -> Result<DynamicObject, ClusterError> {
+    serde_json::from_value(manifest.0.clone())
+        .map_err(|e| ClusterError::Refused { what: manifest.name().into(), problem: e.to_string() })
+}
+
+fn failure(what: &str, error: kube::Error) -> ClusterError {
+    match error {
+        kube::Error::Api(status) if status.code < 500 && status.code != 429 => {
+            ClusterError::Refused { what: what.into(), problem: format!("{} ({})", status.message, status.code) }
+        }
+        other => ClusterError::Unavailable(format!("{what}: {other}").into()),
+    }
+}
+
+fn is_status(error: &kube::Error, code: u16) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == code)
+}
+
+#[async_trait]
+impl Cluster for KubeCluster {
+    async fn create(&self, manifest: &Manifest) -> Result<Created, ClusterError> {
+        let api = self.api(manifest).await?;
+        match api.create(&PostParams::default(), &object(manifest)?).await {
+            Ok(created) => Ok(Created { uid: created.metadata.uid.unwrap_or_default(), existed: false }),
+            Err(e) if is_status(&e, 409) => {
+                let found = api.get(manifest.name()).await.map_err(|e| failure(manifest.name(), e))?;
+                Ok(Created { uid: found.metadata.uid.unwrap_or_default(), existed: true })
+            }
+            Err(e) => Err(failure(manifest.name(), e)),
+        }
+    }
+
+    async fn apply(&self, manifest: &Manifest) -> Result<(), ClusterError> {
+        let api = self.api(manifest).await?;
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch(manifest.name(), &params, &Patch::Apply(&manifest.0))
+            .await
+            .map_err(|e| failure(manifest.name(), e))?;
+        Ok(())
+    }
+
+    async fn runs(&self, namespace: &str, key: &str, value: &str) -> Result<Vec<RunState>, ClusterError> {
+        let mut runs = Vec::new();
+        for kind in ["PipelineRun", "TaskRun"] {
+            let api: Api<DynamicObject> = Api::namespaced_with(self.client().await?, namespace, &tekton(kind));
+            let listed = api
+                .list(&ListParams::default().labels(&format!("{key}={value}")))
+                .await
+                .map_err(|e| failure(&format!("{kind}s in {namespace}"), e))?;
+            for run in listed {
+                let cancelled = run.data["spec"]["status"].as_str().is_some();
+                let done = run.data["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Succeeded" && c["status"] != "Unknown");
+                runs.push(RunState {
+                    kind: kind.into(),
+                    namespace: namespace.into(),
+                    name: run.metadata.name.unwrap_or_default(),
+                    running: !cancelled && !done,
+                });
+            }
+        }
+        Ok(runs)
+    }
+
+    async fn cancel(&self, run: &RunState) -> Result<(), ClusterError> {
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client().await?, &run.namespace, &tekton(&run.kind));
+        let patch = json!({ "spec": { "status": cancel_status(&run.kind) } });
+        match api.patch(&run.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) => Err(failure(&run.name, e)),
+        }
+    }
+
+    async fn delete_namespace(&self, name: &str) -> Result<(), ClusterError> {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client().await?);
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) => Err(failure(name, e)),
+        }
+    }
+}
+
+/// The EKS cluster (and region) a kubeconfig's current user asks
+/// `aws eks get-token` for, if it does.
+fn eks_user(kubeconfig: &Kubeconfig) -> Option<(String, Option<String>)> {
+    let context = kubeconfig.current_context.as_deref()?;
+    let user = kubeconfig.contexts.iter().find(|c| c.name == context)?.context.as_ref()?.user.clone()?;
+    let auth = kubeconfig.auth_infos.iter().find(|a| a.name == user)?.auth_info.as_ref()?;
+    let exec = auth.exec.as_ref()?;
+    let args = exec.args.clone().unwrap_or_default();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let is_aws = exec.command.as_deref().is_some_and(|c| c.ends_with("aws"));
+    if !is_aws || !args.windows(2).any(|w| w[0] == "eks" && w[1] == "get-token") {
+        return None;
+    }
+    Some((value("--cluster-name")?, value("--region")))
+}
+
+async fn build(source: &Source) -> Result<kube::Client, ClusterError> {
+    let Source::Eks(eks) = source else {
+        return Err(ClusterError::Refused { what: "the cluster".into(), problem: "nothing to rebuild".into() });
+    };
+    let Eks { kubeconfig, cluster, region, sdk } = eks.as_ref();
+    use aws_credential_types::provider::ProvideCredentials;
+    let refused = |problem: String| ClusterError::Refused { what: format!("EKS cluster {cluster}"), problem };
+    let provider = sdk.credentials_provider().ok_or_else(|| refused("no AWS credentials provider".into()))?;
+    let credentials = provider.provide_credentials().await.map_err(|e| refused(format!("no AWS credentials: {e}")))?;
+    let token = eks_token(cluster, region, credentials, SystemTime::now()).map_err(refused)?;
+    let mut kubeconfig = kubeconfig.clone();
+    let context = kubeconfig.current_context.clone().unwrap_or_default();
+    let user = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .and_then(|c| c.user.clone())
+        .unwrap_or_default();
+    for named in kubeconfig.auth_infos.iter_mut().filter(|a| a.name == user) {
+        if let Some(auth) = named.auth_info.as_mut() {
+            auth.exec = None;
+            auth.token = Some(token.clone());
+        }
+    }
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    kube::Client::try_from(config).map_err(|e| refused(e.to_string()))
+}
+
+/// An EKS bearer token: `k8s-aws-v1.` and the base64url of a presigned STS
+/// `GetCallerIdentity` URL whose signature covers `x-k8s-aws-id: <cluster>`
+/// (what `aws eks get-token` prints), valid 60 s for the presign.
+pub fn eks_token(
+    cluster: &str,
+    region: &str,
+    credentials: aws_credential_types::Credentials,
+    at: SystemTime,
+) -> Result<SecretString, String> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    let identity = credentials.into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(Duration::from_secs(60));
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("sts")
+        .time(at)
+        .settings(settings)
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let base = format!("https://sts.{region}.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15");
+    let request = SignableRequest::new("GET", &base, [("x-k8s-aws-id", cluster)].into_iter(), SignableBody::Bytes(&[]))
+        .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(request, &params).map_err(|e| e.to_string())?.into_parts();
+    let mut url = url::Url::parse(&base).map_err(|e| e.to_string())?;
+    for (name, value) in instructions.params() {
+        url.query_pairs_mut().append_pair(name, value);
+    }
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url.as_str());
+    Ok(SecretString::from(format!("k8s-aws-v1.{encoded}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_eks_token_is_a_presigned_get_caller_identity() {
+        let credentials = aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret-key", None, None, "test");
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        let token = eks_token("prod", "eu-west-1", credentials, at).unwrap();
+        let encoded = token.expose_secret().strip_prefix("k8s-aws-v1.").expect("the EKS prefix");
+        let url = String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded).unwrap()).unwrap();
+        assert!(
+            url.starts_with("https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&"),
+            "{url}"
+        );
+        for part in [
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+            "X-Amz-Expires=60",
+            "X-Amz-SignedHeaders=host%3Bx-k8s-aws-id",
+            "X-Amz-Signature=",
+            "X-Amz-Credential=AKIDEXAMPLE",
+        ] {
+            assert!(url.contains(part), "{part} missing from {url}");
+        }
+        assert!(!url.contains("secret-key"));
+    }
+
+    #[test]
+    fn an_aws_eks_get_token_user_is_recognised() {
+        let text = r#"
+apiVersion: v1
+kind: Config
+current-context: prod
+clusters:
+- name: prod
+  cluster: { server: "https://ABC.gr7.eu-west-1.eks.amazonaws.com", certificate-authority-data: "" }
+contexts:
+- name: prod
+  context: { cluster: prod, user: prod }
+users:
+- name: prod
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: aws
+      args: ["--region", "eu-west-1", "eks", "get-token", "--cluster-name", "prod"]
+"#;
+        let kubeconfig = Kubeconfig::from_yaml(text).unwrap();
+        assert_eq!(eks_user(&kubeconfig), Some(("prod".into(), Some("eu-west-1".into()))));
+        let plain = Kubeconfig::from_yaml(&text.replace("command: aws", "command: kubelogin")).unwrap();
+        assert_eq!(eks_user(&plain), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_allows_bursts_of_ten_then_five_a_second() {
+        let limit = RateLimit::new(5.0, 10);
+        let started = Instant::now();
+        for _ in 0..10 {
+            limit.acquire().await;
+        }
+        assert!(started.elapsed() < Duration::from_millis(1), "the burst goes at once");
+        for _ in 0..5 {
+            limit.acquire().await;
+        }
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(990) && waited < Duration::from_millis(1100), "{waited:?}");
+    }
+}

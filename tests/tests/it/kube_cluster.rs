@@ -1,0 +1,211 @@
+//! The kube adapter against kube-fake-client (controller-runtime's fake,
+//! in memory) with the Tekton kinds registered, and against a recording
+//! tower service where the fake falls short (cluster-scoped namespaces).
+
+use std::sync::{Arc, Mutex};
+
+use ferry::cluster::manifests::{self, Cause, PreviewOf, RunInput};
+use ferry::cluster::{Cluster, KubeCluster, Manifest};
+use ferry::domain::{PrNumber, RepoName, Sha, UnitName};
+use ferry::units::operator::Defaults;
+use ferry::units::{On, RunKind, RunSpec, Unit};
+use kube::CustomResource;
+use kube::api::Api;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[kube(group = "tekton.dev", version = "v1", kind = "PipelineRun", namespaced)]
+pub struct PipelineRunSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[kube(group = "tekton.dev", version = "v1", kind = "TaskRun", namespaced)]
+pub struct TaskRunSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
+}
+
+async fn fake() -> (kube::Client, KubeCluster) {
+    let client = kube_fake_client::ClientBuilder::new()
+        .with_resource::<PipelineRun>()
+        .with_resource::<TaskRun>()
+        .build()
+        .await
+        .expect("the fake client");
+    (client.clone(), KubeCluster::new(client))
+}
+
+fn repo() -> RepoName {
+    RepoName::parse("acme/api").unwrap()
+}
+
+fn sha(digit: char) -> Sha {
+    Sha::parse(digit.to_string().repeat(40)).unwrap()
+}
+
+fn run_for(sha: &Sha, kind: RunKind) -> Manifest {
+    let unit = Unit {
+        name: UnitName::parse("api").unwrap(),
+        on: vec![On::Push],
+        branches: vec![],
+        paths: vec![],
+        drafts: false,
+        skip_labels: vec![],
+        run: Some(RunSpec {
+            kind,
+            namespace: Some("ci".into()),
+            reference: Some("build".into()),
+            service_account: None,
+            params: [("revision".to_owned(), sha.to_string())].into(),
+        }),
+        docker: vec![],
+        helm: vec![],
+        preview: None,
+    };
+    manifests::run(&RunInput {
+        repo: &repo(),
+        unit: &unit,
+        sha,
+        cause: Cause::Push,
+        lane: "refs/heads/main",
+        clone_url: "https://github.com/acme/api.git",
+        defaults: &Defaults::default(),
+    })
+}
+
+#[tokio::test]
+async fn a_run_is_created_once_and_a_redelivery_finds_it() {
+    let (client, cluster) = fake().await;
+    let run = run_for(&sha('1'), RunKind::Pipeline);
+    let first = cluster.create(&run).await.unwrap();
+    assert!(!first.existed && !first.uid.is_empty(), "{first:?}");
+    let again = cluster.create(&run).await.unwrap();
+    assert!(again.existed, "AlreadyExists is success");
+    assert_eq!(again.uid, first.uid);
+    let stored: Api<PipelineRun> = Api::namespaced(client, "ci");
+    let stored = stored.get(run.name()).await.unwrap();
+    assert_eq!(stored.spec.rest["pipelineRef"]["name"], "build");
+    assert_eq!(stored.metadata.labels.unwrap()["ferry.dev/sha"], "1".repeat(40));
+}
+
+#[tokio::test]
+async fn superseded_runs_are_found_by_lane_and_cancelled() {
+    let (client, cluster) = fake().await;
+    let old = run_for(&sha('1'), RunKind::Pipeline);
+    let task = run_for(&sha('2'), RunKind::Task);
+    cluster.create(&old).await.unwrap();
+    cluster.create(&task).await.unwrap();
+    let lane = old.label("ferry.dev/lane").unwrap().to_owned();
+    let mut found = cluster.runs("ci", "ferry.dev/lane", &lane).await.unwrap();
+    found.sort_by(|a, b| a.kind.cmp(&b.kind));
+    let names: Vec<(&str, bool)> = found.iter().map(|r| (r.kind.as_str(), r.running)).collect();
+    assert_eq!(names, [("PipelineRun", true), ("TaskRun", true)]);
+    for run in &found {
+        cluster.cancel(run).await.unwrap();
+    }
+    let pipeline_runs: Api<PipelineRun> = Api::namespaced(client.clone(), "ci");
+    assert_eq!(pipeline_runs.get(old.name()).await.unwrap().spec.status.as_deref(), Some("Cancelled"));
+    let task_runs: Api<TaskRun> = Api::namespaced(client, "ci");
+    assert_eq!(task_runs.get(task.name()).await.unwrap().spec.status.as_deref(), Some("TaskRunCancelled"));
+    assert!(cluster.runs("ci", "ferry.dev/lane", &lane).await.unwrap().iter().all(|r| !r.running));
+    assert!(cluster.runs("ci", "ferry.dev/lane", "other").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn preview_objects_and_the_clone_secret_are_server_side_applied() {
+    let (client, cluster) = fake().await;
+    let unit = UnitName::parse("api").unwrap();
+    let of = PreviewOf::PullRequest(PrNumber::new(4));
+    let namespace = manifests::preview_namespace(&repo(), &unit, &of);
+    for (image, commit) in [("ghcr.io/acme/api:one", sha('1')), ("ghcr.io/acme/api:two", sha('2'))] {
+        let objects = manifests::preview(&repo(), &unit, &of, &commit, image, 8080, "api-pr-4.example.com");
+        // The Namespace is cluster-scoped: the recording-service test covers it.
+        for object in objects.iter().filter(|o| o.kind() != "Namespace") {
+            cluster.apply(object).await.unwrap();
+        }
+    }
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), &namespace);
+    let deployment = deployments.get("api").await.unwrap();
+    let image = deployment.spec.unwrap().template.spec.unwrap().containers[0].image.clone();
+    assert_eq!(image.as_deref(), Some("ghcr.io/acme/api:two"), "a new push rolls the image");
+    let ingresses: Api<k8s_openapi::api::networking::v1::Ingress> = Api::namespaced(client.clone(), &namespace);
+    assert_eq!(
+        ingresses.get("api").await.unwrap().spec.unwrap().rules.unwrap()[0].host.as_deref(),
+        Some("api-pr-4.example.com")
+    );
+
+    let run = run_for(&sha('3'), RunKind::Pipeline);
+    let created = cluster.create(&run).await.unwrap();
+    cluster.apply(&manifests::git_secret(&run, &created.uid, "clone-token")).await.unwrap();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "ci");
+    let secret = secrets.get(&manifests::git_secret_name(run.name())).await.unwrap();
+    let owner = &secret.metadata.owner_references.unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("PipelineRun", created.uid.as_str()));
+}
+
+type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// A kube client over a service that records each request and answers as
+/// a cluster would for namespaces: apply echoes, delete 200 then 404.
+fn recording() -> (Seen, KubeCluster) {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let log = log.clone();
+        async move {
+            let method = request.method().to_string();
+            let uri = request.uri().to_string();
+            let body = http_body_util::BodyExt::collect(request.into_body()).await.unwrap().to_bytes();
+            let body = String::from_utf8_lossy(&body).into_owned();
+            let deletes = {
+                let mut log = log.lock().unwrap();
+                log.push((method.clone(), uri.clone(), body.clone()));
+                log.iter().filter(|(m, _, _)| m == "DELETE").count()
+            };
+            let (status, answer) = match method.as_str() {
+                "DELETE" if deletes > 1 => (
+                    404,
+                    serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "namespaces \"x\" not found"}),
+                ),
+                "DELETE" => {
+                    (200, serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}))
+                }
+                _ => (200, serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()),
+            };
+            let response = http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(kube::client::Body::from(serde_json::to_vec(&answer).unwrap()))
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    (seen, KubeCluster::new(kube::Client::new(service, "default")))
+}
+
+#[tokio::test]
+async fn namespaces_are_applied_as_ferry_and_deleted_once() {
+    let (seen, cluster) = recording();
+    let unit = UnitName::parse("api").unwrap();
+    let objects =
+        manifests::preview(&repo(), &unit, &PreviewOf::PullRequest(PrNumber::new(4)), &sha('1'), "i", 80, "h");
+    cluster.apply(&objects[0]).await.unwrap();
+    cluster.delete_namespace("preview-api-api-pr-4").await.unwrap();
+    cluster.delete_namespace("preview-api-api-pr-4").await.expect("deleting what is gone is fine");
+    let seen = seen.lock().unwrap();
+    let (method, uri, body) = &seen[0];
+    assert_eq!(method, "PATCH");
+    assert!(uri.starts_with("/api/v1/namespaces/preview-api-api-pr-4?"), "{uri}");
+    assert!(uri.contains("fieldManager=ferry") && uri.contains("force=true"), "server-side apply, forced: {uri}");
+    let sent: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(sent["kind"], "Namespace");
+    assert_eq!(sent["metadata"]["labels"]["app.kubernetes.io/managed-by"], "ferry");
+    assert_eq!((seen[1].0.as_str(), seen[1].1.as_str()), ("DELETE", "/api/v1/namespaces/preview-api-api-pr-4?"));
+}
