@@ -98,10 +98,11 @@ fn short_hash(parts: &[&str]) -> String {
 }
 
 /// `ferry-<unit>-<short sha>-<cause>-<hash>`: the same event always names
-/// the same run, and different repositories never collide.
+/// the same run, and different repositories never collide. At most 59
+/// characters, so `<run name>-git` (its clone secret) is a valid name too.
 pub fn run_name(repo: &RepoName, unit: &UnitName, sha: &Sha, cause: Cause) -> String {
     let hash = short_hash(&[repo.full_name(), unit.as_str(), sha.as_str(), &cause.slug()]);
-    let stem = dns_label(&format!("ferry-{}-{}-{}", unit.as_str(), sha.short(), cause.slug()), 63 - 9);
+    let stem = dns_label(&format!("ferry-{}-{}-{}", unit.as_str(), sha.short(), cause.slug()), 59 - 9);
     format!("{stem}-{hash}")
 }
 
@@ -191,7 +192,7 @@ pub fn run(input: &RunInput<'_>) -> Manifest {
 
 /// The Secret holding a run's clone token.
 pub fn git_secret_name(run_name: &str) -> String {
-    format!("{}-git", &run_name[..run_name.len().min(59)])
+    format!("{run_name}-git")
 }
 
 /// A pipeline from the unit's actions, in the seed's order: clone, then a
@@ -532,7 +533,7 @@ mod tests {
         }
         let long = UnitName::parse("x".repeat(63)).unwrap();
         for name in others.iter().chain([&a, &run_name(&repo(), &long, &sha(), Cause::Retry(12))]) {
-            assert!(name.len() <= 63 && name == &dns_label(name, 63), "{name}");
+            assert!(name.len() <= 59 && name == &dns_label(name, 63), "{name}");
         }
         let long_repo = RepoName::parse(format!("acme/{}", "r".repeat(90))).unwrap();
         let namespace = preview_namespace(&long_repo, &long, &PreviewOf::PullRequest(PrNumber::new(123_456)));

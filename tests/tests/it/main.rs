@@ -3,6 +3,7 @@
 mod config_readme;
 mod forge;
 mod kube_cluster;
+mod kubernetes_manifests;
 mod launch;
 mod octokit_examples;
 mod samples;
