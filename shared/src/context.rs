@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::cluster::kube::RateLimit;
 use crate::cluster::{Cluster, DryRunCluster, KubeCluster};
 use crate::config::{ClusterMode, Config, PrivateKeySource, WebhookSecrets};
 use crate::domain::SystemClock;
@@ -102,6 +103,10 @@ impl Context {
         } else {
             Arc::new(DryRunForge::new(&config.data_dir))
         };
+        let operator = match &config.operator_config {
+            Some(path) => OperatorConfig::load(path).map_err(StartError::Operator)?,
+            None => OperatorConfig::default(),
+        };
         let cluster: Arc<dyn Cluster> = match config.cluster {
             ClusterMode::DryRun => Arc::new(DryRunCluster::new(&config.data_dir)),
             ClusterMode::Kube => {
@@ -112,15 +117,12 @@ impl Context {
                     Some(sdk) => sdk.clone(),
                     None => crate::aws::sdk_config().await,
                 };
-                let cluster = KubeCluster::connect(kubeconfig.as_ref(), Some(&sdk))
+                let limit = RateLimit::new(operator.kubernetes.qps, operator.kubernetes.burst);
+                let cluster = KubeCluster::connect(kubeconfig.as_ref(), Some(&sdk), limit)
                     .await
                     .map_err(|e| StartError::Cluster(e.to_string()))?;
                 Arc::new(cluster)
             }
-        };
-        let operator = match &config.operator_config {
-            Some(path) => OperatorConfig::load(path).map_err(StartError::Operator)?,
-            None => OperatorConfig::default(),
         };
         Ok(Self {
             config: Arc::new(config),

@@ -159,33 +159,11 @@ fn futures_stream(
     futures::stream::iter((0..mebibytes).map(|_| Ok(vec![b' '; 1024 * 1024])))
 }
 
-/// The operator's units for the sample repository, as the local demo uses them.
-const DEMO_UNITS: &str = r#"
-[defaults]
-dashboard_url = "https://tekton.example.com/#/namespaces/{namespace}/pipelineruns/{name}"
-
-[repositories."acme/api"]
-units = '''
-[api]
-on = ["push", "pull_request"]
-branches = ["main"]
-paths = ["api/**"]
-[api.pipeline]
-namespace = "ci"
-ref = "build-and-deploy"
-params = { revision = "{{ git.sha }}" }
-[api.preview]
-image = "ghcr.io/acme/api:pr-{{ pr.number }}"
-port = 8080
-host = "api-pr-{{ pr.number }}.preview.example.com"
-
-[docs]
-paths = ["docs/**"]
-[docs.task]
-namespace = "ci"
-ref = "publish-docs"
-'''
-"#;
+/// The operator config for the samples in `events/`, as the README's demo uses it.
+fn demo_config() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/ferry.toml");
+    std::fs::read_to_string(path).expect("events/ferry.toml")
+}
 
 fn yaml_files(dir: &Path) -> Vec<String> {
     let mut found: Vec<String> = std::fs::read_dir(dir)
@@ -198,7 +176,7 @@ fn yaml_files(dir: &Path) -> Vec<String> {
 #[tokio::test]
 async fn serve_launches_the_sample_push_on_the_dry_run_cluster_once() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ferry.toml"), DEMO_UNITS).unwrap();
+    std::fs::write(dir.path().join("ferry.toml"), demo_config()).unwrap();
     let server = serve_with(dir.path(), &[("FERRY_CONFIG", "ferry.toml")]);
     let reply = replay(dir.path(), &server, "github/push.json", "e2e-push-1");
     assert!(reply.contains("pipelinerun.created"), "{reply}");
@@ -226,7 +204,7 @@ async fn serve_launches_the_sample_push_on_the_dry_run_cluster_once() {
 #[tokio::test]
 async fn serve_opens_and_removes_a_preview_for_the_sample_pull_request() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ferry.toml"), DEMO_UNITS).unwrap();
+    std::fs::write(dir.path().join("ferry.toml"), demo_config()).unwrap();
     let server = serve_with(dir.path(), &[("FERRY_CONFIG", "ferry.toml")]);
     let opened = replay(dir.path(), &server, "github/pull_request.opened.json", "e2e-pr-1");
     assert!(opened.contains("preview.applied"), "{opened}");

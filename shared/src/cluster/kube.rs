@@ -89,17 +89,24 @@ impl KubeCluster {
         Self { client: RwLock::new((client, Instant::now())), source: Source::Fixed, limit: RateLimit::new(5.0, 10) }
     }
 
+    /// The same cluster behind another rate limit.
+    pub fn with_limit(mut self, limit: RateLimit) -> Self {
+        self.limit = limit;
+        self
+    }
+
     /// From a kubeconfig's text (the secret store's `clusters/<name>`), or
     /// from `KUBECONFIG` / the in-cluster account when there is none.
     pub async fn connect(
         kubeconfig: Option<&SecretString>,
         sdk: Option<&aws_config::SdkConfig>,
+        limit: RateLimit,
     ) -> Result<Self, ClusterError> {
         let refused = |problem: String| ClusterError::Refused { what: "the cluster configuration".into(), problem };
         let Some(text) = kubeconfig else {
             let config = kube::Config::infer().await.map_err(|e| refused(e.to_string()))?;
             let client = kube::Client::try_from(config).map_err(|e| refused(e.to_string()))?;
-            return Ok(Self::new(client));
+            return Ok(Self::new(client).with_limit(limit));
         };
         let kubeconfig = Kubeconfig::from_yaml(text.expose_secret()).map_err(|e| refused(e.to_string()))?;
         match eks_user(&kubeconfig) {
@@ -109,13 +116,13 @@ impl KubeCluster {
                     region.or_else(|| sdk.region().map(ToString::to_string)).unwrap_or_else(|| "us-east-1".into());
                 let source = Source::Eks(Box::new(Eks { kubeconfig, cluster, region, sdk }));
                 let client = build(&source).await?;
-                Ok(Self { client: RwLock::new((client, Instant::now())), source, limit: RateLimit::new(5.0, 10) })
+                Ok(Self { client: RwLock::new((client, Instant::now())), source, limit })
             }
             None => {
                 let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                     .await
                     .map_err(|e| refused(e.to_string()))?;
-                Ok(Self::new(kube::Client::try_from(config).map_err(|e| refused(e.to_string()))?))
+                Ok(Self::new(kube::Client::try_from(config).map_err(|e| refused(e.to_string()))?).with_limit(limit))
             }
         }
     }

@@ -8,6 +8,10 @@
 //! service_account = "ferry-runner"
 //! dashboard_url = "https://tekton.example.com/#/namespaces/{namespace}/pipelineruns/{name}"
 //!
+//! [kubernetes]                           # FERRY_CLUSTER=kube: the client-side rate limit
+//! qps = 5
+//! burst = 10
+//!
 //! [repositories."acme/api"]
 //! units = '''
 //! [api]
@@ -32,6 +36,36 @@ pub struct OperatorConfig {
     pub defaults: Defaults,
     #[serde(default)]
     pub repositories: BTreeMap<String, RepositoryConfig>,
+    #[serde(default)]
+    pub kubernetes: Kubernetes,
+}
+
+/// How hard Ferry may press the Kubernetes API (`FERRY_CLUSTER=kube`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kubernetes {
+    /// Requests per second, sustained.
+    #[serde(default = "default_qps")]
+    pub qps: f64,
+    /// Requests allowed at once after a quiet spell.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+impl Default for Kubernetes {
+    fn default() -> Self {
+        Self { qps: default_qps(), burst: default_burst() }
+    }
+}
+
+impl Eq for Kubernetes {}
+
+fn default_qps() -> f64 {
+    5.0
+}
+
+fn default_burst() -> u32 {
+    10
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -94,6 +128,9 @@ impl OperatorConfig {
             let line = e.span().map(|s| 1 + text[..s.start.min(text.len())].matches('\n').count());
             format!("{}{}", line.map(|l| format!("line {l}: ")).unwrap_or_default(), e.message().trim_end())
         })?;
+        if !(config.kubernetes.qps > 0.0 && config.kubernetes.qps.is_finite()) || config.kubernetes.burst == 0 {
+            return Err("[kubernetes]: qps must be above 0 and burst at least 1".into());
+        }
         for name in config.repositories.keys() {
             RepoName::parse(name.clone()).map_err(|e| format!("[repositories.\"{name}\"]: {e}"))?;
         }
@@ -108,5 +145,59 @@ impl OperatorConfig {
     /// The dashboard link for a run, if one is configured.
     pub fn dashboard_link(&self, namespace: &str, name: &str) -> Option<String> {
         self.defaults.dashboard_url.as_ref().map(|t| t.replace("{namespace}", namespace).replace("{name}", name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_reads() {
+        let text = r#"
+[defaults]
+namespace = "ci"
+service_account = "ferry-runner"
+dashboard_url = "https://tekton.example.com/#/namespaces/{namespace}/pipelineruns/{name}"
+
+[kubernetes]
+qps = 2.5
+burst = 4
+
+[repositories."acme/api"]
+units = '''
+[api]
+[api.pipeline]
+ref = "build"
+'''
+"#;
+        let config = OperatorConfig::parse(text).unwrap();
+        assert_eq!(config.defaults.namespace, "ci");
+        assert_eq!(config.kubernetes, Kubernetes { qps: 2.5, burst: 4 });
+        assert!(config.units_for(&RepoName::parse("acme/api").unwrap()).unwrap().contains("[api.pipeline]"));
+        assert_eq!(config.units_for(&RepoName::parse("acme/web").unwrap()), None);
+        assert_eq!(
+            config.dashboard_link("ci", "run-1").as_deref(),
+            Some("https://tekton.example.com/#/namespaces/ci/pipelineruns/run-1")
+        );
+        let empty = OperatorConfig::parse("").unwrap();
+        assert_eq!(
+            (empty.defaults.namespace.as_str(), empty.kubernetes.qps, empty.kubernetes.burst),
+            ("ferry", 5.0, 10)
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let cases = [
+            ("[defaults]\nnamespce = \"ci\"\n", "line 2: unknown field `namespce`"),
+            ("[repositories.\"not a repo\"]\nunits = \"\"\n", "[repositories.\"not a repo\"]"),
+            ("[kubernetes]\nqps = 0.0\n", "qps must be above 0"),
+            ("[repositories.\"acme/api\"]\nunits = 3\n", "line 2: invalid type"),
+        ];
+        for (text, says) in cases {
+            let problem = OperatorConfig::parse(text).unwrap_err();
+            assert!(problem.contains(says), "{text:?}: {problem}");
+        }
     }
 }
