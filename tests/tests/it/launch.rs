@@ -336,3 +336,31 @@ async fn a_broken_ferry_toml_fails_the_commit_naming_the_line_and_launches_nothi
     let (_, reply) = harness.deliver("push", "b-2", SECRET, &push("main", SHA2, SHA3, &["web/a.ts"])).await;
     assert_eq!(kinds(&reply), ["taskrun.created", "status.pending"], "{reply}");
 }
+
+#[tokio::test]
+async fn retest_from_a_member_runs_again_only_the_units_that_failed() {
+    let harness = harness().await;
+    let (_, reply) =
+        harness.deliver("pull_request", "t-1", SECRET, &pull_request("opened", 11, SHA2, "MEMBER", json!({}))).await;
+    assert!(kinds(&reply).contains(&"pipelinerun.created".to_owned()), "{reply}");
+    // The run failed (what the reconciler records from its Succeeded condition).
+    let key = ferry::store::Key::Run(
+        ferry_tests::builders::repo("acme/api"),
+        ferry::domain::UnitName::parse("api").unwrap(),
+        ferry::domain::Sha::parse(SHA2).unwrap(),
+    );
+    let mut run = harness.state().load::<ferry::domain::Run>(&key).await.unwrap().unwrap();
+    run.record.status = ferry::domain::RunStatus::Failure;
+    harness.state().update(&run.record.into(), run.version).await.unwrap();
+
+    let (_, reply) =
+        harness.deliver("issue_comment", "t-2", SECRET, &comment(11, "/retest", "CONTRIBUTOR", "someone")).await;
+    assert!(kinds(&reply).is_empty(), "an outsider's /retest does nothing: {reply}");
+    let (_, reply) =
+        harness.deliver("issue_comment", "t-3", SECRET, &comment(11, "/retest", "MEMBER", "maintainer")).await;
+    assert_eq!(kinds(&reply), ["pipelinerun.created", "run.cancelled", "status.pending"], "{reply}");
+    let retried =
+        runs(&harness).into_iter().filter(|r| r["metadata"]["name"].as_str().unwrap().contains("retry")).count();
+    assert_eq!(retried, 1);
+    assert_eq!(reply["reason"], "docs: it did not fail on this commit");
+}
