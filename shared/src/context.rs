@@ -14,6 +14,7 @@ use crate::forge::TokenMinter;
 use crate::forge::github::GithubForge;
 use crate::forge::github::{GithubApi, GithubApp, KeySource, NoApp};
 use crate::forge::{DryRunForge, Forge};
+use crate::poll::source::Sources;
 use crate::secrets::{EmbeddedSecrets, SecretError, SecretName, SecretStore, SecretsManagerStore};
 use crate::store::{DynamoStore, EmbeddedStore, StateStore};
 use crate::units::OperatorConfig;
@@ -35,6 +36,10 @@ pub struct Context {
     pub cluster: Arc<dyn Cluster>,
     /// `FERRY_CONFIG`, or defaults.
     pub operator: Arc<OperatorConfig>,
+    /// Where the poller reads refs.
+    pub sources: Arc<Sources>,
+    /// Sends the poller's events.
+    pub http: reqwest::Client,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +62,7 @@ impl Context {
     /// AWS adapters where `FERRY_TABLE` / `FERRY_SECRET_PREFIX` say so,
     /// embedded ones under the data dir otherwise.
     pub async fn connect(config: Config) -> Result<Self, StartError> {
+        crate::telemetry::install_crypto_provider();
         let needs_aws = config.table.is_some()
             || config.secret_prefix.is_some()
             || matches!(config.webhook_secrets, WebhookSecrets::SecretId(_))
@@ -124,6 +130,7 @@ impl Context {
                 Arc::new(cluster)
             }
         };
+        let config_api = config.github_api_url.clone();
         Ok(Self {
             config: Arc::new(config),
             state,
@@ -133,6 +140,11 @@ impl Context {
             forge,
             cluster,
             operator: Arc::new(operator),
+            sources: Arc::new(Sources::new(&config_api).map_err(StartError::Github)?),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .map_err(|e| StartError::Github(e.to_string()))?,
         })
     }
 }

@@ -64,6 +64,7 @@ pub fn polled_ref(full_name: &str, name: &str) -> PolledRef {
         token_epoch: 0,
         next_poll_at: Timestamp::now(),
         endpoint: None,
+        last_error: None,
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod builders;
 pub mod emulator;
 pub mod events;
+pub mod git_hosts;
 pub mod github;
 pub mod logs;
 pub mod openapi;

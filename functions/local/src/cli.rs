@@ -48,7 +48,7 @@ enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { listen } => serve(listen).await,
-        Command::Poll => anyhow::bail!("`ferry poll` is not implemented yet (issue #6)"),
+        Command::Poll => poll().await,
         Command::Rotate => rotate().await,
         Command::Reconcile => anyhow::bail!("`ferry reconcile` is not implemented yet (issue #7)"),
         Command::Replay { file, url, event, delivery } => {
@@ -83,11 +83,37 @@ async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     } else {
         tracing::info!("no GitHub App configured (FERRY_GITHUB_APP_ID): token rotation is off");
     }
+    if context.operator.poll.is_empty() {
+        tracing::info!("no [[poll]] refs in the operator config: polling is off");
+    } else {
+        tokio::spawn(schedule("polling", POLL_EVERY, {
+            let context = context.clone();
+            move || {
+                let context = context.clone();
+                async move { ferry::usecase::poll::cycle(&context, None).await.map(|_| ()) }
+            }
+        }));
+    }
     axum::serve(listener, ferry::http::router(context))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    Ok(())
+}
+
+/// How often `ferry serve` polls, as the deployed schedule does; each ref
+/// is polled only when its own frequency makes it due.
+const POLL_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// One poll cycle, as the Lambda runs it; prints its report.
+async fn poll() -> anyhow::Result<()> {
+    let context = ferry::Context::connect(ferry::Config::from_env()?).await.context("cannot start")?;
+    let report = ferry::usecase::poll::cycle(&context, None).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if !report.failed.is_empty() {
+        anyhow::bail!("{} tracked refs could not be polled", report.failed.len());
+    }
     Ok(())
 }
 

@@ -83,6 +83,9 @@ pub struct PolledRef {
     pub next_poll_at: Timestamp,
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Why the last poll or delivery failed; cleared by the next success.
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

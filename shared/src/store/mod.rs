@@ -515,6 +515,7 @@ pub(crate) mod samples {
                 token_epoch: 2,
                 next_poll_at: Timestamp::from_unix(5),
                 endpoint: None,
+                last_error: None,
             }
             .into(),
             PullRequest {

@@ -29,7 +29,7 @@ use crate::domain::RepoName;
 
 pub const DEFAULT_NAMESPACE: &str = "ferry";
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorConfig {
     #[serde(default)]
@@ -38,6 +38,28 @@ pub struct OperatorConfig {
     pub repositories: BTreeMap<String, RepositoryConfig>,
     #[serde(default)]
     pub kubernetes: Kubernetes,
+    /// Refs the poller watches (`[[poll]]`).
+    #[serde(default)]
+    pub poll: Vec<crate::poll::TrackedRef>,
+    /// How many poll requests may be in flight at once.
+    #[serde(default = "default_in_flight")]
+    pub poll_in_flight: usize,
+}
+
+fn default_in_flight() -> usize {
+    10
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        Self {
+            defaults: Defaults::default(),
+            repositories: BTreeMap::new(),
+            kubernetes: Kubernetes::default(),
+            poll: Vec::new(),
+            poll_in_flight: default_in_flight(),
+        }
+    }
 }
 
 /// How hard Ferry may press the Kubernetes API (`FERRY_CLUSTER=kube`).
@@ -130,6 +152,15 @@ impl OperatorConfig {
         })?;
         if !(config.kubernetes.qps > 0.0 && config.kubernetes.qps.is_finite()) || config.kubernetes.burst == 0 {
             return Err("[kubernetes]: qps must be above 0 and burst at least 1".into());
+        }
+        for tracked in &config.poll {
+            tracked.validate()?;
+            if tracked.period() < std::time::Duration::from_secs(60) {
+                tracing::warn!(url = %tracked.url, frequency = %tracked.frequency, "polling more often than once a minute");
+            }
+        }
+        if config.poll_in_flight == 0 {
+            return Err("poll_in_flight must be at least 1".into());
         }
         for name in config.repositories.keys() {
             RepoName::parse(name.clone()).map_err(|e| format!("[repositories.\"{name}\"]: {e}"))?;

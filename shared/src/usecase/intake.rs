@@ -115,7 +115,7 @@ impl<'a> Ports<'a> {
         }
     }
 
-    fn launch(&self) -> LaunchPorts<'a> {
+    pub fn launch(&self) -> LaunchPorts<'a> {
         LaunchPorts {
             state: self.state,
             tokens: self.tokens,

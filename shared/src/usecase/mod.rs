@@ -3,6 +3,7 @@
 pub mod installations;
 pub mod intake;
 pub mod launch;
+pub mod poll;
 pub mod rotate;
 pub mod tokens;
 

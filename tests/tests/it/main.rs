@@ -6,6 +6,7 @@ mod kube_cluster;
 mod kubernetes_manifests;
 mod launch;
 mod octokit_examples;
+mod poll;
 mod samples;
 mod secrets_contract;
 mod signature_fuzz;

@@ -1,0 +1,251 @@
+//! Polling Git hosts that cannot send webhooks (DESIGN.md, "Poller"; the
+//! gitpoller-controller seed): the tracked refs, when each is due, and the
+//! event a new commit becomes. Fetching and delivering are in `source` and
+//! `deliver`; the cycle is `usecase::poll`.
+
+pub mod deliver;
+pub mod pktline;
+pub mod source;
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::domain::{RefName, RepoName, Timestamp};
+
+/// Which API a tracked ref is read through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    Github,
+    Gitlab,
+    /// Any smart-HTTP Git server (`info/refs`).
+    Git,
+}
+
+/// The event format sent to an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    #[default]
+    Cloudevents,
+    Cdevents,
+}
+
+/// One `[[poll]]` entry of the operator config.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackedRef {
+    /// The repository's web or clone URL (`https://github.com/acme/api`).
+    pub url: String,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    #[serde(rename = "type")]
+    pub kind: SourceKind,
+    /// `30s`, `5m`, `1h`…
+    #[serde(default = "one_minute")]
+    pub frequency: String,
+    /// Where the CloudEvent goes; without one, only `launch` acts.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// HMAC key for `X-Ferry-Signature-256`, inline…
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// …or the secret store's name for it.
+    #[serde(default)]
+    pub secret_name: Option<String>,
+    /// Run the repository's units as a push would.
+    #[serde(default)]
+    pub launch: bool,
+    #[serde(default)]
+    pub format: Format,
+    /// The API base (GitHub Enterprise, self-managed GitLab).
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// PEM bundle of extra CA certificates for a private host.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// A token for GitLab or a Git server, by its secret store name.
+    #[serde(default)]
+    pub token_secret: Option<String>,
+}
+
+fn one_minute() -> String {
+    "1m".into()
+}
+
+impl TrackedRef {
+    /// Checks what the operator wrote; the problem names the entry.
+    pub fn validate(&self) -> Result<(), String> {
+        let at = format!("[[poll]] {} {}", self.url, self.reference);
+        let url = url::Url::parse(&self.url).map_err(|e| format!("{at}: url: {e}"))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(format!("{at}: url must be http(s)"));
+        }
+        RefName::parse(self.reference.clone()).map_err(|e| format!("{at}: {e}"))?;
+        frequency(&self.frequency).map_err(|e| format!("{at}: frequency {e}"))?;
+        self.repo().map_err(|e| format!("{at}: {e}"))?;
+        if let Some(endpoint) = &self.endpoint {
+            url::Url::parse(endpoint).map_err(|e| format!("{at}: endpoint: {e}"))?;
+        }
+        if self.secret.is_some() && self.secret_name.is_some() {
+            return Err(format!("{at}: give secret or secret_name, not both"));
+        }
+        if self.endpoint.is_none() && !self.launch {
+            return Err(format!("{at}: nothing to do: give an endpoint, or launch = true"));
+        }
+        Ok(())
+    }
+
+    /// The repository as Ferry keys it: the URL's last two path segments.
+    pub fn repo(&self) -> Result<RepoName, String> {
+        let url = url::Url::parse(&self.url).map_err(|e| e.to_string())?;
+        let segments: Vec<&str> =
+            url.path_segments().map(|s| s.filter(|p| !p.is_empty()).collect()).unwrap_or_default();
+        let [.., owner, name] = segments[..] else {
+            return Err("url names no owner/name".into());
+        };
+        RepoName::parse(format!("{owner}/{}", name.trim_end_matches(".git"))).map_err(|e| e.to_string())
+    }
+
+    /// The path of the project below the host (`group/sub/project`), for GitLab.
+    pub fn project_path(&self) -> String {
+        url::Url::parse(&self.url)
+            .map(|u| u.path().trim_matches('/').trim_end_matches(".git").to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The ref as a path (`refs/heads/main`): the CloudEvent's subject.
+    pub fn ref_path(&self) -> String {
+        if self.reference.starts_with("refs/") {
+            self.reference.clone()
+        } else {
+            format!("refs/heads/{}", self.reference)
+        }
+    }
+
+    pub fn period(&self) -> Duration {
+        frequency(&self.frequency).unwrap_or(Duration::from_secs(60))
+    }
+
+    /// A fixed offset within a tenth of the period, so refs sharing a
+    /// frequency do not all come due in the same second.
+    pub fn jitter(&self) -> Duration {
+        let spread = self.period().as_secs() / 10;
+        if spread == 0 {
+            return Duration::ZERO;
+        }
+        let digest = Sha256::digest(format!("{}\n{}", self.url, self.reference));
+        let n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+        Duration::from_secs(n % spread)
+    }
+
+    /// When to look again after a poll at `now`.
+    pub fn next_poll(&self, now: Timestamp) -> Timestamp {
+        now.plus(self.period()).plus(self.jitter())
+    }
+}
+
+/// `30s`, `5m`, `2h`, `1h30m`, or plain seconds.
+pub fn frequency(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return if seconds > 0 { Ok(Duration::from_secs(seconds)) } else { Err("must be above zero".into()) };
+    }
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(format!("{text:?} is not a duration like 30s, 5m or 1h")),
+        };
+        let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 30s, 5m or 1h"))?;
+        total += n * unit;
+        number.clear();
+    }
+    if !number.is_empty() || total == 0 {
+        return Err(format!("{text:?} is not a duration like 30s, 5m or 1h"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// The CloudEvent id of a commit on a tracked ref: the same commit always
+/// has the same id, so a receiver can drop a repeat.
+pub fn event_id(url: &str, reference: &str, sha: &str) -> String {
+    hex::encode(&Sha256::digest(format!("{url}\n{reference}\n{sha}"))[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracked(url: &str) -> TrackedRef {
+        TrackedRef {
+            url: url.into(),
+            reference: "main".into(),
+            kind: SourceKind::Github,
+            frequency: "5m".into(),
+            endpoint: Some("https://hooks.example.com/ce".into()),
+            secret: None,
+            secret_name: None,
+            launch: false,
+            format: Format::Cloudevents,
+            api_url: None,
+            ca_file: None,
+            token_secret: None,
+        }
+    }
+
+    #[test]
+    fn frequencies_read_like_people_write_them() {
+        for (text, seconds) in [("30s", 30), ("5m", 300), ("1h", 3600), ("1h30m", 5400), ("90", 90), ("1d", 86_400)] {
+            assert_eq!(frequency(text).unwrap(), Duration::from_secs(seconds), "{text}");
+        }
+        for bad in ["", "0", "0s", "5x", "m", "1.5m", "-1m"] {
+            assert!(frequency(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn repositories_and_paths_come_from_the_url() {
+        assert_eq!(tracked("https://github.com/acme/api").repo().unwrap().full_name(), "acme/api");
+        assert_eq!(tracked("https://git.example.com/scm/acme/api.git").repo().unwrap().full_name(), "acme/api");
+        assert_eq!(tracked("https://gitlab.com/group/sub/project").project_path(), "group/sub/project");
+        assert!(tracked("https://github.com/").repo().is_err());
+        assert_eq!(tracked("https://github.com/acme/api").ref_path(), "refs/heads/main");
+    }
+
+    #[test]
+    fn refs_of_one_frequency_spread_within_a_tenth_of_it() {
+        let jitters: Vec<Duration> =
+            (0..50).map(|i| tracked(&format!("https://github.com/acme/r{i}")).jitter()).collect();
+        assert!(jitters.iter().all(|j| *j < Duration::from_secs(30)));
+        let distinct: std::collections::BTreeSet<_> = jitters.iter().collect();
+        assert!(distinct.len() > 10, "spread, not bunched: {distinct:?}");
+        let one = tracked("https://github.com/acme/api");
+        assert_eq!(one.jitter(), one.jitter(), "stable across cycles");
+    }
+
+    #[test]
+    fn entries_are_checked() {
+        assert!(tracked("https://github.com/acme/api").validate().is_ok());
+        let mut nothing = tracked("https://github.com/acme/api");
+        nothing.endpoint = None;
+        assert!(nothing.validate().unwrap_err().contains("nothing to do"));
+        let mut bad = tracked("ftp://github.com/acme/api");
+        assert!(bad.validate().is_err());
+        bad = tracked("https://github.com/acme/api");
+        bad.frequency = "often".into();
+        assert!(bad.validate().unwrap_err().contains("frequency"));
+        assert_eq!(event_id("u", "main", "a"), event_id("u", "main", "a"));
+        assert_ne!(event_id("u", "main", "a"), event_id("u", "main", "b"));
+    }
+}

@@ -1,0 +1,218 @@
+//! Reading a tracked ref's head: GitHub's and GitLab's commit APIs with
+//! `If-None-Match` (a 304 changes nothing and costs GitHub no rate limit),
+//! or a Git server's ref advertisement.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Mutex;
+
+use super::{SourceKind, TrackedRef, pktline};
+use crate::domain::Timestamp;
+
+/// Every poll request ends within this.
+pub const REQUEST_LIMIT: Duration = Duration::from_secs(10);
+
+/// What one poll found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Polled {
+    /// 304: nothing changed since the ETag.
+    Unchanged,
+    Head {
+        sha: String,
+        etag: Option<String>,
+        body: Vec<u8>,
+    },
+    /// The host asks Ferry to stop for now.
+    RateLimited {
+        retry_after: Option<Duration>,
+    },
+    /// This ref fails (404, 401, a broken answer); the others go on.
+    Failed(String),
+}
+
+pub struct Sources {
+    github_api: String,
+    default: reqwest::Client,
+    /// Clients trusting a ref's extra CA bundle, by file.
+    with_ca: Mutex<HashMap<String, reqwest::Client>>,
+}
+
+fn client(ca: Option<&[u8]>) -> Result<reqwest::Client, String> {
+    crate::telemetry::install_crypto_provider();
+    let mut builder = reqwest::Client::builder()
+        .timeout(REQUEST_LIMIT)
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = ca {
+        for certificate in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("the CA bundle: {e}"))? {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+impl Sources {
+    pub fn new(github_api: &url::Url) -> Result<Self, String> {
+        Ok(Self {
+            github_api: github_api.as_str().trim_end_matches('/').to_owned(),
+            default: client(None)?,
+            with_ca: Mutex::default(),
+        })
+    }
+
+    async fn client_for(&self, tracked: &TrackedRef) -> Result<reqwest::Client, String> {
+        let Some(file) = &tracked.ca_file else { return Ok(self.default.clone()) };
+        let mut clients = self.with_ca.lock().await;
+        if let Some(client) = clients.get(file) {
+            return Ok(client.clone());
+        }
+        let pem = tokio::fs::read(file).await.map_err(|e| format!("cannot read {file}: {e}"))?;
+        let built = client(Some(&pem))?;
+        clients.insert(file.clone(), built.clone());
+        Ok(built)
+    }
+
+    /// The ref's head, asking only for a change since `etag`.
+    pub async fn fetch(&self, tracked: &TrackedRef, token: Option<&SecretString>, etag: Option<&str>) -> Polled {
+        let client = match self.client_for(tracked).await {
+            Ok(client) => client,
+            Err(problem) => return Polled::Failed(problem),
+        };
+        let request = match tracked.kind {
+            SourceKind::Github => {
+                let api = tracked
+                    .api_url
+                    .as_deref()
+                    .map(|u| u.trim_end_matches('/').to_owned())
+                    .unwrap_or_else(|| self.github_api.clone());
+                let repo = match tracked.repo() {
+                    Ok(repo) => repo,
+                    Err(e) => return Polled::Failed(e),
+                };
+                let mut request = client
+                    .get(format!("{api}/repos/{repo}/commits/{}", encode(&tracked.reference)))
+                    .header("accept", "application/vnd.github+json")
+                    .header("x-github-api-version", crate::forge::github::api::API_VERSION);
+                if let Some(token) = token {
+                    request = request.bearer_auth(token.expose_secret());
+                }
+                request
+            }
+            SourceKind::Gitlab => {
+                let api = tracked.api_url.clone().unwrap_or_else(|| {
+                    let url = url::Url::parse(&tracked.url).ok();
+                    let host = url.as_ref().and_then(|u| u.host_str()).unwrap_or("gitlab.com");
+                    format!("https://{host}/api/v4")
+                });
+                let project = encode(&tracked.project_path());
+                let mut request = client.get(format!(
+                    "{}/projects/{project}/repository/commits/{}",
+                    api.trim_end_matches('/'),
+                    encode(&tracked.reference)
+                ));
+                if let Some(token) = token {
+                    request = request.header("private-token", token.expose_secret());
+                }
+                request
+            }
+            SourceKind::Git => {
+                let mut request = client
+                    .get(format!("{}/info/refs?service=git-upload-pack", tracked.url.trim_end_matches('/')))
+                    .header("git-protocol", "version=1");
+                if let Some(token) = token {
+                    request = request.basic_auth("x-access-token", Some(token.expose_secret()));
+                }
+                request
+            }
+        };
+        let request = match etag {
+            Some(etag) => request.header("if-none-match", etag),
+            None => request,
+        };
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return Polled::Failed(format!("no answer: {}", without_url(&e))),
+        };
+        let status = response.status().as_u16();
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+        let exhausted = header("x-ratelimit-remaining").as_deref() == Some("0");
+        if status == 429 || (status == 403 && (retry_after.is_some() || exhausted)) {
+            let reset = header("x-ratelimit-reset")
+                .and_then(|v| v.parse::<i64>().ok())
+                .map(|at| Timestamp::now().until(Timestamp::from_unix(at)));
+            return Polled::RateLimited { retry_after: retry_after.or(reset) };
+        }
+        if status == 304 {
+            return Polled::Unchanged;
+        }
+        let etag = header("etag");
+        let body = match response.bytes().await {
+            Ok(body) => body.to_vec(),
+            Err(e) => return Polled::Failed(format!("a broken answer: {}", without_url(&e))),
+        };
+        if status != 200 {
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            return Polled::Failed(
+                format!("{status} {}", message.chars().take(200).collect::<String>()).trim().to_owned(),
+            );
+        }
+        head(tracked, etag, body)
+    }
+}
+
+fn head(tracked: &TrackedRef, etag: Option<String>, body: Vec<u8>) -> Polled {
+    let sha = match tracked.kind {
+        SourceKind::Github | SourceKind::Gitlab => {
+            let field = if tracked.kind == SourceKind::Github { "sha" } else { "id" };
+            serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v[field].as_str().map(str::to_owned))
+        }
+        SourceKind::Git => {
+            let refs = match pktline::advertised_refs(&body) {
+                Ok(refs) => refs,
+                Err(problem) => return Polled::Failed(format!("the ref advertisement: {problem}")),
+            };
+            match pktline::find(&refs, &tracked.reference) {
+                Some(sha) => {
+                    let body = serde_json::json!({ "ref": tracked.ref_path(), "sha": sha });
+                    return Polled::Head { sha, etag, body: body.to_string().into_bytes() };
+                }
+                None => return Polled::Failed(format!("the server advertises no {}", tracked.reference)),
+            }
+        }
+    };
+    match sha {
+        Some(sha) if sha.len() >= 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()) => Polled::Head { sha, etag, body },
+        _ => Polled::Failed("the answer names no commit".into()),
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (a ref's `/` too).
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A reqwest error without its URL (which may carry credentials).
+fn without_url(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(url) = error.url() {
+        text = text.replace(url.as_str(), "<url>");
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text.chars().take(300).collect()
+}

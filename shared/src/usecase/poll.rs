@@ -1,0 +1,367 @@
+//! One poll cycle (DESIGN.md, "Poller"): for each due ref, a conditional
+//! request; a new SHA is delivered (CloudEvent and/or a launch as for a
+//! push) and recorded only once delivered, so a failed delivery is sent
+//! again next cycle. A rate limit or the deadline stops the cycle early and
+//! leaves the remaining refs due; one failing ref does not stop the others.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use crate::domain::event::{Detail, GitEvent, Push};
+use crate::domain::route::Trigger;
+use crate::domain::tokens::Credential;
+use crate::domain::{Clock, PolledRef, RefName, RepoMode, Repository, Sha};
+use crate::poll::source::{Polled, Sources};
+use crate::poll::{SourceKind, TrackedRef, deliver};
+use crate::secrets::{SecretName, SecretStore};
+use crate::store::{Key, StateStore, StoreError};
+
+use super::launch::{LaunchPorts, launch};
+use super::tokens::Tokens;
+
+/// The cycle stops starting requests this long before its deadline.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+
+#[derive(Clone, Copy)]
+pub struct PollPorts<'a> {
+    pub state: &'a dyn StateStore,
+    pub secrets: &'a dyn SecretStore,
+    pub tokens: &'a Tokens,
+    pub sources: &'a Sources,
+    /// Sends events to endpoints.
+    pub http: &'a reqwest::Client,
+    pub launch: LaunchPorts<'a>,
+    pub clock: &'a dyn Clock,
+}
+
+impl<'a> PollPorts<'a> {
+    /// Every port, from the composition root's context.
+    pub fn of(context: &'a crate::Context) -> Self {
+        Self {
+            state: context.state.as_ref(),
+            secrets: context.secrets.as_ref(),
+            tokens: &context.tokens,
+            sources: &context.sources,
+            http: &context.http,
+            launch: super::intake::Ports::of(context).launch(),
+            clock: &crate::domain::SystemClock,
+        }
+    }
+}
+
+/// One cycle over the operator's `[[poll]]` refs, as the Lambda and `ferry poll` run it.
+pub async fn cycle(context: &crate::Context, deadline: Option<Instant>) -> Result<PollReport, StoreError> {
+    poll(PollPorts::of(context), &context.operator.poll, context.operator.poll_in_flight, deadline).await
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct PollReport {
+    /// Refs asked about this cycle.
+    pub polled: usize,
+    /// Refs not due yet.
+    pub not_due: usize,
+    /// 304, or the same SHA.
+    pub unchanged: usize,
+    /// A new SHA, delivered and recorded.
+    pub delivered: usize,
+    /// A new SHA whose delivery failed: sent again next cycle.
+    pub undelivered: usize,
+    pub failed: Vec<PollFailure>,
+    /// Why the cycle stopped before every due ref was polled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PollFailure {
+    pub url: String,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub problem: String,
+}
+
+enum Outcome {
+    Unchanged,
+    Delivered,
+    Undelivered,
+    Failed(String),
+    RateLimited(Option<Duration>),
+    Skipped,
+}
+
+#[tracing::instrument(skip_all, fields(refs = refs.len()))]
+pub async fn poll(
+    ports: PollPorts<'_>,
+    refs: &[TrackedRef],
+    in_flight: usize,
+    deadline: Option<Instant>,
+) -> Result<PollReport, StoreError> {
+    let now = ports.clock.now();
+    let mut due = Vec::new();
+    let mut report = PollReport::default();
+    for tracked in refs {
+        let key = key(tracked).map_err(|problem| StoreError::Corrupt { at: tracked.url.clone(), problem })?;
+        let stored = ports.state.load::<PolledRef>(&key).await?.map(|found| found.record);
+        match &stored {
+            Some(stored) if stored.next_poll_at > now => report.not_due += 1,
+            _ => due.push((tracked, stored)),
+        }
+    }
+    let guard = Guard {
+        stop: AtomicBool::new(false),
+        why: std::sync::Mutex::new(None),
+        started: AtomicUsize::new(0),
+        deadline,
+    };
+    let polls: Vec<_> = due.into_iter().map(|(tracked, stored)| guarded(ports, tracked, stored, &guard)).collect();
+    let outcomes: Vec<(&TrackedRef, Outcome)> =
+        futures::stream::iter(polls).buffer_unordered(in_flight.max(1)).collect().await;
+    let Guard { why, started, .. } = guard;
+    report.polled = started.load(Ordering::SeqCst);
+    for (tracked, outcome) in outcomes {
+        match outcome {
+            Outcome::Unchanged => report.unchanged += 1,
+            Outcome::Delivered => report.delivered += 1,
+            Outcome::Undelivered => report.undelivered += 1,
+            Outcome::Failed(problem) => report.failed.push(PollFailure {
+                url: tracked.url.clone(),
+                reference: tracked.reference.clone(),
+                problem,
+            }),
+            Outcome::RateLimited(_) | Outcome::Skipped => {}
+        }
+    }
+    report.stopped = why.into_inner().expect("not poisoned");
+    tracing::info!(
+        polled = report.polled,
+        not_due = report.not_due,
+        unchanged = report.unchanged,
+        delivered = report.delivered,
+        undelivered = report.undelivered,
+        failed = report.failed.len(),
+        stopped = report.stopped.as_deref().unwrap_or(""),
+        "poll cycle done"
+    );
+    Ok(report)
+}
+
+/// What the polls of one cycle share: whether to stop, and why.
+struct Guard {
+    stop: AtomicBool,
+    why: std::sync::Mutex<Option<String>>,
+    started: AtomicUsize,
+    deadline: Option<Instant>,
+}
+
+async fn guarded<'a>(
+    ports: PollPorts<'_>,
+    tracked: &'a TrackedRef,
+    stored: Option<PolledRef>,
+    guard: &Guard,
+) -> (&'a TrackedRef, Outcome) {
+    if guard.stop.load(Ordering::SeqCst) {
+        return (tracked, Outcome::Skipped);
+    }
+    if guard.deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < DEADLINE_MARGIN) {
+        guard.stop.store(true, Ordering::SeqCst);
+        *guard.why.lock().expect("not poisoned") = Some("the deadline is near".into());
+        return (tracked, Outcome::Skipped);
+    }
+    guard.started.fetch_add(1, Ordering::SeqCst);
+    let outcome = poll_one(ports, tracked, stored).await;
+    if let Outcome::RateLimited(wait) = &outcome {
+        guard.stop.store(true, Ordering::SeqCst);
+        let wait = wait.map(|w| format!("; retry after {}s", w.as_secs())).unwrap_or_default();
+        *guard.why.lock().expect("not poisoned") = Some(format!("{} is rate limiting{wait}", tracked.url));
+    }
+    (tracked, outcome)
+}
+
+fn key(tracked: &TrackedRef) -> Result<Key, String> {
+    Ok(Key::Ref(tracked.repo()?, RefName::parse(tracked.reference.clone()).map_err(|e| e.to_string())?))
+}
+
+/// Which token generation a token is: ETags are only good for the token that earned them.
+fn epoch(token: Option<&SecretString>) -> u64 {
+    token.map_or(0, |t| {
+        let digest = Sha256::digest(t.expose_secret().as_bytes());
+        u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")) | 1
+    })
+}
+
+async fn token(
+    ports: PollPorts<'_>,
+    tracked: &TrackedRef,
+) -> Result<(Option<SecretString>, Option<Credential>), String> {
+    if let Some(name) = &tracked.token_secret {
+        let name = SecretName::parse(name.clone()).map_err(|e| e.to_string())?;
+        return Ok((ports.secrets.get(&name).await.map_err(|e| e.to_string())?, None));
+    }
+    if tracked.kind != SourceKind::Github {
+        return Ok((None, None));
+    }
+    let repo = tracked.repo()?;
+    let found = ports.state.load::<Repository>(&Key::Repository(repo.clone())).await.map_err(|e| e.to_string())?;
+    let credential = match found.map(|f| f.record) {
+        Some(Repository { mode: RepoMode::Token, .. }) => Credential::Repository(repo),
+        Some(Repository { installation: Some(id), .. }) => Credential::Installation(id),
+        _ => return Ok((None, None)), // a public repository, read unauthenticated
+    };
+    let token = ports.tokens.token(ports.state, &credential).await.map_err(|e| e.to_string())?;
+    Ok((Some(token), Some(credential)))
+}
+
+async fn poll_one(ports: PollPorts<'_>, tracked: &TrackedRef, stored: Option<PolledRef>) -> Outcome {
+    let now = ports.clock.now();
+    let Ok(Key::Ref(repo, name)) = key(tracked) else { return Outcome::Failed("an invalid tracked ref".into()) };
+    let mut record = stored.clone().unwrap_or(PolledRef {
+        repo: repo.clone(),
+        name,
+        sha: None,
+        etag: None,
+        token_epoch: 0,
+        next_poll_at: now,
+        endpoint: tracked.endpoint.clone(),
+        last_error: None,
+    });
+    record.endpoint = tracked.endpoint.clone();
+    let (token, credential) = match token(ports, tracked).await {
+        Ok(found) => found,
+        Err(problem) => return fail(ports, record, tracked, now, format!("no token: {problem}")).await,
+    };
+    let epoch = epoch(token.as_ref());
+    let etag = record.etag.as_deref().filter(|_| record.token_epoch == epoch);
+    let polled = ports.sources.fetch(tracked, token.as_ref(), etag).await;
+    // A refused token is replaced before the next cycle.
+    if matches!(polled, Polled::Failed(ref p) if p.starts_with("401"))
+        && let (Some(credential), Some(token)) = (&credential, &token)
+    {
+        ports.tokens.refused(credential, token);
+    }
+    let (sha, etag, body) = match polled {
+        Polled::Unchanged => {
+            record.next_poll_at = tracked.next_poll(now);
+            record.last_error = None;
+            save(ports, record).await;
+            return Outcome::Unchanged;
+        }
+        Polled::RateLimited { retry_after } => return Outcome::RateLimited(retry_after),
+        Polled::Failed(problem) => return fail(ports, record, tracked, now, problem).await,
+        Polled::Head { sha, etag, body } => (sha.to_ascii_lowercase(), etag, body),
+    };
+    if record.sha.as_ref().is_some_and(|known| known.as_str() == sha) {
+        // The ETag changed (another token, a touched response), the commit did not.
+        record.etag = etag;
+        record.token_epoch = epoch;
+        record.next_poll_at = tracked.next_poll(now);
+        record.last_error = None;
+        save(ports, record).await;
+        return Outcome::Unchanged;
+    }
+    let Ok(new_sha) = Sha::parse(sha.clone()) else {
+        return fail(ports, record, tracked, now, format!("{sha:?} is not a commit SHA")).await;
+    };
+    match deliver_commit(ports, tracked, &record, &new_sha, &body, credential).await {
+        Ok(()) => {
+            tracing::info!(url = %tracked.url, reference = %tracked.reference, sha = %new_sha, "delivered a new commit");
+            record.sha = Some(new_sha);
+            record.etag = etag;
+            record.token_epoch = epoch;
+            record.next_poll_at = tracked.next_poll(now);
+            record.last_error = None;
+            save(ports, record).await;
+            Outcome::Delivered
+        }
+        Err(problem) => {
+            tracing::warn!(url = %tracked.url, reference = %tracked.reference, %problem, "delivery failed; the next cycle sends it again");
+            // Without the ETag, the next poll sees the commit again instead of a 304.
+            record.etag = None;
+            record.next_poll_at = now;
+            record.last_error = Some(problem);
+            save(ports, record).await;
+            Outcome::Undelivered
+        }
+    }
+}
+
+async fn deliver_commit(
+    ports: PollPorts<'_>,
+    tracked: &TrackedRef,
+    record: &PolledRef,
+    sha: &Sha,
+    body: &[u8],
+    credential: Option<Credential>,
+) -> Result<(), String> {
+    if let Some(endpoint) = &tracked.endpoint {
+        let secret = match (&tracked.secret, &tracked.secret_name) {
+            (Some(inline), _) => Some(SecretString::from(inline.clone())),
+            (None, Some(name)) => {
+                let name = SecretName::parse(name.clone()).map_err(|e| e.to_string())?;
+                Some(
+                    ports
+                        .secrets
+                        .get(&name)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("no secret {name}"))?,
+                )
+            }
+            (None, None) => None,
+        };
+        let request = deliver::request(tracked, sha.as_str(), body)?;
+        deliver::send(ports.http, endpoint, request, secret.as_ref()).await?;
+    }
+    if tracked.launch {
+        let zero = Sha::parse("0".repeat(40)).expect("a valid SHA");
+        let event = GitEvent {
+            name: "push".into(),
+            action: None,
+            installation: match credential {
+                Some(Credential::Installation(id)) => Some(id),
+                _ => None,
+            },
+            repo: Some(record.repo.clone()),
+            clone_url: Some(format!("{}.git", tracked.url.trim_end_matches('/').trim_end_matches(".git"))),
+            sender: None,
+            detail: Detail::Push(Push {
+                git_ref: RefName::parse(tracked.ref_path()).map_err(|e| e.to_string())?,
+                before: record.sha.clone().unwrap_or(zero),
+                after: sha.clone(),
+                deleted: false,
+                forced: false,
+                // A poll does not see which paths changed: all count.
+                changed_paths: Vec::new(),
+                paths_truncated: true,
+            }),
+        };
+        launch(ports.launch, &event, Trigger::Push).await.map_err(|e| format!("launching: {e}"))?;
+    }
+    Ok(())
+}
+
+async fn fail(
+    ports: PollPorts<'_>,
+    mut record: PolledRef,
+    tracked: &TrackedRef,
+    now: crate::domain::Timestamp,
+    problem: String,
+) -> Outcome {
+    tracing::warn!(url = %tracked.url, reference = %tracked.reference, %problem, "polling failed");
+    record.last_error = Some(problem.clone());
+    record.next_poll_at = tracked.next_poll(now);
+    save(ports, record).await;
+    Outcome::Failed(problem)
+}
+
+async fn save(ports: PollPorts<'_>, record: PolledRef) {
+    if let Err(e) = ports.state.save(record.clone(), |_| record.clone()).await {
+        // Not recorded: the ref stays due and is polled again, which is safe.
+        tracing::warn!(error = %e, "could not record the poll");
+    }
+}

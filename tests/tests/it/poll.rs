@@ -1,0 +1,306 @@
+//! The poller against fakes of GitHub, GitLab and a Git server with real
+//! ETag semantics, delivering CloudEvents to a receiver.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry::cluster::DryRunCluster;
+use ferry::domain::{PolledRef, RefName, Timestamp};
+use ferry::forge::DryRunForge;
+use ferry::forge::github::NoApp;
+use ferry::poll::source::Sources;
+use ferry::poll::{Format, SourceKind, TrackedRef, deliver, event_id};
+use ferry::secrets::{EmbeddedSecrets, SecretStore};
+use ferry::store::{EmbeddedStore, Key, StateStore};
+use ferry::units::OperatorConfig;
+use ferry::usecase::launch::LaunchPorts;
+use ferry::usecase::poll::{PollPorts, PollReport, poll};
+use ferry::usecase::tokens::Tokens;
+use ferry_tests::builders::repo;
+use ferry_tests::git_hosts::{GitHosts, Receiver};
+use ferry_tests::github::SimClock;
+use secrecy::SecretString;
+
+const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+struct Poller {
+    dir: tempfile::TempDir,
+    state: Arc<dyn StateStore>,
+    secrets: Arc<dyn SecretStore>,
+    tokens: Tokens,
+    sources: Sources,
+    http: reqwest::Client,
+    cluster: DryRunCluster,
+    forge: DryRunForge,
+    operator: OperatorConfig,
+    clock: Arc<SimClock>,
+}
+
+impl Poller {
+    fn new(hosts: &GitHosts, operator: OperatorConfig) -> Self {
+        ferry::telemetry::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let state: Arc<dyn StateStore> = Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3")).unwrap());
+        let secrets: Arc<dyn SecretStore> = Arc::new(EmbeddedSecrets::open(&dir.path().join("secrets.json")).unwrap());
+        let clock = SimClock::at(Timestamp::now());
+        Self {
+            tokens: Tokens::new(secrets.clone(), Arc::new(NoApp), clock.clone()),
+            sources: Sources::new(&url::Url::parse(&hosts.url()).unwrap()).unwrap(),
+            http: reqwest::Client::new(),
+            cluster: DryRunCluster::new(dir.path()),
+            forge: DryRunForge::new(dir.path()),
+            operator,
+            state,
+            secrets,
+            clock,
+            dir,
+        }
+    }
+
+    async fn cycle(&self, refs: &[TrackedRef], deadline: Option<tokio::time::Instant>) -> PollReport {
+        let ports = PollPorts {
+            state: self.state.as_ref(),
+            secrets: self.secrets.as_ref(),
+            tokens: &self.tokens,
+            sources: &self.sources,
+            http: &self.http,
+            launch: LaunchPorts {
+                state: self.state.as_ref(),
+                tokens: &self.tokens,
+                forge: &self.forge,
+                cluster: &self.cluster,
+                operator: &self.operator,
+                cluster_name: None,
+            },
+            clock: self.clock.as_ref(),
+        };
+        poll(ports, refs, 10, deadline).await.unwrap()
+    }
+
+    async fn stored(&self, tracked: &TrackedRef) -> Option<PolledRef> {
+        let key = Key::Ref(tracked.repo().unwrap(), RefName::parse(tracked.reference.clone()).unwrap());
+        self.state.load::<PolledRef>(&key).await.unwrap().map(|f| f.record)
+    }
+
+    /// A minute and a bit on: every once-a-minute ref is due again.
+    fn next_minute(&self) {
+        self.clock.advance(Duration::from_secs(67));
+    }
+}
+
+fn github(hosts: &GitHosts, path: &str, endpoint: Option<String>) -> TrackedRef {
+    TrackedRef {
+        url: format!("https://github.com/{path}"),
+        reference: "main".into(),
+        kind: SourceKind::Github,
+        frequency: "1m".into(),
+        endpoint,
+        secret: None,
+        secret_name: None,
+        launch: false,
+        format: Format::Cloudevents,
+        api_url: Some(hosts.url()),
+        ca_file: None,
+        token_secret: None,
+    }
+}
+
+#[tokio::test]
+async fn a_new_commit_sends_one_cloudevent_and_an_unchanged_ref_is_a_free_304() {
+    let hosts = GitHosts::start(Duration::ZERO).await;
+    let receiver = Receiver::start().await;
+    hosts.set("acme/api", "main", SHA_A);
+    let mut tracked = github(&hosts, "acme/api", Some(receiver.url()));
+    tracked.secret = Some("hook-key".into());
+    let poller = Poller::new(&hosts, OperatorConfig::default());
+
+    let report = poller.cycle(std::slice::from_ref(&tracked), None).await;
+    assert_eq!((report.polled, report.delivered), (1, 1), "{report:?}");
+    let events = receiver.accepted();
+    assert_eq!(events.len(), 1);
+    let event = &events[0];
+    assert_eq!(event.headers["ce-specversion"], "1.0");
+    assert_eq!(event.headers["ce-type"], "commit");
+    assert_eq!(event.headers["ce-source"], "https://github.com/acme/api");
+    assert_eq!(event.headers["ce-subject"], "refs/heads/main");
+    assert_eq!(event.headers["ce-id"], event_id("https://github.com/acme/api", "refs/heads/main", SHA_A));
+    assert_eq!(event.headers["content-type"], "application/json");
+    let body: serde_json::Value = serde_json::from_slice(&event.body).unwrap();
+    assert_eq!(body["sha"], SHA_A, "the body is the API's answer");
+    let expected = deliver::signature(&SecretString::from("hook-key".to_owned()), &event.body);
+    assert_eq!(event.headers[deliver::SIGNATURE_HEADER], expected);
+    assert_eq!(poller.stored(&tracked).await.unwrap().sha.unwrap().as_str(), SHA_A);
+
+    // Not due yet: nothing asked.
+    let report = poller.cycle(std::slice::from_ref(&tracked), None).await;
+    assert_eq!((report.polled, report.not_due), (0, 1));
+    // Due, unchanged: a 304, no event.
+    poller.next_minute();
+    let report = poller.cycle(std::slice::from_ref(&tracked), None).await;
+    assert_eq!((report.polled, report.unchanged, report.delivered), (1, 1, 0));
+    assert_eq!(hosts.counts(), (2, 1), "the second request was a 304");
+    assert_eq!(receiver.accepted().len(), 1);
+
+    // A new commit: one more event.
+    hosts.set("acme/api", "main", SHA_B);
+    poller.next_minute();
+    let report = poller.cycle(std::slice::from_ref(&tracked), None).await;
+    assert_eq!(report.delivered, 1);
+    assert_eq!(receiver.accepted().len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_sent_again_next_cycle_and_only_then_recorded() {
+    let hosts = GitHosts::start(Duration::ZERO).await;
+    let receiver = Receiver::start().await;
+    hosts.set("acme/api", "main", SHA_A);
+    let tracked = github(&hosts, "acme/api", Some(receiver.url()));
+    let poller = Poller::new(&hosts, OperatorConfig::default());
+    receiver.fail_next(deliver::ATTEMPTS as usize);
+
+    let report = poller.cycle(std::slice::from_ref(&tracked), None).await;
+    assert_eq!((report.delivered, report.undelivered), (0, 1), "{report:?}");
+    assert_eq!(receiver.attempts(), 3, "retried with backoff within the cycle");
+    let stored = poller.stored(&tracked).await.unwrap();
+    assert_eq!(stored.sha, None, "not recorded before it is delivered");
+    assert!(stored.last_error.unwrap().contains("503"));
+
+    let report = poller.cycle(std::slice::from_ref(&tracked), None).await;
+    assert_eq!(report.delivered, 1, "due again at once, and sent: {report:?}");
+    assert_eq!(receiver.accepted().len(), 1);
+    assert_eq!(poller.stored(&tracked).await.unwrap().sha.unwrap().as_str(), SHA_A);
+}
+
+#[tokio::test]
+async fn a_changed_etag_with_the_same_sha_sends_nothing() {
+    let hosts = GitHosts::start(Duration::ZERO).await;
+    let receiver = Receiver::start().await;
+    hosts.set("acme/api", "main", SHA_A);
+    let tracked = github(&hosts, "acme/api", Some(receiver.url()));
+    let poller = Poller::new(&hosts, OperatorConfig::default());
+    poller.cycle(std::slice::from_ref(&tracked), None).await;
+    hosts.touch_etags();
+    poller.next_minute();
+    let report = poller.cycle(std::slice::from_ref(&tracked), None).await;
+    assert_eq!((report.unchanged, report.delivered), (1, 0), "{report:?}");
+    assert_eq!(receiver.accepted().len(), 1);
+}
+
+#[tokio::test]
+async fn a_rate_limit_stops_the_cycle_and_loses_nothing() {
+    let hosts = GitHosts::start(Duration::ZERO).await;
+    let receiver = Receiver::start().await;
+    let refs: Vec<TrackedRef> = (0..5)
+        .map(|i| {
+            hosts.set(&format!("acme/r{i}"), "main", SHA_A);
+            github(&hosts, &format!("acme/r{i}"), Some(receiver.url()))
+        })
+        .collect();
+    let poller = Poller::new(&hosts, OperatorConfig::default());
+    hosts.rate_limit_next();
+    let report = poller.cycle(&refs, None).await;
+    assert!(report.stopped.as_deref().unwrap_or_default().contains("rate limiting; retry after 60s"), "{report:?}");
+    let delivered_first = report.delivered;
+    assert!(delivered_first < 5);
+    let report = poller.cycle(&refs, None).await;
+    assert_eq!(report.delivered + delivered_first, 5, "the rest were still due: {report:?}");
+    assert_eq!(receiver.accepted().len(), 5);
+}
+
+#[tokio::test]
+async fn near_the_deadline_nothing_starts_and_everything_stays_due() {
+    let hosts = GitHosts::start(Duration::ZERO).await;
+    let receiver = Receiver::start().await;
+    hosts.set("acme/api", "main", SHA_A);
+    let tracked = github(&hosts, "acme/api", Some(receiver.url()));
+    let poller = Poller::new(&hosts, OperatorConfig::default());
+    let soon = tokio::time::Instant::now() + Duration::from_secs(1);
+    let report = poller.cycle(std::slice::from_ref(&tracked), Some(soon)).await;
+    assert_eq!((report.polled, report.stopped.as_deref()), (0, Some("the deadline is near")));
+    assert_eq!(hosts.counts().0, 0);
+    let report = poller.cycle(std::slice::from_ref(&tracked), None).await;
+    assert_eq!(report.delivered, 1);
+}
+
+#[tokio::test]
+async fn a_missing_ref_fails_alone() {
+    let hosts = GitHosts::start(Duration::ZERO).await;
+    let receiver = Receiver::start().await;
+    hosts.set("acme/api", "main", SHA_A);
+    hosts.missing("acme/gone", "main");
+    let refs = [github(&hosts, "acme/gone", Some(receiver.url())), github(&hosts, "acme/api", Some(receiver.url()))];
+    let poller = Poller::new(&hosts, OperatorConfig::default());
+    let report = poller.cycle(&refs, None).await;
+    assert_eq!(report.delivered, 1);
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].problem, "404 Not Found");
+    assert_eq!(poller.stored(&refs[0]).await.unwrap().last_error.as_deref(), Some("404 Not Found"));
+}
+
+#[tokio::test]
+async fn gitlab_and_plain_git_servers_are_polled_too() {
+    let hosts = GitHosts::start(Duration::ZERO).await;
+    let receiver = Receiver::start().await;
+    hosts.set("group/sub/project", "main", SHA_A);
+    hosts.set("acme/tools", "main", SHA_B);
+    let gitlab = TrackedRef {
+        url: "https://gitlab.example.com/group/sub/project".into(),
+        kind: SourceKind::Gitlab,
+        api_url: Some(format!("{}/api/v4", hosts.url())),
+        ..github(&hosts, "x/y", Some(receiver.url()))
+    };
+    let git = TrackedRef {
+        url: format!("{}/git/acme/tools", hosts.url()),
+        kind: SourceKind::Git,
+        api_url: None,
+        format: Format::Cdevents,
+        ..github(&hosts, "x/y", Some(receiver.url()))
+    };
+    let poller = Poller::new(&hosts, OperatorConfig::default());
+    let report = poller.cycle(&[gitlab.clone(), git.clone()], None).await;
+    assert_eq!(report.delivered, 2, "{report:?}");
+    let events = receiver.accepted();
+    let gitlab_event =
+        events.iter().find(|e| e.headers.get("ce-source").is_some_and(|s| s.contains("gitlab"))).unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&gitlab_event.body).unwrap()["id"], SHA_A);
+    let cdevent = events.iter().find(|e| !e.headers.contains_key("ce-source")).unwrap();
+    let cdevent: serde_json::Value = serde_json::from_slice(&cdevent.body).unwrap();
+    assert_eq!(cdevent["context"]["type"], deliver::CDEVENT_TYPE);
+    assert_eq!(cdevent["subject"]["id"], SHA_B);
+    poller.next_minute();
+    let report = poller.cycle(&[gitlab, git], None).await;
+    assert_eq!((report.unchanged, report.delivered), (2, 0));
+}
+
+#[tokio::test]
+async fn launching_a_polled_commit_names_the_run_a_webhook_push_would() {
+    let hosts = GitHosts::start(Duration::ZERO).await;
+    hosts.set("acme/api", "main", SHA_A);
+    let operator = OperatorConfig::parse(
+        "[repositories.\"acme/api\"]\nunits = '''\n[api.pipeline]\nnamespace = \"ci\"\nref = \"build\"\n'''\n",
+    )
+    .unwrap();
+    let poller = Poller::new(&hosts, operator);
+    // The repository is tracked with a token of its own (no App here).
+    let mut tracked_repo = ferry_tests::builders::repository("acme/api");
+    tracked_repo.mode = ferry::domain::RepoMode::Token;
+    tracked_repo.installation = None;
+    poller.state.create(&tracked_repo.into()).await.unwrap();
+    let name = ferry::secrets::SecretName::repository(&repo("acme/api")).unwrap();
+    poller.secrets.put(&name, &SecretString::from("ghp_tokenforacmeapi0000".to_owned())).await.unwrap();
+    let mut tracked = github(&hosts, "acme/api", None);
+    tracked.launch = true;
+    let report = poller.cycle(std::slice::from_ref(&tracked), None).await;
+    assert_eq!(report.delivered, 1, "{report:?}");
+    let runs = poller.dir.path().join("cluster/ci/pipelinerun");
+    let names: Vec<String> =
+        std::fs::read_dir(&runs).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let webhook_name = ferry::cluster::manifests::run_name(
+        &repo("acme/api"),
+        &ferry::domain::UnitName::parse("api").unwrap(),
+        &ferry::domain::Sha::parse(SHA_A).unwrap(),
+        ferry::cluster::manifests::Cause::Push,
+    );
+    assert_eq!(names, [format!("{webhook_name}.yaml")]);
+}
