@@ -126,7 +126,7 @@ impl Respond for Host {
                 .set_body_json(json!({"message": "No commit found"}))
                 .set_delay(self.delay);
         };
-        let etag = format!("W/\"{}{}\"", &sha[..12], hosts.etag_salt);
+        let etag = format!("W/\"{sha}{}\"", hosts.etag_salt);
         let matches = request.headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str());
         if matches {
             hosts.not_modified += 1;
