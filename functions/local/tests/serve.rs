@@ -39,8 +39,14 @@ fn serve_with(dir: &Path, variables: &[(&str, &str)]) -> Server {
     Server { child, url: address.to_owned() }
 }
 
+/// An HTTP client on the crypto provider Ferry installs (reqwest brings none).
+fn client() -> reqwest::Client {
+    ferry::telemetry::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 async fn healthz(server: &Server) -> serde_json::Value {
-    reqwest::get(format!("{}/healthz", server.url)).await.unwrap().json().await.unwrap()
+    client().get(format!("{}/healthz", server.url)).send().await.unwrap().json().await.unwrap()
 }
 
 #[tokio::test]
@@ -119,7 +125,7 @@ async fn replay_signs_with_the_generated_secret_and_a_restart_remembers_the_deli
 async fn a_forged_delivery_to_serve_is_401() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path());
-    let response = reqwest::Client::new()
+    let response = client()
         .post(format!("{}/webhook", server.url))
         .header("x-github-event", "ping")
         .header("x-github-delivery", "forged-1")
@@ -135,7 +141,7 @@ async fn a_forged_delivery_to_serve_is_401() {
 async fn a_body_over_25_mib_is_413() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path());
-    let client = reqwest::Client::new();
+    let client = client();
     let declared = client
         .post(format!("{}/webhook", server.url))
         .header("content-length", (26 * 1024 * 1024).to_string())
