@@ -209,3 +209,36 @@ async fn namespaces_are_applied_as_ferry_and_deleted_once() {
     assert_eq!(sent["metadata"]["labels"]["app.kubernetes.io/managed-by"], "ferry");
     assert_eq!((seen[1].0.as_str(), seen[1].1.as_str()), ("DELETE", "/api/v1/namespaces/preview-api-api-pr-4?"));
 }
+
+/// Round-trips `manifest` through the k8s-openapi type generated from
+/// Kubernetes' OpenAPI description: a misspelt or misplaced field is
+/// dropped on the way, and the difference fails the test.
+fn conforms<K: serde::de::DeserializeOwned + Serialize>(manifest: &Manifest) {
+    let typed: K = serde_json::from_value(manifest.0.clone())
+        .unwrap_or_else(|e| panic!("{} {} does not fit its schema: {e}", manifest.kind(), manifest.name()));
+    let back = serde_json::to_value(&typed).unwrap();
+    assert_eq!(back, manifest.0, "{} {} holds fields its schema does not know", manifest.kind(), manifest.name());
+}
+
+#[test]
+fn every_core_object_ferry_writes_fits_the_kubernetes_schema() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+    use k8s_openapi::api::networking::v1::Ingress;
+    let unit = UnitName::parse("api").unwrap();
+    let objects = manifests::preview(
+        &repo(),
+        &unit,
+        &PreviewOf::PullRequest(PrNumber::new(4)),
+        &sha('1'),
+        "i:1",
+        8080,
+        "h.example.com",
+    );
+    conforms::<Namespace>(&objects[0]);
+    conforms::<Deployment>(&objects[1]);
+    conforms::<Service>(&objects[2]);
+    conforms::<Ingress>(&objects[3]);
+    let run = run_for(&sha('2'), RunKind::Pipeline);
+    conforms::<Secret>(&manifests::git_secret(&run, "uid-1", "clone-token"));
+}
