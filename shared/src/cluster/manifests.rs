@@ -226,15 +226,7 @@ fn generated(input: &RunInput<'_>, run_name: &str) -> Value {
         if let Some(file) = &docker.dockerfile {
             args.push(format!("--dockerfile={file}"));
         }
-        tasks.push(json!({
-            "name": name,
-            "runAfter": [previous],
-            "workspaces": [{ "name": "source", "workspace": "source" }],
-            "taskSpec": {
-                "workspaces": [{ "name": "source" }],
-                "steps": [{ "name": "build", "image": defaults.builder_image, "args": args }],
-            },
-        }));
+        tasks.push(action_task(&name, &previous, "build", &defaults.builder_image, args));
         previous = name;
     }
     for (i, helm) in unit.helm.iter().enumerate() {
@@ -253,15 +245,7 @@ fn generated(input: &RunInput<'_>, run_name: &str) -> Value {
         for (key, value) in &helm.values {
             args.push(format!("--set={key}={value}"));
         }
-        tasks.push(json!({
-            "name": name,
-            "runAfter": [previous],
-            "workspaces": [{ "name": "source", "workspace": "source" }],
-            "taskSpec": {
-                "workspaces": [{ "name": "source" }],
-                "steps": [{ "name": "deploy", "image": defaults.helm_image, "args": args }],
-            },
-        }));
+        tasks.push(action_task(&name, &previous, "deploy", &defaults.helm_image, args));
         previous = name;
     }
     json!({
@@ -275,6 +259,19 @@ fn generated(input: &RunInput<'_>, run_name: &str) -> Value {
                 "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } }
             },
         }],
+    })
+}
+
+/// One step of the generated pipeline, on the shared source workspace, after `previous`.
+fn action_task(name: &str, previous: &str, step: &str, image: &str, args: Vec<String>) -> Value {
+    json!({
+        "name": name,
+        "runAfter": [previous],
+        "workspaces": [{ "name": "source", "workspace": "source" }],
+        "taskSpec": {
+            "workspaces": [{ "name": "source" }],
+            "steps": [{ "name": step, "image": image, "args": args }],
+        },
     })
 }
 
