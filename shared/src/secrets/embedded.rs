@@ -22,10 +22,24 @@ pub struct EmbeddedSecrets {
 impl EmbeddedSecrets {
     pub fn open(path: &Path) -> Result<Self, SecretError> {
         let store = Self { path: path.to_owned(), lock: Arc::new(Mutex::new(())) };
+        let _file = store.file_lock()?;
         if !path.exists() {
             store.write(&BTreeMap::new())?;
         }
         Ok(store)
+    }
+
+    /// An exclusive lock on `<file>.lock`, held while it lives: other
+    /// processes on the same data dir (`ferry serve`, `ferry rotate`) wait.
+    fn file_lock(&self) -> Result<std::fs::File, SecretError> {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.path.with_extension("lock"))
+            .map_err(|e| self.failed(e))?;
+        lock.lock().map_err(|e| self.failed(e))?;
+        Ok(lock)
     }
 
     fn failed(&self, problem: impl std::fmt::Display) -> SecretError {
@@ -46,7 +60,8 @@ impl EmbeddedSecrets {
     fn write(&self, secrets: &BTreeMap<String, SecretString>) -> Result<(), SecretError> {
         let plain: BTreeMap<&str, &str> = secrets.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
         let text = serde_json::to_vec_pretty(&plain).map_err(|e| self.failed(e))?;
-        let temporary = self.path.with_extension("tmp");
+        // A name of its own, so two writers never share a half-written file.
+        let temporary = self.path.with_extension(format!("{}.{}.tmp", std::process::id(), uuid_like()));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
@@ -55,6 +70,13 @@ impl EmbeddedSecrets {
         file.write_all(&text).and_then(|()| file.sync_all()).map_err(|e| self.failed(e))?;
         std::fs::rename(&temporary, &self.path).map_err(|e| self.failed(e))
     }
+}
+
+/// A short random suffix.
+fn uuid_like() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
 }
 
 #[async_trait]
@@ -66,6 +88,7 @@ impl SecretStore for EmbeddedSecrets {
 
     async fn put(&self, name: &SecretName, value: &SecretString) -> Result<(), SecretError> {
         let _guard = self.lock.lock().await;
+        let _file = self.file_lock()?;
         let mut secrets = self.read()?;
         secrets.insert(name.as_str().to_owned(), value.clone());
         self.write(&secrets)
@@ -73,10 +96,43 @@ impl SecretStore for EmbeddedSecrets {
 
     async fn delete(&self, name: &SecretName) -> Result<(), SecretError> {
         let _guard = self.lock.lock().await;
+        let _file = self.file_lock()?;
         let mut secrets = self.read()?;
         if secrets.remove(name.as_str()).is_some() {
             self.write(&secrets)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two handles stand for two processes on one data dir (each has its
+    /// own in-process lock): the file lock keeps every write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_writers_on_one_file_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.json");
+        let (a, b) = (EmbeddedSecrets::open(&path).unwrap(), EmbeddedSecrets::open(&path).unwrap());
+        let write = |store: EmbeddedSecrets, prefix: &'static str| {
+            tokio::spawn(async move {
+                for i in 0..20 {
+                    let name = SecretName::parse(format!("{prefix}/{i}")).unwrap();
+                    store.put(&name, &SecretString::from(format!("value-{i}"))).await.unwrap();
+                }
+            })
+        };
+        let (one, two) = (write(a.clone(), "a"), write(b, "b"));
+        one.await.unwrap();
+        two.await.unwrap();
+        assert_eq!(a.read().unwrap().len(), 40, "no write was lost");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "no temporary file left behind");
     }
 }
