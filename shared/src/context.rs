@@ -187,13 +187,17 @@ async fn webhook_secrets(
         tracing::error!("no webhook secret is configured: every delivery will be refused with 401");
         return Ok(Arc::from([]));
     }
-    let generated = WebhookSecret::generate();
-    store.put(&name, &SecretString::from(generated.expose().to_owned())).await?;
-    tracing::info!(
-        file = %config.data_dir.join("secrets.json").display(),
-        "generated a webhook secret for local use"
-    );
-    Ok(Arc::from([generated]))
+    // Two processes starting on a fresh data dir agree on one: whoever
+    // stores first wins, and the other takes what was stored.
+    let generated = SecretString::from(WebhookSecret::generate().expose().to_owned());
+    let stored = store.put_if_absent(&name, &generated).await?;
+    if stored.expose_secret() == generated.expose_secret() {
+        tracing::info!(
+            file = %config.data_dir.join("secrets.json").display(),
+            "generated a webhook secret for local use"
+        );
+    }
+    Ok(list(&stored))
 }
 
 #[cfg(test)]

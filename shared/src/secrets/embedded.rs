@@ -94,6 +94,19 @@ impl SecretStore for EmbeddedSecrets {
         self.write(&secrets)
     }
 
+    /// Atomic across processes: under the file lock.
+    async fn put_if_absent(&self, name: &SecretName, value: &SecretString) -> Result<SecretString, SecretError> {
+        let _guard = self.lock.lock().await;
+        let _file = self.file_lock()?;
+        let mut secrets = self.read()?;
+        if let Some(found) = secrets.get(name.as_str()) {
+            return Ok(found.clone());
+        }
+        secrets.insert(name.as_str().to_owned(), value.clone());
+        self.write(&secrets)?;
+        Ok(value.clone())
+    }
+
     async fn delete(&self, name: &SecretName) -> Result<(), SecretError> {
         let _guard = self.lock.lock().await;
         let _file = self.file_lock()?;
@@ -134,5 +147,25 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty(), "no temporary file left behind");
+    }
+}
+
+#[cfg(test)]
+mod first_secret {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_two_first_writers_one_wins_and_both_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.json");
+        let name = SecretName::webhook_secret();
+        let (a, b) = (EmbeddedSecrets::open(&path).unwrap(), EmbeddedSecrets::open(&path).unwrap());
+        let (name_a, name_b) = (name.clone(), name.clone());
+        let one = tokio::spawn(async move { a.put_if_absent(&name_a, &SecretString::from("one".to_owned())).await });
+        let two = tokio::spawn(async move { b.put_if_absent(&name_b, &SecretString::from("two".to_owned())).await });
+        let (one, two) = (one.await.unwrap().unwrap(), two.await.unwrap().unwrap());
+        assert_eq!(one.expose_secret(), two.expose_secret(), "both use the one stored");
+        let stored = EmbeddedSecrets::open(&path).unwrap().get(&name).await.unwrap().unwrap();
+        assert_eq!(stored.expose_secret(), one.expose_secret());
     }
 }

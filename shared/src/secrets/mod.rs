@@ -105,6 +105,16 @@ pub trait SecretStore: Send + Sync {
 
     /// Removes the secret at once; removing nothing is not an error.
     async fn delete(&self, name: &SecretName) -> Result<(), SecretError>;
+
+    /// Stores `value` unless the secret exists; returns what is stored
+    /// afterwards. Adapters that can make this atomic do.
+    async fn put_if_absent(&self, name: &SecretName, value: &SecretString) -> Result<SecretString, SecretError> {
+        if let Some(found) = self.get(name).await? {
+            return Ok(found);
+        }
+        self.put(name, value).await?;
+        Ok(value.clone())
+    }
 }
 
 #[cfg(test)]
