@@ -108,7 +108,9 @@ pub fn run_name(repo: &RepoName, unit: &UnitName, sha: &Sha, cause: Cause) -> St
 
 /// The label every run of one unit in one lane (branch or PR) carries.
 pub fn lane_label(repo: &RepoName, unit: &UnitName, lane: &str) -> String {
-    short_hash(&[repo.full_name(), unit.as_str(), lane])
+    // 128 bits: no one can name a branch of theirs into another repository's lane.
+    let digest = Sha256::digest([repo.full_name(), unit.as_str(), lane].join("\n").as_bytes());
+    hex::encode(&digest[..16])
 }
 
 /// The namespace a run goes to.
@@ -121,7 +123,7 @@ fn labels(repo: &RepoName, unit: &UnitName, sha: &Sha, pr: Option<PrNumber>) -> 
         "app.kubernetes.io/managed-by": MANAGED_BY,
         "ferry.dev/repo": label_value(&repo.full_name().replace('/', ".")),
         "ferry.dev/unit": label_value(unit.as_str()),
-        "ferry.dev/sha": sha.as_str(),
+        "ferry.dev/sha": label_value(sha.as_str()),
     });
     if let Some(pr) = pr {
         labels["ferry.dev/pr"] = pr.to_string().into();
@@ -315,15 +317,16 @@ pub enum PreviewOf {
     Release(String),
 }
 
-/// `preview-<repo>-pr-<n>` (or `-rel-<tag>`), a DNS label of at most 63.
+/// `preview-<repo>-<unit>-pr-<n>-<hash>` (or `-rel-<hash>`), a DNS label of at most 63.
 pub fn preview_namespace(repo: &RepoName, unit: &UnitName, of: &PreviewOf) -> String {
-    let suffix = match of {
-        PreviewOf::PullRequest(n) => format!("pr-{n}"),
-        PreviewOf::Release(tag) => format!("rel-{}", dns_label(tag, 20)),
+    let (suffix, what) = match of {
+        PreviewOf::PullRequest(n) => (format!("pr-{n}"), format!("pr/{n}")),
+        PreviewOf::Release(tag) => ("rel".to_owned(), format!("tag/{tag}")),
     };
-    // The unit's name joins the repository's when it has several previews.
-    let stem = dns_label(&format!("preview-{}-{}", repo.name(), unit.as_str()), 63 - suffix.len() - 1);
-    format!("{stem}-{suffix}")
+    // The hash tells apart owners, units and tags the readable part cuts or folds.
+    let hash = short_hash(&[repo.full_name(), unit.as_str(), &what]);
+    let stem = dns_label(&format!("preview-{}-{}", repo.name(), unit.as_str()), 63 - suffix.len() - hash.len() - 2);
+    format!("{stem}-{suffix}-{hash}")
 }
 
 /// The preview environment: Namespace, Deployment, Service, Ingress.
@@ -534,11 +537,18 @@ mod tests {
         }
         let long_repo = RepoName::parse(format!("acme/{}", "r".repeat(90))).unwrap();
         let namespace = preview_namespace(&long_repo, &long, &PreviewOf::PullRequest(PrNumber::new(123_456)));
-        assert!(namespace.len() <= 63 && namespace.ends_with("-pr-123456"), "{namespace}");
-        assert_eq!(
-            preview_namespace(&repo(), &UnitName::parse("api").unwrap(), &PreviewOf::PullRequest(PrNumber::new(3))),
-            "preview-api-api-pr-3"
-        );
+        assert!(namespace.len() <= 63 && namespace.contains("-pr-123456-"), "{namespace}");
+        let api = UnitName::parse("api").unwrap();
+        let ours = preview_namespace(&repo(), &api, &PreviewOf::PullRequest(PrNumber::new(3)));
+        assert!(ours.starts_with("preview-api-api-pr-3-"), "{ours}");
+        let theirs =
+            preview_namespace(&RepoName::parse("evil/api").unwrap(), &api, &PreviewOf::PullRequest(PrNumber::new(3)));
+        assert_ne!(ours, theirs, "another owner's repository of the same name gets its own namespace");
+        let rc = |tag: &str| preview_namespace(&repo(), &api, &PreviewOf::Release(tag.into()));
+        assert_ne!(rc("release-2024-01-15-rc1"), rc("release-2024-01-15-rc2"), "long tags do not fold together");
+        for name in [rc("---"), rc("v1"), ours] {
+            assert!(name.len() <= 63 && name == dns_label(&name, 63), "{name}");
+        }
         assert_eq!(label_value("acme/api"), "acme.api");
         assert_eq!(dns_label("Feature/Über_x--y-", 63), "feature-ber-x-y");
     }

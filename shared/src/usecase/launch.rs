@@ -241,6 +241,10 @@ async fn situation(
                 return Ok(None);
             };
             let pr = found.record;
+            // A closed pull request runs nothing, and gets no preview back.
+            if pr.state == PrState::Closed {
+                return Ok(None);
+            }
             let by_trusted = is_trusted(&comment.author_association);
             let facts = PrFacts {
                 draft: pr.draft,

@@ -197,17 +197,21 @@ async fn namespaces_are_applied_as_ferry_and_deleted_once() {
     let objects =
         manifests::preview(&repo(), &unit, &PreviewOf::PullRequest(PrNumber::new(4)), &sha('1'), "i", 80, "h");
     cluster.apply(&objects[0]).await.unwrap();
-    cluster.delete_namespace("preview-api-api-pr-4").await.unwrap();
-    cluster.delete_namespace("preview-api-api-pr-4").await.expect("deleting what is gone is fine");
+    let namespace = objects[0].name().to_owned();
+    cluster.delete_namespace(&namespace).await.unwrap();
+    cluster.delete_namespace(&namespace).await.expect("deleting what is gone is fine");
     let seen = seen.lock().unwrap();
     let (method, uri, body) = &seen[0];
     assert_eq!(method, "PATCH");
-    assert!(uri.starts_with("/api/v1/namespaces/preview-api-api-pr-4?"), "{uri}");
+    assert!(uri.starts_with(&format!("/api/v1/namespaces/{namespace}?")), "{uri}");
     assert!(uri.contains("fieldManager=ferry") && uri.contains("force=true"), "server-side apply, forced: {uri}");
     let sent: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(sent["kind"], "Namespace");
     assert_eq!(sent["metadata"]["labels"]["app.kubernetes.io/managed-by"], "ferry");
-    assert_eq!((seen[1].0.as_str(), seen[1].1.as_str()), ("DELETE", "/api/v1/namespaces/preview-api-api-pr-4?"));
+    assert_eq!(
+        (seen[1].0.as_str(), seen[1].1.as_str()),
+        ("DELETE", format!("/api/v1/namespaces/{namespace}?").as_str())
+    );
 }
 
 /// Round-trips `manifest` through the k8s-openapi type generated from

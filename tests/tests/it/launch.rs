@@ -250,12 +250,22 @@ async fn a_members_pull_request_gets_a_preview_that_closing_removes() {
     let (_, reply) =
         harness.deliver("pull_request", "m-1", SECRET, &pull_request("opened", 9, SHA2, "MEMBER", json!({}))).await;
     assert!(kinds(&reply).contains(&"preview.applied".to_owned()), "{reply}");
-    let namespace = harness.data_dir().join("cluster/preview-api-api-pr-9");
+    let namespace_name = ferry::cluster::manifests::preview_namespace(
+        &ferry_tests::builders::repo("acme/api"),
+        &ferry::domain::UnitName::parse("api").unwrap(),
+        &ferry::cluster::manifests::PreviewOf::PullRequest(ferry::domain::PrNumber::new(9)),
+    );
+    let namespace = harness.data_dir().join("cluster").join(&namespace_name);
     let preview: Vec<String> =
         files(&namespace).iter().map(|p| p.strip_prefix(&namespace).unwrap().display().to_string()).collect();
     assert_eq!(
         preview,
-        ["deployment/api.yaml", "ingress/api.yaml", "namespace/preview-api-api-pr-9.yaml", "service/api.yaml"]
+        [
+            "deployment/api.yaml",
+            "ingress/api.yaml",
+            format!("namespace/{namespace_name}.yaml").as_str(),
+            "service/api.yaml"
+        ]
     );
     let ingress: Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(namespace.join("ingress/api.yaml")).unwrap()).unwrap();
@@ -301,9 +311,18 @@ async fn releases_run_release_units_and_a_prerelease_gets_a_preview() {
     assert_eq!(run["metadata"]["labels"]["ferry.dev/sha"], SHA3);
     let (_, reply) = harness.deliver("release", "r-2", SECRET, &release("prereleased", "v1.1.0-rc.1", true)).await;
     assert!(kinds(&reply).contains(&"preview.applied".to_owned()), "{reply}");
-    let host =
-        std::fs::read_to_string(harness.data_dir().join("cluster/preview-api-api-rel-v1-1-0-rc-1/ingress/api.yaml"))
-            .unwrap();
+    let host = std::fs::read_to_string(
+        harness
+            .data_dir()
+            .join("cluster")
+            .join(ferry::cluster::manifests::preview_namespace(
+                &ferry_tests::builders::repo("acme/api"),
+                &ferry::domain::UnitName::parse("api").unwrap(),
+                &ferry::cluster::manifests::PreviewOf::Release("v1.1.0-rc.1".into()),
+            ))
+            .join("ingress/api.yaml"),
+    )
+    .unwrap();
     assert!(host.contains("api-v1.1.0-rc.1.preview.example.com"), "{host}");
     let (_, reply) = harness.deliver("release", "r-3", SECRET, &release("deleted", "v1.1.0-rc.1", true)).await;
     assert_eq!(kinds(&reply), ["preview.removed"]);
@@ -363,4 +382,16 @@ async fn retest_from_a_member_runs_again_only_the_units_that_failed() {
         runs(&harness).into_iter().filter(|r| r["metadata"]["name"].as_str().unwrap().contains("retry")).count();
     assert_eq!(retried, 1);
     assert_eq!(reply["reason"], "docs: it did not fail on this commit");
+}
+
+#[tokio::test]
+async fn commands_on_a_closed_pull_request_do_nothing() {
+    let harness = harness().await;
+    harness.deliver("pull_request", "k-1", SECRET, &pull_request("opened", 12, SHA2, "CONTRIBUTOR", json!({}))).await;
+    harness.deliver("pull_request", "k-2", SECRET, &pull_request("closed", 12, SHA2, "CONTRIBUTOR", json!({}))).await;
+    let (_, reply) =
+        harness.deliver("issue_comment", "k-3", SECRET, &comment(12, "/ok-to-test", "MEMBER", "maintainer")).await;
+    assert!(kinds(&reply).is_empty(), "{reply}");
+    assert!(runs(&harness).is_empty());
+    assert!(!files(&harness.data_dir().join("cluster")).iter().any(|p| p.to_string_lossy().contains("preview-")));
 }
