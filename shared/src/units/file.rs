@@ -14,6 +14,10 @@ use serde::Deserialize;
 use super::TemplateContext;
 use crate::domain::UnitName;
 
+/// Template instructions one render may run: ample for any real file,
+/// fatal to `{% for i in range(100000) %}{% for j in range(100000) %}`.
+pub const TEMPLATE_FUEL: u64 = 200_000;
+
 /// The file's name at the repository root.
 pub const FILE_NAME: &str = ".ferry.toml";
 
@@ -159,6 +163,8 @@ pub fn parse(source: &str, context: &TemplateContext) -> Result<Vec<Unit>, FileE
 fn render(source: &str, context: &TemplateContext) -> Result<String, FileError> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    // A file is read before anyone reviews it: bound the work a template may do.
+    env.set_fuel(Some(TEMPLATE_FUEL));
     if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build() {
         env.set_syntax(syntax);
     }
@@ -461,6 +467,11 @@ ref = "publish"
             ("[\"bad name\".pipeline]\nref = \"b\"\n", 1, "unit [bad name]"),
             ("[api]\n[[docker]]\ndirectory = \".\"\ntag = \"x\"\n", 2, "[docker] belongs to a unit"),
             ("version = 2\n", 1, "`version` is not a unit"),
+            (
+                "[a.task]\nref = \"x\"\n{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}\n",
+                3,
+                "template: ",
+            ),
         ];
         for (source, line, says) in cases {
             let error = parse(source, &context("main")).unwrap_err();

@@ -105,6 +105,21 @@ pub async fn launch(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger) 
     if let Some(tag) = &situation.tag {
         template.git.tag = Some(tag.clone());
     }
+    // An outsider's unapproved code is not even read: its .ferry.toml waits too.
+    if let Happening::PullRequest(facts) = &situation.happening
+        && !facts.trusted_author
+        && !facts.approved
+    {
+        let status = CommitStatus::new(
+            context(&ports, "ok-to-test"),
+            StatusState::Pending,
+            "An outside contributor's pull request: a trusted user must comment /ok-to-test",
+        );
+        ports.forge.status(&target, &sha, &status).await?;
+        let mut launched = note("an outside contributor's pull request waits for a trusted user's /ok-to-test".into());
+        launched.actions.push(Action::new("status.pending", status.context));
+        return Ok(launched);
+    }
     let units = match units(ports, &target, &sha, &template).await? {
         Units::Found(units) => units,
         Units::None => {
