@@ -127,12 +127,33 @@ impl Operation {
     }
 }
 
+/// OpenAPI 3.0's `nullable: true` as JSON Schema says it: `null` joins the
+/// allowed types (and the enum), which a JSON Schema validator understands.
+fn nullable_to_json_schema(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.remove("nullable") == Some(Value::Bool(true)) {
+                if let Some(Value::String(kind)) = map.get("type").cloned() {
+                    map.insert("type".into(), serde_json::json!([kind, "null"]));
+                }
+                if let Some(Value::Array(options)) = map.get_mut("enum") {
+                    options.push(Value::Null);
+                }
+            }
+            map.values_mut().for_each(nullable_to_json_schema);
+        }
+        Value::Array(items) => items.iter_mut().for_each(nullable_to_json_schema),
+        _ => {}
+    }
+}
+
 /// Validates `instance` against an OpenAPI 3.0 schema fragment whose
 /// `$ref`s point into the description's components.
 fn validate(schema: &Value, instance: &Value) -> Result<(), String> {
     let mut root = schema.clone();
     let map = root.as_object_mut().ok_or("the schema is not an object")?;
     map.insert("components".into(), description()["components"].clone());
+    nullable_to_json_schema(&mut root);
     let validator = jsonschema::options()
         .with_draft(jsonschema::Draft::Draft4)
         .build(&root)
@@ -159,5 +180,9 @@ mod tests {
         assert!(operation("POST", "/app/installation/42/access_tokens").is_err());
         mint.check_response(201, &serde_json::json!({"token": "ghs_x", "expires_at": "2026-01-01T00:00:00Z"})).unwrap();
         assert!(mint.check_response(201, &serde_json::json!({"token": "ghs_x"})).is_err());
+        // `target_url` and `description` are `nullable` in the description.
+        let status = operation("POST", "/repos/acme/api/statuses/abc").unwrap();
+        status.check_request(Some(&serde_json::json!({"state": "success", "target_url": null}))).unwrap();
+        assert!(status.check_request(Some(&serde_json::json!({"state": "done"}))).is_err());
     }
 }
