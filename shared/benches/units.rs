@@ -63,6 +63,7 @@ fn push(paths: Vec<String>) -> GitEvent {
         repo: Some(RepoName::parse("acme/api").unwrap()),
         clone_url: Some("https://github.com/acme/api.git".into()),
         sender: None,
+        happened_at: None,
         detail: Detail::Push(Push {
             git_ref: RefName::parse("refs/heads/main").unwrap(),
             before: sha.clone(),
@@ -102,6 +103,8 @@ fn bench(c: &mut Criterion) {
                 lane: "refs/heads/main",
                 clone_url: "https://github.com/acme/api.git",
                 defaults: &defaults,
+                happened_at: None,
+                pending: true,
             })
         })
     });

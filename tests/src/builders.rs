@@ -43,6 +43,9 @@ pub fn pull_request(full_name: &str, number: u64) -> PullRequest {
         draft: false,
         labels: vec![],
         author_association: None,
+        author: None,
+        updated_at: None,
+        head_at: None,
     }
 }
 

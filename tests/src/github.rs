@@ -144,6 +144,9 @@ pub struct Repos {
     pub deployment_statuses: Vec<(String, u64, Value)>,
     /// `(repo, number, id, body)` of every comment.
     pub comments: Vec<(String, u64, u64, String)>,
+    /// `(repo, login)` to a permission (`admin`, `maintain`, `write`,
+    /// `triage`, `read`); anyone else is not a collaborator (404).
+    pub permissions: HashMap<(String, String), String>,
     /// Answer 401 to this many calls (a revoked token).
     pub refuse_next: usize,
 }
@@ -501,6 +504,17 @@ impl Respond for RepoResponder {
                 Some(sha) => ResponseTemplate::new(200).set_body_string(sha.clone()),
                 None => ResponseTemplate::new(422).set_body_json(json!({"message": "No commit found"})),
             },
+            ("GET", ["collaborators", login, "permission"]) => {
+                match book.repos.permissions.get(&(repo, percent_decode(login))) {
+                    // `permission` folds maintain into write and triage into read.
+                    Some(role) => ResponseTemplate::new(200).set_body_json(json!({
+                        "permission": match role.as_str() { "maintain" => "write", "triage" => "read", other => other },
+                        "role_name": role,
+                        "user": null,
+                    })),
+                    None => not_found(),
+                }
+            }
             ("POST", ["statuses", sha]) => {
                 book.repos.statuses.push((repo, sha.to_string(), body.unwrap_or_default()));
                 ResponseTemplate::new(201).set_body_json(json!({"id": book.repos.statuses.len()}))

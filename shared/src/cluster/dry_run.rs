@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status};
+use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status, manifests};
 
 pub struct DryRunCluster {
     root: PathBuf,
@@ -49,6 +49,13 @@ impl DryRunCluster {
             .collect();
         objects.sort_by(|a, b| a.0.cmp(&b.0));
         objects.into_iter().map(|(_, v)| v).collect()
+    }
+
+    fn run_path(&self, run: &RunState) -> PathBuf {
+        self.root
+            .join(safe(&run.namespace))
+            .join(safe(&run.kind.to_ascii_lowercase()))
+            .join(format!("{}.yaml", safe(&run.name)))
     }
 
     fn write(&self, path: &Path, object: &Value) -> Result<(), ClusterError> {
@@ -107,7 +114,8 @@ impl Cluster for DryRunCluster {
                 if object["metadata"]["labels"][key].as_str() != Some(value) {
                     continue;
                 }
-                let cancelled = object["spec"]["status"].as_str().is_some();
+                // Any status but pending is a cancellation.
+                let cancelled = object["spec"]["status"].as_str().is_some_and(|s| s != manifests::PENDING);
                 let done = object["status"]["conditions"]
                     .as_array()
                     .into_iter()
@@ -118,6 +126,7 @@ impl Cluster for DryRunCluster {
                     namespace: namespace.to_owned(),
                     name: object["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
                     running: !cancelled && !done,
+                    happened_at: super::happened_at(&object),
                 });
             }
         }
@@ -126,17 +135,28 @@ impl Cluster for DryRunCluster {
 
     async fn cancel(&self, run: &RunState) -> Result<(), ClusterError> {
         let _one = self.lock.lock().await;
-        let path = self
-            .root
-            .join(safe(&run.namespace))
-            .join(safe(&run.kind.to_ascii_lowercase()))
-            .join(format!("{}.yaml", safe(&run.name)));
+        let path = self.run_path(run);
         let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
         let mut object: Value = serde_yaml_ng::from_str(&text)
             .map_err(|e| ClusterError::Refused { what: path.display().to_string(), problem: e.to_string() })?;
         object["spec"]["status"] = cancel_status(&run.kind).into();
         self.write(&path, &object)?;
         tracing::info!(path = %path.display(), "dry-run: cancelled {} {}", run.kind, run.name);
+        Ok(())
+    }
+
+    async fn start(&self, run: &RunState) -> Result<(), ClusterError> {
+        let _one = self.lock.lock().await;
+        let path = self.run_path(run);
+        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
+        let mut object: Value = serde_yaml_ng::from_str(&text)
+            .map_err(|e| ClusterError::Refused { what: path.display().to_string(), problem: e.to_string() })?;
+        if object["spec"]["status"] != manifests::PENDING {
+            return Ok(());
+        }
+        object["spec"].as_object_mut().map(|spec| spec.remove("status"));
+        self.write(&path, &object)?;
+        tracing::info!(path = %path.display(), "dry-run: started {} {}", run.kind, run.name);
         Ok(())
     }
 

@@ -20,7 +20,8 @@ use serde_json::json;
 use tokio::sync::{Mutex, RwLock};
 use tokio::time::Instant;
 
-use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status};
+use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status, manifests};
+use crate::domain::Timestamp;
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "ferry";
@@ -245,17 +246,26 @@ impl Cluster for KubeCluster {
                 .await
                 .map_err(|e| failure(&format!("{kind}s in {namespace}"), e))?;
             for run in listed {
-                let cancelled = run.data["spec"]["status"].as_str().is_some();
+                // Any status but pending is a cancellation.
+                let cancelled = run.data["spec"]["status"].as_str().is_some_and(|s| s != manifests::PENDING);
                 let done = run.data["status"]["conditions"]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .any(|c| c["type"] == "Succeeded" && c["status"] != "Unknown");
+                let happened_at = run
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(manifests::HAPPENED_AT))
+                    .and_then(|v| v.parse().ok())
+                    .map(Timestamp::from_unix);
                 runs.push(RunState {
                     kind: kind.into(),
                     namespace: namespace.into(),
                     name: run.metadata.name.unwrap_or_default(),
                     running: !cancelled && !done,
+                    happened_at,
                 });
             }
         }
@@ -270,6 +280,33 @@ impl Cluster for KubeCluster {
             Err(e) if is_status(&e, 404) => Ok(()),
             Err(e) => Err(failure(&run.name, e)),
         }
+    }
+
+    async fn start(&self, run: &RunState) -> Result<(), ClusterError> {
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client().await?, &run.namespace, &tekton(&run.kind));
+        // Read, then clear the status at that resourceVersion: a run
+        // cancelled in between (409) is read again, never started.
+        for _ in 0..3 {
+            let found = match api.get_opt(&run.name).await {
+                Ok(Some(found)) => found,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(failure(&run.name, e)),
+            };
+            if found.data["spec"]["status"] != manifests::PENDING {
+                return Ok(());
+            }
+            let patch = json!({
+                "metadata": { "resourceVersion": found.metadata.resource_version },
+                "spec": { "status": null },
+            });
+            match api.patch(&run.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => return Ok(()),
+                Err(e) if is_status(&e, 404) => return Ok(()),
+                Err(e) if is_status(&e, 409) => continue,
+                Err(e) => return Err(failure(&run.name, e)),
+            }
+        }
+        Err(ClusterError::Refused { what: run.name.clone(), problem: "kept changing while being started".into() })
     }
 
     async fn delete_namespace(&self, name: &str) -> Result<(), ClusterError> {

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{PrNumber, RepoName, Sha, UnitName};
+use crate::domain::{PrNumber, RepoName, Sha, Timestamp, UnitName};
 use crate::units::operator::Defaults;
 use crate::units::{RunKind, Unit};
 
@@ -42,20 +42,37 @@ pub enum Cause {
     Push,
     PullRequest(PrNumber),
     Release,
-    /// `/retest` or a re-requested check: a new run beside the failed one.
-    Retry(u32),
+    /// `/retest` or a re-requested check: a new run beside the failed one,
+    /// named after the request (the comment's id), so each request starts
+    /// one run and its redelivery none.
+    Retry(u64),
 }
 
 impl Cause {
+    /// What the run's name shows of its cause.
     fn slug(self) -> String {
         match self {
             Cause::Push => "push".into(),
             Cause::PullRequest(n) => format!("pr{n}"),
             Cause::Release => "release".into(),
-            Cause::Retry(n) => format!("retry{n}"),
+            Cause::Retry(_) => "retry".into(),
+        }
+    }
+
+    /// Everything that tells this cause apart, for the name's hash.
+    fn identity(self) -> String {
+        match self {
+            Cause::Retry(request) => format!("retry{request}"),
+            other => other.slug(),
         }
     }
 }
+
+/// The annotation holding when a run's event happened (Unix seconds).
+pub const HAPPENED_AT: &str = "ferry.dev/happened-at";
+
+/// The `spec.status` a PipelineRun waits in until its clone Secret exists.
+pub const PENDING: &str = "PipelineRunPending";
 
 /// Everything a run's objects are built from.
 #[derive(Debug, Clone)]
@@ -68,6 +85,11 @@ pub struct RunInput<'a> {
     pub lane: &'a str,
     pub clone_url: &'a str,
     pub defaults: &'a Defaults,
+    /// When the event happened: an older event's run never supersedes a newer one.
+    pub happened_at: Option<Timestamp>,
+    /// Create it pending (`PipelineRunPending`), to be started once its
+    /// clone Secret is in place. TaskRuns have no pending state.
+    pub pending: bool,
 }
 
 /// A DNS-1123 label: lowercase letters, digits and `-`, at most `max` long.
@@ -92,16 +114,32 @@ pub fn label_value(text: &str) -> String {
     out.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
 }
 
+/// A unit's name as a Kubernetes object name (DNS-1035: starts with a
+/// letter, `-` only inside, at most `max`): a name that does not map as it
+/// is (`API_v2`, `2fa`, `__`) gets a hash of the original, so two units
+/// never fold into one name.
+pub fn object_name(unit: &UnitName, max: usize) -> String {
+    let label = dns_label(unit.as_str(), max);
+    if label == unit.as_str() && label.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return label;
+    }
+    let hash = short_hash(&[unit.as_str()]);
+    let stem = if label.starts_with(|c: char| c.is_ascii_lowercase()) { label } else { format!("u-{label}") };
+    let stem = dns_label(&stem, max - hash.len() - 1);
+    format!("{stem}-{hash}")
+}
+
 fn short_hash(parts: &[&str]) -> String {
     let digest = Sha256::digest(parts.join("\n").as_bytes());
     hex::encode(&digest[..4])
 }
 
 /// `ferry-<unit>-<short sha>-<cause>-<hash>`: the same event always names
-/// the same run, and different repositories never collide. At most 59
-/// characters, so `<run name>-git` (its clone secret) is a valid name too.
-pub fn run_name(repo: &RepoName, unit: &UnitName, sha: &Sha, cause: Cause) -> String {
-    let hash = short_hash(&[repo.full_name(), unit.as_str(), sha.as_str(), &cause.slug()]);
+/// the same run; different repositories, lanes (one commit on two branches,
+/// or under an rc tag and the final one) and retries never collide. At most
+/// 59 characters, so `<run name>-git` (its clone secret) is a valid name too.
+pub fn run_name(repo: &RepoName, unit: &UnitName, sha: &Sha, lane: &str, cause: Cause) -> String {
+    let hash = short_hash(&[repo.full_name(), unit.as_str(), sha.as_str(), lane, &cause.identity()]);
     let stem = dns_label(&format!("ferry-{}-{}-{}", unit.as_str(), sha.short(), cause.slug()), 59 - 9);
     format!("{stem}-{hash}")
 }
@@ -135,7 +173,7 @@ fn labels(repo: &RepoName, unit: &UnitName, sha: &Sha, pr: Option<PrNumber>) -> 
 /// `ref`, or a PipelineRun with a pipeline generated from its actions.
 pub fn run(input: &RunInput<'_>) -> Manifest {
     let RunInput { repo, unit, sha, cause, .. } = *input;
-    let name = run_name(repo, &unit.name, sha, cause);
+    let name = run_name(repo, &unit.name, sha, input.lane, cause);
     let namespace = run_namespace(input);
     let pr = match cause {
         Cause::PullRequest(n) => Some(n),
@@ -143,7 +181,7 @@ pub fn run(input: &RunInput<'_>) -> Manifest {
     };
     let mut labels = labels(repo, &unit.name, sha, pr);
     labels["ferry.dev/lane"] = lane_label(repo, &unit.name, input.lane).into();
-    let metadata = json!({
+    let mut metadata = json!({
         "name": name,
         "namespace": namespace,
         "labels": labels,
@@ -153,6 +191,9 @@ pub fn run(input: &RunInput<'_>) -> Manifest {
             "ferry.dev/git-secret": git_secret_name(&name),
         },
     });
+    if let Some(at) = input.happened_at {
+        metadata["annotations"][HAPPENED_AT] = at.unix().to_string().into();
+    }
     let spec = unit.run.as_ref();
     let service_account =
         spec.and_then(|s| s.service_account.clone()).or_else(|| input.defaults.service_account.clone());
@@ -189,6 +230,9 @@ pub fn run(input: &RunInput<'_>) -> Manifest {
     if body["spec"]["params"].as_array().is_some_and(Vec::is_empty) {
         body["spec"].as_object_mut().map(|s| s.remove("params"));
     }
+    if input.pending && body["kind"] == "PipelineRun" {
+        body["spec"]["status"] = PENDING.into();
+    }
     Manifest(body)
 }
 
@@ -210,9 +254,12 @@ fn generated(input: &RunInput<'_>, run_name: &str) -> Value {
             "steps": [{
                 "name": "clone",
                 "image": "alpine/git:2.47.2",
+                // Optional: a public repository clones without one.
                 "env": [{
                     "name": "GIT_TOKEN",
-                    "valueFrom": { "secretKeyRef": { "name": git_secret_name(run_name), "key": "token" } }
+                    "valueFrom": { "secretKeyRef": {
+                        "name": git_secret_name(run_name), "key": "token", "optional": true
+                    } }
                 }],
                 "script": clone_script(input.clone_url, input.sha),
             }],
@@ -233,7 +280,7 @@ fn generated(input: &RunInput<'_>, run_name: &str) -> Value {
     }
     for (i, helm) in unit.helm.iter().enumerate() {
         let name = format!("helm-{i}");
-        let release = helm.release.clone().unwrap_or_else(|| dns_label(unit.name.as_str(), 53));
+        let release = helm.release.clone().unwrap_or_else(|| object_name(&unit.name, 53));
         let mut args = vec![
             "upgrade".to_owned(),
             "--install".to_owned(),
@@ -345,7 +392,7 @@ pub fn preview(
         PreviewOf::Release(_) => None,
     };
     let labels = labels(repo, unit, sha, pr);
-    let app = dns_label(unit.as_str(), 63);
+    let app = object_name(unit, 63);
     let selector = json!({ "app.kubernetes.io/name": app });
     let mut pod_labels = labels.clone();
     pod_labels["app.kubernetes.io/name"] = app.clone().into();
@@ -446,6 +493,8 @@ mod tests {
             lane: "refs/heads/main",
             clone_url: "https://github.com/acme/api.git",
             defaults: &defaults,
+            happened_at: Some(Timestamp::from_unix(1_790_000_000)),
+            pending: false,
         })
     }
 
@@ -493,6 +542,28 @@ mod tests {
     }
 
     #[test]
+    fn a_pending_pipeline_run_waits_for_its_secret_and_a_task_run_cannot() {
+        let defaults = Defaults::default();
+        let pending = |unit: &Unit| {
+            run(&RunInput {
+                repo: &repo(),
+                unit,
+                sha: &sha(),
+                cause: Cause::Push,
+                lane: "refs/heads/main",
+                clone_url: "https://github.com/acme/api.git",
+                defaults: &defaults,
+                happened_at: None,
+                pending: true,
+            })
+        };
+        assert_eq!(pending(&unit(None)).0["spec"]["status"], PENDING);
+        assert_eq!(pending(&unit(Some(spec(RunKind::Pipeline, Some("b"))))).0["spec"]["status"], PENDING);
+        assert!(pending(&unit(Some(spec(RunKind::Task, Some("lint"))))).0["spec"].get("status").is_none());
+        assert!(pending(&unit(None)).0["metadata"]["annotations"].get(HAPPENED_AT).is_none());
+    }
+
+    #[test]
     fn the_clone_token_secret_is_owned_by_its_run() {
         let run = build(&unit(Some(spec(RunKind::Pipeline, Some("b")))), Cause::Push);
         let secret = git_secret(&run, "6f1c2b1e-0000-4000-8000-000000000001", "clone-token");
@@ -520,19 +591,27 @@ mod tests {
     #[test]
     fn names_are_deterministic_distinct_and_valid() {
         let unit_name = UnitName::parse("Api_Service").unwrap();
-        let a = run_name(&repo(), &unit_name, &sha(), Cause::Push);
-        assert_eq!(a, run_name(&repo(), &unit_name, &sha(), Cause::Push), "a redelivery names the same run");
+        let main = "refs/heads/main";
+        let a = run_name(&repo(), &unit_name, &sha(), main, Cause::Push);
+        assert_eq!(a, run_name(&repo(), &unit_name, &sha(), main, Cause::Push), "a redelivery names the same run");
         let others = [
-            run_name(&RepoName::parse("acme/web").unwrap(), &unit_name, &sha(), Cause::Push),
-            run_name(&repo(), &unit_name, &Sha::parse("f".repeat(40)).unwrap(), Cause::Push),
-            run_name(&repo(), &unit_name, &sha(), Cause::PullRequest(PrNumber::new(1))),
-            run_name(&repo(), &unit_name, &sha(), Cause::Retry(1)),
+            run_name(&RepoName::parse("acme/web").unwrap(), &unit_name, &sha(), main, Cause::Push),
+            run_name(&repo(), &unit_name, &Sha::parse("f".repeat(40)).unwrap(), main, Cause::Push),
+            run_name(&repo(), &unit_name, &sha(), "pull/1", Cause::PullRequest(PrNumber::new(1))),
+            run_name(&repo(), &unit_name, &sha(), main, Cause::Retry(1)),
+            run_name(&repo(), &unit_name, &sha(), main, Cause::Retry(2)),
+            run_name(&repo(), &unit_name, &sha(), "refs/heads/release/1.x", Cause::Push),
+            run_name(&repo(), &unit_name, &sha(), "release/v1.0.0-rc1", Cause::Release),
+            run_name(&repo(), &unit_name, &sha(), "release/v1.0.0", Cause::Release),
         ];
-        for other in &others {
+        for (i, other) in others.iter().enumerate() {
             assert_ne!(&a, other);
+            for later in &others[i + 1..] {
+                assert_ne!(other, later, "the same commit in two lanes, or two retries, are two runs");
+            }
         }
         let long = UnitName::parse("x".repeat(63)).unwrap();
-        for name in others.iter().chain([&a, &run_name(&repo(), &long, &sha(), Cause::Retry(12))]) {
+        for name in others.iter().chain([&a, &run_name(&repo(), &long, &sha(), main, Cause::Retry(12))]) {
             assert!(name.len() <= 59 && name == &dns_label(name, 63), "{name}");
         }
         let long_repo = RepoName::parse(format!("acme/{}", "r".repeat(90))).unwrap();
@@ -550,6 +629,17 @@ mod tests {
             assert!(name.len() <= 63 && name == dns_label(&name, 63), "{name}");
         }
         assert_eq!(label_value("acme/api"), "acme.api");
+        let object = |name: &str| object_name(&UnitName::parse(name).unwrap(), 63);
+        assert_eq!(object("api"), "api", "a name that is valid stays as it is");
+        let mapped: Vec<String> =
+            ["API", "api_v2", "api-v2-", "2fa", "__", "-", "_-_", &"Y".repeat(63)].map(object).to_vec();
+        for name in &mapped {
+            assert!(name.len() <= 63 && name == &dns_label(name, 63), "{name}");
+            assert!(name.starts_with(|c: char| c.is_ascii_lowercase()), "a Service name starts with a letter: {name}");
+        }
+        assert_ne!(object("api_v2"), object("api-v2"), "two units never fold into one name");
+        assert_ne!(object("__"), object("_-_"));
+        assert!(object_name(&UnitName::parse("Release_Manager").unwrap(), 53).len() <= 53);
         assert_eq!(dns_label("Feature/Über_x--y-", 63), "feature-ber-x-y");
     }
 }

@@ -8,6 +8,8 @@ pub mod manifests;
 
 use async_trait::async_trait;
 
+use crate::domain::Timestamp;
+
 pub use dry_run::DryRunCluster;
 pub use kube::KubeCluster;
 pub use manifests::Manifest;
@@ -44,6 +46,29 @@ pub struct RunState {
     pub name: String,
     /// False once it succeeded, failed or was cancelled.
     pub running: bool,
+    /// When the event that launched it happened (its `ferry.dev/happened-at`).
+    pub happened_at: Option<Timestamp>,
+}
+
+impl RunState {
+    /// The run `manifest` describes, as if it were running.
+    pub fn of(manifest: &Manifest) -> Self {
+        Self {
+            kind: manifest.kind().to_owned(),
+            namespace: manifest.namespace().to_owned(),
+            name: manifest.name().to_owned(),
+            running: true,
+            happened_at: happened_at(&manifest.0),
+        }
+    }
+}
+
+/// The `ferry.dev/happened-at` annotation of a run object.
+pub fn happened_at(object: &serde_json::Value) -> Option<Timestamp> {
+    object["metadata"]["annotations"][manifests::HAPPENED_AT]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .map(Timestamp::from_unix)
 }
 
 #[async_trait]
@@ -61,6 +86,10 @@ pub trait Cluster: Send + Sync {
 
     /// Asks Tekton to cancel a run (`spec.status`).
     async fn cancel(&self, run: &RunState) -> Result<(), ClusterError>;
+
+    /// Starts a run created pending (clears `spec.status` if it is still
+    /// `PipelineRunPending`; a cancelled or gone run stays as it is).
+    async fn start(&self, run: &RunState) -> Result<(), ClusterError>;
 
     /// Deletes a namespace and everything in it; deleting nothing is fine.
     async fn delete_namespace(&self, name: &str) -> Result<(), ClusterError>;

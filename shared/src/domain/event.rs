@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{InstallationId, PrNumber, RefName, RepoName, Sha, Tag};
+use super::{InstallationId, PrNumber, RefName, RepoName, Sha, Tag, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitEvent {
@@ -20,6 +20,10 @@ pub struct GitEvent {
     pub clone_url: Option<String>,
     #[serde(default)]
     pub sender: Option<String>,
+    /// When it happened at the host (the push, the pull request's update,
+    /// the comment), so a late delivery never undoes a newer one.
+    #[serde(default)]
+    pub happened_at: Option<Timestamp>,
     pub detail: Detail,
 }
 
@@ -37,6 +41,10 @@ pub enum Detail {
     /// A check suite or run a user asked to run again.
     Rerequested {
         head_sha: Sha,
+        /// The check suite's or run's id: with `happened_at`, what tells
+        /// one request apart from the next.
+        #[serde(default)]
+        check_id: u64,
     },
     /// An event Ferry does not act on.
     Other,
@@ -117,12 +125,18 @@ pub struct ReleaseDetail {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommentDetail {
+    /// The comment's id: a `/retest` names its runs after it.
+    #[serde(default)]
+    pub id: u64,
     pub number: PrNumber,
     pub on_pull_request: bool,
     pub author: String,
     pub author_association: String,
     /// The command the comment gives, if any; the text itself is not kept.
     pub command: Option<Command>,
+    /// The commit a command names (`/ok-to-test 1a2b3c4`), if it names one.
+    #[serde(default)]
+    pub command_sha: Option<String>,
 }
 
 /// Commands a trusted user can give in a pull request comment.
@@ -138,10 +152,28 @@ pub enum Command {
 impl Command {
     /// The first line of `body` that is exactly a command.
     pub fn find(body: &str) -> Option<Command> {
-        body.lines().find_map(|line| match line.trim() {
-            "/retest" => Some(Command::Retest),
-            "/ok-to-test" => Some(Command::OkToTest),
-            _ => None,
+        Self::find_with_sha(body).map(|(command, _)| command)
+    }
+
+    /// The first command line of `body`, and the commit it names:
+    /// `/ok-to-test` may name the head it approves (7 to 40 hex digits).
+    pub fn find_with_sha(body: &str) -> Option<(Command, Option<String>)> {
+        body.lines().find_map(|line| {
+            let mut words = line.split_whitespace();
+            let command = match words.next()? {
+                "/retest" => Command::Retest,
+                "/ok-to-test" => Command::OkToTest,
+                _ => return None,
+            };
+            match (command, words.next(), words.next()) {
+                (_, None, _) => Some((command, None)),
+                (Command::OkToTest, Some(sha), None)
+                    if (7..=40).contains(&sha.len()) && sha.chars().all(|c| c.is_ascii_hexdigit()) =>
+                {
+                    Some((command, Some(sha.to_ascii_lowercase())))
+                }
+                _ => None,
+            }
         })
     }
 }
@@ -156,7 +188,18 @@ mod tests {
         assert_eq!(Command::find("looks good\r\n  /ok-to-test  \n"), Some(Command::OkToTest));
         assert_eq!(Command::find("please /retest this"), None);
         assert_eq!(Command::find("/retesting"), None);
+        assert_eq!(Command::find("/retest all of it"), None);
         assert_eq!(Command::find(""), None);
+    }
+
+    #[test]
+    fn ok_to_test_may_name_the_commit_it_approves() {
+        assert_eq!(Command::find_with_sha("/ok-to-test"), Some((Command::OkToTest, None)));
+        assert_eq!(Command::find_with_sha("/ok-to-test 1A2b3c4"), Some((Command::OkToTest, Some("1a2b3c4".into()))));
+        assert_eq!(Command::find_with_sha("/ok-to-test 1a2b3c"), None, "too short to name a commit");
+        assert_eq!(Command::find_with_sha("/ok-to-test main"), None);
+        assert_eq!(Command::find_with_sha("/ok-to-test 1a2b3c4 extra"), None);
+        assert_eq!(Command::find_with_sha("/retest 1a2b3c4"), None);
     }
 
     #[test]

@@ -120,6 +120,42 @@ pub struct PullRequest {
     /// The author's `author_association`, as GitHub reported it.
     #[serde(default)]
     pub author_association: Option<String>,
+    /// The author's login.
+    #[serde(default)]
+    pub author: Option<String>,
+    /// When GitHub last updated the pull request, as far as Ferry has
+    /// heard: an event older than this changes nothing.
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
+    /// When the head SHA was first seen (the update that brought it): an
+    /// `/ok-to-test` written before this did not see this code.
+    #[serde(default)]
+    pub head_at: Option<Timestamp>,
+}
+
+impl PullRequest {
+    /// What Ferry knows after hearing `told` (the whole pull request as an
+    /// event describes it) on top of `self`: an event older than the last
+    /// one heard changes nothing; an approval survives only on the head it
+    /// was given for; the preview is kept; the head's first-seen time moves
+    /// only with the head.
+    pub fn heard(self, told: PullRequest) -> PullRequest {
+        if let (Some(known), Some(at)) = (self.updated_at, told.updated_at)
+            && at < known
+        {
+            return self;
+        }
+        let same_head = self.head_sha == told.head_sha;
+        let approved = self.approved_sha.as_ref() == Some(&told.head_sha);
+        PullRequest {
+            approved_sha: self.approved_sha.filter(|_| approved),
+            approved_by: self.approved_by.filter(|_| approved),
+            preview_namespace: self.preview_namespace,
+            head_at: if same_head { self.head_at.or(told.head_at) } else { told.head_at },
+            updated_at: told.updated_at.or(self.updated_at),
+            ..told
+        }
+    }
 }
 
 /// A release Ferry has recorded.
@@ -199,4 +235,80 @@ impl Delivery {
 pub struct Cursor {
     pub name: String,
     pub position: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(c: char) -> Sha {
+        Sha::parse(c.to_string().repeat(40)).unwrap()
+    }
+
+    fn told(head: char, at: i64, state: PrState) -> PullRequest {
+        PullRequest {
+            repo: RepoName::parse("acme/api").unwrap(),
+            number: PrNumber::new(7),
+            head_sha: sha(head),
+            state,
+            approved_sha: None,
+            approved_by: None,
+            preview_namespace: None,
+            head_ref: Some("feature".into()),
+            draft: false,
+            labels: vec![],
+            author_association: Some("CONTRIBUTOR".into()),
+            author: Some("someone".into()),
+            updated_at: Some(Timestamp::from_unix(at)),
+            head_at: Some(Timestamp::from_unix(at)),
+        }
+    }
+
+    fn known(head: char, at: i64) -> PullRequest {
+        PullRequest {
+            approved_sha: Some(sha(head)),
+            approved_by: Some("maintainer".into()),
+            preview_namespace: Some("preview-x".into()),
+            ..told(head, at, PrState::Open)
+        }
+    }
+
+    #[test]
+    fn an_older_update_changes_nothing() {
+        let before = known('a', 100);
+        assert_eq!(before.clone().heard(told('b', 99, PrState::Closed)), before);
+    }
+
+    #[test]
+    fn a_newer_update_on_the_same_head_keeps_approval_preview_and_head_time() {
+        let merged = known('a', 100).heard(PullRequest { labels: vec!["x".into()], ..told('a', 150, PrState::Open) });
+        assert_eq!(merged.labels, ["x"]);
+        assert_eq!(merged.approved_sha, Some(sha('a')));
+        assert_eq!(merged.approved_by.as_deref(), Some("maintainer"));
+        assert_eq!(merged.preview_namespace.as_deref(), Some("preview-x"));
+        assert_eq!(
+            (merged.head_at, merged.updated_at),
+            (Some(Timestamp::from_unix(100)), Some(Timestamp::from_unix(150)))
+        );
+    }
+
+    #[test]
+    fn a_new_head_lapses_the_approval_and_restarts_the_head_time() {
+        let merged = known('a', 100).heard(told('b', 200, PrState::Open));
+        assert_eq!((merged.approved_sha, merged.approved_by), (None, None));
+        assert_eq!(merged.head_sha, sha('b'));
+        assert_eq!(merged.head_at, Some(Timestamp::from_unix(200)));
+        assert_eq!(merged.preview_namespace.as_deref(), Some("preview-x"));
+    }
+
+    #[test]
+    fn the_same_second_or_an_unknown_time_is_not_older() {
+        let merged = known('a', 100).heard(told('a', 100, PrState::Closed));
+        assert_eq!(merged.state, PrState::Closed);
+        let merged =
+            known('a', 100).heard(PullRequest { updated_at: None, head_at: None, ..told('b', 0, PrState::Open) });
+        assert_eq!((merged.head_sha, merged.updated_at), (sha('b'), Some(Timestamp::from_unix(100))));
+        let legacy = PullRequest { updated_at: None, head_at: None, ..known('a', 0) };
+        assert_eq!(legacy.heard(told('a', 300, PrState::Open)).head_at, Some(Timestamp::from_unix(300)));
+    }
 }

@@ -87,6 +87,7 @@ mod tests {
             repo: None,
             clone_url: None,
             sender: None,
+            happened_at: None,
             detail,
         }
     }
@@ -147,11 +148,13 @@ mod tests {
 
     fn comment(on_pull_request: bool, command: Option<Command>) -> Detail {
         Detail::Comment(CommentDetail {
+            id: 1,
             number: PrNumber::new(1),
             on_pull_request,
             author: "m".into(),
             author_association: "MEMBER".into(),
             command,
+            command_sha: None,
         })
     }
 
@@ -222,9 +225,9 @@ mod tests {
     #[test]
     fn checks_launch_when_rerequested() {
         for name in ["check_suite", "check_run"] {
-            let rerequested = event(name, Some("rerequested"), Detail::Rerequested { head_sha: sha() });
+            let rerequested = event(name, Some("rerequested"), Detail::Rerequested { head_sha: sha(), check_id: 1 });
             assert_eq!(route(&rerequested), Route::Launch(Trigger::Rerequested));
-            let completed = event(name, Some("completed"), Detail::Rerequested { head_sha: sha() });
+            let completed = event(name, Some("completed"), Detail::Rerequested { head_sha: sha(), check_id: 1 });
             assert!(ignored(route(&completed)));
         }
     }

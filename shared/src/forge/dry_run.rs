@@ -96,4 +96,18 @@ impl Forge for DryRunForge {
         tracing::info!(repo = %at.repo, pr = %number, "dry-run: pull request comment");
         Ok(())
     }
+
+    /// From `permissions.json` beside the repository's files (`{"login":
+    /// "write"}`), when there is one.
+    async fn can_push(&self, at: &Target, login: &str) -> Result<Option<bool>, ForgeError> {
+        let path = self.repo_dir(at).join("permissions.json");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ForgeError::Unavailable(e.to_string())),
+        };
+        let permissions: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&text).map_err(|e| ForgeError::Unavailable(format!("{}: {e}", path.display())))?;
+        Ok(Some(permissions.get(login).is_some_and(|p| super::grants_push(p))))
+    }
 }

@@ -131,6 +131,18 @@ pub trait Forge: Send + Sync {
     /// Writes Ferry's comment `key` on a pull request: edits the one
     /// written before instead of adding another.
     async fn comment(&self, at: &Target, number: PrNumber, key: &str, body: &str) -> Result<(), ForgeError>;
+
+    /// Whether `login` may push to the repository (write, maintain or
+    /// admin): who may run code through Ferry. `None`: the host cannot
+    /// tell (the dry run without a permissions file), so the author
+    /// association GitHub sent decides alone.
+    async fn can_push(&self, at: &Target, login: &str) -> Result<Option<bool>, ForgeError>;
+}
+
+/// Whether a repository permission (`admin`, `maintain`, `write`,
+/// `triage`, `read`, `none`) lets its holder push.
+pub fn grants_push(permission: &str) -> bool {
+    matches!(permission, "admin" | "maintain" | "write")
 }
 
 /// The hidden line that marks Ferry's comment `key`.

@@ -530,6 +530,9 @@ pub(crate) mod samples {
                 draft: false,
                 labels: vec!["bug".into()],
                 author_association: Some("MEMBER".into()),
+                author: Some("someone".into()),
+                updated_at: Some(Timestamp::from_unix(7)),
+                head_at: Some(Timestamp::from_unix(6)),
             }
             .into(),
             Release {
@@ -563,6 +566,7 @@ pub(crate) mod samples {
                     repo: None,
                     clone_url: None,
                     sender: Some("octocat".into()),
+                    happened_at: Some(Timestamp::from_unix(99)),
                     detail: crate::domain::event::Detail::Ping,
                 })),
             }

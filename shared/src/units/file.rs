@@ -357,6 +357,7 @@ mod tests {
             repo: Some(RepoName::parse("acme/api").unwrap()),
             clone_url: Some("https://github.com/acme/api.git".into()),
             sender: None,
+            happened_at: None,
             detail: Detail::Push(Push {
                 git_ref: RefName::parse(format!("refs/heads/{branch}")).unwrap(),
                 before: sha.clone(),

@@ -3,9 +3,12 @@
 //! then apply the plan to the cluster and report it on the forge.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sha2::{Digest, Sha256};
 
 use crate::cluster::manifests::{self, Cause, PreviewOf, RunInput};
-use crate::cluster::{Cluster, ClusterError};
+use crate::cluster::{Cluster, ClusterError, RunState};
 use crate::domain::event::{Command, Detail, GitEvent};
 use crate::domain::route::Trigger;
 use crate::domain::tokens::Credential;
@@ -69,6 +72,8 @@ fn context(ports: &LaunchPorts<'_>, name: &str) -> String {
 /// Everything one launch decides on.
 struct Situation {
     happening: Happening,
+    /// When the event happened: runs of older events never supersede it.
+    happened_at: Option<Timestamp>,
     sha: Option<Sha>,
     cause: Cause,
     /// Runs in one lane (branch, pull request, release) supersede each other.
@@ -92,8 +97,9 @@ pub async fn launch(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger) 
     {
         return Ok(note(format!("installation {id} is suspended: nothing launches")));
     }
-    let Some(situation) = situation(ports, &target, event, trigger).await? else {
-        return Ok(note(format!("{} action `{}` launches nothing", event.name, event.action.as_deref().unwrap_or(""))));
+    let situation = match situation(ports, &target, event, trigger).await? {
+        Decision::Go(situation) => situation,
+        Decision::Nothing(reason) => return Ok(note(reason)),
     };
     let Some(sha) = situation.sha.clone() else {
         return Ok(note("the commit could not be resolved: nothing to build".into()));
@@ -161,72 +167,135 @@ async fn target(state: &dyn StateStore, event: &GitEvent, repo: &RepoName) -> Re
     }))
 }
 
+/// What an event comes to before any unit is read.
+enum Decision {
+    Go(Box<Situation>),
+    /// Nothing launches, for this reason.
+    Nothing(String),
+}
+
+impl Decision {
+    fn go(situation: Situation) -> Self {
+        Decision::Go(Box::new(situation))
+    }
+
+    fn nothing(event: &GitEvent) -> Self {
+        Decision::Nothing(format!("{} action `{}` launches nothing", event.name, event.action.as_deref().unwrap_or("")))
+    }
+}
+
+/// Whether `login` may run code here: GitHub says they are an owner,
+/// member or collaborator, and (owners aside) the repository confirms they
+/// can push. An organisation member is not trusted for being one.
+async fn trusted(
+    ports: LaunchPorts<'_>,
+    target: &Target,
+    login: Option<&str>,
+    association: &str,
+) -> Result<bool, ForgeError> {
+    if !is_trusted(association) {
+        return Ok(false);
+    }
+    if association == "OWNER" {
+        return Ok(true);
+    }
+    let Some(login) = login.filter(|l| !l.is_empty()) else { return Ok(false) };
+    Ok(ports.forge.can_push(target, login).await?.unwrap_or(true))
+}
+
+/// A number naming one request (a `/retest` comment, a re-requested check):
+/// the same request always gives the same number, so its redelivery names
+/// the runs it started.
+fn request_id(parts: &[&str]) -> u64 {
+    let digest = Sha256::digest(parts.join("\n").as_bytes());
+    u64::from_be_bytes(digest[..8].try_into().unwrap_or([0; 8]))
+}
+
 async fn situation(
     ports: LaunchPorts<'_>,
     target: &Target,
     event: &GitEvent,
     trigger: Trigger,
-) -> Result<Option<Situation>, LaunchError> {
+) -> Result<Decision, LaunchError> {
     let state = ports.state;
     let repo = &target.repo;
     let action = event.action.as_deref().unwrap_or("");
-    Ok(Some(match (&event.detail, trigger) {
-        (Detail::Push(push), Trigger::Push) => Situation {
+    let at = event.happened_at;
+    Ok(match (&event.detail, trigger) {
+        (Detail::Push(push), Trigger::Push) => Decision::go(Situation {
             happening: Happening::Push { branch: push.branch().map(str::to_owned) },
+            happened_at: at,
             sha: Some(push.after.clone()),
             cause: Cause::Push,
             lane: push.git_ref.to_string(),
             pr: None,
             changed_paths: (!push.paths_truncated).then(|| push.changed_paths.clone()),
             tag: push.tag().map(str::to_owned),
-        },
+        }),
         (Detail::PullRequest(detail), Trigger::PullRequest) => {
-            let key = Key::PullRequest(repo.clone(), detail.number);
-            let known = state.load::<PullRequest>(&key).await?.map(|found| found.record);
             let closed = action == "closed";
-            let approved = known.as_ref().is_some_and(|pr| pr.approved_sha.as_ref() == Some(&detail.head_sha));
-            let record = PullRequest {
+            let heard = PullRequest {
                 repo: repo.clone(),
                 number: detail.number,
                 head_sha: detail.head_sha.clone(),
                 state: if closed { PrState::Closed } else { PrState::Open },
-                // An approval binds to the SHA it was given for; a new push lapses it.
-                approved_sha: known.as_ref().and_then(|pr| pr.approved_sha.clone()).filter(|_| approved),
-                approved_by: known.as_ref().and_then(|pr| pr.approved_by.clone()).filter(|_| approved),
-                preview_namespace: known.as_ref().and_then(|pr| pr.preview_namespace.clone()),
+                approved_sha: None,
+                approved_by: None,
+                preview_namespace: None,
                 head_ref: Some(detail.head_ref.clone()),
                 draft: detail.draft,
                 labels: detail.labels.clone(),
                 author_association: Some(detail.author_association.clone()),
+                author: Some(detail.author.clone()),
+                updated_at: at,
+                head_at: at,
             };
-            state.save(record.clone(), |_| record.clone()).await?;
+            // A late delivery of an older update changes nothing: the newer
+            // one carried the whole pull request already.
+            let stale = AtomicBool::new(false);
+            state
+                .save(heard.clone(), |known| {
+                    let merged = known.heard(heard.clone());
+                    stale.store(merged.updated_at != heard.updated_at && heard.updated_at.is_some(), Ordering::Relaxed);
+                    merged
+                })
+                .await?;
+            if stale.load(Ordering::Relaxed) {
+                return Ok(Decision::Nothing(format!(
+                    "pull request #{} changed after this event; the newer event decided",
+                    detail.number
+                )));
+            }
+            let key = Key::PullRequest(repo.clone(), detail.number);
+            let record = state.load::<PullRequest>(&key).await?.map_or(heard, |found| found.record);
             let happening = if closed {
                 Happening::PullRequestClosed
             } else {
                 Happening::PullRequest(PrFacts {
                     draft: detail.draft,
                     labels: detail.labels.clone(),
-                    trusted_author: is_trusted(&detail.author_association),
-                    approved,
+                    trusted_author: trusted(ports, target, Some(&detail.author), &detail.author_association).await?,
+                    approved: record.approved_sha.as_ref() == Some(&detail.head_sha),
                 })
             };
             let changed = if closed { None } else { changed_files(ports, target, detail.number).await };
-            Situation {
+            Decision::go(Situation {
                 happening,
+                happened_at: at,
                 sha: Some(detail.head_sha.clone()),
                 cause: Cause::PullRequest(detail.number),
                 lane: format!("pull/{}", detail.number),
                 pr: Some(record),
                 changed_paths: changed,
                 tag: None,
-            }
+            })
         }
         (Detail::Release(release), Trigger::Release) => {
             let happening = match action {
                 "published" | "released" => Happening::Release { prerelease: false },
                 "prereleased" => Happening::Release { prerelease: true },
                 "deleted" => Happening::ReleaseDeleted,
-                _ => return Ok(None),
+                _ => return Ok(Decision::nothing(event)),
             };
             let sha = match ports.forge.commit_of(target, release.tag.as_str()).await? {
                 Some(sha) => Some(sha),
@@ -241,56 +310,98 @@ async fn situation(
                 };
                 state.save(record.clone(), |_| record.clone()).await?;
             }
-            Situation {
+            Decision::go(Situation {
                 happening,
+                happened_at: at,
                 sha,
                 cause: Cause::Release,
                 lane: format!("release/{}", release.tag),
                 pr: None,
                 changed_paths: None,
                 tag: Some(release.tag.to_string()),
-            }
+            })
         }
         (Detail::Comment(comment), Trigger::Command(command)) => {
             let Some(found) = state.load::<PullRequest>(&Key::PullRequest(repo.clone(), comment.number)).await? else {
-                return Ok(None);
+                return Ok(Decision::Nothing(format!(
+                    "pull request #{} is not known yet: its opening event has not arrived",
+                    comment.number
+                )));
             };
             let pr = found.record;
             // A closed pull request runs nothing, and gets no preview back.
             if pr.state == PrState::Closed {
-                return Ok(None);
+                return Ok(Decision::Nothing(format!("pull request #{} is closed: commands do nothing", pr.number)));
             }
-            let by_trusted = is_trusted(&comment.author_association);
+            let by_trusted = trusted(ports, target, Some(&comment.author), &comment.author_association).await?;
+            if by_trusted && command == Command::OkToTest {
+                // An approval covers only code its author could have seen.
+                match (&comment.command_sha, pr.head_at, at) {
+                    (Some(named), _, _) if !pr.head_sha.as_str().starts_with(named.as_str()) => {
+                        return Ok(Decision::Nothing(format!(
+                            "/ok-to-test names {named}, but the head of #{} is {}: nothing approved",
+                            pr.number,
+                            pr.head_sha.short()
+                        )));
+                    }
+                    (None, Some(head_at), Some(said_at)) if head_at > said_at => {
+                        return Ok(Decision::Nothing(format!(
+                            "the head of #{} ({}) was pushed after the /ok-to-test comment: a trusted user must \
+                             approve it again (or comment `/ok-to-test {}`)",
+                            pr.number,
+                            pr.head_sha.short(),
+                            pr.head_sha.short()
+                        )));
+                    }
+                    _ => {}
+                }
+            }
             let facts = PrFacts {
                 draft: pr.draft,
                 labels: pr.labels.clone(),
-                trusted_author: pr.author_association.as_deref().is_some_and(is_trusted),
+                trusted_author: trusted(
+                    ports,
+                    target,
+                    pr.author.as_deref(),
+                    pr.author_association.as_deref().unwrap_or_default(),
+                )
+                .await?,
                 approved: pr.approved_sha.as_ref() == Some(&pr.head_sha),
             };
             let failed = failed_units(state, repo, &pr.head_sha).await?;
-            let attempt = if command == Command::Retest { next_attempt(state, repo, &pr.head_sha).await? } else { 0 };
             let changed = changed_files(ports, target, pr.number).await;
-            Situation {
+            let request = if comment.id != 0 {
+                request_id(&["comment", &comment.id.to_string()])
+            } else {
+                request_id(&["comment", &comment.author, &at.map_or(0, Timestamp::unix).to_string()])
+            };
+            Decision::go(Situation {
                 happening: Happening::Command { command, by_trusted, pr: facts, failed },
+                happened_at: at,
                 sha: Some(pr.head_sha.clone()),
-                cause: if command == Command::Retest { Cause::Retry(attempt) } else { Cause::PullRequest(pr.number) },
+                cause: if command == Command::Retest { Cause::Retry(request) } else { Cause::PullRequest(pr.number) },
                 lane: format!("pull/{}", pr.number),
                 pr: Some(PullRequest { approved_by: Some(comment.author.clone()), ..pr }),
                 changed_paths: changed,
                 tag: None,
-            }
+            })
         }
-        (Detail::Rerequested { head_sha }, Trigger::Rerequested) => Situation {
+        (Detail::Rerequested { head_sha, check_id }, Trigger::Rerequested) => Decision::go(Situation {
             happening: Happening::Rerequested { failed: failed_units(state, repo, head_sha).await? },
+            happened_at: at,
             sha: Some(head_sha.clone()),
-            cause: Cause::Retry(next_attempt(state, repo, head_sha).await?),
+            cause: Cause::Retry(request_id(&[
+                "check",
+                &check_id.to_string(),
+                &at.unwrap_or_else(Timestamp::now).unix().to_string(),
+            ])),
             lane: format!("sha/{head_sha}"),
             pr: None,
             changed_paths: None,
             tag: None,
-        },
-        _ => return Ok(None),
-    }))
+        }),
+        _ => Decision::nothing(event),
+    })
 }
 
 async fn changed_files(ports: LaunchPorts<'_>, target: &Target, number: PrNumber) -> Option<Vec<String>> {
@@ -316,12 +427,6 @@ async fn failed_units(state: &dyn StateStore, repo: &RepoName, sha: &Sha) -> Res
             _ => None,
         })
         .collect())
-}
-
-async fn next_attempt(state: &dyn StateStore, repo: &RepoName, sha: &Sha) -> Result<u32, StoreError> {
-    let runs = state.query(&Collection::Runs(repo.clone())).await?;
-    let attempts = runs.iter().filter(|found| matches!(&found.record, Record::Run(run) if &run.sha == sha)).count();
-    Ok(u32::try_from(attempts).unwrap_or(u32::MAX).saturating_add(1))
 }
 
 enum Units {
@@ -406,6 +511,10 @@ async fn run(
     clone_url: &str,
     launched: &mut Launched,
 ) -> Result<(), LaunchError> {
+    let installation = match target.credential {
+        Credential::Installation(id) => Some(id),
+        Credential::Repository(_) => None,
+    };
     let input = RunInput {
         repo: &target.repo,
         unit,
@@ -414,21 +523,39 @@ async fn run(
         lane: &situation.lane,
         clone_url,
         defaults: &ports.operator.defaults,
+        happened_at: situation.happened_at,
+        // It waits for its clone token's Secret, which can only be created
+        // (owned by the run) once the run exists.
+        pending: installation.is_some(),
     };
     let manifest = manifests::run(&input);
+    let namespace = manifest.namespace().to_owned();
+    let lane = manifests::lane_label(&target.repo, &unit.name, &situation.lane);
+    let in_lane = ports.cluster.runs(&namespace, "ferry.dev/lane", &lane).await?;
+    let ours = situation.happened_at;
+    // A newer event already launched in this lane: this late one is moot.
+    if let Some(newer) = in_lane.iter().find(|r| r.name != manifest.name() && is_newer(r.happened_at, ours)) {
+        launched.actions.push(Action {
+            kind: "run.superseded",
+            namespace: Some(namespace),
+            name: manifest.name().into(),
+        });
+        let why = format!("{}: superseded by {}, launched for a newer event", unit.name, newer.name);
+        launched.reason = Some(launched.reason.take().map_or(why.clone(), |r| format!("{r}; {why}")));
+        return Ok(());
+    }
     let created = ports.cluster.create(&manifest).await?;
     let kind = manifest.kind().to_ascii_lowercase();
     let verb = if created.existed { "exists" } else { "created" };
     launched.actions.push(Action {
         kind: if kind == "taskrun" { leak_kind("taskrun", verb) } else { leak_kind("pipelinerun", verb) },
-        namespace: Some(manifest.namespace().to_owned()),
+        namespace: Some(namespace.clone()),
         name: manifest.name().to_owned(),
     });
-    if created.existed {
-        return Ok(());
-    }
     // The run clones with a token for this repository alone, read only.
-    if let Credential::Installation(installation) = target.credential {
+    // Done again for a run that existed: an earlier attempt may have
+    // stopped before its Secret, its start or its status.
+    if let Some(installation) = installation {
         match ports.tokens.clone_token(ports.state, installation, &target.repo).await {
             Ok(token) => {
                 use secrecy::ExposeSecret;
@@ -438,11 +565,13 @@ async fn run(
             Err(e) => tracing::warn!(error = %e, "no clone token for the run; it clones anonymously"),
         }
     }
-    // A newer commit in the same lane supersedes what still runs there.
-    let lane = manifests::lane_label(&target.repo, &unit.name, &situation.lane);
-    for old in ports.cluster.runs(manifest.namespace(), "ferry.dev/lane", &lane).await? {
-        if old.running && old.name != manifest.name() {
-            ports.cluster.cancel(&old).await?;
+    if manifest.0["spec"]["status"] == manifests::PENDING {
+        ports.cluster.start(&RunState::of(&manifest)).await?;
+    }
+    // What still runs in the lane for an older event is superseded.
+    for old in &in_lane {
+        if old.running && old.name != manifest.name() && !is_newer(old.happened_at, ours) {
+            ports.cluster.cancel(old).await?;
             launched.actions.push(Action {
                 kind: "run.cancelled",
                 namespace: Some(old.namespace.clone()),
@@ -454,21 +583,44 @@ async fn run(
         repo: target.repo.clone(),
         unit: unit.name.clone(),
         sha: sha.clone(),
-        namespace: manifest.namespace().to_owned(),
+        namespace: namespace.clone(),
         name: manifest.name().to_owned(),
         status: RunStatus::Pending,
         reported: Some(RunStatus::Pending),
     };
-    ports.state.save(record.clone(), |_| record.clone()).await?;
+    // A run that existed keeps what was learnt of it since (a result, or a
+    // later retry's record): its status never goes back to pending.
+    let report = AtomicBool::new(true);
+    ports
+        .state
+        .save(record.clone(), |current| {
+            let keep = created.existed
+                && (current.name != record.name || current.reported.is_some_and(|r| r != RunStatus::Pending));
+            report.store(!keep, Ordering::Relaxed);
+            if keep { current } else { record.clone() }
+        })
+        .await?;
+    if !report.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     let mut status = CommitStatus::new(
         context(&ports, unit.name.as_str()),
         StatusState::Pending,
         format!("{} {} started", manifest.kind(), manifest.name()),
     );
-    status.target_url = ports.operator.dashboard_link(manifest.namespace(), manifest.name());
+    status.target_url = ports.operator.dashboard_link(&namespace, manifest.name());
     ports.forge.status(target, sha, &status).await?;
     launched.actions.push(Action::new("status.pending", status.context));
     Ok(())
+}
+
+/// Whether a run launched for an event at `theirs` is newer than one at
+/// `ours`; a run of unknown time is never newer.
+fn is_newer(theirs: Option<Timestamp>, ours: Option<Timestamp>) -> bool {
+    match (theirs, ours) {
+        (Some(theirs), Some(ours)) => theirs > ours,
+        _ => false,
+    }
 }
 
 fn leak_kind(kind: &str, verb: &str) -> &'static str {
@@ -555,11 +707,16 @@ async fn approve(
     let Some(pr) = &situation.pr else { return Ok(()) };
     let key = Key::PullRequest(target.repo.clone(), pr.number);
     let approver = pr.approved_by.clone();
-    if let Some(mut found) = ports.state.load::<PullRequest>(&key).await? {
-        found.record.approved_sha = Some(sha.clone());
-        found.record.approved_by = approver.clone();
-        ports.state.update(&found.record.into(), found.version).await?;
+    // Only the head the decision was made for: if a push moved it since,
+    // the approval lapses with it.
+    let Some(mut found) = ports.state.load::<PullRequest>(&key).await? else { return Ok(()) };
+    if &found.record.head_sha != sha {
+        launched.actions.push(Action::new("approval.lapsed", format!("#{}", pr.number)));
+        return Ok(());
     }
+    found.record.approved_sha = Some(sha.clone());
+    found.record.approved_by = approver.clone();
+    ports.state.update(&found.record.into(), found.version).await?;
     let by = approver.unwrap_or_else(|| "a trusted user".into());
     let status = CommitStatus::new(
         context(&ports, "ok-to-test"),

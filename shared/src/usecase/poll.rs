@@ -329,6 +329,7 @@ async fn deliver_commit(
             repo: Some(record.repo.clone()),
             clone_url: Some(format!("{}.git", tracked.url.trim_end_matches('/').trim_end_matches(".git"))),
             sender: None,
+            happened_at: Some(ports.clock.now()),
             detail: Detail::Push(Push {
                 git_ref: RefName::parse(tracked.ref_path()).map_err(|e| e.to_string())?,
                 before: record.sha.clone().unwrap_or(zero),

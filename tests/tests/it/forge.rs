@@ -74,6 +74,36 @@ async fn files_pull_request_changes_and_commits_are_read_with_an_installation_to
 }
 
 #[tokio::test]
+async fn who_may_run_code_is_the_repository_s_write_permission() {
+    let setup = setup().await;
+    setup.fake.repos(|r| {
+        for (login, role) in
+            [("admin", "admin"), ("maint", "maintain"), ("writer", "write"), ("triager", "triage"), ("reader", "read")]
+        {
+            r.permissions.insert(("acme/api".into(), login.into()), role.into());
+        }
+    });
+    let at = target();
+    let mut answers = Vec::new();
+    for login in ["admin", "maint", "writer", "triager", "reader", "stranger", "not a login"] {
+        answers.push((login, setup.forge.can_push(&at, login).await.unwrap()));
+    }
+    assert_eq!(
+        answers,
+        [
+            ("admin", Some(true)),
+            ("maint", Some(true)),
+            ("writer", Some(true)),
+            ("triager", Some(false)),
+            ("reader", Some(false)),
+            ("stranger", Some(false)),
+            ("not a login", Some(false)),
+        ]
+    );
+    clean(&setup);
+}
+
+#[tokio::test]
 async fn statuses_deployments_and_one_edited_comment_are_reported() {
     let setup = setup().await;
     let forge = &setup.forge;

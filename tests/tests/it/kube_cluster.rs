@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use ferry::cluster::manifests::{self, Cause, PreviewOf, RunInput};
-use ferry::cluster::{Cluster, KubeCluster, Manifest};
+use ferry::cluster::{Cluster, KubeCluster, Manifest, RunState};
 use ferry::domain::{PrNumber, RepoName, Sha, UnitName};
 use ferry::units::operator::Defaults;
 use ferry::units::{On, RunKind, RunSpec, Unit};
@@ -77,6 +77,8 @@ fn run_for(sha: &Sha, kind: RunKind) -> Manifest {
         lane: "refs/heads/main",
         clone_url: "https://github.com/acme/api.git",
         defaults: &Defaults::default(),
+        happened_at: None,
+        pending: false,
     })
 }
 
@@ -116,6 +118,37 @@ async fn superseded_runs_are_found_by_lane_and_cancelled() {
     assert_eq!(task_runs.get(task.name()).await.unwrap().spec.status.as_deref(), Some("TaskRunCancelled"));
     assert!(cluster.runs("ci", "ferry.dev/lane", &lane).await.unwrap().iter().all(|r| !r.running));
     assert!(cluster.runs("ci", "ferry.dev/lane", "other").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_pending_run_is_started_once_its_secret_is_there_and_a_cancelled_one_never() {
+    let (client, cluster) = fake().await;
+    let pending = |digit: char| {
+        let mut run = run_for(&sha(digit), RunKind::Pipeline);
+        run.0["spec"]["status"] = manifests::PENDING.into();
+        run.0["metadata"]["annotations"][manifests::HAPPENED_AT] = "100".into();
+        run
+    };
+    let (first, second) = (pending('1'), pending('2'));
+    cluster.create(&first).await.unwrap();
+    cluster.create(&second).await.unwrap();
+    let lane = first.label("ferry.dev/lane").unwrap().to_owned();
+    let found = cluster.runs("ci", "ferry.dev/lane", &lane).await.unwrap();
+    assert!(found.iter().all(|r| r.running), "a pending run can still be superseded: {found:?}");
+    assert!(found.iter().all(|r| r.happened_at == Some(ferry::domain::Timestamp::from_unix(100))), "{found:?}");
+
+    cluster.start(&RunState::of(&first)).await.unwrap();
+    cluster.start(&RunState::of(&first)).await.unwrap();
+    let runs: Api<PipelineRun> = Api::namespaced(client, "ci");
+    assert_eq!(runs.get(first.name()).await.unwrap().spec.status, None, "started");
+
+    cluster.cancel(&RunState::of(&second)).await.unwrap();
+    cluster.start(&RunState::of(&second)).await.unwrap();
+    assert_eq!(runs.get(second.name()).await.unwrap().spec.status.as_deref(), Some("Cancelled"));
+
+    let mut gone = RunState::of(&first);
+    gone.name = "ferry-gone".into();
+    cluster.start(&gone).await.unwrap();
 }
 
 #[tokio::test]

@@ -70,13 +70,32 @@ fn pull_request(action: &str, number: u64, head: &str, association: &str, extra:
 }
 
 fn comment(number: u64, body: &str, association: &str, author: &str) -> String {
+    comment_with(number, body, association, author, json!({}))
+}
+
+/// A comment with more fields (`id`, `created_at`).
+fn comment_with(number: u64, body: &str, association: &str, author: &str, extra: Value) -> String {
+    let mut comment = json!({"body": body, "author_association": association, "user": {"login": author}});
+    comment.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     json!({
         "action": "created",
         "issue": {"number": number, "pull_request": {"url": "x"}},
-        "comment": {"body": body, "author_association": association, "user": {"login": author}},
+        "comment": comment,
         "repository": repository(), "installation": {"id": 5}, "sender": {"login": author}
     })
     .to_string()
+}
+
+/// A push GitHub says happened at `pushed_at` (Unix seconds, as push payloads have it).
+fn push_at(branch: &str, before: &str, after: &str, paths: &[&str], pushed_at: i64) -> String {
+    let mut body: Value = serde_json::from_str(&push(branch, before, after, paths)).unwrap();
+    body["repository"]["pushed_at"] = pushed_at.into();
+    body.to_string()
+}
+
+/// An RFC 3339 time `seconds` after a fixed moment.
+fn at(seconds: i64) -> String {
+    format!("2026-11-22T10:{:02}:{:02}Z", seconds / 60, seconds % 60)
 }
 
 fn release(action: &str, tag: &str, prerelease: bool) -> String {
@@ -158,11 +177,15 @@ async fn a_push_to_a_matching_branch_writes_one_pipeline_run_and_its_redelivery_
     let pending = commit_status(&harness, SHA2, "ferry/api").expect("a pending status");
     assert_eq!(pending["state"], "pending");
 
-    // GitHub redelivers (a new delivery id, the same event): no second run.
+    // GitHub redelivers (a new delivery id, the same event): no second run,
+    // but whatever an earlier attempt may have left undone (here: the
+    // status, as if the first attempt had stopped before it) is done.
+    std::fs::remove_dir_all(harness.data_dir().join("forge/acme/api/statuses")).unwrap();
     let (status, reply) = harness.deliver("push", "p-1-again", SECRET, &body).await;
     assert_eq!(status, 200, "{reply}");
-    assert_eq!(kinds(&reply), ["pipelinerun.exists"]);
+    assert_eq!(kinds(&reply), ["pipelinerun.exists", "status.pending"]);
     assert_eq!(runs(&harness).len(), 1);
+    assert_eq!(commit_status(&harness, SHA2, "ferry/api").expect("posted again")["state"], "pending");
     // The same delivery id: nothing at all.
     let (_, reply) = harness.deliver("push", "p-1", SECRET, &body).await;
     assert_eq!(reply["outcome"], "duplicate");
@@ -382,6 +405,145 @@ async fn retest_from_a_member_runs_again_only_the_units_that_failed() {
         runs(&harness).into_iter().filter(|r| r["metadata"]["name"].as_str().unwrap().contains("retry")).count();
     assert_eq!(retried, 1);
     assert_eq!(reply["reason"], "docs: it did not fail on this commit");
+}
+
+#[tokio::test]
+async fn each_retest_starts_its_own_run_and_its_redelivery_none() {
+    let harness = harness().await;
+    harness.deliver("pull_request", "e-1", SECRET, &pull_request("opened", 13, SHA2, "MEMBER", json!({}))).await;
+    let key = ferry::store::Key::Run(
+        ferry_tests::builders::repo("acme/api"),
+        ferry::domain::UnitName::parse("api").unwrap(),
+        ferry::domain::Sha::parse(SHA2).unwrap(),
+    );
+    let fail = || async {
+        let mut run = harness.state().load::<ferry::domain::Run>(&key).await.unwrap().unwrap();
+        run.record.status = ferry::domain::RunStatus::Failure;
+        harness.state().update(&run.record.into(), run.version).await.unwrap();
+    };
+    let retest = |id: u64| comment_with(13, "/retest", "MEMBER", "maintainer", json!({"id": id}));
+    fail().await;
+    let (_, reply) = harness.deliver("issue_comment", "e-2", SECRET, &retest(501)).await;
+    assert!(kinds(&reply).contains(&"pipelinerun.created".to_owned()), "{reply}");
+    fail().await;
+    let (_, reply) = harness.deliver("issue_comment", "e-3", SECRET, &retest(502)).await;
+    assert!(kinds(&reply).contains(&"pipelinerun.created".to_owned()), "the second /retest is a new run: {reply}");
+    fail().await;
+    let (_, reply) = harness.deliver("issue_comment", "e-3-again", SECRET, &retest(502)).await;
+    assert_eq!(kinds(&reply)[0], "pipelinerun.exists", "a redelivered /retest starts nothing: {reply}");
+    let names: Vec<String> = runs(&harness)
+        .iter()
+        .map(|r| r["metadata"]["name"].as_str().unwrap().to_owned())
+        .filter(|n| n.contains("retry"))
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[tokio::test]
+async fn one_commit_on_two_branches_runs_once_in_each() {
+    let harness = harness().await;
+    harness.deliver("push", "b2-1", SECRET, &push("main", SHA1, SHA2, &["api/a.rs"])).await;
+    let (_, reply) = harness.deliver("push", "b2-2", SECRET, &push("release/1.x", SHA1, SHA2, &["api/a.rs"])).await;
+    assert_eq!(kinds(&reply), ["pipelinerun.created", "status.pending"], "{reply}");
+    let all = runs(&harness);
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().all(|r| r["spec"].get("status").is_none()), "neither cancels the other");
+}
+
+#[tokio::test]
+async fn a_late_older_push_neither_runs_nor_cancels_the_newer_one() {
+    let harness = harness().await;
+    let (_, reply) = harness.deliver("push", "o-2", SECRET, &push_at("main", SHA2, SHA3, &["api/b.rs"], 2_000)).await;
+    assert_eq!(kinds(&reply), ["pipelinerun.created", "status.pending"], "{reply}");
+    // GitHub delivered the earlier push last.
+    let (status, reply) =
+        harness.deliver("push", "o-1", SECRET, &push_at("main", SHA1, SHA2, &["api/a.rs"], 1_000)).await;
+    assert_eq!(status, 200);
+    assert_eq!(kinds(&reply), ["run.superseded"], "{reply}");
+    assert!(reply["reason"].as_str().unwrap().contains("superseded by"), "{reply}");
+    let all = runs(&harness);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["metadata"]["labels"]["ferry.dev/sha"], SHA3);
+    assert!(all[0]["spec"].get("status").is_none(), "the newer run still runs");
+    assert!(commit_status(&harness, SHA2, "ferry/api").is_none());
+}
+
+#[tokio::test]
+async fn a_late_older_pull_request_update_changes_nothing() {
+    let harness = harness().await;
+    let update = |action: &str, head: &str, seconds: i64| {
+        pull_request(action, 20, head, "MEMBER", json!({"updated_at": at(seconds)}))
+    };
+    harness.deliver("pull_request", "u-1", SECRET, &update("opened", SHA2, 10)).await;
+    harness.deliver("pull_request", "u-3", SECRET, &update("synchronize", SHA3, 30)).await;
+    let before = runs(&harness);
+    // The synchronize to SHA2's successor arrives before an older one.
+    let (_, reply) = harness.deliver("pull_request", "u-2", SECRET, &update("synchronize", SHA2, 20)).await;
+    assert!(kinds(&reply).is_empty(), "{reply}");
+    assert!(reply["reason"].as_str().unwrap().contains("changed after this event"), "{reply}");
+    assert_eq!(runs(&harness), before, "nothing launched, nothing cancelled");
+    let pr = harness
+        .state()
+        .load::<ferry::domain::PullRequest>(&ferry::store::Key::PullRequest(
+            ferry_tests::builders::repo("acme/api"),
+            ferry::domain::PrNumber::new(20),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    assert_eq!(pr.head_sha.as_str(), SHA3, "the head is not rolled back");
+    // A late `opened` after `closed` does not bring the preview back either.
+    harness.deliver("pull_request", "u-5", SECRET, &update("closed", SHA3, 50)).await;
+    let (_, reply) = harness.deliver("pull_request", "u-4", SECRET, &update("reopened", SHA3, 40)).await;
+    assert!(kinds(&reply).is_empty(), "{reply}");
+}
+
+#[tokio::test]
+async fn an_ok_to_test_covers_only_the_code_its_author_could_have_seen() {
+    let harness = harness().await;
+    let update = |action: &str, head: &str, seconds: i64| {
+        pull_request(action, 21, head, "CONTRIBUTOR", json!({"updated_at": at(seconds)}))
+    };
+    let ok = |body: &str, seconds: i64| {
+        comment_with(21, body, "MEMBER", "maintainer", json!({"id": seconds, "created_at": at(seconds)}))
+    };
+    harness.deliver("pull_request", "s-1", SECRET, &update("opened", SHA2, 10)).await;
+    // The outsider pushes again (at 30) after the member read the code and
+    // before their comment (written at 20) is processed.
+    harness.deliver("pull_request", "s-2", SECRET, &update("synchronize", SHA3, 30)).await;
+    let (_, reply) = harness.deliver("issue_comment", "s-3", SECRET, &ok("/ok-to-test", 20)).await;
+    assert!(kinds(&reply).is_empty(), "{reply}");
+    assert!(reply["reason"].as_str().unwrap().contains("was pushed after the /ok-to-test comment"), "{reply}");
+    assert!(runs(&harness).is_empty());
+    // Naming a commit that is no longer the head approves nothing either.
+    let (_, reply) = harness.deliver("issue_comment", "s-4", SECRET, &ok("/ok-to-test 2222222", 40)).await;
+    assert!(kinds(&reply).is_empty(), "{reply}");
+    assert!(runs(&harness).is_empty());
+    // Naming the head approves it, whenever the comment is processed.
+    let (_, reply) = harness.deliver("issue_comment", "s-5", SECRET, &ok("/ok-to-test 3333333", 25)).await;
+    assert_eq!(kinds(&reply)[0], "approval.recorded", "{reply}");
+    assert_eq!(runs(&harness).len(), 1);
+    assert_eq!(runs(&harness)[0]["metadata"]["labels"]["ferry.dev/sha"], SHA3);
+}
+
+#[tokio::test]
+async fn an_organisation_member_who_cannot_push_is_not_trusted() {
+    let harness = harness().await;
+    let repo_dir = harness.data_dir().join("forge/acme/api");
+    std::fs::create_dir_all(&repo_dir).unwrap();
+    std::fs::write(repo_dir.join("permissions.json"), r#"{"maintainer": "maintain", "reader": "read"}"#).unwrap();
+    let (_, reply) =
+        harness.deliver("pull_request", "v-1", SECRET, &pull_request("opened", 22, SHA2, "MEMBER", json!({}))).await;
+    assert_eq!(kinds(&reply), ["status.pending"], "a member without write access waits for approval: {reply}");
+    let (_, reply) =
+        harness.deliver("issue_comment", "v-2", SECRET, &comment(22, "/ok-to-test", "MEMBER", "reader")).await;
+    assert!(kinds(&reply).is_empty(), "{reply}");
+    assert!(runs(&harness).is_empty());
+    let (_, reply) =
+        harness.deliver("issue_comment", "v-3", SECRET, &comment(22, "/ok-to-test", "MEMBER", "maintainer")).await;
+    assert_eq!(kinds(&reply)[0], "approval.recorded", "{reply}");
+    assert_eq!(runs(&harness).len(), 1);
 }
 
 #[tokio::test]

@@ -300,6 +300,7 @@ async fn launching_a_polled_commit_names_the_run_a_webhook_push_would() {
         &repo("acme/api"),
         &ferry::domain::UnitName::parse("api").unwrap(),
         &ferry::domain::Sha::parse(SHA_A).unwrap(),
+        "refs/heads/main",
         ferry::cluster::manifests::Cause::Push,
     );
     assert_eq!(names, [format!("{webhook_name}.yaml")]);

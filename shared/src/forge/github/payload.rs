@@ -14,7 +14,7 @@ use crate::domain::event::{
     Command, CommentDetail, Detail, GitEvent, InstallationDetail, PullRequestDetail, Push, ReleaseDetail,
     RepositoriesDetail,
 };
-use crate::domain::{InstallationId, InvalidId, PrNumber, RefName, RepoName, Sha, Tag};
+use crate::domain::{InstallationId, InvalidId, PrNumber, RefName, RepoName, Sha, Tag, Timestamp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
@@ -68,6 +68,7 @@ fn parse_other(name: &str, body: &[u8]) -> Result<GitEvent, ParseError> {
         repo: envelope.repository.and_then(|r| RepoName::parse(r.full_name).ok()),
         clone_url: None,
         sender: envelope.sender.map(|s| s.login),
+        happened_at: None,
         detail: Detail::Other,
     })
 }
@@ -123,8 +124,8 @@ struct Payload<'a> {
     issue: Option<IssuePayload>,
     comment: Option<CommentPayload>,
     // check_suite, check_run
-    check_suite: Option<HeadSha>,
-    check_run: Option<HeadSha>,
+    check_suite: Option<Check>,
+    check_run: Option<Check>,
     // installation, installation_repositories
     repositories: Option<Vec<RepoRef>>,
     repositories_added: Option<Vec<RepoRef>>,
@@ -143,6 +144,29 @@ struct InstallationPayload {
 struct RepositoryPayload {
     full_name: String,
     clone_url: Option<String>,
+    /// Seconds since the epoch in a push, RFC 3339 elsewhere.
+    pushed_at: Option<Moment>,
+}
+
+/// A time as GitHub writes it: a Unix timestamp or RFC 3339 text.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Moment {
+    Unix(i64),
+    Text(String),
+}
+
+impl Moment {
+    fn timestamp(&self) -> Option<Timestamp> {
+        match self {
+            Moment::Unix(seconds) => Some(Timestamp::from_unix(*seconds)),
+            Moment::Text(text) => Timestamp::parse_rfc3339(text).ok(),
+        }
+    }
+}
+
+fn moment(text: Option<&String>) -> Option<Timestamp> {
+    text.and_then(|t| Timestamp::parse_rfc3339(t).ok())
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +215,7 @@ struct PullRequestPayload {
     merged: Option<bool>,
     #[serde(default)]
     labels: Vec<Label>,
+    updated_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +237,8 @@ struct ReleasePayload {
     prerelease: bool,
     draft: bool,
     target_commitish: Option<String>,
+    published_at: Option<String>,
+    created_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,14 +249,20 @@ struct IssuePayload {
 
 #[derive(Debug, Deserialize)]
 struct CommentPayload {
+    #[serde(default)]
+    id: u64,
     body: Option<String>,
     user: Option<Login>,
     author_association: Option<String>,
+    created_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-struct HeadSha {
+struct Check {
+    #[serde(default)]
+    id: u64,
     head_sha: String,
+    updated_at: Option<String>,
 }
 
 fn id_problem(e: InvalidId) -> String {
@@ -246,6 +279,7 @@ fn repos(list: Option<Vec<RepoRef>>) -> Result<Vec<RepoName>, String> {
 
 impl Payload<'_> {
     fn into_event(mut self, name: &str) -> Result<GitEvent, String> {
+        let happened_at = self.happened_at(name);
         let detail = self.detail(name)?;
         let repository = self.repository.take();
         let repo = repository.as_ref().map(|r| RepoName::parse(r.full_name.clone())).transpose().map_err(id_problem)?;
@@ -256,8 +290,25 @@ impl Payload<'_> {
             repo,
             clone_url: repository.and_then(|r| r.clone_url),
             sender: self.sender.map(|s| s.login),
+            happened_at,
             detail,
         })
+    }
+
+    /// When the event happened at GitHub, as exactly as its payload says.
+    fn happened_at(&self, name: &str) -> Option<Timestamp> {
+        match name {
+            "push" => self.repository.as_ref()?.pushed_at.as_ref()?.timestamp(),
+            "pull_request" => moment(self.pull_request.as_ref()?.updated_at.as_ref()),
+            "release" => {
+                let release = self.release.as_ref()?;
+                moment(release.published_at.as_ref().or(release.created_at.as_ref()))
+            }
+            "issue_comment" => moment(self.comment.as_ref()?.created_at.as_ref()),
+            "check_suite" => moment(self.check_suite.as_ref()?.updated_at.as_ref()),
+            "check_run" => moment(self.check_run.as_ref()?.updated_at.as_ref()),
+            _ => None,
+        }
     }
 
     fn detail(&mut self, name: &str) -> Result<Detail, String> {
@@ -295,18 +346,21 @@ impl Payload<'_> {
             "issue_comment" => {
                 let issue = required(self.issue.take(), "issue")?;
                 let comment = required(self.comment.take(), "comment")?;
+                let command = comment.body.as_deref().and_then(Command::find_with_sha);
                 Detail::Comment(CommentDetail {
+                    id: comment.id,
                     number: PrNumber::new(issue.number),
                     on_pull_request: issue.pull_request.is_some(),
                     author: comment.user.map(|u| u.login).unwrap_or_default(),
                     author_association: comment.author_association.unwrap_or_default(),
-                    command: comment.body.as_deref().and_then(Command::find),
+                    command: command.as_ref().map(|(command, _)| *command),
+                    command_sha: command.and_then(|(_, sha)| sha),
                 })
             }
             "check_suite" | "check_run" => {
                 let check = if name == "check_suite" { self.check_suite.take() } else { self.check_run.take() };
-                let head = required(check, name)?;
-                Detail::Rerequested { head_sha: Sha::parse(head.head_sha).map_err(id_problem)? }
+                let check = required(check, name)?;
+                Detail::Rerequested { head_sha: Sha::parse(check.head_sha).map_err(id_problem)?, check_id: check.id }
             }
             _ => Detail::Other,
         })
@@ -382,6 +436,45 @@ mod tests {
 
     const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    #[test]
+    fn each_event_says_when_it_happened_at_github() {
+        let repository = json!({"full_name": "acme/api", "pushed_at": 1_790_000_000});
+        let push = parse_json(
+            "push",
+            json!({"ref": "refs/heads/main", "before": SHA_A, "after": SHA_B, "commits": [], "repository": repository}),
+        )
+        .unwrap();
+        assert_eq!(push.happened_at, Some(Timestamp::from_unix(1_790_000_000)));
+        let pr = parse_json(
+            "pull_request",
+            json!({"action": "synchronize", "repository": {"full_name": "acme/api", "pushed_at": "2026-11-22T09:00:00Z"},
+                   "pull_request": {"number": 7, "updated_at": "2026-11-22T10:00:00Z",
+                                    "head": {"ref": "f", "sha": SHA_A}, "base": {"ref": "main", "sha": SHA_B}}}),
+        )
+        .unwrap();
+        assert_eq!(pr.happened_at, Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").ok());
+        let comment = parse_json(
+            "issue_comment",
+            json!({"action": "created", "issue": {"number": 7, "pull_request": {}},
+                   "comment": {"id": 99, "body": "/ok-to-test 2222222", "created_at": "2026-11-22T10:05:00Z",
+                               "user": {"login": "m"}, "author_association": "MEMBER"}}),
+        )
+        .unwrap();
+        assert_eq!(comment.happened_at, Timestamp::parse_rfc3339("2026-11-22T10:05:00Z").ok());
+        let Detail::Comment(detail) = comment.detail else { panic!("a comment") };
+        assert_eq!(
+            (detail.id, detail.command, detail.command_sha.as_deref()),
+            (99, Some(Command::OkToTest), Some("2222222"))
+        );
+        let check = parse_json(
+            "check_suite",
+            json!({"action": "rerequested", "check_suite": {"id": 5, "head_sha": SHA_A, "updated_at": "2026-11-22T11:00:00Z"}}),
+        )
+        .unwrap();
+        assert!(matches!(check.detail, Detail::Rerequested { check_id: 5, .. }));
+        assert!(check.happened_at.is_some());
+    }
 
     #[test]
     fn a_push_keeps_its_changed_paths_once_each() {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::api::{ApiResponse, GithubApi};
 use crate::domain::{PrNumber, Sha, Timestamp};
-use crate::forge::{CommitStatus, Credentials, Forge, ForgeError, Target, comment_marker};
+use crate::forge::{CommitStatus, Credentials, Forge, ForgeError, Target, comment_marker, grants_push};
 
 /// GitHub lists at most 3000 files of a pull request, 100 a page.
 const PR_FILES_PAGES: u32 = 30;
@@ -188,6 +188,26 @@ impl Forge for GithubForge {
         match answer.status {
             201 => Ok(()),
             _ => Err(refused(format!("deployment status of {environment}"), &answer)),
+        }
+    }
+
+    async fn can_push(&self, at: &Target, login: &str) -> Result<Option<bool>, ForgeError> {
+        if login.is_empty() || !login.chars().all(|c| c.is_ascii_alphanumeric() || "-_[]".contains(c)) {
+            return Ok(Some(false));
+        }
+        let url = format!("/repos/{}/collaborators/{}/permission", at.repo, encode_path(login));
+        let answer = self.json(at, Method::GET, &url, None).await?;
+        match answer.status {
+            200 => {
+                let value = parse(&answer)?;
+                // `permission` folds maintain into write; `role_name` names it.
+                let granted =
+                    [&value["permission"], &value["role_name"]].iter().any(|v| v.as_str().is_some_and(grants_push));
+                Ok(Some(granted))
+            }
+            // Not a collaborator at all.
+            404 => Ok(Some(false)),
+            _ => Err(refused(format!("the permission of {login}"), &answer)),
         }
     }
 
