@@ -21,6 +21,13 @@ fn description() -> &'static Value {
     })
 }
 
+/// The schema `components.schemas.<name>` of the description.
+pub fn component(name: &str) -> &'static Value {
+    let schema = &description()["components"]["schemas"][name];
+    assert!(schema.is_object(), "GitHub's API description has no schema {name}");
+    schema
+}
+
 /// One operation of the description.
 pub struct Operation {
     pub template: String,

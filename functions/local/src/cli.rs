@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use crate::replay;
+use crate::{demo, replay};
 
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about = "Git host events to Kubernetes: every Ferry function in one process")]
@@ -22,6 +22,26 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
+    },
+    /// The five-minute tour: start Ferry on embedded defaults with the
+    /// sample operator config, replay the sample events, show what Ferry
+    /// decided and did, and keep serving.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+        /// Where the demo keeps its state and dry-run output (emptied first).
+        #[arg(long, default_value = ".ferry-demo")]
+        data_dir: std::path::PathBuf,
+    },
+    /// Print a GitHub App manifest with exactly the permissions and events Ferry uses.
+    AppManifest {
+        /// Ferry's public base URL (webhooks go to <URL>/webhook).
+        #[arg(long)]
+        url: String,
+        /// The App's name on GitHub (unique across GitHub).
+        #[arg(long, default_value = "Ferry")]
+        name: String,
     },
     /// Run one poller cycle.
     Poll,
@@ -48,6 +68,8 @@ enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { listen } => serve(listen).await,
+        Command::Demo { listen, data_dir } => demo::demo(listen, &data_dir).await,
+        Command::AppManifest { url, name } => app_manifest(&url, &name),
         Command::Poll => poll().await,
         Command::Rotate => rotate().await,
         Command::Reconcile => anyhow::bail!("`ferry reconcile` is not implemented yet (issue #7)"),
@@ -64,14 +86,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
-    let config = ferry::Config::from_env()?;
+    let (address, _, server) = start(ferry::Config::from_env()?, listen).await?;
+    // Scripts and tests read the address from this line.
+    println!("ferry listening on http://{address}");
+    server.await
+}
+
+/// Connects to what `config` names, binds `listen`, and starts the
+/// schedules the deployed functions run: the address bound, the context
+/// it serves, and the server to await (it stops on Ctrl-C).
+pub async fn start(
+    config: ferry::Config,
+    listen: SocketAddr,
+) -> anyhow::Result<(SocketAddr, ferry::Context, impl std::future::Future<Output = anyhow::Result<()>> + use<>)> {
     let data_dir = config.data_dir.clone();
     let context = ferry::Context::connect(config).await.context("cannot start")?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, data_dir = %data_dir.display(), "ferry serving");
-    // Scripts and tests read the address from this line.
-    println!("ferry listening on http://{address}");
     if context.config.github_app.is_some() {
         tokio::spawn(schedule("token rotation", ROTATE_EVERY, {
             let context = context.clone();
@@ -94,11 +126,29 @@ async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
             }
         }));
     }
-    axum::serve(listener, ferry::http::router(context))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let served = context.clone();
+    let server = async move {
+        axum::serve(listener, ferry::http::router(served))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        Ok(())
+    };
+    Ok((address, context, server))
+}
+
+/// Prints the App manifest; how to use it goes to stderr.
+fn app_manifest(url: &str, name: &str) -> anyhow::Result<()> {
+    use ferry::forge::github::manifest;
+    manifest::check_url(url).map_err(anyhow::Error::msg)?;
+    println!("{}", serde_json::to_string_pretty(&manifest::app_manifest(name, url))?);
+    eprintln!(
+        "Create the App from this manifest (README, \"Create the GitHub App\"): POST it as the `manifest` form field \
+         to https://github.com/settings/apps/new (or /organizations/<org>/settings/apps/new), then exchange the \
+         code GitHub returns with POST /app-manifests/<code>/conversions for the App id, private key and webhook \
+         secret."
+    );
     Ok(())
 }
 

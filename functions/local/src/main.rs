@@ -1,6 +1,7 @@
 //! `ferry`: every Ferry function in one process, on embedded defaults.
 
 mod cli;
+mod demo;
 mod replay;
 
 use clap::Parser;

@@ -24,25 +24,39 @@ pub async fn replay(replay: Replay<'_>) -> anyhow::Result<()> {
         bail!("no webhook secret is configured: set FERRY_WEBHOOK_SECRET");
     };
     let delivery = replay.delivery.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let response = reqwest::Client::new()
-        .post(replay.url)
-        .header("content-type", "application/json")
-        .header("user-agent", "ferry-replay")
-        .header("x-github-event", &event)
-        .header("x-github-delivery", &delivery)
-        .header("x-hub-signature-256", sign(secret, body.as_bytes()))
-        .body(body)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}: is `ferry serve` running?", replay.url))?;
-    let status = response.status();
-    let reply: Value = response.json().await.unwrap_or(Value::Null);
+    let (status, reply) = post(replay.url, secret, &event, &delivery, body).await?;
     println!("{event} {delivery}: {status}");
     println!("{}", serde_json::to_string_pretty(&reply)?);
     if !status.is_success() {
         bail!("the server answered {status}");
     }
     Ok(())
+}
+
+/// Posts one delivery as GitHub would, signed with `secret`: the status and
+/// the JSON answer.
+pub async fn post(
+    url: &str,
+    secret: &ferry::domain::signature::WebhookSecret,
+    event: &str,
+    delivery: &str,
+    body: String,
+) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    ferry::telemetry::install_crypto_provider();
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("user-agent", "ferry-replay")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", sign(secret, body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}: is `ferry serve` running?"))?;
+    let status = response.status();
+    let reply: Value = response.json().await.unwrap_or(Value::Null);
+    Ok((status, reply))
 }
 
 /// The event name and body of a file: a Lambda HTTP event from `events/`

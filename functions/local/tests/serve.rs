@@ -74,7 +74,7 @@ async fn serve_starts_again_on_what_it_left() {
 fn help_lists_every_subcommand() {
     let output = Command::new(env!("CARGO_BIN_EXE_ferry")).arg("--help").output().unwrap();
     let help = String::from_utf8(output.stdout).unwrap();
-    for subcommand in ["serve", "poll", "rotate", "reconcile", "replay"] {
+    for subcommand in ["serve", "demo", "app-manifest", "poll", "rotate", "reconcile", "replay"] {
         assert!(help.contains(subcommand), "{subcommand} missing from:\n{help}");
     }
 }
@@ -220,4 +220,94 @@ async fn serve_opens_and_removes_a_preview_for_the_sample_pull_request() {
     let closed = replay(dir.path(), &server, "github/pull_request.closed.json", "e2e-pr-2");
     assert!(closed.contains("preview.removed"), "{closed}");
     assert!(yaml_files(&cluster).iter().all(|n| !n.starts_with("preview-")), "the preview is gone");
+}
+
+/// `ferry demo` with no FERRY_ or AWS_ variable, in `dir`: its stdout up to
+/// the line saying it keeps serving (it is then stopped).
+fn demo(dir: &Path, data_dir: &str) -> Result<String, String> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    command.args(["demo", "--listen", "127.0.0.1:0", "--data-dir", data_dir]).current_dir(dir);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("FERRY_") || name.starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start ferry demo");
+    let mut out = String::new();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            let status = child.wait().unwrap();
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            return Err(format!("{status}: {err}"));
+        }
+        out.push_str(&line);
+        if line.starts_with("Ctrl-C stops it.") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(out)
+}
+
+#[test]
+fn demo_replays_the_samples_and_shows_what_ferry_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = demo(dir.path(), "tour").unwrap();
+    for expected in [
+        "1. A push to main",
+        "pipelinerun.created ci/ferry-api-",
+        "wrote   cluster/ci/pipelinerun/ferry-api-",
+        "(status ferry/api: pending",
+        "why not more: docs: no changed path matches docs/**",
+        "2. A member opens pull request #42",
+        "preview.applied preview-api-api-pr-42-",
+        "(deployment preview/api/pr-42 → https://api-pr-42.preview.example.com)",
+        "(comment: **Preview `api`** is live at https://api-pr-42.preview.example.com)",
+        "3. Pull request #42 is merged and closed",
+        "removed cluster/preview-api-api-pr-42-",
+        "4. Release v1.4.0 is published",
+        "ferry-api-9c2a4b7-release-",
+        "replay events/github/push.json",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+    assert!(!out.contains("failed"), "{out}");
+    let runs = std::fs::read_dir(dir.path().join("tour/cluster/ci/pipelinerun")).unwrap().count();
+    assert_eq!(runs, 3, "push, pull request and release each wrote one run");
+    // A second demo starts from scratch in its own directory.
+    let again = demo(dir.path(), "tour").unwrap();
+    assert_eq!(again.matches("pipelinerun.created").count(), 3, "{again}");
+}
+
+#[test]
+fn demo_never_empties_a_directory_it_did_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("mine")).unwrap();
+    std::fs::write(dir.path().join("mine/notes.txt"), "keep me").unwrap();
+    let refused = demo(dir.path(), "mine").unwrap_err();
+    assert!(refused.contains("was not made by `ferry demo`"), "{refused}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("mine/notes.txt")).unwrap(), "keep me");
+}
+
+#[test]
+fn app_manifest_prints_the_app_github_should_create() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["app-manifest", "--url", "https://ferry.example.com", "--name", "Ferry (acme)"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let manifest: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(manifest["name"], "Ferry (acme)");
+    assert_eq!(manifest["hook_attributes"]["url"], "https://ferry.example.com/webhook");
+    assert_eq!(manifest["default_permissions"]["statuses"], "write");
+    let refused = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["app-manifest", "--url", "http://ferry.example.com"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("https://"));
 }

@@ -65,8 +65,21 @@ impl Forge for DryRunForge {
         Ok(None)
     }
 
-    async fn commit_of(&self, _: &Target, reference: &str) -> Result<Option<Sha>, ForgeError> {
-        Ok(Sha::parse(reference).ok())
+    /// A SHA names itself; a branch or tag is looked up in `refs.json`
+    /// beside the repository's files (`{"v1.4.0": "<sha>"}`), when there is one.
+    async fn commit_of(&self, at: &Target, reference: &str) -> Result<Option<Sha>, ForgeError> {
+        if let Ok(sha) = Sha::parse(reference) {
+            return Ok(Some(sha));
+        }
+        let path = self.repo_dir(at).join("refs.json");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ForgeError::Unavailable(e.to_string())),
+        };
+        let refs: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&text).map_err(|e| ForgeError::Unavailable(format!("{}: {e}", path.display())))?;
+        Ok(refs.get(reference).and_then(|sha| Sha::parse(sha.clone()).ok()))
     }
 
     async fn status(&self, at: &Target, sha: &Sha, status: &CommitStatus) -> Result<(), ForgeError> {

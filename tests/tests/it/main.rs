@@ -1,5 +1,6 @@
 //! All workspace integration tests, one binary (one link of the AWS SDK).
 
+mod app_manifest;
 mod config_readme;
 mod forge;
 mod kube_cluster;
