@@ -10,9 +10,9 @@ use crate::cluster::{Cluster, DryRunCluster, KubeCluster};
 use crate::config::{ClusterMode, Config, PrivateKeySource, WebhookSecrets};
 use crate::domain::SystemClock;
 use crate::domain::signature::WebhookSecret;
-use crate::forge::TokenMinter;
 use crate::forge::github::GithubForge;
 use crate::forge::github::{GithubApi, GithubApp, KeySource, NoApp};
+use crate::forge::{AppHooks, TokenMinter};
 use crate::forge::{DryRunForge, Forge};
 use crate::poll::source::Sources;
 use crate::secrets::{EmbeddedSecrets, SecretError, SecretName, SecretStore, SecretsManagerStore};
@@ -30,6 +30,8 @@ pub struct Context {
     pub webhook_secrets: Arc<[WebhookSecret]>,
     /// Installation and repository tokens, cached across invocations.
     pub tokens: Arc<Tokens>,
+    /// The App's webhook log (the reconciler redelivers what failed).
+    pub app_hooks: Arc<dyn AppHooks>,
     /// GitHub when an App is configured; otherwise the dry-run forge.
     pub forge: Arc<dyn Forge>,
     /// The dry-run cluster (default) or a real one.
@@ -84,8 +86,8 @@ impl Context {
             _ => Arc::new(EmbeddedSecrets::open(&config.data_dir.join("secrets.json"))?),
         };
         let webhook_secrets = webhook_secrets(&config, sdk.as_ref(), secrets.as_ref()).await?;
-        let minter: Arc<dyn TokenMinter> = match &config.github_app {
-            None => Arc::new(NoApp),
+        let (minter, app_hooks): (Arc<dyn TokenMinter>, Arc<dyn AppHooks>) = match &config.github_app {
+            None => (Arc::new(NoApp), Arc::new(NoApp)),
             Some(app) => {
                 // The key is read on first use: a broken one is reported by
                 // every mint (and fixed without a restart), never a crash here.
@@ -99,7 +101,8 @@ impl Context {
                     (PrivateKeySource::SecretStore, _) => KeySource::Store(secrets.clone()),
                 };
                 let api = GithubApi::new(&config.github_api_url).map_err(StartError::Github)?;
-                Arc::new(GithubApp::new(app.id, source, api, Arc::new(SystemClock)))
+                let app = Arc::new(GithubApp::new(app.id, source, api, Arc::new(SystemClock)));
+                (app.clone(), app)
             }
         };
         let tokens = Arc::new(Tokens::new(secrets.clone(), minter, Arc::new(SystemClock)));
@@ -137,6 +140,7 @@ impl Context {
             secrets,
             webhook_secrets,
             tokens,
+            app_hooks,
             forge,
             cluster,
             operator: Arc::new(operator),

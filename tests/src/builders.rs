@@ -27,6 +27,7 @@ pub fn repository(full_name: &str) -> Repository {
         hook_id: None,
         last_event_at: None,
         last_error: None,
+        tracked_since: None,
     }
 }
 
@@ -46,6 +47,7 @@ pub fn pull_request(full_name: &str, number: u64) -> PullRequest {
         author: None,
         updated_at: None,
         head_at: None,
+        unseen_listings: 0,
     }
 }
 
@@ -80,5 +82,6 @@ pub fn delivery(id: &str, received_at: Timestamp) -> Delivery {
         attempts: 0,
         reason: None,
         git_event: None,
+        last_attempt_at: None,
     }
 }

@@ -147,6 +147,16 @@ pub struct Repos {
     /// `(repo, login)` to a permission (`admin`, `maintain`, `write`,
     /// `triage`, `read`); anyone else is not a collaborator (404).
     pub permissions: HashMap<(String, String), String>,
+    /// `repo` to its open pull requests, as `GET /repos/{o}/{r}/pulls` lists them.
+    pub open_pulls: HashMap<String, Vec<Value>>,
+    /// `repo` to its releases, newest first.
+    pub releases: HashMap<String, Vec<Value>>,
+    /// Answer 502 to this many listings (pull requests, releases): an outage.
+    pub fail_listings: usize,
+    /// The App's webhook log, newest first (`GET /app/hook/deliveries`).
+    pub hook_deliveries: Vec<Value>,
+    /// Attempts Ferry asked to redeliver.
+    pub redelivered: Vec<u64>,
     /// Answer 401 to this many calls (a revoked token).
     pub refuse_next: usize,
 }
@@ -201,6 +211,10 @@ impl FakeGithub {
             .mount(&server)
             .await;
         Mock::given(matchers::path_regex(r"^/repos/")).respond_with(RepoResponder(shared.clone())).mount(&server).await;
+        Mock::given(matchers::path_regex(r"^/app/hook/deliveries"))
+            .respond_with(HookResponder(shared.clone()))
+            .mount(&server)
+            .await;
         Mock::given(matchers::any()).respond_with(Unknown(shared.clone())).with_priority(10).mount(&server).await;
         Self { server, shared }
     }
@@ -425,6 +439,59 @@ impl Respond for MintResponder {
     }
 }
 
+/// The App's webhook log: listed by cursor pages of `per_page`, the next
+/// page named in a `Link` header as GitHub does; redelivery recorded.
+struct HookResponder(Arc<Shared>);
+
+impl Respond for HookResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let shared = &self.0;
+        let path = request.url.path().to_owned();
+        if let Err(problem) = openapi::operation(request.method.as_str(), &path) {
+            shared.violation(problem);
+            return ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}));
+        }
+        if let Err(problem) = shared.verify_jwt(request) {
+            shared.book.lock().unwrap().refused.push(problem.clone());
+            return ResponseTemplate::new(401).set_body_json(json!({"message": problem}));
+        }
+        let query: HashMap<String, String> =
+            request.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let mut book = shared.book.lock().unwrap();
+        match (request.method.as_str(), path.trim_start_matches("/app/hook/deliveries")) {
+            ("GET", "") => {
+                let per_page: usize = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
+                let start: usize = query.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+                let all = &book.repos.hook_deliveries;
+                let listed: Vec<Value> = all.iter().skip(start).take(per_page).cloned().collect();
+                let mut answer = ResponseTemplate::new(200).set_body_json(listed);
+                if start + per_page < all.len() {
+                    let next = format!(
+                        "<{}/app/hook/deliveries?per_page={per_page}&cursor={}>; rel=\"next\"",
+                        request.url.origin().ascii_serialization(),
+                        start + per_page
+                    );
+                    answer = answer.insert_header("link", next.as_str());
+                }
+                answer
+            }
+            ("POST", rest) => {
+                let id: u64 = rest.trim_start_matches('/').split('/').next().and_then(|i| i.parse().ok()).unwrap_or(0);
+                if !book.repos.hook_deliveries.iter().any(|d| d["id"] == id) {
+                    return ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}));
+                }
+                book.repos.redelivered.push(id);
+                ResponseTemplate::new(202).set_body_json(json!({}))
+            }
+            _ => {
+                drop(book);
+                shared.violation(format!("the fake does not answer {} {path}", request.method));
+                ResponseTemplate::new(404)
+            }
+        }
+    }
+}
+
 /// Anything else Ferry asks is a violation: the fake knows only minting.
 struct Unknown(Arc<Shared>);
 
@@ -504,6 +571,30 @@ impl Respond for RepoResponder {
                 Some(sha) => ResponseTemplate::new(200).set_body_string(sha.clone()),
                 None => ResponseTemplate::new(422).set_body_json(json!({"message": "No commit found"})),
             },
+            ("GET", ["pulls"]) | ("GET", ["releases"]) if book.repos.fail_listings > 0 => {
+                book.repos.fail_listings -= 1;
+                ResponseTemplate::new(502).set_body_json(json!({"message": "Server Error"}))
+            }
+            ("GET", ["pulls"]) => {
+                let per_page: usize = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
+                let listed: Vec<Value> = book
+                    .repos
+                    .open_pulls
+                    .get(&repo)
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .skip((page - 1) * per_page)
+                    .take(per_page)
+                    .collect();
+                ResponseTemplate::new(200).set_body_json(listed)
+            }
+            ("GET", ["releases"]) => {
+                let per_page: usize = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
+                let listed: Vec<Value> =
+                    book.repos.releases.get(&repo).cloned().unwrap_or_default().into_iter().take(per_page).collect();
+                ResponseTemplate::new(200).set_body_json(listed)
+            }
             ("GET", ["collaborators", login, "permission"]) => {
                 match book.repos.permissions.get(&(repo, percent_decode(login))) {
                     // `permission` folds maintain into write and triage into read.

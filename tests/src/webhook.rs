@@ -62,6 +62,7 @@ impl Harness {
             secrets,
             webhook_secrets: Arc::from([events::secret(secret)]),
             tokens,
+            app_hooks: Arc::new(NoApp),
             forge: Arc::new(DryRunForge::new(dir.path())),
             cluster: Arc::new(DryRunCluster::new(dir.path())),
             operator: Arc::new(OperatorConfig::default()),
@@ -84,6 +85,28 @@ impl Harness {
     /// Gives repositories units through the operator config, as `FERRY_CONFIG` would.
     pub fn set_operator(&mut self, config: &str) {
         self.context.operator = Arc::new(OperatorConfig::parse(config).expect("a valid operator config"));
+    }
+
+    /// Every port, as the composition root would have built them.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    /// Reads and reports through `forge` instead of the dry-run forge.
+    pub fn set_forge(&mut self, forge: Arc<dyn ferry::forge::Forge>) {
+        self.context.forge = forge;
+    }
+
+    /// Runs one reconciliation cycle at `clock`'s time.
+    pub async fn reconcile(&self, clock: &dyn ferry::domain::Clock) -> ferry::usecase::reconcile::Report {
+        let mut ports = ferry::usecase::reconcile::Ports::of(&self.context);
+        ports.clock = clock;
+        ferry::usecase::reconcile::reconcile(ports).await
+    }
+
+    /// Reads and replays the App's webhook log through `hooks`.
+    pub fn set_app_hooks(&mut self, hooks: Arc<dyn ferry::forge::AppHooks>) {
+        self.context.app_hooks = hooks;
     }
 
     pub fn state(&self) -> &dyn StateStore {

@@ -22,6 +22,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
+        /// Seconds between reconciliation cycles (as the deployed schedule's 10 minutes).
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+        reconciliation_period: u64,
     },
     /// The five-minute tour: start Ferry on embedded defaults with the
     /// sample operator config, replay the sample events, show what Ferry
@@ -67,12 +70,14 @@ enum Command {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen } => serve(listen).await,
+        Command::Serve { listen, reconciliation_period } => {
+            serve(listen, std::time::Duration::from_secs(reconciliation_period)).await
+        }
         Command::Demo { listen, data_dir } => demo::demo(listen, &data_dir).await,
         Command::AppManifest { url, name } => app_manifest(&url, &name),
         Command::Poll => poll().await,
         Command::Rotate => rotate().await,
-        Command::Reconcile => anyhow::bail!("`ferry reconcile` is not implemented yet (issue #7)"),
+        Command::Reconcile => reconcile().await,
         Command::Replay { file, url, event, delivery } => {
             replay::replay(replay::Replay {
                 file: &file,
@@ -85,8 +90,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
-    let (address, _, server) = start(ferry::Config::from_env()?, listen).await?;
+async fn serve(listen: SocketAddr, reconciliation: std::time::Duration) -> anyhow::Result<()> {
+    let (address, context, server) = start(ferry::Config::from_env()?, listen).await?;
+    tokio::spawn(schedule("reconciliation", reconciliation, move || {
+        let context = context.clone();
+        async move {
+            let report = ferry::usecase::reconcile::reconcile(ferry::usecase::reconcile::Ports::of(&context)).await;
+            if report.failed.is_empty() { Ok(()) } else { Err(report.failed.join("; ")) }
+        }
+    }));
     // Scripts and tests read the address from this line.
     println!("ferry listening on http://{address}");
     server.await
@@ -185,6 +197,19 @@ where
             tracing::error!(schedule = name, %error, "the cycle failed; the next one retries");
         }
     }
+}
+
+/// One reconciliation cycle, as the Lambda runs it: prints its report and
+/// its one-line summary.
+async fn reconcile() -> anyhow::Result<()> {
+    let context = ferry::Context::connect(ferry::Config::from_env()?).await.context("cannot start")?;
+    let report = ferry::usecase::reconcile::reconcile(ferry::usecase::reconcile::Ports::of(&context)).await;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    println!("{}", report.summary());
+    if !report.failed.is_empty() {
+        anyhow::bail!("{} repairs could not be made; the next cycle tries again", report.failed.len());
+    }
+    Ok(())
 }
 
 /// One token rotation, as the Lambda runs it; prints its report.

@@ -1,4 +1,5 @@
-//! `ferry-reconciler`: invoked by an EventBridge schedule.
+//! `ferry-reconciler`: invoked by an EventBridge schedule (every 10 minutes);
+//! answers with the cycle's report.
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
@@ -7,9 +8,12 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     ferry::telemetry::init();
     let context = ferry::Context::connect(ferry::Config::from_env()?).await?;
-    lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| {
-        let _context = context.clone();
-        async move { Err::<Value, _>(lambda_runtime::Error::from("reconciliation is not implemented yet (issue #7)")) }
+    lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
+        let context = context.clone();
+        async move {
+            let report = ferry::usecase::reconcile::reconcile(ferry::usecase::reconcile::Ports::of(&context)).await;
+            Ok::<_, lambda_runtime::Error>(report)
+        }
     }))
     .await
 }

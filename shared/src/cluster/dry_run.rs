@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status, manifests};
+use crate::domain::repair::RunPhase;
 
 pub struct DryRunCluster {
     root: PathBuf,
@@ -158,6 +159,21 @@ impl Cluster for DryRunCluster {
         self.write(&path, &object)?;
         tracing::info!(path = %path.display(), "dry-run: started {} {}", run.kind, run.name);
         Ok(())
+    }
+
+    async fn run_phase(&self, namespace: &str, kind: &str, name: &str) -> Result<RunPhase, ClusterError> {
+        let run = RunState {
+            kind: kind.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            running: true,
+            happened_at: None,
+        };
+        let path = self.run_path(&run);
+        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(RunPhase::Gone) };
+        let object: Value = serde_yaml_ng::from_str(&text)
+            .map_err(|e| ClusterError::Refused { what: path.display().to_string(), problem: e.to_string() })?;
+        Ok(super::phase_of(&object))
     }
 
     async fn delete_namespace(&self, name: &str) -> Result<(), ClusterError> {

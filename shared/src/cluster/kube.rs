@@ -20,8 +20,9 @@ use serde_json::json;
 use tokio::sync::{Mutex, RwLock};
 use tokio::time::Instant;
 
-use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status, manifests};
+use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status, manifests, phase_of};
 use crate::domain::Timestamp;
+use crate::domain::repair::RunPhase;
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "ferry";
@@ -307,6 +308,18 @@ impl Cluster for KubeCluster {
             }
         }
         Err(ClusterError::Refused { what: run.name.clone(), problem: "kept changing while being started".into() })
+    }
+
+    async fn run_phase(&self, namespace: &str, kind: &str, name: &str) -> Result<RunPhase, ClusterError> {
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client().await?, namespace, &tekton(kind));
+        match api.get_opt(name).await {
+            Ok(Some(found)) => Ok(phase_of(
+                &serde_json::to_value(&found)
+                    .map_err(|e| ClusterError::Refused { what: name.to_owned(), problem: e.to_string() })?,
+            )),
+            Ok(None) => Ok(RunPhase::Gone),
+            Err(e) => Err(failure(name, e)),
+        }
     }
 
     async fn delete_namespace(&self, name: &str) -> Result<(), ClusterError> {

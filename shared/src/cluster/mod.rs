@@ -9,6 +9,7 @@ pub mod manifests;
 use async_trait::async_trait;
 
 use crate::domain::Timestamp;
+use crate::domain::repair::{CANCELLED_REASONS, RunPhase};
 
 pub use dry_run::DryRunCluster;
 pub use kube::KubeCluster;
@@ -91,8 +92,28 @@ pub trait Cluster: Send + Sync {
     /// `PipelineRunPending`; a cancelled or gone run stays as it is).
     async fn start(&self, run: &RunState) -> Result<(), ClusterError>;
 
+    /// What became of the run `name` of `kind` (`PipelineRun`, `TaskRun`)
+    /// in `namespace`.
+    async fn run_phase(&self, namespace: &str, kind: &str, name: &str) -> Result<RunPhase, ClusterError>;
+
     /// Deletes a namespace and everything in it; deleting nothing is fine.
     async fn delete_namespace(&self, name: &str) -> Result<(), ClusterError>;
+}
+
+/// What a Tekton run object says of itself: its `Succeeded` condition.
+pub fn phase_of(object: &serde_json::Value) -> RunPhase {
+    let condition = object["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "Succeeded");
+    let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+    match condition.map(|c| (c["status"].as_str(), c)) {
+        Some((Some("True"), _)) => RunPhase::Succeeded,
+        Some((Some("False"), c)) if CANCELLED_REASONS.contains(&c["reason"].as_str().unwrap_or_default()) => {
+            RunPhase::Cancelled { reason: text(&c["reason"]) }
+        }
+        Some((Some("False"), c)) => RunPhase::Failed { reason: text(&c["reason"]), message: text(&c["message"]) },
+        _ => RunPhase::Running {
+            created_at: object["metadata"]["creationTimestamp"].as_str().and_then(|t| Timestamp::parse_rfc3339(t).ok()),
+        },
+    }
 }
 
 /// The `spec.status` value that cancels a run of `kind`.

@@ -3,6 +3,7 @@
 pub mod event;
 pub mod ids;
 pub mod records;
+pub mod repair;
 pub mod route;
 pub mod signature;
 pub mod time;

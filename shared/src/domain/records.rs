@@ -65,6 +65,10 @@ pub struct Repository {
     pub last_event_at: Option<Timestamp>,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Since when Ferry tracks it: the reconciler launches no release
+    /// published before this.
+    #[serde(default)]
+    pub tracked_since: Option<Timestamp>,
 }
 
 /// A ref the poller watches.
@@ -131,6 +135,10 @@ pub struct PullRequest {
     /// `/ok-to-test` written before this did not see this code.
     #[serde(default)]
     pub head_at: Option<Timestamp>,
+    /// Consecutive successful listings of open pull requests that did not
+    /// show this one open: at two, the reconciler closes it.
+    #[serde(default)]
+    pub unseen_listings: u32,
 }
 
 impl PullRequest {
@@ -153,6 +161,7 @@ impl PullRequest {
             preview_namespace: self.preview_namespace,
             head_at: if same_head { self.head_at.or(told.head_at) } else { told.head_at },
             updated_at: told.updated_at.or(self.updated_at),
+            unseen_listings: 0,
             ..told
         }
     }
@@ -189,6 +198,9 @@ pub struct Run {
     /// The last status reported to the forge, so statuses never go backwards.
     #[serde(default)]
     pub reported: Option<RunStatus>,
+    /// `PipelineRun` or `TaskRun`.
+    #[serde(default)]
+    pub run_kind: Option<String>,
 }
 
 /// What became of a delivery.
@@ -201,6 +213,8 @@ pub enum Outcome {
     Ignored,
     Deferred,
     Failed,
+    /// Failed every attempt the reconciler makes: given up, and reported.
+    Dead,
     /// Refused before anything was recorded (bad signature or request): only ever a reply.
     Rejected,
 }
@@ -219,9 +233,17 @@ pub struct Delivery {
     /// The parsed event, kept so the reconciler can act on it again.
     #[serde(default)]
     pub git_event: Option<Box<GitEvent>>,
+    /// When the reconciler last tried it again.
+    #[serde(default)]
+    pub last_attempt_at: Option<Timestamp>,
 }
 
 impl Delivery {
+    /// Not done with yet: the reconciler tries it again.
+    pub fn is_unfinished(&self) -> bool {
+        matches!(self.outcome, Outcome::Received | Outcome::Deferred | Outcome::Failed)
+    }
+
     /// How long the ledger remembers a delivery (DESIGN.md: TTL 7 days).
     pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -261,6 +283,7 @@ mod tests {
             author: Some("someone".into()),
             updated_at: Some(Timestamp::from_unix(at)),
             head_at: Some(Timestamp::from_unix(at)),
+            unseen_listings: 0,
         }
     }
 

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
+use super::github::listing::{listed_event, listed_release};
 use super::{CommitStatus, Forge, ForgeError, Target, comment_marker};
+use crate::domain::event::GitEvent;
 use crate::domain::{PrNumber, Sha};
 
 pub struct DryRunForge {
@@ -38,6 +40,20 @@ impl DryRunForge {
         let text = serde_json::to_string_pretty(value).map_err(|e| ForgeError::Unavailable(e.to_string()))?;
         std::fs::write(path, text + "\n").map_err(failed)?;
         Ok(())
+    }
+}
+
+impl DryRunForge {
+    /// A JSON array the operator (or a test) put beside the repository's files.
+    fn listing(&self, at: &Target, file: &str) -> Result<Option<Vec<serde_json::Value>>, ForgeError> {
+        let path = self.repo_dir(at).join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| ForgeError::Unavailable(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ForgeError::Unavailable(e.to_string())),
+        }
     }
 }
 
@@ -108,6 +124,23 @@ impl Forge for DryRunForge {
         self.write(&path, &json!({ "pull_request": number, "body": body }))?;
         tracing::info!(repo = %at.repo, pr = %number, "dry-run: pull request comment");
         Ok(())
+    }
+
+    /// From `pulls.json` beside the repository's files (GitHub's listing
+    /// of open pull requests), when there is one.
+    async fn open_pull_requests(&self, at: &Target) -> Result<Option<Vec<GitEvent>>, ForgeError> {
+        let Some(items) = self.listing(at, "pulls.json")? else { return Ok(None) };
+        items
+            .iter()
+            .map(|item| listed_event(at, "pull_request", "synchronize", item))
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    /// From `releases.json` beside the repository's files, when there is one.
+    async fn releases(&self, at: &Target) -> Result<Vec<GitEvent>, ForgeError> {
+        let Some(items) = self.listing(at, "releases.json")? else { return Ok(Vec::new()) };
+        items.iter().filter(|item| item["draft"] != true).map(|item| listed_release(at, item)).collect()
     }
 
     /// From `permissions.json` beside the repository's files (`{"login":

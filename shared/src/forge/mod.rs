@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::domain::event::GitEvent;
+use crate::domain::repair::HookAttempt;
 use crate::domain::tokens::{Credential, StoredToken};
 use crate::domain::{InstallationId, PrNumber, RepoName, Sha};
 
@@ -137,6 +139,49 @@ pub trait Forge: Send + Sync {
     /// tell (the dry run without a permissions file), so the author
     /// association GitHub sent decides alone.
     async fn can_push(&self, at: &Target, login: &str) -> Result<Option<bool>, ForgeError>;
+
+    /// Every open pull request, each as a `pull_request` event describing
+    /// it (`happened_at` = its last update); `None` when the host cannot
+    /// list them all (too many, or a dry run without a listing).
+    async fn open_pull_requests(&self, at: &Target) -> Result<Option<Vec<GitEvent>>, ForgeError>;
+
+    /// The newest published releases, each as a `release` event
+    /// (`published` or `prereleased`; `happened_at` = its publication).
+    async fn releases(&self, at: &Target) -> Result<Vec<GitEvent>, ForgeError>;
+}
+
+/// The App's own webhook log (`/app/hook/deliveries`), read and replayed
+/// with the App's JWT: how the reconciler finds deliveries GitHub could
+/// not make.
+#[async_trait]
+pub trait AppHooks: Send + Sync {
+    /// Delivery attempts, newest first, down to (not including) the attempt
+    /// `after`, at most `max` of them.
+    async fn deliveries(&self, after: Option<u64>, max: usize) -> Result<Vec<HookAttempt>, ForgeError>;
+
+    /// Asks GitHub to deliver attempt `id` again.
+    async fn redeliver(&self, id: u64) -> Result<(), ForgeError>;
+
+    /// False without App credentials: there is no log to read.
+    fn configured(&self) -> bool {
+        true
+    }
+}
+
+/// No App: no webhook log.
+#[async_trait]
+impl AppHooks for crate::forge::github::NoApp {
+    async fn deliveries(&self, _: Option<u64>, _: usize) -> Result<Vec<HookAttempt>, ForgeError> {
+        Ok(Vec::new())
+    }
+
+    async fn redeliver(&self, _: u64) -> Result<(), ForgeError> {
+        Err(ForgeError::Unavailable("no GitHub App is configured".into()))
+    }
+
+    fn configured(&self) -> bool {
+        false
+    }
 }
 
 /// Whether a repository permission (`admin`, `maintain`, `write`,

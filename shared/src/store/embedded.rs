@@ -396,7 +396,16 @@ impl StateStore for EmbeddedStore {
             for row in rows {
                 let (pk, sk, kind, version, expires_at, fields) = row.map_err(other)?;
                 if is_live(expires_at, now) {
-                    records.push(decode(format!("{pk} {sk}"), kind, version, fields)?);
+                    let found = decode(format!("{pk} {sk}"), kind, version, fields)?;
+                    // A listing holds only what the record lists itself in
+                    // (an unfinished delivery, not every delivery).
+                    let listed = match &scope {
+                        Scope::Listed { kind } => found.record.listed_as() == Some(*kind),
+                        Scope::Partition { .. } => true,
+                    };
+                    if listed {
+                        records.push(found);
+                    }
                 }
             }
             Ok(records)

@@ -86,6 +86,9 @@ pub enum Collection {
     Installations,
     /// Every tracked repository (the poller and the reconciler walk them).
     Repositories,
+    /// Every delivery not yet done with (received, deferred or failed):
+    /// what the reconciler tries again.
+    UnfinishedDeliveries,
 }
 
 /// Where a collection's items are found.
@@ -115,6 +118,7 @@ impl Collection {
             Collection::RunsOfUnit(repo, unit) => partition(repo, format!("RUN#{unit}#")),
             Collection::Installations => Scope::Listed { kind: "installation" },
             Collection::Repositories => Scope::Listed { kind: "repository" },
+            Collection::UnfinishedDeliveries => Scope::Listed { kind: "delivery" },
         }
     }
 }
@@ -171,6 +175,7 @@ impl Record {
     pub fn listed_as(&self) -> Option<&'static str> {
         match self {
             Record::Installation(_) | Record::Repository(_) => Some(self.kind()),
+            Record::Delivery(delivery) if delivery.is_unfinished() => Some(self.kind()),
             _ => None,
         }
     }
@@ -435,9 +440,13 @@ mod tests {
     }
 
     #[test]
-    fn only_installations_and_repositories_are_listed() {
+    fn installations_repositories_and_unfinished_deliveries_are_listed() {
         for record in crate::store::samples::all() {
-            let listed = matches!(record, Record::Installation(_) | Record::Repository(_));
+            let listed = match &record {
+                Record::Installation(_) | Record::Repository(_) => true,
+                Record::Delivery(delivery) => delivery.is_unfinished(),
+                _ => false,
+            };
             assert_eq!(record.listed_as(), listed.then(|| record.kind()));
         }
         assert_eq!(Collection::Installations.scope(), Scope::Listed { kind: "installation" });
@@ -505,6 +514,7 @@ pub(crate) mod samples {
                 hook_id: None,
                 last_event_at: None,
                 last_error: None,
+                tracked_since: Some(Timestamp::from_unix(4)),
             }
             .into(),
             PolledRef {
@@ -533,6 +543,7 @@ pub(crate) mod samples {
                 author: Some("someone".into()),
                 updated_at: Some(Timestamp::from_unix(7)),
                 head_at: Some(Timestamp::from_unix(6)),
+                unseen_listings: 1,
             }
             .into(),
             Release {
@@ -550,6 +561,7 @@ pub(crate) mod samples {
                 name: "api-x".into(),
                 status: RunStatus::Pending,
                 reported: None,
+                run_kind: Some("PipelineRun".into()),
             }
             .into(),
             Delivery {
@@ -569,6 +581,7 @@ pub(crate) mod samples {
                     happened_at: Some(Timestamp::from_unix(99)),
                     detail: crate::domain::event::Detail::Ping,
                 })),
+                last_attempt_at: Some(Timestamp::from_unix(120)),
             }
             .into(),
             Cursor { name: "deliveries".into(), position: "42".into() }.into(),

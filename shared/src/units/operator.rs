@@ -44,6 +44,35 @@ pub struct OperatorConfig {
     /// How many poll requests may be in flight at once.
     #[serde(default = "default_in_flight")]
     pub poll_in_flight: usize,
+    /// `[reconciler]`: limits of the repairs.
+    #[serde(default)]
+    pub reconciler: Reconciler,
+}
+
+/// `[reconciler]` in the operator config.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reconciler {
+    /// A run with no result this long after its creation is reported as an error.
+    #[serde(default = "default_run_timeout")]
+    pub run_timeout_minutes: u64,
+    /// At most this many previews are removed in one cycle.
+    #[serde(default = "default_preview_removals")]
+    pub max_preview_removals: usize,
+}
+
+fn default_run_timeout() -> u64 {
+    120
+}
+
+fn default_preview_removals() -> usize {
+    10
+}
+
+impl Default for Reconciler {
+    fn default() -> Self {
+        Self { run_timeout_minutes: default_run_timeout(), max_preview_removals: default_preview_removals() }
+    }
 }
 
 fn default_in_flight() -> usize {
@@ -58,6 +87,7 @@ impl Default for OperatorConfig {
             kubernetes: Kubernetes::default(),
             poll: Vec::new(),
             poll_in_flight: default_in_flight(),
+            reconciler: Reconciler::default(),
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::domain::event::{Detail, GitEvent};
 use crate::domain::route::InstallationChange;
 use crate::domain::tokens::ROTATE_WITHIN;
-use crate::domain::{Installation, InstallationId, RepoMode, RepoName, Repository};
+use crate::domain::{Installation, InstallationId, RepoMode, RepoName, Repository, Timestamp};
 use crate::forge::MintError;
 use crate::store::{Collection, Key, Record, StateStore, StoreError};
 
@@ -133,6 +133,7 @@ async fn record_repository(state: &dyn StateStore, id: InstallationId, repo: &Re
         hook_id: None,
         last_event_at: None,
         last_error: None,
+        tracked_since: Some(Timestamp::now()),
     };
     state
         .save(fresh, |mut current| {

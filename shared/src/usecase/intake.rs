@@ -74,7 +74,7 @@ impl Reply {
         let status = match delivery.outcome {
             Outcome::Processed | Outcome::Duplicate => 200,
             Outcome::Rejected => 400,
-            Outcome::Received | Outcome::Ignored | Outcome::Deferred | Outcome::Failed => 202,
+            Outcome::Received | Outcome::Ignored | Outcome::Deferred | Outcome::Failed | Outcome::Dead => 202,
         };
         Self {
             status,
@@ -149,6 +149,7 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
         attempts: 1,
         reason: None,
         git_event: None,
+        last_attempt_at: None,
     };
 
     let event = match github::parse(name, inbound.body) {
@@ -265,7 +266,11 @@ async fn refuse_body(state: &dyn StateStore, mut delivery: Delivery, problem: Pa
 }
 
 /// Does what the route says. Returns the actions and a note for the log.
-async fn act(ports: Ports<'_>, event: &GitEvent, route: Route) -> Result<(Vec<Action>, Option<String>), String> {
+pub(crate) async fn act(
+    ports: Ports<'_>,
+    event: &GitEvent,
+    route: Route,
+) -> Result<(Vec<Action>, Option<String>), String> {
     let state = ports.state;
     match route {
         Route::Pong => Ok((Vec::new(), Some("pong".into()))),

@@ -61,12 +61,18 @@ pub enum LaunchError {
     Partly(String),
 }
 
-/// The commit status context for `name`, with the cluster's name when set.
-fn context(ports: &LaunchPorts<'_>, name: &str) -> String {
-    match ports.cluster_name {
-        Some(cluster) => format!("ferry/{name} ({cluster})"),
+/// The commit status context for `name`: `ferry/<name>`, or
+/// `ferry/<cluster>/<name>` with a cluster name, so two clusters reporting
+/// on one commit do not overwrite each other.
+pub fn status_context(cluster_name: Option<&str>, name: &str) -> String {
+    match cluster_name {
+        Some(cluster) => format!("ferry/{cluster}/{name}"),
         None => format!("ferry/{name}"),
     }
+}
+
+fn context(ports: &LaunchPorts<'_>, name: &str) -> String {
+    status_context(ports.cluster_name, name)
 }
 
 /// Everything one launch decides on.
@@ -152,7 +158,11 @@ fn note(reason: String) -> Launched {
 }
 
 /// How Ferry reaches the repository: its installation, or its own token.
-async fn target(state: &dyn StateStore, event: &GitEvent, repo: &RepoName) -> Result<Option<Target>, StoreError> {
+pub(crate) async fn target(
+    state: &dyn StateStore,
+    event: &GitEvent,
+    repo: &RepoName,
+) -> Result<Option<Target>, StoreError> {
     if let Some(id) = event.installation {
         return Ok(Some(Target { repo: repo.clone(), credential: Credential::Installation(id) }));
     }
@@ -249,6 +259,7 @@ async fn situation(
                 author: Some(detail.author.clone()),
                 updated_at: at,
                 head_at: at,
+                unseen_listings: 0,
             };
             // A late delivery of an older update changes nothing: the newer
             // one carried the whole pull request already.
@@ -587,6 +598,7 @@ async fn run(
         name: manifest.name().to_owned(),
         status: RunStatus::Pending,
         reported: Some(RunStatus::Pending),
+        run_kind: Some(manifest.kind().to_owned()),
     };
     // A run that existed keeps what was learnt of it since (a result, or a
     // later retry's record): its status never goes back to pending.

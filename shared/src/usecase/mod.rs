@@ -4,6 +4,7 @@ pub mod installations;
 pub mod intake;
 pub mod launch;
 pub mod poll;
+pub mod reconcile;
 pub mod rotate;
 pub mod tokens;
 

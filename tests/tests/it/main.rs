@@ -8,6 +8,7 @@ mod kubernetes_manifests;
 mod launch;
 mod octokit_examples;
 mod poll;
+mod reconcile;
 mod samples;
 mod secrets_contract;
 mod signature_fuzz;

@@ -25,7 +25,45 @@ ferry_tests::contract_suite!(
     of_many_concurrent_creates_exactly_one_wins,
     typed_load_reads_what_was_written,
     listings_hold_every_installation_or_repository_and_nothing_else,
+    unfinished_deliveries_are_listed_until_they_are_done,
 );
+
+async fn unfinished_deliveries_are_listed_until_they_are_done(store: &dyn StateStore) {
+    use ferry::domain::{Delivery, Outcome};
+    let outcomes = [
+        ("u-received", Outcome::Received),
+        ("u-deferred", Outcome::Deferred),
+        ("u-failed", Outcome::Failed),
+        ("u-processed", Outcome::Processed),
+        ("u-ignored", Outcome::Ignored),
+        ("u-dead", Outcome::Dead),
+    ];
+    for (id, outcome) in outcomes {
+        store.create(&Delivery { outcome, ..delivery(id, Timestamp::now()) }.into()).await.unwrap();
+    }
+    store.create(&installation(77).into()).await.unwrap();
+    let listed = |found: Vec<ferry::store::Versioned<Record>>| -> Vec<String> {
+        let mut ids: Vec<String> = found
+            .into_iter()
+            .map(|v| match v.record {
+                Record::Delivery(d) => d.id.to_string(),
+                other => panic!("a {} in the deliveries' listing", other.kind()),
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        listed(store.query(&Collection::UnfinishedDeliveries).await.unwrap()),
+        ["u-deferred", "u-failed", "u-received"]
+    );
+    // Done with: out of the listing.
+    let found = store.load::<Delivery>(&Key::Delivery(ferry::domain::DeliveryId::parse("u-failed").unwrap())).await;
+    let found = found.unwrap().unwrap();
+    let done = Delivery { outcome: Outcome::Processed, ..found.record };
+    store.update(&done.into(), found.version).await.unwrap();
+    assert_eq!(listed(store.query(&Collection::UnfinishedDeliveries).await.unwrap()), ["u-deferred", "u-received"]);
+}
 
 fn embedded() -> (tempfile::TempDir, EmbeddedStore) {
     let dir = tempfile::tempdir().expect("a temporary dir");

@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::api::GithubApi;
+use crate::domain::repair::HookAttempt;
 use crate::domain::tokens::StoredToken;
 use crate::domain::{Clock, InstallationId, Timestamp};
-use crate::forge::{MintError, TokenMinter, TokenScope};
+use crate::forge::{AppHooks, ForgeError, MintError, TokenMinter, TokenScope};
 use crate::secrets::{SecretName, SecretStore, SecretsManagerStore};
 
 /// `iat` is set this far in the past, as GitHub advises against clock drift.
@@ -178,6 +179,91 @@ impl TokenMinter for GithubApp {
         let expires_at = Timestamp::parse_rfc3339(&minted.expires_at).map_err(MintError::Unavailable)?;
         Ok(StoredToken { token: SecretString::from(minted.token), expires_at: Some(expires_at) })
     }
+}
+
+#[async_trait]
+impl AppHooks for GithubApp {
+    async fn deliveries(&self, after: Option<u64>, max: usize) -> Result<Vec<HookAttempt>, ForgeError> {
+        let mut attempts = Vec::new();
+        let mut path = "/app/hook/deliveries?per_page=100".to_owned();
+        loop {
+            let answer = self.app_call(Method::GET, &path).await?;
+            if answer.status != 200 {
+                return Err(ForgeError::Rejected {
+                    what: "listing the App's webhook deliveries".into(),
+                    status: answer.status,
+                    message: answer.message(),
+                });
+            }
+            let items: Vec<serde_json::Value> = serde_json::from_slice(&answer.body)
+                .map_err(|e| ForgeError::Unavailable(format!("GitHub's delivery list is not a list: {e}")))?;
+            for item in &items {
+                let Some(id) = item["id"].as_u64() else { continue };
+                if after.is_some_and(|after| id <= after) || attempts.len() >= max {
+                    return Ok(attempts);
+                }
+                let delivered_at = item["delivered_at"].as_str().and_then(|t| Timestamp::parse_rfc3339(t).ok());
+                attempts.push(HookAttempt {
+                    id,
+                    guid: item["guid"].as_str().unwrap_or_default().to_owned(),
+                    delivered_at: delivered_at.unwrap_or_else(|| self.clock.now()),
+                    redelivery: item["redelivery"] == true,
+                    status_code: item["status_code"].as_u64().and_then(|c| u16::try_from(c).ok()).unwrap_or(0),
+                });
+            }
+            // GitHub pages this list by cursor, named in the `Link` header.
+            match next_link(&answer.headers).and_then(|next| below_base(&next, self.api.base())) {
+                Some(next) if !items.is_empty() => path = next,
+                _ => return Ok(attempts),
+            }
+        }
+    }
+
+    async fn redeliver(&self, id: u64) -> Result<(), ForgeError> {
+        let answer = self.app_call(Method::POST, &format!("/app/hook/deliveries/{id}/attempts")).await?;
+        match answer.status {
+            200..=202 => Ok(()),
+            status => Err(ForgeError::Rejected {
+                what: format!("redelivering attempt {id}"),
+                status,
+                message: answer.message(),
+            }),
+        }
+    }
+}
+
+impl GithubApp {
+    /// One call as the App itself (its JWT), for the App's own endpoints.
+    async fn app_call(&self, method: Method, path: &str) -> Result<super::api::ApiResponse, ForgeError> {
+        let key = self.key().await.map_err(|e| ForgeError::NoCredential(e.to_string()))?;
+        let jwt = app_jwt(self.id, &key, self.clock.now()).map_err(|e| ForgeError::NoCredential(e.to_string()))?;
+        let answer = self.api.send(method, path, &jwt, None).await.map_err(ForgeError::Unavailable)?;
+        if let Some(retry_after) = answer.rate_limit(self.clock.now()) {
+            return Err(ForgeError::RateLimited { retry_after });
+        }
+        match answer.status {
+            401 => {
+                *self.key.lock().await = None;
+                Err(ForgeError::Unauthorized)
+            }
+            500.. => Err(ForgeError::Unavailable(format!("{} {}", answer.status, answer.message()))),
+            _ => Ok(answer),
+        }
+    }
+}
+
+/// The `rel="next"` URL of a `Link` header.
+fn next_link(headers: &http::HeaderMap) -> Option<String> {
+    let link = headers.get(http::header::LINK)?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+    })
+}
+
+/// `url` as a path below the API `base`, if it is one (never follow a link elsewhere).
+fn below_base(url: &str, base: &str) -> Option<String> {
+    url.strip_prefix(base).filter(|rest| rest.starts_with('/')).map(str::to_owned)
 }
 
 /// Ferry without App credentials: every mint says so.

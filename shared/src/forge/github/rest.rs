@@ -11,6 +11,8 @@ use http::Method;
 use serde_json::{Value, json};
 
 use super::api::{ApiResponse, GithubApi};
+use super::listing::{listed_event, listed_release};
+use crate::domain::event::GitEvent;
 use crate::domain::{PrNumber, Sha, Timestamp};
 use crate::forge::{CommitStatus, Credentials, Forge, ForgeError, Target, comment_marker, grants_push};
 
@@ -18,6 +20,13 @@ use crate::forge::{CommitStatus, Credentials, Forge, ForgeError, Target, comment
 const PR_FILES_PAGES: u32 = 30;
 /// Ferry looks for its own comment among the first 1000.
 const COMMENT_PAGES: u32 = 10;
+
+/// Pages of open pull requests read (100 each); past them the listing is
+/// incomplete, and nothing is concluded from what it misses.
+const OPEN_PR_PAGES: u32 = 10;
+
+/// Releases read: the newest, enough for any gap a lost webhook leaves.
+const RELEASES_LISTED: u32 = 30;
 
 pub struct GithubForge {
     api: GithubApi,
@@ -209,6 +218,35 @@ impl Forge for GithubForge {
             404 => Ok(Some(false)),
             _ => Err(refused(format!("the permission of {login}"), &answer)),
         }
+    }
+
+    async fn open_pull_requests(&self, at: &Target) -> Result<Option<Vec<GitEvent>>, ForgeError> {
+        let mut events = Vec::new();
+        for page in 1..=OPEN_PR_PAGES {
+            let url = format!("/repos/{}/pulls?state=open&per_page=100&page={page}", at.repo);
+            let answer = self.json(at, Method::GET, &url, None).await?;
+            if answer.status != 200 {
+                return Err(refused("listing the open pull requests", &answer));
+            }
+            let items = parse(&answer)?.as_array().cloned().unwrap_or_default();
+            for item in &items {
+                events.push(listed_event(at, "pull_request", "synchronize", item)?);
+            }
+            if items.len() < 100 {
+                return Ok(Some(events));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn releases(&self, at: &Target) -> Result<Vec<GitEvent>, ForgeError> {
+        let url = format!("/repos/{}/releases?per_page={RELEASES_LISTED}", at.repo);
+        let answer = self.json(at, Method::GET, &url, None).await?;
+        if answer.status != 200 {
+            return Err(refused("listing the releases", &answer));
+        }
+        let items = parse(&answer)?.as_array().cloned().unwrap_or_default();
+        items.iter().filter(|item| item["draft"] != true).map(|item| listed_release(at, item)).collect()
     }
 
     async fn comment(&self, at: &Target, number: PrNumber, key: &str, body: &str) -> Result<(), ForgeError> {

@@ -1,0 +1,510 @@
+//! The reconciler (DESIGN.md, "Reconciler" and "Reporting"): GitHub never
+//! retries a webhook, so every cycle repairs what a lost or failed delivery
+//! left wrong. Each repair is idempotent (a second cycle right after
+//! changes nothing), skips a repository whose host or cluster fails (and
+//! tries it again next cycle), and deletes nothing on an error.
+//!
+//! In order: unfinished deliveries are acted on again (then given up);
+//! deliveries GitHub could not make are redelivered; then, for every
+//! tracked repository, run results become commit statuses, missed releases
+//! and pull requests are launched, and previews of pull requests two
+//! listings in a row no longer show open are removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::intake::{self, act};
+use super::launch::{LaunchPorts, launch, status_context, target};
+use super::tokens::Tokens;
+use crate::cluster::{Cluster, ClusterError};
+use crate::domain::event::{Detail, GitEvent, PullRequestDetail};
+use crate::domain::repair::{self, Listing, Retry};
+use crate::domain::route::{Trigger, route};
+use crate::domain::{
+    Clock, Cursor, Delivery, DeliveryId, Outcome, PrState, PullRequest, Release, Repository, Run, RunStatus, Sha,
+    Timestamp,
+};
+use crate::forge::{AppHooks, CommitStatus, Forge, ForgeError, StatusState, Target};
+use crate::store::{Collection, Key, Record, StateStore, StoreError, Versioned};
+use crate::units::OperatorConfig;
+
+/// How long acting on one retried delivery may take.
+const ACT_LIMIT: Duration = Duration::from_secs(60);
+
+/// At most this many attempts are read from GitHub's webhook log per cycle.
+const DELIVERIES_READ: usize = 1000;
+
+/// The cursor record holding the newest webhook-log attempt already read.
+const DELIVERY_CURSOR: &str = "deliveries";
+
+/// The ports the reconciler needs.
+#[derive(Clone, Copy)]
+pub struct Ports<'a> {
+    pub state: &'a dyn StateStore,
+    pub tokens: &'a Tokens,
+    pub forge: &'a dyn Forge,
+    pub cluster: &'a dyn Cluster,
+    pub operator: &'a OperatorConfig,
+    pub cluster_name: Option<&'a str>,
+    pub app_hooks: &'a dyn AppHooks,
+    pub clock: &'a dyn Clock,
+}
+
+impl<'a> Ports<'a> {
+    pub fn of(context: &'a crate::Context) -> Self {
+        Self {
+            state: context.state.as_ref(),
+            tokens: &context.tokens,
+            forge: context.forge.as_ref(),
+            cluster: context.cluster.as_ref(),
+            operator: &context.operator,
+            cluster_name: context.config.cluster_name.as_deref(),
+            app_hooks: context.app_hooks.as_ref(),
+            clock: &crate::domain::SystemClock,
+        }
+    }
+
+    fn launch(&self) -> LaunchPorts<'a> {
+        LaunchPorts {
+            state: self.state,
+            tokens: self.tokens,
+            forge: self.forge,
+            cluster: self.cluster,
+            operator: self.operator,
+            cluster_name: self.cluster_name,
+        }
+    }
+
+    /// What intake needs to act on a stored event (it verifies nothing here:
+    /// the event was verified when it arrived).
+    fn intake(&self) -> intake::Ports<'a> {
+        intake::Ports {
+            secrets: &[],
+            state: self.state,
+            tokens: self.tokens,
+            forge: self.forge,
+            cluster: self.cluster,
+            operator: self.operator,
+            cluster_name: self.cluster_name,
+        }
+    }
+}
+
+/// What one cycle repaired: counts of each repair, and what failed.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Run results reported as commit statuses.
+    pub statuses: usize,
+    /// Unfinished deliveries acted on again, and how many of them succeeded.
+    pub retried: usize,
+    pub recovered: usize,
+    /// Deliveries given up after every attempt (reported as an error status).
+    pub dead: usize,
+    /// Deliveries GitHub could not make, asked for again.
+    pub redelivered: usize,
+    /// Releases recorded and launched that no webhook announced.
+    pub missed_releases: usize,
+    /// Open pull requests launched that no webhook announced (or a newer head).
+    pub missed_pull_requests: usize,
+    /// Previews removed of pull requests GitHub no longer lists open.
+    pub previews_removed: usize,
+    /// What could not be done this cycle, to be tried again next cycle.
+    pub failed: Vec<String>,
+}
+
+impl Report {
+    /// The one line each cycle ends with.
+    pub fn summary(&self) -> String {
+        format!(
+            "reconciled: {} statuses, {} retried ({} recovered), {} dead, {} redelivered, {} missed releases, \
+             {} missed pull requests, {} previews removed, {} failures",
+            self.statuses,
+            self.retried,
+            self.recovered,
+            self.dead,
+            self.redelivered,
+            self.missed_releases,
+            self.missed_pull_requests,
+            self.previews_removed,
+            self.failed.len()
+        )
+    }
+}
+
+/// One reconciliation cycle.
+#[tracing::instrument(skip_all)]
+pub async fn reconcile(ports: Ports<'_>) -> Report {
+    let mut report = Report::default();
+    retry_deliveries(ports, &mut report).await;
+    redeliver(ports, &mut report).await;
+    match ports.state.query(&Collection::Repositories).await {
+        Ok(repositories) => {
+            let mut removals_left = ports.operator.reconciler.max_preview_removals;
+            for found in repositories {
+                let Record::Repository(repository) = found.record else { continue };
+                repair_repository(ports, found.version, repository, &mut removals_left, &mut report).await;
+            }
+        }
+        Err(e) => report.failed.push(format!("listing the tracked repositories: {e}")),
+    }
+    tracing::info!(
+        statuses = report.statuses,
+        retried = report.retried,
+        dead = report.dead,
+        redelivered = report.redelivered,
+        failures = report.failed.len(),
+        "{}",
+        report.summary()
+    );
+    report
+}
+
+/// Unfinished deliveries: acted on again when due, given up after the last attempt.
+async fn retry_deliveries(ports: Ports<'_>, report: &mut Report) {
+    let unfinished = match ports.state.query(&Collection::UnfinishedDeliveries).await {
+        Ok(found) => found,
+        Err(e) => return report.failed.push(format!("listing unfinished deliveries: {e}")),
+    };
+    for found in unfinished {
+        let Record::Delivery(delivery) = found.record else { continue };
+        let now = ports.clock.now();
+        match repair::retry(&delivery, now) {
+            Retry::Wait => {}
+            Retry::Now => retry_delivery(ports, Versioned { record: delivery, version: found.version }, report).await,
+            Retry::GiveUp(reason) => {
+                give_up(ports, Versioned { record: delivery, version: found.version }, reason, report).await;
+            }
+        }
+    }
+}
+
+async fn retry_delivery(ports: Ports<'_>, found: Versioned<Delivery>, report: &mut Report) {
+    let now = ports.clock.now();
+    // Claim the attempt first: a concurrent cycle loses the race and skips it.
+    let mut delivery = found.record;
+    delivery.attempts = delivery.attempts.saturating_add(1);
+    delivery.last_attempt_at = Some(now);
+    let Ok(version) = ports.state.update(&delivery.clone().into(), found.version).await else { return };
+    let Some(event) = delivery.git_event.as_deref() else { return };
+    report.retried += 1;
+    let acted = tokio::time::timeout(ACT_LIMIT, act(ports.intake(), event, route(event))).await;
+    match acted {
+        Ok(Ok((_, reason))) => {
+            delivery.outcome = Outcome::Processed;
+            delivery.reason = reason;
+            report.recovered += 1;
+        }
+        Ok(Err(problem)) => {
+            delivery.outcome = Outcome::Failed;
+            delivery.reason = Some(problem);
+        }
+        Err(_) => {
+            delivery.outcome = Outcome::Deferred;
+            delivery.reason = Some(format!("not done within {ACT_LIMIT:?}"));
+        }
+    }
+    tracing::info!(delivery = %delivery.id, outcome = ?delivery.outcome, attempts = delivery.attempts, "retried a delivery");
+    if let Err(e) = ports.state.update(&delivery.into(), version).await {
+        report.failed.push(format!("recording a retried delivery's outcome: {e}"));
+    }
+}
+
+/// Marks a delivery dead and says so on its commit, when it has one.
+async fn give_up(ports: Ports<'_>, found: Versioned<Delivery>, reason: String, report: &mut Report) {
+    let mut delivery = found.record;
+    delivery.outcome = Outcome::Dead;
+    delivery.reason = Some(reason.clone());
+    if ports.state.update(&delivery.clone().into(), found.version).await.is_err() {
+        return;
+    }
+    report.dead += 1;
+    tracing::error!(delivery = %delivery.id, event = %delivery.event, %reason, "gave up on a delivery");
+    let Some(event) = delivery.git_event.as_deref() else { return };
+    let (Some(repo), Some(sha)) = (&event.repo, commit_of(event)) else { return };
+    let Ok(Some(target)) = target(ports.state, event, repo).await else { return };
+    let mut description = format!("Ferry gave up on the {} delivery {}: {reason}", delivery.event, delivery.id);
+    description.truncate(description.floor_char_boundary(140));
+    let status = CommitStatus::new(status_context(ports.cluster_name, "delivery"), StatusState::Error, description);
+    if let Err(e) = ports.forge.status(&target, &sha, &status).await {
+        report.failed.push(format!("{repo}: reporting a dead delivery: {e}"));
+    }
+}
+
+/// The commit an event is about, if any.
+fn commit_of(event: &GitEvent) -> Option<Sha> {
+    match &event.detail {
+        Detail::Push(push) if !push.deleted => Some(push.after.clone()),
+        Detail::PullRequest(pr) => Some(pr.head_sha.clone()),
+        Detail::Rerequested { head_sha, .. } => Some(head_sha.clone()),
+        _ => None,
+    }
+}
+
+/// Deliveries GitHub could not make to Ferry (and that Ferry's ledger does
+/// not hold) are asked for again, once each.
+async fn redeliver(ports: Ports<'_>, report: &mut Report) {
+    if !ports.app_hooks.configured() {
+        return;
+    }
+    let cursor = match ports.state.load::<Cursor>(&Key::Cursor(DELIVERY_CURSOR.into())).await {
+        Ok(found) => found,
+        Err(e) => return report.failed.push(format!("reading the delivery cursor: {e}")),
+    };
+    let after = cursor.as_ref().and_then(|c| c.record.position.parse::<u64>().ok());
+    let attempts = match ports.app_hooks.deliveries(after, DELIVERIES_READ).await {
+        Ok(attempts) => attempts,
+        Err(e) => return report.failed.push(format!("reading the App's webhook deliveries: {e}")),
+    };
+    let mut known = BTreeSet::new();
+    for guid in attempts.iter().map(|a| a.guid.as_str()).collect::<BTreeSet<_>>() {
+        let Ok(id) = DeliveryId::parse(guid) else { continue };
+        match ports.state.get(&Key::Delivery(id)).await {
+            Ok(Some(_)) => {
+                known.insert(guid.to_owned());
+            }
+            Ok(None) => {}
+            // Unsure whether Ferry has it: redelivering is safe (deduplicated).
+            Err(e) => tracing::warn!(error = %e, guid, "cannot read the delivery ledger"),
+        }
+    }
+    let mut all_sent = true;
+    for id in repair::to_redeliver(&attempts, |guid| known.contains(guid), ports.clock.now()) {
+        match ports.app_hooks.redeliver(id).await {
+            Ok(()) => report.redelivered += 1,
+            Err(e) => {
+                all_sent = false;
+                report.failed.push(format!("redelivering attempt {id}: {e}"));
+            }
+        }
+    }
+    // The cursor moves only once everything it passes was dealt with.
+    let newest = attempts.iter().map(|a| a.id).max();
+    if let (true, Some(newest)) = (all_sent, newest) {
+        let record = Cursor { name: DELIVERY_CURSOR.into(), position: newest.to_string() };
+        if let Err(e) = ports.state.save(record.clone(), |_| record.clone()).await {
+            report.failed.push(format!("saving the delivery cursor: {e}"));
+        }
+    }
+}
+
+/// Every repair of one repository; a failing step skips the rest of that
+/// step for this repository only.
+async fn repair_repository(
+    ports: Ports<'_>,
+    version: crate::store::Version,
+    repository: Repository,
+    removals_left: &mut usize,
+    report: &mut Report,
+) {
+    let repo = repository.name.clone();
+    let anchor = GitEvent {
+        name: "reconcile".into(),
+        action: None,
+        installation: repository.installation,
+        repo: Some(repo.clone()),
+        clone_url: None,
+        sender: None,
+        happened_at: None,
+        detail: Detail::Other,
+    };
+    let target = match target(ports.state, &anchor, &repo).await {
+        Ok(Some(target)) => target,
+        Ok(None) => return,
+        Err(e) => return report.failed.push(format!("{repo}: {e}")),
+    };
+    if let Err(e) = report_runs(ports, &target, report).await {
+        report.failed.push(format!("{repo}: reading runs: {e}"));
+    }
+    if let Err(e) = missed_releases(ports, &target, version, &repository, report).await {
+        report.failed.push(format!("{repo}: releases: {e}"));
+    }
+    if let Err(e) = pull_requests(ports, &target, removals_left, report).await {
+        report.failed.push(format!("{repo}: pull requests: {e}"));
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RepairError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Forge(#[from] ForgeError),
+    #[error("{0}")]
+    Launch(String),
+}
+
+/// Each run still pending becomes its result's commit status, once.
+async fn report_runs(ports: Ports<'_>, target: &Target, report: &mut Report) -> Result<(), RepairError> {
+    let stuck_after = Duration::from_secs(ports.operator.reconciler.run_timeout_minutes.saturating_mul(60));
+    for found in ports.state.query(&Collection::Runs(target.repo.clone())).await? {
+        let Record::Run(run) = found.record else { continue };
+        if run.status != RunStatus::Pending {
+            continue;
+        }
+        let kind = run.run_kind.clone().unwrap_or_else(|| "PipelineRun".into());
+        let phase = ports.cluster.run_phase(&run.namespace, &kind, &run.name).await?;
+        let Some((result, text)) = repair::run_result(&phase, ports.clock.now(), stuck_after) else { continue };
+        if !repair::may_report(run.reported, result) {
+            continue;
+        }
+        // Claimed before it is posted: a newer run's record (a retry) wins the race.
+        let done = Run { status: result, reported: Some(result), ..run.clone() };
+        let version = match ports.state.update(&done.into(), found.version).await {
+            Ok(version) => version,
+            Err(StoreError::StaleVersion { .. } | StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let mut status = CommitStatus::new(
+            status_context(ports.cluster_name, run.unit.as_str()),
+            state_of(result),
+            format!("{kind} {}: {text}", run.name),
+        );
+        status.target_url = ports.operator.dashboard_link(&run.namespace, &run.name);
+        if let Err(e) = ports.forge.status(target, &run.sha, &status).await {
+            // Not reported after all: pending again, so the next cycle posts it.
+            let back = Run { status: RunStatus::Pending, reported: run.reported, ..run };
+            let _ = ports.state.update(&back.into(), version).await;
+            return Err(e.into());
+        }
+        report.statuses += 1;
+    }
+    Ok(())
+}
+
+fn state_of(status: RunStatus) -> StatusState {
+    match status {
+        RunStatus::Pending => StatusState::Pending,
+        RunStatus::Success => StatusState::Success,
+        RunStatus::Failure => StatusState::Failure,
+        RunStatus::Error => StatusState::Error,
+    }
+}
+
+/// Releases published since Ferry began tracking the repository that it
+/// never recorded: recorded and launched now.
+async fn missed_releases(
+    ports: Ports<'_>,
+    target: &Target,
+    version: crate::store::Version,
+    repository: &Repository,
+    report: &mut Report,
+) -> Result<(), RepairError> {
+    let Some(tracked_since) = repository.tracked_since else {
+        // Tracked before Ferry kept the date: from now on.
+        let dated = Repository { tracked_since: Some(ports.clock.now()), ..repository.clone() };
+        match ports.state.update(&dated.into(), version).await {
+            Ok(_) | Err(StoreError::StaleVersion { .. } | StoreError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    for event in ports.forge.releases(target).await? {
+        let Detail::Release(release) = &event.detail else { continue };
+        let recorded = ports.state.load::<Release>(&Key::Release(target.repo.clone(), release.tag.clone())).await?;
+        if repair::missed_release(recorded.is_some(), release.draft, event.happened_at, tracked_since) {
+            tracing::info!(repo = %target.repo, tag = %release.tag, "launching a release no webhook announced");
+            launch(ports.launch(), &event, Trigger::Release).await.map_err(|e| RepairError::Launch(e.to_string()))?;
+            report.missed_releases += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Open pull requests Ferry missed are launched; previews of pull requests
+/// two successful listings in a row no longer show open are removed. A
+/// failed or incomplete listing changes nothing.
+async fn pull_requests(
+    ports: Ports<'_>,
+    target: &Target,
+    removals_left: &mut usize,
+    report: &mut Report,
+) -> Result<(), RepairError> {
+    let Some(listed) = ports.forge.open_pull_requests(target).await? else { return Ok(()) };
+    let mut known: BTreeMap<u64, Versioned<PullRequest>> = BTreeMap::new();
+    for found in ports.state.query(&Collection::PullRequests(target.repo.clone())).await? {
+        if let Record::PullRequest(pr) = found.record {
+            known.insert(pr.number.get(), Versioned { record: pr, version: found.version });
+        }
+    }
+    let mut open = BTreeSet::new();
+    for event in &listed {
+        let Detail::PullRequest(pr) = &event.detail else { continue };
+        open.insert(pr.number.get());
+        let missed = match known.get(&pr.number.get()) {
+            None => true,
+            Some(found) => {
+                found.record.state == PrState::Open
+                    && found.record.head_sha != pr.head_sha
+                    && event.happened_at >= found.record.updated_at
+            }
+        };
+        if missed {
+            tracing::info!(repo = %target.repo, pr = %pr.number, "launching a pull request no webhook announced");
+            launch(ports.launch(), event, Trigger::PullRequest)
+                .await
+                .map_err(|e| RepairError::Launch(e.to_string()))?;
+            report.missed_pull_requests += 1;
+        } else if let Some(found) = known.get(&pr.number.get())
+            && found.record.unseen_listings > 0
+        {
+            let seen = PullRequest { unseen_listings: 0, ..found.record.clone() };
+            ports.state.update(&seen.into(), found.version).await?;
+        }
+    }
+    for found in
+        known.into_values().filter(|f| f.record.state == PrState::Open && !open.contains(&f.record.number.get()))
+    {
+        match repair::listing(&found.record, false) {
+            Listing::Seen => {}
+            Listing::Unseen(count) => {
+                let unseen = PullRequest { unseen_listings: count, ..found.record };
+                ports.state.update(&unseen.into(), found.version).await?;
+            }
+            Listing::Close if *removals_left == 0 => {
+                tracing::warn!(repo = %target.repo, pr = %found.record.number, "preview removals capped this cycle");
+            }
+            Listing::Close => {
+                *removals_left -= 1;
+                let closed = closed_event(target, &found.record, ports.clock.now());
+                tracing::info!(repo = %target.repo, pr = %found.record.number, "closing a pull request GitHub no longer lists open");
+                launch(ports.launch(), &closed, Trigger::PullRequest)
+                    .await
+                    .map_err(|e| RepairError::Launch(e.to_string()))?;
+                report.previews_removed += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `closed` event a lost webhook would have carried for `pr`.
+fn closed_event(target: &Target, pr: &PullRequest, now: Timestamp) -> GitEvent {
+    GitEvent {
+        name: "pull_request".into(),
+        action: Some("closed".into()),
+        installation: match &target.credential {
+            crate::domain::tokens::Credential::Installation(id) => Some(*id),
+            crate::domain::tokens::Credential::Repository(_) => None,
+        },
+        repo: Some(target.repo.clone()),
+        clone_url: None,
+        sender: None,
+        // Later than anything heard of it, so it is not taken for a late event.
+        happened_at: Some(pr.updated_at.map_or(now, |at| at.max(now))),
+        detail: Detail::PullRequest(PullRequestDetail {
+            number: pr.number,
+            head_sha: pr.head_sha.clone(),
+            head_ref: pr.head_ref.clone().unwrap_or_default(),
+            base_ref: String::new(),
+            author: pr.author.clone().unwrap_or_default(),
+            author_association: pr.author_association.clone().unwrap_or_default(),
+            draft: pr.draft,
+            merged: false,
+            from_fork: false,
+            labels: pr.labels.clone(),
+        }),
+    }
+}
