@@ -6,6 +6,7 @@ pub mod emulator;
 pub mod events;
 pub mod git_hosts;
 pub mod github;
+pub mod lambda;
 pub mod logs;
 pub mod openapi;
 pub mod throttle;
