@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status, manifests};
-use crate::domain::repair::RunPhase;
+use crate::domain::repair::{Health, RunPhase};
 
 pub struct DryRunCluster {
     root: PathBuf,
@@ -174,6 +174,17 @@ impl Cluster for DryRunCluster {
         let object: Value = serde_yaml_ng::from_str(&text)
             .map_err(|e| ClusterError::Refused { what: path.display().to_string(), problem: e.to_string() })?;
         Ok(super::phase_of(&object))
+    }
+
+    /// From the Deployment's file: its `status`, written by whoever plays
+    /// the cluster (a test), or still progressing; a dry run has no pods.
+    async fn deployment_health(&self, namespace: &str, name: &str) -> Result<Health, ClusterError> {
+        let path = self.root.join(safe(namespace)).join("deployment").join(format!("{}.yaml", safe(name)));
+        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(Health::Gone) };
+        let object: Value = serde_yaml_ng::from_str(&text)
+            .map_err(|e| ClusterError::Refused { what: path.display().to_string(), problem: e.to_string() })?;
+        let pods: Vec<Value> = object["status"]["pods"].as_array().cloned().unwrap_or_default();
+        Ok(super::health_of(&object, &pods))
     }
 
     async fn delete_namespace(&self, name: &str) -> Result<(), ClusterError> {

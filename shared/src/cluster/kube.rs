@@ -20,9 +20,9 @@ use serde_json::json;
 use tokio::sync::{Mutex, RwLock};
 use tokio::time::Instant;
 
-use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status, manifests, phase_of};
+use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status, health_of, manifests, phase_of};
 use crate::domain::Timestamp;
-use crate::domain::repair::RunPhase;
+use crate::domain::repair::{Health, RunPhase};
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "ferry";
@@ -165,6 +165,7 @@ fn api_resource(manifest: &Manifest) -> Result<ApiResource, ClusterError> {
         "Deployment" => "deployments",
         "Service" => "services",
         "Ingress" => "ingresses",
+        "RoleBinding" => "rolebindings",
         "Secret" => "secrets",
         other => {
             return Err(ClusterError::Refused {
@@ -320,6 +321,30 @@ impl Cluster for KubeCluster {
             Ok(None) => Ok(RunPhase::Gone),
             Err(e) => Err(failure(name, e)),
         }
+    }
+
+    async fn deployment_health(&self, namespace: &str, name: &str) -> Result<Health, ClusterError> {
+        use k8s_openapi::api::apps::v1::Deployment;
+        use k8s_openapi::api::core::v1::Pod;
+        let client = self.client().await?;
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+        let Some(deployment) = deployments.get_opt(name).await.map_err(|e| failure(name, e))? else {
+            return Ok(Health::Gone);
+        };
+        let selector = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.as_ref())
+            .map(|labels| labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+            .unwrap_or_default();
+        let pods: Api<Pod> = Api::namespaced(client, namespace);
+        let pods = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| failure(&format!("pods of {name}"), e))?;
+        let pods: Vec<serde_json::Value> =
+            pods.items.iter().map(|p| serde_json::to_value(p).unwrap_or_default()).collect();
+        Ok(health_of(&serde_json::to_value(&deployment).unwrap_or_default(), &pods))
     }
 
     async fn delete_namespace(&self, name: &str) -> Result<(), ClusterError> {

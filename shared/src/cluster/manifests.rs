@@ -13,6 +13,10 @@ use crate::units::{RunKind, Unit};
 pub const TEKTON_API: &str = "tekton.dev/v1";
 pub const MANAGED_BY: &str = "ferry";
 
+/// The ClusterRole (in `infra/kubernetes/rbac.yaml`) that each preview
+/// namespace binds for Ferry: read its Deployment and pods, nothing else.
+pub const PREVIEW_READER: &str = "ferry-preview-reader";
+
 /// A Kubernetes object as Ferry sends it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest(pub Value);
@@ -438,6 +442,15 @@ pub fn preview(
                 }] },
             }] },
         })),
+        // Lets Ferry read, in this namespace only, whether the preview came
+        // up (its Deployment and pods): the reconciler reports it.
+        Manifest(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": { "name": PREVIEW_READER, "namespace": namespace, "labels": labels },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": PREVIEW_READER },
+            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": MANAGED_BY }],
+        })),
     ]
 }
 
@@ -572,7 +585,7 @@ mod tests {
     }
 
     #[test]
-    fn a_preview_is_a_namespace_deployment_service_and_ingress() {
+    fn a_preview_is_a_namespace_deployment_service_ingress_and_a_reader_binding() {
         let objects = preview(
             &repo(),
             &UnitName::parse("api").unwrap(),
@@ -583,7 +596,7 @@ mod tests {
             "api-pr-42.preview.example.com",
         );
         let kinds: Vec<&str> = objects.iter().map(Manifest::kind).collect();
-        assert_eq!(kinds, ["Namespace", "Deployment", "Service", "Ingress"]);
+        assert_eq!(kinds, ["Namespace", "Deployment", "Service", "Ingress", "RoleBinding"]);
         let values: Vec<&Value> = objects.iter().map(|m| &m.0).collect();
         insta::assert_yaml_snapshot!(values);
     }

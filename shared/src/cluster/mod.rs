@@ -9,7 +9,7 @@ pub mod manifests;
 use async_trait::async_trait;
 
 use crate::domain::Timestamp;
-use crate::domain::repair::{CANCELLED_REASONS, RunPhase};
+use crate::domain::repair::{CANCELLED_REASONS, Health, RunPhase};
 
 pub use dry_run::DryRunCluster;
 pub use kube::KubeCluster;
@@ -96,6 +96,10 @@ pub trait Cluster: Send + Sync {
     /// in `namespace`.
     async fn run_phase(&self, namespace: &str, kind: &str, name: &str) -> Result<RunPhase, ClusterError>;
 
+    /// Whether the Deployment `name` in `namespace` is available, still
+    /// coming up, or failing (and why, from its pods).
+    async fn deployment_health(&self, namespace: &str, name: &str) -> Result<Health, ClusterError>;
+
     /// Deletes a namespace and everything in it; deleting nothing is fine.
     async fn delete_namespace(&self, name: &str) -> Result<(), ClusterError>;
 }
@@ -114,6 +118,57 @@ pub fn phase_of(object: &serde_json::Value) -> RunPhase {
             created_at: object["metadata"]["creationTimestamp"].as_str().and_then(|t| Timestamp::parse_rfc3339(t).ok()),
         },
     }
+}
+
+/// Container states that mean a pod will not come up without a change.
+const STUCK_REASONS: [&str; 6] = [
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+/// A Deployment's health from the object and its pods: available, a pod
+/// stuck for a reason that will not pass, a missed progress deadline, or
+/// still progressing.
+pub fn health_of(deployment: &serde_json::Value, pods: &[serde_json::Value]) -> Health {
+    let status = &deployment["status"];
+    let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+    let condition = |kind: &str| conditions.iter().find(|c| c["type"] == kind);
+    // Rolled out, as `kubectl rollout status` says: every replica updated
+    // and available, for the current generation.
+    let replicas = deployment["spec"]["replicas"].as_u64().unwrap_or(1);
+    let count = |field: &str| status[field].as_u64().unwrap_or(0);
+    let current = match (status["observedGeneration"].as_u64(), deployment["metadata"]["generation"].as_u64()) {
+        (Some(observed), Some(generation)) => observed >= generation,
+        _ => true,
+    };
+    if current
+        && count("updatedReplicas") >= replicas
+        && count("availableReplicas") >= replicas
+        && condition("Available").is_some_and(|c| c["status"] == "True")
+    {
+        return Health::Available;
+    }
+    for pod in pods {
+        let statuses = pod["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+        for status in statuses {
+            let waiting = &status["state"]["waiting"];
+            if let Some(reason) = waiting["reason"].as_str().filter(|r| STUCK_REASONS.contains(r)) {
+                let message = waiting["message"].as_str().unwrap_or_default();
+                let text = if message.is_empty() { reason.to_owned() } else { format!("{reason}: {message}") };
+                return Health::Failed(text.chars().take(200).collect());
+            }
+        }
+    }
+    if let Some(progressing) = condition("Progressing")
+        && progressing["status"] == "False"
+    {
+        return Health::Failed(progressing["reason"].as_str().unwrap_or("ProgressDeadlineExceeded").to_owned());
+    }
+    Health::Progressing
 }
 
 /// The `spec.status` value that cancels a run of `kind`.

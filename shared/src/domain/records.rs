@@ -167,6 +167,28 @@ impl PullRequest {
     }
 }
 
+/// A preview environment Ferry applied, and what GitHub was told of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    pub repo: RepoName,
+    /// `pr-<n>`, or `release-<tag>` for a prerelease's preview.
+    pub of: String,
+    pub unit: UnitName,
+    pub namespace: String,
+    /// The Deployment's name in the namespace.
+    pub deployment: String,
+    pub sha: Sha,
+    /// GitHub's environment (`preview/<unit>/pr-<n>`) and the deployment created there.
+    pub environment: String,
+    #[serde(default)]
+    pub github_deployment: Option<u64>,
+    pub url: String,
+    pub applied_at: Timestamp,
+    /// `success` or `failure` once reported; `None` while it comes up.
+    #[serde(default)]
+    pub reported: Option<String>,
+}
+
 /// A release Ferry has recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Release {

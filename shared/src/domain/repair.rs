@@ -49,6 +49,35 @@ pub fn run_result(phase: &RunPhase, now: Timestamp, stuck_after: Duration) -> Op
     }
 }
 
+/// What the cluster says of a preview's Deployment, as Flux's health
+/// checks read one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Gone,
+    Available,
+    Progressing,
+    /// It cannot come up: the reason (an image that cannot be pulled, a
+    /// container crash-looping, a missed progress deadline).
+    Failed(String),
+}
+
+/// How long a preview has to become available.
+pub const PREVIEW_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// The deployment status to report for a preview (`true`: success), and
+/// its description; `None` while it is still coming up.
+pub fn preview_result(health: &Health, applied_at: Timestamp, now: Timestamp) -> Option<(bool, String)> {
+    match health {
+        Health::Available => Some((true, "available".into())),
+        Health::Failed(reason) => Some((false, reason.clone())),
+        Health::Gone => Some((false, "the preview's Deployment is gone".into())),
+        Health::Progressing if applied_at.plus(PREVIEW_TIMEOUT) <= now => {
+            Some((false, format!("not available {} minutes after it was applied", PREVIEW_TIMEOUT.as_secs() / 60)))
+        }
+        Health::Progressing => None,
+    }
+}
+
 /// Tekton's `Succeeded=False` reasons that mean the run was cancelled.
 pub const CANCELLED_REASONS: [&str; 5] =
     ["Cancelled", "PipelineRunCancelled", "TaskRunCancelled", "CancelledRunFinally", "StoppedRunFinally"];
@@ -208,6 +237,21 @@ mod tests {
         assert_eq!(text, "Failed: exit 1");
         let (_, stuck) = run_result(&RunPhase::Running { created_at: Some(at(0)) }, now, HOUR).unwrap();
         assert_eq!(stuck, "no result 60 minutes after it was created");
+    }
+
+    #[test]
+    fn a_preview_is_reported_once_it_is_up_or_cannot_come_up() {
+        let applied = at(0);
+        assert_eq!(preview_result(&Health::Available, applied, at(5)), Some((true, "available".into())));
+        assert_eq!(preview_result(&Health::Progressing, applied, at(599)), None);
+        assert!(
+            matches!(preview_result(&Health::Progressing, applied, at(600)), Some((false, r)) if r.contains("10 minutes"))
+        );
+        assert_eq!(
+            preview_result(&Health::Failed("ImagePullBackOff: not found".into()), applied, at(5)),
+            Some((false, "ImagePullBackOff: not found".into()))
+        );
+        assert!(matches!(preview_result(&Health::Gone, applied, at(5)), Some((false, _))));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use super::github::listing::{listed_event, listed_release};
 use super::{CommitStatus, Forge, ForgeError, Target, comment_marker};
@@ -108,13 +109,40 @@ impl Forge for DryRunForge {
         Ok(())
     }
 
-    async fn deployment(&self, at: &Target, sha: &Sha, environment: &str, url: &str) -> Result<(), ForgeError> {
+    async fn deployment(&self, at: &Target, sha: &Sha, environment: &str, url: &str) -> Result<u64, ForgeError> {
         let path = self.repo_dir(at).join("deployments").join(format!("{}.json", segment(environment)));
+        // A stable id per environment and commit, as GitHub's would be one.
+        let digest = sha2::Sha256::digest(format!("{environment}\n{sha}").as_bytes());
+        let id = u64::from_be_bytes(digest[..8].try_into().unwrap_or([0; 8])) >> 12;
         self.write(
             &path,
-            &json!({ "ref": sha, "environment": environment, "state": "success", "environment_url": url }),
+            &json!({ "id": id, "ref": sha, "environment": environment, "state": "in_progress", "environment_url": url }),
         )?;
         tracing::info!(repo = %at.repo, %environment, %url, "dry-run: deployment");
+        Ok(id)
+    }
+
+    async fn deployment_status(
+        &self,
+        at: &Target,
+        id: u64,
+        environment: &str,
+        state: &str,
+        url: Option<&str>,
+        description: &str,
+    ) -> Result<(), ForgeError> {
+        let path = self.repo_dir(at).join("deployments").join(format!("{}.json", segment(environment)));
+        let mut deployment: Value = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| json!({ "id": id, "environment": environment }));
+        deployment["state"] = state.into();
+        deployment["description"] = description.into();
+        if let Some(url) = url {
+            deployment["environment_url"] = url.into();
+        }
+        self.write(&path, &deployment)?;
+        tracing::info!(repo = %at.repo, %environment, %state, %description, "dry-run: deployment status");
         Ok(())
     }
 

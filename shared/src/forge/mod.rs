@@ -127,8 +127,22 @@ pub trait Forge: Send + Sync {
     /// Sets a commit status.
     async fn status(&self, at: &Target, sha: &Sha, status: &CommitStatus) -> Result<(), ForgeError>;
 
-    /// Reports a deployment of `sha` to `environment`, live at `url`.
-    async fn deployment(&self, at: &Target, sha: &Sha, environment: &str, url: &str) -> Result<(), ForgeError>;
+    /// Creates a deployment of `sha` to `environment` (to be live at
+    /// `url`), marked `in_progress`: its id, for the status the reconciler
+    /// reports once the preview is up or cannot come up.
+    async fn deployment(&self, at: &Target, sha: &Sha, environment: &str, url: &str) -> Result<u64, ForgeError>;
+
+    /// Sets deployment `id`'s status: `success` (with its URL), `failure`
+    /// (with the reason), or `inactive` (removed).
+    async fn deployment_status(
+        &self,
+        at: &Target,
+        id: u64,
+        environment: &str,
+        state: &str,
+        url: Option<&str>,
+        description: &str,
+    ) -> Result<(), ForgeError>;
 
     /// Writes Ferry's comment `key` on a pull request: edits the one
     /// written before instead of adding another.

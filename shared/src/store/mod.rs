@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    Cursor, Delivery, DeliveryId, Installation, InstallationId, PolledRef, PrNumber, PullRequest, RefName, Release,
-    RepoName, Repository, Run, Sha, Tag, Timestamp, UnitName,
+    Cursor, Delivery, DeliveryId, Installation, InstallationId, PolledRef, PrNumber, Preview, PullRequest, RefName,
+    Release, RepoName, Repository, Run, Sha, Tag, Timestamp, UnitName,
 };
 
 pub use dynamo::DynamoStore;
@@ -34,6 +34,8 @@ pub enum Key {
     PullRequest(RepoName, PrNumber),
     Release(RepoName, Tag),
     Run(RepoName, UnitName, Sha),
+    /// A preview: the repository, what it is of (`pr-7`), the unit.
+    Preview(RepoName, String, UnitName),
     Delivery(DeliveryId),
     Cursor(String),
 }
@@ -46,7 +48,8 @@ impl Key {
             | Key::Ref(repo, _)
             | Key::PullRequest(repo, _)
             | Key::Release(repo, _)
-            | Key::Run(repo, _, _) => repo_pk(repo),
+            | Key::Run(repo, _, _)
+            | Key::Preview(repo, _, _) => repo_pk(repo),
             Key::Delivery(id) => format!("DELIVERY#{id}"),
             Key::Cursor(name) => format!("CURSOR#{name}"),
         }
@@ -59,6 +62,7 @@ impl Key {
             Key::PullRequest(_, number) => format!("PR#{number}"),
             Key::Release(_, tag) => format!("REL#{tag}"),
             Key::Run(_, unit, sha) => format!("RUN#{unit}#{sha}"),
+            Key::Preview(_, of, unit) => format!("PREVIEW#{of}#{unit}"),
         }
     }
 }
@@ -82,6 +86,7 @@ pub enum Collection {
     Releases(RepoName),
     Runs(RepoName),
     RunsOfUnit(RepoName, UnitName),
+    Previews(RepoName),
     /// Every installation (the token rotator walks them).
     Installations,
     /// Every tracked repository (the poller and the reconciler walk them).
@@ -115,6 +120,7 @@ impl Collection {
             Collection::PullRequests(repo) => partition(repo, "PR#".to_owned()),
             Collection::Releases(repo) => partition(repo, "REL#".to_owned()),
             Collection::Runs(repo) => partition(repo, "RUN#".to_owned()),
+            Collection::Previews(repo) => partition(repo, "PREVIEW#".to_owned()),
             Collection::RunsOfUnit(repo, unit) => partition(repo, format!("RUN#{unit}#")),
             Collection::Installations => Scope::Listed { kind: "installation" },
             Collection::Repositories => Scope::Listed { kind: "repository" },
@@ -134,6 +140,7 @@ pub enum Record {
     PullRequest(PullRequest),
     Release(Release),
     Run(Run),
+    Preview(Preview),
     Delivery(Delivery),
     Cursor(Cursor),
 }
@@ -153,6 +160,7 @@ impl Record {
             Record::PullRequest(p) => Key::PullRequest(p.repo.clone(), p.number),
             Record::Release(r) => Key::Release(r.repo.clone(), r.tag.clone()),
             Record::Run(r) => Key::Run(r.repo.clone(), r.unit.clone(), r.sha.clone()),
+            Record::Preview(p) => Key::Preview(p.repo.clone(), p.of.clone(), p.unit.clone()),
             Record::Delivery(d) => Key::Delivery(d.id.clone()),
             Record::Cursor(c) => Key::Cursor(c.name.clone()),
         }
@@ -166,6 +174,7 @@ impl Record {
             Record::PullRequest(_) => "pull_request",
             Record::Release(_) => "release",
             Record::Run(_) => "run",
+            Record::Preview(_) => "preview",
             Record::Delivery(_) => "delivery",
             Record::Cursor(_) => "cursor",
         }
@@ -197,6 +206,7 @@ impl Record {
             "pull_request" => Record::PullRequest(fields.decode().map_err(err)?),
             "release" => Record::Release(fields.decode().map_err(err)?),
             "run" => Record::Run(fields.decode().map_err(err)?),
+            "preview" => Record::Preview(fields.decode().map_err(err)?),
             "delivery" => Record::Delivery(fields.decode().map_err(err)?),
             "cursor" => Record::Cursor(fields.decode().map_err(err)?),
             other => return Err(format!("unknown kind {other:?}")),
@@ -234,6 +244,7 @@ entity!(
     PullRequest(PullRequest),
     Release(Release),
     Run(Run),
+    Preview(Preview),
     Delivery(Delivery),
     Cursor(Cursor),
 );
@@ -554,14 +565,28 @@ pub(crate) mod samples {
             }
             .into(),
             Run {
-                repo,
+                repo: repo.clone(),
                 unit: UnitName::parse("api").unwrap(),
-                sha,
+                sha: sha.clone(),
                 namespace: "ci".into(),
                 name: "api-x".into(),
                 status: RunStatus::Pending,
                 reported: None,
                 run_kind: Some("PipelineRun".into()),
+            }
+            .into(),
+            Preview {
+                repo: repo.clone(),
+                of: "pr-3".into(),
+                unit: UnitName::parse("api").unwrap(),
+                namespace: "preview-api-api-pr-3-0a1b2c3d".into(),
+                deployment: "api".into(),
+                sha: sha.clone(),
+                environment: "preview/api/pr-3".into(),
+                github_deployment: Some(11),
+                url: "https://api-pr-3.preview.example.com".into(),
+                applied_at: Timestamp::from_unix(8),
+                reported: None,
             }
             .into(),
             Delivery {

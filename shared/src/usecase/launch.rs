@@ -13,8 +13,8 @@ use crate::domain::event::{Command, Detail, GitEvent};
 use crate::domain::route::Trigger;
 use crate::domain::tokens::Credential;
 use crate::domain::{
-    Installation, PrNumber, PrState, PullRequest, Release, RepoMode, RepoName, Repository, Run, RunStatus, Sha,
-    Timestamp, UnitName,
+    Installation, PrNumber, PrState, Preview, PullRequest, Release, RepoMode, RepoName, Repository, Run, RunStatus,
+    Sha, Timestamp, UnitName,
 };
 use crate::forge::{CommitStatus, Forge, ForgeError, StatusState, Target};
 use crate::store::{Collection, Key, Record, StateStore, StoreError};
@@ -644,6 +644,14 @@ fn leak_kind(kind: &str, verb: &str) -> &'static str {
     }
 }
 
+/// How a preview's record names what it is of: `pr-<n>` or `release-<tag>`.
+fn preview_key(of: &PreviewOf) -> String {
+    match of {
+        PreviewOf::PullRequest(n) => format!("pr-{n}"),
+        PreviewOf::Release(tag) => format!("release-{tag}"),
+    }
+}
+
 fn preview_of(situation: &Situation) -> Option<PreviewOf> {
     match (&situation.pr, &situation.tag) {
         (Some(pr), _) => Some(PreviewOf::PullRequest(pr.number)),
@@ -676,8 +684,23 @@ async fn preview(
         PreviewOf::PullRequest(n) => format!("preview/{}/pr-{n}", unit.name),
         PreviewOf::Release(tag) => format!("preview/{}/{tag}", unit.name),
     };
-    ports.forge.deployment(target, sha, &environment, &url).await?;
-    launched.actions.push(Action::new("deployment.success", &environment));
+    // In progress until the reconciler sees it available (or failing).
+    let deployment = ports.forge.deployment(target, sha, &environment, &url).await?;
+    launched.actions.push(Action::new("deployment.created", &environment));
+    let record = Preview {
+        repo: target.repo.clone(),
+        of: preview_key(&of),
+        unit: unit.name.clone(),
+        namespace: namespace.clone(),
+        deployment: manifests::object_name(&unit.name, 63),
+        sha: sha.clone(),
+        environment: environment.clone(),
+        github_deployment: Some(deployment),
+        url: url.clone(),
+        applied_at: Timestamp::now(),
+        reported: None,
+    };
+    ports.state.save(record.clone(), |_| record.clone()).await?;
     if let PreviewOf::PullRequest(number) = of {
         let body = format!(
             "**Preview `{}`** is live at {url}\n\nBuilt from {} · updated on every push · removed when the pull request closes.",
@@ -705,6 +728,16 @@ async fn remove_preview(
     let Some(of) = preview_of(situation) else { return Ok(()) };
     let namespace = manifests::preview_namespace(&target.repo, unit, &of);
     ports.cluster.delete_namespace(&namespace).await?;
+    let key = Key::Preview(target.repo.clone(), preview_key(&of), unit.clone());
+    if let Some(found) = ports.state.load::<Preview>(&key).await? {
+        if let Some(id) = found.record.github_deployment {
+            let environment = &found.record.environment;
+            if let Err(e) = ports.forge.deployment_status(target, id, environment, "inactive", None, "removed").await {
+                tracing::warn!(error = %e, %environment, "could not mark the deployment inactive");
+            }
+        }
+        ports.state.delete(&key).await?;
+    }
     launched.actions.push(Action { kind: "preview.removed", namespace: Some(namespace), name: unit.to_string() });
     Ok(())
 }

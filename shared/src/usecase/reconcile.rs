@@ -23,8 +23,8 @@ use crate::domain::event::{Detail, GitEvent, PullRequestDetail};
 use crate::domain::repair::{self, Listing, Retry};
 use crate::domain::route::{Trigger, route};
 use crate::domain::{
-    Clock, Cursor, Delivery, DeliveryId, Outcome, PrState, PullRequest, Release, Repository, Run, RunStatus, Sha,
-    Timestamp,
+    Clock, Cursor, Delivery, DeliveryId, Outcome, PrState, Preview, PullRequest, Release, Repository, Run, RunStatus,
+    Sha, Timestamp,
 };
 use crate::forge::{AppHooks, CommitStatus, Forge, ForgeError, StatusState, Target};
 use crate::store::{Collection, Key, Record, StateStore, StoreError, Versioned};
@@ -97,6 +97,8 @@ impl<'a> Ports<'a> {
 pub struct Report {
     /// Run results reported as commit statuses.
     pub statuses: usize,
+    /// Previews reported up (`success` with the URL) or failing (`failure` with why).
+    pub previews_reported: usize,
     /// Unfinished deliveries acted on again, and how many of them succeeded.
     pub retried: usize,
     pub recovered: usize,
@@ -118,9 +120,10 @@ impl Report {
     /// The one line each cycle ends with.
     pub fn summary(&self) -> String {
         format!(
-            "reconciled: {} statuses, {} retried ({} recovered), {} dead, {} redelivered, {} missed releases, \
+            "reconciled: {} statuses, {} previews reported, {} retried ({} recovered), {} dead, {} redelivered, {} missed releases, \
              {} missed pull requests, {} previews removed, {} failures",
             self.statuses,
+            self.previews_reported,
             self.retried,
             self.recovered,
             self.dead,
@@ -317,6 +320,9 @@ async fn repair_repository(
     if let Err(e) = report_runs(ports, &target, report).await {
         report.failed.push(format!("{repo}: reading runs: {e}"));
     }
+    if let Err(e) = report_previews(ports, &target, report).await {
+        report.failed.push(format!("{repo}: previews: {e}"));
+    }
     if let Err(e) = missed_releases(ports, &target, version, &repository, report).await {
         report.failed.push(format!("{repo}: releases: {e}"));
     }
@@ -371,6 +377,33 @@ async fn report_runs(ports: Ports<'_>, target: &Target, report: &mut Report) -> 
             return Err(e.into());
         }
         report.statuses += 1;
+    }
+    Ok(())
+}
+
+/// Each preview still coming up is reported once it is available (its
+/// GitHub deployment `success`, with the URL) or cannot come up in time
+/// (`failure`, with the reason its pods give).
+async fn report_previews(ports: Ports<'_>, target: &Target, report: &mut Report) -> Result<(), RepairError> {
+    for found in ports.state.query(&Collection::Previews(target.repo.clone())).await? {
+        let Record::Preview(preview) = found.record else { continue };
+        if preview.reported.is_some() {
+            continue;
+        }
+        let health = ports.cluster.deployment_health(&preview.namespace, &preview.deployment).await?;
+        let Some((up, text)) = repair::preview_result(&health, preview.applied_at, ports.clock.now()) else { continue };
+        let state = if up { "success" } else { "failure" };
+        if let Some(id) = preview.github_deployment {
+            let url = up.then_some(preview.url.as_str());
+            ports.forge.deployment_status(target, id, &preview.environment, state, url, &text).await?;
+        }
+        let done = Preview { reported: Some(state.to_owned()), ..preview };
+        match ports.state.update(&done.into(), found.version).await {
+            // A newer push re-applied it meanwhile: its own record is reported next.
+            Ok(_) | Err(StoreError::StaleVersion { .. } | StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        report.previews_reported += 1;
     }
     Ok(())
 }

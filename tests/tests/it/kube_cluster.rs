@@ -276,6 +276,8 @@ fn every_core_object_ferry_writes_fits_the_kubernetes_schema() {
     conforms::<Deployment>(&objects[1]);
     conforms::<Service>(&objects[2]);
     conforms::<Ingress>(&objects[3]);
+    conforms::<k8s_openapi::api::rbac::v1::RoleBinding>(&objects[4]);
+    assert_eq!(objects.len(), 5);
     let run = run_for(&sha('2'), RunKind::Pipeline);
     conforms::<Secret>(&manifests::git_secret(&run, "uid-1", "clone-token"));
 }

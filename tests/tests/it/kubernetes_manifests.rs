@@ -29,9 +29,24 @@ fn rbac_grants_what_ferry_calls_and_nothing_more() {
             "{doc}"
         );
     }
+    // The preview reader is a ClusterRole only to be bound inside each
+    // preview namespace (by Ferry, per namespace): never cluster-wide.
+    let reader = ferry::cluster::manifests::PREVIEW_READER;
+    assert!(
+        !docs.iter().any(|d| d["kind"] == "ClusterRoleBinding" && d["roleRef"]["name"] == reader),
+        "{reader} is never bound cluster-wide"
+    );
+    let reader_rules = &docs.iter().find(|d| d["metadata"]["name"] == reader).expect("the reader role")["rules"];
+    assert_eq!(
+        reader_rules,
+        &serde_json::json!([
+            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}
+        ])
+    );
     let rules: Vec<(&str, &Value)> = docs
         .iter()
-        .filter(|d| d["kind"] == "Role" || d["kind"] == "ClusterRole")
+        .filter(|d| d["kind"] == "Role" || (d["kind"] == "ClusterRole" && d["metadata"]["name"] != reader))
         .flat_map(|d| d["rules"].as_array().unwrap().iter().map(move |r| (d["kind"].as_str().unwrap(), r)))
         .collect();
     let mut granted: BTreeSet<(String, String, String)> = BTreeSet::new();
@@ -39,7 +54,10 @@ fn rbac_grants_what_ferry_calls_and_nothing_more() {
         for field in ["apiGroups", "resources", "verbs"] {
             assert!(!strings(&rule[field]).contains(&"*"), "a wildcard in {kind}: {rule}");
         }
-        assert!(rule.get("resourceNames").is_none() || *kind == "Role");
+        // Names pin a rule down; the one cluster-wide rule with names is `bind` of the reader.
+        if rule.get("resourceNames").is_some() && *kind == "ClusterRole" {
+            assert_eq!((strings(&rule["verbs"]), strings(&rule["resourceNames"])), (vec!["bind"], vec![reader]));
+        }
         for resource in strings(&rule["resources"]) {
             for verb in strings(&rule["verbs"]) {
                 granted.insert((kind.to_string(), resource.to_owned(), verb.to_owned()));
@@ -53,7 +71,7 @@ fn rbac_grants_what_ferry_calls_and_nothing_more() {
         granted.iter().filter(|(k, _, _)| k == "ClusterRole").map(|(_, r, _)| r.as_str()).collect();
     assert_eq!(
         cluster_wide,
-        BTreeSet::from(["deployments", "ingresses", "namespaces", "services"]),
+        BTreeSet::from(["clusterroles", "deployments", "ingresses", "namespaces", "rolebindings", "services"]),
         "only what previews need"
     );
     for resource in ["pipelineruns", "taskruns"] {

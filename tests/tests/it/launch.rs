@@ -247,7 +247,7 @@ async fn an_outsiders_pull_request_runs_nothing_until_a_member_says_ok_to_test()
             "pipelinerun.created",
             "status.pending",
             "preview.applied",
-            "deployment.success",
+            "deployment.created",
             "comment.preview"
         ],
         "{reply}"
@@ -287,6 +287,7 @@ async fn a_members_pull_request_gets_a_preview_that_closing_removes() {
             "deployment/api.yaml",
             "ingress/api.yaml",
             format!("namespace/{namespace_name}.yaml").as_str(),
+            "rolebinding/ferry-preview-reader.yaml",
             "service/api.yaml"
         ]
     );
@@ -296,6 +297,7 @@ async fn a_members_pull_request_gets_a_preview_that_closing_removes() {
     let deployment =
         std::fs::read_to_string(harness.data_dir().join("forge/acme/api/deployments/preview_api_pr-9.json")).unwrap();
     assert!(deployment.contains("https://api-pr-9.preview.example.com"));
+    assert!(deployment.contains("in_progress"), "reported up only once it is: {deployment}");
     let comment = harness.data_dir().join("forge/acme/api/comments/pr-9-preview-api.json");
     assert!(std::fs::read_to_string(&comment).unwrap().contains("<!-- ferry:preview-api -->"));
 

@@ -386,3 +386,63 @@ async fn previews_go_after_two_listings_agree_never_in_an_outage_and_a_few_per_c
     assert_eq!(pr.state, ferry::domain::PrState::Closed);
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
+
+fn preview_deployment(harness: &Harness, number: u64) -> PathBuf {
+    let namespace = ferry::cluster::manifests::preview_namespace(
+        &repo("acme/api"),
+        &ferry::domain::UnitName::parse("api").unwrap(),
+        &ferry::cluster::manifests::PreviewOf::PullRequest(ferry::domain::PrNumber::new(number)),
+    );
+    harness.data_dir().join("cluster").join(namespace).join("deployment/api.yaml")
+}
+
+fn github_deployment(harness: &Harness, number: u64) -> Value {
+    let path = harness.data_dir().join(format!("forge/acme/api/deployments/preview_api_pr-{number}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_preview_is_reported_up_with_its_url_or_failing_with_the_reason() {
+    let harness = harness(Timestamp::now()).await;
+    let clock = SimClock::at(Timestamp::now());
+    for (number, head) in [(21, SHA2), (22, SHA3), (23, SHA4)] {
+        harness.deliver("pull_request", &format!("h-{number}"), SECRET, &pull_request("opened", number, head)).await;
+        assert_eq!(github_deployment(&harness, number)["state"], "in_progress");
+    }
+    assert_eq!(harness.reconcile(clock.as_ref()).await.previews_reported, 0, "all still coming up");
+
+    // #21 rolls out; #22's image cannot be pulled; #23 never becomes available.
+    set_run(&preview_deployment(&harness, 21), |d| {
+        d["status"] = json!({"observedGeneration": 1, "updatedReplicas": 1, "availableReplicas": 1,
+                             "conditions": [{"type": "Available", "status": "True"}]});
+    });
+    set_run(&preview_deployment(&harness, 22), |d| {
+        d["status"] = json!({"pods": [{"status": {"containerStatuses": [{"state": {"waiting": {
+            "reason": "ImagePullBackOff", "message": "Back-off pulling image \"ghcr.io/acme/api:3333333\""}}}]}}]});
+    });
+    let report = harness.reconcile(clock.as_ref()).await;
+    assert_eq!(report.previews_reported, 2, "{report:?}");
+    let up = github_deployment(&harness, 21);
+    assert_eq!(
+        (up["state"].as_str(), up["environment_url"].as_str()),
+        (Some("success"), Some("https://api-pr-21.preview.example.com"))
+    );
+    let failing = github_deployment(&harness, 22);
+    assert_eq!(failing["state"], "failure");
+    assert!(
+        failing["description"].as_str().unwrap().starts_with("ImagePullBackOff: Back-off pulling image"),
+        "{failing}"
+    );
+    assert_eq!(github_deployment(&harness, 23)["state"], "in_progress");
+
+    clock.advance(Duration::from_secs(11 * 60));
+    assert_eq!(harness.reconcile(clock.as_ref()).await.previews_reported, 1);
+    let late = github_deployment(&harness, 23);
+    assert_eq!(late["state"], "failure");
+    assert!(late["description"].as_str().unwrap().contains("not available 10 minutes after"), "{late}");
+    assert_eq!(harness.reconcile(clock.as_ref()).await.previews_reported, 0, "each reported once");
+
+    // Closing removes the preview and marks its deployment inactive.
+    harness.deliver("pull_request", "h-close", SECRET, &pull_request("closed", 21, SHA2)).await;
+    assert_eq!(github_deployment(&harness, 21)["state"], "inactive");
+}

@@ -175,7 +175,7 @@ impl Forge for GithubForge {
         }
     }
 
-    async fn deployment(&self, at: &Target, sha: &Sha, environment: &str, url: &str) -> Result<(), ForgeError> {
+    async fn deployment(&self, at: &Target, sha: &Sha, environment: &str, url: &str) -> Result<u64, ForgeError> {
         let body = json!({
             "ref": sha,
             "environment": environment,
@@ -191,7 +191,24 @@ impl Forge for GithubForge {
         }
         let id =
             parse(&answer)?["id"].as_u64().ok_or_else(|| ForgeError::Unavailable("a deployment without id".into()))?;
-        let body = json!({ "state": "success", "environment_url": url, "auto_inactive": true });
+        self.deployment_status(at, id, environment, "in_progress", Some(url), "Ferry is bringing the preview up")
+            .await?;
+        Ok(id)
+    }
+
+    async fn deployment_status(
+        &self,
+        at: &Target,
+        id: u64,
+        environment: &str,
+        state: &str,
+        url: Option<&str>,
+        description: &str,
+    ) -> Result<(), ForgeError> {
+        let mut body = json!({ "state": state, "description": description.chars().take(CommitStatus::DESCRIPTION_LIMIT).collect::<String>(), "auto_inactive": true });
+        if let Some(url) = url {
+            body["environment_url"] = url.into();
+        }
         let path = format!("/repos/{}/deployments/{id}/statuses", at.repo);
         let answer = self.json(at, Method::POST, &path, Some(&body)).await?;
         match answer.status {
