@@ -3,6 +3,7 @@
 mod app_manifest;
 mod config_readme;
 mod forge;
+mod infra_template;
 mod kube_cluster;
 mod kubernetes_manifests;
 mod launch;
