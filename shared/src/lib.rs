@@ -12,6 +12,7 @@ pub mod domain;
 pub mod forge;
 pub mod http;
 pub mod poll;
+pub mod report;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

@@ -157,6 +157,10 @@ pub struct Repos {
     pub hook_deliveries: Vec<Value>,
     /// Attempts Ferry asked to redeliver.
     pub redelivered: Vec<u64>,
+    /// `(repo, body)` of every check run created.
+    pub check_runs: Vec<(String, Value)>,
+    /// Answer 403 to check runs (an App installed without `checks: write`).
+    pub no_checks_permission: bool,
     /// Answer 401 to this many calls (a revoked token).
     pub refuse_next: usize,
 }
@@ -605,6 +609,13 @@ impl Respond for RepoResponder {
                     })),
                     None => not_found(),
                 }
+            }
+            ("POST", ["check-runs"]) if book.repos.no_checks_permission => {
+                ResponseTemplate::new(403).set_body_json(json!({"message": "Resource not accessible by integration"}))
+            }
+            ("POST", ["check-runs"]) => {
+                book.repos.check_runs.push((repo, body.unwrap_or_default()));
+                ResponseTemplate::new(201).set_body_json(json!({"id": book.repos.check_runs.len()}))
             }
             ("POST", ["statuses", sha]) => {
                 book.repos.statuses.push((repo, sha.to_string(), body.unwrap_or_default()));

@@ -9,6 +9,7 @@ pub mod github;
 pub mod lambda;
 pub mod logs;
 pub mod openapi;
+pub mod providers;
 pub mod throttle;
 pub mod webhook;
 

@@ -122,6 +122,22 @@ impl Forge for DryRunForge {
         Ok(id)
     }
 
+    async fn check_run(
+        &self,
+        at: &Target,
+        sha: &Sha,
+        name: &str,
+        conclusion: &str,
+        title: &str,
+        summary: &str,
+    ) -> Result<(), ForgeError> {
+        let path = self.repo_dir(at).join("checks").join(sha.as_str()).join(format!("{}.json", segment(name)));
+        let check = json!({ "name": name, "conclusion": conclusion, "output": { "title": title, "summary": summary } });
+        self.write(&path, &check)?;
+        tracing::info!(repo = %at.repo, sha = %sha, %name, %conclusion, "dry-run: check run");
+        Ok(())
+    }
+
     async fn deployment_status(
         &self,
         at: &Target,

@@ -132,6 +132,20 @@ pub trait Forge: Send + Sync {
     /// reports once the preview is up or cannot come up.
     async fn deployment(&self, at: &Target, sha: &Sha, environment: &str, url: &str) -> Result<u64, ForgeError>;
 
+    /// A completed check run `name` on `sha` with `conclusion` (`failure`)
+    /// and a summary of why: richer than a status where the host has checks
+    /// (GitHub, with the App's `checks: write`). Where the credential may
+    /// not create check runs, nothing is done.
+    async fn check_run(
+        &self,
+        at: &Target,
+        sha: &Sha,
+        name: &str,
+        conclusion: &str,
+        title: &str,
+        summary: &str,
+    ) -> Result<(), ForgeError>;
+
     /// Sets deployment `id`'s status: `success` (with its URL), `failure`
     /// (with the reason), or `inactive` (removed).
     async fn deployment_status(

@@ -377,6 +377,16 @@ async fn report_runs(ports: Ports<'_>, target: &Target, report: &mut Report) -> 
             return Err(e.into());
         }
         report.statuses += 1;
+        if matches!(result, RunStatus::Failure | RunStatus::Error) {
+            // Beside the status, a check run says why in more than 140 characters.
+            let summary = failure_summary(&kind, &run, &text, status.target_url.as_deref());
+            let title =
+                format!("{} {}", run.unit, if result == RunStatus::Failure { "failed" } else { "did not finish" });
+            if let Err(e) = ports.forge.check_run(target, &run.sha, &status.context, "failure", &title, &summary).await
+            {
+                tracing::warn!(error = %e, "could not add the check run; the status stands");
+            }
+        }
     }
     Ok(())
 }
@@ -406,6 +416,26 @@ async fn report_previews(ports: Ports<'_>, target: &Target, report: &mut Report)
         report.previews_reported += 1;
     }
     Ok(())
+}
+
+/// The Markdown a failed run's check run shows.
+fn failure_summary(kind: &str, run: &Run, text: &str, link: Option<&str>) -> String {
+    let mut summary = format!(
+        "**{kind} `{}`** in namespace `{}`, for commit `{}`:\n\n> {text}\n",
+        run.name,
+        run.namespace,
+        run.sha.short()
+    );
+    if let Some(link) = link {
+        summary.push_str(&format!("\n[Open the run]({link})\n"));
+    }
+    summary.push_str(&format!(
+        "\n`kubectl -n {} get {} {} -o yaml` shows every step; a trusted user's `/retest` runs it again.\n",
+        run.namespace,
+        kind.to_ascii_lowercase(),
+        run.name
+    ));
+    summary
 }
 
 fn state_of(status: RunStatus) -> StatusState {

@@ -104,6 +104,31 @@ async fn who_may_run_code_is_the_repository_s_write_permission() {
 }
 
 #[tokio::test]
+async fn a_failure_gets_a_check_run_with_its_summary_unless_the_app_may_not() {
+    let setup = setup().await;
+    let at = target();
+    setup
+        .forge
+        .check_run(&at, &sha('3'), "ferry/api", "failure", "api failed", "**PipelineRun** failed")
+        .await
+        .unwrap();
+    let checks = setup.fake.reported().check_runs;
+    assert_eq!(checks.len(), 1);
+    let (_, body) = &checks[0];
+    assert_eq!(
+        (body["name"].as_str(), body["conclusion"].as_str(), body["status"].as_str()),
+        (Some("ferry/api"), Some("failure"), Some("completed"))
+    );
+    assert_eq!(body["head_sha"], "3".repeat(40));
+    assert_eq!(body["output"]["summary"], "**PipelineRun** failed");
+    // Installed without `checks: write`: a 403, taken quietly (the status stands).
+    setup.fake.repos(|r| r.no_checks_permission = true);
+    setup.forge.check_run(&at, &sha('3'), "ferry/api", "failure", "t", "s").await.unwrap();
+    assert_eq!(setup.fake.reported().check_runs.len(), 1);
+    clean(&setup);
+}
+
+#[tokio::test]
 async fn statuses_deployments_and_one_edited_comment_are_reported() {
     let setup = setup().await;
     let forge = &setup.forge;

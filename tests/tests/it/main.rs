@@ -9,6 +9,7 @@ mod kubernetes_manifests;
 mod launch;
 mod octokit_examples;
 mod poll;
+mod providers;
 mod reconcile;
 mod samples;
 mod secrets_contract;

@@ -150,6 +150,17 @@ async fn run_results_become_commit_statuses_once_and_never_go_back() {
     let failed = commit_status(&harness, SHA3, "ferry/api").unwrap();
     assert_eq!(failed["state"], "failure");
     assert!(failed["description"].as_str().unwrap().ends_with("Failed: step build exited 1"), "{failed}");
+    let check: Value = serde_json::from_str(
+        &std::fs::read_to_string(harness.data_dir().join("forge/acme/api/checks").join(SHA3).join("ferry_api.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (check["conclusion"].as_str(), check["output"]["title"].as_str()),
+        (Some("failure"), Some("api failed"))
+    );
+    assert!(check["output"]["summary"].as_str().unwrap().contains("> Failed: step build exited 1"), "{check}");
+    assert!(!harness.data_dir().join("forge/acme/api/checks").join(SHA2).exists(), "a success needs no check run");
     let gone = commit_status(&harness, SHA4, "ferry/api").unwrap();
     assert_eq!(
         (gone["state"].as_str(), gone["description"].as_str().unwrap().ends_with("gone from the cluster")),

@@ -196,6 +196,38 @@ impl Forge for GithubForge {
         Ok(id)
     }
 
+    async fn check_run(
+        &self,
+        at: &Target,
+        sha: &Sha,
+        name: &str,
+        conclusion: &str,
+        title: &str,
+        summary: &str,
+    ) -> Result<(), ForgeError> {
+        // Check runs are the App's: a repository token cannot create them.
+        if !matches!(at.credential, crate::domain::tokens::Credential::Installation(_)) {
+            return Ok(());
+        }
+        let body = json!({
+            "name": name,
+            "head_sha": sha,
+            "status": "completed",
+            "conclusion": conclusion,
+            "output": { "title": title.chars().take(200).collect::<String>(), "summary": summary.chars().take(65_000).collect::<String>() },
+        });
+        let answer = self.json(at, Method::POST, &format!("/repos/{}/check-runs", at.repo), Some(&body)).await?;
+        match answer.status {
+            201 => Ok(()),
+            // The App was installed without `checks: write`: the status says enough.
+            403 => {
+                tracing::debug!(repo = %at.repo, "no checks permission: the failure is reported as a status only");
+                Ok(())
+            }
+            _ => Err(refused(format!("check run {name}"), &answer)),
+        }
+    }
+
     async fn deployment_status(
         &self,
         at: &Target,

@@ -1,0 +1,217 @@
+//! Fakes of the four other hosts' commit-status endpoints, each built from
+//! that host's API documentation (linked on each): the path shape, the
+//! credential's form, required fields, allowed values and limits. What the
+//! documentation does not allow is recorded as a violation and refused.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers};
+
+pub use ferry::report::Provider;
+
+/// What a fake saw.
+#[derive(Default)]
+struct Book {
+    accepted: Vec<Value>,
+    violations: Vec<String>,
+    /// Answer this status to the next request (an outage, say).
+    fail_next: Option<u16>,
+}
+
+pub struct ProviderFake {
+    server: MockServer,
+    book: Arc<Mutex<Book>>,
+    pub provider: Provider,
+    pub token: String,
+}
+
+impl ProviderFake {
+    pub async fn start(provider: Provider, token: &str) -> Self {
+        let server = MockServer::start().await;
+        let book = Arc::new(Mutex::new(Book::default()));
+        let responder = Host { provider, token: token.to_owned(), book: book.clone() };
+        Mock::given(matchers::any()).respond_with(responder).mount(&server).await;
+        Self { server, book, provider, token: token.to_owned() }
+    }
+
+    pub fn url(&self) -> url::Url {
+        url::Url::parse(&self.server.uri()).expect("the fake's URI")
+    }
+
+    /// Every status the fake accepted, as sent.
+    pub fn accepted(&self) -> Vec<Value> {
+        self.book.lock().unwrap().accepted.clone()
+    }
+
+    pub fn violations(&self) -> Vec<String> {
+        self.book.lock().unwrap().violations.clone()
+    }
+
+    pub fn fail_next(&self, status: u16) {
+        self.book.lock().unwrap().fail_next = Some(status);
+    }
+}
+
+struct Host {
+    provider: Provider,
+    token: String,
+    book: Arc<Mutex<Book>>,
+}
+
+/// What one request must be, per the host's documentation.
+struct Contract {
+    path: &'static str,
+    credential: String,
+    states: &'static [&'static str],
+    required: &'static [&'static str],
+    /// `(field, longest)`.
+    limits: &'static [(&'static str, usize)],
+    created: u16,
+}
+
+fn segments_of(path: &str) -> Vec<&str> {
+    path.trim_start_matches('/').split('/').collect()
+}
+
+impl Host {
+    fn contract(&self) -> Contract {
+        use base64::Engine;
+        match self.provider {
+            // https://docs.gitlab.com/api/commits/#set-the-pipeline-status-of-a-commit
+            Provider::Gitlab => Contract {
+                path: "api/v4/projects/{id}/statuses/{sha}",
+                credential: self.token.clone(),
+                states: &["pending", "running", "success", "failed", "canceled", "skipped"],
+                required: &["state"],
+                limits: &[("description", 255), ("name", 255)],
+                created: 201,
+            },
+            // https://developer.atlassian.com/cloud/bitbucket/rest/api-group-commit-statuses/
+            Provider::Bitbucket => Contract {
+                path: "2.0/repositories/{workspace}/{repo_slug}/commit/{sha}/statuses/build",
+                credential: format!("Bearer {}", self.token),
+                states: &["INPROGRESS", "SUCCESSFUL", "FAILED", "STOPPED"],
+                required: &["key", "state", "url"],
+                limits: &[("key", 40), ("name", 255)],
+                created: 201,
+            },
+            // https://learn.microsoft.com/en-us/rest/api/azure/devops/git/statuses/create?view=azure-devops-rest-7.1
+            Provider::AzureDevops => Contract {
+                path: "{organization}/{project}/_apis/git/repositories/{repository}/commits/{sha}/statuses",
+                credential: format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!(":{}", self.token))
+                ),
+                states: &["notSet", "pending", "succeeded", "failed", "error", "notApplicable"],
+                required: &["state", "context"],
+                limits: &[],
+                created: 201,
+            },
+            // https://gitea.com/api/swagger#/repository/repoCreateStatus
+            Provider::Gitea => Contract {
+                path: "api/v1/repos/{owner}/{repo}/statuses/{sha}",
+                credential: format!("token {}", self.token),
+                states: &["pending", "success", "error", "failure", "warning"],
+                required: &["state"],
+                limits: &[],
+                created: 201,
+            },
+        }
+    }
+
+    fn check(&self, request: &Request, contract: &Contract) -> Result<Value, (u16, String)> {
+        if request.method.as_str() != "POST" {
+            return Err((405, format!("{} is not the documented method", request.method)));
+        }
+        let want = segments_of(contract.path);
+        let got = segments_of(request.url.path());
+        let fits = want.len() == got.len()
+            && want.iter().zip(&got).all(|(w, g)| {
+                if *w == "{sha}" {
+                    g.len() == 40 && g.bytes().all(|b| b.is_ascii_hexdigit())
+                } else if w.starts_with('{') {
+                    !g.is_empty()
+                } else {
+                    w == g
+                }
+            });
+        if !fits {
+            return Err((404, format!("{} is not {}", request.url.path(), contract.path)));
+        }
+        if self.provider == Provider::Gitlab && got[3].contains('/') {
+            return Err((404, "the project path must be URL-encoded".into()));
+        }
+        if self.provider == Provider::AzureDevops
+            && !request.url.query_pairs().any(|(k, v)| k == "api-version" && v == "7.1")
+        {
+            return Err((400, "api-version=7.1 is required".into()));
+        }
+        let header = if self.provider == Provider::Gitlab { "private-token" } else { "authorization" };
+        let credential = request.headers.get(header).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if credential != contract.credential {
+            return Err((401, "the credential is missing or wrong".into()));
+        }
+        let body: Value =
+            serde_json::from_slice(&request.body).map_err(|_| (400, "the body is not JSON".to_owned()))?;
+        for field in contract.required {
+            if body.get(*field).is_none_or(Value::is_null) {
+                return Err((400, format!("{field} is required")));
+            }
+        }
+        let state = body["state"].as_str().unwrap_or_default();
+        if !contract.states.contains(&state) {
+            return Err((400, format!("state {state:?} is not one of {:?}", contract.states)));
+        }
+        for (field, longest) in contract.limits {
+            if body[*field].as_str().is_some_and(|v| v.chars().count() > *longest) {
+                return Err((400, format!("{field} is longer than {longest}")));
+            }
+        }
+        if self.provider == Provider::AzureDevops && body["context"]["name"].as_str().is_none_or(str::is_empty) {
+            return Err((400, "context.name is required".into()));
+        }
+        for url_field in ["url", "target_url", "targetUrl"] {
+            if let Some(url) = body.get(url_field).and_then(Value::as_str)
+                && url::Url::parse(url).is_err()
+            {
+                return Err((400, format!("{url_field} is not an absolute URL")));
+            }
+        }
+        Ok(body)
+    }
+}
+
+impl Respond for Host {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let contract = self.contract();
+        let mut book = self.book.lock().unwrap();
+        if let Some(status) = book.fail_next.take() {
+            return ResponseTemplate::new(status).set_body_json(json!({"message": "Service Unavailable"}));
+        }
+        match self.check(request, &contract) {
+            Ok(body) => {
+                // GitLab refuses to move a status to the state it has.
+                if self.provider == Provider::Gitlab
+                    && book
+                        .accepted
+                        .iter()
+                        .rev()
+                        .find(|b| b["name"] == body["name"])
+                        .is_some_and(|previous| previous["state"] == body["state"])
+                {
+                    let message =
+                        format!("Cannot transition status via :enqueue from :{}", body["state"].as_str().unwrap_or(""));
+                    return ResponseTemplate::new(400).set_body_json(json!({ "message": message }));
+                }
+                book.accepted.push(body.clone());
+                ResponseTemplate::new(contract.created).set_body_json(body)
+            }
+            Err((401, problem)) => ResponseTemplate::new(401).set_body_json(json!({ "message": problem })),
+            Err((status, problem)) => {
+                book.violations.push(problem.clone());
+                ResponseTemplate::new(status).set_body_json(json!({ "message": problem }))
+            }
+        }
+    }
+}

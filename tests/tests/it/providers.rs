@@ -1,0 +1,125 @@
+//! Commit statuses on GitLab, Bitbucket Cloud, Azure DevOps and Gitea, each
+//! against a fake built from that host's API documentation.
+
+use ferry::domain::Sha;
+use ferry::forge::{CommitStatus, ForgeError, StatusState};
+use ferry::report::{HostRepo, Provider, StatusReporter, reporter};
+use ferry_tests::logs;
+use ferry_tests::providers::ProviderFake;
+use secrecy::SecretString;
+
+const TOKEN: &str = "glpat-provider-token-do-not-log-0123456789";
+
+fn sha() -> Sha {
+    Sha::parse("9".repeat(40)).unwrap()
+}
+
+fn repo_for(provider: Provider) -> HostRepo {
+    HostRepo::new(match provider {
+        Provider::Gitlab => "acme/platform/api",
+        Provider::Bitbucket => "acme/api",
+        Provider::AzureDevops => "acme/platform/api",
+        Provider::Gitea => "acme/api",
+    })
+}
+
+async fn setup(provider: Provider, token: &str) -> (ProviderFake, std::sync::Arc<dyn StatusReporter>) {
+    logs::capture();
+    ferry::telemetry::install_crypto_provider();
+    let fake = ProviderFake::start(provider, TOKEN).await;
+    let reporter = reporter(provider, fake.url(), SecretString::from(token.to_owned()), reqwest::Client::new());
+    (fake, reporter)
+}
+
+const ALL: [Provider; 4] = [Provider::Gitlab, Provider::Bitbucket, Provider::AzureDevops, Provider::Gitea];
+
+#[tokio::test]
+async fn a_run_s_statuses_reach_each_host_in_its_own_terms() {
+    for provider in ALL {
+        let (fake, reporter) = setup(provider, TOKEN).await;
+        let repo = repo_for(provider);
+        let mut pending =
+            CommitStatus::new("ferry/api", StatusState::Pending, "PipelineRun ferry-api-9999999-push started");
+        pending.target_url = Some("https://tekton.example.com/#/namespaces/ci/pipelineruns/x".into());
+        reporter.report(&repo, &sha(), &pending).await.unwrap_or_else(|e| panic!("{provider:?}: {e}"));
+        // Again, as a redelivery would: GitLab refuses the same state twice, and Ferry takes that as done.
+        reporter.report(&repo, &sha(), &pending).await.unwrap_or_else(|e| panic!("{provider:?} again: {e}"));
+        let success = CommitStatus::new("ferry/api", StatusState::Success, "succeeded");
+        reporter.report(&repo, &sha(), &success).await.unwrap_or_else(|e| panic!("{provider:?}: {e}"));
+        let failure = CommitStatus::new(
+            "ferry/prod-eu-west-1-cluster-of-the-platform-team/api",
+            StatusState::Failure,
+            "x".repeat(300),
+        );
+        reporter.report(&repo, &sha(), &failure).await.unwrap_or_else(|e| panic!("{provider:?}: {e}"));
+        let error = CommitStatus::new("ferry/docs", StatusState::Error, "cancelled (Cancelled)");
+        reporter.report(&repo, &sha(), &error).await.unwrap_or_else(|e| panic!("{provider:?}: {e}"));
+
+        assert_eq!(fake.violations(), Vec::<String>::new(), "{provider:?}");
+        let states: Vec<String> = fake.accepted().iter().map(|b| b["state"].as_str().unwrap().to_owned()).collect();
+        let expected: &[&str] = match provider {
+            Provider::Gitlab => &["pending", "success", "failed", "failed"],
+            Provider::Bitbucket => &["INPROGRESS", "INPROGRESS", "SUCCESSFUL", "FAILED", "STOPPED"],
+            Provider::AzureDevops => &["pending", "pending", "succeeded", "failed", "error"],
+            Provider::Gitea => &["pending", "pending", "success", "failure", "error"],
+        };
+        assert_eq!(states, expected, "{provider:?}");
+        let first = &fake.accepted()[0];
+        let url = first.get("target_url").or(first.get("targetUrl")).or(first.get("url"));
+        assert_eq!(url.and_then(|u| u.as_str()), pending.target_url.as_deref(), "{provider:?}: the link");
+    }
+}
+
+#[tokio::test]
+async fn each_host_keeps_one_status_per_context() {
+    // Bitbucket: the key (at most 40) stays stable for a long context.
+    let (fake, reporter) = setup(Provider::Bitbucket, TOKEN).await;
+    let long = "ferry/prod-eu-west-1-cluster-of-the-platform-team/api";
+    for state in [StatusState::Pending, StatusState::Success] {
+        reporter.report(&repo_for(Provider::Bitbucket), &sha(), &CommitStatus::new(long, state, "s")).await.unwrap();
+    }
+    let keys: Vec<String> = fake.accepted().iter().map(|b| b["key"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(keys[0], keys[1]);
+    assert!(keys[0].len() <= 40, "{}", keys[0]);
+    assert!(
+        fake.accepted()[0]["url"].as_str().unwrap().starts_with("https://bitbucket.org/acme/api/commits/"),
+        "a URL is required"
+    );
+    // Azure DevOps: the context splits into genre and name.
+    let (fake, reporter) = setup(Provider::AzureDevops, TOKEN).await;
+    reporter
+        .report(
+            &repo_for(Provider::AzureDevops),
+            &sha(),
+            &CommitStatus::new("ferry/prod/api", StatusState::Pending, "s"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fake.accepted()[0]["context"], serde_json::json!({"genre": "ferry/prod", "name": "api"}));
+}
+
+#[tokio::test]
+async fn a_refused_token_or_an_outage_is_an_error_that_never_shows_the_token() {
+    for provider in ALL {
+        let wrong = "wrong-token-that-must-not-leak-abcdef";
+        let (fake, reporter) = setup(provider, wrong).await;
+        let status = CommitStatus::new("ferry/api", StatusState::Pending, "started");
+        let refused = reporter.report(&repo_for(provider), &sha(), &status).await.unwrap_err();
+        assert!(matches!(refused, ForgeError::Unauthorized), "{provider:?}: {refused:?}");
+        let (fake_ok, reporter_ok) = setup(provider, TOKEN).await;
+        fake_ok.fail_next(503);
+        let outage = reporter_ok.report(&repo_for(provider), &sha(), &status).await.unwrap_err();
+        assert!(matches!(outage, ForgeError::Unavailable(_)), "{provider:?}: {outage:?}");
+        for error in [refused.to_string(), outage.to_string(), format!("{refused:?}"), format!("{outage:?}")] {
+            assert!(!error.contains(wrong) && !error.contains(TOKEN), "{provider:?}: {error}");
+        }
+        // A repository named in the wrong shape is refused before any request
+        // (GitLab takes a project's numeric id as well as its path).
+        if provider != Provider::Gitlab {
+            let shape = reporter_ok.report(&HostRepo::new("just-one"), &sha(), &status).await.unwrap_err();
+            assert!(shape.to_string().contains("expected"), "{shape}");
+        }
+        assert!(fake.violations().is_empty() && fake_ok.violations().is_empty(), "{provider:?}");
+    }
+    logs::assert_no_secrets(&[TOKEN.to_owned(), "wrong-token-that-must-not-leak-abcdef".to_owned()]);
+}
