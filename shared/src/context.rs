@@ -134,6 +134,17 @@ impl Context {
             }
         };
         let config_api = config.github_api_url.clone();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| StartError::Github(e.to_string()))?;
+        let operator = Arc::new(operator);
+        // Statuses go to the other hosts the operator config names, too.
+        let forge: Arc<dyn Forge> = if operator.mirrors_statuses() {
+            Arc::new(crate::report::mirror::Mirrored::new(forge, operator.clone(), secrets.clone(), http.clone()))
+        } else {
+            forge
+        };
         Ok(Self {
             config: Arc::new(config),
             state,
@@ -143,12 +154,9 @@ impl Context {
             app_hooks,
             forge,
             cluster,
-            operator: Arc::new(operator),
+            operator,
             sources: Arc::new(Sources::new(&config_api).map_err(StartError::Github)?),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .map_err(|e| StartError::Github(e.to_string()))?,
+            http,
         })
     }
 }

@@ -92,6 +92,18 @@ impl Harness {
         &self.context
     }
 
+    /// Sends statuses to the operator config's `report_to` hosts too, as
+    /// `Context::connect` arranges when the config names any.
+    pub fn mirror_statuses(&mut self) {
+        let context = &mut self.context;
+        context.forge = Arc::new(ferry::report::mirror::Mirrored::new(
+            context.forge.clone(),
+            context.operator.clone(),
+            context.secrets.clone(),
+            context.http.clone(),
+        ));
+    }
+
     /// Reads and reports through `forge` instead of the dry-run forge.
     pub fn set_forge(&mut self, forge: Arc<dyn ferry::forge::Forge>) {
         self.context.forge = forge;

@@ -14,6 +14,7 @@ pub mod azure_devops;
 pub mod bitbucket;
 pub mod gitea;
 pub mod gitlab;
+pub mod mirror;
 
 use std::sync::Arc;
 

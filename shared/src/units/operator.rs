@@ -166,7 +166,27 @@ fn default_helm() -> String {
 #[serde(deny_unknown_fields)]
 pub struct RepositoryConfig {
     /// The units, in `.ferry.toml` format (a template too).
+    #[serde(default)]
     pub units: String,
+    /// Other hosts that get a copy of every commit status Ferry posts for
+    /// this repository (a GitLab, Bitbucket, Azure DevOps or Gitea mirror).
+    #[serde(default)]
+    pub report_to: Vec<ReportTo>,
+}
+
+/// `[[repositories."o/r".report_to]]`: one more host for the statuses.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportTo {
+    pub provider: crate::report::Provider,
+    /// The host's root URL; the public service's by default (Gitea has none).
+    #[serde(default)]
+    pub url: Option<url::Url>,
+    /// The repository as that host names it (`group/project`, `workspace/slug`,
+    /// `organization/project/repository`, `owner/repo`).
+    pub repository: String,
+    /// The secret-store name of the token for that host.
+    pub token_secret: String,
 }
 
 impl OperatorConfig {
@@ -200,7 +220,17 @@ impl OperatorConfig {
 
     /// The units text the operator gives `repo`, if any.
     pub fn units_for(&self, repo: &RepoName) -> Option<&str> {
-        self.repositories.get(repo.full_name()).map(|r| r.units.as_str())
+        self.repositories.get(repo.full_name()).map(|r| r.units.as_str()).filter(|units| !units.trim().is_empty())
+    }
+
+    /// The other hosts that get `repo`'s statuses.
+    pub fn report_to(&self, repo: &RepoName) -> &[ReportTo] {
+        self.repositories.get(repo.full_name()).map_or(&[], |r| r.report_to.as_slice())
+    }
+
+    /// Whether any repository's statuses go to another host too.
+    pub fn mirrors_statuses(&self) -> bool {
+        self.repositories.values().any(|r| !r.report_to.is_empty())
     }
 
     /// The dashboard link for a run, if one is configured.

@@ -123,3 +123,59 @@ async fn a_refused_token_or_an_outage_is_an_error_that_never_shows_the_token() {
     }
     logs::assert_no_secrets(&[TOKEN.to_owned(), "wrong-token-that-must-not-leak-abcdef".to_owned()]);
 }
+
+#[tokio::test]
+async fn a_repository_s_statuses_also_reach_the_hosts_the_operator_names() {
+    let fake = ProviderFake::start(Provider::Gitea, TOKEN).await;
+    let mut harness = ferry_tests::webhook::Harness::embedded("mirror-secret").await;
+    harness.set_operator(&format!(
+        r#"
+[repositories."acme/api"]
+units = '''
+[api.pipeline]
+namespace = "ci"
+ref = "build"
+'''
+[[repositories."acme/api".report_to]]
+provider = "gitea"
+url = "{}"
+repository = "acme/api-mirror"
+token_secret = "gitea/acme"
+"#,
+        fake.url()
+    ));
+    harness.mirror_statuses();
+    let name = ferry::secrets::SecretName::parse("gitea/acme").unwrap();
+    harness.context().secrets.put(&name, &SecretString::from(TOKEN.to_owned())).await.unwrap();
+    let tracked = ferry::domain::Repository {
+        installation: Some(ferry::domain::InstallationId::new(5)),
+        tracked_since: Some(ferry::domain::Timestamp::now()),
+        ..ferry_tests::builders::repository("acme/api")
+    };
+    harness.state().create(&tracked.into()).await.unwrap();
+    let push = serde_json::json!({
+        "ref": "refs/heads/main", "before": "1".repeat(40), "after": "2".repeat(40),
+        "commits": [{"added": ["a.rs"], "modified": [], "removed": []}],
+        "repository": {"full_name": "acme/api"}, "installation": {"id": 5}, "sender": {"login": "octocat"}
+    });
+    let (status, reply) = harness.deliver("push", "m-1", "mirror-secret", &push.to_string()).await;
+    assert_eq!(status, 200, "{reply}");
+    // The run succeeds; the reconciler reports it, to GitHub (dry run) and the mirror.
+    let runs = harness.data_dir().join("cluster/ci/pipelinerun");
+    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let mut object: serde_json::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&run).unwrap()).unwrap();
+    object["status"] = serde_json::json!({"conditions": [{"type": "Succeeded", "status": "True"}]});
+    std::fs::write(&run, serde_yaml_ng::to_string(&object).unwrap()).unwrap();
+    let clock = ferry_tests::github::SimClock::at(ferry::domain::Timestamp::now());
+    assert_eq!(harness.reconcile(clock.as_ref()).await.statuses, 1);
+    let mirrored: Vec<(String, String)> = fake
+        .accepted()
+        .iter()
+        .map(|b| (b["context"].as_str().unwrap().to_owned(), b["state"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        mirrored,
+        [("ferry/api".to_owned(), "pending".to_owned()), ("ferry/api".to_owned(), "success".to_owned())]
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}

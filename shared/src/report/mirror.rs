@@ -1,0 +1,136 @@
+//! A forge that also sends each commit status to the other hosts the
+//! operator config names for the repository (`report_to`): a GitLab,
+//! Bitbucket, Azure DevOps or Gitea mirror of a GitHub repository sees the
+//! same `ferry/<unit>` statuses. Everything else goes to the inner forge
+//! untouched. A mirror that fails is logged and does not fail the status
+//! GitHub got.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{HostRepo, reporter};
+use crate::domain::event::GitEvent;
+use crate::domain::{PrNumber, Sha};
+use crate::forge::{CommitStatus, Forge, ForgeError, Target};
+use crate::secrets::{SecretName, SecretStore};
+use crate::units::OperatorConfig;
+
+pub struct Mirrored {
+    inner: Arc<dyn Forge>,
+    operator: Arc<OperatorConfig>,
+    secrets: Arc<dyn SecretStore>,
+    http: reqwest::Client,
+}
+
+impl Mirrored {
+    pub fn new(
+        inner: Arc<dyn Forge>,
+        operator: Arc<OperatorConfig>,
+        secrets: Arc<dyn SecretStore>,
+        http: reqwest::Client,
+    ) -> Self {
+        Self { inner, operator, secrets, http }
+    }
+
+    async fn mirror(&self, at: &Target, sha: &Sha, status: &CommitStatus) {
+        for to in self.operator.report_to(&at.repo) {
+            let Some(base) = to.url.clone().or_else(|| to.provider.default_base()) else {
+                tracing::warn!(repo = %at.repo, provider = ?to.provider, "report_to needs a url for this host");
+                continue;
+            };
+            let token = match SecretName::parse(to.token_secret.clone()) {
+                Ok(name) => self.secrets.get(&name).await,
+                Err(e) => {
+                    tracing::warn!(repo = %at.repo, error = %e, "report_to names an invalid secret");
+                    continue;
+                }
+            };
+            let token = match token {
+                Ok(Some(token)) => token,
+                Ok(None) => {
+                    tracing::warn!(repo = %at.repo, secret = %to.token_secret, "no token for report_to");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(repo = %at.repo, error = %e, "cannot read the report_to token");
+                    continue;
+                }
+            };
+            let host = reporter(to.provider, base, token, self.http.clone());
+            match host.report(&HostRepo::new(to.repository.clone()), sha, status).await {
+                Ok(()) => {
+                    tracing::info!(repo = %at.repo, provider = ?to.provider, context = %status.context, "status mirrored")
+                }
+                Err(e) => {
+                    tracing::warn!(repo = %at.repo, provider = ?to.provider, error = %e, "could not mirror a status")
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Forge for Mirrored {
+    async fn file(&self, at: &Target, sha: &Sha, path: &str) -> Result<Option<String>, ForgeError> {
+        self.inner.file(at, sha, path).await
+    }
+
+    async fn pull_request_files(&self, at: &Target, number: PrNumber) -> Result<Option<Vec<String>>, ForgeError> {
+        self.inner.pull_request_files(at, number).await
+    }
+
+    async fn commit_of(&self, at: &Target, reference: &str) -> Result<Option<Sha>, ForgeError> {
+        self.inner.commit_of(at, reference).await
+    }
+
+    async fn status(&self, at: &Target, sha: &Sha, status: &CommitStatus) -> Result<(), ForgeError> {
+        self.inner.status(at, sha, status).await?;
+        self.mirror(at, sha, status).await;
+        Ok(())
+    }
+
+    async fn check_run(
+        &self,
+        at: &Target,
+        sha: &Sha,
+        name: &str,
+        conclusion: &str,
+        title: &str,
+        summary: &str,
+    ) -> Result<(), ForgeError> {
+        self.inner.check_run(at, sha, name, conclusion, title, summary).await
+    }
+
+    async fn deployment(&self, at: &Target, sha: &Sha, environment: &str, url: &str) -> Result<u64, ForgeError> {
+        self.inner.deployment(at, sha, environment, url).await
+    }
+
+    async fn deployment_status(
+        &self,
+        at: &Target,
+        id: u64,
+        environment: &str,
+        state: &str,
+        url: Option<&str>,
+        description: &str,
+    ) -> Result<(), ForgeError> {
+        self.inner.deployment_status(at, id, environment, state, url, description).await
+    }
+
+    async fn comment(&self, at: &Target, number: PrNumber, key: &str, body: &str) -> Result<(), ForgeError> {
+        self.inner.comment(at, number, key, body).await
+    }
+
+    async fn can_push(&self, at: &Target, login: &str) -> Result<Option<bool>, ForgeError> {
+        self.inner.can_push(at, login).await
+    }
+
+    async fn open_pull_requests(&self, at: &Target) -> Result<Option<Vec<GitEvent>>, ForgeError> {
+        self.inner.open_pull_requests(at).await
+    }
+
+    async fn releases(&self, at: &Target) -> Result<Vec<GitEvent>, ForgeError> {
+        self.inner.releases(at).await
+    }
+}
