@@ -161,6 +161,8 @@ pub struct Repos {
     pub check_runs: Vec<(String, Value)>,
     /// Answer 403 to check runs (an App installed without `checks: write`).
     pub no_checks_permission: bool,
+    /// Listings answered 304 (unchanged since the ETag Ferry sent).
+    pub not_modified: usize,
     /// Answer 401 to this many calls (a revoked token).
     pub refuse_next: usize,
 }
@@ -579,11 +581,10 @@ impl Respond for RepoResponder {
                 book.repos.fail_listings -= 1;
                 ResponseTemplate::new(502).set_body_json(json!({"message": "Server Error"}))
             }
-            ("GET", ["pulls"]) => {
+            ("GET", ["pulls"]) | ("GET", ["releases"]) => {
                 let per_page: usize = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
-                let listed: Vec<Value> = book
-                    .repos
-                    .open_pulls
+                let all = if parts[3] == "pulls" { &book.repos.open_pulls } else { &book.repos.releases };
+                let listed: Vec<Value> = all
                     .get(&repo)
                     .cloned()
                     .unwrap_or_default()
@@ -591,13 +592,16 @@ impl Respond for RepoResponder {
                     .skip((page - 1) * per_page)
                     .take(per_page)
                     .collect();
-                ResponseTemplate::new(200).set_body_json(listed)
-            }
-            ("GET", ["releases"]) => {
-                let per_page: usize = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
-                let listed: Vec<Value> =
-                    book.repos.releases.get(&repo).cloned().unwrap_or_default().into_iter().take(per_page).collect();
-                ResponseTemplate::new(200).set_body_json(listed)
+                // An ETag of the page, as GitHub gives: asked again with it
+                // and unchanged, the answer is a 304 with no body.
+                let body = Value::from(listed).to_string();
+                let etag = format!("W/\"{}\"", &ferry_sha256(&body)[..16]);
+                let asked = request.headers.get("if-none-match").and_then(|v| v.to_str().ok());
+                if asked == Some(etag.as_str()) {
+                    book.repos.not_modified += 1;
+                    return ResponseTemplate::new(304).insert_header("etag", etag.as_str());
+                }
+                ResponseTemplate::new(200).insert_header("etag", etag.as_str()).set_body_raw(body, "application/json")
             }
             ("GET", ["collaborators", login, "permission"]) => {
                 match book.repos.permissions.get(&(repo, percent_decode(login))) {
@@ -666,6 +670,11 @@ impl Respond for RepoResponder {
             }
         }
     }
+}
+
+fn ferry_sha256(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 fn percent_decode(text: &str) -> String {

@@ -104,6 +104,33 @@ async fn who_may_run_code_is_the_repository_s_write_permission() {
 }
 
 #[tokio::test]
+async fn listings_are_asked_again_with_their_etag_and_an_unchanged_one_costs_a_304() {
+    let setup = setup().await;
+    let release = serde_json::json!({"tag_name": "v1", "prerelease": false, "draft": false,
+        "target_commitish": "main", "published_at": "2026-11-22T10:00:00Z"});
+    setup.fake.repos(|r| {
+        r.releases.insert("acme/api".into(), vec![release.clone()]);
+    });
+    let at = target();
+    let first = setup.forge.releases(&at).await.unwrap();
+    let again = setup.forge.releases(&at).await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(first.len(), 1);
+    assert_eq!(setup.fake.reported().not_modified, 1, "the second listing was a 304");
+    // A change is seen at once.
+    setup.fake.repos(|r| {
+        let mut newer = release.clone();
+        newer["tag_name"] = "v2".into();
+        r.releases.get_mut("acme/api").unwrap().insert(0, newer);
+    });
+    assert_eq!(setup.forge.releases(&at).await.unwrap().len(), 2);
+    assert_eq!(setup.forge.open_pull_requests(&at).await.unwrap(), Some(vec![]));
+    assert_eq!(setup.forge.open_pull_requests(&at).await.unwrap(), Some(vec![]));
+    assert_eq!(setup.fake.reported().not_modified, 2);
+    clean(&setup);
+}
+
+#[tokio::test]
 async fn a_failure_gets_a_check_run_with_its_summary_unless_the_app_may_not() {
     let setup = setup().await;
     let at = target();

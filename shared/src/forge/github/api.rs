@@ -114,6 +114,20 @@ impl GithubApi {
         body: Option<&serde_json::Value>,
         accept: &str,
     ) -> Result<ApiResponse, String> {
+        self.send_conditional(method, path, bearer, body, accept, None).await
+    }
+
+    /// [`GithubApi::send_accepting`], with `If-None-Match: etag` when given:
+    /// an unchanged answer is a 304, which costs no rate limit.
+    pub async fn send_conditional(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: &SecretString,
+        body: Option<&serde_json::Value>,
+        accept: &str,
+        etag: Option<&str>,
+    ) -> Result<ApiResponse, String> {
         let mut credential = HeaderValue::from_str(&format!("Bearer {}", bearer.expose_secret()))
             .map_err(|_| "the credential is not a valid header value".to_owned())?;
         credential.set_sensitive(true);
@@ -124,6 +138,10 @@ impl GithubApi {
             .header(ACCEPT, accept)
             .header("x-github-api-version", API_VERSION)
             .header(USER_AGENT, concat!("ferry/", env!("CARGO_PKG_VERSION")));
+        let request = match etag.and_then(|e| HeaderValue::from_str(e).ok()) {
+            Some(etag) => request.header(http::header::IF_NONE_MATCH, etag),
+            None => request,
+        };
         let request = match body {
             Some(body) => request.header(http::header::CONTENT_TYPE, "application/json").body(body.to_string()),
             None => request.body(String::new()),

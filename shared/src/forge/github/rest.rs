@@ -31,11 +31,15 @@ const RELEASES_LISTED: u32 = 30;
 pub struct GithubForge {
     api: GithubApi,
     credentials: Arc<dyn Credentials>,
+    /// The last answer to each listing, by path, with its ETag: asked again
+    /// with `If-None-Match`, an unchanged listing is a 304 that costs no rate
+    /// limit (kept across a warm function's invocations).
+    listings: std::sync::Mutex<std::collections::HashMap<String, (String, Vec<u8>)>>,
 }
 
 impl GithubForge {
     pub fn new(api: GithubApi, credentials: Arc<dyn Credentials>) -> Self {
-        Self { api, credentials }
+        Self { api, credentials, listings: std::sync::Mutex::default() }
     }
 
     /// One call with the target's token; after a 401, once more with a new one.
@@ -47,11 +51,47 @@ impl GithubForge {
         body: Option<&Value>,
         accept: &str,
     ) -> Result<ApiResponse, ForgeError> {
+        self.call_conditional(at, method, path, body, accept, None).await
+    }
+
+    /// A listing page, asked conditionally: a 304 answers the body kept
+    /// from last time, as a 200.
+    async fn listing(&self, at: &Target, path: &str) -> Result<ApiResponse, ForgeError> {
+        let known = self.listings.lock().ok().and_then(|l| l.get(path).cloned());
+        let etag = known.as_ref().map(|(etag, _)| etag.as_str());
+        let mut answer =
+            self.call_conditional(at, Method::GET, path, None, "application/vnd.github+json", etag).await?;
+        match (answer.status, known) {
+            (304, Some((_, body))) => {
+                answer.status = 200;
+                answer.body = body;
+            }
+            (200, _) => {
+                if let Some(etag) = answer.headers.get(http::header::ETAG).and_then(|v| v.to_str().ok())
+                    && let Ok(mut listings) = self.listings.lock()
+                {
+                    listings.insert(path.to_owned(), (etag.to_owned(), answer.body.clone()));
+                }
+            }
+            _ => {}
+        }
+        Ok(answer)
+    }
+
+    async fn call_conditional(
+        &self,
+        at: &Target,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        accept: &str,
+        etag: Option<&str>,
+    ) -> Result<ApiResponse, ForgeError> {
         for attempt in 0..2 {
             let token = self.credentials.token(&at.credential).await.map_err(ForgeError::NoCredential)?;
             let answer = self
                 .api
-                .send_accepting(method.clone(), path, &token, body, accept)
+                .send_conditional(method.clone(), path, &token, body, accept, etag)
                 .await
                 .map_err(ForgeError::Unavailable)?;
             if answer.status == 401 && attempt == 0 {
@@ -273,7 +313,7 @@ impl Forge for GithubForge {
         let mut events = Vec::new();
         for page in 1..=OPEN_PR_PAGES {
             let url = format!("/repos/{}/pulls?state=open&per_page=100&page={page}", at.repo);
-            let answer = self.json(at, Method::GET, &url, None).await?;
+            let answer = self.listing(at, &url).await?;
             if answer.status != 200 {
                 return Err(refused("listing the open pull requests", &answer));
             }
@@ -290,7 +330,7 @@ impl Forge for GithubForge {
 
     async fn releases(&self, at: &Target) -> Result<Vec<GitEvent>, ForgeError> {
         let url = format!("/repos/{}/releases?per_page={RELEASES_LISTED}", at.repo);
-        let answer = self.json(at, Method::GET, &url, None).await?;
+        let answer = self.listing(at, &url).await?;
         if answer.status != 200 {
             return Err(refused("listing the releases", &answer));
         }
