@@ -496,12 +496,13 @@ async fn pull_requests(
     for event in &listed {
         let Detail::PullRequest(pr) = &event.detail else { continue };
         open.insert(pr.number.get());
+        // Unknown, moved on (a missed push), or reopened (a missed reopen):
+        // and GitHub's view is newer than Ferry's.
         let missed = match known.get(&pr.number.get()) {
             None => true,
             Some(found) => {
-                found.record.state == PrState::Open
-                    && found.record.head_sha != pr.head_sha
-                    && event.happened_at >= found.record.updated_at
+                (found.record.state == PrState::Closed || found.record.head_sha != pr.head_sha)
+                    && event.happened_at > found.record.updated_at
             }
         };
         if missed {

@@ -326,6 +326,17 @@ async fn missed_releases_and_pull_requests_are_launched_once() {
     assert!(runs.iter().any(|r| r.contains("-release-")) && runs.iter().any(|r| r.contains("-pr5-")), "{runs:?}");
     let report = harness.reconcile(clock.as_ref()).await;
     assert_eq!((report.missed_releases, report.missed_pull_requests), (0, 0), "{report:?}");
+
+    // Closed (heard), then reopened (lost): GitHub's newer listing brings it back.
+    let closed = json!({
+        "action": "closed", "number": 5, "pull_request": pr_item(5, SHA4, "2026-11-22T10:30:00Z"),
+        "repository": {"full_name": "acme/api"}, "installation": {"id": 5}, "sender": {"login": "someone"}
+    });
+    harness.deliver("pull_request", "x-closed", SECRET, &closed.to_string()).await;
+    assert_eq!(harness.reconcile(clock.as_ref()).await.missed_pull_requests, 0, "the listing is older than the close");
+    std::fs::write(listings.join("pulls.json"), json!([pr_item(5, SHA4, "2026-11-22T11:00:00Z")]).to_string()).unwrap();
+    assert_eq!(harness.reconcile(clock.as_ref()).await.missed_pull_requests, 1, "a lost reopen is repaired");
+    assert_eq!(harness.reconcile(clock.as_ref()).await.missed_pull_requests, 0);
 }
 
 #[tokio::test]
