@@ -163,6 +163,12 @@ pub struct Repos {
     pub no_checks_permission: bool,
     /// Listings answered 304 (unchanged since the ETag Ferry sent).
     pub not_modified: usize,
+    /// Personal access tokens the fake accepts (repository-token mode).
+    pub pats: Vec<String>,
+    /// `repo` to its webhooks, as GitHub describes them.
+    pub hooks: HashMap<String, Vec<Value>>,
+    /// Answer 404 to webhook creation (no admin right on the repository).
+    pub hooks_forbidden: bool,
     /// Answer 401 to this many calls (a revoked token).
     pub refuse_next: usize,
 }
@@ -538,7 +544,8 @@ impl Respond for RepoResponder {
             .to_owned();
         let now = shared.now();
         let mut book = shared.book.lock().unwrap();
-        let valid = book.minted.iter().any(|m| m.token == token && m.expires_at > now);
+        let valid =
+            book.minted.iter().any(|m| m.token == token && m.expires_at > now) || book.repos.pats.contains(&token);
         if !valid || book.repos.refuse_next > 0 {
             book.repos.refuse_next = book.repos.refuse_next.saturating_sub(1);
             return ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"}));
@@ -577,6 +584,27 @@ impl Respond for RepoResponder {
                 Some(sha) => ResponseTemplate::new(200).set_body_string(sha.clone()),
                 None => ResponseTemplate::new(422).set_body_json(json!({"message": "No commit found"})),
             },
+            ("GET", ["hooks"]) => {
+                ResponseTemplate::new(200).set_body_json(book.repos.hooks.get(&repo).cloned().unwrap_or_default())
+            }
+            ("POST", ["hooks"]) if book.repos.hooks_forbidden => not_found(),
+            ("POST", ["hooks"]) => {
+                let body = body.unwrap_or_default();
+                let id = 500 + book.repos.hooks.values().map(Vec::len).sum::<usize>() as u64;
+                let hook = json!({
+                    "id": id, "type": "Repository", "name": "web", "active": body["active"], "events": body["events"],
+                    "config": body["config"], "url": format!("https://api.github.com/repos/{repo}/hooks/{id}"),
+                });
+                book.repos.hooks.entry(repo).or_default().push(hook.clone());
+                ResponseTemplate::new(201).set_body_json(hook)
+            }
+            ("DELETE", ["hooks", id]) => {
+                let id: u64 = id.parse().unwrap_or(0);
+                let hooks = book.repos.hooks.entry(repo).or_default();
+                let before = hooks.len();
+                hooks.retain(|h| h["id"] != id);
+                if hooks.len() < before { ResponseTemplate::new(204) } else { not_found() }
+            }
             ("GET", ["pulls"]) | ("GET", ["releases"]) if book.repos.fail_listings > 0 => {
                 book.repos.fail_listings -= 1;
                 ResponseTemplate::new(502).set_body_json(json!({"message": "Server Error"}))

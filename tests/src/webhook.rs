@@ -30,27 +30,40 @@ impl Harness {
     pub async fn embedded(secret: &str) -> Self {
         let dir = tempfile::tempdir().expect("a temporary dir");
         let state = Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3")).expect("open the store"));
-        Self::build(dir, state, secret, Arc::new(NoApp))
+        Self::build(dir, state, secret, Arc::new(NoApp), &[])
+    }
+
+    /// Embedded state and secrets, with these configuration variables too.
+    pub async fn embedded_with(secret: &str, variables: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary dir");
+        let state = Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3")).expect("open the store"));
+        Self::build(dir, state, secret, Arc::new(NoApp), variables)
     }
 
     /// `state` as the store, embedded secrets, webhook secret `secret`.
     pub async fn with_state(state: Arc<dyn StateStore>, secret: &str) -> Self {
-        Self::build(tempfile::tempdir().expect("a temporary dir"), state, secret, Arc::new(NoApp))
+        Self::build(tempfile::tempdir().expect("a temporary dir"), state, secret, Arc::new(NoApp), &[])
     }
 
     /// Embedded state and secrets, tokens minted by `minter`.
     pub async fn with_minter(secret: &str, minter: Arc<dyn TokenMinter>) -> Self {
         let dir = tempfile::tempdir().expect("a temporary dir");
         let state = Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3")).expect("open the store"));
-        Self::build(dir, state, secret, minter)
+        Self::build(dir, state, secret, minter, &[])
     }
 
-    fn build(dir: tempfile::TempDir, state: Arc<dyn StateStore>, secret: &str, minter: Arc<dyn TokenMinter>) -> Self {
+    fn build(
+        dir: tempfile::TempDir,
+        state: Arc<dyn StateStore>,
+        secret: &str,
+        minter: Arc<dyn TokenMinter>,
+        variables: &[(&str, &str)],
+    ) -> Self {
         let data_dir = dir.path().to_str().expect("a UTF-8 path").to_owned();
         let config = Config::from_lookup(|name| match name {
             "FERRY_DATA_DIR" => Some(data_dir.clone()),
             "FERRY_WEBHOOK_SECRET" => Some(secret.to_owned()),
-            _ => None,
+            other => variables.iter().find(|(n, _)| *n == other).map(|(_, v)| (*v).to_owned()),
         })
         .expect("a valid configuration");
         let secrets: Arc<dyn SecretStore> =

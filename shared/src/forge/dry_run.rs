@@ -170,6 +170,31 @@ impl Forge for DryRunForge {
         Ok(())
     }
 
+    async fn hooks(&self, at: &Target) -> Result<Vec<(u64, String)>, ForgeError> {
+        Ok(self
+            .listing(at, "hooks.json")?
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|h| Some((h["id"].as_u64()?, h["url"].as_str()?.to_owned())))
+            .collect())
+    }
+
+    /// Writes the hook into `hooks.json` (the secret never: it is Ferry's own).
+    async fn create_hook(&self, at: &Target, url: &str, _secret: &secrecy::SecretString) -> Result<u64, ForgeError> {
+        let mut hooks = self.listing(at, "hooks.json")?.unwrap_or_default();
+        let id = hooks.iter().filter_map(|h| h["id"].as_u64()).max().unwrap_or(0) + 1;
+        hooks.push(json!({ "id": id, "url": url, "events": super::HOOK_EVENTS }));
+        self.write(&self.repo_dir(at).join("hooks.json"), &Value::from(hooks))?;
+        tracing::info!(repo = %at.repo, %url, "dry-run: repository webhook");
+        Ok(id)
+    }
+
+    async fn delete_hook(&self, at: &Target, id: u64) -> Result<(), ForgeError> {
+        let mut hooks = self.listing(at, "hooks.json")?.unwrap_or_default();
+        hooks.retain(|h| h["id"].as_u64() != Some(id));
+        self.write(&self.repo_dir(at).join("hooks.json"), &Value::from(hooks))
+    }
+
     /// From `pulls.json` beside the repository's files (GitHub's listing
     /// of open pull requests), when there is one.
     async fn open_pull_requests(&self, at: &Target) -> Result<Option<Vec<GitEvent>>, ForgeError> {

@@ -6,6 +6,7 @@ pub mod github;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use secrecy::SecretString;
 
 use crate::domain::event::GitEvent;
 use crate::domain::repair::HookAttempt;
@@ -168,6 +169,16 @@ pub trait Forge: Send + Sync {
     /// association GitHub sent decides alone.
     async fn can_push(&self, at: &Target, login: &str) -> Result<Option<bool>, ForgeError>;
 
+    /// The repository webhooks, as `(id, delivery URL)`.
+    async fn hooks(&self, at: &Target) -> Result<Vec<(u64, String)>, ForgeError>;
+
+    /// Creates a repository webhook delivering Ferry's events to `url`,
+    /// signed with `secret`: its id.
+    async fn create_hook(&self, at: &Target, url: &str, secret: &SecretString) -> Result<u64, ForgeError>;
+
+    /// Deletes webhook `id`; one already gone is fine.
+    async fn delete_hook(&self, at: &Target, id: u64) -> Result<(), ForgeError>;
+
     /// Every open pull request, each as a `pull_request` event describing
     /// it (`happened_at` = its last update); `None` when the host cannot
     /// list them all (too many, or a dry run without a listing).
@@ -211,6 +222,9 @@ impl AppHooks for crate::forge::github::NoApp {
         false
     }
 }
+
+/// The events a repository webhook Ferry creates delivers (token mode).
+pub const HOOK_EVENTS: [&str; 4] = ["push", "pull_request", "release", "issue_comment"];
 
 /// Whether a repository permission (`admin`, `maintain`, `write`,
 /// `triage`, `read`, `none`) lets its holder push.

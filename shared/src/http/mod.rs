@@ -4,6 +4,7 @@
 
 mod health;
 mod lambda;
+mod management;
 mod webhook;
 
 use axum::Router;
@@ -16,9 +17,14 @@ pub use lambda::service as lambda_service;
 pub use webhook::MAX_BODY;
 
 pub fn router(context: Context) -> Router {
+    let management = Router::new()
+        .route("/api/v0/repositories", get(management::list))
+        .route("/api/v0/repositories/{owner}/{repo}", post(management::track).delete(management::untrack))
+        .route_layer(axum::middleware::from_fn_with_state(context.clone(), management::authorize));
     Router::new()
         .route("/healthz", get(health::healthz))
         // The handler enforces the limit itself, Content-Length first.
         .route("/webhook", post(webhook::webhook).layer(DefaultBodyLimit::disable()))
+        .merge(management)
         .with_state(context)
 }

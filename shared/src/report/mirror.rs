@@ -126,6 +126,18 @@ impl Forge for Mirrored {
         self.inner.can_push(at, login).await
     }
 
+    async fn hooks(&self, at: &Target) -> Result<Vec<(u64, String)>, ForgeError> {
+        self.inner.hooks(at).await
+    }
+
+    async fn create_hook(&self, at: &Target, url: &str, secret: &secrecy::SecretString) -> Result<u64, ForgeError> {
+        self.inner.create_hook(at, url, secret).await
+    }
+
+    async fn delete_hook(&self, at: &Target, id: u64) -> Result<(), ForgeError> {
+        self.inner.delete_hook(at, id).await
+    }
+
     async fn open_pull_requests(&self, at: &Target) -> Result<Option<Vec<GitEvent>>, ForgeError> {
         self.inner.open_pull_requests(at).await
     }

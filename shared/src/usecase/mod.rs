@@ -7,6 +7,7 @@ pub mod poll;
 pub mod reconcile;
 pub mod rotate;
 pub mod tokens;
+pub mod track;
 
 use serde::Serialize;
 

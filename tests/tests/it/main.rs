@@ -7,6 +7,7 @@ mod infra_template;
 mod kube_cluster;
 mod kubernetes_manifests;
 mod launch;
+mod management;
 mod octokit_examples;
 mod poll;
 mod providers;

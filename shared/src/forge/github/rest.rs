@@ -15,6 +15,7 @@ use super::listing::{listed_event, listed_release};
 use crate::domain::event::GitEvent;
 use crate::domain::{PrNumber, Sha, Timestamp};
 use crate::forge::{CommitStatus, Credentials, Forge, ForgeError, Target, comment_marker, grants_push};
+use secrecy::SecretString;
 
 /// GitHub lists at most 3000 files of a pull request, 100 a page.
 const PR_FILES_PAGES: u32 = 30;
@@ -306,6 +307,41 @@ impl Forge for GithubForge {
             // Not a collaborator at all.
             404 => Ok(Some(false)),
             _ => Err(refused(format!("the permission of {login}"), &answer)),
+        }
+    }
+
+    async fn hooks(&self, at: &Target) -> Result<Vec<(u64, String)>, ForgeError> {
+        let answer = self.json(at, Method::GET, &format!("/repos/{}/hooks?per_page=100", at.repo), None).await?;
+        if answer.status != 200 {
+            return Err(refused("listing the repository's webhooks", &answer));
+        }
+        let hooks = parse(&answer)?.as_array().cloned().unwrap_or_default();
+        Ok(hooks
+            .iter()
+            .filter_map(|h| Some((h["id"].as_u64()?, h["config"]["url"].as_str().unwrap_or_default().to_owned())))
+            .collect())
+    }
+
+    async fn create_hook(&self, at: &Target, url: &str, secret: &SecretString) -> Result<u64, ForgeError> {
+        use secrecy::ExposeSecret;
+        let body = json!({
+            "name": "web",
+            "active": true,
+            "events": crate::forge::HOOK_EVENTS,
+            "config": { "url": url, "content_type": "json", "secret": secret.expose_secret(), "insecure_ssl": "0" },
+        });
+        let answer = self.json(at, Method::POST, &format!("/repos/{}/hooks", at.repo), Some(&body)).await?;
+        if answer.status != 201 {
+            return Err(refused("creating the repository webhook", &answer));
+        }
+        parse(&answer)?["id"].as_u64().ok_or_else(|| ForgeError::Unavailable("a webhook without an id".into()))
+    }
+
+    async fn delete_hook(&self, at: &Target, id: u64) -> Result<(), ForgeError> {
+        let answer = self.json(at, Method::DELETE, &format!("/repos/{}/hooks/{id}", at.repo), None).await?;
+        match answer.status {
+            204 | 404 => Ok(()),
+            _ => Err(refused(format!("deleting webhook {id}"), &answer)),
         }
     }
 

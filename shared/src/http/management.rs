@@ -1,0 +1,126 @@
+//! The management API (issue #9): `/api/v0/repositories`, to list, track
+//! and untrack repositories. On AWS it sits behind API Gateway's IAM
+//! authorisation; elsewhere behind `Authorization: Bearer $FERRY_ADMIN_TOKEN`.
+//! Without either, every call is refused with 401 and changes nothing.
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::Context;
+use crate::domain::{RepoMode, RepoName};
+use crate::usecase::track::{self, TrackError};
+
+/// Lets a call through when it is authorised (see the module doc).
+pub async fn authorize(State(context): State<Context>, request: Request, next: Next) -> Response {
+    let allowed = match &context.config.admin_token {
+        Some(token) => bearer(&request).is_some_and(|given| same(given.as_bytes(), token.expose_secret().as_bytes())),
+        // No token set: only a request API Gateway authorised with IAM.
+        None => matches!(
+            request.request_context_ref(),
+            Some(RequestContext::ApiGatewayV2(c)) if c.authorizer.as_ref().and_then(|a| a.iam.as_ref()).is_some()
+        ),
+    };
+    if !allowed {
+        return refuse(StatusCode::UNAUTHORIZED, "the management API needs Authorization: Bearer <FERRY_ADMIN_TOKEN>");
+    }
+    next.run(request).await
+}
+
+fn bearer(request: &Request) -> Option<&str> {
+    request.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+}
+
+/// Compares in time that does not depend on where the two differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn refuse(status: StatusCode, message: impl ToString) -> Response {
+    (status, Json(json!({ "error": message.to_string() }))).into_response()
+}
+
+fn failure(error: TrackError) -> Response {
+    let status = match &error {
+        TrackError::Invalid(_) => StatusCode::BAD_REQUEST,
+        TrackError::NotTracked(_) => StatusCode::NOT_FOUND,
+        TrackError::Forge(_) => StatusCode::BAD_GATEWAY,
+        TrackError::Store(_) | TrackError::Secrets(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    refuse(status, error)
+}
+
+fn repo_name(owner: &str, repo: &str) -> Result<RepoName, Response> {
+    RepoName::parse(format!("{owner}/{repo}")).map_err(|e| refuse(StatusCode::BAD_REQUEST, e))
+}
+
+/// `GET /api/v0/repositories`
+pub async fn list(State(context): State<Context>) -> Response {
+    match track::list(context.state.as_ref()).await {
+        Ok(tracked) => Json(json!({ "repositories": tracked })).into_response(),
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackBody {
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    token: Option<SecretString>,
+}
+
+/// `POST /api/v0/repositories/{owner}/{repo}`: `{"mode": "token", "token": …}`
+/// or `{"mode": "app"}` (the default).
+pub async fn track(
+    State(context): State<Context>,
+    Path((owner, repo)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let repo = match repo_name(&owner, &repo) {
+        Ok(repo) => repo,
+        Err(refused) => return refused,
+    };
+    // No body is App mode; a body must be the JSON above.
+    let body: TrackBody = if body.iter().all(u8::is_ascii_whitespace) {
+        TrackBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("the body is not {{\"mode\", \"token\"}}: {e}")),
+        }
+    };
+    let mode = match body.mode.as_deref() {
+        None | Some("app") => RepoMode::App,
+        Some("token") => RepoMode::Token,
+        Some(other) => return refuse(StatusCode::BAD_REQUEST, format!("mode {other:?} is not app or token")),
+    };
+    let secret = context.webhook_secrets.first().map(|s| SecretString::from(s.expose().to_owned()));
+    match track::track(track::Ports::of(&context, secret.as_ref()), &repo, mode, body.token).await {
+        Ok(outcome) => {
+            let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+            (status, Json(json!(outcome))).into_response()
+        }
+        Err(e) => failure(e),
+    }
+}
+
+/// `DELETE /api/v0/repositories/{owner}/{repo}`
+pub async fn untrack(State(context): State<Context>, Path((owner, repo)): Path<(String, String)>) -> Response {
+    let repo = match repo_name(&owner, &repo) {
+        Ok(repo) => repo,
+        Err(refused) => return refused,
+    };
+    match track::untrack(track::Ports::of(&context, None), &repo).await {
+        Ok(()) => Json(json!({ "untracked": repo.to_string() })).into_response(),
+        Err(e) => failure(e),
+    }
+}

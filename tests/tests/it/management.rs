@@ -1,0 +1,158 @@
+//! The management API through the real Lambda handler: tracking and
+//! untracking repositories, App and repository-token modes, against the fake
+//! GitHub (every request checked against GitHub's API description).
+
+use std::sync::Arc;
+
+use ferry::forge::github::{GithubApi, GithubForge};
+use ferry::usecase::tokens::TokenSource;
+use ferry_tests::github::{FakeGithub, SimClock, app_keys};
+use ferry_tests::webhook::Harness;
+use serde_json::{Value, json};
+
+const SECRET: &str = "management-webhook-secret";
+const ADMIN: &str = "admin-token-for-the-management-api";
+const PAT: &str = "ghp_repositorytokenforacmeapi000000000";
+const PUBLIC: &str = "https://ferry.example.com/webhook";
+
+/// An HTTP API (payload 2.0) request, optionally authorised by API Gateway with IAM.
+fn request(method: &str, path: &str, bearer: Option<&str>, body: Option<Value>, iam: bool) -> Value {
+    let mut headers = json!({"content-type": "application/json", "user-agent": "curl/8"});
+    if let Some(token) = bearer {
+        headers["authorization"] = format!("Bearer {token}").into();
+    }
+    let mut context = json!({
+        "accountId": "123456789012", "apiId": "a1b2c3d4e5",
+        "domainName": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com", "domainPrefix": "a1b2c3d4e5",
+        "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "10.0.0.1", "userAgent": "curl/8"},
+        "requestId": "id", "routeKey": "ANY /api/{proxy+}", "stage": "$default",
+        "time": "22/Nov/2026:08:00:00 +0000", "timeEpoch": 1_795_000_000_000_u64
+    });
+    if iam {
+        context["authorizer"] = json!({"iam": {
+            "accessKey": "AKIAEXAMPLE", "accountId": "123456789012", "callerId": "AIDAEXAMPLE",
+            "principalOrgId": null, "userArn": "arn:aws:iam::123456789012:user/ops", "userId": "AIDAEXAMPLE"
+        }});
+    }
+    json!({
+        "version": "2.0", "routeKey": "ANY /api/{proxy+}", "rawPath": path, "rawQueryString": "",
+        "headers": headers, "requestContext": context,
+        "body": body.map(|b| b.to_string()), "isBase64Encoded": false
+    })
+}
+
+struct Setup {
+    harness: Harness,
+    fake: FakeGithub,
+}
+
+async fn setup(admin: bool) -> Setup {
+    let clock = SimClock::at(ferry::domain::Timestamp::now());
+    let fake = FakeGithub::start(clock.clone()).await;
+    let mut variables = vec![("FERRY_PUBLIC_URL", PUBLIC)];
+    if admin {
+        variables.push(("FERRY_ADMIN_TOKEN", ADMIN));
+    }
+    let mut harness = Harness::embedded_with(SECRET, &variables).await;
+    let forge = GithubForge::new(
+        GithubApi::new(&fake.url()).unwrap(),
+        Arc::new(TokenSource { tokens: harness.context().tokens.clone(), state: harness.context().state.clone() }),
+    );
+    harness.set_forge(Arc::new(forge));
+    fake.repos(|r| r.pats.push(PAT.into()));
+    let _ = app_keys();
+    Setup { harness, fake }
+}
+
+async fn call(setup: &Setup, method: &str, path: &str, bearer: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    setup.harness.invoke(&request(method, path, bearer, body, false)).await
+}
+
+async fn tracked(setup: &Setup) -> Vec<Value> {
+    let (status, list) = call(setup, "GET", "/api/v0/repositories", Some(ADMIN), None).await;
+    assert_eq!(status, 200, "{list}");
+    list["repositories"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn without_the_admin_token_nothing_is_answered_or_changed() {
+    let setup = setup(true).await;
+    for bearer in [None, Some("wrong")] {
+        let (status, reply) =
+            call(&setup, "POST", "/api/v0/repositories/acme/api", bearer, Some(json!({"mode": "token", "token": PAT})))
+                .await;
+        assert_eq!(status, 401, "{reply}");
+        assert_eq!(call(&setup, "GET", "/api/v0/repositories", bearer, None).await.0, 401);
+    }
+    assert!(tracked(&setup).await.is_empty());
+    assert!(setup.fake.reported().hooks.is_empty(), "no call reached GitHub");
+    // Without FERRY_ADMIN_TOKEN only API Gateway's IAM authorisation lets a call in.
+    let iam_only = self::setup(false).await;
+    assert_eq!(iam_only.harness.invoke(&request("GET", "/api/v0/repositories", None, None, false)).await.0, 401);
+    assert_eq!(iam_only.harness.invoke(&request("GET", "/api/v0/repositories", None, None, true)).await.0, 200);
+}
+
+#[tokio::test]
+async fn tracking_with_a_token_creates_one_webhook_and_untracking_removes_everything() {
+    let setup = setup(true).await;
+    let body = json!({"mode": "token", "token": PAT});
+    let (status, reply) = call(&setup, "POST", "/api/v0/repositories/acme/api", Some(ADMIN), Some(body)).await;
+    assert_eq!(status, 201, "{reply}");
+    let hooks = setup.fake.reported().hooks["acme/api"].clone();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0]["config"]["url"], PUBLIC);
+    assert_eq!(hooks[0]["config"]["content_type"], "json");
+    assert_eq!(hooks[0]["config"]["secret"], SECRET);
+    assert_eq!(hooks[0]["events"], json!(["push", "pull_request", "release", "issue_comment"]));
+    assert_eq!(reply["repository"]["mode"], "token");
+    assert_eq!(reply["repository"]["hook_id"], hooks[0]["id"]);
+    assert!(!reply.to_string().contains(PAT), "the token is never echoed");
+
+    // Tracking again (the token is stored now) leaves one webhook.
+    let (status, _) =
+        call(&setup, "POST", "/api/v0/repositories/acme/api", Some(ADMIN), Some(json!({"mode": "token"}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(setup.fake.reported().hooks["acme/api"].len(), 1);
+    assert_eq!(tracked(&setup).await.len(), 1);
+
+    let (status, reply) = call(&setup, "DELETE", "/api/v0/repositories/acme/api", Some(ADMIN), None).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(setup.fake.reported().hooks["acme/api"].is_empty(), "the webhook is deleted");
+    assert!(tracked(&setup).await.is_empty());
+    let token = ferry::secrets::SecretName::repository(&ferry_tests::builders::repo("acme/api")).unwrap();
+    assert!(setup.harness.context().secrets.get(&token).await.unwrap().is_none(), "and the token");
+    assert_eq!(call(&setup, "DELETE", "/api/v0/repositories/acme/api", Some(ADMIN), None).await.0, 404);
+    assert_eq!(setup.fake.violations(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn app_mode_records_the_repository_and_bad_input_changes_nothing() {
+    let setup = setup(true).await;
+    assert_eq!(call(&setup, "POST", "/api/v0/repositories/acme/web", Some(ADMIN), None).await.0, 201);
+    assert_eq!(call(&setup, "POST", "/api/v0/repositories/acme/web", Some(ADMIN), None).await.0, 200);
+    let listed = tracked(&setup).await;
+    assert_eq!((listed[0]["repository"].as_str(), listed[0]["mode"].as_str()), (Some("acme/web"), Some("app")));
+
+    // An invalid name is refused before any call.
+    let (status, _) = call(&setup, "POST", "/api/v0/repositories/acme/we%20b", Some(ADMIN), None).await;
+    assert_eq!(status, 400);
+    let (status, _) =
+        call(&setup, "POST", "/api/v0/repositories/acme/api", Some(ADMIN), Some(json!({"mode": "owner"}))).await;
+    assert_eq!(status, 400);
+    // GitHub refuses the webhook (no admin right): its message, and nothing kept.
+    setup.fake.repos(|r| r.hooks_forbidden = true);
+    let (status, reply) = call(
+        &setup,
+        "POST",
+        "/api/v0/repositories/acme/api",
+        Some(ADMIN),
+        Some(json!({"mode": "token", "token": PAT})),
+    )
+    .await;
+    assert_eq!(status, 502, "{reply}");
+    assert!(reply["error"].as_str().unwrap().contains("Not Found"), "{reply}");
+    assert_eq!(tracked(&setup).await.len(), 1, "only acme/web");
+    let token = ferry::secrets::SecretName::repository(&ferry_tests::builders::repo("acme/api")).unwrap();
+    assert!(setup.harness.context().secrets.get(&token).await.unwrap().is_none(), "the token stored for it went again");
+    assert_eq!(setup.fake.violations(), Vec::<String>::new());
+}
