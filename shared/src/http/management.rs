@@ -57,8 +57,8 @@ fn failure(error: TrackError) -> Response {
     refuse(status, error)
 }
 
-fn repo_name(owner: &str, repo: &str) -> Result<RepoName, Response> {
-    RepoName::parse(format!("{owner}/{repo}")).map_err(|e| refuse(StatusCode::BAD_REQUEST, e))
+fn repo_name(owner: &str, repo: &str) -> Result<RepoName, String> {
+    RepoName::parse(format!("{owner}/{repo}")).map_err(|e| e.to_string())
 }
 
 /// `GET /api/v0/repositories`
@@ -87,7 +87,7 @@ pub async fn track(
 ) -> Response {
     let repo = match repo_name(&owner, &repo) {
         Ok(repo) => repo,
-        Err(refused) => return refused,
+        Err(problem) => return refuse(StatusCode::BAD_REQUEST, problem),
     };
     // No body is App mode; a body must be the JSON above.
     let body: TrackBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -117,7 +117,7 @@ pub async fn track(
 pub async fn untrack(State(context): State<Context>, Path((owner, repo)): Path<(String, String)>) -> Response {
     let repo = match repo_name(&owner, &repo) {
         Ok(repo) => repo,
-        Err(refused) => return refused,
+        Err(problem) => return refuse(StatusCode::BAD_REQUEST, problem),
     };
     match track::untrack(track::Ports::of(&context, None), &repo).await {
         Ok(()) => Json(json!({ "untracked": repo.to_string() })).into_response(),
