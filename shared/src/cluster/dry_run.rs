@@ -176,6 +176,12 @@ impl Cluster for DryRunCluster {
         Ok(super::phase_of(&object))
     }
 
+    async fn ping(&self) -> Result<String, ClusterError> {
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| ClusterError::Unavailable(format!("{}: {e}", self.root.display()).into()))?;
+        Ok(format!("dry-run at {}", self.root.display()))
+    }
+
     /// From the Deployment's file: its `status`, written by whoever plays
     /// the cluster (a test), or still progressing; a dry run has no pods.
     async fn deployment_health(&self, namespace: &str, name: &str) -> Result<Health, ClusterError> {

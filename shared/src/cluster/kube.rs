@@ -323,6 +323,11 @@ impl Cluster for KubeCluster {
         }
     }
 
+    async fn ping(&self) -> Result<String, ClusterError> {
+        let version = self.client().await?.apiserver_version().await.map_err(|e| failure("the API server", e))?;
+        Ok(version.git_version)
+    }
+
     async fn deployment_health(&self, namespace: &str, name: &str) -> Result<Health, ClusterError> {
         use k8s_openapi::api::apps::v1::Deployment;
         use k8s_openapi::api::core::v1::Pod;

@@ -100,6 +100,9 @@ pub trait Cluster: Send + Sync {
     /// coming up, or failing (and why, from its pods).
     async fn deployment_health(&self, namespace: &str, name: &str) -> Result<Health, ClusterError>;
 
+    /// Whether the cluster answers (its version, for a deep health check).
+    async fn ping(&self) -> Result<String, ClusterError>;
+
     /// Deletes a namespace and everything in it; deleting nothing is fine.
     async fn delete_namespace(&self, name: &str) -> Result<(), ClusterError>;
 }

@@ -18,17 +18,21 @@ use crate::Context;
 use crate::domain::{RepoMode, RepoName};
 use crate::usecase::track::{self, TrackError};
 
-/// Lets a call through when it is authorised (see the module doc).
-pub async fn authorize(State(context): State<Context>, request: Request, next: Next) -> Response {
-    let allowed = match &context.config.admin_token {
-        Some(token) => bearer(&request).is_some_and(|given| same(given.as_bytes(), token.expose_secret().as_bytes())),
+/// Whether `request` may use the management API (see the module doc).
+pub fn authorised(context: &Context, request: &Request) -> bool {
+    match &context.config.admin_token {
+        Some(token) => bearer(request).is_some_and(|given| same(given.as_bytes(), token.expose_secret().as_bytes())),
         // No token set: only a request API Gateway authorised with IAM.
         None => matches!(
             request.request_context_ref(),
             Some(RequestContext::ApiGatewayV2(c)) if c.authorizer.as_ref().and_then(|a| a.iam.as_ref()).is_some()
         ),
-    };
-    if !allowed {
+    }
+}
+
+/// Lets a call through when it is authorised.
+pub async fn authorize(State(context): State<Context>, request: Request, next: Next) -> Response {
+    if !authorised(&context, &request) {
         return refuse(StatusCode::UNAUTHORIZED, "the management API needs Authorization: Bearer <FERRY_ADMIN_TOKEN>");
     }
     next.run(request).await

@@ -156,3 +156,22 @@ async fn app_mode_records_the_repository_and_bad_input_changes_nothing() {
     assert!(setup.harness.context().secrets.get(&token).await.unwrap().is_none(), "the token stored for it went again");
     assert_eq!(setup.fake.violations(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn healthz_says_which_server_answered_and_deep_checks_each_dependency() {
+    let setup = setup(true).await;
+    let (status, public) = call(&setup, "GET", "/healthz", None, None).await;
+    assert_eq!((status, public["server"].as_str(), public["ok"].as_bool()), (200, Some("public"), Some(true)));
+    assert_eq!(public["version"], env!("CARGO_PKG_VERSION"));
+    let (status, _) = call(&setup, "GET", "/healthz?deep=1", None, None).await;
+    assert_eq!(status, 401, "a deep check is for authorised callers");
+    let mut deep = request("GET", "/healthz", Some(ADMIN), None, false);
+    deep["rawQueryString"] = "deep=1".into();
+    let (status, report) = setup.harness.invoke(&deep).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["server"], "private");
+    for check in ["state", "secrets", "cluster"] {
+        assert_eq!(report["checks"][check]["ok"], true, "{check}: {report}");
+        assert!(report["checks"][check]["ms"].is_u64(), "{report}");
+    }
+}
