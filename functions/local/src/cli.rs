@@ -46,6 +46,32 @@ enum Command {
         #[arg(long, default_value = "Ferry")]
         name: String,
     },
+    /// List the tracked repositories.
+    Repos {
+        /// A running Ferry to ask (with FERRY_ADMIN_TOKEN); by default the configured stores directly.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Track a repository: App mode, or with --token its own token (read from
+    /// standard input, never from the command line) and a webhook.
+    Track {
+        /// owner/repo
+        repository: String,
+        /// Repository-token mode: read the token from standard input.
+        #[arg(long)]
+        token: bool,
+        /// A running Ferry to ask (with FERRY_ADMIN_TOKEN); by default the configured stores directly.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Untrack a repository: its webhook, previews, records and token go.
+    Untrack {
+        /// owner/repo
+        repository: String,
+        /// A running Ferry to ask (with FERRY_ADMIN_TOKEN); by default the configured stores directly.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Run one poller cycle.
     Poll,
     /// Run one token rotation.
@@ -75,6 +101,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo { listen, data_dir } => demo::demo(listen, &data_dir).await,
         Command::AppManifest { url, name } => app_manifest(&url, &name),
+        Command::Repos { url } => crate::repos::repos(url.as_deref()).await,
+        Command::Track { repository, token, url } => crate::repos::track(&repository, token, url.as_deref()).await,
+        Command::Untrack { repository, url } => crate::repos::untrack(&repository, url.as_deref()).await,
         Command::Poll => poll().await,
         Command::Rotate => rotate().await,
         Command::Reconcile => reconcile().await,

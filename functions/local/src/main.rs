@@ -3,6 +3,7 @@
 mod cli;
 mod demo;
 mod replay;
+mod repos;
 
 use clap::Parser;
 

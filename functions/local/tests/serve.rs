@@ -74,7 +74,9 @@ async fn serve_starts_again_on_what_it_left() {
 fn help_lists_every_subcommand() {
     let output = Command::new(env!("CARGO_BIN_EXE_ferry")).arg("--help").output().unwrap();
     let help = String::from_utf8(output.stdout).unwrap();
-    for subcommand in ["serve", "demo", "app-manifest", "poll", "rotate", "reconcile", "replay"] {
+    for subcommand in
+        ["serve", "demo", "app-manifest", "repos", "track", "untrack", "poll", "rotate", "reconcile", "replay"]
+    {
         assert!(help.contains(subcommand), "{subcommand} missing from:\n{help}");
     }
 }
@@ -310,4 +312,46 @@ fn app_manifest_prints_the_app_github_should_create() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("https://"));
+}
+
+/// `ferry <args>` in `dir` with these variables and nothing else of FERRY_/AWS_.
+fn ferry(dir: &Path, args: &[&str], variables: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    command.args(args).current_dir(dir);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("FERRY_") || name.starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(variables.iter().copied()).output().expect("run ferry")
+}
+
+#[tokio::test]
+async fn repositories_are_tracked_listed_and_untracked_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let tracked = ferry(dir.path(), &["track", "acme/web"], &[]);
+    assert!(tracked.status.success(), "{}", String::from_utf8_lossy(&tracked.stderr));
+    let listed = String::from_utf8(ferry(dir.path(), &["repos"], &[]).stdout).unwrap();
+    assert!(listed.contains("\"acme/web\""), "{listed}");
+    let refused = ferry(dir.path(), &["track", "not a repo"], &[]);
+    assert!(!refused.status.success());
+    // The same through a running server, with the admin token.
+    let server = serve_with(dir.path(), &[("FERRY_ADMIN_TOKEN", "cli-admin")]);
+    let remote = ferry(dir.path(), &["repos", "--url", &server.url], &[("FERRY_ADMIN_TOKEN", "cli-admin")]);
+    assert!(
+        String::from_utf8_lossy(&remote.stdout).contains("\"acme/web\""),
+        "{}",
+        String::from_utf8_lossy(&remote.stderr)
+    );
+    let wrong = ferry(dir.path(), &["repos", "--url", &server.url], &[("FERRY_ADMIN_TOKEN", "wrong")]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("401"), "{}", String::from_utf8_lossy(&wrong.stderr));
+    let untracked =
+        ferry(dir.path(), &["untrack", "acme/web", "--url", &server.url], &[("FERRY_ADMIN_TOKEN", "cli-admin")]);
+    assert!(untracked.status.success(), "{}", String::from_utf8_lossy(&untracked.stderr));
+    let listed = String::from_utf8(
+        ferry(dir.path(), &["repos", "--url", &server.url], &[("FERRY_ADMIN_TOKEN", "cli-admin")]).stdout,
+    )
+    .unwrap();
+    assert!(!listed.contains("acme/web"), "{listed}");
 }
