@@ -26,6 +26,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("FERRY_DATA_DIR", "embedded state, secrets and dry-run output, default .ferry"),
     ("FERRY_PUBLIC_URL", "the webhook URL GitHub should call"),
     ("FERRY_ADMIN_TOKEN", "bearer token for the management API when not behind IAM"),
+    (
+        "FERRY_GITHUB_OAUTH_CLIENT_ID",
+        "an OAuth app's client id, for the management API's GitHub login (its secret: the secret store's oauth-client-secret)",
+    ),
     ("FERRY_CLUSTER_NAME", "optional; added to status contexts so two clusters do not overwrite each other"),
     ("AWS_ENDPOINT_URL", "the AWS SDK's own endpoint override; tests point it at a local emulator"),
 ];
@@ -84,6 +88,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub public_url: Option<Url>,
     pub admin_token: Option<SecretString>,
+    pub oauth_client_id: Option<String>,
     pub cluster_name: Option<String>,
     pub aws_endpoint_url: Option<Url>,
 }
@@ -148,6 +153,7 @@ impl Config {
         let data_dir = PathBuf::from(get("FERRY_DATA_DIR").map_or(DEFAULT_DATA_DIR.to_owned(), |(_, v)| v));
         let public_url = get("FERRY_PUBLIC_URL").map(|(name, v)| http_url(name, &v)).transpose()?;
         let admin_token = get("FERRY_ADMIN_TOKEN").map(|(_, v)| SecretString::from(v));
+        let oauth_client_id = get("FERRY_GITHUB_OAUTH_CLIENT_ID").map(|(_, v)| v);
         let cluster_name = get("FERRY_CLUSTER_NAME").map(|(name, v)| cluster_name(name, v)).transpose()?;
         let aws_endpoint_url = get("AWS_ENDPOINT_URL").map(|(name, v)| http_url(name, &v)).transpose()?;
 
@@ -162,6 +168,7 @@ impl Config {
             data_dir,
             public_url,
             admin_token,
+            oauth_client_id,
             cluster_name,
             aws_endpoint_url,
         })

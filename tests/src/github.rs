@@ -169,6 +169,12 @@ pub struct Repos {
     pub hooks: HashMap<String, Vec<Value>>,
     /// Answer 404 to webhook creation (no admin right on the repository).
     pub hooks_forbidden: bool,
+    /// The OAuth app (`client_id`, `client_secret`) the fake knows.
+    pub oauth_client: Option<(String, String)>,
+    /// OAuth codes not used yet, to the login each belongs to.
+    pub oauth_codes: HashMap<String, String>,
+    /// User tokens issued, to their login.
+    pub oauth_tokens: HashMap<String, String>,
     /// Answer 401 to this many calls (a revoked token).
     pub refuse_next: usize,
 }
@@ -223,6 +229,16 @@ impl FakeGithub {
             .mount(&server)
             .await;
         Mock::given(matchers::path_regex(r"^/repos/")).respond_with(RepoResponder(shared.clone())).mount(&server).await;
+        Mock::given(matchers::method("POST"))
+            .and(matchers::path("/login/oauth/access_token"))
+            .respond_with(OauthResponder(shared.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(matchers::method("GET"))
+            .and(matchers::path("/user"))
+            .respond_with(OauthResponder(shared.clone()))
+            .mount(&server)
+            .await;
         Mock::given(matchers::path_regex(r"^/app/hook/deliveries"))
             .respond_with(HookResponder(shared.clone()))
             .mount(&server)
@@ -447,6 +463,54 @@ impl Respond for MintResponder {
                     }),
                 )
             }
+        }
+    }
+}
+
+/// GitHub's OAuth web flow (`POST /login/oauth/access_token`, not part of
+/// the REST description, answered as GitHub documents it: 200 with an
+/// `error` for a bad code) and `GET /user` (checked against the description).
+struct OauthResponder(Arc<Shared>);
+
+impl Respond for OauthResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let shared = &self.0;
+        let mut book = shared.book.lock().unwrap();
+        if request.url.path() == "/user" {
+            if let Err(problem) = openapi::operation("GET", "/user") {
+                book.violations.push(problem);
+            }
+            let token = request
+                .headers
+                .get("authorization")
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            return match book.repos.oauth_tokens.get(token) {
+                Some(login) => {
+                    ResponseTemplate::new(200).set_body_json(json!({"login": login, "id": 1, "type": "User"}))
+                }
+                None => ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"})),
+            };
+        }
+        let form: HashMap<String, String> = url::form_urlencoded::parse(&request.body).into_owned().collect();
+        let client = (
+            form.get("client_id").cloned().unwrap_or_default(),
+            form.get("client_secret").cloned().unwrap_or_default(),
+        );
+        if book.repos.oauth_client.as_ref() != Some(&client) {
+            return ResponseTemplate::new(200)
+                .set_body_json(json!({"error": "incorrect_client_credentials", "error_description": "The client_id and/or client_secret passed are incorrect."}));
+        }
+        let code = form.get("code").cloned().unwrap_or_default();
+        match book.repos.oauth_codes.remove(&code) {
+            Some(login) => {
+                let token = format!("gho_{}", uuid::Uuid::new_v4().simple());
+                book.repos.oauth_tokens.insert(token.clone(), login);
+                ResponseTemplate::new(200).set_body_json(json!({"access_token": token, "token_type": "bearer", "scope": "repo,admin:repo_hook"}))
+            }
+            None => ResponseTemplate::new(200)
+                .set_body_json(json!({"error": "bad_verification_code", "error_description": "The code passed is incorrect or expired."})),
         }
     }
 }

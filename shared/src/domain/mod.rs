@@ -11,7 +11,7 @@ pub mod tokens;
 
 pub use ids::{DeliveryId, InstallationId, InvalidId, PrNumber, RefName, RepoName, Sha, Tag, UnitName};
 pub use records::{
-    Cursor, Delivery, Installation, Outcome, PolledRef, PrState, Preview, PullRequest, Release, RepoMode, Repository,
-    Run, RunStatus,
+    Cursor, Delivery, Installation, OauthState, Outcome, PolledRef, PrState, Preview, PullRequest, Release, RepoMode,
+    Repository, Run, RunStatus,
 };
 pub use time::{Clock, SystemClock, Timestamp};

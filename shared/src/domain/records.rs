@@ -189,6 +189,20 @@ pub struct Preview {
     pub reported: Option<String>,
 }
 
+/// A single-use `state` of the management API's GitHub login, kept ten minutes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OauthState {
+    pub state: String,
+    pub created_at: Timestamp,
+    /// Set when a callback used it: a second use is refused.
+    #[serde(default)]
+    pub used: bool,
+}
+
+impl OauthState {
+    pub const LIFETIME: Duration = Duration::from_secs(10 * 60);
+}
+
 /// A release Ferry has recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Release {

@@ -4,7 +4,7 @@
 //! Without either, every call is refused with 401 and changes nothing.
 
 use axum::Json;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -127,4 +127,44 @@ pub async fn untrack(State(context): State<Context>, Path((owner, repo)): Path<(
         Ok(()) => Json(json!({ "untracked": repo.to_string() })).into_response(),
         Err(e) => failure(e),
     }
+}
+
+/// `GET /api/v0/github/login_url`: where to send a person to log in with GitHub.
+pub async fn login_url(State(context): State<Context>) -> Response {
+    let now = crate::domain::Timestamp::now();
+    match crate::usecase::oauth::login_url(crate::usecase::oauth::Ports::of(&context), now).await {
+        Ok(url) => Json(json!({ "url": url })).into_response(),
+        Err(e) => oauth_failure(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Callback {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    state: String,
+}
+
+/// `GET /api/v0/github/oauth_callback?code=…&state=…`: where GitHub sends
+/// the person back. Open (a browser carries no admin token); the state is
+/// the proof, and it works once.
+pub async fn oauth_callback(State(context): State<Context>, Query(callback): Query<Callback>) -> Response {
+    let now = crate::domain::Timestamp::now();
+    let ports = crate::usecase::oauth::Ports::of(&context);
+    match crate::usecase::oauth::callback(ports, &callback.code, &callback.state, now).await {
+        Ok(login) => Json(json!({ "login": login, "stored_as": format!("oauth/{login}") })).into_response(),
+        Err(e) => oauth_failure(e),
+    }
+}
+
+fn oauth_failure(error: crate::usecase::oauth::OauthError) -> Response {
+    use crate::usecase::oauth::OauthError;
+    let status = match &error {
+        OauthError::BadState | OauthError::Refused(_) => StatusCode::BAD_REQUEST,
+        OauthError::NotConfigured => StatusCode::NOT_IMPLEMENTED,
+        OauthError::Unavailable(_) => StatusCode::BAD_GATEWAY,
+        OauthError::Store(_) | OauthError::Secrets(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    refuse(status, error)
 }

@@ -20,11 +20,14 @@ pub fn router(context: Context) -> Router {
     let management = Router::new()
         .route("/api/v0/repositories", get(management::list))
         .route("/api/v0/repositories/{owner}/{repo}", post(management::track).delete(management::untrack))
+        .route("/api/v0/github/login_url", get(management::login_url))
         .route_layer(axum::middleware::from_fn_with_state(context.clone(), management::authorize));
     Router::new()
         .route("/healthz", get(health::healthz))
         // The handler enforces the limit itself, Content-Length first.
         .route("/webhook", post(webhook::webhook).layer(DefaultBodyLimit::disable()))
         .merge(management)
+        // Open: GitHub sends the person's browser here; the single-use state is the proof.
+        .route("/api/v0/github/oauth_callback", get(management::oauth_callback))
         .with_state(context)
 }

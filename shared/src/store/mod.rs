@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    Cursor, Delivery, DeliveryId, Installation, InstallationId, PolledRef, PrNumber, Preview, PullRequest, RefName,
-    Release, RepoName, Repository, Run, Sha, Tag, Timestamp, UnitName,
+    Cursor, Delivery, DeliveryId, Installation, InstallationId, OauthState, PolledRef, PrNumber, Preview, PullRequest,
+    RefName, Release, RepoName, Repository, Run, Sha, Tag, Timestamp, UnitName,
 };
 
 pub use dynamo::DynamoStore;
@@ -38,6 +38,7 @@ pub enum Key {
     Preview(RepoName, String, UnitName),
     Delivery(DeliveryId),
     Cursor(String),
+    OauthState(String),
 }
 
 impl Key {
@@ -52,12 +53,15 @@ impl Key {
             | Key::Preview(repo, _, _) => repo_pk(repo),
             Key::Delivery(id) => format!("DELIVERY#{id}"),
             Key::Cursor(name) => format!("CURSOR#{name}"),
+            Key::OauthState(state) => format!("OAUTH#{state}"),
         }
     }
 
     pub fn sk(&self) -> String {
         match self {
-            Key::Installation(_) | Key::Repository(_) | Key::Delivery(_) | Key::Cursor(_) => "META".to_owned(),
+            Key::Installation(_) | Key::Repository(_) | Key::Delivery(_) | Key::Cursor(_) | Key::OauthState(_) => {
+                "META".to_owned()
+            }
             Key::Ref(_, name) => format!("REF#{name}"),
             Key::PullRequest(_, number) => format!("PR#{number}"),
             Key::Release(_, tag) => format!("REL#{tag}"),
@@ -143,6 +147,7 @@ pub enum Record {
     Preview(Preview),
     Delivery(Delivery),
     Cursor(Cursor),
+    OauthState(OauthState),
 }
 
 /// Something that can deserialize one record's fields in some format.
@@ -163,6 +168,7 @@ impl Record {
             Record::Preview(p) => Key::Preview(p.repo.clone(), p.of.clone(), p.unit.clone()),
             Record::Delivery(d) => Key::Delivery(d.id.clone()),
             Record::Cursor(c) => Key::Cursor(c.name.clone()),
+            Record::OauthState(o) => Key::OauthState(o.state.clone()),
         }
     }
 
@@ -177,6 +183,7 @@ impl Record {
             Record::Preview(_) => "preview",
             Record::Delivery(_) => "delivery",
             Record::Cursor(_) => "cursor",
+            Record::OauthState(_) => "oauth_state",
         }
     }
 
@@ -193,6 +200,7 @@ impl Record {
     pub fn expires_at(&self) -> Option<Timestamp> {
         match self {
             Record::Delivery(d) => Some(d.expires_at()),
+            Record::OauthState(o) => Some(o.created_at.plus(OauthState::LIFETIME)),
             _ => None,
         }
     }
@@ -209,6 +217,7 @@ impl Record {
             "preview" => Record::Preview(fields.decode().map_err(err)?),
             "delivery" => Record::Delivery(fields.decode().map_err(err)?),
             "cursor" => Record::Cursor(fields.decode().map_err(err)?),
+            "oauth_state" => Record::OauthState(fields.decode().map_err(err)?),
             other => return Err(format!("unknown kind {other:?}")),
         })
     }
@@ -247,6 +256,7 @@ entity!(
     Preview(Preview),
     Delivery(Delivery),
     Cursor(Cursor),
+    OauthState(OauthState),
 );
 
 /// The optimistic-lock version of an item: 1 when created, +1 per update.
@@ -610,6 +620,7 @@ pub(crate) mod samples {
             }
             .into(),
             Cursor { name: "deliveries".into(), position: "42".into() }.into(),
+            OauthState { state: "s-1".into(), created_at: Timestamp::from_unix(50), used: false }.into(),
         ]
     }
 }

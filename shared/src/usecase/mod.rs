@@ -3,6 +3,7 @@
 pub mod installations;
 pub mod intake;
 pub mod launch;
+pub mod oauth;
 pub mod poll;
 pub mod reconcile;
 pub mod rotate;

@@ -49,7 +49,12 @@ struct Setup {
 async fn setup(admin: bool) -> Setup {
     let clock = SimClock::at(ferry::domain::Timestamp::now());
     let fake = FakeGithub::start(clock.clone()).await;
-    let mut variables = vec![("FERRY_PUBLIC_URL", PUBLIC)];
+    let api = fake.url().to_string();
+    let mut variables = vec![
+        ("FERRY_PUBLIC_URL", PUBLIC),
+        ("FERRY_GITHUB_API_URL", api.as_str()),
+        ("FERRY_GITHUB_OAUTH_CLIENT_ID", "Iv1.ferry"),
+    ];
     if admin {
         variables.push(("FERRY_ADMIN_TOKEN", ADMIN));
     }
@@ -174,4 +179,54 @@ async fn healthz_says_which_server_answered_and_deep_checks_each_dependency() {
         assert_eq!(report["checks"][check]["ok"], true, "{check}: {report}");
         assert!(report["checks"][check]["ms"].is_u64(), "{report}");
     }
+}
+
+#[tokio::test]
+async fn the_github_login_stores_the_user_s_token_once_and_refuses_a_replayed_state() {
+    let setup = setup(true).await;
+    let secret = ferry::secrets::SecretName::parse("oauth-client-secret").unwrap();
+    setup
+        .harness
+        .context()
+        .secrets
+        .put(&secret, &secrecy::SecretString::from("client-secret".to_owned()))
+        .await
+        .unwrap();
+    setup.fake.repos(|r| {
+        r.oauth_client = Some(("Iv1.ferry".into(), "client-secret".into()));
+        r.oauth_codes.insert("code-1".into(), "octocat".into());
+    });
+    assert_eq!(call(&setup, "GET", "/api/v0/github/login_url", None, None).await.0, 401);
+    let (status, reply) = call(&setup, "GET", "/api/v0/github/login_url", Some(ADMIN), None).await;
+    assert_eq!(status, 200, "{reply}");
+    let url = url::Url::parse(reply["url"].as_str().unwrap()).unwrap();
+    assert_eq!(url.path(), "/login/oauth/authorize");
+    let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["client_id"], "Iv1.ferry");
+    let state = query["state"].clone();
+    assert_eq!(state.len(), 32);
+
+    let callback = |code: &str, state: &str| {
+        let mut event = request("GET", "/api/v0/github/oauth_callback", None, None, false);
+        event["rawQueryString"] = format!("code={code}&state={state}").into();
+        event
+    };
+    let (status, reply) = setup.harness.invoke(&callback("code-1", &state)).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply, json!({"login": "octocat", "stored_as": "oauth/octocat"}));
+    let stored = ferry::secrets::SecretName::parse("oauth/octocat").unwrap();
+    let token = setup.harness.context().secrets.get(&stored).await.unwrap().expect("the token is stored");
+    use secrecy::ExposeSecret;
+    assert!(setup.fake.reported().oauth_tokens.contains_key(token.expose_secret()));
+
+    // The same state again, an unknown one, and a bad code: 400, nothing stored.
+    assert_eq!(setup.harness.invoke(&callback("code-1", &state)).await.0, 400, "a state works once");
+    assert_eq!(setup.harness.invoke(&callback("code-1", &"0".repeat(32))).await.0, 400);
+    let (_, fresh) = call(&setup, "GET", "/api/v0/github/login_url", Some(ADMIN), None).await;
+    let fresh_url = url::Url::parse(fresh["url"].as_str().unwrap()).unwrap();
+    let fresh_state = fresh_url.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let (status, reply) = setup.harness.invoke(&callback("not-a-code", &fresh_state)).await;
+    assert_eq!(status, 400);
+    assert!(reply["error"].as_str().unwrap().contains("incorrect or expired"), "{reply}");
+    assert_eq!(setup.fake.violations(), Vec::<String>::new());
 }

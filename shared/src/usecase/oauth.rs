@@ -1,0 +1,148 @@
+//! The management API's GitHub login (issue #9; Kube Git Deploy's OAuth
+//! flow): an authorize URL carrying a single-use `state` kept ten minutes,
+//! and the callback that checks it, exchanges the code for a user token,
+//! and keeps the token in the secret store as `oauth/<login>`. The token is
+//! never echoed, logged, or put in an error.
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::domain::{OauthState, Timestamp};
+use crate::secrets::{SecretError, SecretName, SecretStore};
+use crate::store::{Key, StateStore, StoreError};
+
+#[derive(Clone, Copy)]
+pub struct Ports<'a> {
+    pub state: &'a dyn StateStore,
+    pub secrets: &'a dyn SecretStore,
+    pub http: &'a reqwest::Client,
+    /// `FERRY_GITHUB_API_URL`: the web host is derived from it.
+    pub api: &'a Url,
+    pub client_id: Option<&'a str>,
+}
+
+impl<'a> Ports<'a> {
+    pub fn of(context: &'a crate::Context) -> Self {
+        Self {
+            state: context.state.as_ref(),
+            secrets: context.secrets.as_ref(),
+            http: &context.http,
+            api: &context.config.github_api_url,
+            client_id: context.config.oauth_client_id.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OauthError {
+    #[error("the GitHub login is not configured: set FERRY_GITHUB_OAUTH_CLIENT_ID and store oauth-client-secret")]
+    NotConfigured,
+    /// Unknown, expired or already used: 400.
+    #[error("the login's state is unknown, expired or already used: start again")]
+    BadState,
+    /// GitHub refused the code: its reason.
+    #[error("GitHub refused the login: {0}")]
+    Refused(String),
+    #[error("GitHub could not be reached: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secrets(#[from] SecretError),
+}
+
+/// The web host of a GitHub API base: `https://api.github.com` is
+/// `https://github.com`; GitHub Enterprise Server's `https://host/api/v3` is
+/// `https://host`; anything else is itself.
+pub fn web_base(api: &Url) -> String {
+    let text = api.as_str().trim_end_matches('/');
+    if api.host_str() == Some("api.github.com") {
+        return "https://github.com".into();
+    }
+    text.strip_suffix("/api/v3").unwrap_or(text).to_owned()
+}
+
+/// The authorize URL, with a fresh single-use state.
+pub async fn login_url(ports: Ports<'_>, now: Timestamp) -> Result<String, OauthError> {
+    let client_id = ports.client_id.ok_or(OauthError::NotConfigured)?;
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| OauthError::Unavailable(e.to_string()))?;
+    let state = hex::encode(bytes);
+    ports.state.create(&OauthState { state: state.clone(), created_at: now, used: false }.into()).await?;
+    let mut url = Url::parse(&format!("{}/login/oauth/authorize", web_base(ports.api)))
+        .map_err(|e| OauthError::Unavailable(e.to_string()))?;
+    url.query_pairs_mut()
+        .append_pair("client_id", client_id)
+        .append_pair("scope", "repo admin:repo_hook")
+        .append_pair("state", &state);
+    Ok(url.into())
+}
+
+/// Checks `state`, exchanges `code`, stores the token: the GitHub login it belongs to.
+pub async fn callback(ports: Ports<'_>, code: &str, state: &str, now: Timestamp) -> Result<String, OauthError> {
+    let client_id = ports.client_id.ok_or(OauthError::NotConfigured)?;
+    if state.is_empty() || state.len() > 64 || !state.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(OauthError::BadState);
+    }
+    // Used once: marked used under its version, so a replay (even a
+    // concurrent one) finds it used or loses the race.
+    let found =
+        ports.state.load::<OauthState>(&Key::OauthState(state.to_owned())).await?.ok_or(OauthError::BadState)?;
+    if found.record.used || found.record.created_at.plus(OauthState::LIFETIME) <= now {
+        return Err(OauthError::BadState);
+    }
+    let used = OauthState { used: true, ..found.record };
+    ports.state.update(&used.into(), found.version).await.map_err(|e| match e {
+        StoreError::StaleVersion { .. } | StoreError::NotFound { .. } => OauthError::BadState,
+        other => OauthError::Store(other),
+    })?;
+    let secret_name = SecretName::parse("oauth-client-secret").map_err(|e| OauthError::Unavailable(e.to_string()))?;
+    let client_secret = ports.secrets.get(&secret_name).await?.ok_or(OauthError::NotConfigured)?;
+    let answer: serde_json::Value = ports
+        .http
+        .post(format!("{}/login/oauth/access_token", web_base(ports.api)))
+        .header(reqwest::header::ACCEPT, "application/json")
+        .form(&[("client_id", client_id), ("client_secret", client_secret.expose_secret()), ("code", code)])
+        .send()
+        .await
+        .map_err(|e| OauthError::Unavailable(e.without_url().to_string()))?
+        .json()
+        .await
+        .map_err(|e| OauthError::Unavailable(e.without_url().to_string()))?;
+    let Some(token) = answer["access_token"].as_str().filter(|t| !t.is_empty()) else {
+        let reason = answer["error_description"].as_str().or(answer["error"].as_str()).unwrap_or("no token");
+        return Err(OauthError::Refused(reason.chars().take(200).collect()));
+    };
+    let token = SecretString::from(token.to_owned());
+    let user: serde_json::Value = ports
+        .http
+        .get(format!("{}/user", ports.api.as_str().trim_end_matches('/')))
+        .bearer_auth(token.expose_secret())
+        .header(reqwest::header::ACCEPT, "application/vnd.github+json")
+        .header(reqwest::header::USER_AGENT, concat!("ferry/", env!("CARGO_PKG_VERSION")))
+        .send()
+        .await
+        .map_err(|e| OauthError::Unavailable(e.without_url().to_string()))?
+        .json()
+        .await
+        .map_err(|e| OauthError::Unavailable(e.without_url().to_string()))?;
+    let login = user["login"].as_str().ok_or_else(|| OauthError::Refused("the token names no user".into()))?;
+    let name = SecretName::parse(format!("oauth/{login}")).map_err(|e| OauthError::Refused(e.to_string()))?;
+    ports.secrets.put(&name, &token).await?;
+    tracing::info!(%login, "stored a GitHub login's token");
+    Ok(login.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_web_host_follows_the_api_base() {
+        let web = |api: &str| web_base(&Url::parse(api).unwrap());
+        assert_eq!(web("https://api.github.com"), "https://github.com");
+        assert_eq!(web("https://ghe.example.com/api/v3"), "https://ghe.example.com");
+        assert_eq!(web("https://ghe.example.com/api/v3/"), "https://ghe.example.com");
+        assert_eq!(web("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+    }
+}
