@@ -230,3 +230,30 @@ async fn the_github_login_stores_the_user_s_token_once_and_refuses_a_replayed_st
     assert!(reply["error"].as_str().unwrap().contains("incorrect or expired"), "{reply}");
     assert_eq!(setup.fake.violations(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_repository_tracked_with_its_token_launches_from_its_own_webhook() {
+    let setup = setup(true).await;
+    setup.fake.repos(|r| {
+        r.files.insert(
+            ("acme/api".into(), ".ferry.toml".into()),
+            "[api.pipeline]\nnamespace = \"ci\"\nref = \"build\"\nparams = { revision = \"{{ git.sha }}\" }\n".into(),
+        );
+    });
+    let body = json!({"mode": "token", "token": PAT});
+    assert_eq!(call(&setup, "POST", "/api/v0/repositories/acme/api", Some(ADMIN), Some(body)).await.0, 201);
+    // A repository webhook's delivery carries no installation.
+    let push = json!({
+        "ref": "refs/heads/main", "before": "1".repeat(40), "after": "2".repeat(40),
+        "commits": [{"added": ["a.rs"], "modified": [], "removed": []}],
+        "repository": {"full_name": "acme/api", "clone_url": "https://github.com/acme/api.git"},
+        "sender": {"login": "octocat"}
+    });
+    let (status, reply) = setup.harness.deliver("push", "t-1", SECRET, &push.to_string()).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["actions"][0]["kind"], "pipelinerun.created", "{reply}");
+    let statuses = setup.fake.reported().statuses;
+    assert_eq!(statuses.len(), 1, "the pending status, posted with the repository's token");
+    assert_eq!(statuses[0].2["state"], "pending");
+    assert_eq!(setup.fake.violations(), Vec::<String>::new());
+}
