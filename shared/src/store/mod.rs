@@ -505,9 +505,10 @@ mod tests {
     }
 
     #[test]
-    fn only_deliveries_expire() {
+    fn only_deliveries_and_login_states_expire() {
         for record in crate::store::samples::all() {
-            assert_eq!(record.expires_at().is_some(), record.kind() == "delivery");
+            let expires = matches!(record.kind(), "delivery" | "oauth_state");
+            assert_eq!(record.expires_at().is_some(), expires, "{}", record.kind());
         }
     }
 }
