@@ -17,8 +17,7 @@ use serde::Serialize;
 
 use super::intake::{self, act};
 use super::launch::{LaunchPorts, launch, status_context, target};
-use super::tokens::Tokens;
-use crate::cluster::{Cluster, ClusterError};
+use crate::cluster::ClusterError;
 use crate::domain::event::{Detail, GitEvent, PullRequestDetail};
 use crate::domain::repair::{self, Listing, Retry};
 use crate::domain::route::{Trigger, route};
@@ -26,9 +25,8 @@ use crate::domain::{
     Clock, Cursor, Delivery, DeliveryId, Outcome, PrState, Preview, PullRequest, Release, Repository, Run, RunStatus,
     Sha, Timestamp,
 };
-use crate::forge::{AppHooks, CommitStatus, Forge, ForgeError, StatusState, Target};
-use crate::store::{Collection, Key, Record, StateStore, StoreError, Versioned};
-use crate::units::OperatorConfig;
+use crate::forge::{AppHooks, CommitStatus, ForgeError, StatusState, Target};
+use crate::store::{Collection, Key, Record, StoreError, Versioned};
 
 /// How long acting on one retried delivery may take.
 const ACT_LIMIT: Duration = Duration::from_secs(60);
@@ -39,15 +37,10 @@ const DELIVERIES_READ: usize = 1000;
 /// The cursor record holding the newest webhook-log attempt already read.
 const DELIVERY_CURSOR: &str = "deliveries";
 
-/// The ports the reconciler needs.
+/// The ports the reconciler needs: launching's, the App's webhook log, a clock.
 #[derive(Clone, Copy)]
 pub struct Ports<'a> {
-    pub state: &'a dyn StateStore,
-    pub tokens: &'a Tokens,
-    pub forge: &'a dyn Forge,
-    pub cluster: &'a dyn Cluster,
-    pub operator: &'a OperatorConfig,
-    pub cluster_name: Option<&'a str>,
+    pub launch: LaunchPorts<'a>,
     pub app_hooks: &'a dyn AppHooks,
     pub clock: &'a dyn Clock,
 }
@@ -55,39 +48,24 @@ pub struct Ports<'a> {
 impl<'a> Ports<'a> {
     pub fn of(context: &'a crate::Context) -> Self {
         Self {
-            state: context.state.as_ref(),
-            tokens: &context.tokens,
-            forge: context.forge.as_ref(),
-            cluster: context.cluster.as_ref(),
-            operator: &context.operator,
-            cluster_name: context.config.cluster_name.as_deref(),
+            launch: intake::Ports::of(context).launch(),
             app_hooks: context.app_hooks.as_ref(),
             clock: &crate::domain::SystemClock,
-        }
-    }
-
-    fn launch(&self) -> LaunchPorts<'a> {
-        LaunchPorts {
-            state: self.state,
-            tokens: self.tokens,
-            forge: self.forge,
-            cluster: self.cluster,
-            operator: self.operator,
-            cluster_name: self.cluster_name,
         }
     }
 
     /// What intake needs to act on a stored event (it verifies nothing here:
     /// the event was verified when it arrived).
     fn intake(&self) -> intake::Ports<'a> {
+        let launch = self.launch;
         intake::Ports {
             secrets: &[],
-            state: self.state,
-            tokens: self.tokens,
-            forge: self.forge,
-            cluster: self.cluster,
-            operator: self.operator,
-            cluster_name: self.cluster_name,
+            state: launch.state,
+            tokens: launch.tokens,
+            forge: launch.forge,
+            cluster: launch.cluster,
+            operator: launch.operator,
+            cluster_name: launch.cluster_name,
         }
     }
 }
@@ -142,9 +120,9 @@ pub async fn reconcile(ports: Ports<'_>) -> Report {
     let mut report = Report::default();
     retry_deliveries(ports, &mut report).await;
     redeliver(ports, &mut report).await;
-    match ports.state.query(&Collection::Repositories).await {
+    match ports.launch.state.query(&Collection::Repositories).await {
         Ok(repositories) => {
-            let mut removals_left = ports.operator.reconciler.max_preview_removals;
+            let mut removals_left = ports.launch.operator.reconciler.max_preview_removals;
             for found in repositories {
                 let Record::Repository(repository) = found.record else { continue };
                 repair_repository(ports, found.version, repository, &mut removals_left, &mut report).await;
@@ -166,7 +144,7 @@ pub async fn reconcile(ports: Ports<'_>) -> Report {
 
 /// Unfinished deliveries: acted on again when due, given up after the last attempt.
 async fn retry_deliveries(ports: Ports<'_>, report: &mut Report) {
-    let unfinished = match ports.state.query(&Collection::UnfinishedDeliveries).await {
+    let unfinished = match ports.launch.state.query(&Collection::UnfinishedDeliveries).await {
         Ok(found) => found,
         Err(e) => return report.failed.push(format!("listing unfinished deliveries: {e}")),
     };
@@ -189,7 +167,7 @@ async fn retry_delivery(ports: Ports<'_>, found: Versioned<Delivery>, report: &m
     let mut delivery = found.record;
     delivery.attempts = delivery.attempts.saturating_add(1);
     delivery.last_attempt_at = Some(now);
-    let Ok(version) = ports.state.update(&delivery.clone().into(), found.version).await else { return };
+    let Ok(version) = ports.launch.state.update(&delivery.clone().into(), found.version).await else { return };
     let Some(event) = delivery.git_event.as_deref() else { return };
     report.retried += 1;
     let acted = tokio::time::timeout(ACT_LIMIT, act(ports.intake(), event, route(event))).await;
@@ -209,7 +187,7 @@ async fn retry_delivery(ports: Ports<'_>, found: Versioned<Delivery>, report: &m
         }
     }
     tracing::info!(delivery = %delivery.id, outcome = ?delivery.outcome, attempts = delivery.attempts, "retried a delivery");
-    if let Err(e) = ports.state.update(&delivery.into(), version).await {
+    if let Err(e) = ports.launch.state.update(&delivery.into(), version).await {
         report.failed.push(format!("recording a retried delivery's outcome: {e}"));
     }
 }
@@ -219,18 +197,19 @@ async fn give_up(ports: Ports<'_>, found: Versioned<Delivery>, reason: String, r
     let mut delivery = found.record;
     delivery.outcome = Outcome::Dead;
     delivery.reason = Some(reason.clone());
-    if ports.state.update(&delivery.clone().into(), found.version).await.is_err() {
+    if ports.launch.state.update(&delivery.clone().into(), found.version).await.is_err() {
         return;
     }
     report.dead += 1;
     tracing::error!(delivery = %delivery.id, event = %delivery.event, %reason, "gave up on a delivery");
     let Some(event) = delivery.git_event.as_deref() else { return };
     let (Some(repo), Some(sha)) = (&event.repo, commit_of(event)) else { return };
-    let Ok(Some(target)) = target(ports.state, event, repo).await else { return };
+    let Ok(Some(target)) = target(ports.launch.state, event, repo).await else { return };
     let mut description = format!("Ferry gave up on the {} delivery {}: {reason}", delivery.event, delivery.id);
     description.truncate(description.floor_char_boundary(140));
-    let status = CommitStatus::new(status_context(ports.cluster_name, "delivery"), StatusState::Error, description);
-    if let Err(e) = ports.forge.status(&target, &sha, &status).await {
+    let status =
+        CommitStatus::new(status_context(ports.launch.cluster_name, "delivery"), StatusState::Error, description);
+    if let Err(e) = ports.launch.forge.status(&target, &sha, &status).await {
         report.failed.push(format!("{repo}: reporting a dead delivery: {e}"));
     }
 }
@@ -251,7 +230,7 @@ async fn redeliver(ports: Ports<'_>, report: &mut Report) {
     if !ports.app_hooks.configured() {
         return;
     }
-    let cursor = match ports.state.load::<Cursor>(&Key::Cursor(DELIVERY_CURSOR.into())).await {
+    let cursor = match ports.launch.state.load::<Cursor>(&Key::Cursor(DELIVERY_CURSOR.into())).await {
         Ok(found) => found,
         Err(e) => return report.failed.push(format!("reading the delivery cursor: {e}")),
     };
@@ -263,7 +242,7 @@ async fn redeliver(ports: Ports<'_>, report: &mut Report) {
     let mut known = BTreeSet::new();
     for guid in attempts.iter().map(|a| a.guid.as_str()).collect::<BTreeSet<_>>() {
         let Ok(id) = DeliveryId::parse(guid) else { continue };
-        match ports.state.get(&Key::Delivery(id)).await {
+        match ports.launch.state.get(&Key::Delivery(id)).await {
             Ok(Some(_)) => {
                 known.insert(guid.to_owned());
             }
@@ -286,7 +265,7 @@ async fn redeliver(ports: Ports<'_>, report: &mut Report) {
     let newest = attempts.iter().map(|a| a.id).max();
     if let (true, Some(newest)) = (all_sent, newest) {
         let record = Cursor { name: DELIVERY_CURSOR.into(), position: newest.to_string() };
-        if let Err(e) = ports.state.save(record.clone(), |_| record.clone()).await {
+        if let Err(e) = ports.launch.state.save(record.clone(), |_| record.clone()).await {
             report.failed.push(format!("saving the delivery cursor: {e}"));
         }
     }
@@ -312,7 +291,7 @@ async fn repair_repository(
         happened_at: None,
         detail: Detail::Other,
     };
-    let target = match target(ports.state, &anchor, &repo).await {
+    let target = match target(ports.launch.state, &anchor, &repo).await {
         Ok(Some(target)) => target,
         Ok(None) => return,
         Err(e) => return report.failed.push(format!("{repo}: {e}")),
@@ -345,35 +324,35 @@ enum RepairError {
 
 /// Each run still pending becomes its result's commit status, once.
 async fn report_runs(ports: Ports<'_>, target: &Target, report: &mut Report) -> Result<(), RepairError> {
-    let stuck_after = Duration::from_secs(ports.operator.reconciler.run_timeout_minutes.saturating_mul(60));
-    for found in ports.state.query(&Collection::Runs(target.repo.clone())).await? {
+    let stuck_after = Duration::from_secs(ports.launch.operator.reconciler.run_timeout_minutes.saturating_mul(60));
+    for found in ports.launch.state.query(&Collection::Runs(target.repo.clone())).await? {
         let Record::Run(run) = found.record else { continue };
         if run.status != RunStatus::Pending {
             continue;
         }
         let kind = run.run_kind.clone().unwrap_or_else(|| "PipelineRun".into());
-        let phase = ports.cluster.run_phase(&run.namespace, &kind, &run.name).await?;
+        let phase = ports.launch.cluster.run_phase(&run.namespace, &kind, &run.name).await?;
         let Some((result, text)) = repair::run_result(&phase, ports.clock.now(), stuck_after) else { continue };
         if !repair::may_report(run.reported, result) {
             continue;
         }
         // Claimed before it is posted: a newer run's record (a retry) wins the race.
         let done = Run { status: result, reported: Some(result), ..run.clone() };
-        let version = match ports.state.update(&done.into(), found.version).await {
+        let version = match ports.launch.state.update(&done.into(), found.version).await {
             Ok(version) => version,
             Err(StoreError::StaleVersion { .. } | StoreError::NotFound { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
         let mut status = CommitStatus::new(
-            status_context(ports.cluster_name, run.unit.as_str()),
+            status_context(ports.launch.cluster_name, run.unit.as_str()),
             state_of(result),
             format!("{kind} {}: {text}", run.name),
         );
-        status.target_url = ports.operator.dashboard_link(&run.namespace, &run.name);
-        if let Err(e) = ports.forge.status(target, &run.sha, &status).await {
+        status.target_url = ports.launch.operator.dashboard_link(&run.namespace, &run.name);
+        if let Err(e) = ports.launch.forge.status(target, &run.sha, &status).await {
             // Not reported after all: pending again, so the next cycle posts it.
             let back = Run { status: RunStatus::Pending, reported: run.reported, ..run };
-            let _ = ports.state.update(&back.into(), version).await;
+            let _ = ports.launch.state.update(&back.into(), version).await;
             return Err(e.into());
         }
         report.statuses += 1;
@@ -382,7 +361,8 @@ async fn report_runs(ports: Ports<'_>, target: &Target, report: &mut Report) -> 
             let summary = failure_summary(&kind, &run, &text, status.target_url.as_deref());
             let title =
                 format!("{} {}", run.unit, if result == RunStatus::Failure { "failed" } else { "did not finish" });
-            if let Err(e) = ports.forge.check_run(target, &run.sha, &status.context, "failure", &title, &summary).await
+            if let Err(e) =
+                ports.launch.forge.check_run(target, &run.sha, &status.context, "failure", &title, &summary).await
             {
                 tracing::warn!(error = %e, "could not add the check run; the status stands");
             }
@@ -395,20 +375,20 @@ async fn report_runs(ports: Ports<'_>, target: &Target, report: &mut Report) -> 
 /// GitHub deployment `success`, with the URL) or cannot come up in time
 /// (`failure`, with the reason its pods give).
 async fn report_previews(ports: Ports<'_>, target: &Target, report: &mut Report) -> Result<(), RepairError> {
-    for found in ports.state.query(&Collection::Previews(target.repo.clone())).await? {
+    for found in ports.launch.state.query(&Collection::Previews(target.repo.clone())).await? {
         let Record::Preview(preview) = found.record else { continue };
         if preview.reported.is_some() {
             continue;
         }
-        let health = ports.cluster.deployment_health(&preview.namespace, &preview.deployment).await?;
+        let health = ports.launch.cluster.deployment_health(&preview.namespace, &preview.deployment).await?;
         let Some((up, text)) = repair::preview_result(&health, preview.applied_at, ports.clock.now()) else { continue };
         let state = if up { "success" } else { "failure" };
         if let Some(id) = preview.github_deployment {
             let url = up.then_some(preview.url.as_str());
-            ports.forge.deployment_status(target, id, &preview.environment, state, url, &text).await?;
+            ports.launch.forge.deployment_status(target, id, &preview.environment, state, url, &text).await?;
         }
         let done = Preview { reported: Some(state.to_owned()), ..preview };
-        match ports.state.update(&done.into(), found.version).await {
+        match ports.launch.state.update(&done.into(), found.version).await {
             // A newer push re-applied it meanwhile: its own record is reported next.
             Ok(_) | Err(StoreError::StaleVersion { .. } | StoreError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
@@ -459,17 +439,18 @@ async fn missed_releases(
     let Some(tracked_since) = repository.tracked_since else {
         // Tracked before Ferry kept the date: from now on.
         let dated = Repository { tracked_since: Some(ports.clock.now()), ..repository.clone() };
-        match ports.state.update(&dated.into(), version).await {
+        match ports.launch.state.update(&dated.into(), version).await {
             Ok(_) | Err(StoreError::StaleVersion { .. } | StoreError::NotFound { .. }) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
     };
-    for event in ports.forge.releases(target).await? {
+    for event in ports.launch.forge.releases(target).await? {
         let Detail::Release(release) = &event.detail else { continue };
-        let recorded = ports.state.load::<Release>(&Key::Release(target.repo.clone(), release.tag.clone())).await?;
+        let recorded =
+            ports.launch.state.load::<Release>(&Key::Release(target.repo.clone(), release.tag.clone())).await?;
         if repair::missed_release(recorded.is_some(), release.draft, event.happened_at, tracked_since) {
             tracing::info!(repo = %target.repo, tag = %release.tag, "launching a release no webhook announced");
-            launch(ports.launch(), &event, Trigger::Release).await.map_err(|e| RepairError::Launch(e.to_string()))?;
+            launch(ports.launch, &event, Trigger::Release).await.map_err(|e| RepairError::Launch(e.to_string()))?;
             report.missed_releases += 1;
         }
     }
@@ -485,9 +466,9 @@ async fn pull_requests(
     removals_left: &mut usize,
     report: &mut Report,
 ) -> Result<(), RepairError> {
-    let Some(listed) = ports.forge.open_pull_requests(target).await? else { return Ok(()) };
+    let Some(listed) = ports.launch.forge.open_pull_requests(target).await? else { return Ok(()) };
     let mut known: BTreeMap<u64, Versioned<PullRequest>> = BTreeMap::new();
-    for found in ports.state.query(&Collection::PullRequests(target.repo.clone())).await? {
+    for found in ports.launch.state.query(&Collection::PullRequests(target.repo.clone())).await? {
         if let Record::PullRequest(pr) = found.record {
             known.insert(pr.number.get(), Versioned { record: pr, version: found.version });
         }
@@ -507,15 +488,13 @@ async fn pull_requests(
         };
         if missed {
             tracing::info!(repo = %target.repo, pr = %pr.number, "launching a pull request no webhook announced");
-            launch(ports.launch(), event, Trigger::PullRequest)
-                .await
-                .map_err(|e| RepairError::Launch(e.to_string()))?;
+            launch(ports.launch, event, Trigger::PullRequest).await.map_err(|e| RepairError::Launch(e.to_string()))?;
             report.missed_pull_requests += 1;
         } else if let Some(found) = known.get(&pr.number.get())
             && found.record.unseen_listings > 0
         {
             let seen = PullRequest { unseen_listings: 0, ..found.record.clone() };
-            ports.state.update(&seen.into(), found.version).await?;
+            ports.launch.state.update(&seen.into(), found.version).await?;
         }
     }
     for found in
@@ -525,7 +504,7 @@ async fn pull_requests(
             Listing::Seen => {}
             Listing::Unseen(count) => {
                 let unseen = PullRequest { unseen_listings: count, ..found.record };
-                ports.state.update(&unseen.into(), found.version).await?;
+                ports.launch.state.update(&unseen.into(), found.version).await?;
             }
             Listing::Close if *removals_left == 0 => {
                 tracing::warn!(repo = %target.repo, pr = %found.record.number, "preview removals capped this cycle");
@@ -534,7 +513,7 @@ async fn pull_requests(
                 *removals_left -= 1;
                 let closed = closed_event(target, &found.record, ports.clock.now());
                 tracing::info!(repo = %target.repo, pr = %found.record.number, "closing a pull request GitHub no longer lists open");
-                launch(ports.launch(), &closed, Trigger::PullRequest)
+                launch(ports.launch, &closed, Trigger::PullRequest)
                     .await
                     .map_err(|e| RepairError::Launch(e.to_string()))?;
                 report.previews_removed += 1;
