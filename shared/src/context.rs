@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::cluster::kube::RateLimit;
-use crate::cluster::{Cluster, DryRunCluster, KubeCluster};
+use crate::cluster::{Cluster, DryRunCluster};
 use crate::config::{ClusterMode, Config, PrivateKeySource, WebhookSecrets};
 use crate::domain::SystemClock;
 use crate::domain::signature::WebhookSecret;
@@ -121,16 +120,13 @@ impl Context {
             ClusterMode::Kube => {
                 let name = config.cluster_name.clone().unwrap_or_else(|| "default".into());
                 let secret = SecretName::cluster(&name).map_err(|e| StartError::Cluster(e.to_string()))?;
-                let kubeconfig = secrets.get(&secret).await?;
                 let sdk = match &sdk {
                     Some(sdk) => sdk.clone(),
                     None => crate::aws::sdk_config().await,
                 };
-                let limit = RateLimit::new(operator.kubernetes.qps, operator.kubernetes.burst);
-                let cluster = KubeCluster::connect(kubeconfig.as_ref(), Some(&sdk), limit)
-                    .await
-                    .map_err(|e| StartError::Cluster(e.to_string()))?;
-                Arc::new(cluster)
+                let limit = (operator.kubernetes.qps, operator.kubernetes.burst);
+                // Connected on first use: a missing kubeconfig never stops intake.
+                Arc::new(crate::cluster::lazy::LazyKube::new(secrets.clone(), secret, Some(sdk), limit))
             }
         };
         let config_api = config.github_api_url.clone();

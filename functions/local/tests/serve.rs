@@ -355,3 +355,33 @@ async fn repositories_are_tracked_listed_and_untracked_from_the_command_line() {
     .unwrap();
     assert!(!listed.contains("acme/web"), "{listed}");
 }
+
+#[tokio::test]
+async fn a_missing_kubeconfig_never_stops_the_webhook_and_the_deep_health_check_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-kubeconfig");
+    let server = serve_with(
+        dir.path(),
+        &[
+            ("FERRY_CLUSTER", "kube"),
+            ("FERRY_ADMIN_TOKEN", "health-admin"),
+            ("KUBECONFIG", missing.to_str().unwrap()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    assert_eq!(healthz(&server).await["ok"], true, "it started without a cluster");
+    let deep: serde_json::Value = client()
+        .get(format!("{}/healthz?deep=1", server.url))
+        .bearer_auth("health-admin")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deep["ok"], false, "{deep}");
+    assert_eq!(deep["checks"]["state"]["ok"], true, "{deep}");
+    assert_eq!(deep["checks"]["cluster"]["ok"], false, "{deep}");
+    assert!(deep["checks"]["cluster"]["error"].as_str().unwrap().contains("cluster"), "{deep}");
+}

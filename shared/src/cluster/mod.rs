@@ -4,6 +4,7 @@
 
 pub mod dry_run;
 pub mod kube;
+pub mod lazy;
 pub mod manifests;
 
 use async_trait::async_trait;
