@@ -1,16 +1,23 @@
 //! The SAM template agrees with the code it deploys: every variable it sets
-//! is one Ferry reads, every function's code is the binary of that name, the
-//! table is the one the DynamoDB adapter expects, no IAM statement grants a
-//! wildcard action, and every checkov suppression says why. (cfn-lint and
-//! checkov themselves run in `scripts/lint-infra`.)
+//! is one Ferry reads (and none holds a secret), every function's code is
+//! the binary of a workspace package, its logs go to the group Lambda would
+//! name, the table is the one the DynamoDB adapter expects, each function
+//! has a role of its own granting only calls the adapters make, and every
+//! checkov suppression says why. (cfn-lint and checkov themselves run in
+//! `scripts/lint-infra`.)
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::Value;
 
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 fn template() -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
-    serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).expect("the template is YAML")
+    let text = std::fs::read_to_string(root().join("infra/template.yaml")).unwrap();
+    serde_yaml_ng::from_str(&text).expect("the template is YAML")
 }
 
 fn resources(template: &Value) -> Vec<(String, &Value)> {
@@ -26,8 +33,34 @@ fn of_type<'a>(template: &'a Value, kind: &str) -> Vec<(String, &'a Value)> {
     resources(template).into_iter().filter(|(_, r)| r["Type"].as_str() == Some(kind)).collect()
 }
 
+/// A CloudFormation short-form intrinsic (`!Ref X`, `!GetAtt X.Arn`,
+/// `!Sub "…"`), which YAML reads as a tagged value: its name and argument.
+fn intrinsic(value: &Value) -> Option<(String, &Value)> {
+    match value {
+        Value::Tagged(tagged) => Some((tagged.tag.to_string().trim_start_matches('!').to_owned(), &tagged.value)),
+        _ => None,
+    }
+}
+
+/// The string argument of `!<function> …`.
+fn argument<'a>(value: &'a Value, function: &str) -> &'a str {
+    match intrinsic(value) {
+        Some((name, argument)) if name == function => argument.as_str().unwrap(),
+        _ => panic!("expected !{function}, found {value:?}"),
+    }
+}
+
+/// A value that may be one item or a list of them.
+fn one_or_many(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Sequence(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
 #[test]
-fn every_variable_the_template_sets_is_one_ferry_reads() {
+fn every_variable_the_template_sets_is_one_ferry_reads_and_none_holds_a_secret() {
     let template = template();
     let known: BTreeSet<&str> = ferry::config::VARIABLES.iter().map(|(name, _)| *name).collect();
     let mut set = Vec::new();
@@ -38,75 +71,165 @@ fn every_variable_the_template_sets_is_one_ferry_reads() {
             set.extend(variables.keys().map(|k| k.as_str().unwrap().to_owned()));
         }
     }
-    assert!(set.contains(&"FERRY_TABLE".to_owned()) && set.contains(&"FERRY_SECRET_PREFIX".to_owned()));
+    for needed in ["FERRY_TABLE", "FERRY_SECRET_PREFIX", "FERRY_CLUSTER", "FERRY_GITHUB_APP_ID"] {
+        assert!(set.iter().any(|name| name == needed), "the template does not set {needed}");
+    }
     for name in &set {
         assert!(known.contains(name.as_str()), "the template sets {name}, which Ferry does not read");
+    }
+    // Secret values live in Secrets Manager, never in the environment.
+    for secret in ["FERRY_WEBHOOK_SECRET", "FERRY_ADMIN_TOKEN"] {
+        assert!(!set.iter().any(|name| name == secret), "the template sets {secret}");
+    }
+    assert_eq!(argument(&globals["FERRY_TABLE"], "Ref"), "Table");
+}
+
+#[test]
+fn each_function_deploys_the_binary_of_a_workspace_package_on_arm64() {
+    let template = template();
+    let globals = &template["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"][0], "arm64");
+    assert_eq!(globals["Handler"], "bootstrap");
+    assert_eq!(globals["Tracing"], "Active");
+    let mut binaries = Vec::new();
+    for (name, function) in of_type(&template, "AWS::Serverless::Function") {
+        let code = function["Properties"]["CodeUri"].as_str().unwrap();
+        // Relative to infra/, where the template is: cargo lambda's output.
+        let binary = code
+            .strip_prefix("../target/lambda/")
+            .and_then(|rest| rest.strip_suffix('/'))
+            .unwrap_or_else(|| panic!("{name}: CodeUri {code} is not ../target/lambda/<binary>/"));
+        let package = binary.strip_prefix("ferry-").unwrap();
+        let manifest = std::fs::read_to_string(root().join("functions").join(package).join("Cargo.toml"))
+            .unwrap_or_else(|e| panic!("{name}: no package for {binary}: {e}"));
+        assert!(manifest.contains(&format!("name = \"{binary}\"")), "{name}: functions/{package} is not {binary}");
+        assert!(manifest.contains("[package.metadata.lambda.deploy]"), "{name}: {binary} has no deploy settings");
+        binaries.push(binary.to_owned());
+    }
+    binaries.sort();
+    assert_eq!(binaries, ["ferry-poller", "ferry-reconciler", "ferry-token-rotator", "ferry-webhook"]);
+}
+
+#[test]
+fn each_function_logs_to_its_own_group_named_as_lambda_names_it() {
+    let template = template();
+    for (name, function) in of_type(&template, "AWS::Serverless::Function") {
+        let function_name = argument(&function["Properties"]["FunctionName"], "Sub");
+        let group = argument(&function["Properties"]["LoggingConfig"]["LogGroup"], "Ref");
+        let group_name = argument(&template["Resources"][group]["Properties"]["LogGroupName"], "Sub");
+        assert_eq!(group_name, format!("/aws/lambda/{function_name}"), "{name}");
+        let retention = &template["Resources"][group]["Properties"]["RetentionInDays"];
+        assert_eq!(argument(retention, "Ref"), "LogRetentionDays", "{name}");
     }
 }
 
 #[test]
-fn each_function_deploys_its_own_binary_on_arm64() {
+fn scheduled_functions_retry_set_failures_aside_and_run_one_cycle_at_a_time() {
     let template = template();
-    assert_eq!(template["Globals"]["Function"]["Runtime"], "provided.al2023");
-    assert_eq!(template["Globals"]["Function"]["Architectures"][0], "arm64");
-    let mut binaries: Vec<String> = of_type(&template, "AWS::Serverless::Function")
-        .into_iter()
-        .map(|(_, f)| f["Properties"]["CodeUri"].as_str().unwrap().to_owned())
-        .collect();
-    binaries.sort();
-    assert_eq!(
-        binaries,
-        [
-            "../target/lambda/ferry-poller/",
-            "../target/lambda/ferry-reconciler/",
-            "../target/lambda/ferry-token-rotator/",
-            "../target/lambda/ferry-webhook/"
-        ]
-    );
+    let mut schedules = Vec::new();
     for (name, function) in of_type(&template, "AWS::Serverless::Function") {
-        let scheduled = function["Properties"]["Events"]["Every"]["Type"] == "Schedule";
-        if scheduled {
-            let every = &function["Properties"]["Events"]["Every"]["Properties"];
-            assert!(every["RetryPolicy"].is_mapping() && every["DeadLetterConfig"].is_mapping(), "{name}");
+        let Some(events) = function["Properties"]["Events"].as_mapping() else { continue };
+        for event in events.values().filter(|e| e["Type"] == "Schedule") {
+            let properties = &event["Properties"];
+            schedules.push(argument(&properties["Schedule"], "Ref").to_owned());
+            assert!(properties["RetryPolicy"]["MaximumRetryAttempts"].is_u64(), "{name}");
+            assert!(properties["RetryPolicy"]["MaximumEventAgeInSeconds"].is_u64(), "{name}");
+            assert_eq!(argument(&properties["DeadLetterConfig"]["Arn"], "GetAtt"), "DeadLetters.Arn", "{name}");
+            assert_eq!(argument(&function["Properties"]["DeadLetterQueue"]["TargetArn"], "GetAtt"), "DeadLetters.Arn");
             assert_eq!(function["Properties"]["ReservedConcurrentExecutions"], 1, "{name}: one cycle at a time");
         }
+    }
+    schedules.sort();
+    assert_eq!(schedules, ["PollSchedule", "ReconcileSchedule", "RotationSchedule"]);
+    for schedule in &schedules {
+        assert!(template["Parameters"][schedule.as_str()]["Default"].as_str().unwrap().starts_with("rate("));
     }
 }
 
 #[test]
 fn the_table_is_the_one_the_dynamodb_adapter_expects() {
     let template = template();
-    let table = &template["Resources"]["Table"]["Properties"];
-    let keys: Vec<(&str, &str)> = table["KeySchema"]
+    let resource = &template["Resources"]["Table"];
+    assert_eq!(resource["DeletionPolicy"], "Retain");
+    assert_eq!(resource["UpdateReplacePolicy"], "Retain");
+    let table = &resource["Properties"];
+    let attributes: BTreeSet<(&str, &str)> = table["AttributeDefinitions"]
         .as_sequence()
         .unwrap()
         .iter()
-        .map(|k| (k["AttributeName"].as_str().unwrap(), k["KeyType"].as_str().unwrap()))
+        .map(|a| (a["AttributeName"].as_str().unwrap(), a["AttributeType"].as_str().unwrap()))
         .collect();
-    assert_eq!(keys, [("pk", "HASH"), ("sk", "RANGE")]);
-    let index = &table["GlobalSecondaryIndexes"][0];
-    assert_eq!(index["IndexName"], ferry::store::LISTING_INDEX);
-    assert_eq!(index["KeySchema"][0]["AttributeName"], ferry::store::LISTED_AS);
-    assert_eq!(index["KeySchema"][1]["AttributeName"], "pk");
-    assert_eq!(index["Projection"]["ProjectionType"], "ALL");
+    assert_eq!(attributes, BTreeSet::from([("pk", "S"), ("sk", "S"), (ferry::store::LISTED_AS, "S")]));
+    let keys = |schema: &Value| -> Vec<(String, String)> {
+        schema
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|k| (k["AttributeName"].as_str().unwrap().to_owned(), k["KeyType"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    let pair =
+        |hash: &str, range: &str| vec![(hash.to_owned(), "HASH".to_owned()), (range.to_owned(), "RANGE".to_owned())];
+    assert_eq!(keys(&table["KeySchema"]), pair("pk", "sk"));
+    let indexes = table["GlobalSecondaryIndexes"].as_sequence().unwrap();
+    assert_eq!(indexes.len(), 1, "nothing else is indexed");
+    assert_eq!(indexes[0]["IndexName"], ferry::store::LISTING_INDEX);
+    assert_eq!(keys(&indexes[0]["KeySchema"]), pair(ferry::store::LISTED_AS, "pk"));
+    assert_eq!(indexes[0]["Projection"]["ProjectionType"], "ALL");
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], "expires_at");
+    assert_eq!(table["TimeToLiveSpecification"]["Enabled"], true);
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
-    assert_eq!(template["Resources"]["Table"]["DeletionPolicy"], "Retain");
+    assert_eq!(table["SSESpecification"]["SSEEnabled"], true);
 }
 
 #[test]
-fn no_statement_grants_a_wildcard_action_and_resources_are_named() {
+fn each_function_has_a_role_of_its_own_granting_only_calls_the_adapters_make() {
+    // What shared/src/store/dynamo.rs and shared/src/secrets/secrets_manager.rs
+    // call, and what Lambda itself needs on the function's behalf.
+    let callable: BTreeSet<&str> = BTreeSet::from([
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:CreateSecret",
+        "secretsmanager:DeleteSecret",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sqs:SendMessage",
+    ]);
+    // X-Ray has no resource-level permissions: the only grant on "*".
+    let unscoped: BTreeSet<&str> = BTreeSet::from(["xray:PutTraceSegments", "xray:PutTelemetryRecords"]);
     let template = template();
+    let mut roles = BTreeSet::new();
     for (name, function) in of_type(&template, "AWS::Serverless::Function") {
-        for policy in function["Properties"]["Policies"].as_sequence().unwrap() {
-            let Some(statements) = policy["Statement"].as_sequence() else { continue };
-            for statement in statements {
-                for action in statement["Action"].as_sequence().unwrap() {
-                    let action = action.as_str().unwrap();
+        let properties = &function["Properties"];
+        assert!(properties.get("Policies").is_none(), "{name}: SAM policies bring managed policies on \"*\"");
+        let role = argument(&properties["Role"], "GetAtt").strip_suffix(".Arn").unwrap().to_owned();
+        assert_eq!(template["Resources"][role.as_str()]["Type"], "AWS::IAM::Role", "{name}");
+        assert!(roles.insert(role), "{name} shares its role");
+    }
+    assert_eq!(roles.len(), 4);
+    for (name, role) in of_type(&template, "AWS::IAM::Role") {
+        assert!(roles.contains(&name), "{name} belongs to no function");
+        for policy in role["Properties"]["Policies"].as_sequence().unwrap() {
+            for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+                assert_eq!(statement["Effect"], "Allow");
+                let actions: Vec<&str> =
+                    one_or_many(&statement["Action"]).iter().map(|a| a.as_str().unwrap()).collect();
+                let resources = one_or_many(&statement["Resource"]);
+                assert!(!resources.is_empty(), "{name}: {statement:?}");
+                for action in &actions {
                     assert!(!action.contains('*'), "{name} grants {action}");
+                    if resources.iter().any(|r| *r == "*") {
+                        assert!(unscoped.contains(action), "{name} grants {action} on every resource");
+                    } else {
+                        assert!(callable.contains(action), "{name} grants {action}, which no Ferry code calls");
+                    }
                 }
-                assert_ne!(statement["Resource"], "*", "{name}: {statement:?}");
             }
         }
     }
@@ -134,13 +257,37 @@ fn the_functions_that_talk_to_the_cluster_are_the_user_rbac_yaml_grants() {
         .map(|(name, entry)| {
             assert_eq!(entry["Properties"]["Username"], "ferry", "{name}");
             assert!(entry["Properties"].get("AccessPolicies").is_none(), "{name}: rights come from rbac.yaml alone");
-            format!("{:?}", entry["Properties"]["PrincipalArn"])
+            argument(&entry["Properties"]["PrincipalArn"], "GetAtt").to_owned()
         })
         .collect();
     principals.sort();
-    assert_eq!(principals.len(), 3, "webhook, poller and reconciler; the rotator never calls the cluster");
-    let rbac =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/kubernetes/rbac.yaml"))
-            .unwrap();
+    assert_eq!(
+        principals,
+        ["PollerFunctionRole.Arn", "ReconcilerFunctionRole.Arn", "WebhookFunctionRole.Arn"],
+        "webhook, poller and reconciler; the rotator never calls the cluster"
+    );
+    let rbac = std::fs::read_to_string(root().join("infra/kubernetes/rbac.yaml")).unwrap();
     assert!(rbac.contains("kind: User\n    name: ferry"), "rbac.yaml binds the user ferry");
+}
+
+#[test]
+fn only_the_webhook_and_the_health_check_and_the_oauth_callback_are_open() {
+    let template = template();
+    let api = &template["Resources"]["Api"]["Properties"]["Auth"];
+    assert_eq!(api["DefaultAuthorizer"], "AWS_IAM");
+    let mut open = Vec::new();
+    for (_, function) in of_type(&template, "AWS::Serverless::Function") {
+        let Some(events) = function["Properties"]["Events"].as_mapping() else { continue };
+        for event in events.values().filter(|e| e["Type"] == "HttpApi") {
+            let route = &event["Properties"];
+            let authorizer = route["Auth"]["Authorizer"].as_str().unwrap_or("AWS_IAM");
+            if authorizer == "NONE" {
+                open.push(format!("{} {}", route["Method"].as_str().unwrap(), route["Path"].as_str().unwrap()));
+            } else {
+                assert_eq!(authorizer, "AWS_IAM", "{route:?}");
+            }
+        }
+    }
+    open.sort();
+    assert_eq!(open, ["GET /api/v0/github/oauth_callback", "GET /healthz", "POST /webhook"]);
 }
