@@ -26,3 +26,10 @@ function request()
   }
   return wrk.format("POST", nil, headers, body)
 end
+
+-- wrk's own report stops at p99; the rarer stalls show further out.
+function done(summary, latency, requests)
+  io.write(string.format("p99.9 %.2fms, max %.2fms, %d requests, %d errors\n",
+    latency:percentile(99.9) / 1000, latency.max / 1000, summary.requests,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end

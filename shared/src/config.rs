@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::store::Durability;
+
 /// Every variable, with what it means: the README's configuration table
 /// lists exactly these (a test keeps the two in step).
 pub const VARIABLES: &[(&str, &str)] = &[
@@ -24,6 +26,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("FERRY_CLUSTER", "dry-run (default: manifests written under the data dir) or kube"),
     ("FERRY_CONFIG", "operator config file: units for repositories without .ferry.toml, tracked refs, defaults"),
     ("FERRY_DATA_DIR", "embedded state, secrets and dry-run output, default .ferry"),
+    (
+        "FERRY_EMBEDDED_DURABILITY",
+        "what an acknowledged write to the embedded state survives: machine (default: a power cut, the file never corrupt) or process (a crash of Ferry only; nothing is fsynced, the fastest)",
+    ),
     ("FERRY_PUBLIC_URL", "the webhook URL GitHub should call"),
     ("FERRY_ADMIN_TOKEN", "bearer token for the management API when not behind IAM"),
     (
@@ -86,6 +92,7 @@ pub struct Config {
     pub cluster: ClusterMode,
     pub operator_config: Option<PathBuf>,
     pub data_dir: PathBuf,
+    pub embedded_durability: Durability,
     pub public_url: Option<Url>,
     pub admin_token: Option<SecretString>,
     pub oauth_client_id: Option<String>,
@@ -151,6 +158,14 @@ impl Config {
         };
         let operator_config = get("FERRY_CONFIG").map(|(name, v)| existing_file(name, v)).transpose()?;
         let data_dir = PathBuf::from(get("FERRY_DATA_DIR").map_or(DEFAULT_DATA_DIR.to_owned(), |(_, v)| v));
+        let embedded_durability = match get("FERRY_EMBEDDED_DURABILITY") {
+            None => Durability::default(),
+            Some((_, v)) if v == "machine" => Durability::Machine,
+            Some((_, v)) if v == "process" => Durability::Process,
+            Some((name, v)) => {
+                return Err(problem(name, format!("expected `machine` or `process`, got `{}`", cut(&v))));
+            }
+        };
         let public_url = get("FERRY_PUBLIC_URL").map(|(name, v)| http_url(name, &v)).transpose()?;
         let admin_token = get("FERRY_ADMIN_TOKEN").map(|(_, v)| SecretString::from(v));
         let oauth_client_id = get("FERRY_GITHUB_OAUTH_CLIENT_ID").map(|(_, v)| v);
@@ -166,6 +181,7 @@ impl Config {
             cluster,
             operator_config,
             data_dir,
+            embedded_durability,
             public_url,
             admin_token,
             oauth_client_id,
@@ -272,6 +288,7 @@ mod tests {
         assert_eq!((c.table, c.secret_prefix), (None, None));
         assert_eq!(c.cluster, ClusterMode::DryRun);
         assert_eq!(c.data_dir, PathBuf::from(".ferry"));
+        assert_eq!(c.embedded_durability, Durability::Machine);
         assert!(c.admin_token.is_none() && c.public_url.is_none() && c.cluster_name.is_none());
     }
 
@@ -311,6 +328,7 @@ mod tests {
             (&[("FERRY_SECRET_PREFIX", "ferry prod")], "FERRY_SECRET_PREFIX"),
             (&[("FERRY_CONFIG", "/no/such/ferry.toml")], "FERRY_CONFIG"),
             (&[("FERRY_CLUSTER_NAME", "Prod_EU")], "FERRY_CLUSTER_NAME"),
+            (&[("FERRY_EMBEDDED_DURABILITY", "fsync")], "FERRY_EMBEDDED_DURABILITY"),
             (&[("FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID", "ferry/key")], "FERRY_GITHUB_APP_ID"),
             (&[("FERRY_GITHUB_APP_ID", "x"), ("FERRY_GITHUB_APP_PRIVATE_KEY_SECRET_ID", "k")], "FERRY_GITHUB_APP_ID"),
             (&[("FERRY_GITHUB_APP_PRIVATE_KEY_FILE", "/no/such.pem")], "FERRY_GITHUB_APP_PRIVATE_KEY_FILE"),
@@ -357,6 +375,7 @@ mod tests {
             ("FERRY_CLUSTER", "kube"),
             ("FERRY_CONFIG", path),
             ("FERRY_DATA_DIR", "/var/lib/ferry"),
+            ("FERRY_EMBEDDED_DURABILITY", "process"),
             ("FERRY_PUBLIC_URL", "https://hooks.example.com/webhook"),
             ("FERRY_ADMIN_TOKEN", "t"),
             ("FERRY_CLUSTER_NAME", "prod-eu"),
@@ -370,6 +389,7 @@ mod tests {
         assert_eq!(c.cluster, ClusterMode::Kube);
         assert_eq!(c.operator_config.as_deref(), Some(key.path()));
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/ferry"));
+        assert_eq!(c.embedded_durability, Durability::Process);
         assert_eq!(c.public_url.unwrap().path(), "/webhook");
         assert!(c.admin_token.is_some());
         assert_eq!(c.cluster_name.as_deref(), Some("prod-eu"));

@@ -76,7 +76,7 @@ impl Context {
         }
         let state: Arc<dyn StateStore> = match (&config.table, &sdk) {
             (Some(table), Some(sdk)) => Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)),
-            _ => Arc::new(EmbeddedStore::open(&config.data_dir.join("state.sqlite3"))?),
+            _ => Arc::new(EmbeddedStore::open(&config.data_dir.join("state.sqlite3"), config.embedded_durability)?),
         };
         let secrets: Arc<dyn SecretStore> = match (&config.secret_prefix, &sdk) {
             (Some(prefix), Some(sdk)) => {

@@ -17,7 +17,7 @@ use ferry::forge::github::NoApp;
 use ferry::poll::source::Sources;
 use ferry::poll::{Format, SourceKind, TrackedRef};
 use ferry::secrets::{EmbeddedSecrets, SecretStore};
-use ferry::store::{EmbeddedStore, StateStore};
+use ferry::store::{Durability, EmbeddedStore, StateStore};
 use ferry::units::OperatorConfig;
 use ferry::usecase::launch::LaunchPorts;
 use ferry::usecase::poll::{PollPorts, poll};
@@ -64,7 +64,8 @@ async fn main() {
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let state: Arc<dyn StateStore> = Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3")).unwrap());
+    let state: Arc<dyn StateStore> =
+        Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Machine).unwrap());
     let secrets: Arc<dyn SecretStore> = Arc::new(EmbeddedSecrets::open(&dir.path().join("secrets.json")).unwrap());
     let clock = SimClock::at(Timestamp::now());
     let tokens = Tokens::new(secrets.clone(), Arc::new(NoApp), clock.clone());

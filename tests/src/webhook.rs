@@ -10,7 +10,7 @@ use ferry::forge::DryRunForge;
 use ferry::forge::TokenMinter;
 use ferry::forge::github::NoApp;
 use ferry::secrets::{EmbeddedSecrets, SecretStore};
-use ferry::store::{EmbeddedStore, StateStore};
+use ferry::store::{Durability, EmbeddedStore, StateStore};
 use ferry::units::OperatorConfig;
 use ferry::usecase::tokens::Tokens;
 use ferry::{Context, http as ferry_http};
@@ -29,14 +29,18 @@ impl Harness {
     /// Embedded state and secrets in a fresh directory, webhook secret `secret`.
     pub async fn embedded(secret: &str) -> Self {
         let dir = tempfile::tempdir().expect("a temporary dir");
-        let state = Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3")).expect("open the store"));
+        let state = Arc::new(
+            EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Machine).expect("open the store"),
+        );
         Self::build(dir, state, secret, Arc::new(NoApp), &[])
     }
 
     /// Embedded state and secrets, with these configuration variables too.
     pub async fn embedded_with(secret: &str, variables: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("a temporary dir");
-        let state = Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3")).expect("open the store"));
+        let state = Arc::new(
+            EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Machine).expect("open the store"),
+        );
         Self::build(dir, state, secret, Arc::new(NoApp), variables)
     }
 
@@ -48,7 +52,9 @@ impl Harness {
     /// Embedded state and secrets, tokens minted by `minter`.
     pub async fn with_minter(secret: &str, minter: Arc<dyn TokenMinter>) -> Self {
         let dir = tempfile::tempdir().expect("a temporary dir");
-        let state = Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3")).expect("open the store"));
+        let state = Arc::new(
+            EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Machine).expect("open the store"),
+        );
         Self::build(dir, state, secret, minter, &[])
     }
 

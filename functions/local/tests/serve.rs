@@ -108,19 +108,23 @@ fn replay(dir: &Path, server: &Server, file: &str, delivery: &str) -> String {
     stdout
 }
 
+/// `Server`'s drop is a SIGKILL: each restart here follows a crash.
 #[tokio::test]
-async fn replay_signs_with_the_generated_secret_and_a_restart_remembers_the_delivery() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = serve(dir.path());
-    let first = replay(dir.path(), &server, "github/ping.json", "replayed-1");
-    assert!(first.contains("\"outcome\": \"processed\""), "{first}");
-    let wrapped = replay(dir.path(), &server, "apigw-v2/push.json", "replayed-2");
-    assert!(wrapped.contains("push replayed-2: 200"), "{wrapped}");
-    drop(server);
+async fn replay_signs_with_the_generated_secret_and_a_restart_after_a_crash_remembers_the_delivery() {
+    for durability in ["machine", "process"] {
+        let dir = tempfile::tempdir().unwrap();
+        let variables = [("FERRY_EMBEDDED_DURABILITY", durability)];
+        let server = serve_with(dir.path(), &variables);
+        let first = replay(dir.path(), &server, "github/ping.json", "replayed-1");
+        assert!(first.contains("\"outcome\": \"processed\""), "{durability}: {first}");
+        let wrapped = replay(dir.path(), &server, "apigw-v2/push.json", "replayed-2");
+        assert!(wrapped.contains("push replayed-2: 200"), "{durability}: {wrapped}");
+        drop(server);
 
-    let restarted = serve(dir.path());
-    let again = replay(dir.path(), &restarted, "github/ping.json", "replayed-1");
-    assert!(again.contains("\"outcome\": \"duplicate\""), "the restart forgot the delivery: {again}");
+        let restarted = serve_with(dir.path(), &variables);
+        let again = replay(dir.path(), &restarted, "github/ping.json", "replayed-1");
+        assert!(again.contains("\"outcome\": \"duplicate\""), "{durability}: the crash lost the delivery: {again}");
+    }
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use crate::domain::{
 };
 
 pub use dynamo::DynamoStore;
-pub use embedded::EmbeddedStore;
+pub use embedded::{Durability, EmbeddedStore};
 pub use size::{ITEM_SIZE_LIMIT, item_size, json_item_size};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

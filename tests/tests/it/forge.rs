@@ -9,7 +9,7 @@ use ferry::domain::{Installation, InstallationId, PrNumber, Sha, Timestamp};
 use ferry::forge::github::{GithubApi, GithubForge};
 use ferry::forge::{CommitStatus, Forge, StatusState, Target};
 use ferry::secrets::{EmbeddedSecrets, SecretStore};
-use ferry::store::{EmbeddedStore, StateStore};
+use ferry::store::{Durability, EmbeddedStore, StateStore};
 use ferry::usecase::tokens::{TokenSource, Tokens};
 use ferry_tests::builders::repo;
 use ferry_tests::github::{FakeGithub, SimClock, app_keys};
@@ -24,7 +24,8 @@ struct Setup {
 async fn setup() -> Setup {
     logs::capture();
     let dir = tempfile::tempdir().unwrap();
-    let state: Arc<dyn StateStore> = Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3")).unwrap());
+    let state: Arc<dyn StateStore> =
+        Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Machine).unwrap());
     let secrets: Arc<dyn SecretStore> = Arc::new(EmbeddedSecrets::open(&dir.path().join("secrets.json")).unwrap());
     state.create(&Installation::new(InstallationId::new(5), "acme", "all").into()).await.unwrap();
     let clock = SimClock::at(Timestamp::now());

@@ -11,7 +11,7 @@ use ferry::forge::github::NoApp;
 use ferry::poll::source::Sources;
 use ferry::poll::{Format, SourceKind, TrackedRef, deliver, event_id};
 use ferry::secrets::{EmbeddedSecrets, SecretStore};
-use ferry::store::{EmbeddedStore, Key, StateStore};
+use ferry::store::{Durability, EmbeddedStore, Key, StateStore};
 use ferry::units::OperatorConfig;
 use ferry::usecase::launch::LaunchPorts;
 use ferry::usecase::poll::{PollPorts, PollReport, poll};
@@ -41,7 +41,8 @@ impl Poller {
     fn new(hosts: &GitHosts, operator: OperatorConfig) -> Self {
         ferry::telemetry::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
-        let state: Arc<dyn StateStore> = Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3")).unwrap());
+        let state: Arc<dyn StateStore> =
+            Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Machine).unwrap());
         let secrets: Arc<dyn SecretStore> = Arc::new(EmbeddedSecrets::open(&dir.path().join("secrets.json")).unwrap());
         let clock = SimClock::at(Timestamp::now());
         Self {

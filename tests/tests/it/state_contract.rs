@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry::domain::{Installation, InstallationId, PrNumber, Timestamp};
-use ferry::store::{Collection, EmbeddedStore, Key, Record, StateStore, StoreError, Version};
+use ferry::store::{Collection, Durability, EmbeddedStore, Key, Record, StateStore, StoreError, Version};
 use ferry_tests::builders::{delivery, installation, polled_ref, pull_request, release, repo, repository};
 use ferry_tests::emulator::{dynamo_store, dynamo_store_with};
 use ferry_tests::throttle::{Service, ThrottleFirst};
@@ -67,7 +67,8 @@ async fn unfinished_deliveries_are_listed_until_they_are_done(store: &dyn StateS
 
 fn embedded() -> (tempfile::TempDir, EmbeddedStore) {
     let dir = tempfile::tempdir().expect("a temporary dir");
-    let store = EmbeddedStore::open(&dir.path().join("state.sqlite3")).expect("open the embedded store");
+    let store =
+        EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Machine).expect("open the embedded store");
     (dir, store)
 }
 
@@ -277,13 +278,15 @@ async fn dynamodb_items_carry_their_layout_attributes() {
 
 #[tokio::test]
 async fn embedded_state_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.sqlite3");
-    let record = Record::from(installation(31));
-    {
-        let store = EmbeddedStore::open(&path).unwrap();
-        store.create(&record).await.unwrap();
+    for durability in [Durability::Machine, Durability::Process] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite3");
+        let record = Record::from(installation(31));
+        {
+            let store = EmbeddedStore::open(&path, durability).unwrap();
+            store.create(&record).await.unwrap();
+        }
+        let reopened: Arc<dyn StateStore> = Arc::new(EmbeddedStore::open(&path, durability).unwrap());
+        assert_eq!(reopened.get(&record.key()).await.unwrap().unwrap().record, record, "{durability:?}");
     }
-    let reopened: Arc<dyn StateStore> = Arc::new(EmbeddedStore::open(&path).unwrap());
-    assert_eq!(reopened.get(&record.key()).await.unwrap().unwrap().record, record);
 }

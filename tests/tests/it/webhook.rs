@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry::domain::{DeliveryId, Installation, InstallationId, Outcome, Repository};
-use ferry::store::{Collection, EmbeddedStore, Key, Record, StateStore, StoreError, Version, Versioned};
+use ferry::store::{Collection, Durability, EmbeddedStore, Key, Record, StateStore, StoreError, Version, Versioned};
 use ferry::usecase::intake::{Inbound, Ports, intake};
 use ferry_tests::builders::repo;
 use ferry_tests::events::{Front, github_headers, lambda_event, secret};
@@ -189,7 +189,12 @@ struct Slow {
 
 impl Slow {
     fn new(dir: &tempfile::TempDir, creates: bool, reads: bool, updates: bool) -> Self {
-        Self { inner: EmbeddedStore::open(&dir.path().join("s.sqlite3")).unwrap(), creates, reads, updates }
+        Self {
+            inner: EmbeddedStore::open(&dir.path().join("s.sqlite3"), Durability::Machine).unwrap(),
+            creates,
+            reads,
+            updates,
+        }
     }
 }
 
