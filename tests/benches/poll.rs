@@ -16,8 +16,8 @@ use ferry::forge::DryRunForge;
 use ferry::forge::github::NoApp;
 use ferry::poll::source::Sources;
 use ferry::poll::{Format, SourceKind, TrackedRef};
-use ferry::secrets::{EmbeddedSecrets, SecretStore};
-use ferry::store::{Durability, EmbeddedStore, StateStore};
+use ferry::secrets::SecretStore;
+use ferry::store::StateStore;
 use ferry::units::OperatorConfig;
 use ferry::usecase::launch::LaunchPorts;
 use ferry::usecase::poll::{PollPorts, poll};
@@ -64,9 +64,8 @@ async fn main() {
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let state: Arc<dyn StateStore> =
-        Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Machine).unwrap());
-    let secrets: Arc<dyn SecretStore> = Arc::new(EmbeddedSecrets::open(&dir.path().join("secrets.json")).unwrap());
+    let state: Arc<dyn StateStore> = Arc::new(ferry_tests::embedded::state_in(dir.path()));
+    let secrets: Arc<dyn SecretStore> = Arc::new(ferry_tests::embedded::secrets_in(dir.path()));
     let clock = SimClock::at(Timestamp::now());
     let tokens = Tokens::new(secrets.clone(), Arc::new(NoApp), clock.clone());
     let sources = Sources::new(&url::Url::parse(&hosts.url()).unwrap()).unwrap();

@@ -2,6 +2,7 @@
 //! test's own table or prefix, fault injection, and record builders.
 
 pub mod builders;
+pub mod embedded;
 pub mod emulator;
 pub mod events;
 pub mod git_hosts;

@@ -9,8 +9,8 @@ use ferry::domain::SystemClock;
 use ferry::forge::DryRunForge;
 use ferry::forge::TokenMinter;
 use ferry::forge::github::NoApp;
-use ferry::secrets::{EmbeddedSecrets, SecretStore};
-use ferry::store::{Durability, EmbeddedStore, StateStore};
+use ferry::secrets::SecretStore;
+use ferry::store::StateStore;
 use ferry::units::OperatorConfig;
 use ferry::usecase::tokens::Tokens;
 use ferry::{Context, http as ferry_http};
@@ -28,19 +28,13 @@ pub struct Harness {
 impl Harness {
     /// Embedded state and secrets in a fresh directory, webhook secret `secret`.
     pub async fn embedded(secret: &str) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary dir");
-        let state = Arc::new(
-            EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Machine).expect("open the store"),
-        );
-        Self::build(dir, state, secret, Arc::new(NoApp), &[])
+        Self::embedded_with(secret, &[]).await
     }
 
     /// Embedded state and secrets, with these configuration variables too.
     pub async fn embedded_with(secret: &str, variables: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("a temporary dir");
-        let state = Arc::new(
-            EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Machine).expect("open the store"),
-        );
+        let state = Arc::new(crate::embedded::state_in(dir.path()));
         Self::build(dir, state, secret, Arc::new(NoApp), variables)
     }
 
@@ -52,9 +46,7 @@ impl Harness {
     /// Embedded state and secrets, tokens minted by `minter`.
     pub async fn with_minter(secret: &str, minter: Arc<dyn TokenMinter>) -> Self {
         let dir = tempfile::tempdir().expect("a temporary dir");
-        let state = Arc::new(
-            EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Machine).expect("open the store"),
-        );
+        let state = Arc::new(crate::embedded::state_in(dir.path()));
         Self::build(dir, state, secret, minter, &[])
     }
 
@@ -72,8 +64,7 @@ impl Harness {
             other => variables.iter().find(|(n, _)| *n == other).map(|(_, v)| (*v).to_owned()),
         })
         .expect("a valid configuration");
-        let secrets: Arc<dyn SecretStore> =
-            Arc::new(EmbeddedSecrets::open(&dir.path().join("secrets.json")).expect("open the secrets"));
+        let secrets: Arc<dyn SecretStore> = Arc::new(crate::embedded::secrets_in(dir.path()));
         let tokens = Arc::new(Tokens::new(secrets.clone(), minter, Arc::new(SystemClock)));
         let context = Context {
             config: Arc::new(config),

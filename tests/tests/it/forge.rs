@@ -8,8 +8,8 @@ use ferry::domain::tokens::Credential;
 use ferry::domain::{Installation, InstallationId, PrNumber, Sha, Timestamp};
 use ferry::forge::github::{GithubApi, GithubForge};
 use ferry::forge::{CommitStatus, Forge, StatusState, Target};
-use ferry::secrets::{EmbeddedSecrets, SecretStore};
-use ferry::store::{Durability, EmbeddedStore, StateStore};
+use ferry::secrets::SecretStore;
+use ferry::store::StateStore;
 use ferry::usecase::tokens::{TokenSource, Tokens};
 use ferry_tests::builders::repo;
 use ferry_tests::github::{FakeGithub, SimClock, app_keys};
@@ -24,9 +24,8 @@ struct Setup {
 async fn setup() -> Setup {
     logs::capture();
     let dir = tempfile::tempdir().unwrap();
-    let state: Arc<dyn StateStore> =
-        Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Machine).unwrap());
-    let secrets: Arc<dyn SecretStore> = Arc::new(EmbeddedSecrets::open(&dir.path().join("secrets.json")).unwrap());
+    let state: Arc<dyn StateStore> = Arc::new(ferry_tests::embedded::state_in(dir.path()));
+    let secrets: Arc<dyn SecretStore> = Arc::new(ferry_tests::embedded::secrets_in(dir.path()));
     state.create(&Installation::new(InstallationId::new(5), "acme", "all").into()).await.unwrap();
     let clock = SimClock::at(Timestamp::now());
     let fake = FakeGithub::start(clock.clone()).await;

@@ -10,8 +10,8 @@ use ferry::forge::DryRunForge;
 use ferry::forge::github::NoApp;
 use ferry::poll::source::Sources;
 use ferry::poll::{Format, SourceKind, TrackedRef, deliver, event_id};
-use ferry::secrets::{EmbeddedSecrets, SecretStore};
-use ferry::store::{Durability, EmbeddedStore, Key, StateStore};
+use ferry::secrets::SecretStore;
+use ferry::store::{Key, StateStore};
 use ferry::units::OperatorConfig;
 use ferry::usecase::launch::LaunchPorts;
 use ferry::usecase::poll::{PollPorts, PollReport, poll};
@@ -41,9 +41,8 @@ impl Poller {
     fn new(hosts: &GitHosts, operator: OperatorConfig) -> Self {
         ferry::telemetry::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
-        let state: Arc<dyn StateStore> =
-            Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Machine).unwrap());
-        let secrets: Arc<dyn SecretStore> = Arc::new(EmbeddedSecrets::open(&dir.path().join("secrets.json")).unwrap());
+        let state: Arc<dyn StateStore> = Arc::new(ferry_tests::embedded::state_in(dir.path()));
+        let secrets: Arc<dyn SecretStore> = Arc::new(ferry_tests::embedded::secrets_in(dir.path()));
         let clock = SimClock::at(Timestamp::now());
         Self {
             tokens: Tokens::new(secrets.clone(), Arc::new(NoApp), clock.clone()),

@@ -67,8 +67,7 @@ async fn unfinished_deliveries_are_listed_until_they_are_done(store: &dyn StateS
 
 fn embedded() -> (tempfile::TempDir, EmbeddedStore) {
     let dir = tempfile::tempdir().expect("a temporary dir");
-    let store =
-        EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Machine).expect("open the embedded store");
+    let store = ferry_tests::embedded::state_in(dir.path());
     (dir, store)
 }
 

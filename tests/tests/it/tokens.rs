@@ -9,8 +9,8 @@ use ferry::domain::tokens::StoredToken;
 use ferry::domain::{Clock, Installation, InstallationId, SystemClock, Timestamp};
 use ferry::forge::github::{GithubApp, KeySource};
 use ferry::forge::{MintError, TokenMinter, TokenScope};
-use ferry::secrets::{EmbeddedSecrets, SecretError, SecretName, SecretStore};
-use ferry::store::{Durability, EmbeddedStore, Key, StateStore};
+use ferry::secrets::{SecretError, SecretName, SecretStore};
+use ferry::store::{Key, StateStore};
 use ferry::usecase::rotate::rotate;
 use ferry::usecase::tokens::{Credential, Need, Refreshed, TokenError, Tokens};
 use ferry_tests::builders::repo;
@@ -35,9 +35,8 @@ impl World {
     async fn new() -> Self {
         logs::capture();
         let dir = tempfile::tempdir().unwrap();
-        let state: Arc<dyn StateStore> =
-            Arc::new(EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Machine).unwrap());
-        let secrets: Arc<dyn SecretStore> = Arc::new(EmbeddedSecrets::open(&dir.path().join("secrets.json")).unwrap());
+        let state: Arc<dyn StateStore> = Arc::new(ferry_tests::embedded::state_in(dir.path()));
+        let secrets: Arc<dyn SecretStore> = Arc::new(ferry_tests::embedded::secrets_in(dir.path()));
         let clock = SimClock::at(Timestamp::now());
         let fake = FakeGithub::start(clock.clone()).await;
         Self { _dir: dir, state, secrets, clock, fake }

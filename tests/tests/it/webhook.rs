@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry::domain::{DeliveryId, Installation, InstallationId, Outcome, Repository};
-use ferry::store::{Collection, Durability, EmbeddedStore, Key, Record, StateStore, StoreError, Version, Versioned};
+use ferry::store::{Collection, EmbeddedStore, Key, Record, StateStore, StoreError, Version, Versioned};
 use ferry::usecase::intake::{Inbound, Ports, intake};
 use ferry_tests::builders::repo;
 use ferry_tests::events::{Front, github_headers, lambda_event, secret};
@@ -189,12 +189,7 @@ struct Slow {
 
 impl Slow {
     fn new(dir: &tempfile::TempDir, creates: bool, reads: bool, updates: bool) -> Self {
-        Self {
-            inner: EmbeddedStore::open(&dir.path().join("s.sqlite3"), Durability::Machine).unwrap(),
-            creates,
-            reads,
-            updates,
-        }
+        Self { inner: ferry_tests::embedded::state_in(dir.path()), creates, reads, updates }
     }
 }
 
@@ -239,7 +234,7 @@ async fn slow_intake(store: &Slow, id: &str) -> ferry::usecase::intake::Reply {
     let started = std::time::Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let tokens = ferry::usecase::tokens::Tokens::new(
-        std::sync::Arc::new(ferry::secrets::EmbeddedSecrets::open(&dir.path().join("secrets.json")).unwrap()),
+        std::sync::Arc::new(ferry_tests::embedded::secrets_in(dir.path())),
         std::sync::Arc::new(ferry::forge::github::NoApp),
         std::sync::Arc::new(ferry::domain::SystemClock),
     );

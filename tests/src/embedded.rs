@@ -1,0 +1,17 @@
+//! The embedded adapters in a test's own directory, laid out as `ferry
+//! serve` lays out its data dir.
+
+use std::path::Path;
+
+use ferry::secrets::EmbeddedSecrets;
+use ferry::store::{Durability, EmbeddedStore};
+
+/// The state store `dir/state.sqlite3`, with the default durability.
+pub fn state_in(dir: &Path) -> EmbeddedStore {
+    EmbeddedStore::open(&dir.join("state.sqlite3"), Durability::default()).expect("open the embedded state store")
+}
+
+/// The secret store `dir/secrets.json`.
+pub fn secrets_in(dir: &Path) -> EmbeddedSecrets {
+    EmbeddedSecrets::open(&dir.join("secrets.json")).expect("open the embedded secret store")
+}
