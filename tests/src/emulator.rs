@@ -14,7 +14,7 @@ pub async fn sdk_config() -> SdkConfig {
         Ok(url) => panic!("AWS_ENDPOINT_URL={url} is not a loopback emulator; the tests never touch real AWS"),
         Err(_) => panic!(
             "the AWS contract tests need the AWS API emulator: run ./scripts/test, \
-             or start `moto_server` and set AWS_ENDPOINT_URL to it"
+             or start `python scripts/emulator.py 127.0.0.1 PORT` and set AWS_ENDPOINT_URL to it"
         ),
     }
     ferry::telemetry::install_crypto_provider();
