@@ -33,7 +33,12 @@ def one_at_a_time(app):
         if length:
             environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length))
         with lock:
-            return list(app(environ, start_response))
+            body = app(environ, start_response)
+            try:
+                return list(body)
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
 
     return serve
 

@@ -154,7 +154,8 @@ impl EmbeddedStore {
         .map_err(other)?;
         // Checkpoints copy the log into the database file (and, durable
         // against a power cut, fsync both). A second connection does that
-        // every 100 ms, off the write path (see `checkpoint`); the writer
+        // every 10 ms while writes arrive, off the write path (see
+        // `checkpoint`); the writer
         // starts the log over once a checkpoint has copied all of it, and
         // runs one itself if the log ever passes 64 MB (16384 pages).
         // Page caches: 256 KB for the writer, whose hot pages are the index's
@@ -243,7 +244,8 @@ fn serve(
 /// The checkpointer: passive checkpoints on a connection of its own, which
 /// never block the writer, every 10 ms while the log grows (every 100 ms
 /// when it does not). Small and frequent, so each fsync has little to
-/// write: at 100 ms the load run's p99 was 4.1-4.7 ms, at 10 ms 2.6-2.9 ms.
+/// write: at 100 ms the load run's p99 was 4.1-4.9 ms, at 10 ms 2.7-2.8 ms
+/// (BENCHMARKS.md).
 ///
 /// Under steady writes a passive checkpoint never catches up (the writer
 /// appends while it copies), and the log can only start over once one has
@@ -549,9 +551,10 @@ mod tests {
         let path = dir.path().join("state.sqlite3");
         let store = EmbeddedStore::open(&path, Durability::Machine).unwrap();
         let log = dir.path().join("state.sqlite3-wal");
-        // Each write takes a page of its own (3 KB that LZ4 cannot shrink)
-        // and dirties an index page: 12,000 of them log about 36,000
-        // frames, twice SQLite's own limit.
+        // Each write takes a page of its own (4 KB of text LZ4 cannot
+        // shrink) and dirties an index page: 12,000 of them log more than
+        // SQLite's own 64 MB (without the writer's checkpoint the log
+        // reached 67.5 MB).
         let writers = (0..16u64).map(|task| {
             let store = store.clone();
             tokio::spawn(async move {
