@@ -6,6 +6,7 @@
 //! drifts from the model. Serde skips what is not named here.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -374,14 +375,20 @@ impl Payload<'_> {
 
     fn push(&mut self) -> Result<Push, String> {
         let commits = self.commits.take().unwrap_or_default();
-        let mut borrowed: Vec<&str> = commits
+        // Each path once, in the order the payload first names it. A set
+        // of borrowed paths, not a sort: sorting 200 paths that share long
+        // prefixes took a fifth of the parse (`cargo bench --bench intake`).
+        let listed = commits.iter().map(|c| c.added.len() + c.modified.len() + c.removed.len()).sum();
+        // Seeded at random per process: whoever names the paths cannot
+        // aim them at one bucket.
+        let mut seen = HashSet::with_capacity_and_hasher(listed, foldhash::fast::RandomState::default());
+        let paths: Vec<String> = commits
             .iter()
             .flat_map(|c| c.added.iter().chain(&c.modified).chain(&c.removed))
             .map(|path| path.0.as_ref())
+            .filter(|path| seen.insert(*path))
+            .map(str::to_owned)
             .collect();
-        borrowed.sort_unstable();
-        borrowed.dedup();
-        let paths: Vec<String> = borrowed.into_iter().map(str::to_owned).collect();
         let mut push = Push {
             git_ref: RefName::parse(required(self.git_ref.take(), "ref")?).map_err(id_problem)?,
             before: Sha::parse(required(self.before.take(), "before")?).map_err(id_problem)?,
@@ -501,7 +508,7 @@ mod tests {
         assert_eq!(event.installation, Some(InstallationId::new(5)));
         assert_eq!(event.sender.as_deref(), Some("octocat"));
         let Detail::Push(push) = event.detail else { panic!("not a push") };
-        assert_eq!(push.changed_paths, ["README.md", "api/new.rs", "old.txt"]);
+        assert_eq!(push.changed_paths, ["api/new.rs", "README.md", "old.txt"]);
         assert_eq!(push.branch(), Some("main"));
         assert!(!push.paths_truncated);
     }
