@@ -74,7 +74,8 @@ pub struct Push {
     pub after: Sha,
     pub deleted: bool,
     pub forced: bool,
-    /// Every path the pushed commits added, modified or removed, sorted.
+    /// Every path the pushed commits added, modified or removed, once each,
+    /// in the order the payload first names it.
     pub changed_paths: Vec<String>,
     /// The list was too long to keep: path filters treat every path as changed.
     pub paths_truncated: bool,
