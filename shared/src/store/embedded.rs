@@ -263,7 +263,12 @@ fn checkpoint(db: Connection, flush: Option<Arc<File>>, finish: Arc<AtomicBool>,
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
         wait = CHECKPOINT_IDLE;
         let copied = match log.copy() {
-            Ok(copied) => copied,
+            Ok(Some(copied)) => copied,
+            // The writer is finishing one: look again soon.
+            Ok(None) => {
+                wait = CHECKPOINT_BUSY;
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "checkpoint failed; the next one retries");
                 continue;
@@ -298,18 +303,17 @@ struct Copied {
 }
 
 impl Log {
-    /// One passive checkpoint. Busy (the writer is finishing one): nothing
-    /// copied, nothing to report.
-    fn copy(&mut self) -> rusqlite::Result<Copied> {
+    /// One passive checkpoint; `None` when busy (the writer is finishing one).
+    fn copy(&mut self) -> rusqlite::Result<Option<Copied>> {
         let (busy, frames, copied): (i64, i64, i64) =
             self.db
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
         if busy != 0 {
-            return Ok(Copied { frames: 0, moved: false });
+            return Ok(None);
         }
         let moved = copied != self.copied;
         self.copied = copied;
-        Ok(Copied { frames, moved })
+        Ok(Some(Copied { frames, moved }))
     }
 
     /// Syncs the pages checkpoints copied (SQLite syncs the database file
