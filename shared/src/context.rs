@@ -76,13 +76,13 @@ impl Context {
         }
         let state: Arc<dyn StateStore> = match (&config.table, &sdk) {
             (Some(table), Some(sdk)) => Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)),
-            _ => Arc::new(EmbeddedStore::open(&config.data_dir.join("state.sqlite3"), config.embedded_durability)?),
+            _ => Arc::new(EmbeddedStore::open(&config.data_dir.join(EmbeddedStore::FILE), config.embedded_durability)?),
         };
         let secrets: Arc<dyn SecretStore> = match (&config.secret_prefix, &sdk) {
             (Some(prefix), Some(sdk)) => {
                 Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(sdk), prefix))
             }
-            _ => Arc::new(EmbeddedSecrets::open(&config.data_dir.join("secrets.json"))?),
+            _ => Arc::new(EmbeddedSecrets::open(&config.data_dir.join(EmbeddedSecrets::FILE))?),
         };
         let webhook_secrets = webhook_secrets(&config, sdk.as_ref(), secrets.as_ref()).await?;
         let (minter, app_hooks): (Arc<dyn TokenMinter>, Arc<dyn AppHooks>) = match &config.github_app {
@@ -201,7 +201,7 @@ async fn webhook_secrets(
     let stored = store.put_if_absent(&name, &generated).await?;
     if stored.expose_secret() == generated.expose_secret() {
         tracing::info!(
-            file = %config.data_dir.join("secrets.json").display(),
+            file = %config.data_dir.join(EmbeddedSecrets::FILE).display(),
             "generated a webhook secret for local use"
         );
     }

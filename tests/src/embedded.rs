@@ -6,12 +6,12 @@ use std::path::Path;
 use ferry::secrets::EmbeddedSecrets;
 use ferry::store::{Durability, EmbeddedStore};
 
-/// The state store `dir/state.sqlite3`, with the default durability.
+/// The state store in `dir`, with the default durability.
 pub fn state_in(dir: &Path) -> EmbeddedStore {
-    EmbeddedStore::open(&dir.join("state.sqlite3"), Durability::default()).expect("open the embedded state store")
+    EmbeddedStore::open(&dir.join(EmbeddedStore::FILE), Durability::default()).expect("open the embedded state store")
 }
 
-/// The secret store `dir/secrets.json`.
+/// The secret store in `dir`.
 pub fn secrets_in(dir: &Path) -> EmbeddedSecrets {
-    EmbeddedSecrets::open(&dir.join("secrets.json")).expect("open the embedded secret store")
+    EmbeddedSecrets::open(&dir.join(EmbeddedSecrets::FILE)).expect("open the embedded secret store")
 }

@@ -20,6 +20,9 @@ pub struct EmbeddedSecrets {
 }
 
 impl EmbeddedSecrets {
+    /// The store's file in a data dir, as `ferry serve` lays it out.
+    pub const FILE: &str = "secrets.json";
+
     pub fn open(path: &Path) -> Result<Self, SecretError> {
         let store = Self { path: path.to_owned(), lock: Arc::new(Mutex::new(())) };
         let _file = store.file_lock()?;

@@ -135,6 +135,9 @@ impl Durability {
 }
 
 impl EmbeddedStore {
+    /// The store's file in a data dir, as `ferry serve` lays it out.
+    pub const FILE: &str = "state.sqlite3";
+
     /// Opens (creating if needed) the store at `path`, sweeps expired items,
     /// and starts the thread that owns the connection.
     pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
@@ -235,9 +238,9 @@ fn serve(
         // copies everything, so the next commit starts the log over. Busy
         // (the checkpointer is at it this moment): after the next batch.
         if finish_checkpoint.swap(false, Ordering::AcqRel) {
-            match db.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(0)) {
-                Ok(0) => {}
-                Ok(_busy) => finish_checkpoint.store(true, Ordering::Release),
+            match passive_checkpoint(&db) {
+                Ok(Some(_)) => {}
+                Ok(None) => finish_checkpoint.store(true, Ordering::Release),
                 Err(e) => tracing::warn!(error = %e, "checkpoint failed; the next one retries"),
             }
         }
@@ -266,7 +269,7 @@ fn checkpoint(db: Connection, flush: Option<Arc<File>>, finish: Arc<AtomicBool>,
             Ok(Some(copied)) => copied,
             // The writer is finishing one: look again soon.
             Ok(None) => {
-                wait = CHECKPOINT_BUSY;
+                wait = CHECKPOINT_WRITING;
                 continue;
             }
             Err(e) => {
@@ -275,7 +278,7 @@ fn checkpoint(db: Connection, flush: Option<Arc<File>>, finish: Arc<AtomicBool>,
             }
         };
         if copied.moved {
-            wait = CHECKPOINT_BUSY;
+            wait = CHECKPOINT_WRITING;
             if let Err(e) = log.sync() {
                 tracing::warn!(error = %e, "syncing the database file failed; the next checkpoint retries");
             }
@@ -305,12 +308,7 @@ struct Copied {
 impl Log {
     /// One passive checkpoint; `None` when busy (the writer is finishing one).
     fn copy(&mut self) -> rusqlite::Result<Option<Copied>> {
-        let (busy, frames, copied): (i64, i64, i64) =
-            self.db
-                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-        if busy != 0 {
-            return Ok(None);
-        }
+        let Some((frames, copied)) = passive_checkpoint(&self.db)? else { return Ok(None) };
         let moved = copied != self.copied;
         self.copied = copied;
         Ok(Some(Copied { frames, moved }))
@@ -322,6 +320,14 @@ impl Log {
     fn sync(&self) -> std::io::Result<()> {
         self.flush.as_deref().map_or(Ok(()), File::sync_data)
     }
+}
+
+/// A passive checkpoint: the frames in the log and how many of them are
+/// copied, or `None` when another connection is checkpointing right now.
+fn passive_checkpoint(db: &Connection) -> rusqlite::Result<Option<(i64, i64)>> {
+    let (busy, frames, copied): (i64, i64, i64) =
+        db.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    Ok((busy == 0).then_some((frames, copied)))
 }
 
 /// A descriptor of the database file to sync it with, one per file for the
@@ -340,7 +346,7 @@ fn sync_handle(path: &Path) -> std::io::Result<Arc<File>> {
     Ok(file)
 }
 
-const CHECKPOINT_BUSY: Duration = Duration::from_millis(10);
+const CHECKPOINT_WRITING: Duration = Duration::from_millis(10);
 const CHECKPOINT_IDLE: Duration = Duration::from_millis(100);
 
 /// Log frames (pages) past which the writer is asked to finish a checkpoint:
