@@ -48,6 +48,8 @@ pub fn pull_request(full_name: &str, number: u64) -> PullRequest {
         updated_at: None,
         head_at: None,
         unseen_listings: 0,
+        from_fork: false,
+        head_pushed_by: None,
     }
 }
 
@@ -83,5 +85,6 @@ pub fn delivery(id: &str, received_at: Timestamp) -> Delivery {
         reason: None,
         git_event: None,
         last_attempt_at: None,
+        parts: 0,
     }
 }

@@ -8,10 +8,11 @@ pub mod route;
 pub mod signature;
 pub mod time;
 pub mod tokens;
+pub mod trust;
 
 pub use ids::{DeliveryId, InstallationId, InvalidId, PrNumber, RefName, RepoName, Sha, Tag, UnitName};
 pub use records::{
-    Cursor, Delivery, Installation, OauthState, Outcome, PolledRef, PrState, Preview, PullRequest, Release, RepoMode,
-    Repository, Run, RunStatus,
+    BodySeen, Cursor, Delivery, DeliveryPart, Installation, OauthState, Outcome, PolledRef, PrState, Preview,
+    PullRequest, Release, RepoMode, Repository, Run, RunStatus,
 };
 pub use time::{Clock, SystemClock, Timestamp};

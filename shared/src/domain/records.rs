@@ -26,6 +26,10 @@ pub struct Installation {
     /// Why the last mint failed; cleared by the next one that works.
     #[serde(default)]
     pub token_error: Option<String>,
+    /// When GitHub last changed the installation, as far as Ferry has
+    /// heard: an event older than this changes nothing.
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
 }
 
 impl Installation {
@@ -39,6 +43,7 @@ impl Installation {
             token_expires_at: None,
             minting_until: None,
             token_error: None,
+            updated_at: None,
         }
     }
 }
@@ -139,6 +144,13 @@ pub struct PullRequest {
     /// show this one open: at two, the reconciler closes it.
     #[serde(default)]
     pub unseen_listings: u32,
+    /// The head branch lives in a fork.
+    #[serde(default)]
+    pub from_fork: bool,
+    /// Who pushed the head (the sender of the event that brought it), when
+    /// Ferry heard that event: in a fork, they may not be the author.
+    #[serde(default)]
+    pub head_pushed_by: Option<String>,
 }
 
 impl PullRequest {
@@ -160,6 +172,7 @@ impl PullRequest {
             approved_by: self.approved_by.filter(|_| approved),
             preview_namespace: self.preview_namespace,
             head_at: if same_head { self.head_at.or(told.head_at) } else { told.head_at },
+            head_pushed_by: if same_head { self.head_pushed_by.or(told.head_pushed_by) } else { told.head_pushed_by },
             updated_at: told.updated_at.or(self.updated_at),
             unseen_listings: 0,
             ..told
@@ -201,6 +214,18 @@ pub struct OauthState {
 
 impl OauthState {
     pub const LIFETIME: Duration = Duration::from_secs(10 * 60);
+}
+
+/// A delivery body Ferry acted on, by its SHA-256: the same signed body
+/// under another delivery id is a replay (anyone who can read a webhook
+/// relay can resend it) and changes nothing. Kept as long as deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BodySeen {
+    /// The body's SHA-256, in hex.
+    pub hash: String,
+    /// The delivery that brought it first: its own redeliveries still count.
+    pub delivery: DeliveryId,
+    pub received_at: Timestamp,
 }
 
 /// A release Ferry has recorded.
@@ -272,6 +297,58 @@ pub struct Delivery {
     /// When the reconciler last tried it again.
     #[serde(default)]
     pub last_attempt_at: Option<Timestamp>,
+    /// The event did not fit one item: it is kept in this many
+    /// [`DeliveryPart`]s instead of `git_event`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One piece of an event too large for one item (an installation with
+/// thousands of repositories): its JSON, cut into pieces that fit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryPart {
+    pub delivery: DeliveryId,
+    pub index: u32,
+    pub text: String,
+    pub received_at: Timestamp,
+}
+
+impl DeliveryPart {
+    /// Bytes of JSON in one part: well inside DynamoDB's 400 KB item.
+    pub const MAX_BYTES: usize = 256 * 1024;
+
+    /// `event` as parts of `delivery`.
+    pub fn split(delivery: &Delivery, event: &GitEvent) -> Vec<DeliveryPart> {
+        let text = serde_json::to_string(event).unwrap_or_default();
+        let mut parts = Vec::new();
+        let mut rest = text.as_str();
+        while !rest.is_empty() {
+            let cut = rest.floor_char_boundary(Self::MAX_BYTES.min(rest.len()));
+            let (piece, tail) = rest.split_at(cut);
+            parts.push(DeliveryPart {
+                delivery: delivery.id.clone(),
+                index: u32::try_from(parts.len()).unwrap_or(u32::MAX),
+                text: piece.to_owned(),
+                received_at: delivery.received_at,
+            });
+            rest = tail;
+        }
+        parts
+    }
+
+    /// The event the parts make, in order; `None` if one is missing.
+    pub fn join(parts: &[DeliveryPart], count: u32) -> Option<GitEvent> {
+        let mut sorted: Vec<&DeliveryPart> = parts.iter().collect();
+        sorted.sort_by_key(|p| p.index);
+        let complete = sorted.len() == count as usize && sorted.iter().enumerate().all(|(i, p)| p.index as usize == i);
+        complete
+            .then(|| sorted.iter().map(|p| p.text.as_str()).collect::<String>())
+            .and_then(|text| serde_json::from_str(&text).ok())
+    }
 }
 
 impl Delivery {
@@ -320,6 +397,8 @@ mod tests {
             updated_at: Some(Timestamp::from_unix(at)),
             head_at: Some(Timestamp::from_unix(at)),
             unseen_listings: 0,
+            from_fork: false,
+            head_pushed_by: None,
         }
     }
 
@@ -369,5 +448,46 @@ mod tests {
         assert_eq!((merged.head_sha, merged.updated_at), (sha('b'), Some(Timestamp::from_unix(100))));
         let legacy = PullRequest { updated_at: None, head_at: None, ..known('a', 0) };
         assert_eq!(legacy.heard(told('a', 300, PrState::Open)).head_at, Some(Timestamp::from_unix(300)));
+    }
+
+    #[test]
+    fn an_event_too_large_for_one_item_comes_back_whole_from_its_parts() {
+        use crate::domain::event::{Detail, InstallationDetail};
+        let repositories =
+            (0..6000).map(|i| RepoName::parse(format!("acme/{}-{i}", "r".repeat(80))).unwrap()).collect();
+        let event = GitEvent {
+            name: "installation".into(),
+            action: Some("created".into()),
+            installation: Some(InstallationId::new(1)),
+            repo: None,
+            clone_url: None,
+            sender: None,
+            happened_at: None,
+            detail: Detail::Installation(InstallationDetail {
+                account: "acme".into(),
+                repository_selection: "selected".into(),
+                suspended: false,
+                repositories,
+            }),
+        };
+        let delivery = Delivery {
+            id: DeliveryId::parse("big").unwrap(),
+            event: "installation".into(),
+            received_at: Timestamp::from_unix(1),
+            outcome: Outcome::Received,
+            attempts: 1,
+            reason: None,
+            git_event: None,
+            last_attempt_at: None,
+            parts: 0,
+        };
+        let parts = DeliveryPart::split(&delivery, &event);
+        assert!(parts.len() > 1 && parts.iter().all(|p| p.text.len() <= DeliveryPart::MAX_BYTES));
+        let count = u32::try_from(parts.len()).unwrap();
+        let mut shuffled = parts.clone();
+        shuffled.reverse();
+        assert_eq!(DeliveryPart::join(&shuffled, count), Some(event));
+        assert_eq!(DeliveryPart::join(&parts[1..], count), None, "a part missing");
+        assert_eq!(DeliveryPart::join(&parts, count + 1), None, "a part more expected");
     }
 }

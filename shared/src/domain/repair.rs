@@ -114,16 +114,22 @@ pub fn retry(delivery: &Delivery, now: Timestamp) -> Retry {
     if !delivery.is_unfinished() {
         return Retry::Wait;
     }
-    if delivery.git_event.is_none() {
+    if delivery.git_event.is_none() && delivery.parts == 0 {
         return Retry::GiveUp(delivery.reason.clone().unwrap_or_else(|| "the body could not be read".into()));
     }
-    if delivery.outcome == Outcome::Received {
-        // Being handled right now, unless it has been far too long.
-        return if delivery.received_at.plus(STUCK_RECEIVED) <= now { Retry::Now } else { Retry::Wait };
+    let stuck = delivery.received_at.plus(STUCK_RECEIVED) <= now;
+    if delivery.outcome == Outcome::Received && !stuck {
+        // Being handled right now.
+        return Retry::Wait;
     }
+    // Counted before acting: a delivery whose every attempt killed the
+    // process still reaches the last one.
     if delivery.attempts >= MAX_ATTEMPTS {
         let reason = delivery.reason.clone().unwrap_or_else(|| "no reason was recorded".into());
         return Retry::GiveUp(format!("failed {} times; last: {reason}", delivery.attempts));
+    }
+    if delivery.outcome == Outcome::Received {
+        return Retry::Now;
     }
     let last = delivery.last_attempt_at.unwrap_or(delivery.received_at);
     if last.plus(backoff(delivery.attempts)) <= now { Retry::Now } else { Retry::Wait }
@@ -289,6 +295,7 @@ mod tests {
                 detail: Detail::Ping,
             })),
             last_attempt_at: last,
+            parts: 0,
         }
     }
 
@@ -310,6 +317,12 @@ mod tests {
     fn a_received_delivery_is_left_alone_unless_it_is_stuck() {
         assert_eq!(retry(&delivery(Outcome::Received, 1, None), at(60)), Retry::Wait);
         assert_eq!(retry(&delivery(Outcome::Received, 1, None), at(300)), Retry::Now);
+        // A delivery that never got past `received` counts its attempts too.
+        assert!(matches!(
+            retry(&delivery(Outcome::Received, MAX_ATTEMPTS, Some(at(10))), at(300)),
+            Retry::GiveUp(r) if r.contains("failed 6 times")
+        ));
+        assert_eq!(retry(&delivery(Outcome::Received, MAX_ATTEMPTS, None), at(60)), Retry::Wait, "still in hand");
     }
 
     #[test]
@@ -360,6 +373,8 @@ mod tests {
             updated_at: None,
             head_at: None,
             unseen_listings: unseen,
+            from_fork: false,
+            head_pushed_by: None,
         }
     }
 

@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    Cursor, Delivery, DeliveryId, Installation, InstallationId, OauthState, PolledRef, PrNumber, Preview, PullRequest,
-    RefName, Release, RepoName, Repository, Run, Sha, Tag, Timestamp, UnitName,
+    BodySeen, Cursor, Delivery, DeliveryId, DeliveryPart, Installation, InstallationId, OauthState, PolledRef,
+    PrNumber, Preview, PullRequest, RefName, Release, RepoName, Repository, Run, Sha, Tag, Timestamp, UnitName,
 };
 
 pub use dynamo::DynamoStore;
@@ -39,6 +39,10 @@ pub enum Key {
     Delivery(DeliveryId),
     Cursor(String),
     OauthState(String),
+    /// A delivery body, by its SHA-256 in hex.
+    Body(String),
+    /// One piece of a delivery's event too large for one item.
+    DeliveryPart(DeliveryId, u32),
 }
 
 impl Key {
@@ -51,22 +55,27 @@ impl Key {
             | Key::Release(repo, _)
             | Key::Run(repo, _, _)
             | Key::Preview(repo, _, _) => repo_pk(repo),
-            Key::Delivery(id) => format!("DELIVERY#{id}"),
+            Key::Delivery(id) | Key::DeliveryPart(id, _) => format!("DELIVERY#{id}"),
             Key::Cursor(name) => format!("CURSOR#{name}"),
             Key::OauthState(state) => format!("OAUTH#{state}"),
+            Key::Body(hash) => format!("BODY#{hash}"),
         }
     }
 
     pub fn sk(&self) -> String {
         match self {
-            Key::Installation(_) | Key::Repository(_) | Key::Delivery(_) | Key::Cursor(_) | Key::OauthState(_) => {
-                "META".to_owned()
-            }
+            Key::Installation(_)
+            | Key::Repository(_)
+            | Key::Delivery(_)
+            | Key::Cursor(_)
+            | Key::OauthState(_)
+            | Key::Body(_) => "META".to_owned(),
             Key::Ref(_, name) => format!("REF#{name}"),
             Key::PullRequest(_, number) => format!("PR#{number}"),
             Key::Release(_, tag) => format!("REL#{tag}"),
             Key::Run(_, unit, sha) => format!("RUN#{unit}#{sha}"),
             Key::Preview(_, of, unit) => format!("PREVIEW#{of}#{unit}"),
+            Key::DeliveryPart(_, index) => format!("PART#{index:06}"),
         }
     }
 }
@@ -98,6 +107,8 @@ pub enum Collection {
     /// Every delivery not yet done with (received, deferred or failed):
     /// what the reconciler tries again.
     UnfinishedDeliveries,
+    /// The pieces of one delivery's event, in order.
+    DeliveryParts(DeliveryId),
 }
 
 /// Where a collection's items are found.
@@ -129,6 +140,9 @@ impl Collection {
             Collection::Installations => Scope::Listed { kind: "installation" },
             Collection::Repositories => Scope::Listed { kind: "repository" },
             Collection::UnfinishedDeliveries => Scope::Listed { kind: "delivery" },
+            Collection::DeliveryParts(id) => {
+                Scope::Partition { pk: Key::Delivery(id.clone()).pk(), sk_prefix: "PART#".to_owned() }
+            }
         }
     }
 }
@@ -148,6 +162,8 @@ pub enum Record {
     Delivery(Delivery),
     Cursor(Cursor),
     OauthState(OauthState),
+    Body(BodySeen),
+    DeliveryPart(DeliveryPart),
 }
 
 /// Something that can deserialize one record's fields in some format.
@@ -169,6 +185,8 @@ impl Record {
             Record::Delivery(d) => Key::Delivery(d.id.clone()),
             Record::Cursor(c) => Key::Cursor(c.name.clone()),
             Record::OauthState(o) => Key::OauthState(o.state.clone()),
+            Record::Body(b) => Key::Body(b.hash.clone()),
+            Record::DeliveryPart(p) => Key::DeliveryPart(p.delivery.clone(), p.index),
         }
     }
 
@@ -184,6 +202,8 @@ impl Record {
             Record::Delivery(_) => "delivery",
             Record::Cursor(_) => "cursor",
             Record::OauthState(_) => "oauth_state",
+            Record::Body(_) => "body",
+            Record::DeliveryPart(_) => "delivery_part",
         }
     }
 
@@ -201,6 +221,8 @@ impl Record {
         match self {
             Record::Delivery(d) => Some(d.expires_at()),
             Record::OauthState(o) => Some(o.created_at.plus(OauthState::LIFETIME)),
+            Record::Body(b) => Some(b.received_at.plus(Delivery::RETENTION)),
+            Record::DeliveryPart(p) => Some(p.received_at.plus(Delivery::RETENTION)),
             _ => None,
         }
     }
@@ -218,6 +240,8 @@ impl Record {
             "delivery" => Record::Delivery(fields.decode().map_err(err)?),
             "cursor" => Record::Cursor(fields.decode().map_err(err)?),
             "oauth_state" => Record::OauthState(fields.decode().map_err(err)?),
+            "body" => Record::Body(fields.decode().map_err(err)?),
+            "delivery_part" => Record::DeliveryPart(fields.decode().map_err(err)?),
             other => return Err(format!("unknown kind {other:?}")),
         })
     }
@@ -257,6 +281,8 @@ entity!(
     Delivery(Delivery),
     Cursor(Cursor),
     OauthState(OauthState),
+    Body(BodySeen),
+    DeliveryPart(DeliveryPart),
 );
 
 /// The optimistic-lock version of an item: 1 when created, +1 per update.
@@ -505,9 +531,9 @@ mod tests {
     }
 
     #[test]
-    fn only_deliveries_and_login_states_expire() {
+    fn only_deliveries_their_parts_and_bodies_and_login_states_expire() {
         for record in crate::store::samples::all() {
-            let expires = matches!(record.kind(), "delivery" | "oauth_state");
+            let expires = matches!(record.kind(), "delivery" | "delivery_part" | "body" | "oauth_state");
             assert_eq!(record.expires_at().is_some(), expires, "{}", record.kind());
         }
     }
@@ -523,6 +549,19 @@ pub(crate) mod samples {
         let repo = RepoName::parse("acme/api").unwrap();
         let sha = Sha::parse("b".repeat(40)).unwrap();
         vec![
+            DeliveryPart {
+                delivery: DeliveryId::parse("d-1").unwrap(),
+                index: 3,
+                text: "{\"name\":".into(),
+                received_at: Timestamp::from_unix(1_800_000_000),
+            }
+            .into(),
+            BodySeen {
+                hash: "c".repeat(64),
+                delivery: DeliveryId::parse("d-1").unwrap(),
+                received_at: Timestamp::from_unix(1_800_000_000),
+            }
+            .into(),
             Installation {
                 token_expires_at: Some(Timestamp::from_unix(7)),
                 token_error: Some("GitHub answered 502".into()),
@@ -566,6 +605,8 @@ pub(crate) mod samples {
                 updated_at: Some(Timestamp::from_unix(7)),
                 head_at: Some(Timestamp::from_unix(6)),
                 unseen_listings: 1,
+                from_fork: false,
+                head_pushed_by: None,
             }
             .into(),
             Release {
@@ -618,6 +659,7 @@ pub(crate) mod samples {
                     detail: crate::domain::event::Detail::Ping,
                 })),
                 last_attempt_at: Some(Timestamp::from_unix(120)),
+                parts: 0,
             }
             .into(),
             Cursor { name: "deliveries".into(), position: "42".into() }.into(),

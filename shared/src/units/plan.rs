@@ -9,22 +9,13 @@ use super::{On, Unit};
 use crate::domain::UnitName;
 use crate::domain::event::Command;
 
-/// `author_association` values GitHub gives people who may run code here.
-pub const TRUSTED: [&str; 3] = ["OWNER", "MEMBER", "COLLABORATOR"];
-
-pub fn is_trusted(association: &str) -> bool {
-    TRUSTED.contains(&association)
-}
-
-/// What Ferry knows of a pull request when it plans for one.
+/// What Ferry knows of a pull request when it plans for one. Whether its
+/// head may run at all was decided before (`domain::trust`): a plan is
+/// only made for a cleared commit.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PrFacts {
     pub draft: bool,
     pub labels: Vec<String>,
-    /// The author is an owner, member or collaborator.
-    pub trusted_author: bool,
-    /// A trusted user approved the current head SHA with `/ok-to-test`.
-    pub approved: bool,
 }
 
 /// What happened, in the terms the plan needs.
@@ -35,16 +26,19 @@ pub enum Happening {
     },
     /// Opened, reopened, synchronized, ready for review, labelled.
     PullRequest(PrFacts),
-    PullRequestClosed,
+    /// Closed: the previews Ferry recorded for it go (its head's file is
+    /// not read again).
+    PullRequestClosed {
+        previews: Vec<UnitName>,
+    },
     /// Published or released (`prerelease` for a prereleased one).
     Release {
         prerelease: bool,
     },
     ReleaseDeleted,
-    /// A comment command on a pull request.
+    /// A trusted user's comment command on a pull request.
     Command {
         command: Command,
-        by_trusted: bool,
         pr: PrFacts,
         failed: Vec<UnitName>,
     },
@@ -66,8 +60,6 @@ pub enum Change {
     RemovePreview { unit: UnitName },
     /// Record a trusted user's approval of the head SHA.
     Approve,
-    /// Tell the pull request a trusted user must comment `/ok-to-test`.
-    AwaitApproval,
 }
 
 /// A unit that does not run, and why: what "why didn't it run?" gets told.
@@ -116,14 +108,8 @@ pub fn plan(happening: &Happening, units: &[Unit], changed_paths: Option<&[Strin
             }
         }
         Happening::PullRequest(pr) => pull_request(pr, units, changed_paths, &mut changes, &mut skip),
-        Happening::PullRequestClosed => {
-            for unit in units {
-                if unit.preview.is_some() {
-                    changes.push(Change::RemovePreview { unit: unit.name.clone() });
-                } else {
-                    skip(unit, "the pull request is closed".into());
-                }
-            }
+        Happening::PullRequestClosed { previews } => {
+            changes.extend(previews.iter().map(|unit| Change::RemovePreview { unit: unit.clone() }));
         }
         Happening::Release { prerelease } => {
             for unit in units {
@@ -143,22 +129,11 @@ pub fn plan(happening: &Happening, units: &[Unit], changed_paths: Option<&[Strin
                 changes.push(Change::RemovePreview { unit: unit.name.clone() });
             }
         }
-        Happening::Command { command, by_trusted, pr, failed } => {
-            if !by_trusted {
-                for unit in units {
-                    skip(unit, "commands count only from owners, members and collaborators".into());
-                }
-            } else {
-                match command {
-                    Command::OkToTest => {
-                        changes.push(Change::Approve);
-                        let approved = PrFacts { approved: true, ..pr.clone() };
-                        pull_request(&approved, units, changed_paths, &mut changes, &mut skip);
-                    }
-                    Command::Retest => rerun(units, failed, &mut changes, &mut skip),
-                }
-            }
+        Happening::Command { command: Command::OkToTest, pr, .. } => {
+            changes.push(Change::Approve);
+            pull_request(pr, units, changed_paths, &mut changes, &mut skip);
         }
+        Happening::Command { command: Command::Retest, failed, .. } => rerun(units, failed, &mut changes, &mut skip),
         Happening::Rerequested { failed } => rerun(units, failed, &mut changes, &mut skip),
     }
     plan.changes = changes;
@@ -172,13 +147,6 @@ fn pull_request(
     changes: &mut Vec<Change>,
     skip: &mut impl FnMut(&Unit, String),
 ) {
-    if !pr.trusted_author && !pr.approved {
-        changes.push(Change::AwaitApproval);
-        for unit in units {
-            skip(unit, "an outside contributor's pull request waits for a trusted user's /ok-to-test".into());
-        }
-        return;
-    }
     for unit in units {
         let wanted = runs_on(unit, On::PullRequest).map(|()| unit.runs_something());
         if let Err(reason) = &wanted
@@ -310,7 +278,7 @@ mod tests {
     }
 
     fn trusted() -> PrFacts {
-        PrFacts { trusted_author: true, ..PrFacts::default() }
+        PrFacts::default()
     }
 
     fn push(branch: &str) -> Happening {
@@ -398,7 +366,7 @@ mod tests {
     }
 
     #[test]
-    fn pull_requests_follow_trust_drafts_labels_and_paths() {
+    fn pull_requests_follow_drafts_labels_and_paths() {
         let api = with_preview(unit("api", &[On::Push, On::PullRequest]));
         let mut drafty = unit("drafty", &[On::PullRequest]);
         drafty.drafts = true;
@@ -415,9 +383,7 @@ mod tests {
             Change::Preview { unit: site_name.clone() },
         ];
         let cases: Vec<(&str, PrFacts, Vec<Change>, usize)> = vec![
-            ("a member's pull request", trusted(), all.clone(), 1),
-            ("an outsider's, not approved", PrFacts::default(), vec![Change::AwaitApproval], 4),
-            ("an outsider's, approved for this head", PrFacts { approved: true, ..PrFacts::default() }, all.clone(), 1),
+            ("a cleared pull request", trusted(), all.clone(), 1),
             ("a draft", PrFacts { draft: true, ..trusted() }, vec![Change::Run { unit: drafty_name.clone() }], 3),
             (
                 "labelled ferry/skip",
@@ -431,13 +397,6 @@ mod tests {
             assert_eq!(plan.changes, want, "{case}");
             assert_eq!(plan.skipped.len(), skipped, "{case}: {:?}", plan.skipped);
         }
-        let waiting = plan(&Happening::PullRequest(PrFacts::default()), &units, None);
-        assert!(
-            waiting
-                .reason()
-                .unwrap()
-                .contains("api: an outside contributor's pull request waits for a trusted user's /ok-to-test")
-        );
         let labelled =
             plan(&Happening::PullRequest(PrFacts { labels: vec!["ferry/skip".into()], ..trusted() }), &units, None);
         assert_eq!(labelled.skipped[0].reason, "the pull request is labelled ferry/skip");
@@ -446,11 +405,14 @@ mod tests {
     }
 
     #[test]
-    fn closing_removes_previews_only() {
+    fn closing_removes_the_recorded_previews_only() {
         let units = [with_preview(unit("api", &[On::PullRequest])), unit("docs", &[On::PullRequest])];
-        let plan = plan(&Happening::PullRequestClosed, &units, None);
-        assert_eq!(plan.changes, [Change::RemovePreview { unit: UnitName::parse("api").unwrap() }]);
-        assert_eq!(plan.skipped[0].reason, "the pull request is closed");
+        let api = UnitName::parse("api").unwrap();
+        let plan = plan(&Happening::PullRequestClosed { previews: vec![api.clone()] }, &units, None);
+        assert_eq!(plan.changes, [Change::RemovePreview { unit: api }]);
+        assert!(plan.skipped.is_empty());
+        let none = super::plan(&Happening::PullRequestClosed { previews: vec![] }, &[], None);
+        assert!(none.changes.is_empty() && none.skipped.is_empty());
     }
 
     #[test]
@@ -478,45 +440,19 @@ mod tests {
     }
 
     #[test]
-    fn commands_count_from_trusted_users_only() {
+    fn commands_approve_or_rerun() {
         let units = [unit("api", &[On::PullRequest]), unit("web", &[On::PullRequest])];
         let api = UnitName::parse("api").unwrap();
-        let outsider_pr = PrFacts::default();
-        let command = |command, by_trusted| Happening::Command {
-            command,
-            by_trusted,
-            pr: outsider_pr.clone(),
-            failed: vec![api.clone()],
-        };
-        let ok = plan(&command(Command::OkToTest, true), &units, None);
+        let command = |command| Happening::Command { command, pr: PrFacts::default(), failed: vec![api.clone()] };
+        let ok = plan(&command(Command::OkToTest), &units, None);
         assert_eq!(
             ok.changes,
             [Change::Approve, Change::Run { unit: api.clone() }, Change::Run { unit: UnitName::parse("web").unwrap() }]
         );
-        for untrusted in [command(Command::OkToTest, false), command(Command::Retest, false)] {
-            let nothing = plan(&untrusted, &units, None);
-            assert!(nothing.changes.is_empty());
-            assert_eq!(nothing.skipped[0].reason, "commands count only from owners, members and collaborators");
-        }
-        let retest = plan(&command(Command::Retest, true), &units, None);
+        let retest = plan(&command(Command::Retest), &units, None);
         assert_eq!(retest.changes, [Change::Run { unit: api.clone() }]);
         assert_eq!(retest.skipped[0].reason, "it did not fail on this commit");
         let rerequested = plan(&Happening::Rerequested { failed: vec![api.clone()] }, &units, None);
         assert_eq!(rerequested.changes, [Change::Run { unit: api }]);
-    }
-
-    #[test]
-    fn trust_follows_github_associations() {
-        for (association, trusted) in [
-            ("OWNER", true),
-            ("MEMBER", true),
-            ("COLLABORATOR", true),
-            ("CONTRIBUTOR", false),
-            ("FIRST_TIME_CONTRIBUTOR", false),
-            ("NONE", false),
-            ("", false),
-        ] {
-            assert_eq!(is_trusted(association), trusted, "{association}");
-        }
     }
 }

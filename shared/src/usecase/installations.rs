@@ -21,6 +21,33 @@ pub enum InstallationError {
     Token(#[from] TokenError),
 }
 
+/// What an installation event did, and why it did nothing if it did not.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub actions: Vec<Action>,
+    pub reason: Option<String>,
+}
+
+impl From<Vec<Action>> for Applied {
+    fn from(actions: Vec<Action>) -> Self {
+        Applied { actions, reason: None }
+    }
+}
+
+/// Why an event about installation `id` must change nothing: GitHub changed
+/// the installation after it happened (a late or replayed event).
+async fn outdated(state: &dyn StateStore, id: InstallationId, event: &GitEvent) -> Result<Option<String>, StoreError> {
+    let Some(at) = event.happened_at else { return Ok(None) };
+    let known = state.load::<Installation>(&Key::Installation(id)).await?.and_then(|f| f.record.updated_at);
+    Ok(known.filter(|known| *known > at).map(|known| {
+        format!(
+            "installation {id} changed at {} after this event ({}): it changes nothing",
+            known.to_rfc3339(),
+            at.to_rfc3339()
+        )
+    }))
+}
+
 /// Records what an `installation` event says, and keeps its token in step:
 /// minted when it is created, unsuspended or given new permissions (tokens
 /// minted before carry the old ones, or were revoked), deleted with it.
@@ -29,12 +56,15 @@ pub async fn apply_installation(
     tokens: &Tokens,
     event: &GitEvent,
     change: InstallationChange,
-) -> Result<Vec<Action>, InstallationError> {
+) -> Result<Applied, InstallationError> {
     let (id, Detail::Installation(detail)) =
         (event.installation.ok_or(InstallationError::NoInstallation)?, &event.detail)
     else {
         return Err(InstallationError::NoInstallation);
     };
+    if let Some(reason) = outdated(state, id, event).await? {
+        return Ok(Applied { actions: Vec::new(), reason: Some(reason) });
+    }
     let mut actions = Vec::new();
     if change == InstallationChange::Deleted {
         state.delete(&Key::Installation(id)).await?;
@@ -57,7 +87,7 @@ pub async fn apply_installation(
                 actions.push(Action::new("repository.removed", repo));
             }
         }
-        return Ok(actions);
+        return Ok(actions.into());
     }
     let suspended = match change {
         InstallationChange::Suspended => true,
@@ -66,6 +96,7 @@ pub async fn apply_installation(
     };
     let fresh = Installation {
         suspended,
+        updated_at: event.happened_at,
         ..Installation::new(id, detail.account.clone(), detail.repository_selection.clone())
     };
     state
@@ -74,6 +105,7 @@ pub async fn apply_installation(
             token_expires_at: current.token_expires_at,
             minting_until: current.minting_until,
             token_error: current.token_error,
+            updated_at: fresh.updated_at.max(current.updated_at),
             ..fresh.clone()
         })
         .await?;
@@ -102,16 +134,24 @@ pub async fn apply_installation(
             }
         }
     }
-    Ok(actions)
+    Ok(actions.into())
 }
 
 /// Records what an `installation_repositories` event says.
-pub async fn apply_repositories(state: &dyn StateStore, event: &GitEvent) -> Result<Vec<Action>, InstallationError> {
+pub async fn apply_repositories(state: &dyn StateStore, event: &GitEvent) -> Result<Applied, InstallationError> {
     let (id, Detail::InstallationRepositories(detail)) =
         (event.installation.ok_or(InstallationError::NoInstallation)?, &event.detail)
     else {
         return Err(InstallationError::NoInstallation);
     };
+    if let Some(reason) = outdated(state, id, event).await? {
+        return Ok(Applied { actions: Vec::new(), reason: Some(reason) });
+    }
+    if let (Some(at), Some(mut found)) = (event.happened_at, state.load::<Installation>(&Key::Installation(id)).await?)
+    {
+        found.record.updated_at = Some(at);
+        state.update(&found.record.into(), found.version).await?;
+    }
     let mut actions = Vec::new();
     for repo in &detail.added {
         record_repository(state, id, repo).await?;
@@ -122,7 +162,7 @@ pub async fn apply_repositories(state: &dyn StateStore, event: &GitEvent) -> Res
             actions.push(Action::new("repository.removed", repo));
         }
     }
-    Ok(actions)
+    Ok(actions.into())
 }
 
 async fn record_repository(state: &dyn StateStore, id: InstallationId, repo: &RepoName) -> Result<(), StoreError> {

@@ -4,14 +4,15 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::domain::event::{Detail, GitEvent};
 use crate::domain::route::{Route, route};
 use crate::domain::signature::{WebhookSecret, verify};
-use crate::domain::{Delivery, DeliveryId, Outcome, Timestamp};
+use crate::domain::{BodySeen, Delivery, DeliveryId, DeliveryPart, Outcome, Timestamp};
 use crate::forge::github::{self, ParseError};
-use crate::store::{Record, StateStore, StoreError, Version};
+use crate::store::{Collection, Key, Record, StateStore, StoreError, Version};
 
 use super::Action;
 use super::installations::{apply_installation, apply_repositories};
@@ -150,6 +151,7 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
         reason: None,
         git_event: None,
         last_attempt_at: None,
+        parts: 0,
     };
 
     let event = match github::parse(name, inbound.body) {
@@ -161,11 +163,22 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
         delivery.outcome = Outcome::Ignored;
         delivery.reason = Some(reason.clone());
     }
+    if matches!(route, Route::Installation(_) | Route::Repositories | Route::Launch(_)) {
+        match tokio::time::timeout(budget, replayed(ports.state, &delivery.id, inbound.body)).await {
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some(first))) => {
+                delivery.outcome = Outcome::Duplicate;
+                delivery.reason = Some(format!("the same body came as delivery {first}: a replay changes nothing"));
+            }
+            Ok(Err(e)) => return unrecorded(&delivery.id, &e),
+            Err(_) => return unrecorded(&delivery.id, &StoreError::Unavailable("timed out".into())),
+        }
+    }
     delivery.git_event = Some(Box::new(event));
 
     // Persist first: once this returns, the event cannot be lost.
     let id = delivery.id.clone();
-    let Ok((recorded, written)) = tokio::time::timeout(budget, record(ports.state, delivery)).await else {
+    let Ok((recorded, aside, written)) = tokio::time::timeout(budget, record(ports.state, delivery)).await else {
         return unrecorded(&id, &StoreError::Unavailable("timed out".into()));
     };
     let mut delivery = recorded;
@@ -178,11 +191,11 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
         }
         Err(e) => return unrecorded(&id, &e),
     };
-    if delivery.outcome == Outcome::Ignored {
+    if matches!(delivery.outcome, Outcome::Ignored | Outcome::Duplicate) {
         return Reply::outcome(&delivery, Vec::new());
     }
 
-    let event = delivery.git_event.as_deref().expect("set above");
+    let event = delivery.git_event.as_deref().or(aside.as_deref()).expect("set above, or set aside in parts");
     let remaining = budget.saturating_sub(started.elapsed());
     let actions = match tokio::time::timeout(remaining, act(ports, event, route)).await {
         Ok(Ok((actions, reason))) => {
@@ -215,16 +228,64 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
     reply
 }
 
-/// Records a new delivery; a push whose paths do not fit is kept without them.
-async fn record(state: &dyn StateStore, delivery: Delivery) -> (Delivery, Result<Version, StoreError>) {
+/// The delivery that first brought this same body, if another did: a
+/// signed body resent under a new delivery id. GitHub's own redelivery
+/// keeps the id, so it is not one.
+async fn replayed(state: &dyn StateStore, id: &DeliveryId, body: &[u8]) -> Result<Option<DeliveryId>, StoreError> {
+    let hash = hex::encode(Sha256::digest(body));
+    let seen = BodySeen { hash: hash.clone(), delivery: id.clone(), received_at: Timestamp::now() };
+    match state.create(&seen.into()).await {
+        Ok(_) => Ok(None),
+        Err(StoreError::AlreadyExists { .. }) => {
+            let first = state.load::<BodySeen>(&Key::Body(hash)).await?;
+            Ok(first.map(|found| found.record.delivery).filter(|first| first != id))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Records a new delivery. One that does not fit an item loses nothing: a
+/// push is kept without its paths (path filters then match everything),
+/// any other event is kept in parts, and handed back to act on now.
+async fn record(
+    state: &dyn StateStore,
+    delivery: Delivery,
+) -> (Delivery, Option<Box<GitEvent>>, Result<Version, StoreError>) {
     let (mut delivery, written) = write(state, delivery, None).await;
     if !matches!(written, Err(StoreError::TooLarge { .. })) {
-        return (delivery, written);
+        return (delivery, None, written);
     }
     if let Some(GitEvent { detail: Detail::Push(push), .. }) = delivery.git_event.as_deref_mut() {
         push.truncate_paths();
+        let (delivery, written) = write(state, delivery, None).await;
+        return (delivery, None, written);
     }
-    write(state, delivery, None).await
+    let Some(event) = delivery.git_event.take() else { return (delivery, None, written) };
+    let parts = DeliveryPart::split(&delivery, &event);
+    for part in &parts {
+        match state.create(&part.clone().into()).await {
+            // A redelivery of a delivery whose first recording stopped halfway.
+            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+            Err(e) => return (delivery, Some(event), Err(e)),
+        }
+    }
+    delivery.parts = u32::try_from(parts.len()).unwrap_or(u32::MAX);
+    let (delivery, written) = write(state, delivery, None).await;
+    (delivery, Some(event), written)
+}
+
+/// The event of a delivery kept in parts.
+pub(crate) async fn joined(state: &dyn StateStore, delivery: &Delivery) -> Result<Option<GitEvent>, StoreError> {
+    let parts: Vec<DeliveryPart> = state
+        .query(&Collection::DeliveryParts(delivery.id.clone()))
+        .await?
+        .into_iter()
+        .filter_map(|found| match found.record {
+            Record::DeliveryPart(part) => Some(part),
+            _ => None,
+        })
+        .collect();
+    Ok(DeliveryPart::join(&parts, delivery.parts))
 }
 
 /// Creates (no version) or updates the delivery without copying it: it goes
@@ -274,10 +335,14 @@ pub(crate) async fn act(
     let state = ports.state;
     match route {
         Route::Pong => Ok((Vec::new(), Some("pong".into()))),
-        Route::Installation(change) => {
-            apply_installation(state, ports.tokens, event, change).await.map(|a| (a, None)).map_err(|e| e.to_string())
-        }
-        Route::Repositories => apply_repositories(state, event).await.map(|a| (a, None)).map_err(|e| e.to_string()),
+        Route::Installation(change) => apply_installation(state, ports.tokens, event, change)
+            .await
+            .map(|applied| (applied.actions, applied.reason))
+            .map_err(|e| e.to_string()),
+        Route::Repositories => apply_repositories(state, event)
+            .await
+            .map(|applied| (applied.actions, applied.reason))
+            .map_err(|e| e.to_string()),
         Route::Launch(trigger) => launch(ports.launch(), event, trigger)
             .await
             .map(|launched| (launched.actions, launched.reason))

@@ -9,16 +9,17 @@ use sha2::{Digest, Sha256};
 
 use crate::cluster::manifests::{self, Cause, PreviewOf, RunInput};
 use crate::cluster::{Cluster, ClusterError, RunState};
-use crate::domain::event::{Command, Detail, GitEvent};
+use crate::domain::event::{Command, CommentDetail, Detail, GitEvent, PullRequestDetail, ReleaseDetail};
 use crate::domain::route::Trigger;
 use crate::domain::tokens::Credential;
+use crate::domain::trust::{self, Cleared, HeadFacts, Refusal, Subject};
 use crate::domain::{
     Installation, PrNumber, PrState, Preview, PullRequest, Release, RepoMode, RepoName, Repository, Run, RunStatus,
     Sha, Timestamp, UnitName,
 };
 use crate::forge::{CommitStatus, Forge, ForgeError, StatusState, Target};
 use crate::store::{Collection, Key, Record, StateStore, StoreError};
-use crate::units::plan::{Change, Happening, Plan, PrFacts, is_trusted, plan};
+use crate::units::plan::{Change, Happening, Plan, PrFacts, plan};
 use crate::units::{OperatorConfig, TemplateContext, Unit, file};
 
 use super::Action;
@@ -78,6 +79,8 @@ fn context(ports: &LaunchPorts<'_>, name: &str) -> String {
 /// Everything one launch decides on.
 struct Situation {
     happening: Happening,
+    /// Whose code this is: what the trust boundary decides on.
+    subject: Subject,
     /// When the event happened: runs of older events never supersede it.
     happened_at: Option<Timestamp>,
     sha: Option<Sha>,
@@ -110,6 +113,14 @@ pub async fn launch(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger) 
     let Some(sha) = situation.sha.clone() else {
         return Ok(note("the commit could not be resolved: nothing to build".into()));
     };
+    if let Happening::PullRequestClosed { .. } = &situation.happening {
+        let decided = plan(&situation.happening, &[], None);
+        return apply(ports, &target, &situation, &sha, &[], &decided, event).await;
+    }
+    let cleared = match trust::clear(&sha, &situation.subject) {
+        Ok(cleared) => cleared,
+        Err(refusal) => return refused(ports, &target, &sha, &refusal).await,
+    };
     let mut template = TemplateContext::new(event, &repo, &sha);
     if let Some(pr) = &situation.pr {
         template = template.with_pr(pr.number, pr.head_ref.as_deref());
@@ -117,22 +128,7 @@ pub async fn launch(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger) 
     if let Some(tag) = &situation.tag {
         template.git.tag = Some(tag.clone());
     }
-    // An outsider's unapproved code is not even read: its .ferry.toml waits too.
-    if let Happening::PullRequest(facts) = &situation.happening
-        && !facts.trusted_author
-        && !facts.approved
-    {
-        let status = CommitStatus::new(
-            context(&ports, "ok-to-test"),
-            StatusState::Pending,
-            "An outside contributor's pull request: a trusted user must comment /ok-to-test",
-        );
-        ports.forge.status(&target, &sha, &status).await?;
-        let mut launched = note("an outside contributor's pull request waits for a trusted user's /ok-to-test".into());
-        launched.actions.push(Action::new("status.pending", status.context));
-        return Ok(launched);
-    }
-    let units = match units(ports, &target, &sha, &template).await? {
+    let units = match units(ports, &target, &cleared, &template).await? {
         Units::Found(units) => units,
         Units::None => {
             return Ok(note(format!("{repo} has no {} and the operator config gives it no units", file::FILE_NAME)));
@@ -155,6 +151,25 @@ pub async fn launch(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger) 
 
 fn note(reason: String) -> Launched {
     Launched { actions: Vec::new(), reason: Some(reason) }
+}
+
+/// The trust boundary said no: nothing of the commit is read. A head
+/// waiting for approval says so on the commit.
+async fn refused(
+    ports: LaunchPorts<'_>,
+    target: &Target,
+    sha: &Sha,
+    refusal: &Refusal,
+) -> Result<Launched, LaunchError> {
+    let mut launched = note(refusal.reason().to_owned());
+    if let Refusal::AwaitsApproval(reason) = refusal {
+        let mut description = format!("Waits for /ok-to-test: {reason}");
+        description.truncate(description.floor_char_boundary(140));
+        let status = CommitStatus::new(context(&ports, "ok-to-test"), StatusState::Pending, description);
+        ports.forge.status(target, sha, &status).await?;
+        launched.actions.push(Action::new("status.pending", status.context));
+    }
+    Ok(launched)
 }
 
 /// How Ferry reaches the repository: its installation, or its own token.
@@ -203,7 +218,7 @@ async fn trusted(
     login: Option<&str>,
     association: &str,
 ) -> Result<bool, ForgeError> {
-    if !is_trusted(association) {
+    if !trust::is_trusted_association(association) {
         return Ok(false);
     }
     if association == "OWNER" {
@@ -211,6 +226,26 @@ async fn trusted(
     }
     let Some(login) = login.filter(|l| !l.is_empty()) else { return Ok(false) };
     Ok(ports.forge.can_push(target, login).await?.unwrap_or(true))
+}
+
+/// What the trust boundary needs to know of a pull request's head.
+async fn head_facts(ports: LaunchPorts<'_>, target: &Target, pr: &PullRequest) -> Result<HeadFacts, ForgeError> {
+    let author = pr.author.as_deref();
+    let author_trusted = trusted(ports, target, author, pr.author_association.as_deref().unwrap_or_default()).await?;
+    let pusher_trusted = match pr.head_pushed_by.as_deref() {
+        _ if !pr.from_fork || !author_trusted => None,
+        Some(pusher) if Some(pusher) == author => Some(true),
+        // Someone else pushed to the fork: GitHub gives no association
+        // for them, so only the repository's own answer counts.
+        Some(pusher) => Some(ports.forge.can_push(target, pusher).await? == Some(true)),
+        None => None,
+    };
+    Ok(HeadFacts {
+        author_trusted,
+        from_fork: pr.from_fork,
+        pusher_trusted,
+        approved: pr.approved_sha.as_ref() == Some(&pr.head_sha),
+    })
 }
 
 /// A number naming one request (a `/retest` comment, a re-requested check):
@@ -227,13 +262,11 @@ async fn situation(
     event: &GitEvent,
     trigger: Trigger,
 ) -> Result<Decision, LaunchError> {
-    let state = ports.state;
-    let repo = &target.repo;
-    let action = event.action.as_deref().unwrap_or("");
     let at = event.happened_at;
     Ok(match (&event.detail, trigger) {
         (Detail::Push(push), Trigger::Push) => Decision::go(Situation {
             happening: Happening::Push { branch: push.branch().map(str::to_owned) },
+            subject: Subject::Push,
             happened_at: at,
             sha: Some(push.after.clone()),
             cause: Cause::Push,
@@ -242,177 +275,208 @@ async fn situation(
             changed_paths: (!push.paths_truncated).then(|| push.changed_paths.clone()),
             tag: push.tag().map(str::to_owned),
         }),
-        (Detail::PullRequest(detail), Trigger::PullRequest) => {
-            let closed = action == "closed";
-            let heard = PullRequest {
-                repo: repo.clone(),
-                number: detail.number,
-                head_sha: detail.head_sha.clone(),
-                state: if closed { PrState::Closed } else { PrState::Open },
-                approved_sha: None,
-                approved_by: None,
-                preview_namespace: None,
-                head_ref: Some(detail.head_ref.clone()),
-                draft: detail.draft,
-                labels: detail.labels.clone(),
-                author_association: Some(detail.author_association.clone()),
-                author: Some(detail.author.clone()),
-                updated_at: at,
-                head_at: at,
-                unseen_listings: 0,
-            };
-            // A late delivery of an older update changes nothing: the newer
-            // one carried the whole pull request already.
-            let stale = AtomicBool::new(false);
-            state
-                .save(heard.clone(), |known| {
-                    let merged = known.heard(heard.clone());
-                    stale.store(merged.updated_at != heard.updated_at && heard.updated_at.is_some(), Ordering::Relaxed);
-                    merged
-                })
-                .await?;
-            if stale.load(Ordering::Relaxed) {
-                return Ok(Decision::Nothing(format!(
-                    "pull request #{} changed after this event; the newer event decided",
-                    detail.number
-                )));
-            }
-            let key = Key::PullRequest(repo.clone(), detail.number);
-            let record = state.load::<PullRequest>(&key).await?.map_or(heard, |found| found.record);
-            let happening = if closed {
-                Happening::PullRequestClosed
-            } else {
-                Happening::PullRequest(PrFacts {
-                    draft: detail.draft,
-                    labels: detail.labels.clone(),
-                    trusted_author: trusted(ports, target, Some(&detail.author), &detail.author_association).await?,
-                    approved: record.approved_sha.as_ref() == Some(&detail.head_sha),
-                })
-            };
-            let changed = if closed { None } else { changed_files(ports, target, detail.number).await };
-            Decision::go(Situation {
-                happening,
-                happened_at: at,
-                sha: Some(detail.head_sha.clone()),
-                cause: Cause::PullRequest(detail.number),
-                lane: format!("pull/{}", detail.number),
-                pr: Some(record),
-                changed_paths: changed,
-                tag: None,
-            })
+        (Detail::PullRequest(detail), Trigger::PullRequest) => pull_request(ports, target, event, detail).await?,
+        (Detail::Release(release), Trigger::Release) => release_situation(ports, target, event, release).await?,
+        (Detail::Comment(comment), Trigger::Command(command)) => {
+            command_situation(ports, target, event, comment, command).await?
         }
-        (Detail::Release(release), Trigger::Release) => {
-            let happening = match action {
-                "published" | "released" => Happening::Release { prerelease: false },
-                "prereleased" => Happening::Release { prerelease: true },
-                "deleted" => Happening::ReleaseDeleted,
-                _ => return Ok(Decision::nothing(event)),
-            };
-            let sha = match ports.forge.commit_of(target, release.tag.as_str()).await? {
-                Some(sha) => Some(sha),
-                None => ports.forge.commit_of(target, &release.target_commitish).await?,
-            };
-            if !matches!(happening, Happening::ReleaseDeleted) {
-                let record = Release {
-                    repo: repo.clone(),
-                    tag: release.tag.clone(),
-                    prerelease: release.prerelease,
-                    recorded_at: Timestamp::now(),
-                };
-                state.save(record.clone(), |_| record.clone()).await?;
-            }
+        (Detail::Rerequested { head_sha, check_id }, Trigger::Rerequested) => {
+            let (ran_before, failed) = runs_of(ports.state, &target.repo, head_sha).await?;
             Decision::go(Situation {
-                happening,
+                happening: Happening::Rerequested { failed },
+                subject: Subject::Rerun { ran_before },
                 happened_at: at,
-                sha,
-                cause: Cause::Release,
-                lane: format!("release/{}", release.tag),
+                sha: Some(head_sha.clone()),
+                cause: Cause::Retry(request_id(&[
+                    "check",
+                    &check_id.to_string(),
+                    &at.unwrap_or_else(Timestamp::now).unix().to_string(),
+                ])),
+                lane: format!("sha/{head_sha}"),
                 pr: None,
                 changed_paths: None,
-                tag: Some(release.tag.to_string()),
-            })
-        }
-        (Detail::Comment(comment), Trigger::Command(command)) => {
-            let Some(found) = state.load::<PullRequest>(&Key::PullRequest(repo.clone(), comment.number)).await? else {
-                return Ok(Decision::Nothing(format!(
-                    "pull request #{} is not known yet: its opening event has not arrived",
-                    comment.number
-                )));
-            };
-            let pr = found.record;
-            // A closed pull request runs nothing, and gets no preview back.
-            if pr.state == PrState::Closed {
-                return Ok(Decision::Nothing(format!("pull request #{} is closed: commands do nothing", pr.number)));
-            }
-            let by_trusted = trusted(ports, target, Some(&comment.author), &comment.author_association).await?;
-            if by_trusted && command == Command::OkToTest {
-                // An approval covers only code its author could have seen.
-                match (&comment.command_sha, pr.head_at, at) {
-                    (Some(named), _, _) if !pr.head_sha.as_str().starts_with(named.as_str()) => {
-                        return Ok(Decision::Nothing(format!(
-                            "/ok-to-test names {named}, but the head of #{} is {}: nothing approved",
-                            pr.number,
-                            pr.head_sha.short()
-                        )));
-                    }
-                    (None, Some(head_at), Some(said_at)) if head_at > said_at => {
-                        return Ok(Decision::Nothing(format!(
-                            "the head of #{} ({}) was pushed after the /ok-to-test comment: a trusted user must \
-                             approve it again (or comment `/ok-to-test {}`)",
-                            pr.number,
-                            pr.head_sha.short(),
-                            pr.head_sha.short()
-                        )));
-                    }
-                    _ => {}
-                }
-            }
-            let facts = PrFacts {
-                draft: pr.draft,
-                labels: pr.labels.clone(),
-                trusted_author: trusted(
-                    ports,
-                    target,
-                    pr.author.as_deref(),
-                    pr.author_association.as_deref().unwrap_or_default(),
-                )
-                .await?,
-                approved: pr.approved_sha.as_ref() == Some(&pr.head_sha),
-            };
-            let failed = failed_units(state, repo, &pr.head_sha).await?;
-            let changed = changed_files(ports, target, pr.number).await;
-            let request = if comment.id != 0 {
-                request_id(&["comment", &comment.id.to_string()])
-            } else {
-                request_id(&["comment", &comment.author, &at.map_or(0, Timestamp::unix).to_string()])
-            };
-            Decision::go(Situation {
-                happening: Happening::Command { command, by_trusted, pr: facts, failed },
-                happened_at: at,
-                sha: Some(pr.head_sha.clone()),
-                cause: if command == Command::Retest { Cause::Retry(request) } else { Cause::PullRequest(pr.number) },
-                lane: format!("pull/{}", pr.number),
-                pr: Some(PullRequest { approved_by: Some(comment.author.clone()), ..pr }),
-                changed_paths: changed,
                 tag: None,
             })
         }
-        (Detail::Rerequested { head_sha, check_id }, Trigger::Rerequested) => Decision::go(Situation {
-            happening: Happening::Rerequested { failed: failed_units(state, repo, head_sha).await? },
-            happened_at: at,
-            sha: Some(head_sha.clone()),
-            cause: Cause::Retry(request_id(&[
-                "check",
-                &check_id.to_string(),
-                &at.unwrap_or_else(Timestamp::now).unix().to_string(),
-            ])),
-            lane: format!("sha/{head_sha}"),
-            pr: None,
-            changed_paths: None,
-            tag: None,
-        }),
         _ => Decision::nothing(event),
     })
+}
+
+/// A pull request event: what it says is recorded (a late older one
+/// changes nothing), then its head goes to the trust boundary.
+async fn pull_request(
+    ports: LaunchPorts<'_>,
+    target: &Target,
+    event: &GitEvent,
+    detail: &PullRequestDetail,
+) -> Result<Decision, LaunchError> {
+    let state = ports.state;
+    let repo = &target.repo;
+    let action = event.action.as_deref().unwrap_or("");
+    let closed = action == "closed";
+    let heard = PullRequest {
+        repo: repo.clone(),
+        number: detail.number,
+        head_sha: detail.head_sha.clone(),
+        state: if closed { PrState::Closed } else { PrState::Open },
+        approved_sha: None,
+        approved_by: None,
+        preview_namespace: None,
+        head_ref: Some(detail.head_ref.clone()),
+        draft: detail.draft,
+        labels: detail.labels.clone(),
+        author_association: Some(detail.author_association.clone()),
+        author: Some(detail.author.clone()),
+        updated_at: event.happened_at,
+        head_at: event.happened_at,
+        unseen_listings: 0,
+        from_fork: detail.from_fork,
+        // Only these actions are sent by whoever brought the head.
+        head_pushed_by: event.sender.clone().filter(|_| matches!(action, "opened" | "synchronize")),
+    };
+    // A late delivery of an older update changes nothing: the newer
+    // one carried the whole pull request already.
+    let stale = AtomicBool::new(false);
+    state
+        .save(heard.clone(), |known| {
+            let merged = known.heard(heard.clone());
+            stale.store(merged.updated_at != heard.updated_at && heard.updated_at.is_some(), Ordering::Relaxed);
+            merged
+        })
+        .await?;
+    if stale.load(Ordering::Relaxed) {
+        return Ok(Decision::Nothing(format!(
+            "pull request #{} changed after this event; the newer event decided",
+            detail.number
+        )));
+    }
+    let key = Key::PullRequest(repo.clone(), detail.number);
+    let record = state.load::<PullRequest>(&key).await?.map_or(heard, |found| found.record);
+    let (happening, subject, changed) = if closed {
+        let previews = recorded_previews(state, repo, detail.number).await?;
+        (Happening::PullRequestClosed { previews }, Subject::PullRequestHead(HeadFacts::default()), None)
+    } else {
+        let head = head_facts(ports, target, &record).await?;
+        let facts = PrFacts { draft: detail.draft, labels: detail.labels.clone() };
+        let changed = changed_files(ports, target, detail.number).await;
+        (Happening::PullRequest(facts), Subject::PullRequestHead(head), changed)
+    };
+    Ok(Decision::go(Situation {
+        happening,
+        subject,
+        happened_at: event.happened_at,
+        sha: Some(detail.head_sha.clone()),
+        cause: Cause::PullRequest(detail.number),
+        lane: format!("pull/{}", detail.number),
+        pr: Some(record),
+        changed_paths: changed,
+        tag: None,
+    }))
+}
+
+/// The units whose previews Ferry recorded for pull request `number`.
+async fn recorded_previews(
+    state: &dyn StateStore,
+    repo: &RepoName,
+    number: PrNumber,
+) -> Result<Vec<UnitName>, StoreError> {
+    let of = preview_key(&PreviewOf::PullRequest(number));
+    Ok(state
+        .query(&Collection::Previews(repo.clone()))
+        .await?
+        .into_iter()
+        .filter_map(|found| match found.record {
+            Record::Preview(preview) if preview.of == of => Some(preview.unit),
+            _ => None,
+        })
+        .collect())
+}
+
+async fn release_situation(
+    ports: LaunchPorts<'_>,
+    target: &Target,
+    event: &GitEvent,
+    release: &ReleaseDetail,
+) -> Result<Decision, LaunchError> {
+    let happening = match event.action.as_deref().unwrap_or("") {
+        "published" | "released" => Happening::Release { prerelease: false },
+        "prereleased" => Happening::Release { prerelease: true },
+        "deleted" => Happening::ReleaseDeleted,
+        _ => return Ok(Decision::nothing(event)),
+    };
+    let sha = match ports.forge.commit_of(target, release.tag.as_str()).await? {
+        Some(sha) => Some(sha),
+        None => ports.forge.commit_of(target, &release.target_commitish).await?,
+    };
+    if !matches!(happening, Happening::ReleaseDeleted) {
+        let record = Release {
+            repo: target.repo.clone(),
+            tag: release.tag.clone(),
+            prerelease: release.prerelease,
+            recorded_at: Timestamp::now(),
+        };
+        ports.state.save(record.clone(), |_| record.clone()).await?;
+    }
+    Ok(Decision::go(Situation {
+        happening,
+        subject: Subject::Release,
+        happened_at: event.happened_at,
+        sha,
+        cause: Cause::Release,
+        lane: format!("release/{}", release.tag),
+        pr: None,
+        changed_paths: None,
+        tag: Some(release.tag.to_string()),
+    }))
+}
+
+async fn command_situation(
+    ports: LaunchPorts<'_>,
+    target: &Target,
+    event: &GitEvent,
+    comment: &CommentDetail,
+    command: Command,
+) -> Result<Decision, LaunchError> {
+    let repo = &target.repo;
+    let at = event.happened_at;
+    let Some(found) = ports.state.load::<PullRequest>(&Key::PullRequest(repo.clone(), comment.number)).await? else {
+        return Ok(Decision::Nothing(format!(
+            "pull request #{} is not known yet: its opening event has not arrived",
+            comment.number
+        )));
+    };
+    let pr = found.record;
+    // A closed pull request runs nothing, and gets no preview back.
+    if pr.state == PrState::Closed {
+        return Ok(Decision::Nothing(format!("pull request #{} is closed: commands do nothing", pr.number)));
+    }
+    let by_trusted = trusted(ports, target, Some(&comment.author), &comment.author_association).await?;
+    if !by_trusted {
+        return Ok(Decision::Nothing(trust::UNTRUSTED_COMMAND.to_owned()));
+    }
+    let approves = command == Command::OkToTest;
+    if approves && let Err(why) = trust::approval(comment.command_sha.as_deref(), &pr.head_sha, pr.head_at, at) {
+        return Ok(Decision::Nothing(format!("#{}: {why}", pr.number)));
+    }
+    let head = head_facts(ports, target, &pr).await?;
+    let (_, failed) = runs_of(ports.state, repo, &pr.head_sha).await?;
+    let changed = changed_files(ports, target, pr.number).await;
+    let request = if comment.id != 0 {
+        request_id(&["comment", &comment.id.to_string()])
+    } else {
+        request_id(&["comment", &comment.author, &at.map_or(0, Timestamp::unix).to_string()])
+    };
+    Ok(Decision::go(Situation {
+        happening: Happening::Command { command, pr: PrFacts { draft: pr.draft, labels: pr.labels.clone() }, failed },
+        subject: Subject::Command { by_trusted, approves, head },
+        happened_at: at,
+        sha: Some(pr.head_sha.clone()),
+        cause: if command == Command::Retest { Cause::Retry(request) } else { Cause::PullRequest(pr.number) },
+        lane: format!("pull/{}", pr.number),
+        pr: Some(PullRequest { approved_by: Some(comment.author.clone()), ..pr }),
+        changed_paths: changed,
+        tag: None,
+    }))
 }
 
 async fn changed_files(ports: LaunchPorts<'_>, target: &Target, number: PrNumber) -> Option<Vec<String>> {
@@ -425,19 +489,25 @@ async fn changed_files(ports: LaunchPorts<'_>, target: &Target, number: PrNumber
     }
 }
 
-/// Units whose last run on `sha` failed: what `/retest` runs again.
-async fn failed_units(state: &dyn StateStore, repo: &RepoName, sha: &Sha) -> Result<Vec<UnitName>, StoreError> {
-    Ok(state
+/// Whether Ferry ran anything on `sha`, and the units whose last run there
+/// failed: what `/retest` runs again.
+async fn runs_of(state: &dyn StateStore, repo: &RepoName, sha: &Sha) -> Result<(bool, Vec<UnitName>), StoreError> {
+    let runs: Vec<Run> = state
         .query(&Collection::Runs(repo.clone()))
         .await?
         .into_iter()
         .filter_map(|found| match found.record {
-            Record::Run(run) if &run.sha == sha && matches!(run.status, RunStatus::Failure | RunStatus::Error) => {
-                Some(run.unit)
-            }
+            Record::Run(run) if &run.sha == sha => Some(run),
             _ => None,
         })
-        .collect())
+        .collect();
+    let ran = !runs.is_empty();
+    let failed = runs
+        .into_iter()
+        .filter(|run| matches!(run.status, RunStatus::Failure | RunStatus::Error))
+        .map(|run| run.unit)
+        .collect();
+    Ok((ran, failed))
 }
 
 enum Units {
@@ -446,14 +516,15 @@ enum Units {
     Broken(String),
 }
 
-/// The repository's `.ferry.toml` at `sha`, else the operator's units for it.
+/// The repository's `.ferry.toml` at the cleared commit, else the
+/// operator's units for it. Only the trust boundary makes a [`Cleared`].
 async fn units(
     ports: LaunchPorts<'_>,
     target: &Target,
-    sha: &Sha,
+    cleared: &Cleared,
     template: &TemplateContext,
 ) -> Result<Units, LaunchError> {
-    let text = match ports.forge.file(target, sha, file::FILE_NAME).await? {
+    let text = match ports.forge.file(target, cleared.sha(), file::FILE_NAME).await? {
         Some(text) => text,
         None => match ports.operator.units_for(&target.repo) {
             Some(text) => text.to_owned(),
@@ -491,16 +562,6 @@ async fn apply(
             },
             Change::RemovePreview { unit } => remove_preview(ports, target, situation, unit, &mut launched).await,
             Change::Approve => approve(ports, target, situation, sha, &mut launched).await,
-            Change::AwaitApproval => {
-                let status = CommitStatus::new(
-                    context(&ports, "ok-to-test"),
-                    StatusState::Pending,
-                    "An outside contributor's pull request: a trusted user must comment /ok-to-test",
-                );
-                ports.forge.status(target, sha, &status).await.map_err(LaunchError::from).map(|()| {
-                    launched.actions.push(Action::new("status.pending", status.context));
-                })
-            }
         };
         if let Err(e) = done {
             tracing::warn!(error = %e, ?change, "could not apply a change; the reconciler retries the event");

@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use futures::FutureExt;
 use serde::Serialize;
 
 use super::intake::{self, act};
@@ -163,24 +164,32 @@ async fn retry_deliveries(ports: Ports<'_>, report: &mut Report) {
 
 async fn retry_delivery(ports: Ports<'_>, found: Versioned<Delivery>, report: &mut Report) {
     let now = ports.clock.now();
-    // Claim the attempt first: a concurrent cycle loses the race and skips it.
+    // Claim the attempt first, recorded as failed until it finishes: a
+    // concurrent cycle loses the race and skips it, and an attempt that
+    // kills the process still counts towards giving up.
     let mut delivery = found.record;
     delivery.attempts = delivery.attempts.saturating_add(1);
     delivery.last_attempt_at = Some(now);
+    delivery.outcome = Outcome::Failed;
+    delivery.reason = Some(format!("attempt {} stopped before it finished", delivery.attempts));
     let Ok(version) = ports.launch.state.update(&delivery.clone().into(), found.version).await else { return };
-    let Some(event) = delivery.git_event.as_deref() else { return };
+    let joined = if delivery.git_event.is_none() {
+        intake::joined(ports.launch.state, &delivery).await.ok().flatten().map(Box::new)
+    } else {
+        None
+    };
+    let Some(event) = delivery.git_event.as_deref().or(joined.as_deref()) else { return };
     report.retried += 1;
-    let acted = tokio::time::timeout(ACT_LIMIT, act(ports.intake(), event, route(event))).await;
-    match acted {
-        Ok(Ok((_, reason))) => {
+    // A delivery that panics is one failed attempt, not the end of the cycle.
+    let acting = std::panic::AssertUnwindSafe(act(ports.intake(), event, route(event))).catch_unwind();
+    match tokio::time::timeout(ACT_LIMIT, acting).await {
+        Ok(Ok(Ok((_, reason)))) => {
             delivery.outcome = Outcome::Processed;
             delivery.reason = reason;
             report.recovered += 1;
         }
-        Ok(Err(problem)) => {
-            delivery.outcome = Outcome::Failed;
-            delivery.reason = Some(problem);
-        }
+        Ok(Ok(Err(problem))) => delivery.reason = Some(problem),
+        Ok(Err(_)) => delivery.reason = Some("acting on it panicked".into()),
         Err(_) => {
             delivery.outcome = Outcome::Deferred;
             delivery.reason = Some(format!("not done within {ACT_LIMIT:?}"));
@@ -546,7 +555,7 @@ fn closed_event(target: &Target, pr: &PullRequest, now: Timestamp) -> GitEvent {
             author_association: pr.author_association.clone().unwrap_or_default(),
             draft: pr.draft,
             merged: false,
-            from_fork: false,
+            from_fork: pr.from_fork,
             labels: pr.labels.clone(),
         }),
     }

@@ -145,6 +145,7 @@ struct InstallationPayload {
     account: Option<Login>,
     repository_selection: Option<String>,
     suspended_at: Option<String>,
+    updated_at: Option<Moment>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -314,6 +315,12 @@ impl Payload<'_> {
             "issue_comment" => moment(self.comment.as_ref()?.created_at.as_ref()),
             "check_suite" => moment(self.check_suite.as_ref()?.updated_at.as_ref()),
             "check_run" => moment(self.check_run.as_ref()?.updated_at.as_ref()),
+            // A suspension may leave `updated_at` as it was: the later of the two.
+            "installation" | "installation_repositories" => {
+                let installation = self.installation.as_ref()?;
+                let updated = installation.updated_at.as_ref().and_then(Moment::timestamp);
+                updated.max(moment(installation.suspended_at.as_ref()))
+            }
             _ => None,
         }
     }

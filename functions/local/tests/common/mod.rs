@@ -1,0 +1,77 @@
+//! Starting `ferry serve` and talking to it as a client would, for the
+//! end-to-end tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ferry <args>` in `dir`, with no FERRY_ or AWS_ variable but these.
+pub fn ferry_command(dir: &Path, args: &[&str], variables: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    command.args(args).current_dir(dir);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("FERRY_") || name.starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(variables.iter().copied());
+    command
+}
+
+/// Starts `ferry serve` in `dir` on a free port, with these variables.
+pub fn serve_with(dir: &Path, variables: &[(&str, &str)]) -> Server {
+    let mut command = ferry_command(dir, &["serve", "--listen", "127.0.0.1:0"], variables);
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start ferry serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read the listening line");
+    let address = line.trim().strip_prefix("ferry listening on ").unwrap_or_else(|| panic!("unexpected: {line:?}"));
+    Server { child, url: address.to_owned() }
+}
+
+/// A sample payload from `events/github/`.
+pub fn sample(file: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/github").join(file);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The operator config for the samples in `events/`.
+pub fn demo_config() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/ferry.toml");
+    std::fs::read_to_string(path).expect("events/ferry.toml")
+}
+
+/// Signs `payload` as event `event` with the server's secret and posts it
+/// under `delivery` through `ferry replay`: what the server answered.
+pub fn send(dir: &Path, server: &Server, event: &str, delivery: &str, payload: &serde_json::Value) -> String {
+    send_text(dir, server, event, delivery, &payload.to_string())
+}
+
+/// As [`send`], with the body as it is.
+pub fn send_text(dir: &Path, server: &Server, event: &str, delivery: &str, body: &str) -> String {
+    let file: PathBuf = dir.join(format!("payload-{delivery}.json"));
+    std::fs::write(&file, body).unwrap();
+    let url = format!("{}/webhook", server.url);
+    let output = ferry_command(
+        dir,
+        &["replay", file.to_str().unwrap(), "--event", event, "--delivery", delivery, "--url", &url],
+        &[],
+    )
+    .output()
+    .expect("run ferry replay");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}

@@ -1,0 +1,213 @@
+//! `ferry serve` against the attacks `SECURITY.md` names, through the real
+//! binary: an outsider's pull request, a stranger pushing to a trusted
+//! fork, a short approval, replayed bodies, late installation events and an
+//! installation too large for one item.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Server, demo_config, sample, send, send_text, serve_with};
+use serde_json::{Value, json};
+
+const HEAD: &str = "1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f";
+const PUSHED: &str = "2e4a6c8e0a2c4e6a8c0e2a4c6e8a0c2e4a6c8e0a";
+
+fn forge(dir: &Path) -> std::path::PathBuf {
+    dir.join(".ferry/forge/acme/api")
+}
+
+/// Who may push to acme/api, as the dry-run forge answers it.
+fn permissions(dir: &Path, of: Value) {
+    std::fs::create_dir_all(forge(dir)).unwrap();
+    std::fs::write(forge(dir).join("permissions.json"), of.to_string()).unwrap();
+}
+
+fn status(dir: &Path, sha: &str, context: &str) -> Option<Value> {
+    let path = forge(dir).join("statuses").join(sha).join(format!("{context}.json"));
+    std::fs::read_to_string(path).ok().map(|text| serde_json::from_str(&text).unwrap())
+}
+
+/// The sample pull request #42, as `author` (`association`) sent it from
+/// the fork `head_repo`, by `sender`, at `updated_at`.
+fn pull_request(action: &str, head: &str, author: &str, association: &str, sender: &str, updated_at: &str) -> Value {
+    let mut payload = sample("pull_request.opened.json");
+    payload["action"] = json!(action);
+    let pr = &mut payload["pull_request"];
+    pr["head"]["sha"] = json!(head);
+    pr["head"]["repo"]["full_name"] = json!(format!("{author}/api"));
+    pr["user"]["login"] = json!(author);
+    pr["author_association"] = json!(association);
+    pr["updated_at"] = json!(updated_at);
+    payload["sender"]["login"] = json!(sender);
+    payload
+}
+
+fn comment(id: u64, body: &str, author: &str, association: &str) -> Value {
+    let base = sample("pull_request.opened.json");
+    json!({
+        "action": "created",
+        "issue": {"number": 42, "pull_request": {"url": "https://api.github.com/repos/acme/api/pulls/42"}},
+        "comment": {"id": id, "body": body, "author_association": association, "user": {"login": author},
+                    "created_at": "2026-11-20T12:00:00Z"},
+        "repository": base["repository"], "installation": base["installation"], "sender": {"login": author}
+    })
+}
+
+fn runs(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join(".ferry/cluster/ci/pipelinerun")).map(|entries| entries.count()).unwrap_or(0)
+}
+
+fn start(dir: &Path, config: Option<&str>) -> Server {
+    match config {
+        Some(config) => {
+            std::fs::write(dir.join("ferry.toml"), config).unwrap();
+            serve_with(dir, &[("FERRY_CONFIG", "ferry.toml")])
+        }
+        None => serve_with(dir, &[]),
+    }
+}
+
+#[test]
+fn an_outsiders_head_is_read_on_no_path_until_a_trusted_user_approves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    permissions(dir, json!({"monalisa": "write"}));
+    // Broken on line 2: any read of it posts a ferry/config failure naming the line.
+    std::fs::create_dir_all(forge(dir).join("files")).unwrap();
+    std::fs::write(forge(dir).join("files/.ferry.toml"), "[api]\non = [\"push\"\n").unwrap();
+    let server = start(dir, None);
+    let at = "2026-11-20T11:00:00Z";
+
+    let opened = send(
+        dir,
+        &server,
+        "pull_request",
+        "o-1",
+        &pull_request("opened", HEAD, "stranger", "CONTRIBUTOR", "stranger", at),
+    );
+    assert!(opened.contains("waits for a trusted user's /ok-to-test"), "{opened}");
+    assert_eq!(status(dir, HEAD, "ferry_ok-to-test").unwrap()["state"], "pending");
+    let by_author = send(dir, &server, "issue_comment", "o-2", &comment(1, "/retest", "stranger", "CONTRIBUTOR"));
+    assert!(by_author.contains("commands count only from"), "{by_author}");
+    let by_member = send(dir, &server, "issue_comment", "o-3", &comment(2, "/retest", "monalisa", "MEMBER"));
+    assert!(by_member.contains("waits for a trusted user's /ok-to-test"), "{by_member}");
+    let closed = send(
+        dir,
+        &server,
+        "pull_request",
+        "o-4",
+        &pull_request("closed", HEAD, "stranger", "CONTRIBUTOR", "stranger", "2026-11-20T11:30:00Z"),
+    );
+    assert!(closed.contains("\"processed\""), "{closed}");
+    assert!(status(dir, HEAD, "ferry_config").is_none(), "the outsider's .ferry.toml was read");
+
+    // Reopened and approved by its full SHA: now, and only now, it is read.
+    send(
+        dir,
+        &server,
+        "pull_request",
+        "o-5",
+        &pull_request("reopened", HEAD, "stranger", "CONTRIBUTOR", "stranger", "2026-11-20T11:40:00Z"),
+    );
+    assert!(status(dir, HEAD, "ferry_config").is_none());
+    let approved =
+        send(dir, &server, "issue_comment", "o-6", &comment(3, &format!("/ok-to-test {HEAD}"), "monalisa", "MEMBER"));
+    assert!(approved.contains("status.failure"), "{approved}");
+    let config = status(dir, HEAD, "ferry_config").expect("read once approved");
+    assert!(config["description"].as_str().unwrap().contains("line 2"), "{config}");
+}
+
+#[test]
+fn a_stranger_pushing_to_a_trusted_fork_needs_a_new_approval_that_names_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    permissions(dir, json!({"monalisa": "write"}));
+    let server = start(dir, Some(&demo_config()));
+
+    let opened = send(
+        dir,
+        &server,
+        "pull_request",
+        "f-1",
+        &pull_request("opened", HEAD, "monalisa", "MEMBER", "monalisa", "2026-11-20T11:00:00Z"),
+    );
+    assert!(opened.contains("preview.applied"), "a member's fork runs: {opened}");
+    let before = runs(dir);
+
+    let pushed = pull_request("synchronize", PUSHED, "monalisa", "MEMBER", "stranger", "2026-11-20T11:10:00Z");
+    let pushed = send(dir, &server, "pull_request", "f-2", &pushed);
+    assert!(pushed.contains("pushed to a fork by someone who cannot push here"), "{pushed}");
+    assert_eq!(status(dir, PUSHED, "ferry_ok-to-test").unwrap()["state"], "pending");
+    assert_eq!(runs(dir), before, "nothing ran for the stranger's push");
+
+    let short = send(
+        dir,
+        &server,
+        "issue_comment",
+        "f-3",
+        &comment(4, &format!("/ok-to-test {}", &PUSHED[..7]), "monalisa", "MEMBER"),
+    );
+    assert!(short.contains("at least 12 hex digits"), "{short}");
+    assert_eq!(runs(dir), before, "a 7-digit prefix approves nothing");
+
+    let full =
+        send(dir, &server, "issue_comment", "f-4", &comment(5, &format!("/ok-to-test {PUSHED}"), "monalisa", "MEMBER"));
+    assert!(full.contains("approval.recorded"), "{full}");
+    assert_eq!(status(dir, PUSHED, "ferry_ok-to-test").unwrap()["state"], "success");
+}
+
+#[test]
+fn a_replayed_body_and_a_late_installation_event_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = start(dir, Some(&demo_config()));
+    let push = sample("push.json");
+    assert!(send(dir, &server, "push", "r-1", &push).contains("pipelinerun.created"));
+    let replayed = send(dir, &server, "push", "r-2", &push);
+    assert!(
+        replayed.contains("\"duplicate\"") && replayed.contains("the same body came as delivery r-1"),
+        "{replayed}"
+    );
+    assert_eq!(runs(dir), 1);
+
+    let installation = |action: &str, updated_at: &str, suspended_at: Value| {
+        let mut payload = sample("installation.created.json");
+        payload["action"] = json!(action);
+        payload["installation"]["updated_at"] = json!(updated_at);
+        payload["installation"]["suspended_at"] = suspended_at;
+        payload
+    };
+    let suspend = installation("suspend", "2026-11-21T09:00:00Z", json!("2026-11-21T09:00:00Z"));
+    let unsuspend = installation("unsuspend", "2026-11-21T10:00:00Z", Value::Null);
+    assert!(send(dir, &server, "installation", "i-1", &suspend).contains("installation.suspended"));
+    assert!(send(dir, &server, "installation", "i-2", &unsuspend).contains("installation.recorded"));
+    // The suspension again, as someone who kept its body would send it:
+    // as itself, and altered only in whitespace (a new body, same time).
+    let again = send(dir, &server, "installation", "i-3", &suspend);
+    assert!(again.contains("\"duplicate\""), "{again}");
+    let late = send_text(dir, &server, "installation", "i-4", &format!("{suspend} "));
+    assert!(late.contains("changes nothing"), "{late}");
+
+    let mut next = push.clone();
+    next["after"] = json!(PUSHED);
+    next["head_commit"]["id"] = json!(PUSHED);
+    let launched = send(dir, &server, "push", "r-3", &next);
+    assert!(launched.contains("pipelinerun.created"), "the installation is not suspended: {launched}");
+}
+
+#[test]
+fn an_installation_too_large_for_one_item_is_kept_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = start(dir, None);
+    let mut payload = sample("installation.created.json");
+    let names: Vec<Value> =
+        (0..4000).map(|i| json!({"id": i, "full_name": format!("acme/{}-{i:05}", "r".repeat(90))})).collect();
+    payload["repositories"] = json!(names);
+    let reply = send(dir, &server, "installation", "big-1", &payload);
+    assert!(reply.contains("installation big-1: 200") || reply.contains("installation big-1: 202"), "{reply}");
+    assert_eq!(reply.matches("repository.recorded").count(), 4000, "every repository is recorded");
+    let again = send(dir, &server, "installation", "big-1", &payload);
+    assert!(again.contains("\"duplicate\""), "the delivery itself was recorded: {again}");
+}
