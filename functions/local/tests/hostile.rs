@@ -211,3 +211,96 @@ fn an_installation_too_large_for_one_item_is_kept_whole() {
     let again = send(dir, &server, "installation", "big-1", &payload);
     assert!(again.contains("\"duplicate\""), "the delivery itself was recorded: {again}");
 }
+
+/// Opens the store `ferry` keeps in `dir` (while no `ferry` has it open)
+/// for `work` on delivery `id`.
+fn with_delivery<T>(
+    dir: &Path,
+    id: &str,
+    work: impl AsyncFnOnce(&dyn ferry::store::StateStore, ferry::store::Key) -> T,
+) -> T {
+    use ferry::store::{EmbeddedStore, Key};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let store = EmbeddedStore::open(&dir.join(".ferry").join(EmbeddedStore::FILE), Default::default()).unwrap();
+    runtime.block_on(work(&store, Key::Delivery(ferry::domain::DeliveryId::parse(id).unwrap())))
+}
+
+fn delivery(dir: &Path, id: &str) -> Option<ferry::domain::Delivery> {
+    with_delivery(dir, id, async |store, key| store.load(&key).await.unwrap().map(|found| found.record))
+}
+
+fn attempts(dir: &Path, id: &str) -> u32 {
+    delivery(dir, id).map_or(0, |d| d.attempts)
+}
+
+/// Moves delivery `id` two hours into the past, as if the wait before its
+/// next attempt had passed.
+fn rewind(dir: &Path, id: &str) {
+    with_delivery(dir, id, async |store, key| {
+        let mut found = store.load::<ferry::domain::Delivery>(&key).await.unwrap().expect("recorded");
+        let past = ferry::domain::Timestamp::now().minus(std::time::Duration::from_secs(2 * 3600));
+        found.record.received_at = past;
+        found.record.last_attempt_at = found.record.last_attempt_at.map(|_| past);
+        store.update(&found.record.into(), found.version).await.unwrap();
+    })
+}
+
+/// Runs `child` until `done` or 20 s, then kills it as a crash would.
+fn kill_when(mut child: std::process::Child, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Every attempt at this delivery hangs on its `.ferry.toml` (a FIFO no one
+/// writes) until the process is killed: the first in `ferry serve`, the
+/// next five in `ferry reconcile`. Counted before each acts, it is given up
+/// after the sixth, and its commit says so.
+#[test]
+fn a_delivery_that_kills_every_attempt_is_given_up_after_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::create_dir_all(forge(dir).join("files")).unwrap();
+    let fifo = forge(dir).join("files/.ferry.toml");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let push = sample("push.json");
+    let sha = push["after"].as_str().unwrap().to_owned();
+
+    let server = start(dir, None);
+    let body = dir.join("poison.json");
+    std::fs::write(&body, push.to_string()).unwrap();
+    let url = format!("{}/webhook", server.url);
+    let replay = common::ferry_command(
+        dir,
+        &["replay", body.to_str().unwrap(), "--event", "push", "--delivery", "poison", "--url", &url],
+        &[],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    kill_when(replay, || attempts(dir, "poison") == 1);
+    drop(server);
+
+    for attempt in 2..=6 {
+        let before = delivery(dir, "poison").unwrap();
+        assert_eq!((before.attempts, before.is_unfinished()), (attempt - 1, true), "{before:?}");
+        rewind(dir, "poison");
+        let cycle = common::ferry_command(dir, &["reconcile"], &[])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        kill_when(cycle, || attempts(dir, "poison") == attempt);
+    }
+    rewind(dir, "poison");
+    let last = common::ferry_command(dir, &["reconcile"], &[]).output().unwrap();
+    assert!(last.status.success(), "{}", String::from_utf8_lossy(&last.stderr));
+    let given_up = delivery(dir, "poison").unwrap();
+    assert_eq!((given_up.outcome, given_up.attempts), (ferry::domain::Outcome::Dead, 6), "{given_up:?}");
+    let said = status(dir, &sha, "ferry_delivery").expect("an error status on the commit");
+    assert_eq!(said["state"], "error", "{said}");
+}

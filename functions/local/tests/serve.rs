@@ -207,9 +207,9 @@ async fn serve_launches_the_sample_push_on_the_dry_run_cluster_once() {
         "{status}"
     );
 
-    // Redelivered under a new id: the same run, nothing new.
+    // Replayed under a new id: a duplicate, nothing new.
     let again = replay(dir.path(), &server, "github/push.json", "e2e-push-2");
-    assert!(again.contains("pipelinerun.exists"), "{again}");
+    assert!(again.contains("\"duplicate\""), "{again}");
     assert_eq!(yaml_files(&runs).len(), 1);
 }
 
