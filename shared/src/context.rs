@@ -130,7 +130,7 @@ impl Context {
             }
         };
         let config_api = config.github_api_url.clone();
-        let http = reqwest::Client::builder()
+        let http = crate::net::client_builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| StartError::Github(e.to_string()))?;

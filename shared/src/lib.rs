@@ -11,6 +11,7 @@ pub mod context;
 pub mod domain;
 pub mod forge;
 pub mod http;
+pub mod net;
 pub mod poll;
 pub mod report;
 pub mod secrets;
