@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod domain;
+pub mod files;
 pub mod forge;
 pub mod http;
 pub mod net;
