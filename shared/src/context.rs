@@ -71,7 +71,8 @@ impl Context {
         let sdk = if needs_aws { Some(crate::aws::sdk_config().await) } else { None };
         let needs_data_dir = config.table.is_none() || config.secret_prefix.is_none();
         if needs_data_dir {
-            std::fs::create_dir_all(&config.data_dir)
+            // It holds the embedded secret store and the dry-run cluster's Secrets.
+            crate::files::create_private_dirs(&config.data_dir)
                 .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
         }
         let state: Arc<dyn StateStore> = match (&config.table, &sdk) {
@@ -130,7 +131,7 @@ impl Context {
             }
         };
         let config_api = config.github_api_url.clone();
-        let http = reqwest::Client::builder()
+        let http = crate::net::client_builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| StartError::Github(e.to_string()))?;
@@ -221,6 +222,20 @@ mod tests {
         let again = Context::connect(config()).await.unwrap();
         assert_eq!(first.webhook_secrets.len(), 1);
         assert_eq!(first.webhook_secrets[0].expose(), again.webhook_secrets[0].expose());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_generated_webhook_secret_lies_in_a_private_data_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join(".ferry");
+        let config = Config::from_lookup(|name| (name == "FERRY_DATA_DIR").then(|| data_dir.display().to_string()));
+        let context = Context::connect(config.unwrap()).await.unwrap();
+        let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let file = data_dir.join(EmbeddedSecrets::FILE);
+        assert!(std::fs::read_to_string(&file).unwrap().contains(context.webhook_secrets[0].expose()));
+        assert_eq!((mode(&data_dir), mode(&file)), (0o700, 0o600));
     }
 
     #[tokio::test]

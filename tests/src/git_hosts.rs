@@ -61,6 +61,22 @@ impl GitHosts {
         self.hosts.lock().unwrap().rate_limit_next = true;
     }
 
+    /// The credential headers (`Authorization`, `PRIVATE-TOKEN`) of every request received.
+    pub async fn credentials_seen(&self) -> Vec<String> {
+        let requests = self.server.received_requests().await.unwrap_or_default();
+        requests
+            .iter()
+            .flat_map(|r| ["authorization", "private-token"].map(|name| r.headers.get(name).cloned()))
+            .flatten()
+            .filter_map(|value| value.to_str().ok().map(str::to_owned))
+            .collect()
+    }
+
+    /// How many requests reached the fake.
+    pub async fn received(&self) -> usize {
+        self.server.received_requests().await.unwrap_or_default().len()
+    }
+
     /// Requests answered, and how many of them were 304s (free on GitHub).
     pub fn counts(&self) -> (usize, usize) {
         let hosts = self.hosts.lock().unwrap();

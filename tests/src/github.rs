@@ -177,6 +177,10 @@ pub struct Repos {
     pub oauth_tokens: HashMap<String, String>,
     /// Answer 401 to this many calls (a revoked token).
     pub refuse_next: usize,
+    /// A comment's author by id; one not named here was written by the App's bot.
+    pub comment_authors: HashMap<u64, String>,
+    /// A personal access token's user (`GET /user`); [`PAT_OWNER`] when not named.
+    pub pat_logins: HashMap<String, String>,
 }
 
 #[derive(Default)]
@@ -208,6 +212,17 @@ pub struct FakeGithub {
 
 pub const APP_ID: u64 = 4242;
 
+/// The App's slug: its comments are written by `ferry-test[bot]`.
+pub const APP_SLUG: &str = "ferry-test";
+
+/// The user a personal access token acts as when [`Repos::pat_logins`] does not say.
+pub const PAT_OWNER: &str = "pat-owner";
+
+/// The login the App's installation tokens act as.
+pub fn app_login() -> String {
+    format!("{APP_SLUG}[bot]")
+}
+
 /// How long the tokens the fake issues live, as GitHub's do.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -237,6 +252,11 @@ impl FakeGithub {
         Mock::given(matchers::method("GET"))
             .and(matchers::path("/user"))
             .respond_with(OauthResponder(shared.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(matchers::method("GET"))
+            .and(matchers::path("/app"))
+            .respond_with(AppResponder(shared.clone()))
             .mount(&server)
             .await;
         Mock::given(matchers::path_regex(r"^/app/hook/deliveries"))
@@ -486,7 +506,13 @@ impl Respond for OauthResponder {
                 .and_then(|h| h.to_str().ok())
                 .and_then(|h| h.strip_prefix("Bearer "))
                 .unwrap_or_default();
-            return match book.repos.oauth_tokens.get(token) {
+            let pat = book
+                .repos
+                .pats
+                .iter()
+                .any(|p| p == token)
+                .then(|| book.repos.pat_logins.get(token).cloned().unwrap_or_else(|| PAT_OWNER.to_owned()));
+            return match book.repos.oauth_tokens.get(token).cloned().or(pat) {
                 Some(login) => {
                     ResponseTemplate::new(200).set_body_json(json!({"login": login, "id": 1, "type": "User"}))
                 }
@@ -565,6 +591,52 @@ impl Respond for HookResponder {
                 ResponseTemplate::new(404)
             }
         }
+    }
+}
+
+/// `GET /app` with the App's JWT: the App, as the description shapes it.
+struct AppResponder(Arc<Shared>);
+
+impl Respond for AppResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let shared = &self.0;
+        let operation = match openapi::operation("GET", "/app") {
+            Ok(operation) => operation,
+            Err(problem) => {
+                shared.violation(problem);
+                return ResponseTemplate::new(404);
+            }
+        };
+        if let Err(problem) = shared.verify_jwt(request) {
+            shared.book.lock().unwrap().refused.push(problem.clone());
+            return ResponseTemplate::new(401).set_body_json(json!({"message": problem}));
+        }
+        let owner = json!({
+            "login": "acme", "id": 1, "node_id": "MDQ6VXNlcjE=", "avatar_url": "https://avatars.example.com/u/1",
+            "gravatar_id": "", "url": "https://api.github.com/users/acme", "html_url": "https://github.com/acme",
+            "followers_url": "https://api.github.com/users/acme/followers",
+            "following_url": "https://api.github.com/users/acme/following{/other_user}",
+            "gists_url": "https://api.github.com/users/acme/gists{/gist_id}",
+            "starred_url": "https://api.github.com/users/acme/starred{/owner}{/repo}",
+            "subscriptions_url": "https://api.github.com/users/acme/subscriptions",
+            "organizations_url": "https://api.github.com/users/acme/orgs",
+            "repos_url": "https://api.github.com/users/acme/repos",
+            "events_url": "https://api.github.com/users/acme/events{/privacy}",
+            "received_events_url": "https://api.github.com/users/acme/received_events",
+            "type": "Organization", "site_admin": false,
+        });
+        let app = json!({
+            "id": shared.app_id, "slug": APP_SLUG, "node_id": "MDExOkludGVncmF0aW9uMQ==", "owner": owner,
+            "name": "Ferry (test)", "description": null, "external_url": "https://ferry.example.com",
+            "html_url": format!("https://github.com/apps/{APP_SLUG}"),
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "permissions": {"contents": "read", "statuses": "write", "pull_requests": "write"},
+            "events": ["push", "pull_request"],
+        });
+        if let Err(problem) = operation.check_response(200, &app) {
+            shared.violation(format!("the fake itself: {problem}"));
+        }
+        ResponseTemplate::new(200).set_body_json(app)
     }
 }
 
@@ -734,7 +806,11 @@ impl Respond for RepoResponder {
                     .filter(|c| c.0 == repo && c.1 == number)
                     .skip((page - 1) * 100)
                     .take(100)
-                    .map(|c| json!({"id": c.2, "body": c.3}))
+                    .map(|c| {
+                        let author = book.repos.comment_authors.get(&c.2).cloned().unwrap_or_else(app_login);
+                        let kind = if author.ends_with("[bot]") { "Bot" } else { "User" };
+                        json!({"id": c.2, "body": c.3, "user": {"login": author, "type": kind}})
+                    })
                     .collect();
                 ResponseTemplate::new(200).set_body_json(listed)
             }
@@ -742,6 +818,10 @@ impl Respond for RepoResponder {
                 let id = 1000 + book.repos.comments.len() as u64;
                 let text = body.as_ref().and_then(|b| b["body"].as_str()).unwrap_or_default().to_owned();
                 book.repos.comments.push((repo, number.parse().unwrap_or(0), id, text));
+                if book.repos.pats.contains(&token) {
+                    let login = book.repos.pat_logins.get(&token).cloned().unwrap_or_else(|| PAT_OWNER.to_owned());
+                    book.repos.comment_authors.insert(id, login);
+                }
                 ResponseTemplate::new(201).set_body_json(json!({"id": id}))
             }
             ("PATCH", ["issues", "comments", id]) => {

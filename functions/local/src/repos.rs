@@ -76,9 +76,9 @@ fn read_token() -> anyhow::Result<SecretString> {
 }
 
 async fn remote(method: reqwest::Method, url: &str, body: Option<Value>) -> anyhow::Result<Value> {
-    ferry::telemetry::install_crypto_provider();
     let admin = std::env::var("FERRY_ADMIN_TOKEN").context("--url needs FERRY_ADMIN_TOKEN")?;
-    let mut request = reqwest::Client::new().request(method, url).bearer_auth(admin);
+    let client = ferry::net::client_builder().build().context("cannot build the HTTP client")?;
+    let mut request = client.request(method, url).bearer_auth(admin);
     if let Some(body) = body {
         request = request.json(&body);
     }

@@ -61,13 +61,15 @@ impl DryRunCluster {
 
     fn write(&self, path: &Path, object: &Value) -> Result<(), ClusterError> {
         let unavailable = |e: std::io::Error| ClusterError::Unavailable(format!("{}: {e}", path.display()).into());
+        // A run's git Secret holds its clone token: every folder and file
+        // here is the user's alone.
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(unavailable)?;
+            crate::files::own_private_dir(parent).map_err(unavailable)?;
         }
         let yaml = serde_yaml_ng::to_string(object)
             .map_err(|e| ClusterError::Refused { what: path.display().to_string(), problem: e.to_string() })?;
         let temporary = path.with_extension("yaml.tmp");
-        std::fs::write(&temporary, yaml).map_err(unavailable)?;
+        crate::files::write_private(&temporary, yaml.as_bytes()).map_err(unavailable)?;
         std::fs::rename(&temporary, path).map_err(unavailable)?;
         Ok(())
     }
@@ -177,7 +179,7 @@ impl Cluster for DryRunCluster {
     }
 
     async fn ping(&self) -> Result<String, ClusterError> {
-        std::fs::create_dir_all(&self.root)
+        crate::files::create_private_dirs(&self.root)
             .map_err(|e| ClusterError::Unavailable(format!("{}: {e}", self.root.display()).into()))?;
         Ok(format!("dry-run at {}", self.root.display()))
     }
@@ -204,5 +206,46 @@ impl Cluster for DryRunCluster {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(ClusterError::Unavailable(format!("{}: {e}", dir.display()).into())),
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn run_in(namespace: &str) -> Manifest {
+        Manifest(json!({
+            "apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+            "metadata": { "name": "api-1", "namespace": namespace, "labels": {} },
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_runs_git_secret_is_written_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = DryRunCluster::new(dir.path());
+        let secret = manifests::git_secret(&run_in("ci"), "uid-1", "ghs_clonetoken");
+        cluster.apply(&secret).await.unwrap();
+        let file = cluster.path_of(&secret);
+        assert!(std::fs::read_to_string(&file).unwrap().contains("ghs_clonetoken"));
+        let folders = ["cluster", "cluster/ci", "cluster/ci/secret"].map(|f| mode(&dir.path().join(f)));
+        assert_eq!((mode(&file), folders), (0o600, [0o700; 3]));
+
+        // A folder an older version left open to others is closed again.
+        let open = dir.path().join("cluster/old/secret");
+        std::fs::create_dir_all(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let secret = manifests::git_secret(&run_in("old"), "uid-2", "ghs_clonetoken");
+        cluster.apply(&secret).await.unwrap();
+        assert_eq!(cluster.path_of(&secret).parent().unwrap(), open);
+        assert_eq!((mode(&cluster.path_of(&secret)), mode(&open)), (0o600, 0o700));
     }
 }

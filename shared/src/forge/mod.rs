@@ -35,6 +35,12 @@ pub trait TokenMinter: Send + Sync {
     fn configured(&self) -> bool {
         true
     }
+
+    /// The login the App's installation tokens act as (`<app-slug>[bot]`):
+    /// the author of every comment Ferry writes with them.
+    async fn app_login(&self) -> Result<String, ForgeError> {
+        Err(ForgeError::NoCredential("no GitHub App is configured".into()))
+    }
 }
 
 /// Why no token came back. Every case is retried at the next cycle; none
@@ -160,7 +166,9 @@ pub trait Forge: Send + Sync {
     ) -> Result<(), ForgeError>;
 
     /// Writes Ferry's comment `key` on a pull request: edits the one
-    /// written before instead of adding another.
+    /// written before instead of adding another. Only a comment Ferry
+    /// itself wrote (its marker, and Ferry's own author) is edited: a
+    /// stranger's comment carrying the marker is left alone.
     async fn comment(&self, at: &Target, number: PrNumber, key: &str, body: &str) -> Result<(), ForgeError>;
 
     /// Whether `login` may push to the repository (write, maintain or
@@ -243,4 +251,6 @@ pub fn comment_marker(key: &str) -> String {
 pub trait Credentials: Send + Sync {
     async fn token(&self, credential: &Credential) -> Result<secrecy::SecretString, String>;
     fn refused(&self, credential: &Credential, token: &secrecy::SecretString);
+    /// The login installation tokens act as: see [`TokenMinter::app_login`].
+    async fn app_login(&self) -> Result<String, ForgeError>;
 }

@@ -109,6 +109,28 @@ impl TrackedRef {
         RepoName::parse(format!("{owner}/{}", name.trim_end_matches(".git"))).map_err(|e| e.to_string())
     }
 
+    /// Whether this entry is a repository on the GitHub at `github_api`
+    /// (`FERRY_GITHUB_API_URL`): a `github` entry read through that API's
+    /// origin whose URL is on that GitHub's web host. Only such an entry may
+    /// use a GitHub credential or launch units, which are found by
+    /// owner/name: a repository of the same name on another host is not
+    /// the GitHub one, and its host never sees a GitHub token.
+    pub fn on_github(&self, github_api: &url::Url) -> bool {
+        let read_through = match &self.api_url {
+            Some(api) => url::Url::parse(api).ok(),
+            None => Some(github_api.clone()),
+        };
+        let web = url::Url::parse(&crate::usecase::oauth::web_base(github_api)).ok();
+        let url = url::Url::parse(&self.url).ok();
+        let same = |a: Option<&url::Url>, b: Option<&url::Url>| match (a, b) {
+            (Some(a), Some(b)) => crate::net::same_origin(a, b),
+            _ => false,
+        };
+        self.kind == SourceKind::Github
+            && same(read_through.as_ref(), Some(github_api))
+            && same(url.as_ref(), web.as_ref())
+    }
+
     /// The path of the project below the host (`group/sub/project`), for GitLab.
     pub fn project_path(&self) -> String {
         url::Url::parse(&self.url)
@@ -232,6 +254,49 @@ mod tests {
         assert!(distinct.len() > 10, "spread, not bunched: {distinct:?}");
         let one = tracked("https://github.com/acme/api");
         assert_eq!(one.jitter(), one.jitter(), "stable across cycles");
+    }
+
+    #[test]
+    fn only_an_entry_on_the_configured_github_is_githubs() {
+        let public = url::Url::parse("https://api.github.com").unwrap();
+        let enterprise = url::Url::parse("https://ghe.example.com/api/v3").unwrap();
+        let entry = |url: &str, kind: SourceKind, api: Option<&str>| TrackedRef {
+            kind,
+            api_url: api.map(str::to_owned),
+            ..tracked(url)
+        };
+        let cases = [
+            (entry("https://github.com/acme/api", SourceKind::Github, None), &public, true),
+            (
+                entry("https://github.com/acme/api.git", SourceKind::Github, Some("https://api.github.com/")),
+                &public,
+                true,
+            ),
+            (entry("https://ghe.example.com/acme/api", SourceKind::Github, None), &enterprise, true),
+            // Another host, whatever the owner/name.
+            (entry("https://git.example.com/acme/api", SourceKind::Github, None), &public, false),
+            (entry("https://gitlab.com/acme/api", SourceKind::Gitlab, None), &public, false),
+            (entry("https://github.com/acme/api", SourceKind::Git, None), &public, false),
+            // Read through another API, or over plain http.
+            (
+                entry("https://github.com/acme/api", SourceKind::Github, Some("https://evil.example.com")),
+                &public,
+                false,
+            ),
+            (entry("http://github.com/acme/api", SourceKind::Github, None), &public, false),
+            (entry("https://github.com/acme/api", SourceKind::Github, None), &enterprise, false),
+            (entry("https://ghe.example.com/acme/api", SourceKind::Github, Some("not a url")), &enterprise, false),
+        ];
+        for (entry, api, expected) in cases {
+            assert_eq!(
+                entry.on_github(api),
+                expected,
+                "{} {:?} {:?} against {api}",
+                entry.url,
+                entry.kind,
+                entry.api_url
+            );
+        }
     }
 
     #[test]

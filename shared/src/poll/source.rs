@@ -33,18 +33,14 @@ pub enum Polled {
 }
 
 pub struct Sources {
-    github_api: String,
+    github_api: url::Url,
     default: reqwest::Client,
     /// Clients trusting a ref's extra CA bundle, by file.
     with_ca: Mutex<HashMap<String, reqwest::Client>>,
 }
 
 fn client(ca: Option<&[u8]>) -> Result<reqwest::Client, String> {
-    crate::telemetry::install_crypto_provider();
-    let mut builder = reqwest::Client::builder()
-        .timeout(REQUEST_LIMIT)
-        .connect_timeout(Duration::from_secs(5))
-        .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")));
+    let mut builder = crate::net::client_builder().timeout(REQUEST_LIMIT).connect_timeout(Duration::from_secs(5));
     if let Some(pem) = ca {
         for certificate in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("the CA bundle: {e}"))? {
             builder = builder.add_root_certificate(certificate);
@@ -55,11 +51,12 @@ fn client(ca: Option<&[u8]>) -> Result<reqwest::Client, String> {
 
 impl Sources {
     pub fn new(github_api: &url::Url) -> Result<Self, String> {
-        Ok(Self {
-            github_api: github_api.as_str().trim_end_matches('/').to_owned(),
-            default: client(None)?,
-            with_ca: Mutex::default(),
-        })
+        Ok(Self { github_api: github_api.clone(), default: client(None)?, with_ca: Mutex::default() })
+    }
+
+    /// `FERRY_GITHUB_API_URL`: the one API GitHub credentials go to.
+    pub fn github_api(&self) -> &url::Url {
+        &self.github_api
     }
 
     async fn client_for(&self, tracked: &TrackedRef) -> Result<reqwest::Client, String> {
@@ -86,7 +83,7 @@ impl Sources {
                     .api_url
                     .as_deref()
                     .map(|u| u.trim_end_matches('/').to_owned())
-                    .unwrap_or_else(|| self.github_api.clone());
+                    .unwrap_or_else(|| self.github_api.as_str().trim_end_matches('/').to_owned());
                 let repo = match tracked.repo() {
                     Ok(repo) => repo,
                     Err(e) => return Polled::Failed(e),

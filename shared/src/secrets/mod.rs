@@ -66,6 +66,15 @@ impl SecretName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A name Ferry keeps its own credentials under (GitHub tokens, the
+    /// App's key, webhook and OAuth secrets, kubeconfigs): never a token the
+    /// operator config may send to a host of its choosing.
+    pub fn is_ferrys_own(&self) -> bool {
+        const OWN: [&str; 3] = ["webhook-secret", "app-private-key", "oauth-client-secret"];
+        const OWN_PREFIXES: [&str; 4] = ["installations/", "repositories/", "oauth/", "clusters/"];
+        OWN.contains(&self.0.as_str()) || OWN_PREFIXES.iter().any(|prefix| self.0.starts_with(prefix))
+    }
 }
 
 impl fmt::Display for SecretName {
@@ -127,6 +136,20 @@ mod tests {
         assert_eq!(SecretName::cluster("prod-eu").unwrap().as_str(), "clusters/prod-eu");
         for bad in ["", "/a", "a/", "a b", "a#b"] {
             assert!(SecretName::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        let repo = RepoName::parse("acme/api".to_owned()).unwrap();
+        let own = [
+            SecretName::installation(InstallationId::new(42)),
+            SecretName::repository(&repo).unwrap(),
+            SecretName::webhook_secret(),
+            SecretName::app_private_key(),
+            SecretName::cluster("prod").unwrap(),
+            SecretName::parse("oauth/octocat").unwrap(),
+            SecretName::parse("oauth-client-secret").unwrap(),
+        ];
+        assert!(own.iter().all(SecretName::is_ferrys_own), "{own:?}");
+        for theirs in ["gitlab-token", "mirrors/gitlab", "installation-token"] {
+            assert!(!SecretName::parse(theirs).unwrap().is_ferrys_own(), "{theirs}");
         }
     }
 }

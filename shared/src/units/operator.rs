@@ -189,6 +189,18 @@ pub struct ReportTo {
     pub token_secret: String,
 }
 
+/// A token the operator config sends to a host it names may not be one of
+/// Ferry's own credentials (a GitHub token above all).
+fn not_ferrys_own(name: &str) -> Result<(), String> {
+    match crate::secrets::SecretName::parse(name.to_owned()) {
+        Ok(name) if name.is_ferrys_own() => {
+            Err(format!("\"{name}\" is a secret Ferry keeps for GitHub or itself; name one of your own"))
+        }
+        // An invalid name is reported where it is read.
+        _ => Ok(()),
+    }
+}
+
 impl OperatorConfig {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -205,6 +217,10 @@ impl OperatorConfig {
         }
         for tracked in &config.poll {
             tracked.validate()?;
+            if let Some(name) = &tracked.token_secret {
+                not_ferrys_own(name)
+                    .map_err(|e| format!("[[poll]] {} {}: token_secret {e}", tracked.url, tracked.reference))?;
+            }
             if tracked.period() < std::time::Duration::from_secs(60) {
                 tracing::warn!(url = %tracked.url, frequency = %tracked.frequency, "polling more often than once a minute");
             }
@@ -212,8 +228,12 @@ impl OperatorConfig {
         if config.poll_in_flight == 0 {
             return Err("poll_in_flight must be at least 1".into());
         }
-        for name in config.repositories.keys() {
+        for (name, repository) in &config.repositories {
             RepoName::parse(name.clone()).map_err(|e| format!("[repositories.\"{name}\"]: {e}"))?;
+            for to in &repository.report_to {
+                not_ferrys_own(&to.token_secret)
+                    .map_err(|e| format!("[repositories.\"{name}\"] report_to: token_secret {e}"))?;
+            }
         }
         Ok(config)
     }
@@ -285,6 +305,14 @@ ref = "build"
             ("[repositories.\"not a repo\"]\nunits = \"\"\n", "[repositories.\"not a repo\"]"),
             ("[kubernetes]\nqps = 0.0\n", "qps must be above 0"),
             ("[repositories.\"acme/api\"]\nunits = 3\n", "line 2: invalid type"),
+            (
+                "[[repositories.\"acme/api\".report_to]]\nprovider = \"gitlab\"\nrepository = \"a/b\"\ntoken_secret = \"installations/7\"\n",
+                "report_to: token_secret \"installations/7\" is a secret Ferry keeps",
+            ),
+            (
+                "[[poll]]\nurl = \"https://gitlab.com/acme/api\"\nref = \"main\"\ntype = \"gitlab\"\nlaunch = true\ntoken_secret = \"repositories/acme/api\"\n",
+                "token_secret \"repositories/acme/api\" is a secret Ferry keeps",
+            ),
         ];
         for (text, says) in cases {
             let problem = OperatorConfig::parse(text).unwrap_err();

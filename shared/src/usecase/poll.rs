@@ -18,7 +18,7 @@ use crate::domain::route::Trigger;
 use crate::domain::tokens::Credential;
 use crate::domain::{Clock, PolledRef, RefName, RepoMode, Repository, Sha};
 use crate::poll::source::{Polled, Sources};
-use crate::poll::{SourceKind, TrackedRef, deliver};
+use crate::poll::{TrackedRef, deliver};
 use crate::secrets::{SecretName, SecretStore};
 use crate::store::{Key, StateStore, StoreError};
 
@@ -203,7 +203,8 @@ async fn token(
         let name = SecretName::parse(name.clone()).map_err(|e| e.to_string())?;
         return Ok((ports.secrets.get(&name).await.map_err(|e| e.to_string())?, None));
     }
-    if tracked.kind != SourceKind::Github {
+    // GitHub credentials are found by owner/name: only for the GitHub they belong to.
+    if !tracked.on_github(ports.sources.github_api()) {
         return Ok((None, None));
     }
     let repo = tracked.repo()?;
@@ -231,6 +232,11 @@ async fn poll_one(ports: PollPorts<'_>, tracked: &TrackedRef, stored: Option<Pol
         last_error: None,
     });
     record.endpoint = tracked.endpoint.clone();
+    if tracked.launch && !tracked.on_github(ports.sources.github_api()) {
+        // Launching reads units and credentials by owner/name, from GitHub.
+        let problem = format!("launch = true needs a repository on {}", ports.sources.github_api());
+        return fail(ports, record, tracked, now, problem).await;
+    }
     let (token, credential) = match token(ports, tracked).await {
         Ok(found) => found,
         Err(problem) => return fail(ports, record, tracked, now, format!("no token: {problem}")).await,

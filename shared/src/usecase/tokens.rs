@@ -341,4 +341,8 @@ impl crate::forge::Credentials for TokenSource {
     fn refused(&self, credential: &Credential, token: &SecretString) {
         self.tokens.refused(credential, token);
     }
+
+    async fn app_login(&self) -> Result<String, crate::forge::ForgeError> {
+        self.tokens.minter.app_login().await
+    }
 }

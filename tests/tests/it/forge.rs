@@ -12,13 +12,14 @@ use ferry::secrets::SecretStore;
 use ferry::store::StateStore;
 use ferry::usecase::tokens::{TokenSource, Tokens};
 use ferry_tests::builders::repo;
-use ferry_tests::github::{FakeGithub, SimClock, app_keys};
+use ferry_tests::github::{FakeGithub, SimClock, app_keys, app_login};
 use ferry_tests::logs;
 
 struct Setup {
     _dir: tempfile::TempDir,
     fake: FakeGithub,
     forge: GithubForge,
+    secrets: Arc<dyn SecretStore>,
 }
 
 async fn setup() -> Setup {
@@ -29,9 +30,10 @@ async fn setup() -> Setup {
     state.create(&Installation::new(InstallationId::new(5), "acme", "all").into()).await.unwrap();
     let clock = SimClock::at(Timestamp::now());
     let fake = FakeGithub::start(clock.clone()).await;
-    let tokens = Arc::new(Tokens::new(secrets, Arc::new(fake.app(&app_keys().pkcs1_pem, clock.clone())), clock));
+    let app = Arc::new(fake.app(&app_keys().pkcs1_pem, clock.clone()));
+    let tokens = Arc::new(Tokens::new(secrets.clone(), app, clock));
     let forge = GithubForge::new(GithubApi::new(&fake.url()).unwrap(), Arc::new(TokenSource { tokens, state }));
-    Setup { _dir: dir, fake, forge }
+    Setup { _dir: dir, fake, forge, secrets }
 }
 
 fn target() -> Target {
@@ -180,6 +182,49 @@ async fn statuses_deployments_and_one_edited_comment_are_reported() {
     let comments: Vec<&str> = reported.comments.iter().map(|c| c.3.as_str()).collect();
     assert_eq!(comments, ["<!-- ferry:preview-api -->\nsecond", "<!-- ferry:preview-web -->\nother"]);
     clean(&setup);
+}
+
+#[tokio::test]
+async fn a_strangers_comment_with_ferrys_marker_is_left_alone() {
+    let setup = setup().await;
+    let marker = ferry::forge::comment_marker("preview-api");
+    let planted = format!("{marker}\nPreview ready: https://phish.example.com");
+    setup.fake.repos(|r| {
+        r.comments.push(("acme/api".into(), 7, 1, planted.clone()));
+        r.comment_authors.insert(1, "mallory".into());
+    });
+    setup.forge.comment(&target(), PrNumber::new(7), "preview-api", "first").await.unwrap();
+    setup.forge.comment(&target(), PrNumber::new(7), "preview-api", "second").await.unwrap();
+
+    let reported = setup.fake.reported();
+    let comments: Vec<(u64, &str)> = reported.comments.iter().map(|c| (c.2, c.3.as_str())).collect();
+    let ours = comments.iter().find(|c| c.0 != 1).expect("Ferry posted its own comment").0;
+    assert_eq!(comments, [(1, planted.as_str()), (ours, &*format!("{marker}\nsecond"))], "one of Ferry's, edited");
+    assert_eq!(reported.comment_authors.get(&ours), None, "written by the App's bot ({})", app_login());
+    clean(&setup);
+}
+
+#[tokio::test]
+async fn with_a_repository_token_ferrys_comment_is_the_tokens_users() {
+    const PAT: &str = "ghp_ferryrepositorytoken000000000000000";
+    let setup = setup().await;
+    let name = ferry::secrets::SecretName::repository(&repo("acme/api")).unwrap();
+    setup.secrets.put(&name, &secrecy::SecretString::from(PAT.to_owned())).await.unwrap();
+    let marker = ferry::forge::comment_marker("preview-api");
+    setup.fake.repos(|r| {
+        r.pats.push(PAT.into());
+        r.pat_logins.insert(PAT.into(), "acme-ci".into());
+        r.comments.push(("acme/api".into(), 7, 1, format!("{marker}\nfrom someone else")));
+        r.comment_authors.insert(1, "mallory".into());
+        r.comments.push(("acme/api".into(), 7, 2, format!("{marker}\nold")));
+        r.comment_authors.insert(2, "acme-ci".into());
+    });
+    let at = Target { repo: repo("acme/api"), credential: Credential::Repository(repo("acme/api")) };
+    setup.forge.comment(&at, PrNumber::new(7), "preview-api", "new").await.unwrap();
+
+    let bodies: Vec<String> = setup.fake.reported().comments.into_iter().map(|c| c.3).collect();
+    assert_eq!(bodies, [format!("{marker}\nfrom someone else"), format!("{marker}\nnew")]);
+    assert_eq!(setup.fake.violations(), Vec::<String>::new());
 }
 
 #[tokio::test]

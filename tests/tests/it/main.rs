@@ -12,6 +12,7 @@ mod octokit_examples;
 mod poll;
 mod providers;
 mod reconcile;
+mod redirects;
 mod samples;
 mod secrets_contract;
 mod signature_fuzz;

@@ -290,9 +290,11 @@ async fn launching_a_polled_commit_names_the_run_a_webhook_push_would() {
     let name = ferry::secrets::SecretName::repository(&repo("acme/api")).unwrap();
     poller.secrets.put(&name, &SecretString::from("ghp_tokenforacmeapi0000".to_owned())).await.unwrap();
     let mut tracked = github(&hosts, "acme/api", None);
+    tracked.url = format!("{}/acme/api", hosts.url());
     tracked.launch = true;
     let report = poller.cycle(std::slice::from_ref(&tracked), None).await;
     assert_eq!(report.delivered, 1, "{report:?}");
+    assert_eq!(hosts.credentials_seen().await, ["Bearer ghp_tokenforacmeapi0000"], "read with its token");
     let runs = poller.dir.path().join("cluster/ci/pipelinerun");
     let names: Vec<String> =
         std::fs::read_dir(&runs).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -304,4 +306,64 @@ async fn launching_a_polled_commit_names_the_run_a_webhook_push_would() {
         ferry::cluster::manifests::Cause::Push,
     );
     assert_eq!(names, [format!("{webhook_name}.yaml")]);
+}
+
+/// The repository `acme/api` tracked on the configured GitHub with a token of its own.
+async fn tracked_on_github(poller: &Poller) {
+    let mut tracked_repo = ferry_tests::builders::repository("acme/api");
+    tracked_repo.mode = ferry::domain::RepoMode::Token;
+    tracked_repo.installation = None;
+    poller.state.create(&tracked_repo.into()).await.unwrap();
+    let name = ferry::secrets::SecretName::repository(&repo("acme/api")).unwrap();
+    poller.secrets.put(&name, &SecretString::from("ghp_tokenforacmeapi0000".to_owned())).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_acme_api_on_another_host_never_gets_the_github_token() {
+    let github_hosts = GitHosts::start(Duration::ZERO).await;
+    let elsewhere = GitHosts::start(Duration::ZERO).await;
+    let receiver = Receiver::start().await;
+    elsewhere.set("acme/api", "main", SHA_A);
+    elsewhere.set("acme/api", "dev", SHA_B);
+    let poller = Poller::new(&github_hosts, OperatorConfig::default());
+    tracked_on_github(&poller).await;
+    // Same owner/name, read through another host's API: as `type = "github"`
+    // (a GitHub Enterprise elsewhere, say) and as plain Git.
+    let mut as_github = github(&elsewhere, "acme/api", Some(receiver.url()));
+    as_github.url = format!("{}/acme/api", elsewhere.url());
+    let mut as_git = as_github.clone();
+    as_git.kind = SourceKind::Git;
+    as_git.url = format!("{}/git/acme/api", elsewhere.url());
+    as_git.reference = "dev".into();
+
+    let report = poller.cycle(&[as_github, as_git], None).await;
+    assert_eq!((report.delivered, report.failed.len()), (2, 0), "{report:?}");
+    assert_eq!(elsewhere.received().await, 2);
+    assert_eq!(elsewhere.credentials_seen().await, Vec::<String>::new(), "read without a credential");
+    assert_eq!(github_hosts.received().await, 0);
+}
+
+#[tokio::test]
+async fn launching_a_same_named_repository_of_another_host_is_refused() {
+    let github_hosts = GitHosts::start(Duration::ZERO).await;
+    let elsewhere = GitHosts::start(Duration::ZERO).await;
+    elsewhere.set("acme/api", "main", SHA_A);
+    let operator = OperatorConfig::parse(
+        "[repositories.\"acme/api\"]\nunits = '''\n[api.pipeline]\nnamespace = \"ci\"\nref = \"build\"\n'''\n",
+    )
+    .unwrap();
+    let poller = Poller::new(&github_hosts, operator);
+    tracked_on_github(&poller).await;
+    let tracked = TrackedRef {
+        url: format!("{}/git/acme/api", elsewhere.url()),
+        kind: SourceKind::Git,
+        launch: true,
+        ..github(&elsewhere, "acme/api", None)
+    };
+
+    let report = poller.cycle(std::slice::from_ref(&tracked), None).await;
+    assert_eq!(report.delivered, 0, "{report:?}");
+    assert!(report.failed[0].problem.contains("launch = true needs a repository on"), "{report:?}");
+    assert_eq!((elsewhere.received().await, github_hosts.received().await), (0, 0));
+    assert!(!poller.dir.path().join("cluster").exists(), "no run, and no git Secret with a GitHub token");
 }

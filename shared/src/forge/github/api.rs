@@ -118,7 +118,9 @@ impl GithubApi {
     }
 
     /// [`GithubApi::send_accepting`], with `If-None-Match: etag` when given:
-    /// an unchanged answer is a 304, which costs no rate limit.
+    /// an unchanged answer is a 304, which costs no rate limit. A redirect
+    /// is followed only within the API's origin (see `crate::net`); one
+    /// elsewhere comes back as the 3xx it is, the credential unsent.
     pub async fn send_conditional(
         &self,
         method: Method,
@@ -128,12 +130,45 @@ impl GithubApi {
         accept: &str,
         etag: Option<&str>,
     ) -> Result<ApiResponse, String> {
+        let call = async {
+            let first = Url::parse(&format!("{}{path}", self.base)).map_err(|e| format!("not a URL: {e}"))?;
+            let mut url = first.clone();
+            let mut hops = 0;
+            loop {
+                let request = self.request(method.clone(), &url, bearer, body, accept, etag)?;
+                let response = self.client.execute(request).await.map_err(transport)?;
+                let (parts, answer) = response.into_parts();
+                let next = parts.status.is_redirection().then(|| location(&url, &parts.headers)).flatten();
+                hops += 1;
+                if let Some(next) = next.filter(|next| crate::net::may_follow(&first, next, hops).is_ok()) {
+                    url = next;
+                    continue;
+                }
+                let body = answer.collect().await.map_err(transport)?.to_bytes().to_vec();
+                return Ok(ApiResponse { status: parts.status.as_u16(), headers: parts.headers, body });
+            }
+        };
+        match tokio::time::timeout(CALL_LIMIT, call).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {}s", CALL_LIMIT.as_secs())),
+        }
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        url: &Url,
+        bearer: &SecretString,
+        body: Option<&serde_json::Value>,
+        accept: &str,
+        etag: Option<&str>,
+    ) -> Result<Request<String>, String> {
         let mut credential = HeaderValue::from_str(&format!("Bearer {}", bearer.expose_secret()))
             .map_err(|_| "the credential is not a valid header value".to_owned())?;
         credential.set_sensitive(true);
         let request = Request::builder()
             .method(method)
-            .uri(format!("{}{path}", self.base))
+            .uri(url.as_str())
             .header(AUTHORIZATION, credential)
             .header(ACCEPT, accept)
             .header("x-github-api-version", API_VERSION)
@@ -142,22 +177,18 @@ impl GithubApi {
             Some(etag) => request.header(http::header::IF_NONE_MATCH, etag),
             None => request,
         };
-        let request = match body {
+        match body {
             Some(body) => request.header(http::header::CONTENT_TYPE, "application/json").body(body.to_string()),
             None => request.body(String::new()),
         }
-        .map_err(|e| format!("cannot build the request: {e}"))?;
-        let call = async {
-            let response = self.client.execute(request).await.map_err(transport)?;
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await.map_err(transport)?.to_bytes().to_vec();
-            Ok(ApiResponse { status: parts.status.as_u16(), headers: parts.headers, body })
-        };
-        match tokio::time::timeout(CALL_LIMIT, call).await {
-            Ok(result) => result,
-            Err(_) => Err(format!("no answer within {}s", CALL_LIMIT.as_secs())),
-        }
+        .map_err(|e| format!("cannot build the request: {e}"))
     }
+}
+
+/// Where a redirect points, resolved against the URL that answered it.
+fn location(url: &Url, headers: &HeaderMap) -> Option<Url> {
+    let location = headers.get(http::header::LOCATION)?.to_str().ok()?;
+    url.join(location).ok()
 }
 
 /// A transport failure, said without the request (whose headers hold the credential).

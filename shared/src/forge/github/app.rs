@@ -118,11 +118,31 @@ pub struct GithubApp {
     key: Mutex<Option<AppKey>>,
     api: GithubApi,
     clock: Arc<dyn Clock>,
+    /// `<slug>[bot]`, read once from `GET /app`.
+    login: tokio::sync::OnceCell<String>,
 }
 
 impl GithubApp {
     pub fn new(id: u64, source: KeySource, api: GithubApi, clock: Arc<dyn Clock>) -> Self {
-        Self { id, source, key: Mutex::new(None), api, clock }
+        Self { id, source, key: Mutex::new(None), api, clock, login: tokio::sync::OnceCell::new() }
+    }
+
+    /// The App's bot login from its slug (`GET /app`, with the JWT).
+    async fn read_login(&self) -> Result<String, ForgeError> {
+        let answer = self.app_call(Method::GET, "/app").await?;
+        if answer.status != 200 {
+            return Err(ForgeError::Rejected {
+                what: "reading the App".into(),
+                status: answer.status,
+                message: answer.message(),
+            });
+        }
+        let app: serde_json::Value = serde_json::from_slice(&answer.body)
+            .map_err(|e| ForgeError::Unavailable(format!("GitHub's App is not JSON: {e}")))?;
+        match app["slug"].as_str() {
+            Some(slug) if !slug.is_empty() => Ok(format!("{slug}[bot]")),
+            _ => Err(ForgeError::Unavailable("GitHub's App has no slug".into())),
+        }
     }
 
     async fn key(&self) -> Result<AppKey, MintError> {
@@ -178,6 +198,10 @@ impl TokenMinter for GithubApp {
         }
         let expires_at = Timestamp::parse_rfc3339(&minted.expires_at).map_err(MintError::Unavailable)?;
         Ok(StoredToken { token: SecretString::from(minted.token), expires_at: Some(expires_at) })
+    }
+
+    async fn app_login(&self) -> Result<String, ForgeError> {
+        self.login.get_or_try_init(|| self.read_login()).await.cloned()
     }
 }
 

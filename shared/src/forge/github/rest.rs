@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::api::{ApiResponse, GithubApi};
 use super::listing::{listed_event, listed_release};
 use crate::domain::event::GitEvent;
+use crate::domain::tokens::Credential;
 use crate::domain::{PrNumber, Sha, Timestamp};
 use crate::forge::{CommitStatus, Credentials, Forge, ForgeError, Target, comment_marker, grants_push};
 use secrecy::SecretString;
@@ -36,11 +37,37 @@ pub struct GithubForge {
     /// with `If-None-Match`, an unchanged listing is a 304 that costs no rate
     /// limit (kept across a warm function's invocations).
     listings: std::sync::Mutex<std::collections::HashMap<String, (String, Vec<u8>)>>,
+    /// The login each repository token acts as (`GET /user`).
+    logins: std::sync::Mutex<std::collections::HashMap<Credential, String>>,
 }
 
 impl GithubForge {
     pub fn new(api: GithubApi, credentials: Arc<dyn Credentials>) -> Self {
-        Self { api, credentials, listings: std::sync::Mutex::default() }
+        Self { api, credentials, listings: std::sync::Mutex::default(), logins: std::sync::Mutex::default() }
+    }
+
+    /// The login Ferry acts as on `at`: the App's bot, or the repository
+    /// token's user. What tells Ferry's comments from anyone else's.
+    async fn own_login(&self, at: &Target) -> Result<String, ForgeError> {
+        if let Credential::Installation(_) = at.credential {
+            return self.credentials.app_login().await;
+        }
+        if let Some(login) = self.logins.lock().ok().and_then(|l| l.get(&at.credential).cloned()) {
+            return Ok(login);
+        }
+        let answer = self.json(at, Method::GET, "/user", None).await?;
+        if answer.status != 200 {
+            return Err(refused("reading the token's user", &answer));
+        }
+        let login = parse(&answer)?["login"]
+            .as_str()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| ForgeError::Unavailable("GitHub named no user for the token".into()))?;
+        if let Ok(mut logins) = self.logins.lock() {
+            logins.insert(at.credential.clone(), login.clone());
+        }
+        Ok(login)
     }
 
     /// One call with the target's token; after a 401, once more with a new one.
@@ -120,6 +147,16 @@ impl GithubForge {
     ) -> Result<ApiResponse, ForgeError> {
         self.call(at, method, path, body, "application/vnd.github+json").await
     }
+}
+
+/// The id of the comment carrying `marker` that `login` wrote. Anyone can
+/// paste a marker; only the author tells Ferry's own comment apart.
+fn own_comment(comments: &[Value], marker: &str, login: &str) -> Option<u64> {
+    comments
+        .iter()
+        .filter(|c| c["user"]["login"].as_str().is_some_and(|author| author.eq_ignore_ascii_case(login)))
+        .find(|c| c["body"].as_str().is_some_and(|b| b.starts_with(marker)))
+        .and_then(|c| c["id"].as_u64())
 }
 
 fn refused(what: impl Into<String>, answer: &ApiResponse) -> ForgeError {
@@ -377,6 +414,7 @@ impl Forge for GithubForge {
     async fn comment(&self, at: &Target, number: PrNumber, key: &str, body: &str) -> Result<(), ForgeError> {
         let marker = comment_marker(key);
         let text = json!({ "body": format!("{marker}\n{body}") });
+        let login = self.own_login(at).await?;
         for page in 1..=COMMENT_PAGES {
             let url = format!("/repos/{}/issues/{number}/comments?per_page=100&page={page}", at.repo);
             let answer = self.json(at, Method::GET, &url, None).await?;
@@ -384,11 +422,7 @@ impl Forge for GithubForge {
                 return Err(refused(format!("listing the comments of #{number}"), &answer));
             }
             let comments = parse(&answer)?.as_array().cloned().unwrap_or_default();
-            if let Some(id) = comments
-                .iter()
-                .find(|c| c["body"].as_str().is_some_and(|b| b.starts_with(&marker)))
-                .and_then(|c| c["id"].as_u64())
-            {
+            if let Some(id) = own_comment(&comments, &marker, &login) {
                 let path = format!("/repos/{}/issues/comments/{id}", at.repo);
                 let answer = self.json(at, Method::PATCH, &path, Some(&text)).await?;
                 return match answer.status {
@@ -405,6 +439,32 @@ impl Forge for GithubForge {
         match answer.status {
             201 => Ok(()),
             _ => Err(refused(format!("commenting on #{number}"), &answer)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ferrys_own_marked_comment_is_its_own() {
+        let marker = comment_marker("preview-api");
+        let comment = |id: u64, login: &str, body: &str| json!({"id": id, "user": {"login": login}, "body": body});
+        let ours = "ferry-ci[bot]";
+        let cases: [(Vec<Value>, Option<u64>); 6] = [
+            (vec![comment(1, "mallory", &format!("{marker}\nclick here"))], None),
+            (vec![comment(1, "mallory", &format!("{marker}\nx")), comment(2, ours, &format!("{marker}\ny"))], Some(2)),
+            (vec![comment(3, "Ferry-CI[bot]", &format!("{marker}\ny"))], Some(3)),
+            (
+                vec![comment(4, ours, "no marker"), comment(5, ours, &format!("{}\nz", comment_marker("preview-web")))],
+                None,
+            ),
+            (vec![json!({"id": 6, "body": format!("{marker}\nno author")})], None),
+            (vec![comment(7, "ferry-ci", &format!("{marker}\na user named like the App"))], None),
+        ];
+        for (comments, expected) in cases {
+            assert_eq!(own_comment(&comments, &marker, ours), expected, "{comments:?}");
         }
     }
 }

@@ -1,0 +1,96 @@
+//! Outbound HTTP: where a credential may go.
+//!
+//! A credential is bound to the origin (scheme, host, port) it was made
+//! for, so every reqwest client Ferry builds starts from [`client_builder`],
+//! whose redirect rule follows a redirect only within the origin the
+//! request was first sent to. reqwest itself drops `Authorization` on a
+//! redirect to another host, but keeps custom credential headers (GitLab's
+//! `PRIVATE-TOKEN`) and, on one host, follows `https` down to `http`;
+//! refusing every change of origin covers both. A redirect within the
+//! origin is followed: the host the credential was made for is the one
+//! answering (GitHub sends 301 and 307 for renamed and moved repositories).
+//! The GitHub client (octocrab, built without its `follow-redirect`
+//! feature) follows redirects by the same rule in `forge::github::api`.
+
+use url::Url;
+
+/// Redirects followed at most for one request, all within its origin.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Why a redirect was not followed.
+#[derive(Debug, thiserror::Error)]
+pub enum RedirectRefused {
+    #[error("a redirect to another host is not followed: a credential goes only to the host it was made for")]
+    OtherOrigin,
+    #[error("more than {MAX_REDIRECTS} redirects")]
+    TooMany,
+}
+
+/// Whether a request that went to `first` may follow a redirect to `next`,
+/// the `hops`-th of its chain.
+pub fn may_follow(first: &Url, next: &Url, hops: usize) -> Result<(), RedirectRefused> {
+    if first.origin() != next.origin() || !first.origin().is_tuple() {
+        return Err(RedirectRefused::OtherOrigin);
+    }
+    if hops > MAX_REDIRECTS {
+        return Err(RedirectRefused::TooMany);
+    }
+    Ok(())
+}
+
+/// reqwest's redirect policy for [`may_follow`].
+pub fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first() else { return attempt.stop() };
+        match may_follow(first, attempt.url(), attempt.previous().len()) {
+            Ok(()) => attempt.follow(),
+            Err(refused) => attempt.error(refused),
+        }
+    })
+}
+
+/// The start of every reqwest client Ferry builds: its user agent, and
+/// redirects only within the first request's origin.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    crate::telemetry::install_crypto_provider();
+    reqwest::Client::builder()
+        .redirect(same_origin_redirects())
+        .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+}
+
+/// Whether two URLs share an origin: the same scheme, host and port.
+pub fn same_origin(a: &Url, b: &Url) -> bool {
+    a.origin().is_tuple() && a.origin() == b.origin()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn only_redirects_within_the_first_origin_are_followed() {
+        let first = url("https://api.github.com/repos/acme/api");
+        let cases = [
+            ("https://api.github.com/repositories/1", 1, true),
+            ("https://api.github.com:443/x", 1, true),
+            ("https://api.github.com/x", MAX_REDIRECTS, true),
+            ("https://api.github.com/x", MAX_REDIRECTS + 1, false),
+            ("http://api.github.com/x", 1, false),
+            ("https://api.github.com:8443/x", 1, false),
+            ("https://github.com/acme/api", 1, false),
+            ("https://evil.example.com/repos/acme/api", 1, false),
+            ("https://api.github.com.evil.example.com/x", 1, false),
+        ];
+        for (next, hops, followed) in cases {
+            assert_eq!(may_follow(&first, &url(next), hops).is_ok(), followed, "{next} after {hops}");
+        }
+        assert!(may_follow(&url("http://127.0.0.1:80/a"), &url("http://localhost:80/a"), 1).is_err());
+        assert!(same_origin(&url("https://gitlab.com"), &url("https://gitlab.com:443/api/v4")));
+        assert!(!same_origin(&url("https://gitlab.com"), &url("http://gitlab.com")));
+        assert!(!same_origin(&url("data:text/plain,a"), &url("data:text/plain,a")), "opaque origins never match");
+    }
+}
