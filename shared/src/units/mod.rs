@@ -4,6 +4,7 @@
 pub mod file;
 pub mod operator;
 pub mod plan;
+pub mod template;
 
 use serde::Serialize;
 
