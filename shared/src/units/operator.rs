@@ -337,6 +337,16 @@ units = ""
         assert_eq!(OperatorConfig::parse("").unwrap().policy, Policy::default(), "no [policy]: everything allowed");
     }
 
+    /// The demo's units still render in the template box.
+    #[test]
+    fn the_samples_render_in_the_template_box() {
+        let sample = OperatorConfig::parse(include_str!("../../../events/ferry.toml")).unwrap();
+        let units = sample.units_for(&RepoName::parse("acme/api").unwrap()).unwrap();
+        let names: Vec<String> =
+            crate::units::file::parse(units, &context()).unwrap().iter().map(|u| u.name.to_string()).collect();
+        assert_eq!(names, ["api", "docs"]);
+    }
+
     fn context() -> crate::units::TemplateContext {
         use crate::domain::Sha;
         use crate::domain::event::{Detail, GitEvent, Push};
