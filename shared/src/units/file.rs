@@ -7,16 +7,12 @@
 //! keep their line breaks.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Deserialize;
 
 use super::TemplateContext;
 use crate::domain::UnitName;
-
-/// Template instructions one render may run: ample for any real file,
-/// fatal to `{% for i in range(100000) %}{% for j in range(100000) %}`.
-pub const TEMPLATE_FUEL: u64 = 200_000;
 
 /// The file's name at the repository root.
 pub const FILE_NAME: &str = ".ferry.toml";
@@ -155,91 +151,33 @@ struct UnitToml {
 
 /// Renders `source` with `context`, then reads its units, in file order
 /// of their names (sorted: a table's keys have no order in TOML).
+/// The template renders in a box (see [`super::template`]): a hostile
+/// file ends in an error naming the limit it hit.
 pub fn parse(source: &str, context: &TemplateContext) -> Result<Vec<Unit>, FileError> {
-    let rendered = render(source, context)?;
+    let rendered = super::template::render(source, context)?;
     read(&rendered)
 }
 
-fn render(source: &str, context: &TemplateContext) -> Result<String, FileError> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
-    // A file is read before anyone reviews it: bound the work a template may do.
-    env.set_fuel(Some(TEMPLATE_FUEL));
-    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build() {
-        env.set_syntax(syntax);
-    }
-    // Values land inside TOML strings: escape what would end or bend one.
-    env.set_formatter(|out, state, value| {
-        if value.is_undefined() {
-            return minijinja::escape_formatter(out, state, value);
-        }
-        let text = value.to_string();
-        let escaped = toml_escape(&text);
-        out.write_str(&escaped).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
-    });
-    env.render_str(source, template_values(context)).map_err(|e| {
-        let detail = e.detail().map(str::to_owned).unwrap_or_else(|| e.kind().to_string());
-        let problem = match e.kind() {
-            minijinja::ErrorKind::UndefinedError => {
-                format!("template: {detail} (known: {})", TemplateContext::VARIABLES.join(", "))
-            }
-            _ => format!("template: {detail}"),
-        };
-        FileError { line: e.line(), problem }
-    })
+/// [`parse`] on a blocking thread, answered within
+/// [`RENDER_TIME_LIMIT`](super::template::RENDER_TIME_LIMIT): rendering is
+/// CPU work that must not hold up the async runtime. A render still going
+/// at the limit is answered with an error but cannot be stopped from here:
+/// it stops by itself at its next filter or output past the same deadline,
+/// or when its fuel runs out, whichever comes first.
+pub async fn parse_bounded(source: String, context: TemplateContext) -> Result<Vec<Unit>, FileError> {
+    parse_within(source, context, super::template::RENDER_TIME_LIMIT).await
 }
 
-/// The context as template values. A part the event does not have (`pr`
-/// on a push) is false in a condition and prints its known fields empty,
-/// so a preview's `{{ pr.number }}` does not break the push that ignores it;
-/// an unknown field is still an error.
-fn template_values(context: &TemplateContext) -> Value {
-    let part = |value: Option<Value>, fields: &'static [&'static str]| {
-        value.unwrap_or_else(|| Value::from_object(Absent(fields)))
-    };
-    let parts: BTreeMap<&str, Value> = BTreeMap::from([
-        ("git", Value::from(minijinja::value::Serde(&context.git))),
-        ("repo", Value::from(minijinja::value::Serde(&context.repo))),
-        ("pr", part(context.pr.as_ref().map(|pr| Value::from(minijinja::value::Serde(pr))), &["number", "head_sha"])),
-        (
-            "release",
-            part(context.release.as_ref().map(|r| Value::from(minijinja::value::Serde(r))), &["tag", "prerelease"]),
-        ),
-        ("event", Value::from(context.event.clone())),
-    ]);
-    Value::from(parts)
-}
-
-/// A context part the event lacks: falsy, its known fields empty.
-#[derive(Debug)]
-struct Absent(&'static [&'static str]);
-
-impl minijinja::value::Object for Absent {
-    fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
-        key.as_str().filter(|k| self.0.contains(k)).map(|_| Value::from(""))
+async fn parse_within(source: String, context: TemplateContext, limit: Duration) -> Result<Vec<Unit>, FileError> {
+    let work = tokio::task::spawn_blocking(move || parse(&source, &context));
+    match tokio::time::timeout(limit, work).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(failed)) => Err(FileError { line: None, problem: format!("template: the render failed: {failed}") }),
+        Err(_) => Err(FileError {
+            line: None,
+            problem: format!("template: rendering took longer than {} s, the limit", limit.as_secs()),
+        }),
     }
-
-    fn is_true(self: &std::sync::Arc<Self>) -> bool {
-        false
-    }
-
-    fn render(self: &std::sync::Arc<Self>, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        Ok(())
-    }
-}
-
-fn toml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn read(text: &str) -> Result<Vec<Unit>, FileError> {
@@ -480,7 +418,22 @@ ref = "publish"
             assert!(error.problem.contains(says), "{source:?}: {error} does not say {says:?}");
             assert!(error.to_string().starts_with(&format!("line {line}: ")));
         }
+        let deep = format!("a = {}1{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let nested = parse(&deep, &context("main")).unwrap_err();
+        assert!(nested.problem.contains("max recursion depth"), "TOML nesting is bounded too: {nested}");
         let unknown = parse("[api.pipeline]\nref = \"{{ git.shaa }}\"\n", &context("main")).unwrap_err();
         assert!(unknown.problem.contains("git.sha, git.short_sha"), "{unknown}");
+    }
+
+    #[tokio::test]
+    async fn parse_bounded_answers_as_parse_does_or_at_its_time_limit() {
+        let bounded = parse_bounded(DESIGN_EXAMPLE.to_owned(), context("main")).await;
+        assert_eq!(bounded, parse(DESIGN_EXAMPLE, &context("main")));
+        let hostile = "{{ 'x' * 100000000 }}".to_owned();
+        assert!(parse_bounded(hostile, context("main")).await.unwrap_err().problem.contains("`*` is not allowed"));
+        // Loops that run until their fuel is gone: never done at once.
+        let slow = "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}".to_owned();
+        let late = parse_within(slow, context("main"), Duration::ZERO).await.unwrap_err();
+        assert_eq!(late.problem, "template: rendering took longer than 0 s, the limit");
     }
 }

@@ -4,6 +4,8 @@
 pub mod file;
 pub mod operator;
 pub mod plan;
+pub mod policy;
+pub mod template;
 
 use serde::Serialize;
 
@@ -12,6 +14,7 @@ use crate::domain::{PrNumber, RepoName, Sha};
 
 pub use file::{Docker, FileError, Helm, On, Preview, RunKind, RunSpec, SKIP_LABEL, Unit};
 pub use operator::OperatorConfig;
+pub use policy::{Policy, PolicyViolation};
 
 /// What templates see (DESIGN.md, "Units"): absent parts are `none`, so
 /// `{% if pr %}` works on a push and `{{ pr.number }}` there is an error.

@@ -12,12 +12,18 @@
 //! qps = 5
 //! burst = 10
 //!
+//! [policy]                             # what repositories' units may claim (units::policy)
+//! preview_hosts = [".preview.example.com"]
+//! namespaces = ["ci", "ci-*"]
+//!
 //! [repositories."acme/api"]
 //! units = '''
 //! [api]
 //! [api.pipeline]
 //! ref = "build"
 //! '''
+//! [repositories."acme/api".policy]       # replaces the global rules it names
+//! namespaces = ["ci", "staging"]
 //! ```
 
 use std::collections::BTreeMap;
@@ -25,6 +31,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::Unit;
+use super::policy::{self, Policy, PolicyViolation};
 use crate::domain::RepoName;
 
 pub const DEFAULT_NAMESPACE: &str = "ferry";
@@ -47,6 +55,9 @@ pub struct OperatorConfig {
     /// `[reconciler]`: limits of the repairs.
     #[serde(default)]
     pub reconciler: Reconciler,
+    /// `[policy]`: what every repository's units may claim.
+    #[serde(default)]
+    pub policy: Policy,
 }
 
 /// `[reconciler]` in the operator config.
@@ -88,6 +99,7 @@ impl Default for OperatorConfig {
             poll: Vec::new(),
             poll_in_flight: default_in_flight(),
             reconciler: Reconciler::default(),
+            policy: Policy::default(),
         }
     }
 }
@@ -172,6 +184,9 @@ pub struct RepositoryConfig {
     /// this repository (a GitLab, Bitbucket, Azure DevOps or Gitea mirror).
     #[serde(default)]
     pub report_to: Vec<ReportTo>,
+    /// This repository's rules in place of the global ones they name.
+    #[serde(default)]
+    pub policy: Option<Policy>,
 }
 
 /// `[[repositories."o/r".report_to]]`: one more host for the statuses.
@@ -253,6 +268,17 @@ impl OperatorConfig {
         self.repositories.values().any(|r| !r.report_to.is_empty())
     }
 
+    /// The policy `repo`'s units are held to: the global one, with the
+    /// rules the repository's own names in their place.
+    pub fn policy_for(&self, repo: &RepoName) -> Policy {
+        self.policy.overridden_by(self.repositories.get(repo.full_name()).and_then(|r| r.policy.as_ref()))
+    }
+
+    /// Whether `repo`'s units keep within its policy ([`policy::check`]).
+    pub fn check_units(&self, repo: &RepoName, units: &[Unit]) -> Result<(), PolicyViolation> {
+        policy::check(&self.policy_for(repo), units, &self.defaults)
+    }
+
     /// The dashboard link for a run, if one is configured.
     pub fn dashboard_link(&self, namespace: &str, name: &str) -> Option<String> {
         self.defaults.dashboard_url.as_ref().map(|t| t.replace("{namespace}", namespace).replace("{name}", name))
@@ -299,6 +325,74 @@ ref = "build"
     }
 
     #[test]
+    fn the_policy_reads_globally_and_per_repository() {
+        let text = r#"
+[policy]
+preview_hosts = [".preview.example.com"]
+namespaces = ["ci", "ci-*"]
+service_accounts = ["ferry-runner"]
+
+[repositories."acme/deploy"]
+policy = { namespaces = ["prod"] }
+
+[repositories."acme/api"]
+units = ""
+"#;
+        let config = OperatorConfig::parse(text).unwrap();
+        let api = config.policy_for(&RepoName::parse("acme/api").unwrap());
+        let deploy = config.policy_for(&RepoName::parse("acme/deploy").unwrap());
+        let unknown = config.policy_for(&RepoName::parse("someone/else").unwrap());
+        assert_eq!((&api, &unknown), (&config.policy, &config.policy));
+        assert_eq!(deploy.preview_hosts, config.policy.preview_hosts, "kept: the repository names no hosts");
+        assert_eq!(deploy.service_accounts, config.policy.service_accounts);
+        assert_ne!(deploy.namespaces, config.policy.namespaces, "replaced");
+        let prod = crate::units::file::parse(
+            "[app.pipeline]\nref = \"deploy\"\nnamespace = \"prod\"\nservice_account = \"ferry-runner\"\n",
+            &context(),
+        )
+        .unwrap();
+        assert_eq!(config.check_units(&RepoName::parse("acme/deploy").unwrap(), &prod), Ok(()));
+        let refused = config.check_units(&RepoName::parse("acme/api").unwrap(), &prod).unwrap_err();
+        assert_eq!(refused.to_string(), "unit `app`: namespace `prod` is outside the allowed namespaces ci, ci-*");
+        assert_eq!(OperatorConfig::parse("").unwrap().policy, Policy::default(), "no [policy]: everything allowed");
+    }
+
+    /// The demo's units still render in the template box.
+    #[test]
+    fn the_samples_render_in_the_template_box() {
+        let sample = OperatorConfig::parse(include_str!("../../../events/ferry.toml")).unwrap();
+        let units = sample.units_for(&RepoName::parse("acme/api").unwrap()).unwrap();
+        let names: Vec<String> =
+            crate::units::file::parse(units, &context()).unwrap().iter().map(|u| u.name.to_string()).collect();
+        assert_eq!(names, ["api", "docs"]);
+    }
+
+    fn context() -> crate::units::TemplateContext {
+        use crate::domain::Sha;
+        use crate::domain::event::{Detail, GitEvent, Push};
+        let sha = Sha::parse("0".repeat(40)).unwrap();
+        let event = GitEvent {
+            name: "push".into(),
+            action: None,
+            installation: None,
+            repo: None,
+            clone_url: None,
+            sender: None,
+            happened_at: None,
+            detail: Detail::Push(Push {
+                git_ref: crate::domain::RefName::parse("refs/heads/main").unwrap(),
+                before: sha.clone(),
+                after: sha.clone(),
+                deleted: false,
+                forced: false,
+                changed_paths: vec![],
+                paths_truncated: false,
+            }),
+        };
+        crate::units::TemplateContext::new(&event, &RepoName::parse("acme/api").unwrap(), &sha)
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let cases = [
             ("[defaults]\nnamespce = \"ci\"\n", "line 2: unknown field `namespce`"),
@@ -313,6 +407,10 @@ ref = "build"
                 "[[poll]]\nurl = \"https://gitlab.com/acme/api\"\nref = \"main\"\ntype = \"gitlab\"\nlaunch = true\ntoken_secret = \"repositories/acme/api\"\n",
                 "token_secret \"repositories/acme/api\" is a secret Ferry keeps",
             ),
+            ("[policy]\nnamespace = [\"ci\"]\n", "line 2: unknown field `namespace`"),
+            ("[policy]\nnamespaces = [\"ci-[\"]\n", "line 2: `ci-[` is not a glob"),
+            ("[policy]\npreview_hosts = [\"evil com\"]\n", "line 2: `evil com` is not a host"),
+            ("[repositories.\"acme/api\".policy]\nhosts = []\n", "line 2: unknown field `hosts`"),
         ];
         for (text, says) in cases {
             let problem = OperatorConfig::parse(text).unwrap_err();
