@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Server, demo_config, sample, send, send_text, serve_with};
+use common::{Server, demo_config, sample, send, send_text, send_to, serve_with};
 use serde_json::{Value, json};
 
 const HEAD: &str = "1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f";
@@ -303,4 +303,78 @@ fn a_delivery_that_kills_every_attempt_is_given_up_after_the_last() {
     assert_eq!((given_up.outcome, given_up.attempts), (ferry::domain::Outcome::Dead, 6), "{given_up:?}");
     let said = status(dir, &sha, "ferry_delivery").expect("an error status on the commit");
     assert_eq!(said["state"], "error", "{said}");
+}
+
+/// The sample push, made new by `after` so it is not taken for a replay.
+fn push_of(after: &str) -> Value {
+    let mut push = sample("push.json");
+    push["after"] = json!(after);
+    push["head_commit"]["id"] = json!(after);
+    push
+}
+
+/// The peak resident memory of `pid`, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+#[tokio::test]
+async fn a_hostile_template_ends_in_a_config_failure_naming_the_limit_while_healthz_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_owned();
+    std::fs::create_dir_all(forge(&dir).join("files")).unwrap();
+    let server = start(&dir, None);
+    let kilobyte = "x".repeat(1000);
+    let separator = "x".repeat(60);
+    let bombs = [
+        ("{% set x = \"x\" * 100000000 %}[api]\non = [\"push\"]\n".to_owned(), "`*` is not allowed"),
+        (
+            format!("{{% set a = \"{kilobyte}\" %}}{{% for i in range(2000) %}}{{{{ a }}}}{{% endfor %}}"),
+            "1 MiB), the limit",
+        ),
+        ("{% for i in range(1000000000) %}{% endfor %}".to_owned(), "over the limit of 10000"),
+        (format!("{{{{ range(9000) | join(\"{separator}\") }}}}"), "bytes, the limit"),
+    ];
+    for (i, (template, names)) in bombs.iter().enumerate() {
+        std::fs::write(forge(&dir).join("files/.ferry.toml"), template).unwrap();
+        let after = format!("{:040x}", i + 1);
+        let (dir2, url) = (dir.clone(), server.url.clone());
+        let pushed = tokio::task::spawn_blocking(move || {
+            send_to(&dir2, &url, "push", &format!("bomb-{i}"), &push_of(&after).to_string())
+        });
+        // While it renders, the server still answers at once.
+        let health = reqwest::get(format!("{}/healthz", server.url)).await.unwrap();
+        assert!(health.status().is_success());
+        let reply = pushed.await.unwrap();
+        assert!(reply.contains("status.failure"), "{template}: {reply}");
+        let said = status(&dir, &format!("{:040x}", i + 1), "ferry_config").unwrap();
+        let description = said["description"].as_str().unwrap();
+        assert!(description.contains(names), "{template}: {description}");
+    }
+    assert!(peak_rss(server.child.id()) < 256 << 20, "peak RSS {} bytes", peak_rss(server.child.id()));
+}
+
+#[test]
+fn units_claiming_what_the_operator_policy_forbids_launch_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let config =
+        format!("[policy]\nnamespaces = [\"ci\"]\npreview_hosts = [\".preview.example.com\"]\n\n{}", demo_config());
+    let server = start(dir, Some(&config));
+    assert!(
+        send(dir, &server, "push", "p-1", &sample("push.json")).contains("pipelinerun.created"),
+        "within the policy"
+    );
+    std::fs::create_dir_all(forge(dir).join("files")).unwrap();
+    std::fs::write(
+        forge(dir).join("files/.ferry.toml"),
+        "[api]\non = [\"push\"]\n[api.pipeline]\nnamespace = \"kube-system\"\nref = \"build\"\n",
+    )
+    .unwrap();
+    let reply = send(dir, &server, "push", "p-2", &push_of(PUSHED));
+    assert!(reply.contains("status.failure") && !reply.contains("pipelinerun.created"), "{reply}");
+    let said = status(dir, PUSHED, "ferry_config").unwrap();
+    assert!(said["description"].as_str().unwrap().contains("kube-system"), "{said}");
 }

@@ -531,9 +531,14 @@ async fn units(
             None => return Ok(Units::None),
         },
     };
-    Ok(match file::parse(&text, template) {
-        Ok(units) => Units::Found(units),
-        Err(problem) => Units::Broken(problem.to_string()),
+    let units = match file::parse_bounded(text, template.clone()).await {
+        Ok(units) => units,
+        Err(problem) => return Ok(Units::Broken(problem.to_string())),
+    };
+    // What the repository claims, within what the operator allows.
+    Ok(match ports.operator.check_units(&target.repo, &units) {
+        Ok(()) => Units::Found(units),
+        Err(violation) => Units::Broken(format!("policy: {violation}")),
     })
 }
 

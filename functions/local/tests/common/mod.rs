@@ -61,9 +61,14 @@ pub fn send(dir: &Path, server: &Server, event: &str, delivery: &str, payload: &
 
 /// As [`send`], with the body as it is.
 pub fn send_text(dir: &Path, server: &Server, event: &str, delivery: &str, body: &str) -> String {
+    send_to(dir, &server.url, event, delivery, body)
+}
+
+/// As [`send_text`], to the server at `base`.
+pub fn send_to(dir: &Path, base: &str, event: &str, delivery: &str, body: &str) -> String {
     let file: PathBuf = dir.join(format!("payload-{delivery}.json"));
     std::fs::write(&file, body).unwrap();
-    let url = format!("{}/webhook", server.url);
+    let url = format!("{base}/webhook");
     let output = ferry_command(
         dir,
         &["replay", file.to_str().unwrap(), "--event", event, "--delivery", delivery, "--url", &url],
