@@ -27,6 +27,7 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits::HEADER_READ_TIMEOUT)
+        .max_header_size(limits::CONNECTION_BUFFER)
         .max_buf_size(limits::CONNECTION_BUFFER);
     let slots = Arc::new(Semaphore::new(limits::MAX_CONNECTIONS));
     let graceful = GracefulShutdown::new();

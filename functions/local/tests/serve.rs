@@ -466,19 +466,25 @@ fn status_of(answer: &[u8]) -> Option<u16> {
     std::str::from_utf8(answer.get(9..12)?).ok()?.parse().ok()
 }
 
-/// Posts an unsigned delivery of `length` bytes (of `chunk`, repeated) over
-/// a raw connection, reading while it writes, as a server may answer before
-/// it reads the body: the status it answered with, if any.
+/// Posts an unsigned delivery of `length` bytes (of `chunk`, repeated): the
+/// status the server answered with, if any.
 async fn unsigned_delivery(address: &str, delivery: &str, length: usize, chunk: &[u8]) -> Option<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let connection = tokio::net::TcpStream::connect(address).await.ok()?;
-    let (mut reader, mut writer) = connection.into_split();
     let head = format!(
         "POST /webhook HTTP/1.1\r\nHost: ferry\r\nConnection: close\r\nX-GitHub-Event: push\r\n\
          X-GitHub-Delivery: {delivery}\r\nContent-Length: {length}\r\n\r\n"
     );
+    raw_request(address, head.as_bytes(), length, chunk).await
+}
+
+/// Sends `head` then `length` bytes of `chunk`, repeated, over a raw
+/// connection, reading while it writes, as a server may answer before it
+/// has read everything: the status it answered with, if any.
+async fn raw_request(address: &str, head: &[u8], length: usize, chunk: &[u8]) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connection = tokio::net::TcpStream::connect(address).await.ok()?;
+    let (mut reader, mut writer) = connection.into_split();
     let write = async {
-        writer.write_all(head.as_bytes()).await?;
+        writer.write_all(head).await?;
         let mut left = length;
         while left > 0 {
             let n = left.min(chunk.len());
@@ -495,6 +501,16 @@ async fn unsigned_delivery(address: &str, delivery: &str, length: usize, chunk: 
     let bounded = tokio::time::timeout(Duration::from_secs(120), async { tokio::join!(write, read) });
     let (_, answer) = bounded.await.ok()?;
     status_of(&answer)
+}
+
+#[tokio::test]
+async fn a_request_head_over_the_connection_buffer_is_431() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let long = "a".repeat(ferry::http::limits::CONNECTION_BUFFER);
+    let head = format!("GET /healthz HTTP/1.1\r\nHost: ferry\r\nConnection: close\r\nX-Long: {long}\r\n\r\n");
+    assert_eq!(raw_request(address(&server), head.as_bytes(), 0, &[]).await, Some(431));
+    assert_eq!(healthz(&server).await["ok"], true, "and the server answers the next client");
 }
 
 /// The most resident memory process `pid` has used, in kB.

@@ -38,11 +38,12 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// it also bounds how long a trickling client holds its share of the budget.
 pub const BODY_READ_DEADLINE: Duration = Duration::from_secs(30);
 
-/// The most hyper buffers for one connection, the request head included
-/// (a longer head is answered 431): with [`MAX_CONNECTIONS`], it bounds
-/// what connections can pin outside the budget to 64 MiB. GitHub's heads
-/// are a few kilobytes.
-pub const CONNECTION_BUFFER: usize = 64 * 1024;
+/// The longest request head, and the cap on hyper's read buffer for one
+/// connection: a longer head is answered 431. hyper checks the cap between
+/// reads, so a buffer can reach a small multiple of it; with
+/// [`MAX_CONNECTIONS`] that is tens of MiB outside the budget at worst.
+/// GitHub's heads are a few kilobytes.
+pub const CONNECTION_BUFFER: usize = 32 * 1024;
 
 /// Connections served at once; further ones wait in the kernel's accept
 /// backlog. Far above what a laptop's webhooks need, and each idle one is
