@@ -169,11 +169,10 @@ pub async fn start(
     }
     let served = context.clone();
     let server = async move {
-        axum::serve(listener, ferry::http::router(served))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        crate::server::serve(listener, ferry::http::router(served), ctrl_c).await;
         Ok(())
     };
     Ok((address, context, server))

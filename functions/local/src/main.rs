@@ -4,6 +4,7 @@ mod cli;
 mod demo;
 mod replay;
 mod repos;
+mod server;
 
 use clap::Parser;
 

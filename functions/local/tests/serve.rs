@@ -389,3 +389,159 @@ async fn a_missing_kubeconfig_never_stops_the_webhook_and_the_deep_health_check_
     assert_eq!(deep["checks"]["cluster"]["ok"], false, "{deep}");
     assert!(deep["checks"]["cluster"]["error"].as_str().unwrap().contains("cluster"), "{deep}");
 }
+
+/// `host:port` of a running server, for raw connections.
+fn address(server: &Server) -> &str {
+    server.url.strip_prefix("http://").expect("an http:// address")
+}
+
+/// Whether the server still holds `connection` open (nothing to read, no end).
+fn still_open(connection: &tokio::net::TcpStream) -> bool {
+    matches!(connection.try_read(&mut [0; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+#[tokio::test]
+async fn three_hundred_half_open_connections_leave_healthz_answering_in_under_a_second() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let mut half_open = Vec::new();
+    for _ in 0..300 {
+        let mut connection = tokio::net::TcpStream::connect(address(&server)).await.unwrap();
+        connection.write_all(b"POST /webhook HTTP/1.1\r\nHost: ferry\r\nContent-Le").await.unwrap();
+        half_open.push(connection);
+    }
+    // A new connection for each check, as a load balancer's probe makes.
+    ferry::telemetry::install_crypto_provider();
+    let probe = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        let asked = Instant::now();
+        let health: serde_json::Value =
+            probe.get(format!("{}/healthz", server.url)).send().await.unwrap().json().await.unwrap();
+        took.push(asked.elapsed());
+        assert_eq!(health["ok"], true);
+    }
+    eprintln!("/healthz beside 300 half-open connections: {took:?}");
+    assert!(
+        took.iter().all(|t| *t < Duration::from_secs(1)),
+        "/healthz took {took:?} beside 300 half-open connections"
+    );
+    let open = half_open.iter().filter(|c| still_open(c)).count();
+    assert_eq!(open, 300, "the half-open connections were still held while /healthz answered");
+}
+
+#[tokio::test]
+async fn a_client_sending_its_head_a_byte_a_second_is_dropped_at_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let timeout = ferry::http::limits::HEADER_READ_TIMEOUT;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let connection = tokio::net::TcpStream::connect(address(&server)).await.unwrap();
+    let connected = Instant::now();
+    let (mut reader, mut writer) = connection.into_split();
+    let mut closed = tokio::spawn(async move { reader.read_to_end(&mut Vec::new()).await });
+    let head = b"GET /healthz HTTP/1.1\r\nHost: ferry\r\nX-Slow: ".iter().chain(std::iter::repeat(&b'a'));
+    let mut dropped = false;
+    // One byte a second, for at most three times the timeout.
+    for &byte in head.take(usize::try_from(3 * timeout.as_secs()).unwrap()) {
+        tokio::select! {
+            _ = &mut closed => {
+                dropped = true;
+                break;
+            }
+            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                let _ = writer.write_all(&[byte]).await;
+            }
+        }
+    }
+    let after = connected.elapsed();
+    assert!(dropped, "still connected after {after:?}");
+    assert!(after >= timeout - Duration::from_secs(1), "dropped after {after:?}, before the {timeout:?} timeout");
+    assert!(after < timeout + Duration::from_secs(5), "dropped only after {after:?}");
+}
+
+/// The status line's code in what a server answered, if it answered.
+fn status_of(answer: &[u8]) -> Option<u16> {
+    std::str::from_utf8(answer.get(9..12)?).ok()?.parse().ok()
+}
+
+/// Posts an unsigned delivery of `length` bytes (of `chunk`, repeated): the
+/// status the server answered with, if any.
+async fn unsigned_delivery(address: &str, delivery: &str, length: usize, chunk: &[u8]) -> Option<u16> {
+    let head = format!(
+        "POST /webhook HTTP/1.1\r\nHost: ferry\r\nConnection: close\r\nX-GitHub-Event: push\r\n\
+         X-GitHub-Delivery: {delivery}\r\nContent-Length: {length}\r\n\r\n"
+    );
+    raw_request(address, head.as_bytes(), length, chunk).await
+}
+
+/// Sends `head` then `length` bytes of `chunk`, repeated, over a raw
+/// connection, reading while it writes, as a server may answer before it
+/// has read everything: the status it answered with, if any.
+async fn raw_request(address: &str, head: &[u8], length: usize, chunk: &[u8]) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connection = tokio::net::TcpStream::connect(address).await.ok()?;
+    let (mut reader, mut writer) = connection.into_split();
+    let write = async {
+        writer.write_all(head).await?;
+        let mut left = length;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            writer.write_all(&chunk[..n]).await?;
+            left -= n;
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    let read = async {
+        let mut answer = Vec::new();
+        let _ = reader.read_to_end(&mut answer).await;
+        answer
+    };
+    let bounded = tokio::time::timeout(Duration::from_secs(120), async { tokio::join!(write, read) });
+    let (_, answer) = bounded.await.ok()?;
+    status_of(&answer)
+}
+
+#[tokio::test]
+async fn a_request_head_over_the_connection_buffer_is_431() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let long = "a".repeat(ferry::http::limits::CONNECTION_BUFFER);
+    let head = format!("GET /healthz HTTP/1.1\r\nHost: ferry\r\nConnection: close\r\nX-Long: {long}\r\n\r\n");
+    assert_eq!(raw_request(address(&server), head.as_bytes(), 0, &[]).await, Some(431));
+    assert_eq!(healthz(&server).await["ok"], true, "and the server answers the next client");
+}
+
+/// The most resident memory process `pid` has used, in kB.
+fn peak_resident_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/<pid>/status");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn twenty_25_mib_bodies_at_once_stay_under_256_mb_and_the_budget_refuses_the_excess() {
+    let length = ferry::http::MAX_BODY;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let chunk = vec![b' '; 1024 * 1024];
+    let deliveries: Vec<String> = (0..20).map(|i| format!("flood-{i}")).collect();
+    let sends = deliveries.iter().map(|delivery| unsigned_delivery(address(&server), delivery, length, &chunk));
+    let statuses = futures::future::join_all(sends).await;
+    let peak_mb = peak_resident_kb(server.child.id()) / 1024;
+    eprintln!("20 x 25 MiB: statuses {statuses:?}, peak resident {peak_mb} MB");
+
+    let refused = statuses.iter().filter(|s| **s == Some(503)).count();
+    let read = statuses.iter().filter(|s| **s == Some(401)).count();
+    assert!(refused >= 1, "the budget refused none: {statuses:?}");
+    assert!(read >= 1, "the budget let none be read and judged: {statuses:?}");
+    assert_eq!(refused + read, 20, "each was refused (503) or read and found unsigned (401): {statuses:?}");
+    assert!(peak_mb < 256, "peak resident memory {peak_mb} MB");
+
+    // The budget is whole again: a body at the limit is read, a signed delivery processed.
+    let again = unsigned_delivery(address(&server), "after-the-flood", length, &chunk).await;
+    assert_eq!(again, Some(401));
+    let reply = replay(dir.path(), &server, "github/ping.json", "after-the-flood-signed");
+    assert!(reply.contains("\"outcome\": \"processed\""), "{reply}");
+}

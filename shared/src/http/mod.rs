@@ -4,6 +4,7 @@
 
 mod health;
 mod lambda;
+pub mod limits;
 mod management;
 mod webhook;
 
@@ -14,7 +15,7 @@ use axum::routing::{get, post};
 use crate::Context;
 
 pub use lambda::service as lambda_service;
-pub use webhook::MAX_BODY;
+pub use limits::MAX_BODY;
 
 pub fn router(context: Context) -> Router {
     let management = Router::new()

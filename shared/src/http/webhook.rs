@@ -5,25 +5,20 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::limits::{MAX_BODY, Unread, cause, declared_length};
 use crate::Context;
 use crate::usecase::intake::{self, BUDGET, Inbound, Ports};
 
-/// GitHub's own limit for a delivery: larger bodies are refused unread.
-pub const MAX_BODY: usize = 25 * 1024 * 1024;
-
 /// `POST /webhook`: the body, read only up to the limit, to the intake use case.
 pub async fn webhook(State(context): State<Context>, request: Request) -> Response {
-    let declared = request
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = declared_length(request.headers());
     if declared.is_some_and(|length| length > MAX_BODY as u64) {
         return too_large();
     }
     let (parts, body) = request.into_parts();
-    let Ok(body) = to_bytes(Body::new(body), MAX_BODY).await else {
-        return too_large();
+    let body = match to_bytes(Body::new(body), MAX_BODY).await {
+        Ok(body) => body,
+        Err(error) => return unreadable(&error),
     };
     let header = |name: &str| parts.headers.get(name).map(|v| v.as_bytes());
     let inbound = Inbound {
@@ -38,7 +33,21 @@ pub async fn webhook(State(context): State<Context>, request: Request) -> Respon
     (status, Json(reply.body)).into_response()
 }
 
+/// Why the body could not be read, as the client should hear it.
+fn unreadable(error: &axum::Error) -> Response {
+    if let Some(unread) = cause::<Unread>(error) {
+        return (*unread).into_response();
+    }
+    if cause::<http_body_util::LengthLimitError>(error).is_some() {
+        return too_large();
+    }
+    rejected(StatusCode::BAD_REQUEST, format!("the body could not be read: {error}"))
+}
+
 fn too_large() -> Response {
-    let reason = format!("the body is over {} MiB", MAX_BODY / 1024 / 1024);
-    (StatusCode::PAYLOAD_TOO_LARGE, Json(json!({ "outcome": "rejected", "reason": reason }))).into_response()
+    rejected(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over {} MiB", MAX_BODY / 1024 / 1024))
+}
+
+fn rejected(status: StatusCode, reason: String) -> Response {
+    (status, Json(json!({ "outcome": "rejected", "reason": reason }))).into_response()
 }
