@@ -177,11 +177,14 @@ async fn a_push_to_a_matching_branch_writes_one_pipeline_run_and_its_redelivery_
     let pending = commit_status(&harness, SHA2, "ferry/api").expect("a pending status");
     assert_eq!(pending["state"], "pending");
 
-    // GitHub redelivers (a new delivery id, the same event): no second run,
-    // but whatever an earlier attempt may have left undone (here: the
-    // status, as if the first attempt had stopped before it) is done.
+    // The same body under a new delivery id is a replay: nothing at all.
+    let (status, reply) = harness.deliver("push", "p-1-replayed", SECRET, &body).await;
+    assert_eq!((status, reply["outcome"].as_str()), (200, Some("duplicate")), "{reply}");
+    // The same event again (another body: a retry acts on it again): no
+    // second run, but whatever an earlier attempt may have left undone
+    // (here: the status, as if the first attempt had stopped before it) is done.
     std::fs::remove_dir_all(harness.data_dir().join("forge/acme/api/statuses")).unwrap();
-    let (status, reply) = harness.deliver("push", "p-1-again", SECRET, &body).await;
+    let (status, reply) = harness.deliver("push", "p-1-again", SECRET, &format!("{body} ")).await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(kinds(&reply), ["pipelinerun.exists", "status.pending"]);
     assert_eq!(runs(&harness).len(), 1);
@@ -431,8 +434,10 @@ async fn each_retest_starts_its_own_run_and_its_redelivery_none() {
     let (_, reply) = harness.deliver("issue_comment", "e-3", SECRET, &retest(502)).await;
     assert!(kinds(&reply).contains(&"pipelinerun.created".to_owned()), "the second /retest is a new run: {reply}");
     fail().await;
-    let (_, reply) = harness.deliver("issue_comment", "e-3-again", SECRET, &retest(502)).await;
-    assert_eq!(kinds(&reply)[0], "pipelinerun.exists", "a redelivered /retest starts nothing: {reply}");
+    let (_, reply) = harness.deliver("issue_comment", "e-3-replayed", SECRET, &retest(502)).await;
+    assert_eq!(reply["outcome"], "duplicate", "a replayed /retest starts nothing: {reply}");
+    let (_, reply) = harness.deliver("issue_comment", "e-3-again", SECRET, &format!("{} ", retest(502))).await;
+    assert_eq!(kinds(&reply)[0], "pipelinerun.exists", "the same /retest acted on again starts nothing: {reply}");
     let names: Vec<String> = runs(&harness)
         .iter()
         .map(|r| r["metadata"]["name"].as_str().unwrap().to_owned())
@@ -519,11 +524,18 @@ async fn an_ok_to_test_covers_only_the_code_its_author_could_have_seen() {
     assert!(reply["reason"].as_str().unwrap().contains("was pushed after the /ok-to-test comment"), "{reply}");
     assert!(runs(&harness).is_empty());
     // Naming a commit that is no longer the head approves nothing either.
-    let (_, reply) = harness.deliver("issue_comment", "s-4", SECRET, &ok("/ok-to-test 2222222", 40)).await;
-    assert!(kinds(&reply).is_empty(), "{reply}");
+    let (_, reply) = harness.deliver("issue_comment", "s-4", SECRET, &ok("/ok-to-test 222222222222", 40)).await;
+    assert!(reply["reason"].as_str().unwrap().contains("nothing approved"), "{reply}");
     assert!(runs(&harness).is_empty());
-    // Naming the head approves it, whenever the comment is processed.
-    let (_, reply) = harness.deliver("issue_comment", "s-5", SECRET, &ok("/ok-to-test 3333333", 25)).await;
+    // Nor does a prefix short enough to be found by pushing until one matches,
+    let (_, reply) = harness.deliver("issue_comment", "s-6", SECRET, &ok("/ok-to-test 3333333", 41)).await;
+    assert!(reply["reason"].as_str().unwrap().contains("at least 12 hex digits"), "{reply}");
+    // nor 12 digits of a head pushed after the comment.
+    let (_, reply) = harness.deliver("issue_comment", "s-7", SECRET, &ok("/ok-to-test 333333333333", 26)).await;
+    assert!(reply["reason"].as_str().unwrap().contains("was pushed after"), "{reply}");
+    assert!(runs(&harness).is_empty());
+    // The head's full SHA approves it, whenever the comment is processed.
+    let (_, reply) = harness.deliver("issue_comment", "s-5", SECRET, &ok(&format!("/ok-to-test {SHA3}"), 25)).await;
     assert_eq!(kinds(&reply)[0], "approval.recorded", "{reply}");
     assert_eq!(runs(&harness).len(), 1);
     assert_eq!(runs(&harness)[0]["metadata"]["labels"]["ferry.dev/sha"], SHA3);
