@@ -345,7 +345,7 @@ async fn a_hostile_template_ends_in_a_config_failure_naming_the_limit_while_heal
             send_to(&dir2, &url, "push", &format!("bomb-{i}"), &push_of(&after).to_string())
         });
         // While it renders, the server still answers at once.
-        let health = reqwest::get(format!("{}/healthz", server.url)).await.unwrap();
+        let health = common::client().get(format!("{}/healthz", server.url)).send().await.unwrap();
         assert!(health.status().is_success());
         let reply = pushed.await.unwrap();
         assert!(reply.contains("status.failure"), "{template}: {reply}");

@@ -41,6 +41,12 @@ pub fn serve_with(dir: &Path, variables: &[(&str, &str)]) -> Server {
     Server { child, url: address.to_owned() }
 }
 
+/// An HTTP client on the crypto provider Ferry installs (reqwest brings none).
+pub fn client() -> reqwest::Client {
+    ferry::telemetry::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 /// A sample payload from `events/github/`.
 pub fn sample(file: &str) -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/github").join(file);
