@@ -46,3 +46,27 @@ async fn every_octokit_example_is_answered_2xx() {
     }
     assert!(handled > 80, "only {handled} examples of handled events");
 }
+
+/// GitHub's own suspend and unsuspend examples carry the same `updated_at`:
+/// ordering by GitHub's time must not take the unsuspension for a late event.
+#[tokio::test]
+async fn githubs_own_suspend_then_unsuspend_leaves_the_installation_unsuspended() {
+    let harness = Harness::embedded(SECRET).await;
+    let of = |action: &str| {
+        examples()
+            .into_iter()
+            .find(|(name, e)| name == "installation" && e["action"] == action)
+            .unwrap_or_else(|| panic!("no installation.{action} example"))
+            .1
+    };
+    let id = of("suspend")["installation"]["id"].as_u64().unwrap();
+    let key = ferry::store::Key::Installation(ferry::domain::InstallationId::new(id));
+    for (n, action) in ["suspend", "unsuspend"].into_iter().enumerate() {
+        let event = signed(Front::HttpApi, "installation", &format!("order-{n}"), SECRET, &of(action).to_string());
+        let (status, reply) = harness.invoke(&event).await;
+        assert_eq!(status, 200, "{action}: {reply}");
+        let suspended =
+            harness.state().load::<ferry::domain::Installation>(&key).await.unwrap().unwrap().record.suspended;
+        assert_eq!(suspended, action == "suspend", "{action}: {reply}");
+    }
+}

@@ -315,11 +315,11 @@ impl Payload<'_> {
             "issue_comment" => moment(self.comment.as_ref()?.created_at.as_ref()),
             "check_suite" => moment(self.check_suite.as_ref()?.updated_at.as_ref()),
             "check_run" => moment(self.check_run.as_ref()?.updated_at.as_ref()),
-            // A suspension may leave `updated_at` as it was: the later of the two.
+            // Only `updated_at`: GitHub's own examples show an unsuspension
+            // keeping the suspension's `updated_at`, so `suspended_at` would
+            // make every later unsuspension look older.
             "installation" | "installation_repositories" => {
-                let installation = self.installation.as_ref()?;
-                let updated = installation.updated_at.as_ref().and_then(Moment::timestamp);
-                updated.max(moment(installation.suspended_at.as_ref()))
+                self.installation.as_ref()?.updated_at.as_ref().and_then(Moment::timestamp)
             }
             _ => None,
         }
