@@ -229,7 +229,7 @@ fn the_grammars_reach_valid_files_and_every_limit() {
     let hostile = |parts: &[usize]| parts.iter().map(|&i| HOSTILE[i]).collect::<String>();
     let cases: [(&[usize], &str); 4] = [
         (&[12, 45, 45, 14], "over 1048576 bytes"),
-        (&[1, 3, 3, 3, 3], "over 262144 bytes"),
+        (&[1, 3, 3, 3, 3], "over 16384 bytes"),
         (&[0], "`*` is not allowed"),
         (&[12, 12, 14, 14], "instructions"),
     ];

@@ -50,6 +50,7 @@ pub fn pull_request(full_name: &str, number: u64) -> PullRequest {
         unseen_listings: 0,
         from_fork: false,
         head_pushed_by: None,
+        untrusted_push: false,
     }
 }
 

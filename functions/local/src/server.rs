@@ -52,8 +52,10 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
         let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended");
+            match tokio::time::timeout(limits::CONNECTION_LIFETIME, connection).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::debug!(%error, "connection ended"),
+                Err(_) => tracing::debug!("connection closed at the end of its lifetime"),
             }
             drop(slot);
         });

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 
 const HEAD: &str = "1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f";
 const PUSHED: &str = "2e4a6c8e0a2c4e6a8c0e2a4c6e8a0c2e4a6c8e0a";
+const UPDATED: &str = "3f5b7d9f1b3d5f7b9d1f3b5d7f9b1d3f5b7d9f1b";
+const NEXT: &str = "4a6c8e0a2c4e6a8c0e2a4c6e8a0c2e4a6c8e0a2c";
 
 fn forge(dir: &Path) -> std::path::PathBuf {
     dir.join(".ferry/forge/acme/api")
@@ -141,20 +143,26 @@ fn a_stranger_pushing_to_a_trusted_fork_needs_a_new_approval_that_names_the_comm
     assert_eq!(status(dir, PUSHED, "ferry_ok-to-test").unwrap()["state"], "pending");
     assert_eq!(runs(dir), before, "nothing ran for the stranger's push");
 
-    let short = send(
-        dir,
-        &server,
-        "issue_comment",
-        "f-3",
-        &comment(4, &format!("/ok-to-test {}", &PUSHED[..7]), "monalisa", "MEMBER"),
-    );
+    // A maintainer's "Update branch" on top of it: the stranger's commits are still there.
+    let updated = pull_request("synchronize", UPDATED, "monalisa", "MEMBER", "monalisa", "2026-11-20T11:20:00Z");
+    let updated = send(dir, &server, "pull_request", "f-2b", &updated);
+    assert!(updated.contains("pushed to a fork by someone who cannot push here"), "{updated}");
+    assert_eq!(runs(dir), before, "nothing ran for the head on top of it either");
+
+    let short = comment(4, &format!("/ok-to-test {}", &UPDATED[..7]), "monalisa", "MEMBER");
+    let short = send(dir, &server, "issue_comment", "f-3", &short);
     assert!(short.contains("at least 12 hex digits"), "{short}");
     assert_eq!(runs(dir), before, "a 7-digit prefix approves nothing");
 
-    let full =
-        send(dir, &server, "issue_comment", "f-4", &comment(5, &format!("/ok-to-test {PUSHED}"), "monalisa", "MEMBER"));
+    let full = comment(5, &format!("/ok-to-test {UPDATED}"), "monalisa", "MEMBER");
+    let full = send(dir, &server, "issue_comment", "f-4", &full);
     assert!(full.contains("approval.recorded"), "{full}");
-    assert_eq!(status(dir, PUSHED, "ferry_ok-to-test").unwrap()["state"], "success");
+    assert_eq!(status(dir, UPDATED, "ferry_ok-to-test").unwrap()["state"], "success");
+
+    // Approved, the author's next push runs as before.
+    let next = pull_request("synchronize", NEXT, "monalisa", "MEMBER", "monalisa", "2026-11-20T12:30:00Z");
+    let next = send(dir, &server, "pull_request", "f-5", &next);
+    assert!(next.contains("preview.applied"), "{next}");
 }
 
 #[test]

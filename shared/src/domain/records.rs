@@ -151,6 +151,11 @@ pub struct PullRequest {
     /// Ferry heard that event: in a fork, they may not be the author.
     #[serde(default)]
     pub head_pushed_by: Option<String>,
+    /// Since the last approval, someone who cannot push here pushed to the
+    /// fork: every later head carries their commits, whoever pushes next
+    /// (a maintainer's "Update branch" too), until a trusted user approves.
+    #[serde(default)]
+    pub untrusted_push: bool,
 }
 
 impl PullRequest {
@@ -173,6 +178,7 @@ impl PullRequest {
             preview_namespace: self.preview_namespace,
             head_at: if same_head { self.head_at.or(told.head_at) } else { told.head_at },
             head_pushed_by: if same_head { self.head_pushed_by.or(told.head_pushed_by) } else { told.head_pushed_by },
+            untrusted_push: self.untrusted_push || told.untrusted_push,
             updated_at: told.updated_at.or(self.updated_at),
             unseen_listings: 0,
             ..told
@@ -218,7 +224,7 @@ impl OauthState {
 
 /// A delivery body Ferry acted on, by its SHA-256: the same signed body
 /// under another delivery id is a replay (anyone who can read a webhook
-/// relay can resend it) and changes nothing. Kept as long as deliveries.
+/// relay can resend it) and changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BodySeen {
     /// The body's SHA-256, in hex.
@@ -226,6 +232,12 @@ pub struct BodySeen {
     /// The delivery that brought it first: its own redeliveries still count.
     pub delivery: DeliveryId,
     pub received_at: Timestamp,
+}
+
+impl BodySeen {
+    /// How long a body is remembered: well past GitHub's 3 days of
+    /// redeliveries, so a replay within it is known for one.
+    pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 }
 
 /// A release Ferry has recorded.
@@ -399,6 +411,7 @@ mod tests {
             unseen_listings: 0,
             from_fork: false,
             head_pushed_by: None,
+            untrusted_push: false,
         }
     }
 

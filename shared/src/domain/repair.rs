@@ -375,6 +375,7 @@ mod tests {
             unseen_listings: unseen,
             from_fork: false,
             head_pushed_by: None,
+            untrusted_push: false,
         }
     }
 

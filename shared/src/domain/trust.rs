@@ -49,6 +49,9 @@ pub struct HeadFacts {
     /// Whether whoever pushed the head can push here; `None`: not known
     /// (the event that brought the head was not heard).
     pub pusher_trusted: Option<bool>,
+    /// Someone who cannot push here pushed to the fork since the last
+    /// approval: their commits are under this head too.
+    pub untrusted_push: bool,
     /// A trusted user approved this very head.
     pub approved: bool,
 }
@@ -126,7 +129,7 @@ fn head_grant(head: &HeadFacts) -> Result<Grant, Refusal> {
         return Err(Refusal::AwaitsApproval(OUTSIDE_AUTHOR));
     }
     // A branch of the repository itself can only be pushed by its writers.
-    if head.from_fork && head.pusher_trusted != Some(true) {
+    if head.from_fork && (head.untrusted_push || head.pusher_trusted != Some(true)) {
         return Err(Refusal::AwaitsApproval(UNTRUSTED_PUSH));
     }
     Ok(Grant::TrustedAuthor)
@@ -177,30 +180,32 @@ mod tests {
     }
 
     fn head(author_trusted: bool, from_fork: bool, pusher_trusted: Option<bool>, approved: bool) -> HeadFacts {
-        HeadFacts { author_trusted, from_fork, pusher_trusted, approved }
+        HeadFacts { author_trusted, from_fork, pusher_trusted, untrusted_push: false, approved }
     }
 
     #[test]
     fn every_pull_request_head_is_decided() {
         use Grant::*;
         let awaits = |why| Err(Refusal::AwaitsApproval(why));
-        // Every combination of the four facts.
+        // Every combination of the five facts.
         for author in [false, true] {
             for fork in [false, true] {
                 for pusher in [None, Some(false), Some(true)] {
-                    for approved in [false, true] {
-                        let facts = head(author, fork, pusher, approved);
-                        let expected = if approved {
-                            Ok(Approved)
-                        } else if !author {
-                            awaits(OUTSIDE_AUTHOR)
-                        } else if fork && pusher != Some(true) {
-                            awaits(UNTRUSTED_PUSH)
-                        } else {
-                            Ok(TrustedAuthor)
-                        };
-                        let got = clear(&sha('a'), &Subject::PullRequestHead(facts)).map(|c| c.grant);
-                        assert_eq!(got, expected, "{facts:?}");
+                    for tainted in [false, true] {
+                        for approved in [false, true] {
+                            let facts = HeadFacts { untrusted_push: tainted, ..head(author, fork, pusher, approved) };
+                            let expected = if approved {
+                                Ok(Approved)
+                            } else if !author {
+                                awaits(OUTSIDE_AUTHOR)
+                            } else if fork && (tainted || pusher != Some(true)) {
+                                awaits(UNTRUSTED_PUSH)
+                            } else {
+                                Ok(TrustedAuthor)
+                            };
+                            let got = clear(&sha('a'), &Subject::PullRequestHead(facts)).map(|c| c.grant);
+                            assert_eq!(got, expected, "{facts:?}");
+                        }
                     }
                 }
             }

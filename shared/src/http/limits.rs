@@ -50,6 +50,12 @@ pub const CONNECTION_BUFFER: usize = 32 * 1024;
 /// closed after [`HEADER_READ_TIMEOUT`], so a slot frees up in seconds.
 pub const MAX_CONNECTIONS: usize = 1024;
 
+/// How long one connection may stay open, whatever it does: hyper times
+/// the reading of a request head but not the writing of an answer, so a
+/// client that pipelines requests and never reads would otherwise hold its
+/// slot for ever. Far above what a delivery needs (the body deadline is 30 s).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
 /// Why a body was not read to its end, for the handler reading it to answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Unread {

@@ -221,7 +221,7 @@ impl Record {
         match self {
             Record::Delivery(d) => Some(d.expires_at()),
             Record::OauthState(o) => Some(o.created_at.plus(OauthState::LIFETIME)),
-            Record::Body(b) => Some(b.received_at.plus(Delivery::RETENTION)),
+            Record::Body(b) => Some(b.received_at.plus(BodySeen::RETENTION)),
             Record::DeliveryPart(p) => Some(p.received_at.plus(Delivery::RETENTION)),
             _ => None,
         }
@@ -607,6 +607,7 @@ pub(crate) mod samples {
                 unseen_listings: 1,
                 from_fork: false,
                 head_pushed_by: None,
+                untrusted_push: false,
             }
             .into(),
             Release {

@@ -102,7 +102,8 @@ pub fn plan(happening: &Happening, units: &[Unit], changed_paths: Option<&[Strin
                     .and_then(|()| branch_matches(unit, branch))
                     .and_then(|()| paths_match(unit, changed_paths))
                 {
-                    Ok(()) => changes.push(Change::Run { unit: unit.name.clone() }),
+                    Ok(()) if unit.runs_something() => changes.push(Change::Run { unit: unit.name.clone() }),
+                    Ok(()) => skip(unit, "it has nothing to run: no pipeline or task ref, docker or helm".into()),
                     Err(reason) => skip(unit, reason),
                 }
             }
@@ -287,6 +288,21 @@ mod tests {
 
     fn paths(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_push_runs_only_units_with_something_to_run() {
+        let mut named_only = preview_only("site");
+        named_only.run = Some(RunSpec {
+            kind: RunKind::Pipeline,
+            namespace: Some("prod".into()),
+            reference: None,
+            service_account: Some("admin".into()),
+            params: Default::default(),
+        });
+        let plan = plan(&push("main"), &[named_only], None);
+        assert!(plan.changes.is_empty(), "{plan:?}");
+        assert_eq!(plan.skipped[0].reason, "it has nothing to run: no pipeline or task ref, docker or helm");
     }
 
     #[test]

@@ -140,10 +140,10 @@ pub struct PolicyViolation {
 /// would get, not only by what it writes: a run naming no namespace goes
 /// to the operator's default, a helm action naming none deploys into its
 /// run's namespace, and a run naming no account runs as the operator's
-/// default or, without one, [`DEFAULT_SERVICE_ACCOUNT`]. Only units that
-/// run something are judged on namespace and account (a preview alone
-/// runs nothing; its namespace is Ferry's own). Answers the first
-/// violation, in unit order.
+/// default or, without one, [`DEFAULT_SERVICE_ACCOUNT`]. Units that could
+/// run something, or that name a run at all, are judged on namespace and
+/// account (a preview alone runs nothing; its namespace is Ferry's own).
+/// Answers the first violation, in unit order.
 pub fn check(policy: &Policy, units: &[Unit], defaults: &Defaults) -> Result<(), PolicyViolation> {
     units.iter().try_for_each(|unit| check_unit(policy, unit, defaults))
 }
@@ -155,7 +155,7 @@ fn check_unit(policy: &Policy, unit: &Unit, defaults: &Defaults) -> Result<(), P
         value: value.to_owned(),
         rule,
     };
-    if unit.runs_something() {
+    if unit.runs_something() || unit.run.is_some() {
         let run = unit.run.as_ref();
         // As `cluster::manifests::run_namespace` chooses it.
         let namespace = run.and_then(|r| r.namespace.as_deref()).unwrap_or(&defaults.namespace);
@@ -302,6 +302,15 @@ mod tests {
                 check(&policy(text), std::slice::from_ref(&unit), defaults).map_err(|v| (v.field, v.value, v.rule));
             assert_eq!(got, expected, "{text} / {unit:?}");
         }
+    }
+
+    #[test]
+    fn a_run_table_is_judged_even_when_it_names_nothing_to_run() {
+        let mut unit = unit(Some("prod"), Some("admin"), &[], Some("ok.preview.example.com"));
+        unit.run.as_mut().unwrap().reference = None;
+        assert!(!unit.runs_something());
+        let violation = check(&policy("namespaces = [\"ci\"]"), &[unit], &defaults("ci", None)).unwrap_err();
+        assert_eq!((violation.field, violation.value.as_str()), ("namespace", "prod"));
     }
 
     #[test]

@@ -11,19 +11,24 @@
 //!   that can grow a value past its inputs: the `~`, `*` and string `+`
 //!   operators, block captures (`{% set %}…{% endset %}`, `{% filter %}`,
 //!   recursive loops, whose output bypasses the output bound), lists and
-//!   maps built from variables (`[a, a]` doubles `a`), and every filter,
-//!   test and function not on a short list;
-//! - bounds what the allowed growing filters (`replace`, `join`, `string`,
-//!   `upper`, `lower`) build to [`MAX_VALUE_BYTES`], and `range` to
-//!   [`MAX_RANGE`] items;
+//!   maps built from variables (`[a, a]` doubles `a`), quoted strings over
+//!   [`MAX_VALUE_BYTES`] and literals over [`MAX_LITERAL_ITEMS`], calls with
+//!   more than [`MAX_ARGUMENTS`] arguments or arguments that compute
+//!   (minijinja computes them all before the call), and every filter, test
+//!   and function not on a short list;
+//! - bounds what the allowed filters that copy (`replace`, `join`, `string`,
+//!   `upper`, `lower`, `trim`, `reverse`) build to [`MAX_VALUE_BYTES`], and
+//!   `range` to [`MAX_RANGE`] items, each checking the deadline;
 //! - writes the output into a sink that fails past [`MAX_OUTPUT_BYTES`];
 //! - answers a panic inside the engine with an error;
 //! - stops at [`TEMPLATE_FUEL`] instructions, and its filters and output
 //!   stop once [`RENDER_TIME_LIMIT`] has passed.
 //!
-//! With these, every value is at most a few times [`MAX_VALUE_BYTES`]
-//! (sources, the context and the bounded filters are), so every instruction
-//! does bounded work and fuel bounds the whole.
+//! With these, every value is at most a few times [`MAX_VALUE_BYTES`] (16
+//! KiB: quoted strings, the context and the bounded filters are), and one
+//! instruction holds at most [`MAX_ARGUMENTS`] of them, so every instruction
+//! does bounded work and fuel bounds the whole: at most 200,000 copies of
+//! 16 KiB, a few GB of memory traffic and no growth, within seconds.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -40,8 +45,15 @@ use super::file::{FILE_NAME, FileError};
 pub const MAX_SOURCE_BYTES: usize = 256 * 1024;
 /// The rendered file may be at most this long.
 pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
-/// A string a filter builds may be at most this long.
-pub const MAX_VALUE_BYTES: usize = 256 * 1024;
+/// A string a filter builds, or the source writes in quotes, may be at most
+/// this long: every copy a template can ask for costs at most this much.
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+/// A list or map written in the source may hold at most this many items.
+pub const MAX_LITERAL_ITEMS: usize = 256;
+/// A call, filter or test takes at most this many arguments, each a name,
+/// an attribute or a literal: minijinja computes every argument before the
+/// call, so nested calls would pile up copies no limit sees.
+pub const MAX_ARGUMENTS: usize = 3;
 /// `range` gives at most this many numbers.
 pub const MAX_RANGE: usize = 10_000;
 /// Template instructions one render may run: ample for any real file,
@@ -178,6 +190,17 @@ fn environment(syntax: minijinja::syntax::SyntaxConfig, deadline: Instant) -> En
         in_time(deadline)?;
         display(&value).map(Value::from)
     });
+    env.add_filter("trim", move |value: String, chars: Option<String>| {
+        in_time(deadline)?;
+        Ok::<_, Error>(match chars {
+            Some(chars) => value.trim_matches(|c| chars.contains(c)).to_owned(),
+            None => value.trim().to_owned(),
+        })
+    });
+    env.add_filter("reverse", move |value: Value| {
+        in_time(deadline)?;
+        reverse(&value)
+    });
     env.add_function("range", move |start: i64, stop: Option<i64>, step: Option<i64>| {
         in_time(deadline)?;
         range(start, stop, step)
@@ -226,6 +249,16 @@ fn join(value: &Value, separator: &str) -> Result<String, Error> {
         written.and_then(|()| write!(out, "{item}")).map_err(|_| too_long())?;
     }
     Ok(out.text)
+}
+
+/// A string's characters, or a sequence's items, in reverse order.
+fn reverse(value: &Value) -> Result<Value, Error> {
+    if let Some(text) = value.as_str() {
+        return Ok(Value::from(text.chars().rev().collect::<String>()));
+    }
+    let mut items: Vec<Value> = value.try_iter()?.collect();
+    items.reverse();
+    Ok(Value::from(items))
 }
 
 fn display(value: &Value) -> Result<String, Error> {
@@ -385,6 +418,9 @@ fn allowed_target(target: &Expr<'_>) -> Result<(), Refused> {
 
 fn allowed_expr(expr: &Expr<'_>) -> Result<(), Refused> {
     match expr {
+        Expr::Const(c) if c.value.as_str().is_some_and(|s| s.len() > MAX_VALUE_BYTES) => {
+            refuse(c.span(), format!("a string of over {MAX_VALUE_BYTES} bytes"))
+        }
         Expr::Var(_) | Expr::Const(_) => Ok(()),
         // minijinja 3.0.5 panics on a negative step over an empty string.
         Expr::Slice(s) if s.step.is_some() => refuse(s.span(), "a slice with a step"),
@@ -427,6 +463,9 @@ fn allowed_expr(expr: &Expr<'_>) -> Result<(), Refused> {
             CallType::Function(name) => refuse(c.span(), format!("the function `{name}`")),
             _ => refuse(c.span(), "calling a method"),
         },
+        Expr::List(_) | Expr::Tuple(_) | Expr::Map(_) if items(expr) > MAX_LITERAL_ITEMS => {
+            refuse(expr.span(), format!("a literal of over {MAX_LITERAL_ITEMS} items"))
+        }
         Expr::List(_) | Expr::Tuple(_) | Expr::Map(_) if literal(expr) => Ok(()),
         other => refuse(other.span(), format!("a {} of anything but literals", other.description())),
     }
@@ -447,10 +486,38 @@ fn allowed_operator(op: &ast::BinOp<'_>) -> Result<(), Refused> {
 }
 
 fn allowed_args(args: &[CallArg<'_>]) -> Result<(), Refused> {
+    if let Some(extra) = args.get(MAX_ARGUMENTS) {
+        let at = match extra {
+            CallArg::Pos(e) | CallArg::Kwarg(_, e) | CallArg::PosSplat(e) | CallArg::KwargSplat(e) => e.span(),
+        };
+        return refuse(at, format!("more than {MAX_ARGUMENTS} arguments"));
+    }
     args.iter().try_for_each(|arg| match arg {
-        CallArg::Pos(e) | CallArg::Kwarg(_, e) => allowed_expr(e),
+        CallArg::Pos(e) | CallArg::Kwarg(_, e) if simple(e) => allowed_expr(e),
+        CallArg::Pos(e) | CallArg::Kwarg(_, e) => refuse(e.span(), "an argument that is not a name or a literal"),
         CallArg::PosSplat(e) | CallArg::KwargSplat(e) => refuse(e.span(), "`*args` or `**kwargs`"),
     })
+}
+
+/// A name, an attribute or item of one, or a literal: an argument that
+/// computes nothing.
+fn simple(expr: &Expr<'_>) -> bool {
+    match expr {
+        Expr::Var(_) => true,
+        Expr::GetAttr(a) => simple(&a.expr),
+        Expr::GetItem(g) => simple(&g.expr) && literal(&g.subscript_expr),
+        other => literal(other),
+    }
+}
+
+/// How many items a literal list, tuple or map holds, nested ones included.
+fn items(expr: &Expr<'_>) -> usize {
+    match expr {
+        Expr::List(l) => l.items.len() + l.items.iter().map(items).sum::<usize>(),
+        Expr::Tuple(t) => t.items.len() + t.items.iter().map(items).sum::<usize>(),
+        Expr::Map(m) => m.keys.len() + m.keys.iter().chain(&m.values).map(items).sum::<usize>(),
+        _ => 0,
+    }
 }
 
 /// A value written out in full in the source: no variable, nothing computed.
@@ -585,9 +652,22 @@ mod tests {
             (r#"{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}"#.into(), "unknown statement macro"),
             (r#"{% include "x" %}"#.into(), "unknown statement include"),
             (r#"{{ range(100000) | join }}"#.into(), "over the limit of 10000"),
-            (format!(r#"{{{{ range(10000) | join("{}") }}}}"#, kib(1)), "over 262144 bytes"),
-            (format!(r#"{{{{ "{}" | replace("a", "aaaaa") }}}}"#, kib(60)), "over 262144 bytes"),
-            (format!(r#"{{{{ "{}" | replace("", "{}") }}}}"#, kib(1), kib(1)), "over 262144 bytes"),
+            (format!(r#"{{{{ range(10000) | join("{}") }}}}"#, kib(1)), "over 16384 bytes"),
+            (format!(r#"{{{{ "{}" | replace("a", "aaaaa") }}}}"#, kib(10)), "over 16384 bytes"),
+            (format!(r#"{{{{ "{}" | replace("", "{}") }}}}"#, kib(1), kib(1)), "over 16384 bytes"),
+            (format!(r#"{{{{ "{}" }}}}"#, kib(17)), "a string of over 16384 bytes"),
+            (format!("{{{{ [{}] }}}}", "1, ".repeat(300)), "a literal of over 256 items"),
+            // Arguments are computed before the call: nested ones would pile up copies.
+            (r#"{{ range(git.sha | trim) }}"#.into(), "an argument that is not a name or a literal"),
+            (r#"{{ range(range(3) | length) }}"#.into(), "an argument that is not a name or a literal"),
+            (r#"{{ range(1, 2, 3, 4) }}"#.into(), "more than 3 arguments"),
+            (
+                format!(
+                    "{{% set b = git.sha %}}{{% for i in range(10000) %}}{}{{% endfor %}}",
+                    "{% set x = b | reverse %}".repeat(10)
+                ),
+                "instructions",
+            ),
             ("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}".into(), "instructions"),
             (format!("{{% for i in range(10000) %}}{}{{% endfor %}}", kib(1)), "over 1048576 bytes (1 MiB)"),
             (
@@ -627,7 +707,7 @@ mod tests {
             let result = replace(value, from, &to, count);
             match expected {
                 Some(expected) => assert_eq!(result.unwrap(), expected),
-                None => assert!(result.unwrap_err().to_string().contains("over 262144 bytes")),
+                None => assert!(result.unwrap_err().to_string().contains("over 16384 bytes")),
             }
         }
     }

@@ -261,6 +261,11 @@ async fn record(
         return (delivery, None, written);
     }
     let Some(event) = delivery.git_event.take() else { return (delivery, None, written) };
+    // Ignored or a replay: nothing will act on it again, so nothing to keep.
+    if !delivery.is_unfinished() {
+        let (delivery, written) = write(state, delivery, None).await;
+        return (delivery, None, written);
+    }
     let parts = DeliveryPart::split(&delivery, &event);
     for part in &parts {
         match state.create(&part.clone().into()).await {

@@ -244,8 +244,16 @@ async fn head_facts(ports: LaunchPorts<'_>, target: &Target, pr: &PullRequest) -
         author_trusted,
         from_fork: pr.from_fork,
         pusher_trusted,
+        untrusted_push: pr.untrusted_push || (pr.from_fork && pusher_trusted == Some(false)),
         approved: pr.approved_sha.as_ref() == Some(&pr.head_sha),
     })
+}
+
+/// Remembers that someone who cannot push here pushed to the pull
+/// request's fork: later heads carry their commits until an approval.
+async fn remember_untrusted_push(state: &dyn StateStore, pr: &PullRequest) -> Result<(), StoreError> {
+    let tainted = PullRequest { untrusted_push: true, ..pr.clone() };
+    state.save(tainted, |known| PullRequest { untrusted_push: true, ..known }).await.map(drop)
 }
 
 /// A number naming one request (a `/retest` comment, a re-requested check):
@@ -333,6 +341,7 @@ async fn pull_request(
         from_fork: detail.from_fork,
         // Only these actions are sent by whoever brought the head.
         head_pushed_by: event.sender.clone().filter(|_| matches!(action, "opened" | "synchronize")),
+        untrusted_push: false,
     };
     // A late delivery of an older update changes nothing: the newer
     // one carried the whole pull request already.
@@ -352,11 +361,21 @@ async fn pull_request(
     }
     let key = Key::PullRequest(repo.clone(), detail.number);
     let record = state.load::<PullRequest>(&key).await?.map_or(heard, |found| found.record);
+    if record.head_sha != detail.head_sha {
+        return Ok(Decision::Nothing(format!(
+            "pull request #{} moved to {} while this event was handled; the newer event decides",
+            detail.number,
+            record.head_sha.short()
+        )));
+    }
     let (happening, subject, changed) = if closed {
         let previews = recorded_previews(state, repo, detail.number).await?;
         (Happening::PullRequestClosed { previews }, Subject::PullRequestHead(HeadFacts::default()), None)
     } else {
         let head = head_facts(ports, target, &record).await?;
+        if head.untrusted_push && !record.untrusted_push {
+            remember_untrusted_push(state, &record).await?;
+        }
         let facts = PrFacts { draft: detail.draft, labels: detail.labels.clone() };
         let changed = changed_files(ports, target, detail.number).await;
         (Happening::PullRequest(facts), Subject::PullRequestHead(head), changed)
@@ -827,6 +846,8 @@ async fn approve(
     }
     found.record.approved_sha = Some(sha.clone());
     found.record.approved_by = approver.clone();
+    // Approved, the head's commits are reviewed, whoever pushed them.
+    found.record.untrusted_push = false;
     ports.state.update(&found.record.into(), found.version).await?;
     let by = approver.unwrap_or_else(|| "a trusted user".into());
     let status = CommitStatus::new(

@@ -489,7 +489,8 @@ async fn installation_events_mint_suspend_resume_and_delete_tokens() {
     let event = |action: &str| {
         json!({
             "action": action,
-            "installation": {"id": 77, "account": {"login": "acme"}, "repository_selection": "selected"},
+            "installation": {"id": 77, "account": {"login": "acme"}, "repository_selection": "selected",
+                             "updated_at": "2026-11-19T08:00:00Z"},
             "repositories": [{"full_name": "acme/api"}, {"full_name": "acme/web"}],
             "sender": {"login": "octocat"}
         })

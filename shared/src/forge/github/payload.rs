@@ -281,6 +281,17 @@ fn required<T>(value: Option<T>, field: &str) -> Result<T, String> {
     value.ok_or_else(|| format!("missing {field}"))
 }
 
+/// The installation of an installation event, as GitHub always describes
+/// it there: with its account and when it changed. Other events carry only
+/// `{"id": …}`, so a signed body of another event sent under this name
+/// (the event header is not signed) is refused rather than taken for one.
+fn installed(installation: Option<&InstallationPayload>) -> Result<&InstallationPayload, String> {
+    let installation = required(installation, "installation")?;
+    required(installation.account.as_ref(), "installation.account")?;
+    required(installation.updated_at.as_ref(), "installation.updated_at")?;
+    Ok(installation)
+}
+
 fn repos(list: Option<Vec<RepoRef>>) -> Result<Vec<RepoName>, String> {
     list.unwrap_or_default().into_iter().map(|r| RepoName::parse(r.full_name).map_err(id_problem)).collect()
 }
@@ -329,7 +340,7 @@ impl Payload<'_> {
         Ok(match name {
             "ping" => Detail::Ping,
             "installation" => {
-                let installation = required(self.installation.as_ref(), "installation")?;
+                let installation = installed(self.installation.as_ref())?;
                 Detail::Installation(InstallationDetail {
                     account: account(installation),
                     repository_selection: installation.repository_selection.clone().unwrap_or_default(),
@@ -338,12 +349,12 @@ impl Payload<'_> {
                 })
             }
             "installation_repositories" => {
-                let installation = required(self.installation.as_ref(), "installation")?;
+                let installation = installed(self.installation.as_ref())?;
                 Detail::InstallationRepositories(RepositoriesDetail {
                     account: account(installation),
                     repository_selection: installation.repository_selection.clone().unwrap_or_default(),
-                    added: repos(self.repositories_added.take())?,
-                    removed: repos(self.repositories_removed.take())?,
+                    added: repos(Some(required(self.repositories_added.take(), "repositories_added")?))?,
+                    removed: repos(Some(required(self.repositories_removed.take(), "repositories_removed")?))?,
                 })
             }
             "push" => Detail::Push(self.push()?),
@@ -602,7 +613,8 @@ mod tests {
             "installation",
             json!({
                 "action": "created",
-                "installation": {"id": 9, "account": {"login": "acme"}, "repository_selection": "selected", "suspended_at": null},
+                "installation": {"id": 9, "account": {"login": "acme"}, "repository_selection": "selected",
+                                 "suspended_at": null, "updated_at": "2026-11-19T08:00:00Z"},
                 "repositories": [{"full_name": "acme/api"}, {"full_name": "acme/web"}]
             }),
         )
@@ -611,6 +623,21 @@ mod tests {
         assert_eq!(detail.account, "acme");
         assert_eq!(detail.repositories.len(), 2);
         assert!(!detail.suspended);
+    }
+
+    /// The event header is not signed: another event's signed body sent
+    /// as an installation event is refused, not taken for one.
+    #[test]
+    fn another_events_body_is_no_installation_event() {
+        let comment = json!({
+            "action": "deleted",
+            "issue": {"number": 1}, "comment": {"id": 1, "body": "x", "user": {"login": "e"}},
+            "repository": {"full_name": "acme/api"}, "installation": {"id": 9}, "sender": {"login": "e"}
+        });
+        for name in ["installation", "installation_repositories"] {
+            let refused = parse_json(name, comment.clone()).unwrap_err();
+            assert!(refused.to_string().contains("installation.account"), "{name}: {refused}");
+        }
     }
 
     #[test]
