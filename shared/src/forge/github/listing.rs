@@ -19,9 +19,12 @@ pub fn listed_event(at: &Target, event: &str, action: &str, item: &Value) -> Res
     if let Credential::Installation(id) = &at.credential {
         body["installation"] = json!({ "id": id.get() });
     }
-    // The base repository's clone URL, when the item carries it.
+    // The repository's clone URL on the host that listed the item (never a
+    // guess at github.com: on GitHub Enterprise the clone token would go there).
     if let Some(clone_url) = item["base"]["repo"]["clone_url"].as_str() {
         body["repository"]["clone_url"] = clone_url.into();
+    } else if let Some((repository, _)) = item["html_url"].as_str().and_then(|url| url.split_once("/releases/")) {
+        body["repository"]["clone_url"] = format!("{repository}.git").into();
     }
     payload::parse(event, body.to_string().as_bytes())
         .map_err(|e| ForgeError::Unavailable(format!("a listed {event} does not read as one: {e}")))
@@ -73,5 +76,13 @@ mod tests {
         assert_eq!(listed_release(&target(), &item(false)).unwrap().action.as_deref(), Some("published"));
         assert_eq!(listed_release(&target(), &item(true)).unwrap().action.as_deref(), Some("prereleased"));
         assert!(listed_release(&target(), &json!({"prerelease": false})).is_err());
+    }
+
+    #[test]
+    fn a_listed_release_clones_from_the_host_that_listed_it() {
+        let item = json!({"tag_name": "v1", "prerelease": false, "draft": false, "target_commitish": "main",
+                          "html_url": "https://ghe.example.com/acme/api/releases/tag/v1"});
+        let event = listed_release(&target(), &item).unwrap();
+        assert_eq!(event.clone_url.as_deref(), Some("https://ghe.example.com/acme/api.git"));
     }
 }
