@@ -88,7 +88,9 @@ mod tests {
     fn the_urls_come_from_the_base_url_or_the_exact_webhook_url() {
         let base = "https://ferry.example.com";
         let smee = "https://smee.io/AbC123";
-        let cases: [(Option<&str>, Option<&str>, Result<(&str, &str), &str>); 7] = [
+        // (--url, --webhook-url, Ok((homepage, webhook)) or Err(part of the problem))
+        type Case<'a> = (Option<&'a str>, Option<&'a str>, Result<(&'a str, &'a str), &'a str>);
+        let cases: [Case; 7] = [
             (Some(base), None, Ok((base, "https://ferry.example.com/webhook"))),
             (Some("https://ferry.example.com/"), None, Ok((base, "https://ferry.example.com/webhook"))),
             (Some(base), Some(smee), Ok((base, smee))),
