@@ -40,8 +40,12 @@ enum Command {
     /// Print a GitHub App manifest with exactly the permissions and events Ferry uses.
     AppManifest {
         /// Ferry's public base URL (webhooks go to <URL>/webhook).
+        #[arg(long, required_unless_present = "webhook_url")]
+        url: Option<String>,
+        /// The exact webhook URL, overriding <URL>/webhook: a tunnel's
+        /// channel on a laptop (also the App's homepage without --url).
         #[arg(long)]
-        url: String,
+        webhook_url: Option<String>,
         /// The App's name on GitHub (unique across GitHub).
         #[arg(long, default_value = "Ferry")]
         name: String,
@@ -100,7 +104,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             serve(listen, std::time::Duration::from_secs(reconciliation_period)).await
         }
         Command::Demo { listen, data_dir } => demo::demo(listen, &data_dir).await,
-        Command::AppManifest { url, name } => app_manifest(&url, &name),
+        Command::AppManifest { url, webhook_url, name } => app_manifest(url.as_deref(), webhook_url.as_deref(), &name),
         Command::Repos { url } => crate::repos::repos(url.as_deref()).await,
         Command::Track { repository, token, url } => crate::repos::track(&repository, token, url.as_deref()).await,
         Command::Untrack { repository, url } => crate::repos::untrack(&repository, url.as_deref()).await,
@@ -179,10 +183,10 @@ pub async fn start(
 }
 
 /// Prints the App manifest; how to use it goes to stderr.
-fn app_manifest(url: &str, name: &str) -> anyhow::Result<()> {
+fn app_manifest(url: Option<&str>, webhook_url: Option<&str>, name: &str) -> anyhow::Result<()> {
     use ferry::forge::github::manifest;
-    manifest::check_url(url).map_err(anyhow::Error::msg)?;
-    println!("{}", serde_json::to_string_pretty(&manifest::app_manifest(name, url))?);
+    let urls = manifest::AppUrls::new(url, webhook_url).map_err(anyhow::Error::msg)?;
+    println!("{}", serde_json::to_string_pretty(&manifest::app_manifest(name, &urls))?);
     eprintln!(
         "Create the App from this manifest (README, \"Create the GitHub App\"): POST it as the `manifest` form field \
          to https://github.com/settings/apps/new (or /organizations/<org>/settings/apps/new), then exchange the \

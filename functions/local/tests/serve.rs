@@ -318,6 +318,23 @@ fn app_manifest_prints_the_app_github_should_create() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("https://"));
 }
 
+#[test]
+fn app_manifest_sends_webhooks_exactly_to_a_tunnel_given_as_the_webhook_url() {
+    let manifest = |args: &[&str]| -> serde_json::Value {
+        let output = Command::new(env!("CARGO_BIN_EXE_ferry")).arg("app-manifest").args(args).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let tunnel = manifest(&["--webhook-url", "https://smee.io/AbC123"]);
+    assert_eq!(tunnel["hook_attributes"]["url"], "https://smee.io/AbC123");
+    assert_eq!(tunnel["url"], "https://smee.io/AbC123");
+    let both = manifest(&["--url", "https://ferry.example.com", "--webhook-url", "https://smee.io/AbC123"]);
+    assert_eq!(both["hook_attributes"]["url"], "https://smee.io/AbC123");
+    assert_eq!(both["url"], "https://ferry.example.com");
+    let neither = Command::new(env!("CARGO_BIN_EXE_ferry")).arg("app-manifest").output().unwrap();
+    assert!(!neither.status.success());
+}
+
 /// `ferry <args>` in `dir` with these variables and nothing else of FERRY_/AWS_.
 fn ferry(dir: &Path, args: &[&str], variables: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));

@@ -2,7 +2,7 @@
 //! offers, and for events GitHub sends: checked against `@octokit/openapi`
 //! and `@octokit/webhooks-examples`.
 
-use ferry::forge::github::manifest::{EVENTS, PERMISSIONS, app_manifest};
+use ferry::forge::github::manifest::{AppUrls, EVENTS, PERMISSIONS, app_manifest};
 use ferry::forge::github::payload::HANDLED;
 use ferry_tests::openapi;
 use serde_json::Value;
@@ -10,7 +10,7 @@ use serde_json::Value;
 #[test]
 fn every_permission_is_one_github_apps_can_have() {
     let known = openapi::component("app-permissions")["properties"].as_object().expect("app permission properties");
-    let manifest = app_manifest("Ferry", "https://ferry.example.com");
+    let manifest = app_manifest("Ferry", &AppUrls::new(Some("https://ferry.example.com"), None).unwrap());
     for (permission, access) in manifest["default_permissions"].as_object().unwrap() {
         let levels =
             known.get(permission).unwrap_or_else(|| panic!("GitHub Apps have no permission {permission}"))["enum"]

@@ -10,6 +10,7 @@ mod launch;
 mod management;
 mod octokit_examples;
 mod poll;
+mod poll_tls;
 mod providers;
 mod reconcile;
 mod redirects;

@@ -264,13 +264,58 @@ async fn gitlab_and_plain_git_servers_are_polled_too() {
     let gitlab_event =
         events.iter().find(|e| e.headers.get("ce-source").is_some_and(|s| s.contains("gitlab"))).unwrap();
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&gitlab_event.body).unwrap()["id"], SHA_A);
-    let cdevent = events.iter().find(|e| !e.headers.contains_key("ce-source")).unwrap();
+    let cdevent = events.iter().find(|e| e.headers["ce-type"] == deliver::CDEVENT_TYPE).unwrap();
     let cdevent: serde_json::Value = serde_json::from_slice(&cdevent.body).unwrap();
     assert_eq!(cdevent["context"]["type"], deliver::CDEVENT_TYPE);
     assert_eq!(cdevent["subject"]["id"], SHA_B);
     poller.next_minute();
     let report = poller.cycle(&[gitlab, git], None).await;
     assert_eq!((report.unchanged, report.delivered), (2, 0));
+}
+
+#[tokio::test]
+async fn a_cdevent_goes_out_as_a_binary_mode_cloudevent() {
+    let hosts = GitHosts::start(Duration::ZERO).await;
+    let receiver = Receiver::start().await;
+    hosts.set("acme/api", "main", SHA_A);
+    let tracked = TrackedRef { format: Format::Cdevents, ..github(&hosts, "acme/api", Some(receiver.url())) };
+    let poller = Poller::new(&hosts, OperatorConfig::default());
+    let report = poller.cycle(std::slice::from_ref(&tracked), None).await;
+    assert_eq!(report.delivered, 1, "{report:?}");
+
+    let events = receiver.accepted();
+    let [event] = &events[..] else { panic!("one event, got {}", events.len()) };
+    let id = event_id("https://github.com/acme/api", "refs/heads/main", SHA_A);
+    assert_eq!(event.headers["ce-specversion"], "1.0");
+    assert_eq!(event.headers["ce-type"], "dev.cdevents.change.merged.0.2.0");
+    assert_eq!(event.headers["ce-source"], "https://github.com/acme/api");
+    assert_eq!(event.headers["ce-subject"], SHA_A);
+    assert_eq!(event.headers["ce-id"], id);
+    assert_eq!(event.headers["content-type"], "application/json");
+    let body: serde_json::Value = serde_json::from_slice(&event.body).unwrap();
+    let timestamp = body["context"]["timestamp"].as_str().unwrap();
+    let instant = |text: &str| Timestamp::parse_rfc3339(text).unwrap();
+    assert_eq!(instant(&event.headers["ce-time"]), instant(timestamp), "ce-time is the CDEvent's timestamp");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "context": {
+                "version": "0.4.1",
+                "id": id,
+                "source": "https://github.com/acme/api",
+                "type": "dev.cdevents.change.merged.0.2.0",
+                "timestamp": timestamp,
+            },
+            "subject": {
+                "id": SHA_A,
+                "source": "https://github.com/acme/api",
+                "type": "change",
+                "content": { "repository": { "id": "acme/api", "source": "https://github.com" } },
+            },
+            "customData": { "ref": "refs/heads/main", "sha": SHA_A },
+            "customDataContentType": "application/json",
+        })
+    );
 }
 
 #[tokio::test]

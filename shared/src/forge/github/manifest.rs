@@ -18,17 +18,40 @@ pub const PERMISSIONS: [(&str, &str, &str); 6] = [
 /// and `ping` reach every App without a subscription.
 pub const EVENTS: [&str; 6] = ["push", "pull_request", "release", "issue_comment", "check_suite", "check_run"];
 
-/// The manifest for an App named `name` whose Ferry answers at `url`
-/// (the deployment's base URL; webhooks go to `<url>/webhook`).
-pub fn app_manifest(name: &str, url: &str) -> Value {
-    let base = url.trim_end_matches('/');
+/// Where the App's homepage is and where GitHub delivers its webhooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppUrls {
+    pub homepage: String,
+    pub webhook: String,
+}
+
+impl AppUrls {
+    /// From `--url` (Ferry's public base URL; webhooks go to its `/webhook`)
+    /// and `--webhook-url` (the exact webhook URL, e.g. a tunnel's channel,
+    /// which then also stands for the homepage when `--url` is absent).
+    pub fn new(url: Option<&str>, webhook_url: Option<&str>) -> Result<Self, String> {
+        for given in [url, webhook_url].into_iter().flatten() {
+            check_url(given)?;
+        }
+        let base = url.map(|u| u.trim_end_matches('/'));
+        match (base, webhook_url) {
+            (Some(base), None) => Ok(Self { homepage: base.to_owned(), webhook: format!("{base}/webhook") }),
+            (Some(base), Some(webhook)) => Ok(Self { homepage: base.to_owned(), webhook: webhook.to_owned() }),
+            (None, Some(webhook)) => Ok(Self { homepage: webhook.to_owned(), webhook: webhook.to_owned() }),
+            (None, None) => Err("give --url (Ferry's public base URL) or --webhook-url (the exact webhook URL)".into()),
+        }
+    }
+}
+
+/// The manifest for an App named `name` at `urls`.
+pub fn app_manifest(name: &str, urls: &AppUrls) -> Value {
     let permissions: serde_json::Map<String, Value> =
         PERMISSIONS.iter().map(|(permission, access, _)| ((*permission).to_owned(), (*access).into())).collect();
     json!({
         "name": name,
-        "url": base,
+        "url": urls.homepage,
         "description": "Ferry: Git host events to Tekton pipelines and preview environments.",
-        "hook_attributes": { "url": format!("{base}/webhook"), "active": true },
+        "hook_attributes": { "url": urls.webhook, "active": true },
         "public": false,
         "default_permissions": permissions,
         "default_events": EVENTS,
@@ -52,12 +75,41 @@ mod tests {
 
     #[test]
     fn the_manifest_points_webhooks_at_the_webhook_route() {
-        let manifest = app_manifest("Ferry (acme)", "https://ferry.example.com/");
+        let urls = AppUrls::new(Some("https://ferry.example.com/"), None).unwrap();
+        let manifest = app_manifest("Ferry (acme)", &urls);
         assert_eq!(manifest["hook_attributes"]["url"], "https://ferry.example.com/webhook");
         assert_eq!(manifest["url"], "https://ferry.example.com");
         assert_eq!(manifest["default_permissions"]["contents"], "read");
         assert_eq!(manifest["default_permissions"].as_object().unwrap().len(), PERMISSIONS.len());
         assert_eq!(manifest["public"], false);
+    }
+
+    #[test]
+    fn the_urls_come_from_the_base_url_or_the_exact_webhook_url() {
+        let base = "https://ferry.example.com";
+        let smee = "https://smee.io/AbC123";
+        // (--url, --webhook-url, Ok((homepage, webhook)) or Err(part of the problem))
+        type Case<'a> = (Option<&'a str>, Option<&'a str>, Result<(&'a str, &'a str), &'a str>);
+        let cases: [Case; 7] = [
+            (Some(base), None, Ok((base, "https://ferry.example.com/webhook"))),
+            (Some("https://ferry.example.com/"), None, Ok((base, "https://ferry.example.com/webhook"))),
+            (Some(base), Some(smee), Ok((base, smee))),
+            (None, Some(smee), Ok((smee, smee))),
+            (None, None, Err("give --url")),
+            (Some("http://ferry.example.com"), None, Err("https://")),
+            (Some(base), Some("http://smee.io/AbC123"), Err("https://")),
+        ];
+        for (url, webhook_url, expected) in cases {
+            let got = AppUrls::new(url, webhook_url);
+            match expected {
+                Ok((homepage, webhook)) => assert_eq!(
+                    got,
+                    Ok(AppUrls { homepage: homepage.into(), webhook: webhook.into() }),
+                    "{url:?} {webhook_url:?}"
+                ),
+                Err(part) => assert!(got.as_ref().is_err_and(|e| e.contains(part)), "{url:?} {webhook_url:?}: {got:?}"),
+            }
+        }
     }
 
     #[test]
