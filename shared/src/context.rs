@@ -11,6 +11,7 @@ use crate::domain::SystemClock;
 use crate::domain::signature::WebhookSecret;
 use crate::forge::github::GithubForge;
 use crate::forge::github::{GithubApi, GithubApp, KeySource, NoApp};
+use crate::forge::routed::ByCredential;
 use crate::forge::{AppHooks, TokenMinter};
 use crate::forge::{DryRunForge, Forge};
 use crate::poll::source::Sources;
@@ -31,7 +32,8 @@ pub struct Context {
     pub tokens: Arc<Tokens>,
     /// The App's webhook log (the reconciler redelivers what failed).
     pub app_hooks: Arc<dyn AppHooks>,
-    /// GitHub when an App is configured; otherwise the dry-run forge.
+    /// GitHub when an App is configured; otherwise GitHub for a repository
+    /// with its own token and the dry-run forge for any other.
     pub forge: Arc<dyn Forge>,
     /// The dry-run cluster (default) or a real one.
     pub cluster: Arc<dyn Cluster>,
@@ -106,11 +108,15 @@ impl Context {
             }
         };
         let tokens = Arc::new(Tokens::new(secrets.clone(), minter, Arc::new(SystemClock)));
+        let api = GithubApi::new(&config.github_api_url).map_err(StartError::Github)?;
+        let github =
+            Arc::new(GithubForge::new(api, Arc::new(TokenSource { tokens: tokens.clone(), state: state.clone() })));
         let forge: Arc<dyn Forge> = if config.github_app.is_some() {
-            let api = GithubApi::new(&config.github_api_url).map_err(StartError::Github)?;
-            Arc::new(GithubForge::new(api, Arc::new(TokenSource { tokens: tokens.clone(), state: state.clone() })))
+            github
         } else {
-            Arc::new(DryRunForge::new(&config.data_dir))
+            // Repository-token mode still talks to GitHub; only a repository
+            // Ferry holds no credential for is a dry run.
+            Arc::new(ByCredential::new(github, Arc::new(DryRunForge::new(&config.data_dir)), secrets.clone()))
         };
         let operator = match &config.operator_config {
             Some(path) => OperatorConfig::load(path).map_err(StartError::Operator)?,

@@ -90,7 +90,12 @@ impl Host {
             // https://developer.atlassian.com/cloud/bitbucket/rest/api-group-commit-statuses/
             Provider::Bitbucket => Contract {
                 path: "2.0/repositories/{workspace}/{repo_slug}/commit/{sha}/statuses/build",
-                credential: format!("Bearer {}", self.token),
+                // An app password (`<user>:<app-password>`) is HTTP Basic.
+                credential: if self.token.contains(':') {
+                    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(&self.token))
+                } else {
+                    format!("Bearer {}", self.token)
+                },
                 states: &["INPROGRESS", "SUCCESSFUL", "FAILED", "STOPPED"],
                 required: &["key", "state", "url"],
                 limits: &[("key", 40), ("name", 255)],

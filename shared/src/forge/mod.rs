@@ -2,6 +2,7 @@
 
 pub mod dry_run;
 pub mod github;
+pub mod routed;
 
 use std::time::Duration;
 

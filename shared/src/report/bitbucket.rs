@@ -1,7 +1,8 @@
 //! Bitbucket Cloud build statuses:
 //! `POST /2.0/repositories/{workspace}/{repo_slug}/commit/{commit}/statuses/build`
 //! (<https://developer.atlassian.com/cloud/bitbucket/rest/api-group-commit-statuses/>),
-//! with a bearer (repository or workspace access) token. A status with the
+//! with a bearer (repository or workspace access) token, or an app password
+//! given as `<user>:<app-password>` and sent as HTTP Basic. A status with the
 //! same `key` is overwritten, so each context keeps one status.
 
 use async_trait::async_trait;
@@ -42,6 +43,23 @@ pub fn key(context: &str) -> String {
     format!("{cut}-{hash}")
 }
 
+/// How a token is presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth<'a> {
+    /// An app password, given as `<user>:<app-password>`.
+    Basic { user: &'a str, password: &'a str },
+    /// A repository, project or workspace access token.
+    Bearer(&'a str),
+}
+
+/// A token with a colon is an app password: access tokens have none.
+pub fn auth(token: &str) -> Auth<'_> {
+    match token.split_once(':') {
+        Some((user, password)) => Auth::Basic { user, password },
+        None => Auth::Bearer(token),
+    }
+}
+
 #[async_trait]
 impl StatusReporter for Bitbucket {
     async fn report(&self, at: &HostRepo, sha: &Sha, status: &CommitStatus) -> Result<(), ForgeError> {
@@ -57,7 +75,30 @@ impl StatusReporter for Bitbucket {
             "description": status.description,
             "url": url,
         });
-        let request = self.0.http.post(self.0.url(&path)).bearer_auth(self.0.token.expose_secret()).json(&body);
+        let request = self.0.http.post(self.0.url(&path)).json(&body);
+        let request = match auth(self.0.token.expose_secret()) {
+            Auth::Basic { user, password } => request.basic_auth(user, Some(password)),
+            Auth::Bearer(token) => request.bearer_auth(token),
+        };
         self.0.send("a Bitbucket build status", request).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_app_password_is_basic_and_an_access_token_a_bearer() {
+        let cases = [
+            ("ci-bot:app-password", Auth::Basic { user: "ci-bot", password: "app-password" }),
+            // The password may itself hold a colon: only the first one splits.
+            ("ci-bot:pass:word", Auth::Basic { user: "ci-bot", password: "pass:word" }),
+            ("ATCTT3xFfGN0-access-token", Auth::Bearer("ATCTT3xFfGN0-access-token")),
+            ("", Auth::Bearer("")),
+        ];
+        for (token, expected) in cases {
+            assert_eq!(auth(token), expected, "{token:?}");
+        }
     }
 }

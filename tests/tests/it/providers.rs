@@ -99,6 +99,31 @@ async fn each_host_keeps_one_status_per_context() {
 }
 
 #[tokio::test]
+async fn a_bitbucket_app_password_arrives_as_http_basic() {
+    logs::capture();
+    ferry::telemetry::install_crypto_provider();
+    let app_password = "ci-bot:app-password-do-not-log-0123";
+    let fake = ProviderFake::start(Provider::Bitbucket, app_password).await;
+    let status = CommitStatus::new("ferry/api", StatusState::Pending, "started");
+    let as_given =
+        reporter(Provider::Bitbucket, fake.url(), SecretString::from(app_password.to_owned()), reqwest::Client::new());
+    as_given.report(&repo_for(Provider::Bitbucket), &sha(), &status).await.unwrap();
+    assert_eq!(fake.accepted().len(), 1, "the fake accepts only Basic base64(user:app-password)");
+    // The password alone is a bearer token, which the fake refuses.
+    let password_only = reporter(
+        Provider::Bitbucket,
+        fake.url(),
+        SecretString::from("app-password-do-not-log-0123".to_owned()),
+        reqwest::Client::new(),
+    );
+    let refused = password_only.report(&repo_for(Provider::Bitbucket), &sha(), &status).await.unwrap_err();
+    assert!(matches!(refused, ForgeError::Unauthorized), "{refused:?}");
+    assert_eq!(fake.accepted().len(), 1);
+    assert_eq!(fake.violations(), ["the credential is missing or wrong"]);
+    logs::assert_no_secrets(&[app_password.to_owned()]);
+}
+
+#[tokio::test]
 async fn a_refused_token_or_an_outage_is_an_error_that_never_shows_the_token() {
     for provider in ALL {
         let wrong = "wrong-token-that-must-not-leak-abcdef";

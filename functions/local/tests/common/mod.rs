@@ -33,7 +33,14 @@ pub fn ferry_command(dir: &Path, args: &[&str], variables: &[(&str, &str)]) -> C
 
 /// Starts `ferry serve` in `dir` on a free port, with these variables.
 pub fn serve_with(dir: &Path, variables: &[(&str, &str)]) -> Server {
-    let mut command = ferry_command(dir, &["serve", "--listen", "127.0.0.1:0"], variables);
+    serve_args(dir, &[], variables)
+}
+
+/// As [`serve_with`], with more arguments to `ferry serve`.
+pub fn serve_args(dir: &Path, args: &[&str], variables: &[(&str, &str)]) -> Server {
+    let mut arguments = vec!["serve", "--listen", "127.0.0.1:0"];
+    arguments.extend_from_slice(args);
+    let mut command = ferry_command(dir, &arguments, variables);
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start ferry serve");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read the listening line");
