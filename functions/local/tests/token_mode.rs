@@ -47,7 +47,12 @@ async fn a_repository_tracked_with_its_token_talks_to_github_without_an_app() {
 
     // The fake accepts no token but TOKEN: the webhook was created with it.
     let hooks = fake.reported().hooks.get("acme/web").cloned().unwrap_or_default();
-    assert_eq!(hooks.len(), 1, "one webhook on GitHub: {hooks:?}; ferry track said {}", String::from_utf8_lossy(&output.stdout));
+    assert_eq!(
+        hooks.len(),
+        1,
+        "one webhook on GitHub: {hooks:?}; ferry track said {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
     assert_eq!(hooks[0]["config"]["url"], PUBLIC_URL, "delivering to FERRY_PUBLIC_URL");
     let hook_secret = hooks[0]["config"]["secret"].as_str().expect("the webhook's secret").to_owned();
     assert!(!dir.path().join(".ferry/forge/acme/web").exists(), "nothing went to the dry-run forge");

@@ -95,6 +95,12 @@ impl TrackedRef {
         if self.endpoint.is_none() && !self.launch {
             return Err(format!("{at}: nothing to do: give an endpoint, or launch = true"));
         }
+        // A launch is cleared as a push, which only writers make: a branch or
+        // a tag, never a pull request's ref (`refs/pull/7/head`), whoever wrote it.
+        let path = self.ref_path();
+        if self.launch && !(path.starts_with("refs/heads/") || path.starts_with("refs/tags/")) {
+            return Err(format!("{at}: launch = true needs a branch or a tag (refs/heads/…, refs/tags/…)"));
+        }
         Ok(())
     }
 
@@ -305,6 +311,13 @@ mod tests {
         let mut nothing = tracked("https://github.com/acme/api");
         nothing.endpoint = None;
         assert!(nothing.validate().unwrap_err().contains("nothing to do"));
+        for (reference, launches) in
+            [("main", true), ("refs/heads/main", true), ("refs/tags/v1", true), ("refs/pull/7/head", false)]
+        {
+            let mut launching = tracked("https://github.com/acme/api");
+            (launching.launch, launching.reference) = (true, reference.into());
+            assert_eq!(launching.validate().is_ok(), launches, "{reference}");
+        }
         let mut bad = tracked("ftp://github.com/acme/api");
         assert!(bad.validate().is_err());
         bad = tracked("https://github.com/acme/api");
