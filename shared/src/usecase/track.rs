@@ -295,7 +295,9 @@ mod tests {
     #[test]
     fn the_login_is_the_one_named_or_the_only_one() {
         let stored = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        let cases: [(Option<&str>, Vec<String>, Result<&str, &str>); 9] = [
+        // (named, stored, the login chosen or part of the error)
+        type Case = (Option<&'static str>, Vec<String>, Result<&'static str, &'static str>);
+        let cases: [Case; 9] = [
             (None, stored(&["octocat"]), Ok("octocat")),
             (None, stored(&[]), Err("no GitHub login is stored")),
             (None, stored(&["hubot", "octocat"]), Err("several GitHub logins are stored (hubot, octocat)")),
