@@ -181,6 +181,9 @@ pub struct Repos {
     pub comment_authors: HashMap<u64, String>,
     /// A personal access token's user (`GET /user`); [`PAT_OWNER`] when not named.
     pub pat_logins: HashMap<String, String>,
+    /// `(METHOD path, token)` of every repository call answered: which
+    /// credential each was made with.
+    pub calls: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -651,7 +654,8 @@ impl Respond for Unknown {
 }
 
 /// The repository endpoints Ferry's forge uses, answered from [`Repos`]:
-/// every request needs a valid installation token the fake issued.
+/// every request needs a valid token: an installation token the fake
+/// issued, a personal access token, or a user's OAuth token.
 struct RepoResponder(Arc<Shared>);
 
 impl Respond for RepoResponder {
@@ -680,12 +684,15 @@ impl Respond for RepoResponder {
             .to_owned();
         let now = shared.now();
         let mut book = shared.book.lock().unwrap();
-        let valid =
-            book.minted.iter().any(|m| m.token == token && m.expires_at > now) || book.repos.pats.contains(&token);
+        // An installation token, a personal access token or a user's OAuth token.
+        let valid = book.minted.iter().any(|m| m.token == token && m.expires_at > now)
+            || book.repos.pats.contains(&token)
+            || book.repos.oauth_tokens.contains_key(&token);
         if !valid || book.repos.refuse_next > 0 {
             book.repos.refuse_next = book.repos.refuse_next.saturating_sub(1);
             return ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"}));
         }
+        book.repos.calls.push((format!("{} {path}", request.method), token.clone()));
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let repo = format!("{}/{}", parts[1], parts[2]);
         let query: HashMap<String, String> =

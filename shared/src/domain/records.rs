@@ -222,6 +222,15 @@ impl OauthState {
     pub const LIFETIME: Duration = Duration::from_secs(10 * 60);
 }
 
+/// A GitHub login whose user token the OAuth callback stored as
+/// `oauth/<login>`: listed, so tracking can use the only one without being
+/// told which. The token itself stays in the secret store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Login {
+    pub login: String,
+    pub logged_in_at: Timestamp,
+}
+
 /// A delivery body Ferry acted on, by its SHA-256: the same signed body
 /// under another delivery id is a replay (anyone who can read a webhook
 /// relay can resend it) and changes nothing.

@@ -1,5 +1,5 @@
-//! The management API (issue #9): `/api/v0/repositories`, to list, track
-//! and untrack repositories. On AWS it sits behind API Gateway's IAM
+//! The management API: `/api/v0/repositories`, to list, track and untrack
+//! repositories, and the GitHub login. On AWS it sits behind API Gateway's IAM
 //! authorisation; elsewhere behind `Authorization: Bearer $FERRY_ADMIN_TOKEN`.
 //! Without either, every call is refused with 401 and changes nothing.
 
@@ -47,11 +47,12 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn refuse(status: StatusCode, message: impl ToString) -> Response {
-    (status, Json(json!({ "error": message.to_string() }))).into_response()
+/// A refusal: `ok` false (as Kube Git Deploy's clients read it) and why.
+pub(super) fn refuse(status: StatusCode, message: impl ToString) -> Response {
+    (status, Json(json!({ "ok": false, "error": message.to_string() }))).into_response()
 }
 
-fn failure(error: TrackError) -> Response {
+pub(super) fn failure(error: TrackError) -> Response {
     let status = match &error {
         TrackError::Invalid(_) => StatusCode::BAD_REQUEST,
         TrackError::NotTracked(_) => StatusCode::NOT_FOUND,
@@ -61,7 +62,7 @@ fn failure(error: TrackError) -> Response {
     refuse(status, error)
 }
 
-fn repo_name(owner: &str, repo: &str) -> Result<RepoName, String> {
+pub(super) fn repo_name(owner: &str, repo: &str) -> Result<RepoName, String> {
     RepoName::parse(format!("{owner}/{repo}")).map_err(|e| e.to_string())
 }
 
@@ -129,11 +130,12 @@ pub async fn untrack(State(context): State<Context>, Path((owner, repo)): Path<(
     }
 }
 
-/// `GET /api/v0/github/login_url`: where to send a person to log in with GitHub.
+/// `GET /api/v0/github/login_url`: where to send a person to log in with
+/// GitHub, as `login_url` (Kube Git Deploy's name) and `url`.
 pub async fn login_url(State(context): State<Context>) -> Response {
     let now = crate::domain::Timestamp::now();
     match crate::usecase::oauth::login_url(crate::usecase::oauth::Ports::of(&context), now).await {
-        Ok(url) => Json(json!({ "url": url })).into_response(),
+        Ok(url) => Json(json!({ "ok": true, "login_url": url, "url": url })).into_response(),
         Err(e) => oauth_failure(e),
     }
 }
@@ -153,7 +155,7 @@ pub async fn oauth_callback(State(context): State<Context>, Query(callback): Que
     let now = crate::domain::Timestamp::now();
     let ports = crate::usecase::oauth::Ports::of(&context);
     match crate::usecase::oauth::callback(ports, &callback.code, &callback.state, now).await {
-        Ok(login) => Json(json!({ "login": login, "stored_as": format!("oauth/{login}") })).into_response(),
+        Ok(login) => Json(json!({ "ok": true, "login": login, "stored_as": format!("oauth/{login}") })).into_response(),
         Err(e) => oauth_failure(e),
     }
 }

@@ -3,6 +3,7 @@
 //! requests into use-case calls and results into responses, nothing more.
 
 mod health;
+mod kube_git_deploy;
 mod lambda;
 pub mod limits;
 mod management;
@@ -22,11 +23,22 @@ pub fn router(context: Context) -> Router {
         .route("/api/v0/repositories", get(management::list))
         .route("/api/v0/repositories/{owner}/{repo}", post(management::track).delete(management::untrack))
         .route("/api/v0/github/login_url", get(management::login_url))
+        // Kube Git Deploy's paths (`kube_git_deploy`).
+        .route("/api/v0/github/repositories/tracked", get(kube_git_deploy::tracked))
+        .route(
+            "/api/v0/github/repositories/{owner}/{repo}",
+            post(kube_git_deploy::track).delete(kube_git_deploy::untrack),
+        )
         .route_layer(axum::middleware::from_fn_with_state(context.clone(), management::authorize));
     Router::new()
         .route("/healthz", get(health::healthz))
         // The handler enforces the limit itself, Content-Length first.
         .route("/webhook", post(webhook::webhook).layer(DefaultBodyLimit::disable()))
+        // Open like `/webhook` and checked the same way, for one repository.
+        .route(
+            "/api/v0/github/repositories/{owner}/{repo}/web_hook",
+            post(webhook::repository_webhook).layer(DefaultBodyLimit::disable()),
+        )
         .merge(management)
         // Open: GitHub sends the person's browser here; the single-use state is the proof.
         .route("/api/v0/github/oauth_callback", get(management::oauth_callback))

@@ -1,16 +1,35 @@
 use axum::Json;
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::limits::{MAX_BODY, Unread, cause, declared_length};
 use crate::Context;
+use crate::domain::RepoName;
 use crate::usecase::intake::{self, BUDGET, Inbound, Ports};
 
 /// `POST /webhook`: the body, read only up to the limit, to the intake use case.
 pub async fn webhook(State(context): State<Context>, request: Request) -> Response {
+    deliver(&context, request, None).await
+}
+
+/// `POST /api/v0/github/repositories/{owner}/{repo}/web_hook` (Kube Git
+/// Deploy's per-repository webhook): checked exactly as `/webhook` is, and
+/// a delivery about any other repository is refused before it is recorded.
+pub async fn repository_webhook(
+    State(context): State<Context>,
+    Path((owner, repo)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    match RepoName::parse(format!("{owner}/{repo}")) {
+        Ok(repo) => deliver(&context, request, Some(&repo)).await,
+        Err(problem) => rejected(StatusCode::BAD_REQUEST, problem.to_string()),
+    }
+}
+
+async fn deliver(context: &Context, request: Request, repository: Option<&RepoName>) -> Response {
     let declared = declared_length(request.headers());
     if declared.is_some_and(|length| length > MAX_BODY as u64) {
         return too_large();
@@ -26,8 +45,9 @@ pub async fn webhook(State(context): State<Context>, request: Request) -> Respon
         delivery: header("x-github-delivery").and_then(|v| std::str::from_utf8(v).ok()),
         signature: header("x-hub-signature-256"),
         body: &body,
+        repository,
     };
-    let ports = Ports::of(&context);
+    let ports = Ports::of(context);
     let reply = intake::intake(ports, inbound, BUDGET).await;
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(reply.body)).into_response()

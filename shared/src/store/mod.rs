@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    BodySeen, Cursor, Delivery, DeliveryId, DeliveryPart, Installation, InstallationId, OauthState, PolledRef,
+    BodySeen, Cursor, Delivery, DeliveryId, DeliveryPart, Installation, InstallationId, Login, OauthState, PolledRef,
     PrNumber, Preview, PullRequest, RefName, Release, RepoName, Repository, Run, Sha, Tag, Timestamp, UnitName,
 };
 
@@ -39,6 +39,8 @@ pub enum Key {
     Delivery(DeliveryId),
     Cursor(String),
     OauthState(String),
+    /// A GitHub login's record, by login.
+    Login(String),
     /// A delivery body, by its SHA-256 in hex.
     Body(String),
     /// One piece of a delivery's event too large for one item.
@@ -58,6 +60,7 @@ impl Key {
             Key::Delivery(id) | Key::DeliveryPart(id, _) => format!("DELIVERY#{id}"),
             Key::Cursor(name) => format!("CURSOR#{name}"),
             Key::OauthState(state) => format!("OAUTH#{state}"),
+            Key::Login(login) => format!("LOGIN#{login}"),
             Key::Body(hash) => format!("BODY#{hash}"),
         }
     }
@@ -69,6 +72,7 @@ impl Key {
             | Key::Delivery(_)
             | Key::Cursor(_)
             | Key::OauthState(_)
+            | Key::Login(_)
             | Key::Body(_) => "META".to_owned(),
             Key::Ref(_, name) => format!("REF#{name}"),
             Key::PullRequest(_, number) => format!("PR#{number}"),
@@ -104,6 +108,8 @@ pub enum Collection {
     Installations,
     /// Every tracked repository (the poller and the reconciler walk them).
     Repositories,
+    /// Every GitHub login with a stored token.
+    Logins,
     /// Every delivery not yet done with (received, deferred or failed):
     /// what the reconciler tries again.
     UnfinishedDeliveries,
@@ -139,6 +145,7 @@ impl Collection {
             Collection::RunsOfUnit(repo, unit) => partition(repo, format!("RUN#{unit}#")),
             Collection::Installations => Scope::Listed { kind: "installation" },
             Collection::Repositories => Scope::Listed { kind: "repository" },
+            Collection::Logins => Scope::Listed { kind: "login" },
             Collection::UnfinishedDeliveries => Scope::Listed { kind: "delivery" },
             Collection::DeliveryParts(id) => {
                 Scope::Partition { pk: Key::Delivery(id.clone()).pk(), sk_prefix: "PART#".to_owned() }
@@ -162,6 +169,7 @@ pub enum Record {
     Delivery(Delivery),
     Cursor(Cursor),
     OauthState(OauthState),
+    Login(Login),
     Body(BodySeen),
     DeliveryPart(DeliveryPart),
 }
@@ -185,6 +193,7 @@ impl Record {
             Record::Delivery(d) => Key::Delivery(d.id.clone()),
             Record::Cursor(c) => Key::Cursor(c.name.clone()),
             Record::OauthState(o) => Key::OauthState(o.state.clone()),
+            Record::Login(l) => Key::Login(l.login.clone()),
             Record::Body(b) => Key::Body(b.hash.clone()),
             Record::DeliveryPart(p) => Key::DeliveryPart(p.delivery.clone(), p.index),
         }
@@ -202,6 +211,7 @@ impl Record {
             Record::Delivery(_) => "delivery",
             Record::Cursor(_) => "cursor",
             Record::OauthState(_) => "oauth_state",
+            Record::Login(_) => "login",
             Record::Body(_) => "body",
             Record::DeliveryPart(_) => "delivery_part",
         }
@@ -210,7 +220,7 @@ impl Record {
     /// The listing this record belongs to, if its kind is listed.
     pub fn listed_as(&self) -> Option<&'static str> {
         match self {
-            Record::Installation(_) | Record::Repository(_) => Some(self.kind()),
+            Record::Installation(_) | Record::Repository(_) | Record::Login(_) => Some(self.kind()),
             Record::Delivery(delivery) if delivery.is_unfinished() => Some(self.kind()),
             _ => None,
         }
@@ -240,6 +250,7 @@ impl Record {
             "delivery" => Record::Delivery(fields.decode().map_err(err)?),
             "cursor" => Record::Cursor(fields.decode().map_err(err)?),
             "oauth_state" => Record::OauthState(fields.decode().map_err(err)?),
+            "login" => Record::Login(fields.decode().map_err(err)?),
             "body" => Record::Body(fields.decode().map_err(err)?),
             "delivery_part" => Record::DeliveryPart(fields.decode().map_err(err)?),
             other => return Err(format!("unknown kind {other:?}")),
@@ -281,6 +292,7 @@ entity!(
     Delivery(Delivery),
     Cursor(Cursor),
     OauthState(OauthState),
+    Login(Login),
     Body(BodySeen),
     DeliveryPart(DeliveryPart),
 );
@@ -665,6 +677,7 @@ pub(crate) mod samples {
             .into(),
             Cursor { name: "deliveries".into(), position: "42".into() }.into(),
             OauthState { state: "s-1".into(), created_at: Timestamp::from_unix(50), used: false }.into(),
+            Login { login: "octocat".into(), logged_in_at: Timestamp::from_unix(60) }.into(),
         ]
     }
 }

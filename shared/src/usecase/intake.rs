@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use crate::domain::event::{Detail, GitEvent};
 use crate::domain::route::{Route, route};
 use crate::domain::signature::{WebhookSecret, verify};
-use crate::domain::{BodySeen, Delivery, DeliveryId, DeliveryPart, Outcome, Timestamp};
+use crate::domain::{BodySeen, Delivery, DeliveryId, DeliveryPart, Outcome, RepoName, Timestamp};
 use crate::forge::github::{self, ParseError};
 use crate::store::{Collection, Key, Record, StateStore, StoreError, Version};
 
@@ -36,6 +36,9 @@ pub struct Inbound<'a> {
     pub delivery: Option<&'a str>,
     pub signature: Option<&'a [u8]>,
     pub body: &'a [u8],
+    /// Set when the delivery came to one repository's own URL: a delivery
+    /// about any other repository (or none) is refused unrecorded.
+    pub repository: Option<&'a RepoName>,
 }
 
 /// The HTTP status and the JSON a person reads in GitHub's delivery log.
@@ -156,8 +159,15 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
 
     let event = match github::parse(name, inbound.body) {
         Ok(event) => event,
+        Err(problem) if inbound.repository.is_some() => return Reply::rejected(400, problem),
         Err(problem) => return refuse_body(ports.state, delivery, problem).await,
     };
+    if let Some(expected) = inbound.repository
+        && let Some(problem) = other_repository(expected, event.repo.as_ref())
+    {
+        tracing::warn!(%problem, "refused a delivery for another repository");
+        return Reply::rejected(400, problem);
+    }
     let route = route(&event);
     if let Route::Ignore(reason) = &route {
         delivery.outcome = Outcome::Ignored;
@@ -226,6 +236,16 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
         Err(_) => tracing::warn!("recording the outcome timed out"),
     }
     reply
+}
+
+/// Why a delivery to `expected`'s own URL is not about `expected`, if it is
+/// not. GitHub compares owner and repository names case-insensitively.
+fn other_repository(expected: &RepoName, about: Option<&RepoName>) -> Option<String> {
+    match about {
+        Some(repo) if repo.full_name().eq_ignore_ascii_case(expected.full_name()) => None,
+        Some(repo) => Some(format!("this URL takes deliveries for {expected}; this one is for {repo}")),
+        None => Some(format!("this URL takes deliveries for {expected}; this one names no repository")),
+    }
 }
 
 /// The delivery that first brought this same body, if another did: a
@@ -353,5 +373,27 @@ pub(crate) async fn act(
             .map(|launched| (launched.actions, launched.reason))
             .map_err(|e| e.to_string()),
         Route::Ignore(reason) => Ok((Vec::new(), Some(reason))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repository_s_own_url_takes_only_its_deliveries() {
+        let repo = |name: &str| RepoName::parse(name).unwrap();
+        let cases = [
+            ("acme/web", Some("acme/web"), true),
+            ("acme/web", Some("Acme/Web"), true),
+            ("acme/web", Some("acme/api"), false),
+            ("acme/web", Some("other/web"), false),
+            ("acme/web", None, false),
+        ];
+        for (expected, about, taken) in cases {
+            let about = about.map(repo);
+            let problem = other_repository(&repo(expected), about.as_ref());
+            assert_eq!(problem.is_none(), taken, "{expected} {about:?}: {problem:?}");
+        }
     }
 }

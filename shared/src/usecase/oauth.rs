@@ -1,13 +1,14 @@
 //! The management API's GitHub login (issue #9; Kube Git Deploy's OAuth
 //! flow): an authorize URL carrying a single-use `state` kept ten minutes,
 //! and the callback that checks it, exchanges the code for a user token,
-//! and keeps the token in the secret store as `oauth/<login>`. The token is
+//! keeps the token in the secret store as `oauth/<login>` and lists the
+//! login (a [`Login`] record), so tracking can find it. The token is
 //! never echoed, logged, or put in an error.
 
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::domain::{OauthState, Timestamp};
+use crate::domain::{Login, OauthState, Timestamp};
 use crate::secrets::{SecretError, SecretName, SecretStore};
 use crate::store::{Key, StateStore, StoreError};
 
@@ -129,6 +130,8 @@ pub async fn callback(ports: Ports<'_>, code: &str, state: &str, now: Timestamp)
     let login = user["login"].as_str().ok_or_else(|| OauthError::Refused("the token names no user".into()))?;
     let name = SecretName::parse(format!("oauth/{login}")).map_err(|e| OauthError::Refused(e.to_string()))?;
     ports.secrets.put(&name, &token).await?;
+    let record = Login { login: login.to_owned(), logged_in_at: now };
+    ports.state.save(record.clone(), |_| record.clone()).await?;
     tracing::info!(%login, "stored a GitHub login's token");
     Ok(login.to_owned())
 }

@@ -164,6 +164,67 @@ pub async fn track(
     Ok(TrackOutcome { repository: record.into(), created: known.is_none() })
 }
 
+/// Tracks `repo` in token mode with a GitHub login's token (`oauth/<login>`,
+/// stored by the OAuth callback): the login named, or the only one stored.
+/// The token is kept as the repository's token from then on, as if it had
+/// been sent; logging in again and tracking again replaces it.
+pub async fn track_with_login(
+    ports: Ports<'_>,
+    repo: &RepoName,
+    named: Option<&str>,
+) -> Result<TrackOutcome, TrackError> {
+    let stored = logins(ports.state).await?;
+    let login = choose_login(named, &stored).map_err(TrackError::Invalid)?;
+    let name = SecretName::parse(format!("oauth/{login}")).map_err(|e| TrackError::Invalid(e.to_string()))?;
+    let Some(token) = ports.secrets.get(&name).await? else {
+        return Err(TrackError::Invalid(format!(
+            "no token is stored for GitHub login {login}: log in with GitHub first (GET /api/v0/github/login_url)"
+        )));
+    };
+    track(ports, repo, RepoMode::Token, Some(token)).await
+}
+
+/// The GitHub logins whose tokens the OAuth callback stored, sorted.
+pub async fn logins(state: &dyn StateStore) -> Result<Vec<String>, StoreError> {
+    let mut logins: Vec<String> = state
+        .query(&Collection::Logins)
+        .await?
+        .into_iter()
+        .filter_map(|found| match found.record {
+            Record::Login(login) => Some(login.login),
+            _ => None,
+        })
+        .collect();
+    logins.sort();
+    Ok(logins)
+}
+
+/// Whose token tracking uses: the login named (a valid GitHub login), else
+/// the only one stored; none stored, or several and none named, is the
+/// caller's to fix, and the error says how.
+pub fn choose_login(named: Option<&str>, stored: &[String]) -> Result<String, String> {
+    match (named, stored) {
+        (Some(login), _) if is_github_login(login) => Ok(login.to_owned()),
+        (Some(login), _) => Err(format!("{:?} is not a GitHub login", login.chars().take(40).collect::<String>())),
+        (None, [only]) => Ok(only.clone()),
+        (None, []) => {
+            Err("no GitHub login is stored: log in with GitHub first (GET /api/v0/github/login_url)".to_owned())
+        }
+        (None, several) => {
+            Err(format!("several GitHub logins are stored ({}): name one with {{\"login\": …}}", several.join(", ")))
+        }
+    }
+}
+
+/// GitHub's rule: 1 to 39 letters, digits and single hyphens, not at either end.
+fn is_github_login(login: &str) -> bool {
+    (1..=39).contains(&login.len())
+        && login.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !login.starts_with('-')
+        && !login.ends_with('-')
+        && !login.contains("--")
+}
+
 fn fresh(repo: &RepoName) -> Repository {
     Repository {
         name: repo.clone(),
@@ -225,4 +286,37 @@ pub async fn untrack(ports: Ports<'_>, repo: &RepoName) -> Result<(), TrackError
         ports.secrets.delete(&name).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_is_the_one_named_or_the_only_one() {
+        let stored = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        // (named, stored, the login chosen or part of the error)
+        type Case = (Option<&'static str>, Vec<String>, Result<&'static str, &'static str>);
+        let cases: [Case; 9] = [
+            (None, stored(&["octocat"]), Ok("octocat")),
+            (None, stored(&[]), Err("no GitHub login is stored")),
+            (None, stored(&["hubot", "octocat"]), Err("several GitHub logins are stored (hubot, octocat)")),
+            (Some("hubot"), stored(&["hubot", "octocat"]), Ok("hubot")),
+            // Named: its token is looked up even without a record (a login stored before records were kept).
+            (Some("mona"), stored(&[]), Ok("mona")),
+            (Some("mona-lisa"), stored(&["octocat"]), Ok("mona-lisa")),
+            (Some("../webhook-secret"), stored(&["octocat"]), Err("is not a GitHub login")),
+            (Some(""), stored(&["octocat"]), Err("is not a GitHub login")),
+            (Some("-mona"), stored(&["octocat"]), Err("is not a GitHub login")),
+        ];
+        for (named, stored, expected) in cases {
+            let chosen = choose_login(named, &stored);
+            match (expected, &chosen) {
+                (Ok(login), Ok(got)) => assert_eq!(got, login, "{named:?} {stored:?}"),
+                (Err(part), Err(problem)) => assert!(problem.contains(part), "{named:?} {stored:?}: {problem}"),
+                _ => panic!("{named:?} {stored:?}: {chosen:?}, expected {expected:?}"),
+            }
+        }
+        assert!(!is_github_login(&"a".repeat(40)) && !is_github_login("a--b") && is_github_login(&"a".repeat(39)));
+    }
 }

@@ -213,7 +213,7 @@ async fn the_github_login_stores_the_user_s_token_once_and_refuses_a_replayed_st
     };
     let (status, reply) = setup.harness.invoke(&callback("code-1", &state)).await;
     assert_eq!(status, 200, "{reply}");
-    assert_eq!(reply, json!({"login": "octocat", "stored_as": "oauth/octocat"}));
+    assert_eq!(reply, json!({"ok": true, "login": "octocat", "stored_as": "oauth/octocat"}));
     let stored = ferry::secrets::SecretName::parse("oauth/octocat").unwrap();
     let token = setup.harness.context().secrets.get(&stored).await.unwrap().expect("the token is stored");
     use secrecy::ExposeSecret;
@@ -255,5 +255,103 @@ async fn a_repository_tracked_with_its_token_launches_from_its_own_webhook() {
     let statuses = setup.fake.reported().statuses;
     assert_eq!(statuses.len(), 1, "the pending status, posted with the repository's token");
     assert_eq!(statuses[0].2["state"], "pending");
+    assert_eq!(setup.fake.violations(), Vec::<String>::new());
+}
+
+/// Logs `login` in through the OAuth flow (the fake knows `code`): the token stored.
+async fn log_in(setup: &Setup, code: &str, login: &str) -> String {
+    setup.fake.repos(|r| {
+        r.oauth_client = Some(("Iv1.ferry".into(), "client-secret".into()));
+        r.oauth_codes.insert(code.into(), login.into());
+    });
+    let (status, reply) = call(setup, "GET", "/api/v0/github/login_url", Some(ADMIN), None).await;
+    assert_eq!((status, &reply["ok"]), (200, &json!(true)), "{reply}");
+    let url = url::Url::parse(reply["login_url"].as_str().unwrap()).unwrap();
+    let state = url.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let mut callback = request("GET", "/api/v0/github/oauth_callback", None, None, false);
+    callback["rawQueryString"] = format!("code={code}&state={state}").into();
+    let (status, reply) = setup.harness.invoke(&callback).await;
+    assert_eq!(status, 200, "{reply}");
+    let stored = ferry::secrets::SecretName::parse(format!("oauth/{login}")).unwrap();
+    let token = setup.harness.context().secrets.get(&stored).await.unwrap().expect("the login's token");
+    use secrecy::ExposeSecret;
+    token.expose_secret().to_owned()
+}
+
+/// The tokens the fake saw on calls `METHOD path`.
+fn tokens_on(setup: &Setup, call: &str) -> Vec<String> {
+    setup.fake.reported().calls.into_iter().filter(|(c, _)| c == call).map(|(_, token)| token).collect()
+}
+
+#[tokio::test]
+async fn kube_git_deploy_s_flow_tracks_with_the_logged_in_user_s_token_and_keeps_using_it() {
+    let setup = setup(true).await;
+    let client_secret = ferry::secrets::SecretName::parse("oauth-client-secret").unwrap();
+    let value = secrecy::SecretString::from("client-secret".to_owned());
+    setup.harness.context().secrets.put(&client_secret, &value).await.unwrap();
+    setup.fake.repos(|r| {
+        r.files.insert(
+            ("acme/web".into(), ".ferry.toml".into()),
+            "[web.pipeline]\nnamespace = \"ci\"\nref = \"build\"\n".into(),
+        );
+    });
+    // No login yet: a clear error, nothing asked of GitHub.
+    let (status, reply) = call(&setup, "POST", "/api/v0/github/repositories/acme/web", Some(ADMIN), None).await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["ok"], false);
+    assert!(reply["error"].as_str().unwrap().contains("no GitHub login is stored"), "{reply}");
+    assert!(setup.fake.reported().calls.is_empty());
+
+    let octocat = log_in(&setup, "code-1", "octocat").await;
+    let (status, reply) = call(&setup, "POST", "/api/v0/github/repositories/acme/web", Some(ADMIN), None).await;
+    assert_eq!((status, reply), (200, json!({"ok": true})));
+    let hooks = setup.fake.reported().hooks["acme/web"].clone();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!((&hooks[0]["config"]["url"], &hooks[0]["config"]["secret"]), (&json!(PUBLIC), &json!(SECRET)));
+    assert_eq!(
+        tokens_on(&setup, "POST /repos/acme/web/hooks"),
+        std::slice::from_ref(&octocat),
+        "created with the login's token"
+    );
+    let (status, listed) = call(&setup, "GET", "/api/v0/github/repositories/tracked", Some(ADMIN), None).await;
+    assert_eq!((status, listed), (200, json!({"ok": true, "repositories": [{"owner": "acme", "name": "web"}]})));
+
+    // A push to the repository reads its file and reports with the same token.
+    let push = json!({
+        "ref": "refs/heads/main", "before": "1".repeat(40), "after": "2".repeat(40),
+        "commits": [{"added": ["a.rs"], "modified": [], "removed": []}],
+        "repository": {"full_name": "acme/web", "clone_url": "https://github.com/acme/web.git"},
+        "sender": {"login": "octocat"}
+    });
+    let (status, reply) = setup.harness.deliver("push", "kgd-1", SECRET, &push.to_string()).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["actions"][0]["kind"], "pipelinerun.created", "{reply}");
+    assert_eq!(tokens_on(&setup, "GET /repos/acme/web/contents/.ferry.toml"), std::slice::from_ref(&octocat));
+    let statuses = format!("POST /repos/acme/web/statuses/{}", "2".repeat(40));
+    assert_eq!(tokens_on(&setup, &statuses), std::slice::from_ref(&octocat));
+
+    // Two logins: the request names one, or is refused saying so.
+    let hubot = log_in(&setup, "code-2", "hubot").await;
+    let (status, reply) = call(&setup, "POST", "/api/v0/github/repositories/acme/api", Some(ADMIN), None).await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply["error"].as_str().unwrap().contains("several GitHub logins are stored (hubot, octocat)"), "{reply}");
+    let body = Some(json!({"login": "hubot"}));
+    let (status, reply) = call(&setup, "POST", "/api/v0/github/repositories/acme/api", Some(ADMIN), body).await;
+    assert_eq!((status, reply), (200, json!({"ok": true})));
+    assert_eq!(tokens_on(&setup, "POST /repos/acme/api/hooks"), [hubot]);
+    let body = Some(json!({"login": "mona"}));
+    let (status, reply) = call(&setup, "POST", "/api/v0/github/repositories/acme/api", Some(ADMIN), body).await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply["error"].as_str().unwrap().contains("no token is stored for GitHub login mona"), "{reply}");
+
+    // Untracking deletes the webhook with the repository's token.
+    let (status, reply) = call(&setup, "DELETE", "/api/v0/github/repositories/acme/web", Some(ADMIN), None).await;
+    assert_eq!((status, reply), (200, json!({"ok": true})));
+    assert!(setup.fake.reported().hooks["acme/web"].is_empty());
+    let (status, reply) = call(&setup, "DELETE", "/api/v0/github/repositories/acme/web", Some(ADMIN), None).await;
+    assert_eq!((status, reply["ok"].clone()), (404, json!(false)));
+    // Without the admin token the seed's private routes answer nothing.
+    assert_eq!(call(&setup, "GET", "/api/v0/github/repositories/tracked", None, None).await.0, 401);
+    assert_eq!(call(&setup, "POST", "/api/v0/github/repositories/acme/x", None, None).await.0, 401);
     assert_eq!(setup.fake.violations(), Vec::<String>::new());
 }

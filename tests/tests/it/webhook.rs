@@ -230,6 +230,7 @@ async fn slow_intake(store: &Slow, id: &str) -> ferry::usecase::intake::Reply {
         delivery: Some(id),
         signature: Some(signature.as_bytes()),
         body: body.as_bytes(),
+        repository: None,
     };
     let started = std::time::Instant::now();
     let dir = tempfile::tempdir().unwrap();
