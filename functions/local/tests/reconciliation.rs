@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, demo_config, sample, send, serve_with};
+use common::{Server, demo_config, sample, send};
 
 fn runs(dir: &Path) -> usize {
     std::fs::read_dir(dir.join(".ferry/cluster/ci/pipelinerun")).map(|entries| entries.count()).unwrap_or(0)
