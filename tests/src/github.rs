@@ -177,7 +177,8 @@ pub struct Repos {
     pub oauth_tokens: HashMap<String, String>,
     /// Answer 401 to this many calls (a revoked token).
     pub refuse_next: usize,
-    /// A comment's author by id; one not named here was written by the App's bot.
+    /// A comment's author by id: the credential's that created it (the App's
+    /// bot for an installation token); a seeded one not named here is the bot's.
     pub comment_authors: HashMap<u64, String>,
     /// A personal access token's user (`GET /user`); [`PAT_OWNER`] when not named.
     pub pat_logins: HashMap<String, String>,
@@ -825,10 +826,13 @@ impl Respond for RepoResponder {
                 let id = 1000 + book.repos.comments.len() as u64;
                 let text = body.as_ref().and_then(|b| b["body"].as_str()).unwrap_or_default().to_owned();
                 book.repos.comments.push((repo, number.parse().unwrap_or(0), id, text));
-                if book.repos.pats.contains(&token) {
-                    let login = book.repos.pat_logins.get(&token).cloned().unwrap_or_else(|| PAT_OWNER.to_owned());
-                    book.repos.comment_authors.insert(id, login);
-                }
+                // The comment is the credential's: a token's user, or the App's bot.
+                let login = if book.repos.pats.contains(&token) {
+                    book.repos.pat_logins.get(&token).cloned().unwrap_or_else(|| PAT_OWNER.to_owned())
+                } else {
+                    app_login()
+                };
+                book.repos.comment_authors.insert(id, login);
                 ResponseTemplate::new(201).set_body_json(json!({"id": id}))
             }
             ("PATCH", ["issues", "comments", id]) => {

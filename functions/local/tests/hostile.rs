@@ -334,6 +334,8 @@ async fn a_hostile_template_ends_in_a_config_failure_naming_the_limit_while_heal
     let dir = dir.path().to_owned();
     std::fs::create_dir_all(forge(&dir).join("files")).unwrap();
     let server = start(&dir, None);
+    // reqwest brings no crypto provider of its own (rustls has two to choose from here).
+    ferry::telemetry::install_crypto_provider();
     let kilobyte = "x".repeat(1000);
     let separator = "x".repeat(60);
     let bombs = [

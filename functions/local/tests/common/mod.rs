@@ -38,10 +38,19 @@ pub fn serve_with(dir: &Path, variables: &[(&str, &str)]) -> Server {
 
 /// As [`serve_with`], with more arguments to `ferry serve`.
 pub fn serve_args(dir: &Path, args: &[&str], variables: &[(&str, &str)]) -> Server {
+    start_serve(dir, args, variables, Stdio::null())
+}
+
+/// As [`serve_with`], its log (stderr) going to `log`.
+pub fn serve_logging(dir: &Path, variables: &[(&str, &str)], log: impl Into<Stdio>) -> Server {
+    start_serve(dir, &[], variables, log)
+}
+
+fn start_serve(dir: &Path, args: &[&str], variables: &[(&str, &str)], log: impl Into<Stdio>) -> Server {
     let mut arguments = vec!["serve", "--listen", "127.0.0.1:0"];
     arguments.extend_from_slice(args);
     let mut command = ferry_command(dir, &arguments, variables);
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start ferry serve");
+    let mut child = command.stdout(Stdio::piped()).stderr(log).spawn().expect("start ferry serve");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read the listening line");
     let address = line.trim().strip_prefix("ferry listening on ").unwrap_or_else(|| panic!("unexpected: {line:?}"));
@@ -79,13 +88,26 @@ pub fn send_text(dir: &Path, server: &Server, event: &str, delivery: &str, body:
 
 /// As [`send_text`], to the server at `base`.
 pub fn send_to(dir: &Path, base: &str, event: &str, delivery: &str, body: &str) -> String {
+    send_with(dir, base, event, delivery, body, &[])
+}
+
+/// As [`send_to`], with `ferry replay` run with these variables (such as
+/// the `FERRY_WEBHOOK_SECRET` the server was given).
+pub fn send_with(
+    dir: &Path,
+    base: &str,
+    event: &str,
+    delivery: &str,
+    body: &str,
+    variables: &[(&str, &str)],
+) -> String {
     let file: PathBuf = dir.join(format!("payload-{delivery}.json"));
     std::fs::write(&file, body).unwrap();
     let url = format!("{base}/webhook");
     let output = ferry_command(
         dir,
         &["replay", file.to_str().unwrap(), "--event", event, "--delivery", delivery, "--url", &url],
-        &[],
+        variables,
     )
     .output()
     .expect("run ferry replay");
