@@ -20,9 +20,9 @@ use std::ops::Range;
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml_edit::{Item, Table};
 
+use super::TemplateContext;
 use super::file::{Docker, FileError, Helm, On, SKIP_LABEL, Unit};
 use super::template::{MAX_SOURCE_BYTES, RENDER_TIME_LIMIT};
-use super::TemplateContext;
 use crate::domain::UnitName;
 
 /// The file's name at the repository root.
@@ -110,9 +110,11 @@ fn tree(source: &str) -> Result<Vec<Node<'_>>, FileError> {
             Action::If(_) if open.len() == MAX_DEPTH => {
                 return Err(mistake(line, format!("conditions nest more than {MAX_DEPTH} deep, the limit")));
             }
-            Action::If(condition) => {
-                open.push(Open { line, done: Vec::new(), current: Branch { condition: Some(condition), body: Vec::new() } })
-            }
+            Action::If(condition) => open.push(Open {
+                line,
+                done: Vec::new(),
+                current: Branch { condition: Some(condition), body: Vec::new() },
+            }),
             Action::ElseIf(condition) => next_branch(&mut open, Some(condition), line)?,
             Action::Else => next_branch(&mut open, None, line)?,
             Action::End => {
@@ -167,7 +169,9 @@ fn words(text: &str) -> Result<Vec<&str>, String> {
     let mut rest = text.trim_start();
     while !rest.is_empty() {
         let end = match rest.strip_prefix('"') {
-            Some(quoted) => 2 + quoted.find('"').ok_or_else(|| format!("`{text}` has a string without its closing quote"))?,
+            Some(quoted) => {
+                2 + quoted.find('"').ok_or_else(|| format!("`{text}` has a string without its closing quote"))?
+            }
             None => rest.find(char::is_whitespace).unwrap_or(rest.len()),
         };
         words.push(&rest[..end]);
@@ -397,9 +401,11 @@ fn read(text: &str) -> Result<Vec<Unit>, FileError> {
             Item::Table(_) if ACTIONS.contains(&key) => {
                 return Err(wrong(format!("[{key}] is an action: write [[{key}]] under its unit's header")));
             }
-            Item::Table(table) => {
-                headers.push(Header { position: table.position(), line, what: Heading::Unit(unit_header(key, table, text)?) })
-            }
+            Item::Table(table) => headers.push(Header {
+                position: table.position(),
+                line,
+                what: Heading::Unit(unit_header(key, table, text)?),
+            }),
             Item::ArrayOfTables(actions) if ACTIONS.contains(&key) => {
                 for table in actions.iter() {
                     let line = at(table.span());
@@ -431,7 +437,10 @@ fn units(headers: Vec<Header<'_>>) -> Result<Vec<Unit>, FileError> {
                         problem: format!("[[{kind}]] comes before any unit: put it under a unit's header, e.g. [api]"),
                     });
                 };
-                let wrong = |problem: String| FileError { line, problem: format!("unit [{}]: [[{kind}]]: {problem}", unit.name) };
+                let wrong = |problem: String| FileError {
+                    line,
+                    problem: format!("unit [{}]: [[{kind}]]: {problem}", unit.name),
+                };
                 match kind {
                     "docker" => unit.docker.push(parameters::<Docker>(table).map_err(wrong)?),
                     _ => unit.helm.push(parameters::<Helm>(table).map_err(wrong)?),
@@ -445,7 +454,10 @@ fn units(headers: Vec<Header<'_>>) -> Result<Vec<Unit>, FileError> {
             true => Ok(unit),
             false => Err(FileError {
                 line,
-                problem: format!("unit [{}] has no actions: give it [[docker]] or [[helm]] below its header", unit.name),
+                problem: format!(
+                    "unit [{}] has no actions: give it [[docker]] or [[helm]] below its header",
+                    unit.name
+                ),
             }),
         })
         .collect()
@@ -460,7 +472,9 @@ fn unit_header(key: &str, table: &Table, text: &str) -> Result<UnitName, FileErr
         let line = table.key(inner).and_then(|k| k.span()).map(|span| line_at(text, span.start)).or(line);
         return Err(FileError {
             line,
-            problem: format!("unit [{key}]: unknown key `{inner}`: a unit holds only its [[docker]] and [[helm]] actions"),
+            problem: format!(
+                "unit [{key}]: unknown key `{inner}`: a unit holds only its [[docker]] and [[helm]] actions"
+            ),
         });
     }
     Ok(name)
@@ -609,7 +623,10 @@ chart = "./deploy"
             ("{{ .git.sha }}", "{{ git.sha }}"),
             ("{{.repo.name}}", "{{ repo.name }}"),
             ("{{ if .git.branch == \"master\" }}a{{ end }}", "{% if git.branch == \"master\" %}a{% else %}{% endif %}"),
-            ("{{ if .git.branch != \"x\" }}a{{ else }}b{{ end }}", "{% if git.branch != \"x\" %}a{% else %}b{% endif %}"),
+            (
+                "{{ if .git.branch != \"x\" }}a{{ else }}b{{ end }}",
+                "{% if git.branch != \"x\" %}a{% else %}b{% endif %}",
+            ),
             ("{{ if eq .git.branch \"a b\" }}a{{ end }}", "{% if git.branch == \"a b\" %}a{% else %}{% endif %}"),
             ("{{ if ne .git.tag .git.branch }}a{{ end }}", "{% if git.tag != git.branch %}a{% else %}{% endif %}"),
             ("{{ if not .git.tag }}a{{ end }}", "{% if not git.tag %}a{% else %}{% endif %}"),
@@ -655,17 +672,47 @@ chart = "./deploy"
     #[test]
     fn every_mistake_names_its_line_in_the_file_as_written() {
         let cases: &[(&str, &str, usize, &str)] = &[
-            ("unknown action key", "[api]\n[[docker]]\ndirectory = \".\"\ntag = \"x\"\nimage = \"y\"\n", 2, "unknown field `image`"),
+            (
+                "unknown action key",
+                "[api]\n[[docker]]\ndirectory = \".\"\ntag = \"x\"\nimage = \"y\"\n",
+                2,
+                "unknown field `image`",
+            ),
             ("missing key", "[api]\n\n[[helm]]\nnamespace = \"x\"\n", 3, "missing field `chart`"),
-            ("action before a unit", "\n[[docker]]\ndirectory = \".\"\ntag = \"x\"\n[api]\n", 2, "comes before any unit"),
-            ("unterminated if", "[api]\n{{ if .git.branch == \"master\" }}\n[[helm]]\nchart = \".\"\n", 2, "is not closed by an `{{ end }}`"),
+            (
+                "action before a unit",
+                "\n[[docker]]\ndirectory = \".\"\ntag = \"x\"\n[api]\n",
+                2,
+                "comes before any unit",
+            ),
+            (
+                "unterminated if",
+                "[api]\n{{ if .git.branch == \"master\" }}\n[[helm]]\nchart = \".\"\n",
+                2,
+                "is not closed by an `{{ end }}`",
+            ),
             ("end without if", "[api]\n[[helm]]\nchart = \".\"\n{{ end }}\n", 4, "`{{ end }}` without an `{{ if }}`"),
             ("else without if", "\n{{ else }}\n", 2, "without an `{{ if }}`"),
             ("two elses", "{{ if .git.tag }}\n{{ else }}\n{{ else }}\n{{ end }}\n", 3, "after the `{{ else }}`"),
-            ("unknown field", "[api]\n[[helm]]\nchart = \"{{ .git.shaa }}\"\n", 3, "`.git.shaa` is not a field Ferry knows"),
-            ("unknown field in a condition", "\n{{ if .git.brnch == \"m\" }}{{ end }}", 2, "`.git.brnch` is not a field"),
+            (
+                "unknown field",
+                "[api]\n[[helm]]\nchart = \"{{ .git.shaa }}\"\n",
+                3,
+                "`.git.shaa` is not a field Ferry knows",
+            ),
+            (
+                "unknown field in a condition",
+                "\n{{ if .git.brnch == \"m\" }}{{ end }}",
+                2,
+                "`.git.brnch` is not a field",
+            ),
             ("action left open", "[api]\n[[helm]]\nchart = \"{{ .git.sha \"\n", 3, "`{{` is not closed by `}}`"),
-            ("an unread construct", "[api]\n[[helm]]\nchart = \"{{ printf \"%s\" .git.sha }}\"\n", 3, "is not a template Ferry reads"),
+            (
+                "an unread construct",
+                "[api]\n[[helm]]\nchart = \"{{ printf \"%s\" .git.sha }}\"\n",
+                3,
+                "is not a template Ferry reads",
+            ),
             ("an unread condition", "{{ if and .git.tag .git.branch }}{{ end }}", 1, "is not a condition Ferry reads"),
             ("a unit's own key", "[api]\nnamespace = \"x\"\n[[helm]]\nchart = \".\"\n", 2, "unknown key `namespace`"),
             ("a unit's sub-table", "[api]\n[api.docker]\ndirectory = \".\"\n", 2, "unknown key `docker`"),
@@ -675,7 +722,12 @@ chart = "./deploy"
             ("a top-level key", "version = 2\n[api]\n", 1, "`version` is not a unit"),
             ("a bad unit name", "[\"bad name\"]\n[[helm]]\nchart = \".\"\n", 1, "unit [bad name]"),
             ("TOML", "[api]\n[[helm]]\nchart = [\".\"\n", 3, "TOML: "),
-            ("after a false condition", "{{ if .git.tag }}\n[a]\n\n{{ end }}\n[api]\n[[helm]]\nchart = 1\n", 6, "[[helm]]: invalid type"),
+            (
+                "after a false condition",
+                "{{ if .git.tag }}\n[a]\n\n{{ end }}\n[api]\n[[helm]]\nchart = 1\n",
+                6,
+                "[[helm]]: invalid type",
+            ),
         ];
         for (what, source, line, says) in cases {
             let error = parse(source, &context("main")).unwrap_err();
@@ -684,8 +736,12 @@ chart = "./deploy"
         }
         let deep = format!("{}{}", "{{ if .git.tag }}".repeat(MAX_DEPTH + 1), "{{ end }}".repeat(MAX_DEPTH + 1));
         assert!(parse(&deep, &context("main")).unwrap_err().problem.contains("nest more than 16 deep"));
-        let wide = format!("{}{}{}", "{{ if .git.tag }}".repeat(MAX_DEPTH), "\n".repeat(20_000), "{{ end }}".repeat(16));
+        let wide =
+            format!("{}{}{}", "{{ if .git.tag }}".repeat(MAX_DEPTH), "\n".repeat(20_000), "{{ end }}".repeat(16));
         assert!(parse(&wide, &context("main")).unwrap_err().problem.contains("once its conditions keep their lines"));
+        let nested = format!("[api]\n[[helm]]\nchart = {}1{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let nested = parse(&nested, &context("main")).unwrap_err();
+        assert_eq!(nested.line, Some(3), "TOML nesting is bounded too: {nested}");
     }
 
     #[tokio::test]
