@@ -169,7 +169,16 @@ pub async fn parse_bounded(source: String, context: TemplateContext) -> Result<V
 }
 
 async fn parse_within(source: String, context: TemplateContext, limit: Duration) -> Result<Vec<Unit>, FileError> {
-    let work = tokio::task::spawn_blocking(move || parse(&source, &context));
+    within(limit, move || parse(&source, &context)).await
+}
+
+/// Runs a units file's `parse` on a blocking thread, answered within `limit`
+/// (see [`parse_bounded`]); shared by every units file format.
+pub(super) async fn within(
+    limit: Duration,
+    parse: impl FnOnce() -> Result<Vec<Unit>, FileError> + Send + 'static,
+) -> Result<Vec<Unit>, FileError> {
+    let work = tokio::task::spawn_blocking(parse);
     match tokio::time::timeout(limit, work).await {
         Ok(Ok(result)) => result,
         Ok(Err(failed)) => Err(FileError { line: None, problem: format!("template: the render failed: {failed}") }),

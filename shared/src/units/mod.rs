@@ -2,6 +2,7 @@
 //! operator's config, and the context their templates see.
 
 pub mod file;
+pub mod kube_git_deploy;
 pub mod operator;
 pub mod plan;
 pub mod policy;

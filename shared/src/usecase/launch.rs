@@ -20,7 +20,7 @@ use crate::domain::{
 use crate::forge::{CommitStatus, Forge, ForgeError, StatusState, Target};
 use crate::store::{Collection, Key, Record, StateStore, StoreError};
 use crate::units::plan::{Change, Happening, Plan, PrFacts, plan};
-use crate::units::{OperatorConfig, TemplateContext, Unit, file};
+use crate::units::{OperatorConfig, TemplateContext, Unit, file, kube_git_deploy};
 
 use super::Action;
 use super::tokens::{TokenError, Tokens};
@@ -128,25 +128,27 @@ pub async fn launch(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger) 
     if let Some(tag) = &situation.tag {
         template.git.tag = Some(tag.clone());
     }
-    let units = match units(ports, &target, &cleared, &template).await? {
-        Units::Found(units) => units,
+    let (units, from) = match units(ports, &target, &cleared, &template).await? {
+        Units::Found { units, from } => (units, from),
         Units::None => {
             return Ok(note(format!("{repo} has no {} and the operator config gives it no units", file::FILE_NAME)));
         }
-        Units::Broken(problem) => {
-            let status = CommitStatus::new(
-                context(&ports, "config"),
-                StatusState::Failure,
-                format!("{}: {problem}", file::FILE_NAME),
-            );
+        Units::Broken { from, problem } => {
+            let status =
+                CommitStatus::new(context(&ports, "config"), StatusState::Failure, format!("{from}: {problem}"));
             ports.forge.status(&target, &sha, &status).await?;
-            let mut launched = note(format!("{} is broken: {problem}", file::FILE_NAME));
+            let mut launched = note(format!("{from} is broken: {problem}"));
             launched.actions.push(Action::new("status.failure", status.context));
             return Ok(launched);
         }
     };
     let decided = plan(&situation.happening, &units, situation.changed_paths.as_deref());
-    apply(ports, &target, &situation, &sha, &units, &decided, event).await
+    let mut launched = apply(ports, &target, &situation, &sha, &units, &decided, event).await?;
+    if units.is_empty() {
+        // A condition can leave a file with no unit for this event: say so.
+        launched.reason.get_or_insert_with(|| format!("{from} defines no unit for this {}", template.event));
+    }
+    Ok(launched)
 }
 
 fn note(reason: String) -> Launched {
@@ -530,34 +532,51 @@ async fn runs_of(state: &dyn StateStore, repo: &RepoName, sha: &Sha) -> Result<(
 }
 
 enum Units {
-    Found(Vec<Unit>),
+    /// The units, and the file they came from.
+    Found {
+        units: Vec<Unit>,
+        from: &'static str,
+    },
     None,
-    Broken(String),
+    Broken {
+        from: &'static str,
+        problem: String,
+    },
 }
 
-/// The repository's `.ferry.toml` at the cleared commit, else the
-/// operator's units for it. Only the trust boundary makes a [`Cleared`].
+/// The repository's `.ferry.toml` at the cleared commit, else its
+/// `kube-git-deploy.toml` there, else the operator's units for it. Only
+/// the trust boundary makes a [`Cleared`].
 async fn units(
     ports: LaunchPorts<'_>,
     target: &Target,
     cleared: &Cleared,
     template: &TemplateContext,
 ) -> Result<Units, LaunchError> {
-    let text = match ports.forge.file(target, cleared.sha(), file::FILE_NAME).await? {
-        Some(text) => text,
-        None => match ports.operator.units_for(&target.repo) {
-            Some(text) => text.to_owned(),
-            None => return Ok(Units::None),
-        },
+    let mut found = None;
+    for from in [file::FILE_NAME, kube_git_deploy::FILE_NAME] {
+        if let Some(text) = ports.forge.file(target, cleared.sha(), from).await? {
+            found = Some((from, text));
+            break;
+        }
+    }
+    let Some((from, text)) =
+        found.or_else(|| Some((file::FILE_NAME, ports.operator.units_for(&target.repo)?.to_owned())))
+    else {
+        return Ok(Units::None);
     };
-    let units = match file::parse_bounded(text, template.clone()).await {
+    let parsed = match from {
+        kube_git_deploy::FILE_NAME => kube_git_deploy::parse_bounded(text, template.clone()).await,
+        _ => file::parse_bounded(text, template.clone()).await,
+    };
+    let units = match parsed {
         Ok(units) => units,
-        Err(problem) => return Ok(Units::Broken(problem.to_string())),
+        Err(problem) => return Ok(Units::Broken { from, problem: problem.to_string() }),
     };
     // What the repository claims, within what the operator allows.
     Ok(match ports.operator.check_units(&target.repo, &units) {
-        Ok(()) => Units::Found(units),
-        Err(violation) => Units::Broken(format!("policy: {violation}")),
+        Ok(()) => Units::Found { units, from },
+        Err(violation) => Units::Broken { from, problem: format!("policy: {violation}") },
     })
 }
 
