@@ -16,6 +16,12 @@ const SECRET: &str = "kgd-webhook-secret";
 const PUBLIC: &str = "https://ferry.example.com/webhook";
 
 fn start(dir: &Path) -> Server {
+    start_with(dir, "https://api.github.com")
+}
+
+/// `ferry serve` with no App, asking GitHub at `api` for repositories it
+/// holds a token for.
+fn start_with(dir: &Path, api: &str) -> Server {
     std::fs::write(dir.join("ferry.toml"), demo_config()).unwrap();
     serve_with(
         dir,
@@ -25,6 +31,7 @@ fn start(dir: &Path) -> Server {
             ("FERRY_PUBLIC_URL", PUBLIC),
             ("FERRY_GITHUB_OAUTH_CLIENT_ID", "Iv1.kgd"),
             ("FERRY_CONFIG", "ferry.toml"),
+            ("FERRY_GITHUB_API_URL", api),
         ],
     )
 }
@@ -64,10 +71,14 @@ fn pipeline_runs(dir: &Path) -> usize {
     std::fs::read_dir(dir.join(".ferry/cluster/ci/pipelinerun")).map(|entries| entries.count()).unwrap_or(0)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_seed_s_private_routes_track_list_and_untrack_with_a_logged_in_user_s_token() {
+    let fake = ferry_tests::github::FakeGithub::start(std::sync::Arc::new(ferry::domain::SystemClock)).await;
+    fake.repos(|r| {
+        r.oauth_tokens.insert("gho_octocatstoken".into(), "octocat".into());
+    });
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path());
+    let server = start_with(dir.path(), fake.url().as_str());
     assert_eq!(call(&server, "GET", "/api/v0/github/repositories/tracked", false, None).await.0, 401);
     let (status, listed) = call(&server, "GET", "/api/v0/github/repositories/tracked", true, None).await;
     assert_eq!((status, listed), (200, json!({"ok": true, "repositories": []})));
@@ -86,10 +97,18 @@ async fn the_seed_s_private_routes_track_list_and_untrack_with_a_logged_in_user_
     let body = Some(json!({"login": "octocat"}));
     let (status, reply) = call(&server, "POST", "/api/v0/github/repositories/acme/web", true, body).await;
     assert_eq!((status, reply), (200, json!({"ok": true})));
-    let hooks = std::fs::read_to_string(dir.path().join(".ferry/forge/acme/web/hooks.json")).expect("the webhook");
-    let hooks: Value = serde_json::from_str(&hooks).unwrap();
-    assert_eq!(hooks.as_array().unwrap().len(), 1);
-    assert_eq!(hooks[0]["url"], PUBLIC, "the webhook goes where every token-mode webhook goes");
+    // Created on GitHub, with the login's token.
+    let hooks = fake.reported().hooks["acme/web"].clone();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0]["config"]["url"], PUBLIC, "the webhook goes where every token-mode webhook goes");
+    let tokens: Vec<String> = fake
+        .reported()
+        .calls
+        .into_iter()
+        .filter(|(call, _)| call == "POST /repos/acme/web/hooks")
+        .map(|(_, token)| token)
+        .collect();
+    assert_eq!(tokens, ["gho_octocatstoken"]);
     let repository = ferry::secrets::SecretName::parse("repositories/acme/web").unwrap();
     assert!(secrets.get(&repository).await.unwrap().is_some(), "the login's token is the repository's now");
     let (status, listed) = call(&server, "GET", "/api/v0/github/repositories/tracked", true, None).await;
@@ -97,8 +116,8 @@ async fn the_seed_s_private_routes_track_list_and_untrack_with_a_logged_in_user_
 
     let (status, reply) = call(&server, "DELETE", "/api/v0/github/repositories/acme/web", true, None).await;
     assert_eq!((status, reply), (200, json!({"ok": true})));
-    let hooks = std::fs::read_to_string(dir.path().join(".ferry/forge/acme/web/hooks.json")).unwrap();
-    assert_eq!(serde_json::from_str::<Value>(&hooks).unwrap(), json!([]), "the webhook is deleted");
+    assert!(fake.reported().hooks["acme/web"].is_empty(), "the webhook is deleted");
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
     let (status, listed) = call(&server, "GET", "/api/v0/github/repositories/tracked", true, None).await;
     assert_eq!((status, listed), (200, json!({"ok": true, "repositories": []})));
     let (status, reply) = call(&server, "DELETE", "/api/v0/github/repositories/acme/web", true, None).await;

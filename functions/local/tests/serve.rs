@@ -327,7 +327,7 @@ fn app_manifest_sends_webhooks_exactly_to_a_tunnel_given_as_the_webhook_url() {
     };
     let tunnel = manifest(&["--webhook-url", "https://smee.io/AbC123"]);
     assert_eq!(tunnel["hook_attributes"]["url"], "https://smee.io/AbC123");
-    assert_eq!(tunnel["url"], "https://smee.io/AbC123");
+    assert_eq!(tunnel["url"], "https://smee.io", "the homepage is public: never the channel itself");
     let both = manifest(&["--url", "https://ferry.example.com", "--webhook-url", "https://smee.io/AbC123"]);
     assert_eq!(both["hook_attributes"]["url"], "https://smee.io/AbC123");
     assert_eq!(both["url"], "https://ferry.example.com");

@@ -502,7 +502,7 @@ mod tests {
     fn installations_repositories_and_unfinished_deliveries_are_listed() {
         for record in crate::store::samples::all() {
             let listed = match &record {
-                Record::Installation(_) | Record::Repository(_) => true,
+                Record::Installation(_) | Record::Repository(_) | Record::Login(_) => true,
                 Record::Delivery(delivery) => delivery.is_unfinished(),
                 _ => false,
             };

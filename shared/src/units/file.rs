@@ -292,30 +292,9 @@ fn toml_error(text: &str, error: &toml::de::Error) -> FileError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::event::{Detail, GitEvent, Push};
-    use crate::domain::{RefName, RepoName, Sha};
 
     fn context(branch: &str) -> TemplateContext {
-        let sha = Sha::parse("0123456789abcdef0123456789abcdef01234567").unwrap();
-        let event = GitEvent {
-            name: "push".into(),
-            action: None,
-            installation: None,
-            repo: Some(RepoName::parse("acme/api").unwrap()),
-            clone_url: Some("https://github.com/acme/api.git".into()),
-            sender: None,
-            happened_at: None,
-            detail: Detail::Push(Push {
-                git_ref: RefName::parse(format!("refs/heads/{branch}")).unwrap(),
-                before: sha.clone(),
-                after: sha.clone(),
-                deleted: false,
-                forced: false,
-                changed_paths: vec![],
-                paths_truncated: false,
-            }),
-        };
-        TemplateContext::new(&event, &RepoName::parse("acme/api").unwrap(), &sha)
+        crate::units::push_context(branch, "0123456789abcdef0123456789abcdef01234567")
     }
 
     /// The example of DESIGN.md, verbatim.

@@ -504,32 +504,11 @@ fn parameters<T: DeserializeOwned>(table: &Table) -> Result<T, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::event::{Detail, GitEvent, Push};
-    use crate::domain::{RefName, RepoName, Sha};
 
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
     fn context(branch: &str) -> TemplateContext {
-        let sha = Sha::parse(SHA).unwrap();
-        let event = GitEvent {
-            name: "push".into(),
-            action: None,
-            installation: None,
-            repo: Some(RepoName::parse("acme/api").unwrap()),
-            clone_url: None,
-            sender: None,
-            happened_at: None,
-            detail: Detail::Push(Push {
-                git_ref: RefName::parse(format!("refs/heads/{branch}")).unwrap(),
-                before: sha.clone(),
-                after: sha.clone(),
-                deleted: false,
-                forced: false,
-                changed_paths: vec![],
-                paths_truncated: false,
-            }),
-        };
-        TemplateContext::new(&event, &RepoName::parse("acme/api").unwrap(), &sha)
+        crate::units::push_context(branch, SHA)
     }
 
     /// The Kube Git Deploy documentation's basic example, verbatim.

@@ -368,28 +368,7 @@ units = ""
     }
 
     fn context() -> crate::units::TemplateContext {
-        use crate::domain::Sha;
-        use crate::domain::event::{Detail, GitEvent, Push};
-        let sha = Sha::parse("0".repeat(40)).unwrap();
-        let event = GitEvent {
-            name: "push".into(),
-            action: None,
-            installation: None,
-            repo: None,
-            clone_url: None,
-            sender: None,
-            happened_at: None,
-            detail: Detail::Push(Push {
-                git_ref: crate::domain::RefName::parse("refs/heads/main").unwrap(),
-                before: sha.clone(),
-                after: sha.clone(),
-                deleted: false,
-                forced: false,
-                changed_paths: vec![],
-                paths_truncated: false,
-            }),
-        };
-        crate::units::TemplateContext::new(&event, &RepoName::parse("acme/api").unwrap(), &sha)
+        crate::units::push_context("main", &"0".repeat(40))
     }
 
     #[test]

@@ -48,16 +48,18 @@ pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
 /// A string a filter builds, or the source writes in quotes, may be at most
 /// this long: every copy a template can ask for costs at most this much.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024;
-/// A list or map written in the source may hold at most this many items.
+/// A list or map written in the source may hold at most this many items,
+/// and, written out as text (where a string's every character may take six),
+/// at most [`MAX_VALUE_BYTES`].
 pub const MAX_LITERAL_ITEMS: usize = 256;
 /// A call, filter or test takes at most this many arguments, each a name,
 /// an attribute or a literal: minijinja computes every argument before the
 /// call, so nested calls would pile up copies no limit sees.
 pub const MAX_ARGUMENTS: usize = 3;
 /// `range` gives at most this many numbers.
-pub const MAX_RANGE: usize = 10_000;
+pub const MAX_RANGE: usize = 1_000;
 /// Template instructions one render may run: ample for any real file,
-/// fatal to `{% for i in range(10000) %}{% for j in range(10000) %}`.
+/// fatal to `{% for i in range(1000) %}{% for j in range(1000) %}`.
 pub const TEMPLATE_FUEL: u64 = 200_000;
 /// Wall-clock time one render (and the read of its output) may take.
 pub const RENDER_TIME_LIMIT: Duration = Duration::from_secs(2);
@@ -83,7 +85,6 @@ const TESTS: &[&str] = &[
     "ge",
     "greaterthan",
     "gt",
-    "in",
     "int",
     "integer",
     "iterable",
@@ -170,17 +171,19 @@ fn environment(syntax: minijinja::syntax::SyntaxConfig, deadline: Instant) -> En
         }
         write!(TomlEscaped(out), "{value}").map_err(|_| Error::new(ErrorKind::WriteFailure, "output refused"))
     });
-    env.add_filter("upper", move |value: String| {
+    // String filters take strings only: turning a list into text is work
+    // no limit would see.
+    env.add_filter("upper", move |value: &str| {
         in_time(deadline)?;
         bounded(value.to_uppercase())
     });
-    env.add_filter("lower", move |value: String| {
+    env.add_filter("lower", move |value: &str| {
         in_time(deadline)?;
         bounded(value.to_lowercase())
     });
-    env.add_filter("replace", move |value: String, from: String, to: String, count: Option<usize>| {
+    env.add_filter("replace", move |value: &str, from: &str, to: &str, count: Option<usize>| {
         in_time(deadline)?;
-        replace(&value, &from, &to, count)
+        replace(value, from, to, count)
     });
     env.add_filter("join", move |value: Value, separator: Option<String>| {
         in_time(deadline)?;
@@ -190,7 +193,7 @@ fn environment(syntax: minijinja::syntax::SyntaxConfig, deadline: Instant) -> En
         in_time(deadline)?;
         display(&value).map(Value::from)
     });
-    env.add_filter("trim", move |value: String, chars: Option<String>| {
+    env.add_filter("trim", move |value: &str, chars: Option<&str>| {
         in_time(deadline)?;
         Ok::<_, Error>(match chars {
             Some(chars) => value.trim_matches(|c| chars.contains(c)).to_owned(),
@@ -200,6 +203,14 @@ fn environment(syntax: minijinja::syntax::SyntaxConfig, deadline: Instant) -> En
     env.add_filter("reverse", move |value: Value| {
         in_time(deadline)?;
         reverse(&value)
+    });
+    env.add_test("startingwith", move |value: &str, prefix: &str| {
+        in_time(deadline)?;
+        Ok::<_, Error>(value.starts_with(prefix))
+    });
+    env.add_test("endingwith", move |value: &str, suffix: &str| {
+        in_time(deadline)?;
+        Ok::<_, Error>(value.ends_with(suffix))
     });
     env.add_function("range", move |start: i64, stop: Option<i64>, step: Option<i64>| {
         in_time(deadline)?;
@@ -466,6 +477,9 @@ fn allowed_expr(expr: &Expr<'_>) -> Result<(), Refused> {
         Expr::List(_) | Expr::Tuple(_) | Expr::Map(_) if items(expr) > MAX_LITERAL_ITEMS => {
             refuse(expr.span(), format!("a literal of over {MAX_LITERAL_ITEMS} items"))
         }
+        Expr::List(_) | Expr::Tuple(_) | Expr::Map(_) if as_text(expr) > MAX_VALUE_BYTES => {
+            refuse(expr.span(), format!("a literal of over {MAX_VALUE_BYTES} bytes as text"))
+        }
         Expr::List(_) | Expr::Tuple(_) | Expr::Map(_) if literal(expr) => Ok(()),
         other => refuse(other.span(), format!("a {} of anything but literals", other.description())),
     }
@@ -478,6 +492,10 @@ fn allowed_operator(op: &ast::BinOp<'_>) -> Result<(), Refused> {
     match op.op {
         BinOpKind::Concat => refuse(op.left.span(), "`~` (write the parts side by side: \"a{{ x }}b\")"),
         BinOpKind::Mul => refuse(op.left.span(), "`*`"),
+        // `x in "text"` turns `x` into text first, however large a list it is.
+        BinOpKind::In if !matches!(op.left, Expr::Const(_)) && !matches!(op.right, Expr::List(_) | Expr::Tuple(_)) => {
+            refuse(op.left.span(), "`in` but with a quoted string on its left or a list written out on its right")
+        }
         BinOpKind::Add if !number(&op.left) && !number(&op.right) => {
             refuse(op.left.span(), "`+` but with a number literal")
         }
@@ -507,6 +525,19 @@ fn simple(expr: &Expr<'_>) -> bool {
         Expr::GetAttr(a) => simple(&a.expr),
         Expr::GetItem(g) => simple(&g.expr) && literal(&g.subscript_expr),
         other => literal(other),
+    }
+}
+
+/// How long a literal is at most as text, where each character of a string
+/// may be escaped to six.
+fn as_text(expr: &Expr<'_>) -> usize {
+    match expr {
+        Expr::Const(c) => c.value.as_str().map_or(24, |s| 6 * s.len() + 2),
+        Expr::UnaryOp(u) => as_text(&u.expr),
+        Expr::List(l) => l.items.iter().map(|i| as_text(i) + 2).sum(),
+        Expr::Tuple(t) => t.items.iter().map(|i| as_text(i) + 2).sum(),
+        Expr::Map(m) => m.keys.iter().chain(&m.values).map(|i| as_text(i) + 2).sum(),
+        _ => 0,
     }
 }
 
@@ -574,30 +605,9 @@ impl minijinja::value::Object for Absent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::event::{Detail, GitEvent, Push};
-    use crate::domain::{RefName, RepoName, Sha};
 
     fn context() -> TemplateContext {
-        let sha = Sha::parse("0123456789abcdef0123456789abcdef01234567").unwrap();
-        let event = GitEvent {
-            name: "push".into(),
-            action: None,
-            installation: None,
-            repo: Some(RepoName::parse("acme/api").unwrap()),
-            clone_url: None,
-            sender: None,
-            happened_at: None,
-            detail: Detail::Push(Push {
-                git_ref: RefName::parse("refs/heads/feature/x").unwrap(),
-                before: sha.clone(),
-                after: sha.clone(),
-                deleted: false,
-                forced: false,
-                changed_paths: vec![],
-                paths_truncated: false,
-            }),
-        };
-        TemplateContext::new(&event, &RepoName::parse("acme/api").unwrap(), &sha)
+        crate::units::push_context("feature/x", "0123456789abcdef0123456789abcdef01234567")
     }
 
     #[test]
@@ -651,8 +661,14 @@ mod tests {
             (r#"{% set a.b = 1 %}"#.into(), "assigning to anything but a name"),
             (r#"{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}"#.into(), "unknown statement macro"),
             (r#"{% include "x" %}"#.into(), "unknown statement include"),
-            (r#"{{ range(100000) | join }}"#.into(), "over the limit of 10000"),
-            (format!(r#"{{{{ range(10000) | join("{}") }}}}"#, kib(1)), "over 16384 bytes"),
+            (r#"{{ range(100000) | join }}"#.into(), "over the limit of 1000"),
+            (format!(r#"{{{{ range(1000) | join("{}") }}}}"#, kib(1)), "over 16384 bytes"),
+            // Lists turned into text: refused, or a string-only filter or test refuses them.
+            (format!("{{% set l = [{}] %}}", format!("'{}', ", "a".repeat(3000)).repeat(3)), "bytes as text"),
+            (r#"{% set r = range(1000) %}{% if r in "x" %}{% endif %}"#.into(), "`in` but with"),
+            (r#"{% set r = range(1000) %}{{ r | trim }}"#.into(), "not a string"),
+            (r#"{% set r = range(1000) %}{{ r is startingwith "x" }}"#.into(), "not a string"),
+            (r#"{{ git.sha is in("abc") }}"#.into(), "the test `in`"),
             (format!(r#"{{{{ "{}" | replace("a", "aaaaa") }}}}"#, kib(10)), "over 16384 bytes"),
             (format!(r#"{{{{ "{}" | replace("", "{}") }}}}"#, kib(1), kib(1)), "over 16384 bytes"),
             (format!(r#"{{{{ "{}" }}}}"#, kib(17)), "a string of over 16384 bytes"),
@@ -663,15 +679,15 @@ mod tests {
             (r#"{{ range(1, 2, 3, 4) }}"#.into(), "more than 3 arguments"),
             (
                 format!(
-                    "{{% set b = git.sha %}}{{% for i in range(10000) %}}{}{{% endfor %}}",
+                    "{{% set b = git.sha %}}{{% for i in range(1000) %}}{{% for j in range(1000) %}}{}{{% endfor %}}{{% endfor %}}",
                     "{% set x = b | reverse %}".repeat(10)
                 ),
                 "instructions",
             ),
-            ("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}".into(), "instructions"),
-            (format!("{{% for i in range(10000) %}}{}{{% endfor %}}", kib(1)), "over 1048576 bytes (1 MiB)"),
+            ("{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}".into(), "instructions"),
+            (format!("{{% for i in range(1000) %}}{}{{% endfor %}}", "a".repeat(1100)), "over 1048576 bytes (1 MiB)"),
             (
-                format!("{{% set s = '{}' %}}{{% for i in range(10000) %}}{{{{ s }}}}{{% endfor %}}", kib(1)),
+                format!("{{% set s = '{}' %}}{{% for i in range(1000) %}}{{{{ s }}}}{{% endfor %}}", "a".repeat(1100)),
                 "over 1048576 bytes (1 MiB)",
             ),
             (format!("{}{}", "{% if true %}".repeat(1000), "{% endif %}".repeat(1000)), "maximum recursion limits"),

@@ -356,6 +356,14 @@ async fn pull_request(
         })
         .await?;
     if stale.load(Ordering::Relaxed) {
+        // Late, but what it says of who pushed still holds for later heads.
+        if let Some(pusher) = heard.head_pushed_by.as_deref()
+            && detail.from_fork
+            && pusher != detail.author
+            && ports.forge.can_push(target, pusher).await? != Some(true)
+        {
+            remember_untrusted_push(state, &heard).await?;
+        }
         return Ok(Decision::Nothing(format!(
             "pull request #{} changed after this event; the newer event decided",
             detail.number

@@ -131,12 +131,13 @@ pub async fn track(
         return Err(TrackError::Invalid("no webhook secret is configured to sign the webhook with".into()));
     };
     let name = SecretName::repository(repo).map_err(|e| TrackError::Invalid(e.to_string()))?;
+    let before = ports.secrets.get(&name).await?;
     let stored_here = match token {
         Some(token) => {
             ports.secrets.put(&name, &token).await?;
             true
         }
-        None if ports.secrets.get(&name).await?.is_some() => false,
+        None if before.is_some() => false,
         None => {
             return Err(TrackError::Invalid(format!(
                 "token mode needs the repository's token: send {{\"token\": …}} or store it as {name}"
@@ -147,9 +148,13 @@ pub async fn track(
     let hook = match existing_or_new_hook(ports, &target, url, secret).await {
         Ok(hook) => hook,
         Err(e) => {
-            // Nothing half-done: the token this call stored goes again.
+            // Nothing half-done: the token this call stored goes again, and
+            // the one it replaced comes back.
             if stored_here {
-                let _ = ports.secrets.delete(&name).await;
+                let _ = match &before {
+                    Some(previous) => ports.secrets.put(&name, previous).await,
+                    None => ports.secrets.delete(&name).await,
+                };
             }
             return Err(e.into());
         }

@@ -159,6 +159,22 @@ async fn app_mode_records_the_repository_and_bad_input_changes_nothing() {
     assert_eq!(tracked(&setup).await.len(), 1, "only acme/web");
     let token = ferry::secrets::SecretName::repository(&ferry_tests::builders::repo("acme/api")).unwrap();
     assert!(setup.harness.context().secrets.get(&token).await.unwrap().is_none(), "the token stored for it went again");
+    // A repository already tracked with a token keeps it when tracking it
+    // again with another fails.
+    let web = ferry::secrets::SecretName::repository(&ferry_tests::builders::repo("acme/web")).unwrap();
+    let before = secrecy::SecretString::from("ghp_thetokenthatworks".to_owned());
+    setup.harness.context().secrets.put(&web, &before).await.unwrap();
+    let (status, _) = call(
+        &setup,
+        "POST",
+        "/api/v0/repositories/acme/web",
+        Some(ADMIN),
+        Some(json!({"mode": "token", "token": "ghp_anothertoken"})),
+    )
+    .await;
+    assert_eq!(status, 502);
+    let kept = setup.harness.context().secrets.get(&web).await.unwrap().expect("the earlier token is back");
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&kept), "ghp_thetokenthatworks");
     assert_eq!(setup.fake.violations(), Vec::<String>::new());
 }
 

@@ -28,7 +28,7 @@ pub struct AppUrls {
 impl AppUrls {
     /// From `--url` (Ferry's public base URL; webhooks go to its `/webhook`)
     /// and `--webhook-url` (the exact webhook URL, e.g. a tunnel's channel,
-    /// which then also stands for the homepage when `--url` is absent).
+    /// whose origin is then the homepage when `--url` is absent).
     pub fn new(url: Option<&str>, webhook_url: Option<&str>) -> Result<Self, String> {
         for given in [url, webhook_url].into_iter().flatten() {
             check_url(given)?;
@@ -37,7 +37,12 @@ impl AppUrls {
         match (base, webhook_url) {
             (Some(base), None) => Ok(Self { homepage: base.to_owned(), webhook: format!("{base}/webhook") }),
             (Some(base), Some(webhook)) => Ok(Self { homepage: base.to_owned(), webhook: webhook.to_owned() }),
-            (None, Some(webhook)) => Ok(Self { homepage: webhook.to_owned(), webhook: webhook.to_owned() }),
+            // The homepage is shown wherever the App is: only the webhook's
+            // origin, never a relay channel's secret path.
+            (None, Some(webhook)) => {
+                let origin = url::Url::parse(webhook).map_err(|e| e.to_string())?.origin().ascii_serialization();
+                Ok(Self { homepage: origin, webhook: webhook.to_owned() })
+            }
             (None, None) => Err("give --url (Ferry's public base URL) or --webhook-url (the exact webhook URL)".into()),
         }
     }
@@ -94,7 +99,7 @@ mod tests {
             (Some(base), None, Ok((base, "https://ferry.example.com/webhook"))),
             (Some("https://ferry.example.com/"), None, Ok((base, "https://ferry.example.com/webhook"))),
             (Some(base), Some(smee), Ok((base, smee))),
-            (None, Some(smee), Ok((smee, smee))),
+            (None, Some(smee), Ok(("https://smee.io", smee))),
             (None, None, Err("give --url")),
             (Some("http://ferry.example.com"), None, Err("https://")),
             (Some(base), Some("http://smee.io/AbC123"), Err("https://")),
