@@ -119,7 +119,7 @@ async fn a_bitbucket_app_password_arrives_as_http_basic() {
     let refused = password_only.report(&repo_for(Provider::Bitbucket), &sha(), &status).await.unwrap_err();
     assert!(matches!(refused, ForgeError::Unauthorized), "{refused:?}");
     assert_eq!(fake.accepted().len(), 1);
-    assert_eq!(fake.violations(), ["the credential is missing or wrong"]);
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
     logs::assert_no_secrets(&[app_password.to_owned()]);
 }
 
