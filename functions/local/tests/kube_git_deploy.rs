@@ -12,30 +12,10 @@ use serde_json::json;
 const SHA: &str = "9c2a4b7e1d3f5a6c8e0b2d4f6a8c0e2b4d6f8a0c";
 
 /// Kube Git Deploy's basic example, verbatim.
-const BASIC_EXAMPLE: &str = r#"[api]
-[[docker]]
-directory = "./api"
-tag = "noahhuppert/example-api:{{ .git.sha }}"
-[[helm]]
-chart = "./api/deploy"
-[ui]
-[[docker]]
-directory = "./ui"
-tag = "noahhuppert/example-ui:{{ .git.sha }}"
-[[helm]]
-chart = "./ui/deploy"
-"#;
+const BASIC_EXAMPLE: &str = include_str!("../../../events/kube-git-deploy/basic.toml");
 
 /// Its template example, verbatim (the tag's closing quote is missing there).
-const TEMPLATE_EXAMPLE: &str = r#"{{ if .git.branch == "master" }}
-[api]
-[[docker]]
-directory = "."
-tag = "noahhuppert/example-api:{{ .git.sha }}
-[[helm]]
-chart = "./deploy"
-{{ end }}
-"#;
+const TEMPLATE_EXAMPLE: &str = include_str!("../../../events/kube-git-deploy/template.toml");
 
 /// Puts `text` as acme/api's `kube-git-deploy.toml` on the dry-run forge.
 fn repository_file(dir: &Path, text: &str) {

@@ -52,13 +52,9 @@ pub async fn track(
         Ok(repo) => repo,
         Err(problem) => return refuse(StatusCode::BAD_REQUEST, problem),
     };
-    let body: TrackBody = if body.iter().all(u8::is_ascii_whitespace) {
-        TrackBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(body) => body,
-            Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("the body is not {{\"login\": …}}: {e}")),
-        }
+    let body: TrackBody = match super::management::optional_json(&body, "{\"login\": …}") {
+        Ok(body) => body,
+        Err(problem) => return refuse(StatusCode::BAD_REQUEST, problem),
     };
     let secret = context.webhook_secrets.first().map(|s| secrecy::SecretString::from(s.expose().to_owned()));
     let ports = track::Ports::of(&context, secret.as_ref());

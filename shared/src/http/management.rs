@@ -83,6 +83,15 @@ pub struct TrackBody {
     token: Option<SecretString>,
 }
 
+/// A request body that may be empty (the default) or must be JSON of
+/// `shape`: the body, or the problem to answer 400 with.
+pub(super) fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8], shape: &str) -> Result<T, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| format!("the body is not {shape}: {e}"))
+}
+
 /// `POST /api/v0/repositories/{owner}/{repo}`: `{"mode": "token", "token": …}`
 /// or `{"mode": "app"}` (the default).
 pub async fn track(
@@ -95,13 +104,9 @@ pub async fn track(
         Err(problem) => return refuse(StatusCode::BAD_REQUEST, problem),
     };
     // No body is App mode; a body must be the JSON above.
-    let body: TrackBody = if body.iter().all(u8::is_ascii_whitespace) {
-        TrackBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(body) => body,
-            Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("the body is not {{\"mode\", \"token\"}}: {e}")),
-        }
+    let body: TrackBody = match optional_json(&body, "{\"mode\", \"token\"}") {
+        Ok(body) => body,
+        Err(problem) => return refuse(StatusCode::BAD_REQUEST, problem),
     };
     let mode = match body.mode.as_deref() {
         None | Some("app") => RepoMode::App,

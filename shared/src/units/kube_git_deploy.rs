@@ -512,30 +512,10 @@ mod tests {
     }
 
     /// The Kube Git Deploy documentation's basic example, verbatim.
-    const BASIC_EXAMPLE: &str = r#"[api]
-[[docker]]
-directory = "./api"
-tag = "noahhuppert/example-api:{{ .git.sha }}"
-[[helm]]
-chart = "./api/deploy"
-[ui]
-[[docker]]
-directory = "./ui"
-tag = "noahhuppert/example-ui:{{ .git.sha }}"
-[[helm]]
-chart = "./ui/deploy"
-"#;
+    const BASIC_EXAMPLE: &str = include_str!("../../../events/kube-git-deploy/basic.toml");
 
     /// Its template example, verbatim: the tag's closing quote is missing there.
-    const TEMPLATE_EXAMPLE: &str = r#"{{ if .git.branch == "master" }}
-[api]
-[[docker]]
-directory = "."
-tag = "noahhuppert/example-api:{{ .git.sha }}
-[[helm]]
-chart = "./deploy"
-{{ end }}
-"#;
+    const TEMPLATE_EXAMPLE: &str = include_str!("../../../events/kube-git-deploy/template.toml");
 
     fn docker(directory: &str, tag: &str) -> Docker {
         Docker { directory: directory.into(), tag: tag.into(), dockerfile: None }
