@@ -1,5 +1,6 @@
 //! What deciding a launch costs before any I/O: render and read a
-//! `.ferry.toml`, plan a push against it, build the run's manifest.
+//! `.ferry.toml`, plan a push against it, build the run's manifest; and
+//! what the worst hostile templates cost before their limits stop them.
 //! `cargo bench -p ferry --bench units`.
 
 use std::hint::black_box;
@@ -110,5 +111,30 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// Templates that do the most work the box allows per instruction, each
+/// until its fuel or the render's deadline ends it in an error.
+fn hostile(c: &mut Criterion) {
+    let sha = Sha::parse("0123456789abcdef0123456789abcdef01234567").unwrap();
+    let context = TemplateContext::new(&push(Vec::new()), &RepoName::parse("acme/api").unwrap(), &sha);
+    let big = "x".repeat(16 * 1024 - 1);
+    let loops = |body: &str| {
+        format!(
+            "{{% set b = \"{big}a\" %}}{{% set c = \"{big}b\" %}}{{% for i in range(1000) %}}{{% for j in range(1000) %}}{body}{{% endfor %}}{{% endfor %}}"
+        )
+    };
+    let cases = [
+        ("reverse a 16 KiB string until the limits", loops("{% set x = b | reverse %}")),
+        ("slice a 16 KiB string until the limits", loops("{% set x = b[1:] %}")),
+        ("compare two 16 KiB strings until the limits", loops("{% if b == c %}{% endif %}")),
+    ];
+    let mut group = c.benchmark_group("hostile templates");
+    group.sample_size(10);
+    for (name, template) in &cases {
+        assert!(file::parse(template, &context).is_err(), "{name} ends in an error");
+        group.bench_function(*name, |b| b.iter(|| file::parse(black_box(template), &context).unwrap_err()));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, hostile);
 criterion_main!(benches);
