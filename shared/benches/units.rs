@@ -13,7 +13,8 @@ use ferry::units::operator::Defaults;
 use ferry::units::plan::{Happening, plan};
 use ferry::units::{TemplateContext, file};
 
-/// DESIGN.md's example, and three more units of the kinds repositories have.
+/// A unit with every action and a preview, and three more units of the
+/// kinds repositories have (a condition, path globs, docker and helm).
 const FILE: &str = r#"
 [api]
 on = ["push", "pull_request", "release"]

@@ -56,7 +56,7 @@ pub async fn track(
         Ok(body) => body,
         Err(problem) => return refuse(StatusCode::BAD_REQUEST, problem),
     };
-    let secret = context.webhook_secrets.first().map(|s| secrecy::SecretString::from(s.expose().to_owned()));
+    let secret = super::management::hook_secret(&context);
     let ports = track::Ports::of(&context, secret.as_ref());
     match track::track_with_login(ports, &repo, body.login.as_deref()).await {
         Ok(_) => Json(json!({ "ok": true })).into_response(),

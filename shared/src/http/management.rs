@@ -83,6 +83,12 @@ pub struct TrackBody {
     token: Option<SecretString>,
 }
 
+/// The secret a repository webhook Ferry creates is signed with: the first
+/// configured one, which every delivery is verified against.
+pub(super) fn hook_secret(context: &Context) -> Option<SecretString> {
+    context.webhook_secrets.first().map(|s| SecretString::from(s.expose().to_owned()))
+}
+
 /// A request body that may be empty (the default) or must be JSON of
 /// `shape`: the body, or the problem to answer 400 with.
 pub(super) fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8], shape: &str) -> Result<T, String> {
@@ -113,7 +119,7 @@ pub async fn track(
         Some("token") => RepoMode::Token,
         Some(other) => return refuse(StatusCode::BAD_REQUEST, format!("mode {other:?} is not app or token")),
     };
-    let secret = context.webhook_secrets.first().map(|s| SecretString::from(s.expose().to_owned()));
+    let secret = hook_secret(&context);
     match track::track(track::Ports::of(&context, secret.as_ref()), &repo, mode, body.token).await {
         Ok(outcome) => {
             let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };

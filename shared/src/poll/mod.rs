@@ -1,7 +1,7 @@
-//! Polling Git hosts that cannot send webhooks (DESIGN.md, "Poller"; the
-//! gitpoller-controller seed): the tracked refs, when each is due, and the
-//! event a new commit becomes. Fetching and delivering are in `source` and
-//! `deliver`; the cycle is `usecase::poll`.
+//! Polling Git hosts that cannot send webhooks (README.md, "Polling"): the
+//! tracked refs, when each is due, and the event a new commit becomes.
+//! Fetching and delivering are in `source` and `deliver`; the cycle is
+//! `usecase::poll`.
 
 pub mod deliver;
 pub mod pktline;

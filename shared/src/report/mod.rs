@@ -1,5 +1,5 @@
 //! Reporting a run's result as a commit status on the host the repository
-//! lives on (DESIGN.md, "Reporting"): one port, `StatusReporter`, and an
+//! lives on (README.md, "Reconciler", `report_to`): one port, `StatusReporter`, and an
 //! adapter per host. GitHub's statuses go through the GitHub forge
 //! (`forge::github`); these adapters serve repositories on GitLab,
 //! Bitbucket Cloud, Azure DevOps and Gitea (or Forgejo).

@@ -121,6 +121,8 @@ pub async fn launch(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger) 
         Ok(cleared) => cleared,
         Err(refusal) => return refused(ports, &target, &sha, &refusal).await,
     };
+    // Why a stranger-writable file is about to be read: the audit trail.
+    tracing::info!(sha = %sha.short(), grant = ?cleared.grant, "the trust boundary cleared the commit");
     let mut template = TemplateContext::new(event, &repo, &sha);
     if let Some(pr) = &situation.pr {
         template = template.with_pr(pr.number, pr.head_ref.as_deref());
