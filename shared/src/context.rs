@@ -33,7 +33,8 @@ pub struct Context {
     /// The App's webhook log (the reconciler redelivers what failed).
     pub app_hooks: Arc<dyn AppHooks>,
     /// GitHub when an App is configured; otherwise GitHub for a repository
-    /// with its own token and the dry-run forge for any other.
+    /// with its own token and the dry-run forge for any other. A repository
+    /// polled on another host goes to that host (`report::hosted`).
     pub forge: Arc<dyn Forge>,
     /// The dry-run cluster (default) or a real one.
     pub cluster: Arc<dyn Cluster>,
@@ -142,6 +143,13 @@ impl Context {
             .build()
             .map_err(|e| StartError::Github(e.to_string()))?;
         let operator = Arc::new(operator);
+        let sources = Arc::new(Sources::new(&config_api).map_err(StartError::Github)?);
+        // Repositories polled on their own host are read and reported there.
+        let forge: Arc<dyn Forge> = if operator.poll.iter().any(|t| t.launch && t.host().is_some()) {
+            Arc::new(crate::report::hosted::Hosted::new(forge, operator.clone(), secrets.clone(), sources.clone()))
+        } else {
+            forge
+        };
         // Statuses go to the other hosts the operator config names, too.
         let forge: Arc<dyn Forge> = if operator.mirrors_statuses() {
             Arc::new(crate::report::mirror::Mirrored::new(forge, operator.clone(), secrets.clone(), http.clone()))
@@ -158,7 +166,7 @@ impl Context {
             forge,
             cluster,
             operator,
-            sources: Arc::new(Sources::new(&config_api).map_err(StartError::Github)?),
+            sources,
             http,
         })
     }

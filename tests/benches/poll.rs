@@ -60,6 +60,8 @@ async fn main() {
                 api_url: Some(hosts.url()),
                 ca_file: None,
                 token_secret: None,
+                provider: None,
+                clone_secret: None,
             }
         })
         .collect();

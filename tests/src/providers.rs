@@ -1,7 +1,9 @@
-//! Fakes of the four other hosts' commit-status endpoints, each built from
-//! that host's API documentation (linked on each): the path shape, the
-//! credential's form, required fields, allowed values and limits. What the
-//! documentation does not allow is recorded as a violation and refused.
+//! Fakes of the four other hosts' commit-status and file endpoints, each
+//! built from that host's API documentation (linked on each): the path
+//! shape, the credential's form, required fields, allowed values and
+//! limits. What the documentation does not allow is recorded as a violation
+//! and refused. For the poller, each also has branch heads: GitLab's
+//! commits API, and for the others a Git server's ref advertisement.
 
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +19,12 @@ struct Book {
     violations: Vec<String>,
     /// Answer this status to the next request (an outage, say).
     fail_next: Option<u16>,
+    /// `(sha, path)` to the file's text.
+    files: std::collections::HashMap<(String, String), String>,
+    /// Branch to SHA.
+    heads: std::collections::HashMap<String, String>,
+    /// Every file read, as `(sha, path)`.
+    reads: Vec<(String, String)>,
 }
 
 pub struct ProviderFake {
@@ -50,6 +58,21 @@ impl ProviderFake {
 
     pub fn fail_next(&self, status: u16) {
         self.book.lock().unwrap().fail_next = Some(status);
+    }
+
+    /// Puts a file at a commit.
+    pub fn put_file(&self, sha: &str, path: &str, text: &str) {
+        self.book.lock().unwrap().files.insert((sha.into(), path.into()), text.into());
+    }
+
+    /// Moves a branch to `sha`.
+    pub fn set_head(&self, branch: &str, sha: &str) {
+        self.book.lock().unwrap().heads.insert(branch.into(), sha.into());
+    }
+
+    /// Every file read, as `(sha, path)`.
+    pub fn reads(&self) -> Vec<(String, String)> {
+        self.book.lock().unwrap().reads.clone()
     }
 }
 
@@ -125,13 +148,13 @@ impl Host {
         }
     }
 
-    fn check(&self, request: &Request, contract: &Contract) -> Result<Value, (u16, String)> {
-        if request.method.as_str() != "POST" {
-            return Err((405, format!("{} is not the documented method", request.method)));
-        }
-        let want = segments_of(contract.path);
+    /// The documented path, `api-version` and credential of any request.
+    fn common(&self, request: &Request, path: &str, credential: &str) -> Result<Vec<String>, (u16, String)> {
+        let want = segments_of(path);
         let got = segments_of(request.url.path());
-        let fits = want.len() == got.len()
+        // `{path}` at the end takes the rest: a file path has segments.
+        let rest = want.last() == Some(&"{path}");
+        let fits = (want.len() == got.len() || (rest && got.len() >= want.len()))
             && want.iter().zip(&got).all(|(w, g)| {
                 if *w == "{sha}" {
                     g.len() == 40 && g.bytes().all(|b| b.is_ascii_hexdigit())
@@ -142,7 +165,7 @@ impl Host {
                 }
             });
         if !fits {
-            return Err((404, format!("{} is not {}", request.url.path(), contract.path)));
+            return Err((404, format!("{} is not {path}", request.url.path())));
         }
         if self.provider == Provider::Gitlab && got[3].contains('/') {
             return Err((404, "the project path must be URL-encoded".into()));
@@ -153,10 +176,18 @@ impl Host {
             return Err((400, "api-version=7.1 is required".into()));
         }
         let header = if self.provider == Provider::Gitlab { "private-token" } else { "authorization" };
-        let credential = request.headers.get(header).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        if credential != contract.credential {
+        let sent = request.headers.get(header).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if sent != credential {
             return Err((401, "the credential is missing or wrong".into()));
         }
+        Ok(got.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    fn check(&self, request: &Request, contract: &Contract) -> Result<Value, (u16, String)> {
+        if request.method.as_str() != "POST" {
+            return Err((405, format!("{} is not the documented method", request.method)));
+        }
+        self.common(request, contract.path, &contract.credential)?;
         let body: Value =
             serde_json::from_slice(&request.body).map_err(|_| (400, "the body is not JSON".to_owned()))?;
         for field in contract.required {
@@ -187,12 +218,94 @@ impl Host {
     }
 }
 
+impl Host {
+    /// The documented file read: `(sha, path)`, or why the request is not one.
+    fn file_read(&self, request: &Request, credential: &str) -> Result<(String, String), (u16, String)> {
+        let query = |name: &str| request.url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+        let decode = |s: &str| s.replace("%2F", "/").replace("%2f", "/");
+        match self.provider {
+            // https://docs.gitlab.com/api/repository_files/#get-raw-file-from-repository
+            Provider::Gitlab => {
+                let got = self.common(request, "api/v4/projects/{id}/repository/files/{file_path}/raw", credential)?;
+                let sha = query("ref").ok_or((400, "ref is required".to_owned()))?;
+                Ok((sha, decode(&got[6])))
+            }
+            // https://developer.atlassian.com/cloud/bitbucket/rest/api-group-source/
+            Provider::Bitbucket => {
+                let got =
+                    self.common(request, "2.0/repositories/{workspace}/{repo_slug}/src/{sha}/{path}", credential)?;
+                Ok((got[5].clone(), got[6..].join("/")))
+            }
+            // https://learn.microsoft.com/en-us/rest/api/azure/devops/git/items/get?view=azure-devops-rest-7.1
+            Provider::AzureDevops => {
+                self.common(request, "{organization}/{project}/_apis/git/repositories/{repository}/items", credential)?;
+                let path = query("path").ok_or((400, "path is required".to_owned()))?;
+                let sha = query("versionDescriptor.version").unwrap_or_default();
+                if query("versionDescriptor.versionType").as_deref() != Some("commit") {
+                    return Err((400, "versionDescriptor.versionType must say commit for a SHA".into()));
+                }
+                if query("includeContent").as_deref() != Some("true") {
+                    return Err((400, "without includeContent=true the JSON has no content".into()));
+                }
+                Ok((sha, path.trim_start_matches('/').to_owned()))
+            }
+            // https://gitea.com/api/swagger#/repository/repoGetRawFile
+            Provider::Gitea => {
+                let got = self.common(request, "api/v1/repos/{owner}/{repo}/raw/{path}", credential)?;
+                let sha = query("ref").ok_or((400, "ref is required".to_owned()))?;
+                Ok((sha, got[6..].join("/")))
+            }
+        }
+    }
+
+    /// A GET: a file, GitLab's commit of a branch, or a ref advertisement.
+    fn read(&self, request: &Request, credential: &str, book: &mut Book) -> ResponseTemplate {
+        let path = request.url.path();
+        if path.ends_with("/info/refs") {
+            let pkt = |line: &str| format!("{:04x}{line}", line.len() + 4);
+            let mut body = pkt("# service=git-upload-pack\n") + "0000";
+            for (i, (branch, sha)) in book.heads.iter().enumerate() {
+                let caps = if i == 0 { "\0multi_ack side-band-64k" } else { "" };
+                body += &pkt(&format!("{sha} refs/heads/{branch}{caps}\n"));
+            }
+            return ResponseTemplate::new(200).set_body_string(body + "0000");
+        }
+        if self.provider == Provider::Gitlab && path.contains("/repository/commits/") {
+            let branch = path.rsplit('/').next().unwrap_or_default();
+            return match book.heads.get(branch) {
+                Some(sha) => ResponseTemplate::new(200).set_body_json(json!({ "id": sha, "title": "a change" })),
+                None => ResponseTemplate::new(404).set_body_json(json!({ "message": "404 Commit Not Found" })),
+            };
+        }
+        match self.file_read(request, credential) {
+            Ok((sha, file)) => {
+                book.reads.push((sha.clone(), file.clone()));
+                match (book.files.get(&(sha, file.clone())), self.provider) {
+                    (Some(text), Provider::AzureDevops) => ResponseTemplate::new(200).set_body_json(
+                        json!({ "objectId": "0".repeat(40), "path": format!("/{file}"), "content": text }),
+                    ),
+                    (Some(text), _) => ResponseTemplate::new(200).set_body_string(text.clone()),
+                    (None, _) => ResponseTemplate::new(404).set_body_json(json!({ "message": "404 File Not Found" })),
+                }
+            }
+            Err((401, problem)) => ResponseTemplate::new(401).set_body_json(json!({ "message": problem })),
+            Err((status, problem)) => {
+                book.violations.push(problem.clone());
+                ResponseTemplate::new(status).set_body_json(json!({ "message": problem }))
+            }
+        }
+    }
+}
+
 impl Respond for Host {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let contract = self.contract();
         let mut book = self.book.lock().unwrap();
         if let Some(status) = book.fail_next.take() {
             return ResponseTemplate::new(status).set_body_json(json!({"message": "Service Unavailable"}));
+        }
+        if request.method.as_str() == "GET" {
+            return self.read(request, &contract.credential, &mut book);
         }
         match self.check(request, &contract) {
             Ok(body) => {

@@ -232,7 +232,7 @@ mod tests {
     async fn a_runs_git_secret_is_written_private() {
         let dir = tempfile::tempdir().unwrap();
         let cluster = DryRunCluster::new(dir.path());
-        let secret = manifests::git_secret(&run_in("ci"), "uid-1", "ghs_clonetoken");
+        let secret = manifests::git_secret(&run_in("ci"), "uid-1", "x-access-token", "ghs_clonetoken");
         cluster.apply(&secret).await.unwrap();
         let file = cluster.path_of(&secret);
         assert!(std::fs::read_to_string(&file).unwrap().contains("ghs_clonetoken"));
@@ -243,7 +243,7 @@ mod tests {
         let open = dir.path().join("cluster/old/secret");
         std::fs::create_dir_all(&open).unwrap();
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let secret = manifests::git_secret(&run_in("old"), "uid-2", "ghs_clonetoken");
+        let secret = manifests::git_secret(&run_in("old"), "uid-2", "x-access-token", "ghs_clonetoken");
         cluster.apply(&secret).await.unwrap();
         assert_eq!(cluster.path_of(&secret).parent().unwrap(), open);
         assert_eq!((mode(&cluster.path_of(&secret)), mode(&open)), (0o600, 0o700));

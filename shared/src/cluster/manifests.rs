@@ -264,6 +264,11 @@ fn generated(input: &RunInput<'_>, run_name: &str) -> Value {
                     "valueFrom": { "secretKeyRef": {
                         "name": git_secret_name(run_name), "key": "token", "optional": true
                     } }
+                }, {
+                    "name": "GIT_USERNAME",
+                    "valueFrom": { "secretKeyRef": {
+                        "name": git_secret_name(run_name), "key": "username", "optional": true
+                    } }
                 }],
                 "script": clone_script(input.clone_url, input.sha),
             }],
@@ -333,13 +338,17 @@ fn action_task(name: &str, previous: &str, step: &str, image: &str, args: Vec<St
 fn clone_script(clone_url: &str, sha: &Sha) -> String {
     format!(
         "#!/bin/sh\nset -eu\ncd \"$(workspaces.source.path)\"\ngit init -q .\n\
-         git -c credential.helper='!f() {{ echo username=x-access-token; echo \"password=$GIT_TOKEN\"; }}; f' \\\n  \
+         git -c credential.helper='!f() {{ echo \"username=${{GIT_USERNAME:-{GITHUB_CLONE_USER}}}\"; echo \"password=$GIT_TOKEN\"; }}; f' \\\n  \
          fetch -q --depth 1 \"{clone_url}\" {sha}\ngit checkout -q FETCH_HEAD\n"
     )
 }
 
-/// The Secret with a run's clone token, owned by the run so it goes with it.
-pub fn git_secret(run: &Manifest, run_uid: &str, token: &str) -> Manifest {
+/// The user name GitHub expects beside an installation token.
+pub const GITHUB_CLONE_USER: &str = "x-access-token";
+
+/// The Secret with a run's clone credential (the user name its host
+/// expects, and the token), owned by the run so it goes with it.
+pub fn git_secret(run: &Manifest, run_uid: &str, username: &str, token: &str) -> Manifest {
     Manifest(json!({
         "apiVersion": "v1",
         "kind": "Secret",
@@ -357,7 +366,7 @@ pub fn git_secret(run: &Manifest, run_uid: &str, token: &str) -> Manifest {
             }],
         },
         "type": "Opaque",
-        "stringData": { "token": token },
+        "stringData": { "token": token, "username": username },
     }))
 }
 
@@ -579,7 +588,7 @@ mod tests {
     #[test]
     fn the_clone_token_secret_is_owned_by_its_run() {
         let run = build(&unit(Some(spec(RunKind::Pipeline, Some("b")))), Cause::Push);
-        let secret = git_secret(&run, "6f1c2b1e-0000-4000-8000-000000000001", "clone-token");
+        let secret = git_secret(&run, "6f1c2b1e-0000-4000-8000-000000000001", GITHUB_CLONE_USER, "clone-token");
         assert_eq!(secret.name(), run.0["metadata"]["annotations"]["ferry.dev/git-secret"]);
         insta::assert_yaml_snapshot!(secret.0);
     }

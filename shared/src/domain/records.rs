@@ -54,6 +54,8 @@ impl Installation {
 pub enum RepoMode {
     App,
     Token,
+    /// Polled on another host (`[[poll]]` with a provider and `launch = true`).
+    Host,
 }
 
 /// A repository Ferry acts for.

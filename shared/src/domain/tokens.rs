@@ -25,6 +25,9 @@ pub enum Credential {
     Installation(InstallationId),
     /// Token mode: a personal access token stored for one repository.
     Repository(RepoName),
+    /// A repository on another host, polled there: its `[[poll]]` entry
+    /// names the host and the token (`report::hosted`).
+    Host(RepoName),
 }
 
 impl std::fmt::Display for Credential {
@@ -32,6 +35,7 @@ impl std::fmt::Display for Credential {
         match self {
             Credential::Installation(id) => write!(f, "installation {id}"),
             Credential::Repository(repo) => write!(f, "repository {repo}"),
+            Credential::Host(repo) => write!(f, "{repo} on its own host"),
         }
     }
 }

@@ -26,7 +26,7 @@ pub enum Route {
 pub fn route(credential: &Credential, token_stored: bool) -> Route {
     match credential {
         Credential::Repository(_) if token_stored => Route::Github,
-        Credential::Repository(_) | Credential::Installation(_) => Route::DryRun,
+        Credential::Repository(_) | Credential::Installation(_) | Credential::Host(_) => Route::DryRun,
     }
 }
 
@@ -48,7 +48,7 @@ impl ByCredential {
                 let stored = self.secrets.get(&name).await;
                 stored.map_err(|e| ForgeError::Unavailable(format!("reading the secret store: {e}")))?.is_some()
             }
-            Credential::Installation(_) => false,
+            Credential::Installation(_) | Credential::Host(_) => false,
         };
         Ok(match route(&at.credential, token_stored) {
             Route::Github => self.github.as_ref(),

@@ -146,6 +146,8 @@ mod tests {
             api_url: None,
             ca_file: None,
             token_secret: None,
+            provider: None,
+            clone_secret: None,
         }
     }
 

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::domain::{RefName, RepoName, Timestamp};
+use crate::report::{HostRepo, Provider};
 
 /// Which API a tracked ref is read through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -66,9 +67,18 @@ pub struct TrackedRef {
     /// PEM bundle of extra CA certificates for a private host.
     #[serde(default)]
     pub ca_file: Option<String>,
-    /// A token for GitLab or a Git server, by its secret store name.
+    /// A token for GitLab or a Git server, by its secret store name. With
+    /// `launch` on another host, it also reads the units and posts statuses.
     #[serde(default)]
     pub token_secret: Option<String>,
+    /// The host's kind, for a repository launched off GitHub: its units
+    /// are read and its statuses posted there. `type = "gitlab"` implies it.
+    #[serde(default)]
+    pub provider: Option<Provider>,
+    /// A read-only token the runs clone with (a private repository off
+    /// GitHub), by its secret store name; without one they clone anonymously.
+    #[serde(default)]
+    pub clone_secret: Option<String>,
 }
 
 fn one_minute() -> String {
@@ -85,7 +95,8 @@ impl TrackedRef {
         }
         RefName::parse(self.reference.clone()).map_err(|e| format!("{at}: {e}"))?;
         frequency(&self.frequency).map_err(|e| format!("{at}: frequency {e}"))?;
-        self.repo().map_err(|e| format!("{at}: {e}"))?;
+        self.owner_name().map_err(|e| format!("{at}: {e}"))?;
+        self.host_identity().map_err(|e| format!("{at}: {e}"))?;
         if let Some(endpoint) = &self.endpoint {
             url::Url::parse(endpoint).map_err(|e| format!("{at}: endpoint: {e}"))?;
         }
@@ -101,11 +112,91 @@ impl TrackedRef {
         if self.launch && !(path.starts_with("refs/heads/") || path.starts_with("refs/tags/")) {
             return Err(format!("{at}: launch = true needs a branch or a tag (refs/heads/…, refs/tags/…)"));
         }
+        self.validate_host().map_err(|e| format!("{at}: {e}"))
+    }
+
+    /// A host's entry: which provider, and what launching there needs.
+    fn validate_host(&self) -> Result<(), String> {
+        if self.provider.is_some() && self.kind == SourceKind::Github {
+            return Err("provider names a host other than GitHub: give type = \"gitlab\" or \"git\"".into());
+        }
+        if self.provider == Some(Provider::Gitlab) && self.kind == SourceKind::Git {
+            return Err("a GitLab repository is read with type = \"gitlab\"".into());
+        }
+        if let Some(provider) = self.host() {
+            if self.launch && self.token_secret.is_none() {
+                return Err("launch = true on another host needs token_secret (to read units, post statuses)".into());
+            }
+            self.host_repo(provider).parts(provider).map_err(|e| format!("url: {e}"))?;
+        } else if self.launch && self.kind != SourceKind::Github {
+            return Err("launch = true off GitHub needs provider = gitlab, bitbucket, azure_devops or gitea".into());
+        }
         Ok(())
     }
 
-    /// The repository as Ferry keys it: the URL's last two path segments.
-    pub fn repo(&self) -> Result<RepoName, String> {
+    /// The host whose API serves this repository's units and statuses, off
+    /// GitHub: an entry with one is never on GitHub (`validate`).
+    pub fn host(&self) -> Option<Provider> {
+        match (self.provider, self.kind) {
+            (Some(provider), _) => Some(provider),
+            (None, SourceKind::Gitlab) => Some(Provider::Gitlab),
+            (None, _) => None,
+        }
+    }
+
+    /// The repository as `provider` names it in its API.
+    pub fn host_repo(&self, provider: Provider) -> HostRepo {
+        let path = self.project_path();
+        match provider {
+            // The web URL is `organization/project/_git/repository`.
+            Provider::AzureDevops => HostRepo::new(path.replacen("/_git/", "/", 1)),
+            _ => HostRepo::new(path),
+        }
+    }
+
+    /// The host's API root: `api_url` (GitLab's without `/api/v4`), else
+    /// Bitbucket Cloud's API, else the repository URL's origin.
+    pub fn host_api(&self, provider: Provider) -> Result<url::Url, String> {
+        let given = self.api_url.as_deref().map(|u| u.trim_end_matches('/'));
+        let base = match (given, provider) {
+            (Some(api), Provider::Gitlab) => api.trim_end_matches("/api/v4").to_owned(),
+            (Some(api), _) => api.to_owned(),
+            (None, Provider::Bitbucket) => "https://api.bitbucket.org".to_owned(),
+            (None, _) => url::Url::parse(&self.url).map_err(|e| e.to_string())?.origin().ascii_serialization(),
+        };
+        url::Url::parse(&base).map_err(|e| format!("api_url: {e}"))
+    }
+
+    /// The name Ferry keys this repository by. On the GitHub at
+    /// `github_api`, `owner/name`; elsewhere the host and the whole path
+    /// (`gitlab.com/group.sub.project`), whose owner holds a `.` or `_`
+    /// that no GitHub login has: a repository on another host never shares
+    /// a GitHub repository's records, units or credentials.
+    pub fn repo(&self, github_api: &url::Url) -> Result<RepoName, String> {
+        if self.on_github(github_api) { self.owner_name() } else { self.host_identity() }
+    }
+
+    /// The name of a repository off GitHub (see [`TrackedRef::repo`]). An
+    /// entry with a provider is never GitHub's, so this is its name.
+    pub fn host_identity(&self) -> Result<RepoName, String> {
+        let url = url::Url::parse(&self.url).map_err(|e| e.to_string())?;
+        let host = url.host_str().ok_or("url names no host")?.trim_matches(['[', ']']).replace(':', "_");
+        let mut owner = match url.port() {
+            Some(port) => format!("{host}_{port}"),
+            None => host,
+        };
+        if !owner.contains(['.', '_']) {
+            owner.insert(0, '_');
+        }
+        let path = self.project_path().replace("/_git/", "/");
+        if path.is_empty() {
+            return Err("url names no repository".into());
+        }
+        RepoName::parse(format!("{owner}/{}", path.replace('/', "."))).map_err(|e| e.to_string())
+    }
+
+    /// `owner/name`: the URL's last two path segments (GitHub's API path).
+    pub fn owner_name(&self) -> Result<RepoName, String> {
         let url = url::Url::parse(&self.url).map_err(|e| e.to_string())?;
         let segments: Vec<&str> =
             url.path_segments().map(|s| s.filter(|p| !p.is_empty()).collect()).unwrap_or_default();
@@ -142,6 +233,16 @@ impl TrackedRef {
         url::Url::parse(&self.url)
             .map(|u| u.path().trim_matches('/').trim_end_matches(".git").to_owned())
             .unwrap_or_default()
+    }
+
+    /// Where a run clones from: the URL with `.git`, but Azure DevOps's as
+    /// it is (its repositories have no `.git` form).
+    pub fn clone_url(&self) -> String {
+        let url = self.url.trim_end_matches('/');
+        match self.host() {
+            Some(Provider::AzureDevops) => url.to_owned(),
+            _ => format!("{}.git", url.trim_end_matches(".git")),
+        }
     }
 
     /// The ref as a path (`refs/heads/main`): the CloudEvent's subject.
@@ -229,6 +330,8 @@ mod tests {
             api_url: None,
             ca_file: None,
             token_secret: None,
+            provider: None,
+            clone_secret: None,
         }
     }
 
@@ -244,11 +347,113 @@ mod tests {
 
     #[test]
     fn repositories_and_paths_come_from_the_url() {
-        assert_eq!(tracked("https://github.com/acme/api").repo().unwrap().full_name(), "acme/api");
-        assert_eq!(tracked("https://git.example.com/scm/acme/api.git").repo().unwrap().full_name(), "acme/api");
+        let github = url::Url::parse("https://api.github.com").unwrap();
+        let repo = |url: &str| tracked(url).repo(&github).map(|r| r.full_name().to_owned());
+        assert_eq!(repo("https://github.com/acme/api").unwrap(), "acme/api");
+        assert_eq!(tracked("https://git.example.com/scm/acme/api.git").owner_name().unwrap().full_name(), "acme/api");
         assert_eq!(tracked("https://gitlab.com/group/sub/project").project_path(), "group/sub/project");
-        assert!(tracked("https://github.com/").repo().is_err());
+        assert!(tracked("https://github.com/").repo(&github).is_err());
         assert_eq!(tracked("https://github.com/acme/api").ref_path(), "refs/heads/main");
+    }
+
+    #[test]
+    fn a_repository_off_github_is_named_by_its_host_and_whole_path() {
+        let github = url::Url::parse("https://api.github.com").unwrap();
+        let entry =
+            |url: &str, kind: SourceKind, provider: Option<Provider>| TrackedRef { kind, provider, ..tracked(url) };
+        let cases = [
+            (entry("https://gitlab.com/group/sub/project", SourceKind::Gitlab, None), "gitlab.com/group.sub.project"),
+            (entry("https://gitlab.com/acme/api.git", SourceKind::Gitlab, None), "gitlab.com/acme.api"),
+            (
+                entry("https://dev.azure.com/acme/platform/_git/api", SourceKind::Git, Some(Provider::AzureDevops)),
+                "dev.azure.com/acme.platform.api",
+            ),
+            (
+                entry("http://127.0.0.1:8080/acme/api", SourceKind::Git, Some(Provider::Gitea)),
+                "127.0.0.1_8080/acme.api",
+            ),
+            // A host without a dot still has an owner no GitHub login has.
+            (entry("http://gitea:3000/acme/api", SourceKind::Git, None), "gitea_3000/acme.api"),
+            (entry("https://gitea/acme/api", SourceKind::Git, None), "_gitea/acme.api"),
+            // The same owner/name elsewhere is not GitHub's acme/api.
+            (entry("https://git.example.com/acme/api", SourceKind::Github, None), "git.example.com/acme.api"),
+            (entry("https://github.com/acme/api", SourceKind::Github, None), "acme/api"),
+        ];
+        for (entry, expected) in cases {
+            assert_eq!(entry.repo(&github).unwrap().full_name(), expected, "{}", entry.url);
+        }
+    }
+
+    #[test]
+    fn a_host_is_reached_at_its_api_with_the_path_it_names_repositories_by() {
+        let entry = |url: &str, provider: Provider, api: Option<&str>| TrackedRef {
+            kind: if provider == Provider::Gitlab { SourceKind::Gitlab } else { SourceKind::Git },
+            provider: Some(provider),
+            api_url: api.map(str::to_owned),
+            ..tracked(url)
+        };
+        let cases = [
+            (entry("https://gitlab.com/g/sub/p", Provider::Gitlab, None), "https://gitlab.com/", "g/sub/p"),
+            (
+                entry("https://gl.example.com/g/p", Provider::Gitlab, Some("https://gl.example.com/api/v4/")),
+                "https://gl.example.com/",
+                "g/p",
+            ),
+            (entry("https://bitbucket.org/ws/api", Provider::Bitbucket, None), "https://api.bitbucket.org/", "ws/api"),
+            (entry("https://dev.azure.com/o/p/_git/r", Provider::AzureDevops, None), "https://dev.azure.com/", "o/p/r"),
+            (entry("http://gitea:3000/o/r.git", Provider::Gitea, None), "http://gitea:3000/", "o/r"),
+        ];
+        for (entry, api, path) in cases {
+            let provider = entry.host().unwrap();
+            assert_eq!(entry.host_api(provider).unwrap().as_str(), api, "{}", entry.url);
+            assert_eq!(entry.host_repo(provider).path, path, "{}", entry.url);
+        }
+        assert_eq!(
+            entry("https://dev.azure.com/o/p/_git/r", Provider::AzureDevops, None).clone_url(),
+            "https://dev.azure.com/o/p/_git/r"
+        );
+        assert_eq!(entry("https://gitlab.com/g/p", Provider::Gitlab, None).clone_url(), "https://gitlab.com/g/p.git");
+    }
+
+    #[test]
+    fn launching_off_github_needs_a_provider_and_a_token() {
+        let launching = |url: &str, kind: SourceKind, provider: Option<Provider>, token: bool| TrackedRef {
+            kind,
+            provider,
+            launch: true,
+            token_secret: token.then(|| "hosts/acme".to_owned()),
+            ..tracked(url)
+        };
+        let cases = [
+            (launching("https://gitlab.com/g/p", SourceKind::Gitlab, None, true), None),
+            (launching("https://gitlab.com/g/p", SourceKind::Gitlab, None, false), Some("needs token_secret")),
+            (launching("https://gitea.example.com/o/r", SourceKind::Git, None, true), Some("needs provider")),
+            (launching("https://gitea.example.com/o/r", SourceKind::Git, Some(Provider::Gitea), true), None),
+            (
+                launching("https://github.com/o/r", SourceKind::Github, Some(Provider::Gitea), true),
+                Some("other than GitHub"),
+            ),
+            (
+                launching("https://gitlab.com/g/p", SourceKind::Git, Some(Provider::Gitlab), true),
+                Some("type = \"gitlab\""),
+            ),
+            (
+                launching("https://bitbucket.org/ws/a/b", SourceKind::Git, Some(Provider::Bitbucket), true),
+                Some("workspace/repo_slug"),
+            ),
+            (
+                launching("https://dev.azure.com/o/_git/r", SourceKind::Git, Some(Provider::AzureDevops), true),
+                Some("organization/project"),
+            ),
+            (launching("https://github.com/o/r", SourceKind::Github, None, false), None),
+        ];
+        for (entry, problem) in cases {
+            match (entry.validate(), problem) {
+                (Ok(()), None) => {}
+                (Err(e), Some(problem)) => assert!(e.contains(problem), "{}: {e}", entry.url),
+                (got, _) => panic!("{} {:?}: {got:?}, expected {problem:?}", entry.url, entry.provider),
+            }
+        }
     }
 
     #[test]

@@ -59,7 +59,8 @@ impl Sources {
         &self.github_api
     }
 
-    async fn client_for(&self, tracked: &TrackedRef) -> Result<reqwest::Client, String> {
+    /// The client for `tracked`'s host: trusting its `ca_file` too, if it names one.
+    pub async fn client_for(&self, tracked: &TrackedRef) -> Result<reqwest::Client, String> {
         let Some(file) = &tracked.ca_file else { return Ok(self.default.clone()) };
         let mut clients = self.with_ca.lock().await;
         if let Some(client) = clients.get(file) {
@@ -84,7 +85,7 @@ impl Sources {
                     .as_deref()
                     .map(|u| u.trim_end_matches('/').to_owned())
                     .unwrap_or_else(|| self.github_api.as_str().trim_end_matches('/').to_owned());
-                let repo = match tracked.repo() {
+                let repo = match tracked.owner_name() {
                     Ok(repo) => repo,
                     Err(e) => return Polled::Failed(e),
                 };

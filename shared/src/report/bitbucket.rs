@@ -1,6 +1,8 @@
 //! Bitbucket Cloud build statuses:
 //! `POST /2.0/repositories/{workspace}/{repo_slug}/commit/{commit}/statuses/build`
 //! (<https://developer.atlassian.com/cloud/bitbucket/rest/api-group-commit-statuses/>),
+//! and files: `GET /2.0/repositories/{workspace}/{repo_slug}/src/{commit}/{path}`
+//! (<https://developer.atlassian.com/cloud/bitbucket/rest/api-group-source/>),
 //! with a bearer (repository or workspace access) token, or an app password
 //! given as `<user>:<app-password>` and sent as HTTP Basic. A status with the
 //! same `key` is overwritten, so each context keeps one status.
@@ -10,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{Client, HostRepo, StatusReporter, segment};
+use super::{Client, Host, HostRepo, Provider, file_path, segment, text};
 use crate::domain::Sha;
 use crate::forge::{CommitStatus, ForgeError, StatusState};
 
@@ -61,9 +63,9 @@ pub fn auth(token: &str) -> Auth<'_> {
 }
 
 #[async_trait]
-impl StatusReporter for Bitbucket {
+impl Host for Bitbucket {
     async fn report(&self, at: &HostRepo, sha: &Sha, status: &CommitStatus) -> Result<(), ForgeError> {
-        let parts = at.segments(2, "workspace/repo_slug")?;
+        let parts = at.segments(Provider::Bitbucket)?;
         let path = format!("/2.0/repositories/{}/{}/commit/{sha}/statuses/build", segment(parts[0]), segment(parts[1]));
         // Bitbucket requires a URL; without a dashboard, the commit itself.
         let url =
@@ -75,12 +77,26 @@ impl StatusReporter for Bitbucket {
             "description": status.description,
             "url": url,
         });
-        let request = self.0.http.post(self.0.url(&path)).json(&body);
-        let request = match auth(self.0.token.expose_secret()) {
+        let request = self.authorised(self.0.http.post(self.0.url(&path)).json(&body));
+        self.0.send("a Bitbucket build status", request).await.map(|_| ())
+    }
+
+    async fn file(&self, at: &HostRepo, sha: &Sha, path: &str) -> Result<Option<String>, ForgeError> {
+        let parts = at.segments(Provider::Bitbucket)?;
+        let url =
+            format!("/2.0/repositories/{}/{}/src/{sha}/{}", segment(parts[0]), segment(parts[1]), file_path(path));
+        let request = self.authorised(self.0.http.get(self.0.url(&url)));
+        let what = format!("reading {path} on Bitbucket");
+        self.0.read(&what, request).await?.map(|bytes| text(&what, bytes)).transpose()
+    }
+}
+
+impl Bitbucket {
+    fn authorised(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match auth(self.0.token.expose_secret()) {
             Auth::Basic { user, password } => request.basic_auth(user, Some(password)),
             Auth::Bearer(token) => request.bearer_auth(token),
-        };
-        self.0.send("a Bitbucket build status", request).await.map(|_| ())
+        }
     }
 }
 

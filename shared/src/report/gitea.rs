@@ -1,12 +1,14 @@
 //! Gitea (and Forgejo) commit statuses: `POST /api/v1/repos/{owner}/{repo}/statuses/{sha}`
-//! (<https://gitea.com/api/swagger#/repository/repoCreateStatus>), with
+//! (<https://gitea.com/api/swagger#/repository/repoCreateStatus>), and files:
+//! `GET /api/v1/repos/{owner}/{repo}/raw/{filepath}?ref={sha}`
+//! (<https://gitea.com/api/swagger#/repository/repoGetRawFile>), with
 //! `Authorization: token <token>`.
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::{Client, HostRepo, StatusReporter, segment};
+use super::{Client, Host, HostRepo, Provider, file_path, segment, text};
 use crate::domain::Sha;
 use crate::forge::{CommitStatus, ForgeError, StatusState};
 
@@ -23,9 +25,9 @@ pub fn state(state: StatusState) -> &'static str {
 }
 
 #[async_trait]
-impl StatusReporter for Gitea {
+impl Host for Gitea {
     async fn report(&self, at: &HostRepo, sha: &Sha, status: &CommitStatus) -> Result<(), ForgeError> {
-        let parts = at.segments(2, "owner/repo")?;
+        let parts = at.segments(Provider::Gitea)?;
         let path = format!("/api/v1/repos/{}/{}/statuses/{sha}", segment(parts[0]), segment(parts[1]));
         let mut body =
             json!({ "state": state(status.state), "context": status.context, "description": status.description });
@@ -39,5 +41,18 @@ impl StatusReporter for Gitea {
             .header("Authorization", format!("token {}", self.0.token.expose_secret()))
             .json(&body);
         self.0.send("a Gitea commit status", request).await.map(|_| ())
+    }
+
+    async fn file(&self, at: &HostRepo, sha: &Sha, path: &str) -> Result<Option<String>, ForgeError> {
+        let parts = at.segments(Provider::Gitea)?;
+        let url =
+            format!("/api/v1/repos/{}/{}/raw/{}?ref={sha}", segment(parts[0]), segment(parts[1]), file_path(path));
+        let request = self
+            .0
+            .http
+            .get(self.0.url(&url))
+            .header("Authorization", format!("token {}", self.0.token.expose_secret()));
+        let what = format!("reading {path} on Gitea");
+        self.0.read(&what, request).await?.map(|bytes| text(&what, bytes)).transpose()
     }
 }

@@ -1,12 +1,14 @@
 //! GitLab commit statuses: `POST /api/v4/projects/:id/statuses/:sha`
 //! (<https://docs.gitlab.com/api/commits/#set-the-pipeline-status-of-a-commit>),
+//! and files: `GET /api/v4/projects/:id/repository/files/:file_path/raw?ref=:sha`
+//! (<https://docs.gitlab.com/api/repository_files/#get-raw-file-from-repository>),
 //! the project named by its URL-encoded path, the token in `PRIVATE-TOKEN`.
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::{Client, HostRepo, StatusReporter, segment};
+use super::{Client, Host, HostRepo, Provider, segment, text};
 use crate::domain::Sha;
 use crate::forge::{CommitStatus, ForgeError, StatusState};
 
@@ -25,8 +27,9 @@ pub fn state(state: StatusState) -> &'static str {
 }
 
 #[async_trait]
-impl StatusReporter for Gitlab {
+impl Host for Gitlab {
     async fn report(&self, at: &HostRepo, sha: &Sha, status: &CommitStatus) -> Result<(), ForgeError> {
+        at.segments(Provider::Gitlab)?;
         let path = format!("/api/v4/projects/{}/statuses/{sha}", segment(&at.path));
         let mut body =
             json!({ "state": state(status.state), "name": status.context, "description": status.description });
@@ -44,5 +47,14 @@ impl StatusReporter for Gitlab {
             }
             Err(e) => Err(e),
         }
+    }
+
+    async fn file(&self, at: &HostRepo, sha: &Sha, path: &str) -> Result<Option<String>, ForgeError> {
+        at.segments(Provider::Gitlab)?;
+        // The file path is one URL-encoded segment, its `/` too.
+        let url = format!("/api/v4/projects/{}/repository/files/{}/raw?ref={sha}", segment(&at.path), segment(path));
+        let request = self.0.http.get(self.0.url(&url)).header("PRIVATE-TOKEN", self.0.token.expose_secret());
+        let what = format!("reading {path} on GitLab");
+        self.0.read(&what, request).await?.map(|bytes| text(&what, bytes)).transpose()
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{HostRepo, reporter};
+use super::{HostRepo, host};
 use crate::domain::event::GitEvent;
 use crate::domain::{PrNumber, Sha};
 use crate::forge::{CommitStatus, Forge, ForgeError, Target};
@@ -57,7 +57,7 @@ impl Mirrored {
                     continue;
                 }
             };
-            let host = reporter(to.provider, base, token, self.http.clone());
+            let host = host(to.provider, base, token, self.http.clone());
             match host.report(&HostRepo::new(to.repository.clone()), sha, status).await {
                 Ok(()) => {
                     tracing::info!(repo = %at.repo, provider = ?to.provider, context = %status.context, "status mirrored")

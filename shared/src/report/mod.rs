@@ -1,8 +1,9 @@
-//! Reporting a run's result as a commit status on the host the repository
-//! lives on (README.md, "Reconciler", `report_to`): one port, `StatusReporter`, and an
-//! adapter per host. GitHub's statuses go through the GitHub forge
-//! (`forge::github`); these adapters serve repositories on GitLab,
-//! Bitbucket Cloud, Azure DevOps and Gitea (or Forgejo).
+//! The other hosts a repository can live on (README.md, "Reconciler",
+//! `report_to`, "Polling"): one port, `Host` (post a commit status, read a
+//! file at a commit), and an adapter per host. GitHub goes through the
+//! GitHub forge (`forge::github`); these adapters serve repositories on
+//! GitLab, Bitbucket Cloud, Azure DevOps and Gitea (or Forgejo), as
+//! mirrors of GitHub repositories (`mirror`) or polled there (`hosted`).
 //!
 //! Each maps Ferry's four states (`pending`, `success`, `failure`,
 //! `error`) onto the host's own, keeps the context (`ferry/<unit>`, or
@@ -14,6 +15,7 @@ pub mod azure_devops;
 pub mod bitbucket;
 pub mod gitea;
 pub mod gitlab;
+pub mod hosted;
 pub mod mirror;
 
 use std::sync::Arc;
@@ -39,26 +41,44 @@ impl HostRepo {
         Self { path: path.into().trim_matches('/').to_owned() }
     }
 
-    /// The path's segments, or an error naming the shape the host needs.
-    fn segments(&self, count: usize, shape: &str) -> Result<Vec<&str>, ForgeError> {
+    /// The path's segments in the shape `provider` names repositories by.
+    pub fn parts(&self, provider: Provider) -> Result<Vec<&str>, String> {
         let parts: Vec<&str> = self.path.split('/').collect();
-        if parts.len() == count && parts.iter().all(|p| !p.is_empty()) {
+        let (fits, shape) = match provider {
+            // A numeric project id is one segment.
+            Provider::Gitlab => (!parts.is_empty(), "group/project or a project id"),
+            Provider::Bitbucket => (parts.len() == 2, "workspace/repo_slug"),
+            Provider::AzureDevops => (parts.len() == 3, "organization/project/repository"),
+            Provider::Gitea => (parts.len() == 2, "owner/repo"),
+        };
+        if fits && parts.iter().all(|p| !p.is_empty()) {
             Ok(parts)
         } else {
-            Err(ForgeError::Rejected {
-                what: format!("the repository {:?}", self.path),
-                status: 0,
-                message: format!("expected {shape}"),
-            })
+            Err(format!("{:?} is not {shape}", self.path))
         }
+    }
+
+    fn segments(&self, provider: Provider) -> Result<Vec<&str>, ForgeError> {
+        self.parts(provider).map_err(|message| ForgeError::Rejected {
+            what: format!("the repository {:?}", self.path),
+            status: 0,
+            message,
+        })
     }
 }
 
-/// Where a commit's statuses are reported.
+/// What Ferry does on another host, for one repository.
 #[async_trait]
-pub trait StatusReporter: Send + Sync {
+pub trait Host: Send + Sync {
+    /// Posts a commit status; a later one of the same context replaces it.
     async fn report(&self, at: &HostRepo, sha: &Sha, status: &CommitStatus) -> Result<(), ForgeError>;
+
+    /// A file's text at a commit; `None` when there is no such file.
+    async fn file(&self, at: &HostRepo, sha: &Sha, path: &str) -> Result<Option<String>, ForgeError>;
 }
+
+/// The longest file Ferry reads from a host: far above any units file.
+pub const FILE_LIMIT: usize = 1024 * 1024;
 
 /// The hosts with a status adapter here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -92,7 +112,7 @@ impl Provider {
 }
 
 /// The adapter for `provider` at `base` (the host's root URL), with `token`.
-pub fn reporter(provider: Provider, base: Url, token: SecretString, http: reqwest::Client) -> Arc<dyn StatusReporter> {
+pub fn host(provider: Provider, base: Url, token: SecretString, http: reqwest::Client) -> Arc<dyn Host> {
     let client = Client { base, token, http };
     match provider {
         Provider::Gitlab => Arc::new(gitlab::Gitlab(client)),
@@ -137,6 +157,80 @@ impl Client {
             _ => Err(ForgeError::Rejected { what: what.to_owned(), status, message: body.chars().take(200).collect() }),
         }
     }
+
+    /// Reads a file's answer: `None` for a 404, an error for more than
+    /// [`FILE_LIMIT`] bytes or text that is not UTF-8. Otherwise as `send`.
+    pub async fn read(&self, what: &str, request: reqwest::RequestBuilder) -> Result<Option<Vec<u8>>, ForgeError> {
+        let mut response = request
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| ForgeError::Unavailable(format!("{what}: {}", e.without_url())))?;
+        let status = response.status().as_u16();
+        let too_large = || ForgeError::Rejected {
+            what: what.to_owned(),
+            status,
+            message: format!("the file is larger than {FILE_LIMIT} bytes"),
+        };
+        if response.content_length().is_some_and(|n| n > FILE_LIMIT as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) =
+            response.chunk().await.map_err(|e| ForgeError::Unavailable(format!("{what}: {}", e.without_url())))?
+        {
+            if body.len() + chunk.len() > FILE_LIMIT {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        match status {
+            200 => Ok(Some(body)),
+            404 => Ok(None),
+            401 => Err(ForgeError::Unauthorized),
+            429 => Err(ForgeError::RateLimited { retry_after: None }),
+            500.. => Err(ForgeError::Unavailable(format!("{what}: {status}"))),
+            _ => Err(ForgeError::Rejected {
+                what: what.to_owned(),
+                status,
+                message: String::from_utf8_lossy(&body).chars().take(200).collect(),
+            }),
+        }
+    }
+}
+
+/// A file's bytes as text, or the error saying it is not.
+pub(crate) fn text(what: &str, bytes: Vec<u8>) -> Result<String, ForgeError> {
+    String::from_utf8(bytes).map_err(|_| ForgeError::Rejected {
+        what: what.to_owned(),
+        status: 200,
+        message: "the file is not UTF-8 text".into(),
+    })
+}
+
+/// Percent-encodes a file path, keeping its `/` separators.
+pub(crate) fn file_path(path: &str) -> String {
+    path.split('/').map(segment).collect::<Vec<_>>().join("/")
+}
+
+/// How a run clones from `provider` with `token`: the user name Git sends
+/// beside it there. A Bitbucket app password carries its user.
+pub fn clone_credential(provider: Provider, token: SecretString) -> (String, SecretString) {
+    use secrecy::ExposeSecret;
+    let user = match provider {
+        // GitLab documents `oauth2` for personal, project and group tokens.
+        Provider::Gitlab => "oauth2",
+        Provider::Bitbucket => match bitbucket::auth(token.expose_secret()) {
+            bitbucket::Auth::Basic { user, password } => {
+                return (user.to_owned(), SecretString::from(password.to_owned()));
+            }
+            // Bitbucket's access tokens clone as `x-token-auth`.
+            bitbucket::Auth::Bearer(_) => "x-token-auth",
+        },
+        // Both take any user name beside a token.
+        Provider::AzureDevops | Provider::Gitea => "ferry",
+    };
+    (user.to_owned(), token)
 }
 
 /// Percent-encodes one path segment (all but unreserved characters).
@@ -158,7 +252,27 @@ mod tests {
         assert_eq!("azure_devops".parse::<Provider>(), Ok(Provider::AzureDevops));
         assert!("github".parse::<Provider>().is_err());
         assert_eq!(segment("group/sub project"), "group%2Fsub%20project");
-        assert!(HostRepo::new("/acme/api/").segments(2, "owner/repo").is_ok());
-        assert!(HostRepo::new("acme").segments(2, "owner/repo").is_err());
+        assert!(HostRepo::new("/acme/api/").parts(Provider::Gitea).is_ok());
+        assert!(HostRepo::new("acme").parts(Provider::Gitea).is_err());
+        assert!(HostRepo::new("group/sub/project").parts(Provider::Gitlab).is_ok());
+        assert!(HostRepo::new("group/sub/project").parts(Provider::Bitbucket).is_err());
+        assert!(HostRepo::new("org/project/repo").parts(Provider::AzureDevops).is_ok());
+        assert!(HostRepo::new("org//repo").parts(Provider::AzureDevops).is_err());
+    }
+
+    #[test]
+    fn each_host_clones_with_the_user_name_it_expects() {
+        use secrecy::ExposeSecret;
+        let cases = [
+            (Provider::Gitlab, "glpat-x", "oauth2", "glpat-x"),
+            (Provider::Bitbucket, "ci-bot:app-pass", "ci-bot", "app-pass"),
+            (Provider::Bitbucket, "ATCTT-access", "x-token-auth", "ATCTT-access"),
+            (Provider::AzureDevops, "pat", "ferry", "pat"),
+            (Provider::Gitea, "token", "ferry", "token"),
+        ];
+        for (provider, token, user, password) in cases {
+            let (got_user, got) = clone_credential(provider, SecretString::from(token.to_owned()));
+            assert_eq!((got_user.as_str(), got.expose_secret()), (user, password), "{provider:?}");
+        }
     }
 }

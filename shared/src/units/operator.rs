@@ -204,6 +204,28 @@ pub struct ReportTo {
     pub token_secret: String,
 }
 
+/// Entries of one repository on another host name it one way: the same
+/// provider, API and tokens, whichever of its refs launched.
+fn hosts_agree(poll: &[crate::poll::TrackedRef]) -> Result<(), String> {
+    let mut seen: BTreeMap<RepoName, &crate::poll::TrackedRef> = BTreeMap::new();
+    for tracked in poll.iter().filter(|t| t.host().is_some()) {
+        let Ok(repo) = tracked.host_identity() else { continue };
+        let Some(first) = seen.get(&repo) else {
+            seen.insert(repo, tracked);
+            continue;
+        };
+        let how =
+            |t: &crate::poll::TrackedRef| (t.host(), t.api_url.clone(), t.token_secret.clone(), t.clone_secret.clone());
+        if how(first) != how(tracked) {
+            return Err(format!(
+                "[[poll]] {} {}: another entry of {repo} names a different provider, api_url, token_secret or clone_secret",
+                tracked.url, tracked.reference
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A token the operator config sends to a host it names may not be one of
 /// Ferry's own credentials (a GitHub token above all).
 fn not_ferrys_own(name: &str) -> Result<(), String> {
@@ -232,14 +254,17 @@ impl OperatorConfig {
         }
         for tracked in &config.poll {
             tracked.validate()?;
-            if let Some(name) = &tracked.token_secret {
-                not_ferrys_own(name)
-                    .map_err(|e| format!("[[poll]] {} {}: token_secret {e}", tracked.url, tracked.reference))?;
+            for (field, name) in [("token_secret", &tracked.token_secret), ("clone_secret", &tracked.clone_secret)] {
+                if let Some(name) = name {
+                    not_ferrys_own(name)
+                        .map_err(|e| format!("[[poll]] {} {}: {field} {e}", tracked.url, tracked.reference))?;
+                }
             }
             if tracked.period() < std::time::Duration::from_secs(60) {
                 tracing::warn!(url = %tracked.url, frequency = %tracked.frequency, "polling more often than once a minute");
             }
         }
+        hosts_agree(&config.poll)?;
         if config.poll_in_flight == 0 {
             return Err("poll_in_flight must be at least 1".into());
         }
@@ -277,6 +302,14 @@ impl OperatorConfig {
     /// Whether `repo`'s units keep within its policy ([`policy::check`]).
     pub fn check_units(&self, repo: &RepoName, units: &[Unit]) -> Result<(), PolicyViolation> {
         policy::check(&self.policy_for(repo), units, &self.defaults)
+    }
+
+    /// The `[[poll]]` entry of `repo` on a host other than GitHub, and that host.
+    pub fn hosted(&self, repo: &RepoName) -> Option<(&crate::poll::TrackedRef, crate::report::Provider)> {
+        self.poll.iter().find_map(|tracked| {
+            let provider = tracked.host()?;
+            (tracked.host_identity().ok().as_ref() == Some(repo)).then_some((tracked, provider))
+        })
     }
 
     /// The dashboard link for a run, if one is configured.
@@ -385,6 +418,15 @@ units = ""
             (
                 "[[poll]]\nurl = \"https://gitlab.com/acme/api\"\nref = \"main\"\ntype = \"gitlab\"\nlaunch = true\ntoken_secret = \"repositories/acme/api\"\n",
                 "token_secret \"repositories/acme/api\" is a secret Ferry keeps",
+            ),
+            (
+                "[[poll]]\nurl = \"https://gitlab.com/acme/api\"\nref = \"main\"\ntype = \"gitlab\"\nlaunch = true\ntoken_secret = \"hosts/a\"\nclone_secret = \"installations/7\"\n",
+                "clone_secret \"installations/7\" is a secret Ferry keeps",
+            ),
+            (
+                "[[poll]]\nurl = \"https://gitlab.com/acme/api\"\nref = \"main\"\ntype = \"gitlab\"\nlaunch = true\ntoken_secret = \"hosts/a\"\n\
+                 [[poll]]\nurl = \"https://gitlab.com/acme/api.git\"\nref = \"dev\"\ntype = \"gitlab\"\nlaunch = true\ntoken_secret = \"hosts/b\"\n",
+                "another entry of gitlab.com/acme.api names a different",
             ),
             ("[policy]\nnamespace = [\"ci\"]\n", "line 2: unknown field `namespace`"),
             ("[policy]\nnamespaces = [\"ci-[\"]\n", "line 2: `ci-[` is not a glob"),

@@ -176,7 +176,7 @@ async fn refused(
     Ok(launched)
 }
 
-/// How Ferry reaches the repository: its installation, or its own token.
+/// How Ferry reaches the repository: its installation, its own token, or its own host.
 pub(crate) async fn target(
     state: &dyn StateStore,
     event: &GitEvent,
@@ -188,6 +188,9 @@ pub(crate) async fn target(
     Ok(state.load::<Repository>(&Key::Repository(repo.clone())).await?.and_then(|found| match found.record {
         Repository { mode: RepoMode::Token, .. } => {
             Some(Target { repo: repo.clone(), credential: Credential::Repository(repo.clone()) })
+        }
+        Repository { mode: RepoMode::Host, .. } => {
+            Some(Target { repo: repo.clone(), credential: Credential::Host(repo.clone()) })
         }
         Repository { installation: Some(id), .. } => {
             Some(Target { repo: repo.clone(), credential: Credential::Installation(id) })
@@ -627,6 +630,47 @@ async fn apply(
     Ok(launched)
 }
 
+/// What a run clones with, read only: a token for this repository alone
+/// minted from its installation, or the clone token its `[[poll]]` entry
+/// names on another host. Without either it clones anonymously.
+enum CloneWith<'a> {
+    Installation(crate::domain::InstallationId),
+    Host { provider: crate::report::Provider, secret: &'a str },
+}
+
+impl<'a> CloneWith<'a> {
+    fn of(ports: LaunchPorts<'a>, target: &Target) -> Option<Self> {
+        match &target.credential {
+            Credential::Installation(id) => Some(CloneWith::Installation(*id)),
+            Credential::Repository(_) => None,
+            Credential::Host(repo) => {
+                let (tracked, provider) = ports.operator.hosted(repo)?;
+                Some(CloneWith::Host { provider, secret: tracked.clone_secret.as_deref()? })
+            }
+        }
+    }
+
+    /// The user name the host expects, and the token.
+    async fn credential(
+        &self,
+        ports: LaunchPorts<'_>,
+        repo: &RepoName,
+    ) -> Result<(String, secrecy::SecretString), String> {
+        match self {
+            CloneWith::Installation(id) => {
+                let token = ports.tokens.clone_token(ports.state, *id, repo).await.map_err(|e| e.to_string())?;
+                Ok((manifests::GITHUB_CLONE_USER.to_owned(), token.token))
+            }
+            CloneWith::Host { provider, secret } => {
+                let name = crate::secrets::SecretName::parse((*secret).to_owned()).map_err(|e| e.to_string())?;
+                let token = ports.tokens.named(&name).await.map_err(|e| e.to_string())?;
+                let token = token.ok_or_else(|| format!("the secret store has no {name}"))?;
+                Ok(crate::report::clone_credential(*provider, token))
+            }
+        }
+    }
+}
+
 async fn run(
     ports: LaunchPorts<'_>,
     target: &Target,
@@ -636,10 +680,7 @@ async fn run(
     clone_url: &str,
     launched: &mut Launched,
 ) -> Result<(), LaunchError> {
-    let installation = match target.credential {
-        Credential::Installation(id) => Some(id),
-        Credential::Repository(_) => None,
-    };
+    let clone = CloneWith::of(ports, target);
     let input = RunInput {
         repo: &target.repo,
         unit,
@@ -651,7 +692,7 @@ async fn run(
         happened_at: situation.happened_at,
         // It waits for its clone token's Secret, which can only be created
         // (owned by the run) once the run exists.
-        pending: installation.is_some(),
+        pending: clone.is_some(),
     };
     let manifest = manifests::run(&input);
     let namespace = manifest.namespace().to_owned();
@@ -677,14 +718,13 @@ async fn run(
         namespace: Some(namespace.clone()),
         name: manifest.name().to_owned(),
     });
-    // The run clones with a token for this repository alone, read only.
     // Done again for a run that existed: an earlier attempt may have
     // stopped before its Secret, its start or its status.
-    if let Some(installation) = installation {
-        match ports.tokens.clone_token(ports.state, installation, &target.repo).await {
-            Ok(token) => {
+    if let Some(clone) = &clone {
+        match clone.credential(ports, &target.repo).await {
+            Ok((username, token)) => {
                 use secrecy::ExposeSecret;
-                let secret = manifests::git_secret(&manifest, &created.uid, token.token.expose_secret());
+                let secret = manifests::git_secret(&manifest, &created.uid, &username, token.expose_secret());
                 ports.cluster.apply(&secret).await?;
             }
             Err(e) => tracing::warn!(error = %e, "no clone token for the run; it clones anonymously"),

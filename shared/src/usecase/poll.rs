@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::domain::event::{Detail, GitEvent, Push};
 use crate::domain::route::Trigger;
 use crate::domain::tokens::Credential;
-use crate::domain::{Clock, PolledRef, RefName, RepoMode, Repository, Sha};
+use crate::domain::{Clock, PolledRef, RefName, RepoMode, RepoName, Repository, Sha};
 use crate::poll::source::{Polled, Sources};
 use crate::poll::{TrackedRef, deliver};
 use crate::secrets::{SecretName, SecretStore};
@@ -106,7 +106,7 @@ pub async fn poll(
     let mut due = Vec::new();
     let mut report = PollReport::default();
     for tracked in refs {
-        let key = key(tracked).map_err(|problem| StoreError::Corrupt { at: tracked.url.clone(), problem })?;
+        let key = key(ports, tracked).map_err(|problem| StoreError::Corrupt { at: tracked.url.clone(), problem })?;
         let stored = ports.state.load::<PolledRef>(&key).await?.map(|found| found.record);
         match &stored {
             Some(stored) if stored.next_poll_at > now => report.not_due += 1,
@@ -183,8 +183,9 @@ async fn guarded<'a>(
     (tracked, outcome)
 }
 
-fn key(tracked: &TrackedRef) -> Result<Key, String> {
-    Ok(Key::Ref(tracked.repo()?, RefName::parse(tracked.reference.clone()).map_err(|e| e.to_string())?))
+fn key(ports: PollPorts<'_>, tracked: &TrackedRef) -> Result<Key, String> {
+    let repo = tracked.repo(ports.sources.github_api())?;
+    Ok(Key::Ref(repo, RefName::parse(tracked.reference.clone()).map_err(|e| e.to_string())?))
 }
 
 /// Which token generation a token is: ETags are only good for the token that earned them.
@@ -207,7 +208,7 @@ async fn token(
     if !tracked.on_github(ports.sources.github_api()) {
         return Ok((None, None));
     }
-    let repo = tracked.repo()?;
+    let repo = tracked.repo(ports.sources.github_api())?;
     let found = ports.state.load::<Repository>(&Key::Repository(repo.clone())).await.map_err(|e| e.to_string())?;
     let credential = match found.map(|f| f.record) {
         Some(Repository { mode: RepoMode::Token, .. }) => Credential::Repository(repo),
@@ -220,7 +221,7 @@ async fn token(
 
 async fn poll_one(ports: PollPorts<'_>, tracked: &TrackedRef, stored: Option<PolledRef>) -> Outcome {
     let now = ports.clock.now();
-    let Ok(Key::Ref(repo, name)) = key(tracked) else { return Outcome::Failed("an invalid tracked ref".into()) };
+    let Ok(Key::Ref(repo, name)) = key(ports, tracked) else { return Outcome::Failed("an invalid tracked ref".into()) };
     let mut record = stored.clone().unwrap_or(PolledRef {
         repo: repo.clone(),
         name,
@@ -232,9 +233,10 @@ async fn poll_one(ports: PollPorts<'_>, tracked: &TrackedRef, stored: Option<Pol
         last_error: None,
     });
     record.endpoint = tracked.endpoint.clone();
-    if tracked.launch && !tracked.on_github(ports.sources.github_api()) {
-        // Launching reads units and credentials by owner/name, from GitHub.
-        let problem = format!("launch = true needs a repository on {}", ports.sources.github_api());
+    let github = ports.sources.github_api();
+    if tracked.launch && !tracked.on_github(github) && tracked.host().is_none() {
+        // Launching reads units and posts statuses on GitHub, or on the host the entry names.
+        let problem = format!("launch = true needs a repository on {github}, or a provider");
         return fail(ports, record, tracked, now, problem).await;
     }
     let (token, credential) = match token(ports, tracked).await {
@@ -324,6 +326,9 @@ async fn deliver_commit(
         deliver::send(ports.http, endpoint, request, secret.as_ref()).await?;
     }
     if tracked.launch {
+        if !tracked.on_github(ports.sources.github_api()) {
+            hosted(ports, &record.repo).await.map_err(|e| format!("recording the repository: {e}"))?;
+        }
         let zero = Sha::parse("0".repeat(40)).expect("a valid SHA");
         let event = GitEvent {
             name: "push".into(),
@@ -333,7 +338,7 @@ async fn deliver_commit(
                 _ => None,
             },
             repo: Some(record.repo.clone()),
-            clone_url: Some(format!("{}.git", tracked.url.trim_end_matches('/').trim_end_matches(".git"))),
+            clone_url: Some(tracked.clone_url()),
             sender: None,
             happened_at: Some(ports.clock.now()),
             detail: Detail::Push(Push {
@@ -350,6 +355,29 @@ async fn deliver_commit(
         launch(ports.launch, &event, Trigger::Push).await.map_err(|e| format!("launching: {e}"))?;
     }
     Ok(())
+}
+
+/// A repository launched on its own host is recorded as such: its launches
+/// and the reconciler reach it through its `[[poll]]` entry.
+async fn hosted(ports: PollPorts<'_>, repo: &RepoName) -> Result<(), StoreError> {
+    let fresh = Repository {
+        name: repo.clone(),
+        mode: RepoMode::Host,
+        installation: None,
+        hook_id: None,
+        last_event_at: None,
+        last_error: None,
+        tracked_since: Some(ports.clock.now()),
+    };
+    if ports
+        .state
+        .load::<Repository>(&Key::Repository(repo.clone()))
+        .await?
+        .is_some_and(|f| f.record.mode == RepoMode::Host)
+    {
+        return Ok(());
+    }
+    ports.state.save(fresh, |known| Repository { mode: RepoMode::Host, installation: None, ..known }).await.map(|_| ())
 }
 
 async fn fail(

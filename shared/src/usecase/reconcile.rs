@@ -539,7 +539,7 @@ fn closed_event(target: &Target, pr: &PullRequest, now: Timestamp) -> GitEvent {
         action: Some("closed".into()),
         installation: match &target.credential {
             crate::domain::tokens::Credential::Installation(id) => Some(*id),
-            crate::domain::tokens::Credential::Repository(_) => None,
+            crate::domain::tokens::Credential::Repository(_) | crate::domain::tokens::Credential::Host(_) => None,
         },
         repo: Some(target.repo.clone()),
         clone_url: None,

@@ -26,6 +26,8 @@ fn secret_name(credential: &Credential) -> Result<SecretName, TokenError> {
         Credential::Installation(id) => Ok(SecretName::installation(*id)),
         Credential::Repository(repo) => SecretName::repository(repo)
             .map_err(|e| TokenError::Unreadable { credential: credential.clone(), problem: e.to_string() }),
+        // Its token is its `[[poll]]` entry's, read where it is used.
+        Credential::Host(_) => Err(TokenError::Missing(credential.clone())),
     }
 }
 
@@ -143,6 +145,12 @@ impl Tokens {
 
     /// A token for one pipeline run: that repository's contents, read only,
     /// minted fresh and never stored. The installation-wide token stays here.
+    /// A token the operator keeps under a name of their own (a host's clone
+    /// token, say): read as stored, never cached or minted.
+    pub async fn named(&self, name: &SecretName) -> Result<Option<SecretString>, SecretError> {
+        self.secrets.get(name).await
+    }
+
     pub async fn clone_token(
         &self,
         state: &dyn StateStore,

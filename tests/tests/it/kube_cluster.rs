@@ -176,7 +176,10 @@ async fn preview_objects_and_the_clone_secret_are_server_side_applied() {
 
     let run = run_for(&sha('3'), RunKind::Pipeline);
     let created = cluster.create(&run).await.unwrap();
-    cluster.apply(&manifests::git_secret(&run, &created.uid, "clone-token")).await.unwrap();
+    cluster
+        .apply(&manifests::git_secret(&run, &created.uid, manifests::GITHUB_CLONE_USER, "clone-token"))
+        .await
+        .unwrap();
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "ci");
     let secret = secrets.get(&manifests::git_secret_name(run.name())).await.unwrap();
     let owner = &secret.metadata.owner_references.unwrap()[0];
@@ -279,5 +282,5 @@ fn every_core_object_ferry_writes_fits_the_kubernetes_schema() {
     conforms::<k8s_openapi::api::rbac::v1::RoleBinding>(&objects[4]);
     assert_eq!(objects.len(), 5);
     let run = run_for(&sha('2'), RunKind::Pipeline);
-    conforms::<Secret>(&manifests::git_secret(&run, "uid-1", "clone-token"));
+    conforms::<Secret>(&manifests::git_secret(&run, "uid-1", manifests::GITHUB_CLONE_USER, "clone-token"));
 }

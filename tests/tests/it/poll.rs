@@ -79,7 +79,10 @@ impl Poller {
     }
 
     async fn stored(&self, tracked: &TrackedRef) -> Option<PolledRef> {
-        let key = Key::Ref(tracked.repo().unwrap(), RefName::parse(tracked.reference.clone()).unwrap());
+        let key = Key::Ref(
+            tracked.repo(self.sources.github_api()).unwrap(),
+            RefName::parse(tracked.reference.clone()).unwrap(),
+        );
         self.state.load::<PolledRef>(&key).await.unwrap().map(|f| f.record)
     }
 
@@ -103,6 +106,8 @@ fn github(hosts: &GitHosts, path: &str, endpoint: Option<String>) -> TrackedRef 
         api_url: Some(hosts.url()),
         ca_file: None,
         token_secret: None,
+        provider: None,
+        clone_secret: None,
     }
 }
 

@@ -82,6 +82,8 @@ fn tracked(api: &str, ca_file: Option<String>) -> TrackedRef {
         api_url: Some(api.to_owned()),
         ca_file,
         token_secret: None,
+        provider: None,
+        clone_secret: None,
     }
 }
 

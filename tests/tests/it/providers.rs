@@ -1,9 +1,9 @@
-//! Commit statuses on GitLab, Bitbucket Cloud, Azure DevOps and Gitea, each
-//! against a fake built from that host's API documentation.
+//! Commit statuses and file reads on GitLab, Bitbucket Cloud, Azure DevOps
+//! and Gitea, each against a fake built from that host's API documentation.
 
 use ferry::domain::Sha;
 use ferry::forge::{CommitStatus, ForgeError, StatusState};
-use ferry::report::{HostRepo, Provider, StatusReporter, reporter};
+use ferry::report::{FILE_LIMIT, Host, HostRepo, Provider, host};
 use ferry_tests::logs;
 use ferry_tests::providers::ProviderFake;
 use secrecy::SecretString;
@@ -23,11 +23,11 @@ fn repo_for(provider: Provider) -> HostRepo {
     })
 }
 
-async fn setup(provider: Provider, token: &str) -> (ProviderFake, std::sync::Arc<dyn StatusReporter>) {
+async fn setup(provider: Provider, token: &str) -> (ProviderFake, std::sync::Arc<dyn Host>) {
     logs::capture();
     ferry::telemetry::install_crypto_provider();
     let fake = ProviderFake::start(provider, TOKEN).await;
-    let reporter = reporter(provider, fake.url(), SecretString::from(token.to_owned()), reqwest::Client::new());
+    let reporter = host(provider, fake.url(), SecretString::from(token.to_owned()), reqwest::Client::new());
     (fake, reporter)
 }
 
@@ -106,11 +106,11 @@ async fn a_bitbucket_app_password_arrives_as_http_basic() {
     let fake = ProviderFake::start(Provider::Bitbucket, app_password).await;
     let status = CommitStatus::new("ferry/api", StatusState::Pending, "started");
     let as_given =
-        reporter(Provider::Bitbucket, fake.url(), SecretString::from(app_password.to_owned()), reqwest::Client::new());
+        host(Provider::Bitbucket, fake.url(), SecretString::from(app_password.to_owned()), reqwest::Client::new());
     as_given.report(&repo_for(Provider::Bitbucket), &sha(), &status).await.unwrap();
     assert_eq!(fake.accepted().len(), 1, "the fake accepts only Basic base64(user:app-password)");
     // The password alone is a bearer token, which the fake refuses.
-    let password_only = reporter(
+    let password_only = host(
         Provider::Bitbucket,
         fake.url(),
         SecretString::from("app-password-do-not-log-0123".to_owned()),
@@ -142,11 +142,40 @@ async fn a_refused_token_or_an_outage_is_an_error_that_never_shows_the_token() {
         // (GitLab takes a project's numeric id as well as its path).
         if provider != Provider::Gitlab {
             let shape = reporter_ok.report(&HostRepo::new("just-one"), &sha(), &status).await.unwrap_err();
-            assert!(shape.to_string().contains("expected"), "{shape}");
+            assert!(shape.to_string().contains("is not"), "{shape}");
         }
         assert!(fake.violations().is_empty() && fake_ok.violations().is_empty(), "{provider:?}");
     }
     logs::assert_no_secrets(&[TOKEN.to_owned(), "wrong-token-that-must-not-leak-abcdef".to_owned()]);
+}
+
+#[tokio::test]
+async fn each_host_gives_a_file_at_a_commit_and_none_where_there_is_none() {
+    for provider in ALL {
+        let (fake, host) = setup(provider, TOKEN).await;
+        let repo = repo_for(provider);
+        fake.put_file(&sha().to_string(), ".ferry.toml", "[api.task]\nref = \"lint\"\n");
+        fake.put_file(&sha().to_string(), "deploy/kube-git-deploy.toml", "[api]\n");
+        let read = host.file(&repo, &sha(), ".ferry.toml").await.unwrap_or_else(|e| panic!("{provider:?}: {e}"));
+        assert_eq!(read.as_deref(), Some("[api.task]\nref = \"lint\"\n"), "{provider:?}");
+        let nested = host.file(&repo, &sha(), "deploy/kube-git-deploy.toml").await.unwrap();
+        assert_eq!(nested.as_deref(), Some("[api]\n"), "{provider:?}: a path below the root");
+        let other = Sha::parse("8".repeat(40)).unwrap();
+        assert_eq!(host.file(&repo, &other, ".ferry.toml").await.unwrap(), None, "{provider:?}: not at that commit");
+        assert_eq!(fake.violations(), Vec::<String>::new(), "{provider:?}");
+
+        // Too large, refused, or failing: an error without the token.
+        fake.put_file(&other.to_string(), "big", &"x".repeat(FILE_LIMIT + 1));
+        let big = host.file(&repo, &other, "big").await.unwrap_err();
+        assert!(big.to_string().contains("larger than"), "{provider:?}: {big}");
+        let (_kept, wrong) = setup(provider, "not-the-token").await;
+        let refused = wrong.file(&repo, &sha(), ".ferry.toml").await;
+        assert!(matches!(refused, Err(ForgeError::Unauthorized)), "{provider:?}: {refused:?}");
+        fake.fail_next(503);
+        let down = host.file(&repo, &sha(), ".ferry.toml").await.unwrap_err();
+        assert!(matches!(down, ForgeError::Unavailable(_)), "{provider:?}: {down}");
+        assert!(!down.to_string().contains(TOKEN));
+    }
 }
 
 #[tokio::test]

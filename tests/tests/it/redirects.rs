@@ -8,7 +8,7 @@ use ferry::forge::github::GithubApi;
 use ferry::forge::{CommitStatus, StatusState};
 use ferry::poll::source::{Polled, Sources};
 use ferry::poll::{Format, SourceKind, TrackedRef};
-use ferry::report::{HostRepo, Provider, reporter};
+use ferry::report::{HostRepo, Provider, host};
 use http::Method;
 use secrecy::SecretString;
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
@@ -100,7 +100,7 @@ async fn the_github_client_follows_a_renamed_repository_on_its_own_host() {
 }
 
 #[tokio::test]
-async fn no_status_reporter_takes_its_token_to_another_host() {
+async fn no_host_adapter_takes_its_token_to_another_host() {
     let sha = Sha::parse("a".repeat(40)).unwrap();
     let status = CommitStatus::new("ferry/api", StatusState::Success, "built");
     let cases = [
@@ -114,11 +114,14 @@ async fn no_status_reporter_takes_its_token_to_another_host() {
         let from = redirecting(307, &format!("{}/collect", to.uri())).await;
         let base = url::Url::parse(&from.uri()).unwrap();
         let http = ferry::net::client_builder().build().unwrap();
-        let answer = reporter(provider, base, token(), http).report(&HostRepo::new(path), &sha, &status).await;
+        let adapter = host(provider, base, token(), http);
+        let answer = adapter.report(&HostRepo::new(path), &sha, &status).await;
         assert!(answer.is_err(), "{provider:?}: a refused redirect is a failed report");
+        let read = adapter.file(&HostRepo::new(path), &sha, ".ferry.toml").await;
+        assert!(read.is_err(), "{provider:?}: and a failed read, not a missing file");
         let sent = from.received_requests().await.unwrap();
-        assert!(sent[0].headers.contains_key(header), "{provider:?} sends its token in {header}");
-        assert_eq!(tokens_seen(&from).await.len(), 1, "{provider:?}");
+        assert!(sent.iter().all(|r| r.headers.contains_key(header)), "{provider:?} sends its token in {header}");
+        assert_eq!(tokens_seen(&from).await.len(), 2, "{provider:?}");
         assert_eq!(to.received_requests().await.unwrap().len(), 0, "{provider:?}: nothing reached the other host");
     }
 }
@@ -132,7 +135,7 @@ async fn reqwests_own_policy_would_have_leaked_private_token() {
     let sha = Sha::parse("a".repeat(40)).unwrap();
     let status = CommitStatus::new("ferry/api", StatusState::Success, "built");
     let base = url::Url::parse(&from.uri()).unwrap();
-    let plain = reporter(Provider::Gitlab, base, token(), reqwest::Client::new());
+    let plain = host(Provider::Gitlab, base, token(), reqwest::Client::new());
     plain.report(&HostRepo::new("group/project"), &sha, &status).await.unwrap();
     assert_eq!(tokens_seen(&to).await, [TOKEN]);
 }
@@ -156,6 +159,8 @@ async fn the_poller_never_takes_a_token_to_another_host() {
             api_url: Some(from.uri()),
             ca_file: None,
             token_secret: Some("gitlab-token".into()),
+            provider: None,
+            clone_secret: None,
         };
         let polled = sources.fetch(&tracked, Some(&token()), None).await;
         assert!(matches!(polled, Polled::Failed(_)), "{kind:?}: {polled:?}");
