@@ -33,6 +33,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("FERRY_PUBLIC_URL", "the webhook URL GitHub should call"),
     ("FERRY_ADMIN_TOKEN", "bearer token for the management API when not behind IAM"),
     (
+        "FERRY_TEKTON_TOKEN",
+        "opens POST /tekton/events to Tekton's CloudEvents sink, which gives it as ?token= or a bearer (unset: the secret store's tekton-token, if any)",
+    ),
+    (
         "FERRY_GITHUB_OAUTH_CLIENT_ID",
         "an OAuth app's client id, for the management API's GitHub login (its secret: the secret store's oauth-client-secret)",
     ),
@@ -95,6 +99,7 @@ pub struct Config {
     pub embedded_durability: Durability,
     pub public_url: Option<Url>,
     pub admin_token: Option<SecretString>,
+    pub tekton_token: Option<SecretString>,
     pub oauth_client_id: Option<String>,
     pub cluster_name: Option<String>,
     pub aws_endpoint_url: Option<Url>,
@@ -168,6 +173,7 @@ impl Config {
         };
         let public_url = get("FERRY_PUBLIC_URL").map(|(name, v)| http_url(name, &v)).transpose()?;
         let admin_token = get("FERRY_ADMIN_TOKEN").map(|(_, v)| SecretString::from(v));
+        let tekton_token = get("FERRY_TEKTON_TOKEN").map(|(_, v)| SecretString::from(v));
         let oauth_client_id = get("FERRY_GITHUB_OAUTH_CLIENT_ID").map(|(_, v)| v);
         let cluster_name = get("FERRY_CLUSTER_NAME").map(|(name, v)| cluster_name(name, v)).transpose()?;
         let aws_endpoint_url = get("AWS_ENDPOINT_URL").map(|(name, v)| http_url(name, &v)).transpose()?;
@@ -184,6 +190,7 @@ impl Config {
             embedded_durability,
             public_url,
             admin_token,
+            tekton_token,
             oauth_client_id,
             cluster_name,
             aws_endpoint_url,

@@ -44,6 +44,11 @@ pub struct Context {
     pub sources: Arc<Sources>,
     /// Sends the poller's events.
     pub http: reqwest::Client,
+    /// What Tekton's CloudEvents sink must give: `FERRY_TEKTON_TOKEN`, else
+    /// the secret store's `tekton-token`; neither closes `POST /tekton/events`.
+    pub tekton_token: Option<SecretString>,
+    /// How often Tekton's events may make Ferry read one run.
+    pub tekton_reads: Arc<crate::usecase::tekton::ReadLimit>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +94,10 @@ impl Context {
             _ => Arc::new(EmbeddedSecrets::open(&config.data_dir.join(EmbeddedSecrets::FILE))?),
         };
         let webhook_secrets = webhook_secrets(&config, sdk.as_ref(), secrets.as_ref()).await?;
+        let tekton_token = match &config.tekton_token {
+            Some(token) => Some(token.clone()),
+            None => secrets.get(&SecretName::tekton_token()).await?,
+        };
         let (minter, app_hooks): (Arc<dyn TokenMinter>, Arc<dyn AppHooks>) = match &config.github_app {
             None => (Arc::new(NoApp), Arc::new(NoApp)),
             Some(app) => {
@@ -168,6 +177,8 @@ impl Context {
             operator,
             sources,
             http,
+            tekton_token,
+            tekton_reads: Arc::default(),
         })
     }
 }

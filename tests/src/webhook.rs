@@ -83,6 +83,8 @@ impl Harness {
                 ferry::telemetry::install_crypto_provider();
                 reqwest::Client::new()
             },
+            tekton_token: None,
+            tekton_reads: Arc::default(),
         };
         Self { context, _dir: dir }
     }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status, manifests};
-use crate::domain::repair::{Health, RunPhase};
+use crate::domain::repair::Health;
 
 pub struct DryRunCluster {
     root: PathBuf,
@@ -163,7 +163,7 @@ impl Cluster for DryRunCluster {
         Ok(())
     }
 
-    async fn run_phase(&self, namespace: &str, kind: &str, name: &str) -> Result<RunPhase, ClusterError> {
+    async fn run(&self, namespace: &str, kind: &str, name: &str) -> Result<Option<Value>, ClusterError> {
         let run = RunState {
             kind: kind.to_owned(),
             namespace: namespace.to_owned(),
@@ -172,10 +172,10 @@ impl Cluster for DryRunCluster {
             happened_at: None,
         };
         let path = self.run_path(&run);
-        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(RunPhase::Gone) };
-        let object: Value = serde_yaml_ng::from_str(&text)
-            .map_err(|e| ClusterError::Refused { what: path.display().to_string(), problem: e.to_string() })?;
-        Ok(super::phase_of(&object))
+        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+        serde_yaml_ng::from_str(&text)
+            .map(Some)
+            .map_err(|e| ClusterError::Refused { what: path.display().to_string(), problem: e.to_string() })
     }
 
     async fn ping(&self) -> Result<String, ClusterError> {

@@ -20,9 +20,9 @@ use serde_json::json;
 use tokio::sync::{Mutex, RwLock};
 use tokio::time::Instant;
 
-use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status, health_of, manifests, phase_of};
+use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status, health_of, manifests};
 use crate::domain::Timestamp;
-use crate::domain::repair::{Health, RunPhase};
+use crate::domain::repair::Health;
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "ferry";
@@ -311,14 +311,13 @@ impl Cluster for KubeCluster {
         Err(ClusterError::Refused { what: run.name.clone(), problem: "kept changing while being started".into() })
     }
 
-    async fn run_phase(&self, namespace: &str, kind: &str, name: &str) -> Result<RunPhase, ClusterError> {
+    async fn run(&self, namespace: &str, kind: &str, name: &str) -> Result<Option<serde_json::Value>, ClusterError> {
         let api: Api<DynamicObject> = Api::namespaced_with(self.client().await?, namespace, &tekton(kind));
         match api.get_opt(name).await {
-            Ok(Some(found)) => Ok(phase_of(
-                &serde_json::to_value(&found)
-                    .map_err(|e| ClusterError::Refused { what: name.to_owned(), problem: e.to_string() })?,
-            )),
-            Ok(None) => Ok(RunPhase::Gone),
+            Ok(Some(found)) => serde_json::to_value(&found)
+                .map(Some)
+                .map_err(|e| ClusterError::Refused { what: name.to_owned(), problem: e.to_string() }),
+            Ok(None) => Ok(None),
             Err(e) => Err(failure(name, e)),
         }
     }

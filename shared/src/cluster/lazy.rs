@@ -10,7 +10,7 @@ use tokio::sync::OnceCell;
 
 use super::kube::{KubeCluster, RateLimit};
 use super::{Cluster, ClusterError, Created, Manifest, RunState};
-use crate::domain::repair::{Health, RunPhase};
+use crate::domain::repair::Health;
 use crate::secrets::{SecretName, SecretStore};
 
 pub struct LazyKube {
@@ -71,8 +71,8 @@ impl Cluster for LazyKube {
         self.cluster().await?.start(run).await
     }
 
-    async fn run_phase(&self, namespace: &str, kind: &str, name: &str) -> Result<RunPhase, ClusterError> {
-        self.cluster().await?.run_phase(namespace, kind, name).await
+    async fn run(&self, namespace: &str, kind: &str, name: &str) -> Result<Option<serde_json::Value>, ClusterError> {
+        self.cluster().await?.run(namespace, kind, name).await
     }
 
     async fn deployment_health(&self, namespace: &str, name: &str) -> Result<Health, ClusterError> {

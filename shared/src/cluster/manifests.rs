@@ -173,6 +173,20 @@ fn labels(repo: &RepoName, unit: &UnitName, sha: &Sha, pr: Option<PrNumber>) -> 
     labels
 }
 
+/// Whose run `object` is, if Ferry made it: its managed-by label, the
+/// repository annotation, and the unit and commit labels.
+pub fn owner_of(object: &Value) -> Option<(RepoName, UnitName, Sha)> {
+    let metadata = &object["metadata"];
+    let label = |key: &str| metadata["labels"][key].as_str();
+    if label("app.kubernetes.io/managed-by") != Some(MANAGED_BY) {
+        return None;
+    }
+    let repo = RepoName::parse(metadata["annotations"]["ferry.dev/repo"].as_str()?).ok()?;
+    let unit = UnitName::parse(label("ferry.dev/unit")?).ok()?;
+    let sha = Sha::parse(label("ferry.dev/sha")?).ok()?;
+    Some((repo, unit, sha))
+}
+
 /// The Tekton run for a unit: a PipelineRun or TaskRun naming the unit's
 /// `ref`, or a PipelineRun with a pipeline generated from its actions.
 pub fn run(input: &RunInput<'_>) -> Manifest {
@@ -663,5 +677,23 @@ mod tests {
         assert_ne!(object("__"), object("_-_"));
         assert!(object_name(&UnitName::parse("Release_Manager").unwrap(), 53).len() <= 53);
         assert_eq!(dns_label("Feature/Über_x--y-", 63), "feature-ber-x-y");
+    }
+
+    #[test]
+    fn only_a_run_with_ferrys_labels_is_owner_of() {
+        let run = |managed: &str, repo: &str, unit: &str, sha: &str| {
+            json!({ "metadata": {
+                "labels": { "app.kubernetes.io/managed-by": managed, "ferry.dev/unit": unit, "ferry.dev/sha": sha },
+                "annotations": { "ferry.dev/repo": repo },
+            } })
+        };
+        let sha = "a".repeat(40);
+        let (repo, unit, found) = owner_of(&run("ferry", "acme/api", "api", &sha)).unwrap();
+        assert_eq!((repo.full_name(), unit.as_str(), found.as_str()), ("acme/api", "api", sha.as_str()));
+        assert_eq!(owner_of(&run("someone-else", "acme/api", "api", &sha)), None);
+        assert_eq!(owner_of(&run("ferry", "not a repo", "api", &sha)), None);
+        assert_eq!(owner_of(&run("ferry", "acme/api", "a#b", &sha)), None);
+        assert_eq!(owner_of(&run("ferry", "acme/api", "api", "main")), None);
+        assert_eq!(owner_of(&json!({})), None);
     }
 }

@@ -93,9 +93,14 @@ pub trait Cluster: Send + Sync {
     /// `PipelineRunPending`; a cancelled or gone run stays as it is).
     async fn start(&self, run: &RunState) -> Result<(), ClusterError>;
 
-    /// What became of the run `name` of `kind` (`PipelineRun`, `TaskRun`)
-    /// in `namespace`.
-    async fn run_phase(&self, namespace: &str, kind: &str, name: &str) -> Result<RunPhase, ClusterError>;
+    /// The run `name` of `kind` (`PipelineRun`, `TaskRun`) in `namespace`,
+    /// as the cluster has it; `None` when there is none.
+    async fn run(&self, namespace: &str, kind: &str, name: &str) -> Result<Option<serde_json::Value>, ClusterError>;
+
+    /// What became of that run.
+    async fn run_phase(&self, namespace: &str, kind: &str, name: &str) -> Result<RunPhase, ClusterError> {
+        Ok(self.run(namespace, kind, name).await?.map_or(RunPhase::Gone, |object| phase_of(&object)))
+    }
 
     /// Whether the Deployment `name` in `namespace` is available, still
     /// coming up, or failing (and why, from its pods).

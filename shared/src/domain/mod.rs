@@ -6,6 +6,7 @@ pub mod records;
 pub mod repair;
 pub mod route;
 pub mod signature;
+pub mod tekton;
 pub mod time;
 pub mod tokens;
 pub mod trust;

@@ -287,6 +287,13 @@ pub struct Run {
     pub run_kind: Option<String>,
 }
 
+impl Run {
+    /// `PipelineRun` or `TaskRun` (records from before the kind was kept: `PipelineRun`).
+    pub fn kind(&self) -> &str {
+        self.run_kind.as_deref().unwrap_or("PipelineRun")
+    }
+}
+
 /// What became of a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -21,7 +21,7 @@ use crate::usecase::track::{self, TrackError};
 /// Whether `request` may use the management API (see the module doc).
 pub fn authorised(context: &Context, request: &Request) -> bool {
     match &context.config.admin_token {
-        Some(token) => bearer(request).is_some_and(|given| same(given.as_bytes(), token.expose_secret().as_bytes())),
+        Some(token) => super::bearer(request.headers()).is_some_and(|given| super::same_token(given, token)),
         // No token set: only a request API Gateway authorised with IAM.
         None => matches!(
             request.request_context_ref(),
@@ -36,15 +36,6 @@ pub async fn authorize(State(context): State<Context>, request: Request, next: N
         return refuse(StatusCode::UNAUTHORIZED, "the management API needs Authorization: Bearer <FERRY_ADMIN_TOKEN>");
     }
     next.run(request).await
-}
-
-fn bearer(request: &Request) -> Option<&str> {
-    request.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
-}
-
-/// Compares in time that does not depend on where the two differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A refusal: `ok` false (as Kube Git Deploy's clients read it) and why.

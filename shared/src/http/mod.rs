@@ -7,6 +7,7 @@ mod kube_git_deploy;
 mod lambda;
 pub mod limits;
 mod management;
+mod tekton;
 mod webhook;
 
 use axum::Router;
@@ -17,6 +18,19 @@ use crate::Context;
 
 pub use lambda::service as lambda_service;
 pub use limits::MAX_BODY;
+
+/// Whether `given` is `token`, compared in time that does not depend on
+/// where the two differ.
+fn same_token(given: &str, token: &secrecy::SecretString) -> bool {
+    use secrecy::ExposeSecret;
+    use subtle::ConstantTimeEq;
+    bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes()))
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get(http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+}
 
 pub fn router(context: Context) -> Router {
     let management = Router::new()
@@ -39,6 +53,8 @@ pub fn router(context: Context) -> Router {
             "/api/v0/github/repositories/{owner}/{repo}/web_hook",
             post(webhook::repository_webhook).layer(DefaultBodyLimit::disable()),
         )
+        // Open to whoever holds FERRY_TEKTON_TOKEN (the handler checks it).
+        .route("/tekton/events", post(tekton::events).layer(DefaultBodyLimit::disable()))
         .merge(management)
         // Open: GitHub sends the person's browser here; the single-use state is the proof.
         .route("/api/v0/github/oauth_callback", get(management::oauth_callback))

@@ -54,6 +54,11 @@ impl SecretName {
         Self("webhook-secret".to_owned())
     }
 
+    /// The token Tekton's CloudEvents sink gives (`POST /tekton/events`).
+    pub fn tekton_token() -> Self {
+        Self("tekton-token".to_owned())
+    }
+
     pub fn app_private_key() -> Self {
         Self("app-private-key".to_owned())
     }
@@ -71,7 +76,7 @@ impl SecretName {
     /// App's key, webhook and OAuth secrets, kubeconfigs): never a token the
     /// operator config may send to a host of its choosing.
     pub fn is_ferrys_own(&self) -> bool {
-        const OWN: [&str; 3] = ["webhook-secret", "app-private-key", "oauth-client-secret"];
+        const OWN: [&str; 4] = ["webhook-secret", "app-private-key", "oauth-client-secret", "tekton-token"];
         const OWN_PREFIXES: [&str; 4] = ["installations/", "repositories/", "oauth/", "clusters/"];
         OWN.contains(&self.0.as_str()) || OWN_PREFIXES.iter().any(|prefix| self.0.starts_with(prefix))
     }

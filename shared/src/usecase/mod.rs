@@ -7,6 +7,7 @@ pub mod oauth;
 pub mod poll;
 pub mod reconcile;
 pub mod rotate;
+pub mod tekton;
 pub mod tokens;
 pub mod track;
 

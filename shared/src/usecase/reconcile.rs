@@ -20,7 +20,7 @@ use super::intake::{self, act};
 use super::launch::{LaunchPorts, launch, status_context, target};
 use crate::cluster::ClusterError;
 use crate::domain::event::{Detail, GitEvent, PullRequestDetail};
-use crate::domain::repair::{self, Listing, Retry};
+use crate::domain::repair::{self, Listing, Retry, RunPhase};
 use crate::domain::route::{Trigger, route};
 use crate::domain::{
     Clock, Cursor, Delivery, DeliveryId, Outcome, PrState, Preview, PullRequest, Release, Repository, Run, RunStatus,
@@ -320,7 +320,7 @@ async fn repair_repository(
 }
 
 #[derive(Debug, thiserror::Error)]
-enum RepairError {
+pub enum RepairError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -333,51 +333,66 @@ enum RepairError {
 
 /// Each run still pending becomes its result's commit status, once.
 async fn report_runs(ports: Ports<'_>, target: &Target, report: &mut Report) -> Result<(), RepairError> {
-    let stuck_after = Duration::from_secs(ports.launch.operator.reconciler.run_timeout_minutes.saturating_mul(60));
     for found in ports.launch.state.query(&Collection::Runs(target.repo.clone())).await? {
         let Record::Run(run) = found.record else { continue };
         if run.status != RunStatus::Pending {
             continue;
         }
-        let kind = run.run_kind.clone().unwrap_or_else(|| "PipelineRun".into());
-        let phase = ports.launch.cluster.run_phase(&run.namespace, &kind, &run.name).await?;
-        let Some((result, text)) = repair::run_result(&phase, ports.clock.now(), stuck_after) else { continue };
-        if !repair::may_report(run.reported, result) {
-            continue;
-        }
-        // Claimed before it is posted: a newer run's record (a retry) wins the race.
-        let done = Run { status: result, reported: Some(result), ..run.clone() };
-        let version = match ports.launch.state.update(&done.into(), found.version).await {
-            Ok(version) => version,
-            Err(StoreError::StaleVersion { .. } | StoreError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let mut status = CommitStatus::new(
-            status_context(ports.launch.cluster_name, run.unit.as_str()),
-            state_of(result),
-            format!("{kind} {}: {text}", run.name),
-        );
-        status.target_url = ports.launch.operator.dashboard_link(&run.namespace, &run.name);
-        if let Err(e) = ports.launch.forge.status(target, &run.sha, &status).await {
-            // Not reported after all: pending again, so the next cycle posts it.
-            let back = Run { status: RunStatus::Pending, reported: run.reported, ..run };
-            let _ = ports.launch.state.update(&back.into(), version).await;
-            return Err(e.into());
-        }
-        report.statuses += 1;
-        if matches!(result, RunStatus::Failure | RunStatus::Error) {
-            // Beside the status, a check run says why in more than 140 characters.
-            let summary = failure_summary(&kind, &run, &text, status.target_url.as_deref());
-            let title =
-                format!("{} {}", run.unit, if result == RunStatus::Failure { "failed" } else { "did not finish" });
-            if let Err(e) =
-                ports.launch.forge.check_run(target, &run.sha, &status.context, "failure", &title, &summary).await
-            {
-                tracing::warn!(error = %e, "could not add the check run; the status stands");
-            }
+        let phase = ports.launch.cluster.run_phase(&run.namespace, run.kind(), &run.name).await?;
+        let found = Versioned { record: run, version: found.version };
+        if report_run(ports, target, found, &phase).await? {
+            report.statuses += 1;
         }
     }
     Ok(())
+}
+
+/// Reports `found`'s result as the cluster gives it (`phase`): its commit
+/// status and, for a failure, a check run saying why. Once: whether this
+/// call posted it. The reconciler and Tekton's events both come here.
+pub(crate) async fn report_run(
+    ports: Ports<'_>,
+    target: &Target,
+    found: Versioned<Run>,
+    phase: &RunPhase,
+) -> Result<bool, RepairError> {
+    let stuck_after = Duration::from_secs(ports.launch.operator.reconciler.run_timeout_minutes.saturating_mul(60));
+    let run = found.record;
+    let kind = run.kind().to_owned();
+    let Some((result, text)) = repair::run_result(phase, ports.clock.now(), stuck_after) else { return Ok(false) };
+    if run.status != RunStatus::Pending || !repair::may_report(run.reported, result) {
+        return Ok(false);
+    }
+    // Claimed before it is posted: a newer run's record (a retry) wins the race.
+    let done = Run { status: result, reported: Some(result), ..run.clone() };
+    let version = match ports.launch.state.update(&done.into(), found.version).await {
+        Ok(version) => version,
+        Err(StoreError::StaleVersion { .. } | StoreError::NotFound { .. }) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let mut status = CommitStatus::new(
+        status_context(ports.launch.cluster_name, run.unit.as_str()),
+        state_of(result),
+        format!("{kind} {}: {text}", run.name),
+    );
+    status.target_url = ports.launch.operator.dashboard_link(&run.namespace, &run.name);
+    if let Err(e) = ports.launch.forge.status(target, &run.sha, &status).await {
+        // Not reported after all: pending again, so the next cycle posts it.
+        let back = Run { status: RunStatus::Pending, reported: run.reported, ..run };
+        let _ = ports.launch.state.update(&back.into(), version).await;
+        return Err(e.into());
+    }
+    if matches!(result, RunStatus::Failure | RunStatus::Error) {
+        // Beside the status, a check run says why in more than 140 characters.
+        let summary = failure_summary(&kind, &run, &text, status.target_url.as_deref());
+        let title = format!("{} {}", run.unit, if result == RunStatus::Failure { "failed" } else { "did not finish" });
+        if let Err(e) =
+            ports.launch.forge.check_run(target, &run.sha, &status.context, "failure", &title, &summary).await
+        {
+            tracing::warn!(error = %e, "could not add the check run; the status stands");
+        }
+    }
+    Ok(true)
 }
 
 /// Each preview still coming up is reported once it is available (its

@@ -271,7 +271,7 @@ fn the_functions_that_talk_to_the_cluster_are_the_user_rbac_yaml_grants() {
 }
 
 #[test]
-fn only_the_webhooks_and_the_health_check_and_the_oauth_callback_are_open() {
+fn only_the_webhooks_the_tekton_sink_the_health_check_and_the_oauth_callback_are_open() {
     let template = template();
     let api = &template["Resources"]["Api"]["Properties"]["Auth"];
     assert_eq!(api["DefaultAuthorizer"], "AWS_IAM");
@@ -295,6 +295,7 @@ fn only_the_webhooks_and_the_health_check_and_the_oauth_callback_are_open() {
             "GET /api/v0/github/oauth_callback",
             "GET /healthz",
             "POST /api/v0/github/repositories/{user}/{repo}/web_hook",
+            "POST /tekton/events",
             "POST /webhook"
         ]
     );

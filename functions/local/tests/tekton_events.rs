@@ -1,0 +1,150 @@
+//! `POST /tekton/events` through `ferry serve`: Tekton's word that a run
+//! ended makes Ferry read the run and report it at once, not at the next
+//! reconciliation; a forged or early event reports nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Server, client, demo_config, sample, send, serve_with};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "tekton-sink-token-for-the-test";
+const SHA: &str = "9c2a4b7e1d3f5a6c8e0b2d4f6a8c0e2b4d6f8a0c";
+
+fn start(dir: &Path, token: Option<&str>) -> Server {
+    std::fs::write(dir.join("ferry.toml"), demo_config()).unwrap();
+    let mut variables = vec![("FERRY_CONFIG", "ferry.toml")];
+    if let Some(token) = token {
+        variables.push(("FERRY_TEKTON_TOKEN", token));
+    }
+    let server = serve_with(dir, &variables);
+    // The installation that tracks acme/api, as the reconciler knows it too.
+    send(dir, &server, "installation", "installed", &sample("installation.created.json"));
+    server
+}
+
+fn the_run(dir: &Path) -> PathBuf {
+    let runs = dir.join(".ferry/cluster/ci/pipelinerun");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(runs).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.pop().unwrap()
+}
+
+fn status(dir: &Path) -> Value {
+    let path = dir.join(format!(".ferry/forge/acme/api/statuses/{SHA}/ferry_api.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Tekton finishing the run: its `Succeeded` condition, as the controller writes it.
+fn finish(run: &Path, succeeded: bool) {
+    let mut object: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(run).unwrap()).unwrap();
+    object["status"] = json!({"conditions": [{
+        "type": "Succeeded",
+        "status": if succeeded { "True" } else { "False" },
+        "reason": if succeeded { "Succeeded" } else { "Failed" },
+        "message": if succeeded { "Tasks Completed: 2" } else { "Tasks Completed: 2 (Failed: 1)" },
+    }]});
+    std::fs::write(run, serde_yaml_ng::to_string(&object).unwrap()).unwrap();
+}
+
+/// The event Tekton's controller sends (binary mode): `(status, reply)`.
+async fn event(server: &Server, query: &str, ce_type: &str, run: &Value) -> (u16, Value) {
+    let body = json!({ "pipelineRun": run });
+    let reply = client()
+        .post(format!("{}/tekton/events{query}", server.url))
+        .header("ce-specversion", "1.0")
+        .header("ce-type", ce_type)
+        .header("ce-source", "/apis///namespaces/ci//ferry-api")
+        .header("ce-id", "b3a1e7c4-0000-4000-8000-000000000001")
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (reply.status().as_u16(), reply.json().await.unwrap())
+}
+
+fn object(run: &Path) -> Value {
+    serde_yaml_ng::from_str(&std::fs::read_to_string(run).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn tekton_s_event_reports_the_run_s_end_before_the_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), Some(TOKEN));
+    let reply = send(dir.path(), &server, "push", "tekton-push-1", &sample("push.json"));
+    assert!(reply.contains("pipelinerun.created"), "{reply}");
+    let run = the_run(dir.path());
+    assert_eq!(status(dir.path())["state"], "pending");
+    let ended = "dev.tekton.event.pipelinerun.successful.v1";
+    let query = format!("?token={TOKEN}");
+
+    // Forged: the run has not ended. Nothing is reported.
+    let (code, body) = event(&server, &query, ended, &object(&run)).await;
+    assert_eq!((code, body["reported"].clone()), (202, json!(false)), "{body}");
+    assert_eq!(body["reason"], "the run has not ended");
+    assert_eq!(status(dir.path())["state"], "pending");
+
+    // The run ends; the event arrives. Within the reply, the status is there.
+    finish(&run, true);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // past the one-read-a-second limit
+    let (code, body) = event(&server, &query, ended, &object(&run)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["reported"], true);
+    assert_eq!(status(dir.path())["state"], "success", "posted before the reply");
+
+    // Replayed: once only.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (code, body) = event(&server, &query, ended, &object(&run)).await;
+    assert_eq!((code, body["reason"].as_str()), (202, Some("its result was reported already")), "{body}");
+}
+
+#[tokio::test]
+async fn an_event_is_refused_without_the_token_and_believed_in_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), Some(TOKEN));
+    send(dir.path(), &server, "push", "tekton-push-2", &sample("push.json"));
+    let run = the_run(dir.path());
+    finish(&run, false);
+    let failed = "dev.tekton.event.pipelinerun.failed.v1";
+
+    for query in ["", "?token=wrong", "?token="] {
+        let (code, _) = event(&server, query, failed, &object(&run)).await;
+        assert_eq!(code, 401, "{query:?}");
+    }
+    // A run Ferry did not launch, and one that does not exist: nothing read into a status.
+    let mut stranger = object(&run);
+    stranger["metadata"]["name"] = "someone-elses-run".into();
+    let (code, body) = event(&server, &format!("?token={TOKEN}"), failed, &stranger).await;
+    assert_eq!((code, body["reason"].as_str()), (202, Some("the cluster has no such run")), "{body}");
+    let (code, body) =
+        event(&server, &format!("?token={TOKEN}"), "dev.tekton.event.pipelinerun.started.v1", &stranger).await;
+    assert_eq!(code, 202, "a start is not an end: {body}");
+    let (code, _) = event(&server, &format!("?token={TOKEN}"), "com.example.other", &stranger).await;
+    assert_eq!(code, 400);
+    assert_eq!(status(dir.path())["state"], "pending", "nothing was reported");
+
+    // The bearer form, then the same run again within a second.
+    let bearer = client()
+        .post(format!("{}/tekton/events", server.url))
+        .bearer_auth(TOKEN)
+        .header("ce-type", failed)
+        .body(json!({ "pipelineRun": object(&run) }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status().as_u16(), 200);
+    assert_eq!(status(dir.path())["state"], "failure");
+    let (code, _) = event(&server, &format!("?token={TOKEN}"), failed, &object(&run)).await;
+    assert_eq!(code, 429, "one read of a run per second");
+}
+
+#[tokio::test]
+async fn the_route_is_closed_without_a_token_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), None);
+    let (code, body) =
+        event(&server, "?token=anything", "dev.tekton.event.pipelinerun.successful.v1", &json!({})).await;
+    assert_eq!(code, 404, "{body}");
+}
