@@ -153,12 +153,10 @@ impl Context {
             .map_err(|e| StartError::Github(e.to_string()))?;
         let operator = Arc::new(operator);
         let sources = Arc::new(Sources::new(&config_api).map_err(StartError::Github)?);
-        // Repositories polled on their own host are read and reported there.
-        let forge: Arc<dyn Forge> = if operator.poll.iter().any(|t| t.launch && t.host().is_some()) {
-            Arc::new(crate::report::hosted::Hosted::new(forge, operator.clone(), secrets.clone(), sources.clone()))
-        } else {
-            forge
-        };
+        // Repositories polled on their own host are read and reported there;
+        // one whose entry is gone gets nothing, never the GitHub or dry-run forge.
+        let forge: Arc<dyn Forge> =
+            Arc::new(crate::report::hosted::Hosted::new(forge, operator.clone(), secrets.clone(), sources.clone()));
         // Statuses go to the other hosts the operator config names, too.
         let forge: Arc<dyn Forge> = if operator.mirrors_statuses() {
             Arc::new(crate::report::mirror::Mirrored::new(forge, operator.clone(), secrets.clone(), http.clone()))

@@ -258,10 +258,31 @@ impl Host {
         }
     }
 
+    /// Whether Git's Basic credential is one this host documents for its
+    /// token: Bitbucket's app password as `<user>:<app-password>`, its
+    /// access tokens as `x-token-auth`; Azure DevOps and Gitea take the
+    /// token as the password beside any user.
+    fn git_credential_fits(&self, request: &Request) -> bool {
+        use base64::Engine;
+        let sent = request.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let Some(encoded) = sent.strip_prefix("Basic ") else { return false };
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap_or_default();
+        let decoded = String::from_utf8(decoded).unwrap_or_default();
+        let Some((user, password)) = decoded.split_once(':') else { return false };
+        match self.provider {
+            Provider::Bitbucket if self.token.contains(':') => decoded == self.token,
+            Provider::Bitbucket => user == "x-token-auth" && password == self.token,
+            _ => !user.is_empty() && password == self.token,
+        }
+    }
+
     /// A GET: a file, GitLab's commit of a branch, or a ref advertisement.
     fn read(&self, request: &Request, credential: &str, book: &mut Book) -> ResponseTemplate {
         let path = request.url.path();
         if path.ends_with("/info/refs") {
+            if !self.git_credential_fits(request) {
+                return ResponseTemplate::new(401).insert_header("www-authenticate", "Basic realm=\"git\"");
+            }
             let pkt = |line: &str| format!("{:04x}{line}", line.len() + 4);
             let mut body = pkt("# service=git-upload-pack\n") + "0000";
             for (i, (branch, sha)) in book.heads.iter().enumerate() {
@@ -271,6 +292,9 @@ impl Host {
             return ResponseTemplate::new(200).set_body_string(body + "0000");
         }
         if self.provider == Provider::Gitlab && path.contains("/repository/commits/") {
+            if request.headers.get("private-token").and_then(|v| v.to_str().ok()) != Some(self.token.as_str()) {
+                return ResponseTemplate::new(401).set_body_json(json!({ "message": "401 Unauthorized" }));
+            }
             let branch = path.rsplit('/').next().unwrap_or_default();
             return match book.heads.get(branch) {
                 Some(sha) => ResponseTemplate::new(200).set_body_json(json!({ "id": sha, "title": "a change" })),

@@ -20,10 +20,10 @@ const GOOD: &str = "1a2b3c4d5e6f70819a2b3c4d5e6f70819a2b3c4d";
 const BROKEN: &str = "2b3c4d5e6f70819a2b3c4d5e6f70819a2b3c4d5e";
 const UNITS: &str = "[api.pipeline]\nnamespace = \"ci\"\n[[api.docker]]\ndirectory = \".\"\ntag = \"registry.example.com/api:{{ git.sha }}\"\n";
 
-async fn secrets(dir: &Path) {
+async fn secrets(dir: &Path, token: &str) {
     ferry::files::create_private_dirs(&dir.join(".ferry")).unwrap();
     let store = EmbeddedSecrets::open(&dir.join(".ferry/secrets.json")).unwrap();
-    for (name, value) in [("hosts/acme", TOKEN), ("hosts/acme-clone", CLONE_TOKEN)] {
+    for (name, value) in [("hosts/acme", token), ("hosts/acme-clone", CLONE_TOKEN)] {
         store.put(&SecretName::parse(name).unwrap(), &SecretString::from(value.to_owned())).await.unwrap();
     }
 }
@@ -44,7 +44,12 @@ fn statuses(fake: &ProviderFake) -> Vec<(String, String, String)> {
         .iter()
         .map(|b| {
             (
-                text(if b["name"].is_null() { &b["context"] } else { &b["name"] }),
+                match (&b["name"], &b["context"]) {
+                    (Value::String(name), _) => name.clone(),
+                    // Azure DevOps: `{genre, name}`.
+                    (_, Value::Object(c)) => format!("{}/{}", text(&c["genre"]), text(&c["name"])),
+                    (_, context) => text(context),
+                },
                 text(&b["state"]),
                 text(&b["description"]),
             )
@@ -81,7 +86,7 @@ async fn a_gitlab_repository_polled_there_runs_and_gets_its_statuses_there() {
         )
     };
     std::fs::write(dir.path().join("ferry.toml"), entry("main") + &entry("dev")).unwrap();
-    secrets(dir.path()).await;
+    secrets(dir.path(), TOKEN).await;
 
     ferry(dir.path(), &["poll"]);
     assert_eq!(fake.violations(), Vec::<String>::new());
@@ -113,30 +118,45 @@ async fn a_gitlab_repository_polled_there_runs_and_gets_its_statuses_there() {
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
+/// Gitea, Bitbucket (an app password, through `api_url`) and Azure DevOps
+/// (a project with a space), each read over Git with its own credential form.
 #[tokio::test]
-async fn a_gitea_repository_polled_over_git_runs_and_gets_its_statuses_there() {
+async fn a_repository_polled_over_git_runs_and_gets_its_statuses_on_its_host() {
     ferry::telemetry::install_crypto_provider();
-    let fake = ProviderFake::start(Provider::Gitea, TOKEN).await;
-    fake.set_head("main", GOOD);
-    fake.put_file(GOOD, ".ferry.toml", UNITS);
-    let dir = tempfile::tempdir().unwrap();
-    let base = fake.url().as_str().trim_end_matches('/').to_owned();
-    let config = format!(
-        "[[poll]]\nurl = \"{base}/acme/api\"\nref = \"main\"\ntype = \"git\"\nprovider = \"gitea\"\n\
-         launch = true\ntoken_secret = \"hosts/acme\"\n"
-    );
-    std::fs::write(dir.path().join("ferry.toml"), config).unwrap();
-    secrets(dir.path()).await;
+    let hosts = [
+        (Provider::Gitea, "gitea", "acme/api", TOKEN, false),
+        (Provider::Bitbucket, "bitbucket", "acme/api", "ci-bot:app-password-0123456789", true),
+        (Provider::AzureDevops, "azure_devops", "acme/My%20Project/_git/api", TOKEN, false),
+    ];
+    for (provider, name, path, token, api_url) in hosts {
+        let fake = ProviderFake::start(provider, token).await;
+        fake.set_head("main", GOOD);
+        fake.put_file(GOOD, ".ferry.toml", UNITS);
+        let dir = tempfile::tempdir().unwrap();
+        let base = fake.url().as_str().trim_end_matches('/').to_owned();
+        let api = if api_url { format!("api_url = \"{base}\"\n") } else { String::new() };
+        let config = format!(
+            "[[poll]]\nurl = \"{base}/{path}\"\nref = \"main\"\ntype = \"git\"\nprovider = \"{name}\"\n\
+             launch = true\ntoken_secret = \"hosts/acme\"\n{api}"
+        );
+        std::fs::write(dir.path().join("ferry.toml"), config).unwrap();
+        secrets(dir.path(), token).await;
 
-    ferry(dir.path(), &["poll"]);
-    assert_eq!(fake.reads(), [(GOOD.to_owned(), ".ferry.toml".to_owned())]);
-    let found = runs(dir.path());
-    let [run] = found.as_slice() else { panic!("one run: {found:?}") };
-    assert!(!dir.path().join(".ferry/cluster/ci/secret").exists(), "no clone_secret: it clones anonymously");
-    succeed(run);
-    ferry(dir.path(), &["reconcile"]);
-    let states: Vec<String> =
-        statuses(&fake).into_iter().map(|(context, state, _)| format!("{context} {state}")).collect();
-    assert_eq!(states, ["ferry/api pending", "ferry/api success"]);
-    assert_eq!(fake.violations(), Vec::<String>::new());
+        ferry(dir.path(), &["poll"]);
+        assert_eq!(fake.reads(), [(GOOD.to_owned(), ".ferry.toml".to_owned())], "{name}");
+        let found = runs(dir.path());
+        let [run] = found.as_slice() else { panic!("{name}: one run: {found:?}") };
+        assert!(!dir.path().join(".ferry/cluster/ci/secret").exists(), "no clone_secret: it clones anonymously");
+        succeed(run);
+        ferry(dir.path(), &["reconcile"]);
+        let states: Vec<String> =
+            statuses(&fake).into_iter().map(|(context, state, _)| format!("{context} {state}")).collect();
+        let (pending, success) = match provider {
+            Provider::Bitbucket => ("INPROGRESS", "SUCCESSFUL"),
+            Provider::AzureDevops => ("pending", "succeeded"),
+            _ => ("pending", "success"),
+        };
+        assert_eq!(states, [format!("ferry/api {pending}"), format!("ferry/api {success}")], "{name}");
+        assert_eq!(fake.violations(), Vec::<String>::new(), "{name}");
+    }
 }

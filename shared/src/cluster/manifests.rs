@@ -348,11 +348,12 @@ fn action_task(name: &str, previous: &str, step: &str, image: &str, args: Vec<St
 }
 
 /// Fetches exactly `sha`. The token reaches git through a credential
-/// helper reading the environment, never a command line or the URL.
+/// helper reading the environment, never a command line or the URL; git
+/// follows no redirect, so the helper answers only the clone URL's host.
 fn clone_script(clone_url: &str, sha: &Sha) -> String {
     format!(
         "#!/bin/sh\nset -eu\ncd \"$(workspaces.source.path)\"\ngit init -q .\n\
-         git -c credential.helper='!f() {{ echo \"username=${{GIT_USERNAME:-{GITHUB_CLONE_USER}}}\"; echo \"password=$GIT_TOKEN\"; }}; f' \\\n  \
+         git -c http.followRedirects=false -c credential.helper='!f() {{ echo \"username=${{GIT_USERNAME:-{GITHUB_CLONE_USER}}}\"; echo \"password=$GIT_TOKEN\"; }}; f' \\\n  \
          fetch -q --depth 1 \"{clone_url}\" {sha}\ngit checkout -q FETCH_HEAD\n"
     )
 }

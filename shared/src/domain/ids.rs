@@ -228,6 +228,12 @@ impl RepoName {
         &self.full[..self.slash]
     }
 
+    /// Whether GitHub could have this owner: no GitHub login holds a `.` or
+    /// starts with `_`, which the names of other hosts' repositories do.
+    pub fn is_githubs(&self) -> bool {
+        !self.owner().contains('.') && !self.owner().starts_with('_')
+    }
+
     pub fn name(&self) -> &str {
         &self.full[self.slash + 1..]
     }

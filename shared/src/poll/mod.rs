@@ -93,10 +93,13 @@ impl TrackedRef {
         if !matches!(url.scheme(), "https" | "http") {
             return Err(format!("{at}: url must be http(s)"));
         }
+        // It is logged and given to runs: a credential goes in token_secret.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!("{at}: url may not carry a user or password: name a token_secret"));
+        }
         RefName::parse(self.reference.clone()).map_err(|e| format!("{at}: {e}"))?;
         frequency(&self.frequency).map_err(|e| format!("{at}: frequency {e}"))?;
         self.owner_name().map_err(|e| format!("{at}: {e}"))?;
-        self.host_identity().map_err(|e| format!("{at}: {e}"))?;
         if let Some(endpoint) = &self.endpoint {
             url::Url::parse(endpoint).map_err(|e| format!("{at}: endpoint: {e}"))?;
         }
@@ -115,7 +118,7 @@ impl TrackedRef {
         self.validate_host().map_err(|e| format!("{at}: {e}"))
     }
 
-    /// A host's entry: which provider, and what launching there needs.
+    /// A provider that contradicts the entry's type.
     fn validate_host(&self) -> Result<(), String> {
         if self.provider.is_some() && self.kind == SourceKind::Github {
             return Err("provider names a host other than GitHub: give type = \"gitlab\" or \"git\"".into());
@@ -123,15 +126,28 @@ impl TrackedRef {
         if self.provider == Some(Provider::Gitlab) && self.kind == SourceKind::Git {
             return Err("a GitLab repository is read with type = \"gitlab\"".into());
         }
-        if let Some(provider) = self.host() {
-            if self.launch && self.token_secret.is_none() {
-                return Err("launch = true on another host needs token_secret (to read units, post statuses)".into());
-            }
-            self.host_repo(provider).parts(provider).map_err(|e| format!("url: {e}"))?;
-        } else if self.launch && self.kind != SourceKind::Github {
-            return Err("launch = true off GitHub needs provider = gitlab, bitbucket, azure_devops or gitea".into());
-        }
         Ok(())
+    }
+
+    /// Why this entry cannot launch, if it cannot: off the GitHub at
+    /// `github_api`, launching needs a provider, its token and an API.
+    /// Reported for this ref alone at each poll, so one entry never stops
+    /// the others (or the config) from loading.
+    pub fn launch_problem(&self, github_api: &url::Url) -> Option<String> {
+        if !self.launch || self.on_github(github_api) {
+            return None;
+        }
+        let Some(provider) = self.host() else {
+            return Some(format!(
+                "launch = true needs a repository on {github_api}, or a provider (gitlab, bitbucket, azure_devops, gitea)"
+            ));
+        };
+        if self.token_secret.is_none() {
+            return Some("launch = true on another host needs token_secret (to read units, post statuses)".into());
+        }
+        let checked =
+            self.host_repo(provider).parts(provider).map(|_| ()).and_then(|()| self.host_api(provider).map(|_| ()));
+        checked.err().map(|e| format!("url: {e}"))
     }
 
     /// The host whose API serves this repository's units and statuses, off
@@ -154,15 +170,23 @@ impl TrackedRef {
         }
     }
 
-    /// The host's API root: `api_url` (GitLab's without `/api/v4`), else
-    /// Bitbucket Cloud's API, else the repository URL's origin.
+    /// The host's API root: `api_url` (without GitLab's `/api/v4` or
+    /// Gitea's `/api/v1`), else Bitbucket Cloud's API for `bitbucket.org`,
+    /// else the repository URL's origin. The poller and the statuses both
+    /// go here.
     pub fn host_api(&self, provider: Provider) -> Result<url::Url, String> {
         let given = self.api_url.as_deref().map(|u| u.trim_end_matches('/'));
+        let url = url::Url::parse(&self.url).map_err(|e| e.to_string())?;
         let base = match (given, provider) {
             (Some(api), Provider::Gitlab) => api.trim_end_matches("/api/v4").to_owned(),
+            (Some(api), Provider::Gitea) => api.trim_end_matches("/api/v1").to_owned(),
             (Some(api), _) => api.to_owned(),
-            (None, Provider::Bitbucket) => "https://api.bitbucket.org".to_owned(),
-            (None, _) => url::Url::parse(&self.url).map_err(|e| e.to_string())?.origin().ascii_serialization(),
+            (None, Provider::Bitbucket) if url.host_str() == Some("bitbucket.org") => {
+                "https://api.bitbucket.org".into()
+            }
+            // Bitbucket Cloud's token never goes to another server's API by default.
+            (None, Provider::Bitbucket) => return Err("a Bitbucket other than bitbucket.org needs api_url".into()),
+            (None, _) => url.origin().ascii_serialization(),
         };
         url::Url::parse(&base).map_err(|e| format!("api_url: {e}"))
     }
@@ -185,14 +209,15 @@ impl TrackedRef {
             Some(port) => format!("{host}_{port}"),
             None => host,
         };
-        if !owner.contains(['.', '_']) {
+        // No GitHub login holds a `.` or starts with `_`.
+        if !owner.contains('.') {
             owner.insert(0, '_');
         }
-        let path = self.project_path().replace("/_git/", "/");
+        let path = self.project_path();
         if path.is_empty() {
             return Err("url names no repository".into());
         }
-        RepoName::parse(format!("{owner}/{}", path.replace('/', "."))).map_err(|e| e.to_string())
+        RepoName::parse(format!("{owner}/{}", path_name(&path))).map_err(|e| e.to_string())
     }
 
     /// `owner/name`: the URL's last two path segments (GitHub's API path).
@@ -228,10 +253,13 @@ impl TrackedRef {
             && same(url.as_ref(), web.as_ref())
     }
 
-    /// The path of the project below the host (`group/sub/project`), for GitLab.
+    /// The path of the repository below the host (`group/sub/project`), decoded.
     pub fn project_path(&self) -> String {
         url::Url::parse(&self.url)
-            .map(|u| u.path().trim_matches('/').trim_end_matches(".git").to_owned())
+            .map(|u| {
+                let path = percent_encoding::percent_decode_str(u.path()).decode_utf8_lossy().into_owned();
+                path.trim_matches('/').trim_end_matches(".git").to_owned()
+            })
             .unwrap_or_default()
     }
 
@@ -274,6 +302,32 @@ impl TrackedRef {
     pub fn next_poll(&self, now: Timestamp) -> Timestamp {
         now.plus(self.period()).plus(self.jitter())
     }
+}
+
+/// A repository path as one name: its segments joined by `.`. A path whose
+/// segments hold a `.` or anything a name may not (`a.b/c` and `a/b.c`, an
+/// Azure project with a space) also gets a hash of the exact path, so two
+/// paths never share a name.
+fn path_name(path: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let mut name: String = path
+        .chars()
+        .map(|c| {
+            if c == '/' {
+                '.'
+            } else if plain(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if path.chars().all(|c| c == '/' || plain(c)) && name.len() <= 100 {
+        return name;
+    }
+    let hash = hex::encode(&Sha256::digest(path.as_bytes())[..4]);
+    name.truncate(name.floor_char_boundary(90));
+    format!("{name}-{hash}")
 }
 
 /// `30s`, `5m`, `2h`, `1h30m`, or plain seconds.
@@ -366,14 +420,14 @@ mod tests {
             (entry("https://gitlab.com/acme/api.git", SourceKind::Gitlab, None), "gitlab.com/acme.api"),
             (
                 entry("https://dev.azure.com/acme/platform/_git/api", SourceKind::Git, Some(Provider::AzureDevops)),
-                "dev.azure.com/acme.platform.api",
+                "dev.azure.com/acme.platform._git.api",
             ),
             (
                 entry("http://127.0.0.1:8080/acme/api", SourceKind::Git, Some(Provider::Gitea)),
                 "127.0.0.1_8080/acme.api",
             ),
             // A host without a dot still has an owner no GitHub login has.
-            (entry("http://gitea:3000/acme/api", SourceKind::Git, None), "gitea_3000/acme.api"),
+            (entry("http://gitea:3000/acme/api", SourceKind::Git, None), "_gitea_3000/acme.api"),
             (entry("https://gitea/acme/api", SourceKind::Git, None), "_gitea/acme.api"),
             // The same owner/name elsewhere is not GitHub's acme/api.
             (entry("https://git.example.com/acme/api", SourceKind::Github, None), "git.example.com/acme.api"),
@@ -382,6 +436,19 @@ mod tests {
         for (entry, expected) in cases {
             assert_eq!(entry.repo(&github).unwrap().full_name(), expected, "{}", entry.url);
         }
+        // Dots and spaces in a path: a readable name, and a hash of the exact path.
+        let name = |url: &str| entry(url, SourceKind::Gitlab, None).repo(&github).unwrap().full_name().to_owned();
+        let (a, b) = (name("https://gitlab.com/group/sub.project"), name("https://gitlab.com/group.sub/project"));
+        assert!(
+            a.starts_with("gitlab.com/group.sub-project-") && b.starts_with("gitlab.com/group-sub.project-"),
+            "{a} {b}"
+        );
+        assert_ne!(a, b, "two paths, two names");
+        let spaced = name("https://dev.azure.com/acme/My%20Project/_git/api");
+        assert!(spaced.starts_with("dev.azure.com/acme.My-Project._git.api-"), "{spaced}");
+        let long = name(&format!("https://gitlab.com/group/{}", "p".repeat(150)));
+        assert!(RepoName::parse(long.clone()).is_ok() && long.len() < 120, "{long}");
+        assert!(!RepoName::parse(a).unwrap().is_githubs());
     }
 
     #[test]
@@ -402,6 +469,17 @@ mod tests {
             (entry("https://bitbucket.org/ws/api", Provider::Bitbucket, None), "https://api.bitbucket.org/", "ws/api"),
             (entry("https://dev.azure.com/o/p/_git/r", Provider::AzureDevops, None), "https://dev.azure.com/", "o/p/r"),
             (entry("http://gitea:3000/o/r.git", Provider::Gitea, None), "http://gitea:3000/", "o/r"),
+            (
+                entry("https://git.example.com/o/r", Provider::Gitea, Some("https://git.example.com/api/v1")),
+                "https://git.example.com/",
+                "o/r",
+            ),
+            // Decoded once here, encoded once by the adapter.
+            (
+                entry("https://dev.azure.com/o/My%20Project/_git/r", Provider::AzureDevops, None),
+                "https://dev.azure.com/",
+                "o/My Project/r",
+            ),
         ];
         for (entry, api, path) in cases {
             let provider = entry.host().unwrap();
@@ -413,10 +491,14 @@ mod tests {
             "https://dev.azure.com/o/p/_git/r"
         );
         assert_eq!(entry("https://gitlab.com/g/p", Provider::Gitlab, None).clone_url(), "https://gitlab.com/g/p.git");
+        // Bitbucket Cloud's API is only for bitbucket.org's repositories.
+        let own_server = entry("https://bitbucket.corp.example/proj/repo", Provider::Bitbucket, None);
+        assert!(own_server.host_api(Provider::Bitbucket).unwrap_err().contains("needs api_url"));
     }
 
     #[test]
     fn launching_off_github_needs_a_provider_and_a_token() {
+        let github = url::Url::parse("https://api.github.com").unwrap();
         let launching = |url: &str, kind: SourceKind, provider: Option<Provider>, token: bool| TrackedRef {
             kind,
             provider,
@@ -424,19 +506,12 @@ mod tests {
             token_secret: token.then(|| "hosts/acme".to_owned()),
             ..tracked(url)
         };
+        // Problems of one ref, reported at its poll.
         let cases = [
             (launching("https://gitlab.com/g/p", SourceKind::Gitlab, None, true), None),
             (launching("https://gitlab.com/g/p", SourceKind::Gitlab, None, false), Some("needs token_secret")),
-            (launching("https://gitea.example.com/o/r", SourceKind::Git, None, true), Some("needs provider")),
+            (launching("https://gitea.example.com/o/r", SourceKind::Git, None, true), Some("or a provider")),
             (launching("https://gitea.example.com/o/r", SourceKind::Git, Some(Provider::Gitea), true), None),
-            (
-                launching("https://github.com/o/r", SourceKind::Github, Some(Provider::Gitea), true),
-                Some("other than GitHub"),
-            ),
-            (
-                launching("https://gitlab.com/g/p", SourceKind::Git, Some(Provider::Gitlab), true),
-                Some("type = \"gitlab\""),
-            ),
             (
                 launching("https://bitbucket.org/ws/a/b", SourceKind::Git, Some(Provider::Bitbucket), true),
                 Some("workspace/repo_slug"),
@@ -445,14 +520,29 @@ mod tests {
                 launching("https://dev.azure.com/o/_git/r", SourceKind::Git, Some(Provider::AzureDevops), true),
                 Some("organization/project"),
             ),
+            (
+                launching("https://bitbucket.corp.example/p/r", SourceKind::Git, Some(Provider::Bitbucket), true),
+                Some("needs api_url"),
+            ),
             (launching("https://github.com/o/r", SourceKind::Github, None, false), None),
         ];
         for (entry, problem) in cases {
-            match (entry.validate(), problem) {
-                (Ok(()), None) => {}
-                (Err(e), Some(problem)) => assert!(e.contains(problem), "{}: {e}", entry.url),
+            assert!(entry.validate().is_ok(), "{}: the config loads", entry.url);
+            match (entry.launch_problem(&github), problem) {
+                (None, None) => {}
+                (Some(e), Some(problem)) => assert!(e.contains(problem), "{}: {e}", entry.url),
                 (got, _) => panic!("{} {:?}: {got:?}, expected {problem:?}", entry.url, entry.provider),
             }
+        }
+        // Contradictions and credentials in the URL stop the config.
+        let contradictions = [
+            (launching("https://github.com/o/r", SourceKind::Github, Some(Provider::Gitea), true), "other than GitHub"),
+            (launching("https://gitlab.com/g/p", SourceKind::Git, Some(Provider::Gitlab), true), "type = \"gitlab\""),
+            (launching("https://ci:s3cret@gitlab.com/g/p", SourceKind::Gitlab, None, true), "user or password"),
+        ];
+        for (entry, problem) in contradictions {
+            let e = entry.validate().unwrap_err();
+            assert!(e.contains(problem), "{}: {e}", entry.url);
         }
     }
 

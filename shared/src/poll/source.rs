@@ -10,6 +10,7 @@ use tokio::sync::Mutex;
 
 use super::{SourceKind, TrackedRef, pktline};
 use crate::domain::Timestamp;
+use crate::report::Provider;
 
 /// Every poll request ends within this.
 pub const REQUEST_LIMIT: Duration = Duration::from_secs(10);
@@ -99,15 +100,14 @@ impl Sources {
                 request
             }
             SourceKind::Gitlab => {
-                let api = tracked.api_url.clone().unwrap_or_else(|| {
-                    let url = url::Url::parse(&tracked.url).ok();
-                    let host = url.as_ref().and_then(|u| u.host_str()).unwrap_or("gitlab.com");
-                    format!("https://{host}/api/v4")
-                });
+                let api = match tracked.host_api(Provider::Gitlab) {
+                    Ok(api) => api,
+                    Err(problem) => return Polled::Failed(problem),
+                };
                 let project = encode(&tracked.project_path());
                 let mut request = client.get(format!(
-                    "{}/projects/{project}/repository/commits/{}",
-                    api.trim_end_matches('/'),
+                    "{}/api/v4/projects/{project}/repository/commits/{}",
+                    api.as_str().trim_end_matches('/'),
                     encode(&tracked.reference)
                 ));
                 if let Some(token) = token {
@@ -120,7 +120,12 @@ impl Sources {
                     .get(format!("{}/info/refs?service=git-upload-pack", tracked.url.trim_end_matches('/')))
                     .header("git-protocol", "version=1");
                 if let Some(token) = token {
-                    request = request.basic_auth("x-access-token", Some(token.expose_secret()));
+                    // A host's token goes as that host's Git expects it (Bitbucket's with its user).
+                    let (user, token) = match tracked.host() {
+                        Some(provider) => crate::report::clone_credential(provider, token.clone()),
+                        None => ("x-access-token".to_owned(), token.clone()),
+                    };
+                    request = request.basic_auth(user, Some(token.expose_secret()));
                 }
                 request
             }

@@ -135,67 +135,77 @@ impl Client {
         format!("{}{path}", self.base.as_str().trim_end_matches('/'))
     }
 
-    /// Sends `request`, mapping the answer: 2xx is done; 401/403 refuse
-    /// the token; 429 and 5xx are worth retrying; any other is rejected.
-    /// The error never carries the request (and so never the token).
+    /// Sends `request`, mapping the answer: 2xx is done; 401 refuses the
+    /// token; 429 and 5xx are worth retrying; any other is rejected. The
+    /// error never carries the request (and so never the token).
     pub async fn send(&self, what: &str, request: reqwest::RequestBuilder) -> Result<(u16, String), ForgeError> {
-        let response = request
-            .timeout(std::time::Duration::from_secs(10))
-            .send()
-            .await
-            .map_err(|e| ForgeError::Unavailable(format!("{what}: {}", e.without_url())))?;
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
+        let (status, body) = self.exchange(what, request, ANSWER_LIMIT).await?;
         if !(200..300).contains(&status) {
             tracing::warn!(%what, status, "the host did not take the status");
         }
         match status {
-            200..=299 => Ok((status, body)),
-            401 => Err(ForgeError::Unauthorized),
-            429 => Err(ForgeError::RateLimited { retry_after: None }),
-            500.. => Err(ForgeError::Unavailable(format!("{what}: {status}"))),
-            _ => Err(ForgeError::Rejected { what: what.to_owned(), status, message: body.chars().take(200).collect() }),
+            200..=299 => Ok((status, String::from_utf8_lossy(&body).into_owned())),
+            _ => Err(refusal(what, status, &body)),
         }
     }
 
     /// Reads a file's answer: `None` for a 404, an error for more than
-    /// [`FILE_LIMIT`] bytes or text that is not UTF-8. Otherwise as `send`.
+    /// [`FILE_LIMIT`] bytes. Otherwise as `send`.
     pub async fn read(&self, what: &str, request: reqwest::RequestBuilder) -> Result<Option<Vec<u8>>, ForgeError> {
-        let mut response = request
-            .timeout(std::time::Duration::from_secs(10))
-            .send()
-            .await
-            .map_err(|e| ForgeError::Unavailable(format!("{what}: {}", e.without_url())))?;
+        match self.exchange(what, request, FILE_LIMIT).await? {
+            (200, body) => Ok(Some(body)),
+            (404, _) => Ok(None),
+            (status, body) => Err(refusal(what, status, &body)),
+        }
+    }
+
+    /// The answer's status and body; the body of an error answer is cut
+    /// short, and a successful one longer than `limit` is an error.
+    async fn exchange(
+        &self,
+        what: &str,
+        request: reqwest::RequestBuilder,
+        limit: usize,
+    ) -> Result<(u16, Vec<u8>), ForgeError> {
+        let unavailable = |e: reqwest::Error| ForgeError::Unavailable(format!("{what}: {}", e.without_url()));
+        let mut response = request.timeout(std::time::Duration::from_secs(10)).send().await.map_err(unavailable)?;
         let status = response.status().as_u16();
+        // Only the start of an error answer is ever shown.
+        let limit = if (200..300).contains(&status) { limit } else { 1024 };
         let too_large = || ForgeError::Rejected {
             what: what.to_owned(),
             status,
-            message: format!("the file is larger than {FILE_LIMIT} bytes"),
+            message: format!("the answer is larger than {limit} bytes"),
         };
-        if response.content_length().is_some_and(|n| n > FILE_LIMIT as u64) {
-            return Err(too_large());
-        }
         let mut body = Vec::new();
-        while let Some(chunk) =
-            response.chunk().await.map_err(|e| ForgeError::Unavailable(format!("{what}: {}", e.without_url())))?
-        {
-            if body.len() + chunk.len() > FILE_LIMIT {
+        while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
+            if body.len() + chunk.len() > limit {
+                if !(200..300).contains(&status) {
+                    body.extend_from_slice(&chunk[..limit - body.len()]);
+                    break;
+                }
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
-        match status {
-            200 => Ok(Some(body)),
-            404 => Ok(None),
-            401 => Err(ForgeError::Unauthorized),
-            429 => Err(ForgeError::RateLimited { retry_after: None }),
-            500.. => Err(ForgeError::Unavailable(format!("{what}: {status}"))),
-            _ => Err(ForgeError::Rejected {
-                what: what.to_owned(),
-                status,
-                message: String::from_utf8_lossy(&body).chars().take(200).collect(),
-            }),
-        }
+        Ok((status, body))
+    }
+}
+
+/// The longest answer to a status Ferry reads.
+const ANSWER_LIMIT: usize = 64 * 1024;
+
+/// What an answer other than the hoped-for one means.
+fn refusal(what: &str, status: u16, body: &[u8]) -> ForgeError {
+    match status {
+        401 => ForgeError::Unauthorized,
+        429 => ForgeError::RateLimited { retry_after: None },
+        500.. => ForgeError::Unavailable(format!("{what}: {status}")),
+        _ => ForgeError::Rejected {
+            what: what.to_owned(),
+            status,
+            message: String::from_utf8_lossy(body).chars().take(200).collect(),
+        },
     }
 }
 
@@ -213,20 +223,19 @@ pub(crate) fn file_path(path: &str) -> String {
     path.split('/').map(segment).collect::<Vec<_>>().join("/")
 }
 
-/// How a run clones from `provider` with `token`: the user name Git sends
-/// beside it there. A Bitbucket app password carries its user.
+/// How Git reaches `provider` with `token`: the user name it sends beside
+/// it there. A token given as `<user>:<token>` (a Bitbucket app password,
+/// a GitLab deploy token) carries its own user.
 pub fn clone_credential(provider: Provider, token: SecretString) -> (String, SecretString) {
     use secrecy::ExposeSecret;
+    if let Some((user, password)) = token.expose_secret().split_once(':') {
+        return (user.to_owned(), SecretString::from(password.to_owned()));
+    }
     let user = match provider {
         // GitLab documents `oauth2` for personal, project and group tokens.
         Provider::Gitlab => "oauth2",
-        Provider::Bitbucket => match bitbucket::auth(token.expose_secret()) {
-            bitbucket::Auth::Basic { user, password } => {
-                return (user.to_owned(), SecretString::from(password.to_owned()));
-            }
-            // Bitbucket's access tokens clone as `x-token-auth`.
-            bitbucket::Auth::Bearer(_) => "x-token-auth",
-        },
+        // Bitbucket's access tokens clone as `x-token-auth`.
+        Provider::Bitbucket => "x-token-auth",
         // Both take any user name beside a token.
         Provider::AzureDevops | Provider::Gitea => "ferry",
     };
@@ -265,6 +274,7 @@ mod tests {
         use secrecy::ExposeSecret;
         let cases = [
             (Provider::Gitlab, "glpat-x", "oauth2", "glpat-x"),
+            (Provider::Gitlab, "gitlab+deploy-token-7:gldt-x", "gitlab+deploy-token-7", "gldt-x"),
             (Provider::Bitbucket, "ci-bot:app-pass", "ci-bot", "app-pass"),
             (Provider::Bitbucket, "ATCTT-access", "x-token-auth", "ATCTT-access"),
             (Provider::AzureDevops, "pat", "ferry", "pat"),

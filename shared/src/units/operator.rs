@@ -204,22 +204,34 @@ pub struct ReportTo {
     pub token_secret: String,
 }
 
-/// Entries of one repository on another host name it one way: the same
-/// provider, API and tokens, whichever of its refs launched.
+/// Entries launching one repository on another host describe it one way
+/// (the same provider, type, API, CA and tokens, whichever ref launched),
+/// and two repositories never share a name.
 fn hosts_agree(poll: &[crate::poll::TrackedRef]) -> Result<(), String> {
+    type How =
+        (Option<crate::report::Provider>, String, Option<String>, Option<String>, Option<String>, Option<String>);
+    let how = |t: &crate::poll::TrackedRef| -> How {
+        let kind = format!("{:?}", t.kind);
+        (t.host(), kind, t.api_url.clone(), t.ca_file.clone(), t.token_secret.clone(), t.clone_secret.clone())
+    };
+    let place = |t: &crate::poll::TrackedRef| {
+        let origin = url::Url::parse(&t.url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+        (origin, t.project_path())
+    };
     let mut seen: BTreeMap<RepoName, &crate::poll::TrackedRef> = BTreeMap::new();
-    for tracked in poll.iter().filter(|t| t.host().is_some()) {
+    for tracked in poll.iter().filter(|t| t.launch && t.host().is_some()) {
         let Ok(repo) = tracked.host_identity() else { continue };
         let Some(first) = seen.get(&repo) else {
             seen.insert(repo, tracked);
             continue;
         };
-        let how =
-            |t: &crate::poll::TrackedRef| (t.host(), t.api_url.clone(), t.token_secret.clone(), t.clone_secret.clone());
+        let at = format!("[[poll]] {} {}", tracked.url, tracked.reference);
+        if place(first) != place(tracked) {
+            return Err(format!("{at}: {} is another repository named {repo}", first.url));
+        }
         if how(first) != how(tracked) {
             return Err(format!(
-                "[[poll]] {} {}: another entry of {repo} names a different provider, api_url, token_secret or clone_secret",
-                tracked.url, tracked.reference
+                "{at}: another entry of {repo} names a different provider, type, api_url, ca_file, token_secret or clone_secret"
             ));
         }
     }

@@ -605,7 +605,15 @@ async fn apply(
     let by_name: BTreeMap<&UnitName, &Unit> = units.iter().map(|u| (&u.name, u)).collect();
     let mut launched = Launched { actions: Vec::new(), reason: decided.reason() };
     let mut problems = Vec::new();
-    let clone_url = event.clone_url.clone().unwrap_or_else(|| format!("https://github.com/{}.git", target.repo));
+    let clone_url = match (&event.clone_url, &target.credential) {
+        (Some(url), _) => url.clone(),
+        // Never github.com for a repository of another host: its own entry's URL.
+        (None, Credential::Host(repo)) => match ports.operator.hosted(repo) {
+            Some((tracked, _)) => tracked.clone_url(),
+            None => return Ok(note(format!("no [[poll]] entry names {repo} any more"))),
+        },
+        (None, _) => format!("https://github.com/{}.git", target.repo),
+    };
     for change in &decided.changes {
         let done = match change {
             Change::Run { unit } => match by_name.get(unit) {

@@ -233,10 +233,8 @@ async fn poll_one(ports: PollPorts<'_>, tracked: &TrackedRef, stored: Option<Pol
         last_error: None,
     });
     record.endpoint = tracked.endpoint.clone();
-    let github = ports.sources.github_api();
-    if tracked.launch && !tracked.on_github(github) && tracked.host().is_none() {
-        // Launching reads units and posts statuses on GitHub, or on the host the entry names.
-        let problem = format!("launch = true needs a repository on {github}, or a provider");
+    // Launching reads units and posts statuses on GitHub, or on the host the entry names.
+    if let Some(problem) = tracked.launch_problem(ports.sources.github_api()) {
         return fail(ports, record, tracked, now, problem).await;
     }
     let (token, credential) = match token(ports, tracked).await {

@@ -23,8 +23,8 @@ use crate::domain::event::{Detail, GitEvent, PullRequestDetail};
 use crate::domain::repair::{self, Listing, Retry, RunPhase};
 use crate::domain::route::{Trigger, route};
 use crate::domain::{
-    Clock, Cursor, Delivery, DeliveryId, Outcome, PrState, Preview, PullRequest, Release, Repository, Run, RunStatus,
-    Sha, Timestamp,
+    Clock, Cursor, Delivery, DeliveryId, Outcome, PrState, Preview, PullRequest, Release, RepoMode, Repository, Run,
+    RunStatus, Sha, Timestamp,
 };
 use crate::forge::{AppHooks, CommitStatus, ForgeError, StatusState, Target};
 use crate::store::{Collection, Key, Record, StoreError, Versioned};
@@ -290,6 +290,11 @@ async fn repair_repository(
     report: &mut Report,
 ) {
     let repo = repository.name.clone();
+    if repository.mode == RepoMode::Host && ports.launch.operator.hosted(&repo).is_none() {
+        // Its [[poll]] entry is gone: its host, token and API with it.
+        tracing::info!(%repo, "no [[poll]] entry names this repository any more: not repaired");
+        return;
+    }
     let anchor = GitEvent {
         name: "reconcile".into(),
         action: None,

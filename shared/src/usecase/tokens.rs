@@ -143,14 +143,14 @@ impl Tokens {
         tracing::warn!(%credential, "GitHub refused a token; the next call replaces it");
     }
 
-    /// A token for one pipeline run: that repository's contents, read only,
-    /// minted fresh and never stored. The installation-wide token stays here.
     /// A token the operator keeps under a name of their own (a host's clone
     /// token, say): read as stored, never cached or minted.
     pub async fn named(&self, name: &SecretName) -> Result<Option<SecretString>, SecretError> {
         self.secrets.get(name).await
     }
 
+    /// A token for one pipeline run: that repository's contents, read only,
+    /// minted fresh and never stored. The installation-wide token stays here.
     pub async fn clone_token(
         &self,
         state: &dyn StateStore,

@@ -111,6 +111,11 @@ pub async fn track(
     mode: RepoMode,
     token: Option<SecretString>,
 ) -> Result<TrackOutcome, TrackError> {
+    if !repo.is_githubs() {
+        return Err(TrackError::Invalid(format!(
+            "{repo} is not a GitHub repository: a repository of another host is tracked by its [[poll]] entry"
+        )));
+    }
     let key = Key::Repository(repo.clone());
     let known = ports.state.load::<Repository>(&key).await?.map(|found| found.record);
     if mode == RepoMode::App {
