@@ -148,3 +148,66 @@ async fn the_route_is_closed_without_a_token_configured() {
         event(&server, "?token=anything", "dev.tekton.event.pipelinerun.successful.v1", &json!({})).await;
     assert_eq!(code, 404, "{body}");
 }
+
+/// Tekton failing the run as it does: the PipelineRun lists its TaskRuns,
+/// the failed one names its pod and the step that exited non-zero, and the
+/// step's container wrote a log (with a token in it).
+fn fail_in_a_step(dir: &Path, run: &Path) -> String {
+    let name = object(run)["metadata"]["name"].as_str().unwrap().to_owned();
+    let mut pipeline_run = object(run);
+    pipeline_run["status"] = json!({
+        "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed", "message": "Tasks Completed: 2 (Failed: 1)"}],
+        "childReferences": [
+            {"kind": "TaskRun", "name": format!("{name}-clone"), "pipelineTaskName": "clone"},
+            {"kind": "TaskRun", "name": format!("{name}-build"), "pipelineTaskName": "build"},
+        ],
+    });
+    std::fs::write(run, serde_yaml_ng::to_string(&pipeline_run).unwrap()).unwrap();
+    let task_runs = dir.join(".ferry/cluster/ci/taskrun");
+    std::fs::create_dir_all(&task_runs).unwrap();
+    for (task, code) in [("clone", 0), ("build", 2)] {
+        let task_run = json!({
+            "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+            "metadata": {"name": format!("{name}-{task}"), "namespace": "ci"},
+            "status": {
+                "podName": format!("{name}-{task}-pod"),
+                "conditions": [{"type": "Succeeded", "status": if code == 0 { "True" } else { "False" }}],
+                "steps": [{"name": task, "container": format!("step-{task}"), "terminated": {"exitCode": code}}],
+            },
+        });
+        std::fs::write(task_runs.join(format!("{name}-{task}.yaml")), serde_yaml_ng::to_string(&task_run).unwrap())
+            .unwrap();
+    }
+    let pod = dir.join(format!(".ferry/cluster/ci/pod/{name}-build-pod"));
+    std::fs::create_dir_all(&pod).unwrap();
+    let mut log: String = (1..=40).map(|i| format!("compiling module {i}\n")).collect();
+    log.push_str("pushing with GITHUB_TOKEN=ghs_16C7e42F292c6912E7710c838347Ae178B4a\n");
+    log.push_str("```\nerror: the build failed\n");
+    std::fs::write(pod.join("step-build.log"), log).unwrap();
+    name
+}
+
+#[tokio::test]
+async fn a_failed_run_s_check_run_carries_its_failed_step_s_last_lines_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), Some(TOKEN));
+    send(dir.path(), &server, "push", "tekton-push-3", &sample("push.json"));
+    let run = the_run(dir.path());
+    let name = fail_in_a_step(dir.path(), &run);
+
+    let (code, body) =
+        event(&server, &format!("?token={TOKEN}"), "dev.tekton.event.pipelinerun.failed.v1", &object(&run)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(status(dir.path())["state"], "failure");
+    let check = dir.path().join(format!(".ferry/forge/acme/api/checks/{SHA}/ferry_api.json"));
+    let check: Value = serde_json::from_str(&std::fs::read_to_string(check).unwrap()).unwrap();
+    let summary = check["output"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("Step `build` of TaskRun `{name}-build` failed; its last 30 lines:")),
+        "{summary}"
+    );
+    assert!(summary.contains("compiling module 40") && !summary.contains("compiling module 12\n"), "the last 30 lines");
+    assert!(summary.contains("error: the build failed"), "{summary}");
+    assert!(summary.contains("GITHUB_TOKEN=***") && !summary.contains("ghs_16C7"), "masked: {summary}");
+    assert!(summary.contains("\n````text\n"), "a fence the log's own ``` cannot close: {summary}");
+}

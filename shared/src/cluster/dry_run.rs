@@ -178,6 +178,21 @@ impl Cluster for DryRunCluster {
             .map_err(|e| ClusterError::Refused { what: path.display().to_string(), problem: e.to_string() })
     }
 
+    /// From `<namespace>/pod/<pod>/<container>.log`, written by whoever
+    /// plays the cluster (a test); a dry run runs nothing.
+    async fn pod_log(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        lines: usize,
+    ) -> Result<Option<String>, ClusterError> {
+        let path = self.root.join(safe(namespace)).join("pod").join(safe(pod)).join(format!("{}.log", safe(container)));
+        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+        let all: Vec<&str> = text.lines().collect();
+        Ok(Some(all[all.len().saturating_sub(lines)..].join("\n")))
+    }
+
     async fn ping(&self) -> Result<String, ClusterError> {
         crate::files::create_private_dirs(&self.root)
             .map_err(|e| ClusterError::Unavailable(format!("{}: {e}", self.root.display()).into()))?;

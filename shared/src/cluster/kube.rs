@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use base64::Engine;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -322,6 +323,28 @@ impl Cluster for KubeCluster {
         }
     }
 
+    async fn pod_log(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        lines: usize,
+    ) -> Result<Option<String>, ClusterError> {
+        let pods: Api<Pod> = Api::namespaced(self.client().await?, namespace);
+        let params = LogParams {
+            container: Some(container.to_owned()),
+            tail_lines: Some(i64::try_from(lines).unwrap_or(i64::MAX)),
+            limit_bytes: Some(super::logs::LOG_BYTES as i64),
+            ..LogParams::default()
+        };
+        match pods.logs(pod, &params).await {
+            Ok(text) => Ok(Some(text)),
+            // Pruned with its run, or never scheduled.
+            Err(e) if is_status(&e, 404) || is_status(&e, 400) => Ok(None),
+            Err(e) => Err(failure(pod, e)),
+        }
+    }
+
     async fn ping(&self) -> Result<String, ClusterError> {
         let version = self.client().await?.apiserver_version().await.map_err(|e| failure("the API server", e))?;
         Ok(version.git_version)
@@ -329,7 +352,6 @@ impl Cluster for KubeCluster {
 
     async fn deployment_health(&self, namespace: &str, name: &str) -> Result<Health, ClusterError> {
         use k8s_openapi::api::apps::v1::Deployment;
-        use k8s_openapi::api::core::v1::Pod;
         let client = self.client().await?;
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
         let Some(deployment) = deployments.get_opt(name).await.map_err(|e| failure(name, e))? else {

@@ -75,6 +75,16 @@ impl Cluster for LazyKube {
         self.cluster().await?.run(namespace, kind, name).await
     }
 
+    async fn pod_log(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        lines: usize,
+    ) -> Result<Option<String>, ClusterError> {
+        self.cluster().await?.pod_log(namespace, pod, container, lines).await
+    }
+
     async fn deployment_health(&self, namespace: &str, name: &str) -> Result<Health, ClusterError> {
         self.cluster().await?.deployment_health(namespace, name).await
     }

@@ -5,6 +5,7 @@
 pub mod dry_run;
 pub mod kube;
 pub mod lazy;
+pub mod logs;
 pub mod manifests;
 
 use async_trait::async_trait;
@@ -30,6 +31,14 @@ impl ClusterError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, ClusterError::Unavailable(_))
     }
+}
+
+/// A failed run's failed step, and the end of its log as the pod has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedStep {
+    pub task_run: String,
+    pub step: String,
+    pub log: String,
 }
 
 /// What creating an object found.
@@ -100,6 +109,36 @@ pub trait Cluster: Send + Sync {
     /// What became of that run.
     async fn run_phase(&self, namespace: &str, kind: &str, name: &str) -> Result<RunPhase, ClusterError> {
         Ok(self.run(namespace, kind, name).await?.map_or(RunPhase::Gone, |object| phase_of(&object)))
+    }
+
+    /// The last `lines` lines `container` of `pod` in `namespace` wrote;
+    /// `None` when the pod is gone.
+    async fn pod_log(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        lines: usize,
+    ) -> Result<Option<String>, ClusterError>;
+
+    /// The failed step of a failed run, and the end of its log: the first
+    /// of its TaskRuns (itself, for a TaskRun) whose step exited non-zero.
+    async fn failed_step(&self, namespace: &str, kind: &str, name: &str) -> Result<Option<FailedStep>, ClusterError> {
+        let task_runs = if kind == "TaskRun" {
+            vec![name.to_owned()]
+        } else {
+            let Some(run) = self.run(namespace, kind, name).await? else { return Ok(None) };
+            logs::child_task_runs(&run)
+        };
+        for task_run in task_runs.iter().take(logs::TASK_RUNS_READ) {
+            let Some(object) = self.run(namespace, "TaskRun", task_run).await? else { continue };
+            let Some((pod, container, step)) = logs::failed_step(&object) else { continue };
+            let Some(log) = self.pod_log(namespace, &pod, &container, logs::TAIL_LINES).await? else {
+                return Ok(None);
+            };
+            return Ok(Some(FailedStep { task_run: task_run.clone(), step, log }));
+        }
+        Ok(None)
     }
 
     /// Whether the Deployment `name` in `namespace` is available, still

@@ -14,14 +14,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::FutureExt;
+use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::intake::{self, act};
 use super::launch::{LaunchPorts, launch, status_context, target};
-use crate::cluster::ClusterError;
+use crate::cluster::{ClusterError, logs};
 use crate::domain::event::{Detail, GitEvent, PullRequestDetail};
 use crate::domain::repair::{self, Listing, Retry, RunPhase};
 use crate::domain::route::{Trigger, route};
+use crate::domain::tokens::Credential;
 use crate::domain::{
     Clock, Cursor, Delivery, DeliveryId, Outcome, PrState, Preview, PullRequest, Release, RepoMode, Repository, Run,
     RunStatus, Sha, Timestamp,
@@ -389,7 +391,11 @@ pub(crate) async fn report_run(
     }
     if matches!(result, RunStatus::Failure | RunStatus::Error) {
         // Beside the status, a check run says why in more than 140 characters.
-        let summary = failure_summary(&kind, &run, &text, status.target_url.as_deref());
+        let step = match result {
+            RunStatus::Failure => failing_step(ports, target, &run).await,
+            _ => None,
+        };
+        let summary = failure_summary(&kind, &run, &text, status.target_url.as_deref(), step.as_ref());
         let title = format!("{} {}", run.unit, if result == RunStatus::Failure { "failed" } else { "did not finish" });
         if let Err(e) =
             ports.launch.forge.check_run(target, &run.sha, &status.context, "failure", &title, &summary).await
@@ -428,13 +434,25 @@ async fn report_previews(ports: Ports<'_>, target: &Target, report: &mut Report)
 }
 
 /// The Markdown a failed run's check run shows.
-fn failure_summary(kind: &str, run: &Run, text: &str, link: Option<&str>) -> String {
+fn failure_summary(kind: &str, run: &Run, text: &str, link: Option<&str>, step: Option<&StepTail>) -> String {
     let mut summary = format!(
         "**{kind} `{}`** in namespace `{}`, for commit `{}`:\n\n> {text}\n",
         run.name,
         run.namespace,
         run.sha.short()
     );
+    if let Some(step) = step {
+        // A fence longer than any run of backticks in the log: the log cannot close it.
+        let longest = step.lines.iter().map(|l| longest_backticks(l)).max().unwrap_or(0);
+        let fence = "`".repeat(longest.max(2) + 1);
+        summary.push_str(&format!(
+            "\nStep `{}` of TaskRun `{}` failed; its last {} lines:\n\n{fence}text\n{}\n{fence}\n",
+            step.step,
+            step.task_run,
+            step.lines.len(),
+            step.lines.join("\n")
+        ));
+    }
     if let Some(link) = link {
         summary.push_str(&format!("\n[Open the run]({link})\n"));
     }
@@ -445,6 +463,50 @@ fn failure_summary(kind: &str, run: &Run, text: &str, link: Option<&str>) -> Str
         run.name
     ));
     summary
+}
+
+fn longest_backticks(line: &str) -> usize {
+    line.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
+/// The end of a failed step's log, masked, as a check run shows it.
+struct StepTail {
+    task_run: String,
+    step: String,
+    lines: Vec<String>,
+}
+
+/// The failed step of a failed run and its last lines, masked: any token
+/// shape, and the values of the credentials Ferry gave the run. Nothing
+/// when the cluster cannot say; the check run goes without it.
+async fn failing_step(ports: Ports<'_>, target: &Target, run: &Run) -> Option<StepTail> {
+    let found = match ports.launch.cluster.failed_step(&run.namespace, run.kind(), &run.name).await {
+        Ok(found) => found?,
+        Err(e) => {
+            tracing::warn!(error = %e, run = %run.name, "could not read the failed step's log");
+            return None;
+        }
+    };
+    let secrets = run_secrets(ports, target).await;
+    let secrets: Vec<&str> = secrets.iter().map(|s| s.expose_secret()).collect();
+    Some(StepTail { task_run: found.task_run, step: found.step, lines: logs::tail(&found.log, &secrets) })
+}
+
+/// The values a run of `target` may have been given: a repository on
+/// another host clones with its entry's `clone_secret`. (GitHub's clone
+/// tokens are minted per run and masked by their shape.)
+async fn run_secrets(ports: Ports<'_>, target: &Target) -> Vec<secrecy::SecretString> {
+    let Credential::Host(repo) = &target.credential else { return Vec::new() };
+    let Some((tracked, _)) = ports.launch.operator.hosted(repo) else { return Vec::new() };
+    let mut found = Vec::new();
+    for name in [&tracked.clone_secret, &tracked.token_secret].into_iter().flatten() {
+        if let Ok(name) = crate::secrets::SecretName::parse(name.clone())
+            && let Ok(Some(value)) = ports.launch.tokens.named(&name).await
+        {
+            found.push(value);
+        }
+    }
+    found
 }
 
 fn state_of(status: RunStatus) -> StatusState {
@@ -558,8 +620,8 @@ fn closed_event(target: &Target, pr: &PullRequest, now: Timestamp) -> GitEvent {
         name: "pull_request".into(),
         action: Some("closed".into()),
         installation: match &target.credential {
-            crate::domain::tokens::Credential::Installation(id) => Some(*id),
-            crate::domain::tokens::Credential::Repository(_) | crate::domain::tokens::Credential::Host(_) => None,
+            Credential::Installation(id) => Some(*id),
+            Credential::Repository(_) | Credential::Host(_) => None,
         },
         repo: Some(target.repo.clone()),
         clone_url: None,

@@ -284,3 +284,67 @@ fn every_core_object_ferry_writes_fits_the_kubernetes_schema() {
     let run = run_for(&sha('2'), RunKind::Pipeline);
     conforms::<Secret>(&manifests::git_secret(&run, "uid-1", manifests::GITHUB_CLONE_USER, "clone-token"));
 }
+
+/// A cluster where PipelineRun `r` failed in TaskRun `r-build`, step
+/// `build`: the objects as the API server gives them, and the step's log.
+fn failed_cluster() -> (Seen, KubeCluster) {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let log = log.clone();
+        async move {
+            let uri = request.uri().to_string();
+            log.lock().unwrap().push((request.method().to_string(), uri.clone(), String::new()));
+            let path = request.uri().path().to_owned();
+            let json = |value: serde_json::Value| (200, "application/json", serde_json::to_vec(&value).unwrap());
+            let (status, kind, body) = match path.as_str() {
+                "/apis/tekton.dev/v1/namespaces/ci/pipelineruns/r" => json(serde_json::json!({
+                    "apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"name": "r", "namespace": "ci"},
+                    "status": {"childReferences": [
+                        {"kind": "TaskRun", "name": "r-clone"}, {"kind": "TaskRun", "name": "r-build"}
+                    ]},
+                })),
+                "/apis/tekton.dev/v1/namespaces/ci/taskruns/r-clone" => json(serde_json::json!({
+                    "apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"name": "r-clone", "namespace": "ci"},
+                    "status": {"podName": "r-clone-pod", "conditions": [{"type": "Succeeded", "status": "True"}],
+                               "steps": [{"name": "clone", "terminated": {"exitCode": 0}}]},
+                })),
+                "/apis/tekton.dev/v1/namespaces/ci/taskruns/r-build" => json(serde_json::json!({
+                    "apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"name": "r-build", "namespace": "ci"},
+                    "status": {"podName": "r-build-pod", "conditions": [{"type": "Succeeded", "status": "False"}],
+                               "steps": [{"name": "build", "container": "step-build", "terminated": {"exitCode": 1}}]},
+                })),
+                "/api/v1/namespaces/ci/pods/r-build-pod/log" => (200, "text/plain", b"step 1\nerror: boom\n".to_vec()),
+                _ => {
+                    let not_found = serde_json::json!({
+                        "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404
+                    });
+                    (404, "application/json", serde_json::to_vec(&not_found).unwrap())
+                }
+            };
+            let response = http::Response::builder()
+                .status(status)
+                .header("content-type", kind)
+                .body(kube::client::Body::from(body))
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    (seen, KubeCluster::new(kube::Client::new(service, "default")))
+}
+
+#[tokio::test]
+async fn the_failed_step_s_log_is_read_from_its_pod_with_a_bounded_tail() {
+    let (seen, cluster) = failed_cluster();
+    let step = cluster.failed_step("ci", "PipelineRun", "r").await.unwrap().expect("a failed step");
+    assert_eq!((step.task_run.as_str(), step.step.as_str()), ("r-build", "build"));
+    assert_eq!(step.log, "step 1\nerror: boom\n");
+    let log_read = seen.lock().unwrap().iter().find(|(_, uri, _)| uri.contains("/log")).cloned().unwrap();
+    assert_eq!(log_read.0, "GET");
+    for part in ["container=step-build", "tailLines=30", "limitBytes=65536"] {
+        assert!(log_read.1.contains(part), "{part} in {}", log_read.1);
+    }
+    // A pod that is gone (pruned) is no log, not an error.
+    assert_eq!(cluster.pod_log("ci", "gone-pod", "step-build", 30).await.unwrap(), None);
+    assert_eq!(cluster.failed_step("ci", "TaskRun", "r-clone").await.unwrap(), None, "it succeeded");
+}

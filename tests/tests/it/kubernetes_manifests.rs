@@ -79,6 +79,13 @@ fn rbac_grants_what_ferry_calls_and_nothing_more() {
             assert!(granted.contains(&("Role".into(), resource.into(), verb.into())), "{resource} {verb} is needed");
         }
     }
+    // The failed step's log, in run namespaces only; nothing else of pods there.
+    let pod_grants: BTreeSet<(&str, &str, &str)> = granted
+        .iter()
+        .filter(|(k, r, _)| k == "Role" && r.starts_with("pods"))
+        .map(|(k, r, v)| (k.as_str(), r.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(pod_grants, BTreeSet::from([("Role", "pods/log", "get")]));
     for (resource, verb) in
         [("namespaces", "delete"), ("namespaces", "patch"), ("deployments", "patch"), ("ingresses", "patch")]
     {
