@@ -135,48 +135,107 @@ pub struct CommentDetail {
     pub author_association: String,
     /// The command the comment gives, if any; the text itself is not kept.
     pub command: Option<Command>,
-    /// The commit a command names (`/ok-to-test 1a2b3c4`), if it names one.
-    #[serde(default)]
-    pub command_sha: Option<String>,
+    /// The command's argument (`/ok-to-test 1a2b3c4`, `/test api`), if any.
+    #[serde(default, alias = "command_sha")]
+    pub command_arg: Option<String>,
 }
 
-/// Commands a trusted user can give in a pull request comment.
+/// Commands a trusted user can give in a pull request comment, each on a
+/// line of its own, with at most one argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Command {
-    /// `/retest`: run again the units that failed on the head SHA.
+    /// `/retest`: run again the units that failed on the head SHA;
+    /// `/retest <unit>`: run that one again.
     Retest,
     /// `/ok-to-test`: approve an outside contributor's head SHA.
     OkToTest,
+    /// `/test`: run every unit the pull request would run, now;
+    /// `/test <unit>`: run that one, whatever its paths or `on` say.
+    Test,
+    /// `/cancel`: cancel the pull request's running runs; `/cancel <unit>`: that unit's.
+    Cancel,
+    /// A `/word` Ferry does not know: answered with the commands it does.
+    Unknown,
 }
+
+/// Other bots' commands (Prow's, mostly), left to them: Ferry answers an
+/// unknown command only when it could have been meant for Ferry.
+const OTHERS: [&str; 14] = [
+    "lgtm",
+    "approve",
+    "hold",
+    "cc",
+    "uncc",
+    "assign",
+    "unassign",
+    "label",
+    "remove-label",
+    "kind",
+    "close",
+    "reopen",
+    "retitle",
+    "priority",
+];
 
 impl Command {
     /// The first line of `body` that is exactly a command.
     pub fn find(body: &str) -> Option<Command> {
-        Self::find_with_sha(body).map(|(command, _)| command)
+        Self::find_with_arg(body).map(|(command, _)| command)
     }
 
-    /// The first command line of `body`, and the commit it names:
-    /// `/ok-to-test` may name the head it approves (7 to 40 hex digits).
-    pub fn find_with_sha(body: &str) -> Option<(Command, Option<String>)> {
+    /// The name a person types.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Retest => "/retest",
+            Command::OkToTest => "/ok-to-test",
+            Command::Test => "/test",
+            Command::Cancel => "/cancel",
+            Command::Unknown => "an unknown command",
+        }
+    }
+
+    /// The first command line of `body`, and its argument: the commit
+    /// `/ok-to-test` approves (7 to 40 hex digits, lowercased), the unit
+    /// of `/test`, `/retest` or `/cancel`, or the word of an unknown one.
+    pub fn find_with_arg(body: &str) -> Option<(Command, Option<String>)> {
         body.lines().find_map(|line| {
             let mut words = line.split_whitespace();
-            let command = match words.next()? {
-                "/retest" => Command::Retest,
-                "/ok-to-test" => Command::OkToTest,
+            let word = words.next()?.strip_prefix('/')?;
+            let (arg, extra) = (words.next(), words.next());
+            if extra.is_some() {
+                return None;
+            }
+            let command = match word {
+                "retest" => Command::Retest,
+                "ok-to-test" => Command::OkToTest,
+                "test" => Command::Test,
+                "cancel" => Command::Cancel,
+                other if plausible(other) && !OTHERS.contains(&other) => {
+                    return Some((Command::Unknown, Some(other.to_owned())));
+                }
                 _ => return None,
             };
-            match (command, words.next(), words.next()) {
-                (_, None, _) => Some((command, None)),
-                (Command::OkToTest, Some(sha), None)
+            match (command, arg) {
+                (_, None) => Some((command, None)),
+                (Command::OkToTest, Some(sha))
                     if (7..=40).contains(&sha.len()) && sha.chars().all(|c| c.is_ascii_hexdigit()) =>
                 {
                     Some((command, Some(sha.to_ascii_lowercase())))
                 }
+                (Command::OkToTest, Some(_)) => None,
+                (_, Some(unit)) if unit.len() <= 63 => Some((command, Some(unit.to_owned()))),
                 _ => None,
             }
         })
     }
+}
+
+/// A word that looks like a command someone meant: short, lowercase.
+fn plausible(word: &str) -> bool {
+    (2..=20).contains(&word.len())
+        && word.starts_with(|c: char| c.is_ascii_lowercase())
+        && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 #[cfg(test)]
@@ -188,19 +247,29 @@ mod tests {
         assert_eq!(Command::find("/retest"), Some(Command::Retest));
         assert_eq!(Command::find("looks good\r\n  /ok-to-test  \n"), Some(Command::OkToTest));
         assert_eq!(Command::find("please /retest this"), None);
-        assert_eq!(Command::find("/retesting"), None);
         assert_eq!(Command::find("/retest all of it"), None);
         assert_eq!(Command::find(""), None);
+        assert_eq!(Command::find("/test"), Some(Command::Test));
+        assert_eq!(Command::find("/cancel\n"), Some(Command::Cancel));
+        assert_eq!(Command::find_with_arg("/retest api"), Some((Command::Retest, Some("api".into()))));
+        assert_eq!(Command::find_with_arg("/test docs"), Some((Command::Test, Some("docs".into()))));
+        assert_eq!(Command::find_with_arg("/cancel web"), Some((Command::Cancel, Some("web".into()))));
+        assert_eq!(Command::find_with_arg(&format!("/test {}", "u".repeat(64))), None, "no unit is that long");
+        // An unknown command someone may have meant for Ferry; others' are theirs.
+        assert_eq!(Command::find_with_arg("/retesting"), Some((Command::Unknown, Some("retesting".into()))));
+        assert_eq!(Command::find_with_arg("/tset"), Some((Command::Unknown, Some("tset".into()))));
+        for not_ours in ["/lgtm", "/approve", "/cc @octocat", "/assign", "/Test", "/x", "/usr/bin/env", "//"] {
+            assert_eq!(Command::find(not_ours), None, "{not_ours}");
+        }
     }
 
     #[test]
     fn ok_to_test_may_name_the_commit_it_approves() {
-        assert_eq!(Command::find_with_sha("/ok-to-test"), Some((Command::OkToTest, None)));
-        assert_eq!(Command::find_with_sha("/ok-to-test 1A2b3c4"), Some((Command::OkToTest, Some("1a2b3c4".into()))));
-        assert_eq!(Command::find_with_sha("/ok-to-test 1a2b3c"), None, "too short to name a commit");
-        assert_eq!(Command::find_with_sha("/ok-to-test main"), None);
-        assert_eq!(Command::find_with_sha("/ok-to-test 1a2b3c4 extra"), None);
-        assert_eq!(Command::find_with_sha("/retest 1a2b3c4"), None);
+        assert_eq!(Command::find_with_arg("/ok-to-test"), Some((Command::OkToTest, None)));
+        assert_eq!(Command::find_with_arg("/ok-to-test 1A2b3c4"), Some((Command::OkToTest, Some("1a2b3c4".into()))));
+        assert_eq!(Command::find_with_arg("/ok-to-test 1a2b3c"), None, "too short to name a commit");
+        assert_eq!(Command::find_with_arg("/ok-to-test main"), None);
+        assert_eq!(Command::find_with_arg("/ok-to-test 1a2b3c4 extra"), None);
     }
 
     #[test]

@@ -154,7 +154,7 @@ mod tests {
             author: "m".into(),
             author_association: "MEMBER".into(),
             command,
-            command_sha: None,
+            command_arg: None,
         })
     }
 

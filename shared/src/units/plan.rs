@@ -36,9 +36,12 @@ pub enum Happening {
         prerelease: bool,
     },
     ReleaseDeleted,
-    /// A trusted user's comment command on a pull request.
+    /// A trusted user's comment command on a pull request: `unit` is the
+    /// one it names, if it names one. (`/cancel` and unknown commands
+    /// cancel or answer; they launch nothing.)
     Command {
         command: Command,
+        unit: Option<String>,
         pr: PrFacts,
         failed: Vec<UnitName>,
     },
@@ -73,11 +76,18 @@ pub struct Skip {
 pub struct Plan {
     pub changes: Vec<Change>,
     pub skipped: Vec<Skip>,
+    /// A command named a unit that does not exist (or runs nothing): why,
+    /// with the units that do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<String>,
 }
 
 impl Plan {
     /// The skip reasons, one line, for the webhook's `reason`.
     pub fn reason(&self) -> Option<String> {
+        if let Some(unknown) = &self.unknown {
+            return Some(unknown.clone());
+        }
         if self.skipped.is_empty() {
             return None;
         }
@@ -134,7 +144,19 @@ pub fn plan(happening: &Happening, units: &[Unit], changed_paths: Option<&[Strin
             changes.push(Change::Approve);
             pull_request(pr, units, changed_paths, &mut changes, &mut skip);
         }
-        Happening::Command { command: Command::Retest, failed, .. } => rerun(units, failed, &mut changes, &mut skip),
+        Happening::Command { command: Command::Retest, unit: None, failed, .. } => {
+            rerun(units, failed, &mut changes, &mut skip)
+        }
+        Happening::Command { command: Command::Test, unit: None, pr, .. } => {
+            pull_request(pr, units, changed_paths, &mut changes, &mut skip)
+        }
+        Happening::Command { command: Command::Retest | Command::Test, unit: Some(name), .. } => {
+            match named(units, name) {
+                Ok(unit) => changes.push(Change::Run { unit: unit.name.clone() }),
+                Err(why) => plan.unknown = Some(why),
+            }
+        }
+        Happening::Command { command: Command::Cancel | Command::Unknown, .. } => {}
         Happening::Rerequested { failed } => rerun(units, failed, &mut changes, &mut skip),
     }
     plan.changes = changes;
@@ -178,6 +200,37 @@ fn pull_request_gate(unit: &Unit, pr: &PrFacts) -> Result<(), String> {
         return Err(format!("the pull request is labelled {label}"));
     }
     Ok(())
+}
+
+/// The unit a command names, run whatever its paths or `on` say; or why
+/// not, with the units there are.
+fn named<'a>(units: &'a [Unit], name: &str) -> Result<&'a Unit, String> {
+    let runnable: Vec<&str> = units.iter().filter(|u| u.runs_something()).map(|u| u.name.as_str()).collect();
+    let listed = if runnable.is_empty() { "none".to_owned() } else { runnable.join(", ") };
+    match units.iter().find(|u| u.name.as_str() == name) {
+        Some(unit) if unit.runs_something() => Ok(unit),
+        Some(_) => Err(format!("unit `{name}` has nothing to run; units that run: {listed}")),
+        None => Err(format!("there is no unit `{name}`; units that run: {listed}")),
+    }
+}
+
+/// What `/cancel` (or `/cancel <unit>`) cancels among the runs still
+/// running on the pull request's head: all of them, or that unit's; or
+/// why nothing, with what is running.
+pub fn to_cancel<'a>(
+    running: &'a [crate::domain::Run],
+    unit: Option<&str>,
+) -> Result<Vec<&'a crate::domain::Run>, String> {
+    let mut names: Vec<&str> = running.iter().map(|r| r.unit.as_str()).collect();
+    names.dedup();
+    let chosen: Vec<&crate::domain::Run> =
+        running.iter().filter(|r| unit.is_none_or(|unit| r.unit.as_str() == unit)).collect();
+    match (chosen.is_empty(), unit) {
+        (false, _) => Ok(chosen),
+        (true, _) if running.is_empty() => Err("nothing is running on the head of this pull request".into()),
+        (true, Some(unit)) => Err(format!("no run of unit `{unit}` is running; running: {}", names.join(", "))),
+        (true, None) => unreachable!("every running run is chosen without a unit"),
+    }
 }
 
 fn rerun(units: &[Unit], failed: &[UnitName], changes: &mut Vec<Change>, skip: &mut impl FnMut(&Unit, String)) {
@@ -459,7 +512,8 @@ mod tests {
     fn commands_approve_or_rerun() {
         let units = [unit("api", &[On::PullRequest]), unit("web", &[On::PullRequest])];
         let api = UnitName::parse("api").unwrap();
-        let command = |command| Happening::Command { command, pr: PrFacts::default(), failed: vec![api.clone()] };
+        let command =
+            |command| Happening::Command { command, unit: None, pr: PrFacts::default(), failed: vec![api.clone()] };
         let ok = plan(&command(Command::OkToTest), &units, None);
         assert_eq!(
             ok.changes,
@@ -470,5 +524,65 @@ mod tests {
         assert_eq!(retest.skipped[0].reason, "it did not fail on this commit");
         let rerequested = plan(&Happening::Rerequested { failed: vec![api.clone()] }, &units, None);
         assert_eq!(rerequested.changes, [Change::Run { unit: api }]);
+    }
+
+    #[test]
+    fn cancel_takes_every_running_run_or_the_named_unit_s() {
+        let run = |unit: &str| crate::domain::Run {
+            repo: crate::domain::RepoName::parse("acme/api").unwrap(),
+            unit: UnitName::parse(unit).unwrap(),
+            sha: crate::domain::Sha::parse("a".repeat(40)).unwrap(),
+            namespace: "ci".into(),
+            name: format!("ferry-{unit}"),
+            status: crate::domain::RunStatus::Pending,
+            reported: None,
+            run_kind: None,
+        };
+        let running = [run("api"), run("web")];
+        let names = |chosen: Vec<&crate::domain::Run>| chosen.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(to_cancel(&running, None).unwrap()), ["ferry-api", "ferry-web"]);
+        assert_eq!(names(to_cancel(&running, Some("web")).unwrap()), ["ferry-web"]);
+        assert_eq!(
+            to_cancel(&running, Some("docs")).unwrap_err(),
+            "no run of unit `docs` is running; running: api, web"
+        );
+        assert_eq!(to_cancel(&[], None).unwrap_err(), "nothing is running on the head of this pull request");
+        assert_eq!(to_cancel(&[], Some("api")).unwrap_err(), "nothing is running on the head of this pull request");
+    }
+
+    #[test]
+    fn test_and_retest_name_a_unit_and_run_it_whatever_its_paths_say() {
+        let mut docs = unit("docs", &[On::Push]);
+        docs.paths = vec!["docs/**".into()];
+        let units = [unit("api", &[On::PullRequest]), docs, preview_only("site")];
+        let name = |n: &str| UnitName::parse(n).unwrap();
+        let command = |command, unit: Option<&str>| Happening::Command {
+            command,
+            unit: unit.map(str::to_owned),
+            pr: PrFacts::default(),
+            failed: vec![],
+        };
+        let changed = ["src/main.rs".to_owned()];
+        for command_kind in [Command::Test, Command::Retest] {
+            // Named: it runs, though it runs on push only and no docs path changed.
+            let docs = plan(&command(command_kind, Some("docs")), &units, Some(&changed));
+            assert_eq!(docs.changes, [Change::Run { unit: name("docs") }], "{command_kind:?}");
+            assert_eq!(docs.unknown, None);
+            let unknown = plan(&command(command_kind, Some("apii")), &units, Some(&changed));
+            assert!(unknown.changes.is_empty());
+            assert_eq!(unknown.reason().unwrap(), "there is no unit `apii`; units that run: api, docs");
+            let preview = plan(&command(command_kind, Some("site")), &units, Some(&changed));
+            assert_eq!(preview.reason().unwrap(), "unit `site` has nothing to run; units that run: api, docs");
+        }
+        // `/test` alone: what the pull request would run.
+        let all = plan(&command(Command::Test, None), &units, Some(&changed));
+        assert_eq!(all.changes, [Change::Run { unit: name("api") }, Change::Preview { unit: name("site") }]);
+        for launches_nothing in [Command::Cancel, Command::Unknown] {
+            let none = plan(&command(launches_nothing, Some("api")), &units, None);
+            assert!(none.changes.is_empty() && none.unknown.is_none(), "{launches_nothing:?}");
+        }
+        assert!(
+            plan(&command(Command::Test, Some("api")), &[], None).reason().unwrap().ends_with("units that run: none")
+        );
     }
 }

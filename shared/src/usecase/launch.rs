@@ -94,6 +94,15 @@ struct Situation {
 
 #[tracing::instrument(skip_all, fields(repo = ?event.repo, trigger = ?trigger))]
 pub async fn launch(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger) -> Result<Launched, LaunchError> {
+    let launched = launch_event(ports, event, trigger).await;
+    // A command is answered on the pull request: what it did, or why not.
+    if let (Trigger::Command(command), Detail::Comment(comment)) = (trigger, &event.detail) {
+        super::commands::answer(ports, event, comment, command, &launched).await;
+    }
+    launched
+}
+
+async fn launch_event(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger) -> Result<Launched, LaunchError> {
     let repo = event.repo.clone().ok_or(LaunchError::NoRepository)?;
     let Some(target) = target(ports.state, event, &repo).await? else {
         return Ok(note(format!(
@@ -109,6 +118,7 @@ pub async fn launch(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger) 
     let situation = match situation(ports, &target, event, trigger).await? {
         Decision::Go(situation) => situation,
         Decision::Nothing(reason) => return Ok(note(reason)),
+        Decision::Done(launched) => return Ok(launched),
     };
     let Some(sha) = situation.sha.clone() else {
         return Ok(note("the commit could not be resolved: nothing to build".into()));
@@ -204,6 +214,8 @@ enum Decision {
     Go(Box<Situation>),
     /// Nothing launches, for this reason.
     Nothing(String),
+    /// Done without reading the commit (`/cancel`, an unknown command).
+    Done(Launched),
 }
 
 impl Decision {
@@ -488,8 +500,19 @@ async fn command_situation(
     if !by_trusted {
         return Ok(Decision::Nothing(trust::UNTRUSTED_COMMAND.to_owned()));
     }
+    match command {
+        Command::Cancel => {
+            let cancelled = super::commands::cancel(ports, target, &pr, comment.command_arg.as_deref()).await?;
+            return Ok(Decision::Done(cancelled));
+        }
+        Command::Unknown => {
+            let word = comment.command_arg.as_deref().unwrap_or_default();
+            return Ok(Decision::Done(note(super::commands::unknown(word))));
+        }
+        Command::Retest | Command::OkToTest | Command::Test => {}
+    }
     let approves = command == Command::OkToTest;
-    if approves && let Err(why) = trust::approval(comment.command_sha.as_deref(), &pr.head_sha, pr.head_at, at) {
+    if approves && let Err(why) = trust::approval(comment.command_arg.as_deref(), &pr.head_sha, pr.head_at, at) {
         return Ok(Decision::Nothing(format!("#{}: {why}", pr.number)));
     }
     let head = head_facts(ports, target, &pr).await?;
@@ -501,11 +524,20 @@ async fn command_situation(
         request_id(&["comment", &comment.author, &at.map_or(0, Timestamp::unix).to_string()])
     };
     Ok(Decision::go(Situation {
-        happening: Happening::Command { command, pr: PrFacts { draft: pr.draft, labels: pr.labels.clone() }, failed },
+        happening: Happening::Command {
+            command,
+            unit: comment.command_arg.clone().filter(|_| command != Command::OkToTest),
+            pr: PrFacts { draft: pr.draft, labels: pr.labels.clone() },
+            failed,
+        },
         subject: Subject::Command { by_trusted, approves, head },
         happened_at: at,
         sha: Some(pr.head_sha.clone()),
-        cause: if command == Command::Retest { Cause::Retry(request) } else { Cause::PullRequest(pr.number) },
+        // Asked to run again: new runs, whatever ran before.
+        cause: match command {
+            Command::Retest | Command::Test => Cause::Retry(request),
+            _ => Cause::PullRequest(pr.number),
+        },
         lane: format!("pull/{}", pr.number),
         pr: Some(PullRequest { approved_by: Some(comment.author.clone()), ..pr }),
         changed_paths: changed,

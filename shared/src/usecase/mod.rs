@@ -1,5 +1,6 @@
 //! Use cases: each a function over the narrowest ports it needs.
 
+pub mod commands;
 pub mod installations;
 pub mod intake;
 pub mod launch;

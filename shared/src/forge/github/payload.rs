@@ -371,7 +371,7 @@ impl Payload<'_> {
             "issue_comment" => {
                 let issue = required(self.issue.take(), "issue")?;
                 let comment = required(self.comment.take(), "comment")?;
-                let command = comment.body.as_deref().and_then(Command::find_with_sha);
+                let command = comment.body.as_deref().and_then(Command::find_with_arg);
                 Detail::Comment(CommentDetail {
                     id: comment.id,
                     number: PrNumber::new(issue.number),
@@ -379,7 +379,7 @@ impl Payload<'_> {
                     author: comment.user.map(|u| u.login).unwrap_or_default(),
                     author_association: comment.author_association.unwrap_or_default(),
                     command: command.as_ref().map(|(command, _)| *command),
-                    command_sha: command.and_then(|(_, sha)| sha),
+                    command_arg: command.and_then(|(_, arg)| arg),
                 })
             }
             "check_suite" | "check_run" => {
@@ -495,7 +495,7 @@ mod tests {
         assert_eq!(comment.happened_at, Timestamp::parse_rfc3339("2026-11-22T10:05:00Z").ok());
         let Detail::Comment(detail) = comment.detail else { panic!("a comment") };
         assert_eq!(
-            (detail.id, detail.command, detail.command_sha.as_deref()),
+            (detail.id, detail.command, detail.command_arg.as_deref()),
             (99, Some(Command::OkToTest), Some("2222222"))
         );
         let check = parse_json(

@@ -1,0 +1,121 @@
+//! Pull request comment commands through `ferry serve`: `/test`, `/test
+//! <unit>`, `/retest <unit>`, `/cancel [unit]`, and unknown ones, each
+//! answered in one line on the pull request.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Server, demo_config, sample, send, serve_with};
+use serde_json::{Value, json};
+
+fn comment(id: u64, body: &str, author: &str, association: &str) -> Value {
+    let base = sample("pull_request.opened.json");
+    json!({
+        "action": "created",
+        "issue": {"number": 42, "pull_request": {"url": "https://api.github.com/repos/acme/api/pulls/42"}},
+        "comment": {"id": id, "body": body, "author_association": association, "user": {"login": author},
+                    "created_at": "2026-11-20T12:00:00Z"},
+        "repository": base["repository"], "installation": base["installation"], "sender": {"login": author}
+    })
+}
+
+/// The one line Ferry answers commands with on #42.
+fn answer(dir: &Path) -> String {
+    let path = dir.join(".ferry/forge/acme/api/comments/pr-42-command.json");
+    let Ok(text) = std::fs::read_to_string(path) else { return String::new() };
+    let body: Value = serde_json::from_str(&text).unwrap();
+    body["body"].as_str().unwrap().lines().last().unwrap().to_owned()
+}
+
+/// Every run on the dry-run cluster: `(kind, name, spec.status)`.
+fn runs(dir: &Path) -> Vec<(String, String, Option<String>)> {
+    let mut found = Vec::new();
+    for kind in ["pipelinerun", "taskrun"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(".ferry/cluster/ci").join(kind)) else { continue };
+        for entry in entries {
+            let object: Value =
+                serde_yaml_ng::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+            let name = object["metadata"]["name"].as_str().unwrap().to_owned();
+            found.push((kind.to_owned(), name, object["spec"]["status"].as_str().map(str::to_owned)));
+        }
+    }
+    found.sort();
+    found
+}
+
+fn start(dir: &Path) -> Server {
+    std::fs::write(dir.join("ferry.toml"), demo_config()).unwrap();
+    let server = serve_with(dir, &[("FERRY_CONFIG", "ferry.toml")]);
+    send(dir, &server, "installation", "installed", &sample("installation.created.json"));
+    // monalisa may push: she may give commands.
+    let forge = dir.join(".ferry/forge/acme/api");
+    std::fs::create_dir_all(&forge).unwrap();
+    std::fs::write(forge.join("permissions.json"), json!({"monalisa": "write"}).to_string()).unwrap();
+    send(dir, &server, "pull_request", "opened", &sample("pull_request.opened.json"));
+    server
+}
+
+#[test]
+fn test_and_retest_name_a_unit_and_unknown_ones_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = start(dir);
+    let opened = runs(dir);
+    assert!(!opened.is_empty(), "the pull request ran its units");
+
+    let reply = send(dir, &server, "issue_comment", "c-1", &comment(1, "/test docs", "monalisa", "MEMBER"));
+    assert!(reply.contains("taskrun.created"), "{reply}");
+    assert!(answer(dir).starts_with("`/test docs` from @monalisa: started ferry-docs-"), "{}", answer(dir));
+    assert_eq!(runs(dir).len(), opened.len() + 1, "a new run of docs, whatever ran before");
+
+    send(dir, &server, "issue_comment", "c-2", &comment(2, "/retest apii", "monalisa", "MEMBER"));
+    assert_eq!(answer(dir), "`/retest apii` from @monalisa: there is no unit `apii`; units that run: api, docs");
+
+    send(dir, &server, "issue_comment", "c-3", &comment(3, "/retest api", "monalisa", "MEMBER"));
+    assert!(answer(dir).starts_with("`/retest api` from @monalisa: started ferry-api-"), "{}", answer(dir));
+
+    send(dir, &server, "issue_comment", "c-4", &comment(4, "/tset", "monalisa", "MEMBER"));
+    assert_eq!(
+        answer(dir),
+        "`/tset` from @monalisa: unknown command `/tset`; Ferry knows /test [unit], /retest [unit], /cancel [unit], /ok-to-test [sha]"
+    );
+    // A stranger's unknown command gets nothing; their /test gets why not.
+    send(dir, &server, "issue_comment", "c-5", &comment(5, "/tset", "stranger", "NONE"));
+    assert!(answer(dir).starts_with("`/tset` from @monalisa"), "unchanged: {}", answer(dir));
+    let before = runs(dir).len();
+    send(dir, &server, "issue_comment", "c-6", &comment(6, "/test", "stranger", "NONE"));
+    assert!(answer(dir).starts_with("`/test` from @stranger: commands count only from"), "{}", answer(dir));
+    assert_eq!(runs(dir).len(), before);
+    // Other bots' commands are theirs.
+    send(dir, &server, "issue_comment", "c-7", &comment(7, "/lgtm", "monalisa", "MEMBER"));
+    assert!(answer(dir).starts_with("`/test` from @stranger"));
+}
+
+#[test]
+fn cancel_stops_the_pull_request_s_runs_or_one_unit_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = start(dir);
+    // The pull request ran api; docs runs on pushes only, so ask for it.
+    send(dir, &server, "issue_comment", "x-0", &comment(10, "/test docs", "monalisa", "MEMBER"));
+    let running = runs(dir);
+    let docs: Vec<&String> =
+        running.iter().filter(|(_, name, _)| name.starts_with("ferry-docs-")).map(|r| &r.1).collect();
+    assert_eq!((docs.len(), running.len()), (1, 2), "{running:?}");
+
+    send(dir, &server, "issue_comment", "x-1", &comment(11, "/cancel docs", "monalisa", "MEMBER"));
+    assert_eq!(answer(dir), format!("`/cancel docs` from @monalisa: cancelled {}", docs[0]));
+    let after = runs(dir);
+    for (kind, name, status) in &after {
+        let cancelled = status.as_deref().is_some_and(|s| s.ends_with("Cancelled"));
+        assert_eq!(cancelled, name.starts_with("ferry-docs-"), "{kind} {name} {status:?}");
+    }
+
+    send(dir, &server, "issue_comment", "x-2", &comment(12, "/cancel web", "monalisa", "MEMBER"));
+    assert!(answer(dir).starts_with("`/cancel web` from @monalisa: no run of unit `web` is running; running: "));
+
+    send(dir, &server, "issue_comment", "x-3", &comment(13, "/cancel", "monalisa", "MEMBER"));
+    assert!(answer(dir).contains("cancelled ferry-api-"), "{}", answer(dir));
+    assert!(runs(dir).iter().all(|(_, _, status)| status.as_deref().is_some_and(|s| s.ends_with("Cancelled"))));
+}

@@ -1,0 +1,163 @@
+//! Pull request comment commands (README.md, "Comment commands"): what
+//! `/cancel` and an unknown command do, and the one-line answer every
+//! command gets on the pull request. `/test`, `/retest` and `/ok-to-test`
+//! launch through `launch`, which reads the units at the cleared head.
+
+use super::Action;
+use super::launch::{LaunchError, LaunchPorts, Launched, target};
+use crate::cluster::RunState;
+use crate::domain::event::{Command, CommentDetail, GitEvent};
+use crate::domain::{PullRequest, Run, RunStatus};
+use crate::store::{Collection, Record};
+use crate::units::plan::to_cancel;
+
+/// How an answer to an unknown command begins (and how it is told apart).
+const UNKNOWN: &str = "unknown command";
+
+/// The commands there are, for an unknown one's answer.
+const KNOWN: &str = "/test [unit], /retest [unit], /cancel [unit], /ok-to-test [sha]";
+
+/// Why an unknown command does nothing.
+pub fn unknown(word: &str) -> String {
+    format!("{UNKNOWN} `/{word}`; Ferry knows {KNOWN}")
+}
+
+/// `/cancel [unit]`: asks Tekton to cancel every run Ferry launched on the
+/// pull request's head that has no result yet (or that unit's). The
+/// results are reported as any run's are: cancelled.
+pub(super) async fn cancel(
+    ports: LaunchPorts<'_>,
+    at: &crate::forge::Target,
+    pr: &PullRequest,
+    unit: Option<&str>,
+) -> Result<Launched, LaunchError> {
+    let running: Vec<Run> = ports
+        .state
+        .query(&Collection::Runs(at.repo.clone()))
+        .await?
+        .into_iter()
+        .filter_map(|found| match found.record {
+            Record::Run(run) if run.sha == pr.head_sha && run.status == RunStatus::Pending => Some(run),
+            _ => None,
+        })
+        .collect();
+    let chosen = match to_cancel(&running, unit) {
+        Ok(chosen) => chosen,
+        Err(why) => return Ok(Launched { actions: Vec::new(), reason: Some(why) }),
+    };
+    let mut launched = Launched::default();
+    for run in chosen {
+        let state = RunState {
+            kind: run.kind().to_owned(),
+            namespace: run.namespace.clone(),
+            name: run.name.clone(),
+            running: true,
+            happened_at: None,
+        };
+        ports.cluster.cancel(&state).await?;
+        launched.actions.push(Action {
+            kind: "run.cancelled",
+            namespace: Some(run.namespace.clone()),
+            name: run.name.clone(),
+        });
+    }
+    Ok(launched)
+}
+
+/// The one line a command gets: who asked what, and what came of it.
+/// Ferry keeps one such comment per pull request and edits it, so commands
+/// never fill a conversation. An unknown command that was not a trusted
+/// user's gets no answer: strangers cannot make Ferry talk.
+pub(super) async fn answer(
+    ports: LaunchPorts<'_>,
+    event: &GitEvent,
+    comment: &CommentDetail,
+    command: Command,
+    launched: &Result<Launched, LaunchError>,
+) {
+    let outcome = match launched {
+        Ok(launched) => what_came(launched),
+        // Retried by the reconciler, which answers then.
+        Err(e) if is_retried(e) => return,
+        Err(e) => format!("it failed: {e}"),
+    };
+    if command == Command::Unknown && !outcome.starts_with(UNKNOWN) {
+        return;
+    }
+    let Some(repo) = &event.repo else { return };
+    let Ok(Some(at)) = target(ports.state, event, repo).await else { return };
+    let asked = match (&comment.command_arg, command) {
+        (Some(arg), Command::Unknown) => format!("/{arg}"),
+        (Some(arg), _) => format!("{} {arg}", command.name()),
+        (None, _) => command.name().to_owned(),
+    };
+    let mut line = format!("`{asked}` from @{}: {outcome}", comment.author);
+    line.truncate(line.floor_char_boundary(1000));
+    if let Err(e) = ports.forge.comment(&at, comment.number, "command", &line).await {
+        tracing::warn!(error = %e, "could not answer the command");
+    }
+}
+
+fn is_retried(error: &LaunchError) -> bool {
+    matches!(error, LaunchError::Partly(_) | LaunchError::Store(_) | LaunchError::Cluster(_) | LaunchError::Forge(_))
+}
+
+/// What a launch did, in words: the runs it started or cancelled, else why nothing.
+fn what_came(launched: &Launched) -> String {
+    let named = |kinds: &[&str]| {
+        let names: Vec<&str> =
+            launched.actions.iter().filter(|a| kinds.contains(&a.kind)).map(|a| a.name.as_str()).collect();
+        names.join(", ")
+    };
+    let started = named(&["pipelinerun.created", "taskrun.created"]);
+    let cancelled = named(&["run.cancelled"]);
+    let mut parts = Vec::new();
+    if !started.is_empty() {
+        parts.push(format!("started {started}"));
+    }
+    if !cancelled.is_empty() {
+        parts.push(format!("cancelled {cancelled}"));
+    }
+    if parts.is_empty() {
+        parts.push(launched.reason.clone().unwrap_or_else(|| "nothing to do".into()));
+    }
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launched(actions: &[(&'static str, &str)], reason: Option<&str>) -> Launched {
+        Launched {
+            actions: actions
+                .iter()
+                .map(|(kind, name)| Action { kind, namespace: None, name: (*name).into() })
+                .collect(),
+            reason: reason.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn an_answer_says_what_started_or_was_cancelled_else_why_nothing() {
+        let cases = [
+            (
+                launched(&[("pipelinerun.created", "ferry-api-1"), ("taskrun.created", "ferry-web-1")], None),
+                "started ferry-api-1, ferry-web-1",
+            ),
+            (launched(&[("run.cancelled", "ferry-api-1")], None), "cancelled ferry-api-1"),
+            (
+                launched(&[("pipelinerun.exists", "ferry-api-1")], Some("docs: no path matches")),
+                "docs: no path matches",
+            ),
+            (launched(&[], None), "nothing to do"),
+            (
+                launched(&[], Some(&unknown("tset"))),
+                "unknown command `/tset`; Ferry knows /test [unit], /retest [unit], /cancel [unit], /ok-to-test [sha]",
+            ),
+        ];
+        for (launched, expected) in cases {
+            assert_eq!(what_came(&launched), expected);
+        }
+    }
+}
