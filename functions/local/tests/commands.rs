@@ -119,3 +119,14 @@ fn cancel_stops_the_pull_request_s_runs_or_one_unit_s() {
     assert!(answer(dir).contains("cancelled ferry-api-"), "{}", answer(dir));
     assert!(runs(dir).iter().all(|(_, _, status)| status.as_deref().is_some_and(|s| s.ends_with("Cancelled"))));
 }
+
+#[test]
+fn closing_the_pull_request_cancels_its_running_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = start(dir);
+    assert!(runs(dir).iter().all(|(_, _, status)| status.is_none()), "running: {:?}", runs(dir));
+    let reply = send(dir, &server, "pull_request", "closed", &sample("pull_request.closed.json"));
+    assert!(reply.contains("run.cancelled"), "{reply}");
+    assert!(runs(dir).iter().all(|(_, _, status)| status.as_deref() == Some("Cancelled")), "{:?}", runs(dir));
+}

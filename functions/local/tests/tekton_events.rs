@@ -211,3 +211,76 @@ async fn a_failed_run_s_check_run_carries_its_failed_step_s_last_lines_masked() 
     assert!(summary.contains("GITHUB_TOKEN=***") && !summary.contains("ghs_16C7"), "masked: {summary}");
     assert!(summary.contains("\n````text\n"), "a fence the log's own ``` cannot close: {summary}");
 }
+
+/// Runs on the dry-run cluster, by name: whether each waits (created pending).
+fn waiting(dir: &Path) -> Vec<(String, bool)> {
+    let runs = dir.join(".ferry/cluster/ci/pipelinerun");
+    let mut found: Vec<(String, bool)> = std::fs::read_dir(runs)
+        .unwrap()
+        .map(|e| {
+            let object: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap();
+            let name = object["metadata"]["name"].as_str().unwrap().to_owned();
+            (name, object["spec"]["status"] == "PipelineRunPending")
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn past_max_running_runs_wait_and_start_in_order_as_each_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let config = "[repositories.\"acme/api\"]\nmax_running = 1\nunits = '''\n[api]\n[api.pipeline]\nnamespace = \"ci\"\nref = \"build\"\n'''\n";
+    std::fs::write(dir.join("ferry.toml"), config).unwrap();
+    let server = serve_with(dir, &[("FERRY_CONFIG", "ferry.toml"), ("FERRY_TEKTON_TOKEN", TOKEN)]);
+    send(dir, &server, "installation", "installed", &sample("installation.created.json"));
+    // Three pushes to three branches: three lanes, none supersedes another.
+    let shas = ["a1".repeat(20), "b2".repeat(20), "c3".repeat(20)];
+    for (i, (branch, sha)) in ["one", "two", "three"].iter().zip(&shas).enumerate() {
+        let mut push = sample("push.json");
+        push["ref"] = json!(format!("refs/heads/{branch}"));
+        push["after"] = json!(sha);
+        push["repository"]["pushed_at"] = json!(1_790_000_000 + i as i64);
+        let reply = send(dir, &server, "push", &format!("queue-{i}"), &push);
+        assert!(reply.contains("pipelinerun.created"), "{reply}");
+    }
+    let name_of = |sha: &str| format!("ferry-api-{}", &sha[..7]);
+    let state = |dir: &Path| -> Vec<(bool, String)> {
+        let runs = waiting(dir);
+        shas.iter()
+            .map(|sha| runs.iter().find(|(n, _)| n.starts_with(&name_of(sha))).map(|(n, w)| (*w, n.clone())).unwrap())
+            .collect()
+    };
+    let at_first = state(dir);
+    assert_eq!(
+        at_first.iter().map(|(w, _)| *w).collect::<Vec<_>>(),
+        [false, true, true],
+        "one runs, two wait: {at_first:?}"
+    );
+    let queued = serde_json::from_str::<Value>(
+        &std::fs::read_to_string(dir.join(format!(".ferry/forge/acme/api/statuses/{}/ferry_api.json", shas[1])))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        queued["description"].as_str().unwrap().ends_with("queued: 1 runs of the repository running (max_running = 1)"),
+        "{queued}"
+    );
+
+    for (finished, expected) in [(0, [false, false, true]), (1, [false, false, false])] {
+        let run = dir.join(format!(".ferry/cluster/ci/pipelinerun/{}.yaml", at_first[finished].1));
+        finish(&run, true);
+        let (code, body) =
+            event(&server, &format!("?token={TOKEN}"), "dev.tekton.event.pipelinerun.successful.v1", &object(&run))
+                .await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(state(dir).iter().map(|(w, _)| *w).collect::<Vec<_>>(), expected, "after run {finished} finished");
+    }
+    let started = serde_json::from_str::<Value>(
+        &std::fs::read_to_string(dir.join(format!(".ferry/forge/acme/api/statuses/{}/ferry_api.json", shas[2])))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(started["description"].as_str().unwrap().ends_with("started"), "{started}");
+}

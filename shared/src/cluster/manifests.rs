@@ -503,6 +503,7 @@ mod tests {
             docker: vec![],
             helm: vec![],
             preview: None,
+            max_running: None,
         }
     }
 

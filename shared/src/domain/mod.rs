@@ -2,6 +2,7 @@
 
 pub mod event;
 pub mod ids;
+pub mod queue;
 pub mod records;
 pub mod repair;
 pub mod route;

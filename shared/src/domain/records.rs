@@ -285,6 +285,13 @@ pub struct Run {
     /// `PipelineRun` or `TaskRun`.
     #[serde(default)]
     pub run_kind: Option<String>,
+    /// Since when it waits, created pending, for a slot (`max_running`);
+    /// `None` once started.
+    #[serde(default)]
+    pub queued_at: Option<Timestamp>,
+    /// Its unit's `max_running` when it was launched.
+    #[serde(default)]
+    pub unit_limit: Option<u32>,
 }
 
 impl Run {

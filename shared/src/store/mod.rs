@@ -638,6 +638,8 @@ pub(crate) mod samples {
                 status: RunStatus::Pending,
                 reported: None,
                 run_kind: Some("PipelineRun".into()),
+                queued_at: Some(Timestamp::from_unix(11)),
+                unit_limit: Some(2),
             }
             .into(),
             Preview {

@@ -112,6 +112,8 @@ pub struct Unit {
     pub docker: Vec<Docker>,
     pub helm: Vec<Helm>,
     pub preview: Option<Preview>,
+    /// At most this many of its runs at once; more wait, in order.
+    pub max_running: Option<u32>,
 }
 
 impl Unit {
@@ -147,6 +149,8 @@ struct UnitToml {
     helm: Vec<Helm>,
     #[serde(default)]
     preview: Option<Preview>,
+    #[serde(default)]
+    max_running: Option<u32>,
 }
 
 /// Renders `source` with `context`, then reads its units, in file order
@@ -249,7 +253,11 @@ fn unit(name: UnitName, spec: UnitToml) -> Result<Unit, String> {
         docker: spec.docker,
         helm: spec.helm,
         preview: spec.preview,
+        max_running: spec.max_running,
     };
+    if unit.max_running == Some(0) {
+        return Err("max_running must be at least 1".into());
+    }
     if !unit.runs_something() && unit.preview.is_none() {
         return Err(
             "has nothing to run: give [pipeline] or [task] a `ref`, or docker or helm actions, or a [preview]".into()

@@ -493,6 +493,7 @@ fn unit(name: UnitName) -> Unit {
         docker: Vec::new(),
         helm: Vec::new(),
         preview: None,
+        max_running: None,
     }
 }
 

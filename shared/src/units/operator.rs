@@ -148,6 +148,17 @@ pub struct Defaults {
     /// The image the generated pipeline deploys with (helm actions).
     #[serde(default = "default_helm")]
     pub helm_image: String,
+    /// A pull request closed or merged cancels its runs still running.
+    #[serde(default = "yes")]
+    pub cancel_on_close: bool,
+    /// At most this many runs of one repository run at once; more wait,
+    /// created pending, and start in order as earlier ones finish.
+    #[serde(default)]
+    pub max_running: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for Defaults {
@@ -158,6 +169,8 @@ impl Default for Defaults {
             dashboard_url: None,
             builder_image: default_builder(),
             helm_image: default_helm(),
+            cancel_on_close: true,
+            max_running: None,
         }
     }
 }
@@ -187,6 +200,9 @@ pub struct RepositoryConfig {
     /// This repository's rules in place of the global ones they name.
     #[serde(default)]
     pub policy: Option<Policy>,
+    /// At most this many of its runs at once (instead of `[defaults]`'s).
+    #[serde(default)]
+    pub max_running: Option<u32>,
 }
 
 /// `[[repositories."o/r".report_to]]`: one more host for the statuses.
@@ -322,6 +338,11 @@ impl OperatorConfig {
             let provider = tracked.host()?;
             (tracked.host_identity().ok().as_ref() == Some(repo)).then_some((tracked, provider))
         })
+    }
+
+    /// How many of `repo`'s runs may run at once, if the config limits it.
+    pub fn max_running(&self, repo: &RepoName) -> Option<u32> {
+        self.repositories.get(repo.full_name()).and_then(|r| r.max_running).or(self.defaults.max_running)
     }
 
     /// The dashboard link for a run, if one is configured.

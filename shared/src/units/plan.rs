@@ -313,6 +313,7 @@ mod tests {
             docker: vec![],
             helm: vec![],
             preview: None,
+            max_running: None,
         }
     }
 
@@ -537,6 +538,8 @@ mod tests {
             status: crate::domain::RunStatus::Pending,
             reported: None,
             run_kind: None,
+            queued_at: None,
+            unit_limit: None,
         };
         let running = [run("api"), run("web")];
         let names = |chosen: Vec<&crate::domain::Run>| chosen.iter().map(|r| r.name.clone()).collect::<Vec<_>>();

@@ -7,7 +7,7 @@ use super::Action;
 use super::launch::{LaunchError, LaunchPorts, Launched, target};
 use crate::cluster::RunState;
 use crate::domain::event::{Command, CommentDetail, GitEvent};
-use crate::domain::{PullRequest, Run, RunStatus};
+use crate::domain::{PullRequest, Run, RunStatus, Sha};
 use crate::store::{Collection, Record};
 use crate::units::plan::to_cancel;
 
@@ -31,13 +31,24 @@ pub(super) async fn cancel(
     pr: &PullRequest,
     unit: Option<&str>,
 ) -> Result<Launched, LaunchError> {
+    cancel_on(ports, at, &pr.head_sha, unit).await
+}
+
+/// Cancels the runs Ferry launched on `sha` that have no result yet (or
+/// `unit`'s): a command's, or a closed pull request's.
+pub(super) async fn cancel_on(
+    ports: LaunchPorts<'_>,
+    at: &crate::forge::Target,
+    sha: &Sha,
+    unit: Option<&str>,
+) -> Result<Launched, LaunchError> {
     let running: Vec<Run> = ports
         .state
         .query(&Collection::Runs(at.repo.clone()))
         .await?
         .into_iter()
         .filter_map(|found| match found.record {
-            Record::Run(run) if run.sha == pr.head_sha && run.status == RunStatus::Pending => Some(run),
+            Record::Run(run) if &run.sha == sha && run.status == RunStatus::Pending => Some(run),
             _ => None,
         })
         .collect();

@@ -125,7 +125,13 @@ async fn launch_event(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger
     };
     if let Happening::PullRequestClosed { .. } = &situation.happening {
         let decided = plan(&situation.happening, &[], None);
-        return apply(ports, &target, &situation, &sha, &[], &decided, event).await;
+        let mut launched = apply(ports, &target, &situation, &sha, &[], &decided, event).await?;
+        if ports.operator.defaults.cancel_on_close {
+            // Nothing of a closed pull request is worth finishing; "nothing is running" is no news.
+            let cancelled = super::commands::cancel_on(ports, &target, &sha, None).await?;
+            launched.actions.extend(cancelled.actions);
+        }
+        return Ok(launched);
     }
     let cleared = match trust::clear(&sha, &situation.subject) {
         Ok(cleared) => cleared,
@@ -721,6 +727,8 @@ async fn run(
     launched: &mut Launched,
 ) -> Result<(), LaunchError> {
     let clone = CloneWith::of(ports, target);
+    let name = manifests::run_name(&target.repo, &unit.name, sha, &situation.lane, situation.cause);
+    let wait = admission(ports, &target.repo, unit, &name).await?;
     let input = RunInput {
         repo: &target.repo,
         unit,
@@ -731,8 +739,8 @@ async fn run(
         defaults: &ports.operator.defaults,
         happened_at: situation.happened_at,
         // It waits for its clone token's Secret, which can only be created
-        // (owned by the run) once the run exists.
-        pending: clone.is_some(),
+        // (owned by the run) once the run exists, or for a slot.
+        pending: clone.is_some() || wait.is_some(),
     };
     let manifest = manifests::run(&input);
     let namespace = manifest.namespace().to_owned();
@@ -770,7 +778,7 @@ async fn run(
             Err(e) => tracing::warn!(error = %e, "no clone token for the run; it clones anonymously"),
         }
     }
-    if manifest.0["spec"]["status"] == manifests::PENDING {
+    if manifest.0["spec"]["status"] == manifests::PENDING && wait.is_none() {
         ports.cluster.start(&RunState::of(&manifest)).await?;
     }
     // What still runs in the lane for an older event is superseded.
@@ -793,6 +801,8 @@ async fn run(
         status: RunStatus::Pending,
         reported: Some(RunStatus::Pending),
         run_kind: Some(manifest.kind().to_owned()),
+        queued_at: wait.as_ref().map(|_| Timestamp::now()),
+        unit_limit: unit.max_running,
     };
     // A run that existed keeps what was learnt of it since (a result, or a
     // later retry's record): its status never goes back to pending.
@@ -809,15 +819,40 @@ async fn run(
     if !report.load(Ordering::Relaxed) {
         return Ok(());
     }
-    let mut status = CommitStatus::new(
-        context(&ports, unit.name.as_str()),
-        StatusState::Pending,
-        format!("{} {} started", manifest.kind(), manifest.name()),
-    );
+    let said = match &wait {
+        Some(why) => format!("{} {} {why}", manifest.kind(), manifest.name()),
+        None => format!("{} {} started", manifest.kind(), manifest.name()),
+    };
+    let mut status = CommitStatus::new(context(&ports, unit.name.as_str()), StatusState::Pending, said);
     status.target_url = ports.operator.dashboard_link(&namespace, manifest.name());
     ports.forge.status(target, sha, &status).await?;
     launched.actions.push(Action::new("status.pending", status.context));
     Ok(())
+}
+
+/// Why run `name` of `unit` must wait for a slot, if the operator or the
+/// unit limit how many run at once and that many run (`domain::queue`).
+async fn admission(
+    ports: LaunchPorts<'_>,
+    repo: &RepoName,
+    unit: &Unit,
+    name: &str,
+) -> Result<Option<String>, LaunchError> {
+    let repo_limit = ports.operator.max_running(repo);
+    if repo_limit.is_none() && unit.max_running.is_none() {
+        return Ok(None);
+    }
+    let records: Vec<Run> = ports
+        .state
+        .query(&Collection::Runs(repo.clone()))
+        .await?
+        .into_iter()
+        .filter_map(|found| match found.record {
+            Record::Run(run) => Some(run),
+            _ => None,
+        })
+        .collect();
+    Ok(crate::domain::queue::must_wait(&records, name, &unit.name, repo_limit, unit.max_running))
 }
 
 /// Whether a run launched for an event at `theirs` is newer than one at

@@ -11,6 +11,7 @@ pub mod rotate;
 pub mod tekton;
 pub mod tokens;
 pub mod track;
+pub mod waiting;
 
 use serde::Serialize;
 

@@ -315,6 +315,10 @@ async fn repair_repository(
     if let Err(e) = report_runs(ports, &target, report).await {
         report.failed.push(format!("{repo}: reading runs: {e}"));
     }
+    // Slots the results freed go to runs waiting for one.
+    if let Err(e) = super::waiting::start_waiting(ports.launch, &target).await {
+        report.failed.push(format!("{repo}: starting waiting runs: {e}"));
+    }
     if let Err(e) = report_previews(ports, &target, report).await {
         report.failed.push(format!("{repo}: previews: {e}"));
     }
@@ -342,7 +346,8 @@ pub enum RepairError {
 async fn report_runs(ports: Ports<'_>, target: &Target, report: &mut Report) -> Result<(), RepairError> {
     for found in ports.launch.state.query(&Collection::Runs(target.repo.clone())).await? {
         let Record::Run(run) = found.record else { continue };
-        if run.status != RunStatus::Pending {
+        // A run waiting for a slot has not started: it cannot be late.
+        if run.status != RunStatus::Pending || run.queued_at.is_some() {
             continue;
         }
         let phase = ports.launch.cluster.run_phase(&run.namespace, run.kind(), &run.name).await?;
@@ -367,7 +372,7 @@ pub(crate) async fn report_run(
     let run = found.record;
     let kind = run.kind().to_owned();
     let Some((result, text)) = repair::run_result(phase, ports.clock.now(), stuck_after) else { return Ok(false) };
-    if run.status != RunStatus::Pending || !repair::may_report(run.reported, result) {
+    if run.status != RunStatus::Pending || run.queued_at.is_some() || !repair::may_report(run.reported, result) {
         return Ok(false);
     }
     // Claimed before it is posted: a newer run's record (a retry) wins the race.

@@ -69,6 +69,10 @@ pub async fn run_ended(ports: Ports<'_>, run: &RunRef) -> Result<Answer, RepairE
     };
     if report_run(ports, &target, found, &phase).await? {
         tracing::info!(repo = %repo, "reported a run's result on Tekton's word");
+        // Its slot goes to a run waiting for one; the reconciler does it otherwise.
+        if let Err(e) = super::waiting::start_waiting(ports.launch, &target).await {
+            tracing::warn!(error = %e, "could not start a waiting run; the reconciler will");
+        }
         Ok(Answer { reported: true, reason: None })
     } else {
         Ok(nothing("its result was reported already"))

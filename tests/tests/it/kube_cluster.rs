@@ -68,6 +68,7 @@ fn run_for(sha: &Sha, kind: RunKind) -> Manifest {
         docker: vec![],
         helm: vec![],
         preview: None,
+        max_running: None,
     };
     manifests::run(&RunInput {
         repo: &repo(),
