@@ -284,3 +284,39 @@ async fn past_max_running_runs_wait_and_start_in_order_as_each_finishes() {
     .unwrap();
     assert!(started["description"].as_str().unwrap().ends_with("started"), "{started}");
 }
+
+#[tokio::test]
+async fn finished_runs_beyond_keep_runs_are_deleted_once_a_result_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let config = "[repositories.\"acme/api\"]\nunits = '''\n[api]\nkeep_runs = 2\n[api.pipeline]\nnamespace = \"ci\"\nref = \"build\"\n'''\n";
+    std::fs::write(dir.join("ferry.toml"), config).unwrap();
+    let server = serve_with(dir, &[("FERRY_CONFIG", "ferry.toml"), ("FERRY_TEKTON_TOKEN", TOKEN)]);
+    send(dir, &server, "installation", "installed", &sample("installation.created.json"));
+    let shas = ["d4".repeat(20), "e5".repeat(20), "f6".repeat(20)];
+    for (i, sha) in shas.iter().enumerate() {
+        let mut push = sample("push.json");
+        push["ref"] = json!(format!("refs/heads/b{i}"));
+        push["after"] = json!(sha);
+        push["repository"]["pushed_at"] = json!(1_790_000_100 + i as i64);
+        send(dir, &server, "push", &format!("keep-{i}"), &push);
+    }
+    let names: Vec<String> = waiting(dir).into_iter().map(|(name, _)| name).collect();
+    assert_eq!(names.len(), 3);
+    let ordered: Vec<String> = shas
+        .iter()
+        .map(|sha| names.iter().find(|n| n.starts_with(&format!("ferry-api-{}", &sha[..7]))).unwrap().clone())
+        .collect();
+    for (i, name) in ordered.iter().enumerate() {
+        let run = dir.join(format!(".ferry/cluster/ci/pipelinerun/{name}.yaml"));
+        finish(&run, true);
+        let (code, body) =
+            event(&server, &format!("?token={TOKEN}"), "dev.tekton.event.pipelinerun.successful.v1", &object(&run))
+                .await;
+        assert_eq!(code, 200, "run {i}: {body}");
+    }
+    let left: Vec<String> = waiting(dir).into_iter().map(|(name, _)| name).collect();
+    let mut newest_two = ordered[1..].to_vec();
+    newest_two.sort();
+    assert_eq!(left, newest_two, "the oldest finished run went");
+}

@@ -110,11 +110,11 @@ impl Cluster for DryRunCluster {
         Ok(())
     }
 
-    async fn runs(&self, namespace: &str, key: &str, value: &str) -> Result<Vec<RunState>, ClusterError> {
+    async fn runs(&self, namespace: &str, labels: &[(&str, &str)]) -> Result<Vec<RunState>, ClusterError> {
         let mut runs = Vec::new();
         for kind in ["PipelineRun", "TaskRun"] {
             for object in self.objects(namespace, kind) {
-                if object["metadata"]["labels"][key].as_str() != Some(value) {
+                if !labels.iter().all(|(key, value)| object["metadata"]["labels"][*key].as_str() == Some(*value)) {
                     continue;
                 }
                 // Any status but pending is a cancellation.
@@ -134,6 +134,24 @@ impl Cluster for DryRunCluster {
             }
         }
         Ok(runs)
+    }
+
+    /// Removes the run's file and its clone Secret's (the garbage collector's part).
+    async fn delete_run(&self, run: &RunState) -> Result<(), ClusterError> {
+        let _one = self.lock.lock().await;
+        let secret = self
+            .root
+            .join(safe(&run.namespace))
+            .join("secret")
+            .join(format!("{}.yaml", safe(&manifests::git_secret_name(&run.name))));
+        for path in [self.run_path(run), secret] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(path = %path.display(), "dry-run: deleted"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ClusterError::Unavailable(format!("{}: {e}", path.display()).into())),
+            }
+        }
+        Ok(())
     }
 
     async fn cancel(&self, run: &RunState) -> Result<(), ClusterError> {
@@ -262,5 +280,19 @@ mod tests {
         cluster.apply(&secret).await.unwrap();
         assert_eq!(cluster.path_of(&secret).parent().unwrap(), open);
         assert_eq!((mode(&cluster.path_of(&secret)), mode(&open)), (0o600, 0o700));
+    }
+
+    #[tokio::test]
+    async fn deleting_a_run_takes_its_secret_and_deleting_nothing_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = DryRunCluster::new(dir.path());
+        let run = run_in("ci");
+        cluster.create(&run).await.unwrap();
+        let secret = manifests::git_secret(&run, "uid-1", "x-access-token", "ghs_clonetoken");
+        cluster.apply(&secret).await.unwrap();
+        let state = RunState::of(&run);
+        cluster.delete_run(&state).await.unwrap();
+        assert!(!cluster.path_of(&run).exists() && !cluster.path_of(&secret).exists());
+        cluster.delete_run(&state).await.expect("already gone is fine");
     }
 }

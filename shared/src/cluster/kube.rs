@@ -240,12 +240,13 @@ impl Cluster for KubeCluster {
         Ok(())
     }
 
-    async fn runs(&self, namespace: &str, key: &str, value: &str) -> Result<Vec<RunState>, ClusterError> {
+    async fn runs(&self, namespace: &str, labels: &[(&str, &str)]) -> Result<Vec<RunState>, ClusterError> {
+        let selector: Vec<String> = labels.iter().map(|(key, value)| format!("{key}={value}")).collect();
         let mut runs = Vec::new();
         for kind in ["PipelineRun", "TaskRun"] {
             let api: Api<DynamicObject> = Api::namespaced_with(self.client().await?, namespace, &tekton(kind));
             let listed = api
-                .list(&ListParams::default().labels(&format!("{key}={value}")))
+                .list(&ListParams::default().labels(&selector.join(",")))
                 .await
                 .map_err(|e| failure(&format!("{kind}s in {namespace}"), e))?;
             for run in listed {
@@ -273,6 +274,15 @@ impl Cluster for KubeCluster {
             }
         }
         Ok(runs)
+    }
+
+    async fn delete_run(&self, run: &RunState) -> Result<(), ClusterError> {
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client().await?, &run.namespace, &tekton(&run.kind));
+        match api.delete(&run.name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) => Err(failure(&run.name, e)),
+        }
     }
 
     async fn cancel(&self, run: &RunState) -> Result<(), ClusterError> {

@@ -59,8 +59,12 @@ impl Cluster for LazyKube {
         self.cluster().await?.apply(manifest).await
     }
 
-    async fn runs(&self, namespace: &str, key: &str, value: &str) -> Result<Vec<RunState>, ClusterError> {
-        self.cluster().await?.runs(namespace, key, value).await
+    async fn runs(&self, namespace: &str, labels: &[(&str, &str)]) -> Result<Vec<RunState>, ClusterError> {
+        self.cluster().await?.runs(namespace, labels).await
+    }
+
+    async fn delete_run(&self, run: &RunState) -> Result<(), ClusterError> {
+        self.cluster().await?.delete_run(run).await
     }
 
     async fn cancel(&self, run: &RunState) -> Result<(), ClusterError> {

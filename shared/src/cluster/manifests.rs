@@ -160,6 +160,14 @@ pub fn run_namespace(input: &RunInput<'_>) -> String {
     input.unit.run.as_ref().and_then(|r| r.namespace.clone()).unwrap_or_else(|| input.defaults.namespace.clone())
 }
 
+/// The labels every run of `unit` of `repo` carries, whatever its lane.
+pub fn unit_labels(repo: &RepoName, unit: &UnitName) -> [(&'static str, String); 2] {
+    [
+        ("ferry.dev/repo", label_value(&repo.full_name().replace('/', "."))),
+        ("ferry.dev/unit", label_value(unit.as_str())),
+    ]
+}
+
 fn labels(repo: &RepoName, unit: &UnitName, sha: &Sha, pr: Option<PrNumber>) -> Value {
     let mut labels = json!({
         "app.kubernetes.io/managed-by": MANAGED_BY,
@@ -504,6 +512,7 @@ mod tests {
             helm: vec![],
             preview: None,
             max_running: None,
+            keep_runs: None,
         }
     }
 

@@ -92,8 +92,12 @@ pub trait Cluster: Send + Sync {
     /// for objects Ferry owns (previews, secrets).
     async fn apply(&self, manifest: &Manifest) -> Result<(), ClusterError>;
 
-    /// The Tekton runs in `namespace` carrying label `key=value`.
-    async fn runs(&self, namespace: &str, key: &str, value: &str) -> Result<Vec<RunState>, ClusterError>;
+    /// The Tekton runs in `namespace` carrying every label of `labels`.
+    async fn runs(&self, namespace: &str, labels: &[(&str, &str)]) -> Result<Vec<RunState>, ClusterError>;
+
+    /// Deletes a run; the Secrets it owns go with it (Kubernetes' garbage
+    /// collector). Deleting one already gone is fine.
+    async fn delete_run(&self, run: &RunState) -> Result<(), ClusterError>;
 
     /// Asks Tekton to cancel a run (`spec.status`).
     async fn cancel(&self, run: &RunState) -> Result<(), ClusterError>;
@@ -219,10 +223,46 @@ pub fn health_of(deployment: &serde_json::Value, pods: &[serde_json::Value]) -> 
     Health::Progressing
 }
 
+/// The finished runs to delete so that only the newest `keep` finished
+/// ones stay (`keep_runs`); running runs always stay. Newest by the time of
+/// the event that launched them, then by name.
+pub fn to_prune(runs: &[RunState], keep: u32) -> Vec<&RunState> {
+    let mut finished: Vec<&RunState> = runs.iter().filter(|r| !r.running).collect();
+    finished.sort_by(|a, b| (b.happened_at, &b.name).cmp(&(a.happened_at, &a.name)));
+    finished.into_iter().skip(keep as usize).collect()
+}
+
 /// The `spec.status` value that cancels a run of `kind`.
 pub fn cancel_status(kind: &str) -> &'static str {
     match kind {
         "TaskRun" => "TaskRunCancelled",
         _ => "Cancelled",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_finished_runs_beyond_the_newest_kept_are_pruned() {
+        let run = |name: &str, running: bool, at: Option<i64>| RunState {
+            kind: "PipelineRun".into(),
+            namespace: "ci".into(),
+            name: name.into(),
+            running,
+            happened_at: at.map(Timestamp::from_unix),
+        };
+        let runs = [
+            run("old", false, Some(10)),
+            run("running-oldest", true, Some(5)),
+            run("newest", false, Some(40)),
+            run("middle", false, Some(20)),
+            run("untimed", false, None),
+        ];
+        let names = |pruned: Vec<&RunState>| pruned.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(to_prune(&runs, 2)), ["old", "untimed"]);
+        assert_eq!(names(to_prune(&runs, 1)), ["middle", "old", "untimed"]);
+        assert_eq!(names(to_prune(&runs, 10)), Vec::<String>::new());
     }
 }

@@ -79,6 +79,7 @@ mod tests {
             run_kind: None,
             queued_at: queued_at.map(Timestamp::from_unix),
             unit_limit,
+            keep_runs: None,
         }
     }
 

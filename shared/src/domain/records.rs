@@ -292,6 +292,9 @@ pub struct Run {
     /// Its unit's `max_running` when it was launched.
     #[serde(default)]
     pub unit_limit: Option<u32>,
+    /// Its unit's `keep_runs` when it was launched.
+    #[serde(default)]
+    pub keep_runs: Option<u32>,
 }
 
 impl Run {

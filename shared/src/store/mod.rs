@@ -640,6 +640,7 @@ pub(crate) mod samples {
                 run_kind: Some("PipelineRun".into()),
                 queued_at: Some(Timestamp::from_unix(11)),
                 unit_limit: Some(2),
+                keep_runs: None,
             }
             .into(),
             Preview {

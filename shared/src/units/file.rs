@@ -114,6 +114,8 @@ pub struct Unit {
     pub preview: Option<Preview>,
     /// At most this many of its runs at once; more wait, in order.
     pub max_running: Option<u32>,
+    /// Finished runs beyond the newest this many are deleted.
+    pub keep_runs: Option<u32>,
 }
 
 impl Unit {
@@ -151,6 +153,8 @@ struct UnitToml {
     preview: Option<Preview>,
     #[serde(default)]
     max_running: Option<u32>,
+    #[serde(default)]
+    keep_runs: Option<u32>,
 }
 
 /// Renders `source` with `context`, then reads its units, in file order
@@ -254,9 +258,10 @@ fn unit(name: UnitName, spec: UnitToml) -> Result<Unit, String> {
         helm: spec.helm,
         preview: spec.preview,
         max_running: spec.max_running,
+        keep_runs: spec.keep_runs,
     };
-    if unit.max_running == Some(0) {
-        return Err("max_running must be at least 1".into());
+    if unit.max_running == Some(0) || unit.keep_runs == Some(0) {
+        return Err("max_running and keep_runs must be at least 1".into());
     }
     if !unit.runs_something() && unit.preview.is_none() {
         return Err(

@@ -494,6 +494,7 @@ fn unit(name: UnitName) -> Unit {
         helm: Vec::new(),
         preview: None,
         max_running: None,
+        keep_runs: None,
     }
 }
 

@@ -314,6 +314,7 @@ mod tests {
             helm: vec![],
             preview: None,
             max_running: None,
+            keep_runs: None,
         }
     }
 
@@ -540,6 +541,7 @@ mod tests {
             run_kind: None,
             queued_at: None,
             unit_limit: None,
+            keep_runs: None,
         };
         let running = [run("api"), run("web")];
         let names = |chosen: Vec<&crate::domain::Run>| chosen.iter().map(|r| r.name.clone()).collect::<Vec<_>>();

@@ -245,6 +245,7 @@ mod tests {
                 .collect(),
             preview: host.map(|h| Preview { image: "i".into(), port: 80, host: h.into() }),
             max_running: None,
+            keep_runs: None,
         }
     }
 

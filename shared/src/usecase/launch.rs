@@ -745,7 +745,7 @@ async fn run(
     let manifest = manifests::run(&input);
     let namespace = manifest.namespace().to_owned();
     let lane = manifests::lane_label(&target.repo, &unit.name, &situation.lane);
-    let in_lane = ports.cluster.runs(&namespace, "ferry.dev/lane", &lane).await?;
+    let in_lane = ports.cluster.runs(&namespace, &[("ferry.dev/lane", &lane)]).await?;
     let ours = situation.happened_at;
     // A newer event already launched in this lane: this late one is moot.
     if let Some(newer) = in_lane.iter().find(|r| r.name != manifest.name() && is_newer(r.happened_at, ours)) {
@@ -803,6 +803,7 @@ async fn run(
         run_kind: Some(manifest.kind().to_owned()),
         queued_at: wait.as_ref().map(|_| Timestamp::now()),
         unit_limit: unit.max_running,
+        keep_runs: unit.keep_runs,
     };
     // A run that existed keeps what was learnt of it since (a result, or a
     // later retry's record): its status never goes back to pending.

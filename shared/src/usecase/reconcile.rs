@@ -408,6 +408,10 @@ pub(crate) async fn report_run(
             tracing::warn!(error = %e, "could not add the check run; the status stands");
         }
     }
+    // Reported: it counts among the finished runs its unit keeps.
+    if let Err(e) = super::history::keep_newest(ports.launch, &run).await {
+        tracing::warn!(error = %e, "could not delete finished runs beyond keep_runs; the next result tries again");
+    }
     Ok(true)
 }
 

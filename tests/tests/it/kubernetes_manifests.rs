@@ -75,7 +75,7 @@ fn rbac_grants_what_ferry_calls_and_nothing_more() {
         "only what previews need"
     );
     for resource in ["pipelineruns", "taskruns"] {
-        for verb in ["create", "get", "list", "patch"] {
+        for verb in ["create", "get", "list", "patch", "delete"] {
             assert!(granted.contains(&("Role".into(), resource.into(), verb.into())), "{resource} {verb} is needed");
         }
     }
