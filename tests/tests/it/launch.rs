@@ -314,7 +314,7 @@ async fn a_members_pull_request_gets_a_preview_that_closing_removes() {
         harness.deliver("pull_request", "m-3", SECRET, &pull_request("closed", 9, SHA3, "MEMBER", json!({}))).await;
     assert_eq!(kinds(&reply), ["preview.removed", "run.cancelled"], "{reply}");
     assert!(!namespace.exists(), "closing the pull request removes the preview");
-    assert!(reply.contains("ferry-api-3333333-pr9-"), "and cancels the head's run: {reply}");
+    assert!(reply.to_string().contains("ferry-api-3333333-pr9-"), "and cancels the head's run: {reply}");
 }
 
 #[tokio::test]
