@@ -80,16 +80,19 @@ fn test_and_retest_name_a_unit_and_unknown_ones_are_listed() {
         answer(dir),
         "`/tset` from @monalisa: unknown command `/tset`; Ferry knows /test [unit], /retest [unit], /cancel [unit], /ok-to-test [sha]"
     );
-    // A stranger's unknown command gets nothing; their /test gets why not.
-    send(dir, &server, "issue_comment", "c-5", &comment(5, "/tset", "stranger", "NONE"));
-    assert!(answer(dir).starts_with("`/tset` from @monalisa"), "unchanged: {}", answer(dir));
+    // A stranger's commands do nothing and get no answer: strangers cannot make Ferry write.
     let before = runs(dir).len();
-    send(dir, &server, "issue_comment", "c-6", &comment(6, "/test", "stranger", "NONE"));
-    assert!(answer(dir).starts_with("`/test` from @stranger: commands count only from"), "{}", answer(dir));
+    for (id, body) in [(5, "/tset"), (6, "/test"), (7, "/cancel")] {
+        let reply = send(dir, &server, "issue_comment", &format!("c-{id}"), &comment(id, body, "stranger", "NONE"));
+        assert!(reply.contains("commands count only from"), "{reply}");
+        assert!(answer(dir).starts_with("`/tset` from @monalisa"), "unchanged: {}", answer(dir));
+    }
     assert_eq!(runs(dir).len(), before);
-    // Other bots' commands are theirs.
-    send(dir, &server, "issue_comment", "c-7", &comment(7, "/lgtm", "monalisa", "MEMBER"));
-    assert!(answer(dir).starts_with("`/test` from @stranger"));
+    // Other bots' commands are theirs; a quoted command is not given.
+    send(dir, &server, "issue_comment", "c-8", &comment(8, "/lgtm", "monalisa", "MEMBER"));
+    send(dir, &server, "issue_comment", "c-9", &comment(9, "run\n```\n/test\n```", "monalisa", "MEMBER"));
+    assert!(answer(dir).starts_with("`/tset` from @monalisa"), "unchanged: {}", answer(dir));
+    assert_eq!(runs(dir).len(), before);
 }
 
 #[test]
@@ -113,7 +116,7 @@ fn cancel_stops_the_pull_request_s_runs_or_one_unit_s() {
     }
 
     send(dir, &server, "issue_comment", "x-2", &comment(12, "/cancel web", "monalisa", "MEMBER"));
-    assert!(answer(dir).starts_with("`/cancel web` from @monalisa: no run of unit `web` is running; running: "));
+    assert_eq!(answer(dir), "`/cancel web` from @monalisa: no run of unit `web` is running; running: api, docs");
 
     send(dir, &server, "issue_comment", "x-3", &comment(13, "/cancel", "monalisa", "MEMBER"));
     assert!(answer(dir).contains("cancelled ferry-api-"), "{}", answer(dir));

@@ -307,6 +307,16 @@ async fn finished_runs_beyond_keep_runs_are_deleted_once_a_result_is_reported() 
         .iter()
         .map(|sha| names.iter().find(|n| n.starts_with(&format!("ferry-api-{}", &sha[..7]))).unwrap().clone())
         .collect();
+    // Tekton copies a PipelineRun's labels to its TaskRuns: a finished child stays with its run.
+    let mut child = object(&dir.join(format!(".ferry/cluster/ci/pipelinerun/{}.yaml", ordered[2])));
+    child["kind"] = json!("TaskRun");
+    child["metadata"]["name"] = json!(format!("{}-build", ordered[2]));
+    child["metadata"]["labels"]["tekton.dev/pipelineRun"] = json!(ordered[2]);
+    child["status"] = json!({"conditions": [{"type": "Succeeded", "status": "True"}]});
+    let children = dir.join(".ferry/cluster/ci/taskrun");
+    std::fs::create_dir_all(&children).unwrap();
+    let child_file = children.join(format!("{}-build.yaml", ordered[2]));
+    std::fs::write(&child_file, serde_yaml_ng::to_string(&child).unwrap()).unwrap();
     for (i, name) in ordered.iter().enumerate() {
         let run = dir.join(format!(".ferry/cluster/ci/pipelinerun/{name}.yaml"));
         finish(&run, true);
@@ -319,4 +329,5 @@ async fn finished_runs_beyond_keep_runs_are_deleted_once_a_result_is_reported() 
     let mut newest_two = ordered[1..].to_vec();
     newest_two.sort();
     assert_eq!(left, newest_two, "the oldest finished run went");
+    assert!(child_file.exists(), "a kept run's TaskRun is not pruned as a run of its own");
 }

@@ -110,11 +110,11 @@ impl Cluster for DryRunCluster {
         Ok(())
     }
 
-    async fn runs(&self, namespace: &str, labels: &[(&str, &str)]) -> Result<Vec<RunState>, ClusterError> {
+    async fn runs(&self, namespace: &str, labels: &[super::Label<'_>]) -> Result<Vec<RunState>, ClusterError> {
         let mut runs = Vec::new();
         for kind in ["PipelineRun", "TaskRun"] {
             for object in self.objects(namespace, kind) {
-                if !labels.iter().all(|(key, value)| object["metadata"]["labels"][*key].as_str() == Some(*value)) {
+                if !labels.iter().all(|label| label.selects(&object["metadata"]["labels"])) {
                     continue;
                 }
                 // Any status but pending is a cancellation.
@@ -130,6 +130,7 @@ impl Cluster for DryRunCluster {
                     name: object["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
                     running: !cancelled && !done,
                     happened_at: super::happened_at(&object),
+                    repo: object["metadata"]["annotations"]["ferry.dev/repo"].as_str().map(str::to_owned),
                 });
             }
         }
@@ -188,6 +189,7 @@ impl Cluster for DryRunCluster {
             name: name.to_owned(),
             running: true,
             happened_at: None,
+            repo: None,
         };
         let path = self.run_path(&run);
         let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
@@ -206,7 +208,10 @@ impl Cluster for DryRunCluster {
         lines: usize,
     ) -> Result<Option<String>, ClusterError> {
         let path = self.root.join(safe(namespace)).join("pod").join(safe(pod)).join(format!("{}.log", safe(container)));
-        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+        let Ok(bytes) = std::fs::read(&path) else { return Ok(None) };
+        // As the API server does: at most LOG_BYTES, of the end.
+        let start = bytes.len().saturating_sub(super::logs::LOG_BYTES);
+        let text = String::from_utf8_lossy(&bytes[start..]);
         let all: Vec<&str> = text.lines().collect();
         Ok(Some(all[all.len().saturating_sub(lines)..].join("\n")))
     }

@@ -240,8 +240,8 @@ impl Cluster for KubeCluster {
         Ok(())
     }
 
-    async fn runs(&self, namespace: &str, labels: &[(&str, &str)]) -> Result<Vec<RunState>, ClusterError> {
-        let selector: Vec<String> = labels.iter().map(|(key, value)| format!("{key}={value}")).collect();
+    async fn runs(&self, namespace: &str, labels: &[super::Label<'_>]) -> Result<Vec<RunState>, ClusterError> {
+        let selector: Vec<String> = labels.iter().map(super::Label::selector).collect();
         let mut runs = Vec::new();
         for kind in ["PipelineRun", "TaskRun"] {
             let api: Api<DynamicObject> = Api::namespaced_with(self.client().await?, namespace, &tekton(kind));
@@ -264,12 +264,14 @@ impl Cluster for KubeCluster {
                     .and_then(|a| a.get(manifests::HAPPENED_AT))
                     .and_then(|v| v.parse().ok())
                     .map(Timestamp::from_unix);
+                let repo = run.metadata.annotations.as_ref().and_then(|a| a.get("ferry.dev/repo")).cloned();
                 runs.push(RunState {
                     kind: kind.into(),
                     namespace: namespace.into(),
                     name: run.metadata.name.unwrap_or_default(),
                     running: !cancelled && !done,
                     happened_at,
+                    repo,
                 });
             }
         }
@@ -347,8 +349,15 @@ impl Cluster for KubeCluster {
             limit_bytes: Some(super::logs::LOG_BYTES as i64),
             ..LogParams::default()
         };
-        match pods.logs(pod, &params).await {
-            Ok(text) => Ok(Some(text)),
+        match pods.log_stream(pod, &params).await {
+            Ok(stream) => {
+                use futures::AsyncReadExt;
+                let mut bytes = Vec::new();
+                let limit = super::logs::LOG_BYTES as u64;
+                stream.take(limit).read_to_end(&mut bytes).await.map_err(|e| ClusterError::Unavailable(Box::new(e)))?;
+                // limitBytes may cut a character in two: the log is still worth reading.
+                Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+            }
             // Pruned with its run, or never scheduled.
             Err(e) if is_status(&e, 404) || is_status(&e, 400) => Ok(None),
             Err(e) => Err(failure(pod, e)),

@@ -59,7 +59,7 @@ impl Cluster for LazyKube {
         self.cluster().await?.apply(manifest).await
     }
 
-    async fn runs(&self, namespace: &str, labels: &[(&str, &str)]) -> Result<Vec<RunState>, ClusterError> {
+    async fn runs(&self, namespace: &str, labels: &[super::Label<'_>]) -> Result<Vec<RunState>, ClusterError> {
         self.cluster().await?.runs(namespace, labels).await
     }
 

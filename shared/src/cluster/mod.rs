@@ -33,6 +33,34 @@ impl ClusterError {
     }
 }
 
+/// One term of a label selector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label<'a> {
+    /// `key=value`
+    Is(&'a str, &'a str),
+    /// `!key`: objects without the label (a PipelineRun's own TaskRuns carry
+    /// `tekton.dev/pipelineRun`).
+    Absent(&'a str),
+}
+
+impl Label<'_> {
+    /// Whether an object with `labels` is selected.
+    pub fn selects(&self, labels: &serde_json::Value) -> bool {
+        match self {
+            Label::Is(key, value) => labels[*key].as_str() == Some(*value),
+            Label::Absent(key) => labels.get(*key).is_none(),
+        }
+    }
+
+    /// The term as the API server reads it.
+    pub fn selector(&self) -> String {
+        match self {
+            Label::Is(key, value) => format!("{key}={value}"),
+            Label::Absent(key) => format!("!{key}"),
+        }
+    }
+}
+
 /// A failed run's failed step, and the end of its log as the pod has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedStep {
@@ -59,6 +87,8 @@ pub struct RunState {
     pub running: bool,
     /// When the event that launched it happened (its `ferry.dev/happened-at`).
     pub happened_at: Option<Timestamp>,
+    /// The repository its `ferry.dev/repo` annotation names, when listed.
+    pub repo: Option<String>,
 }
 
 impl RunState {
@@ -70,6 +100,19 @@ impl RunState {
             name: manifest.name().to_owned(),
             running: true,
             happened_at: happened_at(&manifest.0),
+            repo: manifest.0["metadata"]["annotations"]["ferry.dev/repo"].as_str().map(str::to_owned),
+        }
+    }
+
+    /// The run Ferry's record names, as if it were running.
+    pub fn of_record(run: &crate::domain::Run) -> Self {
+        Self {
+            kind: run.kind().to_owned(),
+            namespace: run.namespace.clone(),
+            name: run.name.clone(),
+            running: true,
+            happened_at: None,
+            repo: Some(run.repo.full_name().to_owned()),
         }
     }
 }
@@ -92,8 +135,8 @@ pub trait Cluster: Send + Sync {
     /// for objects Ferry owns (previews, secrets).
     async fn apply(&self, manifest: &Manifest) -> Result<(), ClusterError>;
 
-    /// The Tekton runs in `namespace` carrying every label of `labels`.
-    async fn runs(&self, namespace: &str, labels: &[(&str, &str)]) -> Result<Vec<RunState>, ClusterError>;
+    /// The Tekton runs in `namespace` that every one of `labels` selects.
+    async fn runs(&self, namespace: &str, labels: &[Label<'_>]) -> Result<Vec<RunState>, ClusterError>;
 
     /// Deletes a run; the Secrets it owns go with it (Kubernetes' garbage
     /// collector). Deleting one already gone is fine.
@@ -166,8 +209,12 @@ pub fn phase_of(object: &serde_json::Value) -> RunPhase {
             RunPhase::Cancelled { reason: text(&c["reason"]) }
         }
         Some((Some("False"), c)) => RunPhase::Failed { reason: text(&c["reason"]), message: text(&c["message"]) },
+        // Since it started: a run that waited for a slot is not late for it.
         _ => RunPhase::Running {
-            created_at: object["metadata"]["creationTimestamp"].as_str().and_then(|t| Timestamp::parse_rfc3339(t).ok()),
+            created_at: object["status"]["startTime"]
+                .as_str()
+                .or(object["metadata"]["creationTimestamp"].as_str())
+                .and_then(|t| Timestamp::parse_rfc3339(t).ok()),
         },
     }
 }
@@ -252,6 +299,7 @@ mod tests {
             name: name.into(),
             running,
             happened_at: at.map(Timestamp::from_unix),
+            repo: None,
         };
         let runs = [
             run("old", false, Some(10)),

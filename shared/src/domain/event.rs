@@ -161,10 +161,11 @@ pub enum Command {
 
 /// Other bots' commands (Prow's, mostly), left to them: Ferry answers an
 /// unknown command only when it could have been meant for Ferry.
-const OTHERS: [&str; 14] = [
+const OTHERS: [&str; 20] = [
     "lgtm",
     "approve",
     "hold",
+    "unhold",
     "cc",
     "uncc",
     "assign",
@@ -172,10 +173,15 @@ const OTHERS: [&str; 14] = [
     "label",
     "remove-label",
     "kind",
+    "remove-kind",
     "close",
     "reopen",
     "retitle",
     "priority",
+    "lifecycle",
+    "remove-lifecycle",
+    "area",
+    "triage",
 ];
 
 impl Command {
@@ -199,7 +205,16 @@ impl Command {
     /// `/ok-to-test` approves (7 to 40 hex digits, lowercased), the unit
     /// of `/test`, `/retest` or `/cancel`, or the word of an unknown one.
     pub fn find_with_arg(body: &str) -> Option<(Command, Option<String>)> {
+        // A command inside a fenced code block is quoted, not given.
+        let mut fenced = false;
         body.lines().find_map(|line| {
+            if line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~") {
+                fenced = !fenced;
+                return None;
+            }
+            if fenced {
+                return None;
+            }
             let mut words = line.split_whitespace();
             let word = words.next()?.strip_prefix('/')?;
             let (arg, extra) = (words.next(), words.next());
@@ -224,7 +239,8 @@ impl Command {
                     Some((command, Some(sha.to_ascii_lowercase())))
                 }
                 (Command::OkToTest, Some(_)) => None,
-                (_, Some(unit)) if unit.len() <= 63 => Some((command, Some(unit.to_owned()))),
+                // Only a name a unit can have: the answer echoes it.
+                (_, Some(unit)) if super::UnitName::parse(unit).is_ok() => Some((command, Some(unit.to_owned()))),
                 _ => None,
             }
         })
@@ -261,6 +277,13 @@ mod tests {
         for not_ours in ["/lgtm", "/approve", "/cc @octocat", "/assign", "/Test", "/x", "/usr/bin/env", "//"] {
             assert_eq!(Command::find(not_ours), None, "{not_ours}");
         }
+        // Quoted in a code block: not given.
+        assert_eq!(Command::find("type this:\n```\n/retest\n```\n"), None);
+        assert_eq!(Command::find("```\n/retest\n```\n/cancel"), Some(Command::Cancel));
+        // A unit argument is a unit name or nothing: never markup to echo.
+        assert_eq!(Command::find("/test x`[phish](https://evil)`"), None);
+        assert_eq!(Command::find("/retest a@org/team"), None);
+        assert_eq!(Command::find("/test api\r\n"), Some(Command::Test));
     }
 
     #[test]

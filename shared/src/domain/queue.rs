@@ -4,7 +4,7 @@
 //! ones finish. Runs are counted from Ferry's records: started and not yet
 //! reported is running, `queued_at` is waiting.
 
-use super::{Run, RunStatus, UnitName};
+use super::{Run, RunStatus, Timestamp};
 
 fn running(run: &Run) -> bool {
     run.status == RunStatus::Pending && run.queued_at.is_none()
@@ -14,33 +14,37 @@ fn waiting(run: &Run) -> bool {
     run.status == RunStatus::Pending && run.queued_at.is_some()
 }
 
-/// Why a new run `name` of `unit` must wait, if it must: a limit reached,
-/// or runs waiting before it (they go first). `records` are the
-/// repository's runs; the new run's own record, if a redelivery finds
+/// Why `candidate`, a new run (its `unit_limit` its unit's), must wait,
+/// if it must: it waits unless [`to_start`] would start it now, as the
+/// newest of the waiting runs, queued `now`. `records` are the
+/// repository's runs; the candidate's own record, if a redelivery finds
 /// one, does not count against it.
-pub fn must_wait(
-    records: &[Run],
-    name: &str,
-    unit: &UnitName,
-    repo_limit: Option<u32>,
-    unit_limit: Option<u32>,
-) -> Option<String> {
-    let others: Vec<&Run> = records.iter().filter(|r| r.name != name).collect();
+pub fn must_wait(records: &[Run], candidate: &Run, repo_limit: Option<u32>, now: Timestamp) -> Option<String> {
+    let mut all: Vec<Run> = records.iter().filter(|r| r.name != candidate.name).cloned().collect();
+    let queued = Run { status: RunStatus::Pending, queued_at: Some(now), ..candidate.clone() };
+    all.push(queued);
+    if to_start(&all, repo_limit).iter().any(|r| r.name == candidate.name) {
+        return None;
+    }
+    let others = &all[..all.len() - 1];
     let count = |state: fn(&Run) -> bool, unit_only: bool| {
-        others.iter().filter(|r| state(r) && (!unit_only || &r.unit == unit)).count()
+        others.iter().filter(|r| state(r) && (!unit_only || r.unit == candidate.unit)).count()
     };
-    let limits = [(repo_limit, false, "of the repository".to_owned()), (unit_limit, true, format!("of {unit}"))];
+    let limits = [
+        (repo_limit, false, "of the repository".to_owned()),
+        (candidate.unit_limit, true, format!("of {}", candidate.unit)),
+    ];
     for (limit, unit_only, whose) in limits {
         let Some(limit) = limit else { continue };
-        let (waiting_now, running_now) = (count(waiting, unit_only), count(running, unit_only));
-        if waiting_now > 0 {
-            return Some(format!("queued behind {waiting_now} waiting runs {whose} (max_running = {limit})"));
-        }
-        if running_now >= limit as usize {
-            return Some(format!("queued: {running_now} runs {whose} running (max_running = {limit})"));
+        let (running_now, waiting_now) = (count(running, unit_only), count(waiting, unit_only));
+        if running_now + waiting_now >= limit as usize || waiting_now > 0 {
+            return Some(match waiting_now {
+                0 => format!("queued: {running_now} runs {whose} running (max_running = {limit})"),
+                _ => format!("queued behind {waiting_now} waiting runs {whose} (max_running = {limit})"),
+            });
         }
     }
-    None
+    Some("queued behind earlier waiting runs (max_running)".into())
 }
 
 /// The waiting runs to start now, oldest first, as the repository's limit
@@ -65,7 +69,7 @@ pub fn to_start(records: &[Run], repo_limit: Option<u32>) -> Vec<&Run> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{RepoName, Sha, Timestamp};
+    use crate::domain::{RepoName, Sha, UnitName};
 
     fn run(name: &str, unit: &str, status: RunStatus, queued_at: Option<i64>, unit_limit: Option<u32>) -> Run {
         Run {
@@ -80,39 +84,41 @@ mod tests {
             queued_at: queued_at.map(Timestamp::from_unix),
             unit_limit,
             keep_runs: None,
+            pr: None,
         }
-    }
-
-    fn api() -> UnitName {
-        UnitName::parse("api").unwrap()
     }
 
     #[test]
     fn a_run_waits_past_a_limit_or_behind_waiting_runs() {
         use RunStatus::{Pending, Success};
+        let now = Timestamp::from_unix(100);
+        let new = |unit_limit| run("new", "api", Pending, None, unit_limit);
         let one_running = [run("r1", "api", Pending, None, None), run("done", "api", Success, None, None)];
-        assert_eq!(must_wait(&one_running, "new", &api(), None, None), None, "no limit");
-        assert_eq!(must_wait(&one_running, "new", &api(), Some(2), None), None, "room");
+        assert_eq!(must_wait(&one_running, &new(None), None, now), None, "no limit");
+        assert_eq!(must_wait(&one_running, &new(None), Some(2), now), None, "room");
         assert_eq!(
-            must_wait(&one_running, "new", &api(), Some(1), None).unwrap(),
+            must_wait(&one_running, &new(None), Some(1), now).unwrap(),
             "queued: 1 runs of the repository running (max_running = 1)"
         );
         assert_eq!(
-            must_wait(&one_running, "new", &api(), None, Some(1)).unwrap(),
+            must_wait(&one_running, &new(Some(1)), None, now).unwrap(),
             "queued: 1 runs of api running (max_running = 1)"
         );
         // Another unit's run does not count against api's own limit.
         let web_running = [run("w1", "web", Pending, None, None)];
-        assert_eq!(must_wait(&web_running, "new", &api(), None, Some(1)), None);
+        assert_eq!(must_wait(&web_running, &new(Some(1)), None, now), None);
         // Its own record (a redelivery) does not count.
-        assert_eq!(must_wait(&one_running, "r1", &api(), Some(1), None), None);
-        // Waiting runs go first.
+        let itself = [run("new", "api", Pending, None, None)];
+        assert_eq!(must_wait(&itself, &new(None), Some(1), now), None);
+        // Older waiting runs that have room go first.
         let queued = [run("r1", "api", Pending, None, None), run("q1", "api", Pending, Some(5), None)];
         assert_eq!(
-            must_wait(&queued, "new", &api(), Some(5), None).unwrap(),
-            "queued behind 1 waiting runs of the repository (max_running = 5)"
+            must_wait(&queued, &new(None), Some(2), now).unwrap(),
+            "queued behind 1 waiting runs of the repository (max_running = 2)"
         );
-        assert!(must_wait(&queued, "new", &api(), None, Some(5)).unwrap().contains("of api"));
+        // A waiting run blocked by its own unit's limit does not hold up another unit.
+        let blocked = [run("r1", "web", Pending, None, Some(1)), run("q-web", "web", Pending, Some(5), Some(1))];
+        assert_eq!(must_wait(&blocked, &new(None), Some(5), now), None);
     }
 
     #[test]

@@ -295,6 +295,9 @@ pub struct Run {
     /// Its unit's `keep_runs` when it was launched.
     #[serde(default)]
     pub keep_runs: Option<u32>,
+    /// The pull request it ran for (what `/cancel` and closing cancel).
+    #[serde(default)]
+    pub pr: Option<PrNumber>,
 }
 
 impl Run {

@@ -40,11 +40,19 @@ pub fn hint(ce_type: &str, body: &[u8]) -> Result<Hint, String> {
     }
     let body: Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
     let metadata = &body[field]["metadata"];
-    let text = |key: &str| metadata[key].as_str().filter(|v| !v.is_empty() && v.len() <= 253).map(str::to_owned);
+    let text = |key: &str| metadata[key].as_str().filter(|v| dns_name(v)).map(str::to_owned);
     match (text("namespace"), text("name")) {
         (Some(namespace), Some(name)) => Ok(Hint::Ended(RunRef { kind, namespace, name })),
         _ => Err(format!("the body names no {field} (metadata.namespace and metadata.name)")),
     }
+}
+
+/// A Kubernetes object name (DNS-1123 subdomain): anything else names no run.
+fn dns_name(name: &str) -> bool {
+    (1..=253).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]
@@ -85,6 +93,10 @@ mod tests {
                     .into_bytes(),
             ),
             ("com.example.other", body("pipelineRun")),
+            (
+                "dev.tekton.event.pipelinerun.failed.v1",
+                json!({"pipelineRun": {"metadata": {"name": "../x", "namespace": "ci"}}}).to_string().into_bytes(),
+            ),
         ] {
             assert!(hint(broken.0, &broken.1).is_err(), "{broken:?}");
         }

@@ -641,6 +641,7 @@ pub(crate) mod samples {
                 queued_at: Some(Timestamp::from_unix(11)),
                 unit_limit: Some(2),
                 keep_runs: None,
+                pr: None,
             }
             .into(),
             Preview {

@@ -222,12 +222,13 @@ pub fn to_cancel<'a>(
     unit: Option<&str>,
 ) -> Result<Vec<&'a crate::domain::Run>, String> {
     let mut names: Vec<&str> = running.iter().map(|r| r.unit.as_str()).collect();
+    names.sort_unstable();
     names.dedup();
     let chosen: Vec<&crate::domain::Run> =
         running.iter().filter(|r| unit.is_none_or(|unit| r.unit.as_str() == unit)).collect();
     match (chosen.is_empty(), unit) {
         (false, _) => Ok(chosen),
-        (true, _) if running.is_empty() => Err("nothing is running on the head of this pull request".into()),
+        (true, _) if running.is_empty() => Err("nothing of this pull request is running".into()),
         (true, Some(unit)) => Err(format!("no run of unit `{unit}` is running; running: {}", names.join(", "))),
         (true, None) => unreachable!("every running run is chosen without a unit"),
     }
@@ -542,6 +543,7 @@ mod tests {
             queued_at: None,
             unit_limit: None,
             keep_runs: None,
+            pr: None,
         };
         let running = [run("api"), run("web")];
         let names = |chosen: Vec<&crate::domain::Run>| chosen.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
@@ -551,8 +553,8 @@ mod tests {
             to_cancel(&running, Some("docs")).unwrap_err(),
             "no run of unit `docs` is running; running: api, web"
         );
-        assert_eq!(to_cancel(&[], None).unwrap_err(), "nothing is running on the head of this pull request");
-        assert_eq!(to_cancel(&[], Some("api")).unwrap_err(), "nothing is running on the head of this pull request");
+        assert_eq!(to_cancel(&[], None).unwrap_err(), "nothing of this pull request is running");
+        assert_eq!(to_cancel(&[], Some("api")).unwrap_err(), "nothing of this pull request is running");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::Action;
 use super::launch::{LaunchError, LaunchPorts, Launched, target};
 use crate::cluster::RunState;
 use crate::domain::event::{Command, CommentDetail, GitEvent};
-use crate::domain::{PullRequest, Run, RunStatus, Sha};
+use crate::domain::{PrNumber, PullRequest, Run, RunStatus};
 use crate::store::{Collection, Record};
 use crate::units::plan::to_cancel;
 
@@ -22,8 +22,8 @@ pub fn unknown(word: &str) -> String {
     format!("{UNKNOWN} `/{word}`; Ferry knows {KNOWN}")
 }
 
-/// `/cancel [unit]`: asks Tekton to cancel every run Ferry launched on the
-/// pull request's head that has no result yet (or that unit's). The
+/// `/cancel [unit]`: asks Tekton to cancel every run Ferry launched for
+/// the pull request that has no result yet (or that unit's). The
 /// results are reported as any run's are: cancelled.
 pub(super) async fn cancel(
     ports: LaunchPorts<'_>,
@@ -31,41 +31,48 @@ pub(super) async fn cancel(
     pr: &PullRequest,
     unit: Option<&str>,
 ) -> Result<Launched, LaunchError> {
-    cancel_on(ports, at, &pr.head_sha, unit).await
+    cancel_for(ports, at, pr.number, unit).await
 }
 
-/// Cancels the runs Ferry launched on `sha` that have no result yet (or
-/// `unit`'s): a command's, or a closed pull request's.
-pub(super) async fn cancel_on(
+/// Cancels the runs Ferry launched for pull request `number`, on any of
+/// its heads, that have no result yet (or `unit`'s): a command's, or a
+/// closed pull request's. A waiting run leaves the queue.
+pub(super) async fn cancel_for(
     ports: LaunchPorts<'_>,
     at: &crate::forge::Target,
-    sha: &Sha,
+    number: PrNumber,
     unit: Option<&str>,
 ) -> Result<Launched, LaunchError> {
-    let running: Vec<Run> = ports
+    let found: Vec<(Run, crate::store::Version)> = ports
         .state
         .query(&Collection::Runs(at.repo.clone()))
         .await?
         .into_iter()
         .filter_map(|found| match found.record {
-            Record::Run(run) if &run.sha == sha && run.status == RunStatus::Pending => Some(run),
+            Record::Run(run) if run.pr == Some(number) && run.status == RunStatus::Pending => {
+                Some((run, found.version))
+            }
             _ => None,
         })
         .collect();
+    let running: Vec<Run> = found.iter().map(|(run, _)| run.clone()).collect();
     let chosen = match to_cancel(&running, unit) {
         Ok(chosen) => chosen,
         Err(why) => return Ok(Launched { actions: Vec::new(), reason: Some(why) }),
     };
     let mut launched = Launched::default();
     for run in chosen {
-        let state = RunState {
-            kind: run.kind().to_owned(),
-            namespace: run.namespace.clone(),
-            name: run.name.clone(),
-            running: true,
-            happened_at: None,
-        };
+        let state = RunState::of_record(run);
         ports.cluster.cancel(&state).await?;
+        if run.queued_at.is_some()
+            && let Some((_, version)) = found.iter().find(|(r, _)| r.name == run.name)
+        {
+            // Cancelled before it started: no longer waiting, reported as cancelled.
+            let left = Run { queued_at: None, ..run.clone() };
+            if let Err(e) = ports.state.update(&left.into(), *version).await {
+                tracing::warn!(error = %e, run = %run.name, "a cancelled run still shows as waiting");
+            }
+        }
         launched.actions.push(Action {
             kind: "run.cancelled",
             namespace: Some(run.namespace.clone()),
@@ -77,8 +84,8 @@ pub(super) async fn cancel_on(
 
 /// The one line a command gets: who asked what, and what came of it.
 /// Ferry keeps one such comment per pull request and edits it, so commands
-/// never fill a conversation. An unknown command that was not a trusted
-/// user's gets no answer: strangers cannot make Ferry talk.
+/// never fill a conversation. A stranger's command gets no answer:
+/// strangers cannot make Ferry write.
 pub(super) async fn answer(
     ports: LaunchPorts<'_>,
     event: &GitEvent,
@@ -92,7 +99,10 @@ pub(super) async fn answer(
         Err(e) if is_retried(e) => return,
         Err(e) => format!("it failed: {e}"),
     };
-    if command == Command::Unknown && !outcome.starts_with(UNKNOWN) {
+    // A stranger's command, or an unknown one that reached no trusted ear, gets no answer.
+    if outcome == crate::domain::trust::UNTRUSTED_COMMAND
+        || (command == Command::Unknown && !outcome.starts_with(UNKNOWN))
+    {
         return;
     }
     let Some(repo) = &event.repo else { return };

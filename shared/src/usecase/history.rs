@@ -3,18 +3,38 @@
 //! runs beyond the newest N are deleted, their clone Secrets with them.
 
 use super::launch::{LaunchError, LaunchPorts};
-use crate::cluster::{manifests, to_prune};
-use crate::domain::Run;
+use crate::cluster::{Label, manifests, to_prune};
+use crate::domain::{Run, RunStatus};
+use crate::store::{Collection, Record};
 
 /// Deletes `run`'s unit's finished runs beyond its `keep_runs`, in the
-/// run's namespace; how many went.
+/// run's namespace; how many went. Only Ferry's own runs of that
+/// repository and unit (never a PipelineRun's TaskRuns), and never one
+/// whose result Ferry has yet to report.
 pub async fn keep_newest(ports: LaunchPorts<'_>, run: &Run) -> Result<usize, LaunchError> {
     let Some(keep) = run.keep_runs else { return Ok(0) };
-    let labels = manifests::unit_labels(&run.repo, &run.unit);
-    let selector: Vec<(&str, &str)> = labels.iter().map(|(key, value)| (*key, value.as_str())).collect();
-    let runs = ports.cluster.runs(&run.namespace, &selector).await?;
+    let [(repo_key, repo_value), (unit_key, unit_value)] = manifests::unit_labels(&run.repo, &run.unit);
+    let selector = [
+        Label::Is("app.kubernetes.io/managed-by", manifests::MANAGED_BY),
+        Label::Is(repo_key, &repo_value),
+        Label::Is(unit_key, &unit_value),
+        Label::Absent("tekton.dev/pipelineRun"),
+    ];
+    let listed = ports.cluster.runs(&run.namespace, &selector).await?;
+    // Label values are cut to 63 characters: the annotation names the repository whole.
+    let ours: Vec<_> = listed.into_iter().filter(|r| r.repo.as_deref() == Some(run.repo.full_name())).collect();
+    let unreported: Vec<String> = ports
+        .state
+        .query(&Collection::Runs(run.repo.clone()))
+        .await?
+        .into_iter()
+        .filter_map(|found| match found.record {
+            Record::Run(r) if r.status == RunStatus::Pending => Some(r.name),
+            _ => None,
+        })
+        .collect();
     let mut deleted = 0;
-    for old in to_prune(&runs, keep) {
+    for old in to_prune(&ours, keep).into_iter().filter(|r| !unreported.contains(&r.name)) {
         ports.cluster.delete_run(old).await?;
         tracing::info!(run = %old.name, keep, "deleted a finished run beyond keep_runs");
         deleted += 1;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sha2::{Digest, Sha256};
 
 use crate::cluster::manifests::{self, Cause, PreviewOf, RunInput};
-use crate::cluster::{Cluster, ClusterError, RunState};
+use crate::cluster::{Cluster, ClusterError, Label, RunState};
 use crate::domain::event::{Command, CommentDetail, Detail, GitEvent, PullRequestDetail, ReleaseDetail};
 use crate::domain::route::Trigger;
 use crate::domain::tokens::Credential;
@@ -126,9 +126,11 @@ async fn launch_event(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger
     if let Happening::PullRequestClosed { .. } = &situation.happening {
         let decided = plan(&situation.happening, &[], None);
         let mut launched = apply(ports, &target, &situation, &sha, &[], &decided, event).await?;
-        if ports.operator.defaults.cancel_on_close {
+        if ports.operator.defaults.cancel_on_close
+            && let Some(pr) = &situation.pr
+        {
             // Nothing of a closed pull request is worth finishing; "nothing is running" is no news.
-            let cancelled = super::commands::cancel_on(ports, &target, &sha, None).await?;
+            let cancelled = super::commands::cancel_for(ports, &target, pr.number, None).await?;
             launched.actions.extend(cancelled.actions);
         }
         return Ok(launched);
@@ -676,6 +678,26 @@ async fn apply(
     Ok(launched)
 }
 
+/// Applies `run`'s clone Secret (uid `uid`), with a fresh token for its
+/// repository, if it has a clone credential at all; without one the run
+/// clones anonymously.
+pub(super) async fn clone_secret(
+    ports: LaunchPorts<'_>,
+    target: &Target,
+    run: &manifests::Manifest,
+    uid: &str,
+) -> Result<(), LaunchError> {
+    let Some(clone) = CloneWith::of(ports, target) else { return Ok(()) };
+    match clone.credential(ports, &target.repo).await {
+        Ok((username, token)) => {
+            use secrecy::ExposeSecret;
+            ports.cluster.apply(&manifests::git_secret(run, uid, &username, token.expose_secret())).await?;
+        }
+        Err(e) => tracing::warn!(error = %e, "no clone token for the run; it clones anonymously"),
+    }
+    Ok(())
+}
+
 /// What a run clones with, read only: a token for this repository alone
 /// minted from its installation, or the clone token its `[[poll]]` entry
 /// names on another host. Without either it clones anonymously.
@@ -728,7 +750,7 @@ async fn run(
 ) -> Result<(), LaunchError> {
     let clone = CloneWith::of(ports, target);
     let name = manifests::run_name(&target.repo, &unit.name, sha, &situation.lane, situation.cause);
-    let wait = admission(ports, &target.repo, unit, &name).await?;
+    let wait = admission(ports, target, situation, sha, unit, &name).await?;
     let input = RunInput {
         repo: &target.repo,
         unit,
@@ -745,7 +767,7 @@ async fn run(
     let manifest = manifests::run(&input);
     let namespace = manifest.namespace().to_owned();
     let lane = manifests::lane_label(&target.repo, &unit.name, &situation.lane);
-    let in_lane = ports.cluster.runs(&namespace, &[("ferry.dev/lane", &lane)]).await?;
+    let in_lane = ports.cluster.runs(&namespace, &[Label::Is("ferry.dev/lane", &lane)]).await?;
     let ours = situation.happened_at;
     // A newer event already launched in this lane: this late one is moot.
     if let Some(newer) = in_lane.iter().find(|r| r.name != manifest.name() && is_newer(r.happened_at, ours)) {
@@ -767,16 +789,10 @@ async fn run(
         name: manifest.name().to_owned(),
     });
     // Done again for a run that existed: an earlier attempt may have
-    // stopped before its Secret, its start or its status.
-    if let Some(clone) = &clone {
-        match clone.credential(ports, &target.repo).await {
-            Ok((username, token)) => {
-                use secrecy::ExposeSecret;
-                let secret = manifests::git_secret(&manifest, &created.uid, &username, token.expose_secret());
-                ports.cluster.apply(&secret).await?;
-            }
-            Err(e) => tracing::warn!(error = %e, "no clone token for the run; it clones anonymously"),
-        }
+    // stopped before its Secret, its start or its status. A run that waits
+    // gets its Secret when it starts: a token minted now could expire first.
+    if wait.is_none() {
+        clone_secret(ports, target, &manifest, &created.uid).await?;
     }
     if manifest.0["spec"]["status"] == manifests::PENDING && wait.is_none() {
         ports.cluster.start(&RunState::of(&manifest)).await?;
@@ -804,6 +820,7 @@ async fn run(
         queued_at: wait.as_ref().map(|_| Timestamp::now()),
         unit_limit: unit.max_running,
         keep_runs: unit.keep_runs,
+        pr: situation.pr.as_ref().map(|pr| pr.number),
     };
     // A run that existed keeps what was learnt of it since (a result, or a
     // later retry's record): its status never goes back to pending.
@@ -814,7 +831,12 @@ async fn run(
             let keep = created.existed
                 && (current.name != record.name || current.reported.is_some_and(|r| r != RunStatus::Pending));
             report.store(!keep, Ordering::Relaxed);
-            if keep { current } else { record.clone() }
+            match (keep, created.existed && current.name == record.name) {
+                (true, _) => current,
+                // A redelivery: the run keeps its place, waiting or started.
+                (false, true) => Run { queued_at: current.queued_at, ..record.clone() },
+                (false, false) => record.clone(),
+            }
         })
         .await?;
     if !report.load(Ordering::Relaxed) {
@@ -828,6 +850,12 @@ async fn run(
     status.target_url = ports.operator.dashboard_link(&namespace, manifest.name());
     ports.forge.status(target, sha, &status).await?;
     launched.actions.push(Action::new("status.pending", status.context));
+    if wait.is_some() {
+        // Older waiting runs may have room a missed result left free.
+        if let Err(e) = super::waiting::start_waiting(ports, target).await {
+            tracing::warn!(error = %e, "could not start waiting runs; the reconciler will");
+        }
+    }
     Ok(())
 }
 
@@ -835,12 +863,17 @@ async fn run(
 /// unit limit how many run at once and that many run (`domain::queue`).
 async fn admission(
     ports: LaunchPorts<'_>,
-    repo: &RepoName,
+    target: &Target,
+    situation: &Situation,
+    sha: &Sha,
     unit: &Unit,
     name: &str,
 ) -> Result<Option<String>, LaunchError> {
+    let repo = &target.repo;
     let repo_limit = ports.operator.max_running(repo);
-    if repo_limit.is_none() && unit.max_running.is_none() {
+    // Tekton has no pending TaskRun: a task unit runs at once, and counts.
+    let task = unit.run.as_ref().is_some_and(|r| r.kind == crate::units::RunKind::Task);
+    if task || (repo_limit.is_none() && unit.max_running.is_none()) {
         return Ok(None);
     }
     let records: Vec<Run> = ports
@@ -853,7 +886,21 @@ async fn admission(
             _ => None,
         })
         .collect();
-    Ok(crate::domain::queue::must_wait(&records, name, &unit.name, repo_limit, unit.max_running))
+    let candidate = Run {
+        repo: repo.clone(),
+        unit: unit.name.clone(),
+        sha: sha.clone(),
+        namespace: String::new(),
+        name: name.to_owned(),
+        status: RunStatus::Pending,
+        reported: None,
+        run_kind: None,
+        queued_at: None,
+        unit_limit: unit.max_running,
+        keep_runs: None,
+        pr: situation.pr.as_ref().map(|pr| pr.number),
+    };
+    Ok(crate::domain::queue::must_wait(&records, &candidate, repo_limit, Timestamp::now()))
 }
 
 /// Whether a run launched for an event at `theirs` is newer than one at

@@ -512,6 +512,11 @@ async fn run_secrets(ports: Ports<'_>, target: &Target) -> Vec<secrecy::SecretSt
         if let Ok(name) = crate::secrets::SecretName::parse(name.clone())
             && let Ok(Some(value)) = ports.launch.tokens.named(&name).await
         {
+            // A `<user>:<token>` secret reaches the run as its two halves.
+            if let Some((user, password)) = value.expose_secret().split_once(':') {
+                found.push(secrecy::SecretString::from(user.to_owned()));
+                found.push(secrecy::SecretString::from(password.to_owned()));
+            }
             found.push(value);
         }
     }

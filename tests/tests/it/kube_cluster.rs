@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use ferry::cluster::manifests::{self, Cause, PreviewOf, RunInput};
-use ferry::cluster::{Cluster, KubeCluster, Manifest, RunState};
+use ferry::cluster::{Cluster, KubeCluster, Label, Manifest, RunState};
 use ferry::domain::{PrNumber, RepoName, Sha, UnitName};
 use ferry::units::operator::Defaults;
 use ferry::units::{On, RunKind, RunSpec, Unit};
@@ -107,7 +107,7 @@ async fn superseded_runs_are_found_by_lane_and_cancelled() {
     cluster.create(&old).await.unwrap();
     cluster.create(&task).await.unwrap();
     let lane = old.label("ferry.dev/lane").unwrap().to_owned();
-    let mut found = cluster.runs("ci", &[("ferry.dev/lane", &lane)]).await.unwrap();
+    let mut found = cluster.runs("ci", &[Label::Is("ferry.dev/lane", &lane)]).await.unwrap();
     found.sort_by(|a, b| a.kind.cmp(&b.kind));
     let names: Vec<(&str, bool)> = found.iter().map(|r| (r.kind.as_str(), r.running)).collect();
     assert_eq!(names, [("PipelineRun", true), ("TaskRun", true)]);
@@ -118,8 +118,8 @@ async fn superseded_runs_are_found_by_lane_and_cancelled() {
     assert_eq!(pipeline_runs.get(old.name()).await.unwrap().spec.status.as_deref(), Some("Cancelled"));
     let task_runs: Api<TaskRun> = Api::namespaced(client, "ci");
     assert_eq!(task_runs.get(task.name()).await.unwrap().spec.status.as_deref(), Some("TaskRunCancelled"));
-    assert!(cluster.runs("ci", &[("ferry.dev/lane", &lane)]).await.unwrap().iter().all(|r| !r.running));
-    assert!(cluster.runs("ci", &[("ferry.dev/lane", "other")]).await.unwrap().is_empty());
+    assert!(cluster.runs("ci", &[Label::Is("ferry.dev/lane", &lane)]).await.unwrap().iter().all(|r| !r.running));
+    assert!(cluster.runs("ci", &[Label::Is("ferry.dev/lane", "other")]).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -135,7 +135,7 @@ async fn a_pending_run_is_started_once_its_secret_is_there_and_a_cancelled_one_n
     cluster.create(&first).await.unwrap();
     cluster.create(&second).await.unwrap();
     let lane = first.label("ferry.dev/lane").unwrap().to_owned();
-    let found = cluster.runs("ci", &[("ferry.dev/lane", &lane)]).await.unwrap();
+    let found = cluster.runs("ci", &[Label::Is("ferry.dev/lane", &lane)]).await.unwrap();
     assert!(found.iter().all(|r| r.running), "a pending run can still be superseded: {found:?}");
     assert!(found.iter().all(|r| r.happened_at == Some(ferry::domain::Timestamp::from_unix(100))), "{found:?}");
 
