@@ -361,6 +361,18 @@ pub trait StateStore: Send + Sync {
 }
 
 impl dyn StateStore + '_ {
+    /// Every run record of `repo`, with its version.
+    pub async fn runs(&self, repo: &RepoName) -> Result<Vec<Versioned<Run>>, StoreError> {
+        let found = self.query(&Collection::Runs(repo.clone())).await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|found| match found.record {
+                Record::Run(run) => Some(Versioned { record: run, version: found.version }),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Creates `fresh`, or replaces what is at its key with `merge(current)`:
     /// for events that carry the whole truth about a record. Retries lost
     /// races a few times, since each retry reads the newer version.

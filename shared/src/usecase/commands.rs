@@ -8,7 +8,6 @@ use super::launch::{LaunchError, LaunchPorts, Launched, target};
 use crate::cluster::RunState;
 use crate::domain::event::{Command, CommentDetail, GitEvent};
 use crate::domain::{PrNumber, PullRequest, Run, RunStatus};
-use crate::store::{Collection, Record};
 use crate::units::plan::to_cancel;
 
 /// How an answer to an unknown command begins (and how it is told apart).
@@ -45,15 +44,11 @@ pub(super) async fn cancel_for(
 ) -> Result<Launched, LaunchError> {
     let found: Vec<(Run, crate::store::Version)> = ports
         .state
-        .query(&Collection::Runs(at.repo.clone()))
+        .runs(&at.repo)
         .await?
         .into_iter()
-        .filter_map(|found| match found.record {
-            Record::Run(run) if run.pr == Some(number) && run.status == RunStatus::Pending => {
-                Some((run, found.version))
-            }
-            _ => None,
-        })
+        .filter(|found| found.record.pr == Some(number) && found.record.status == RunStatus::Pending)
+        .map(|found| (found.record, found.version))
         .collect();
     let running: Vec<Run> = found.iter().map(|(run, _)| run.clone()).collect();
     let chosen = match to_cancel(&running, unit) {

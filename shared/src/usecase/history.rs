@@ -5,7 +5,6 @@
 use super::launch::{LaunchError, LaunchPorts};
 use crate::cluster::{Label, manifests, to_prune};
 use crate::domain::{Run, RunStatus};
-use crate::store::{Collection, Record};
 
 /// Deletes `run`'s unit's finished runs beyond its `keep_runs`, in the
 /// run's namespace; how many went. Only Ferry's own runs of that
@@ -25,13 +24,11 @@ pub async fn keep_newest(ports: LaunchPorts<'_>, run: &Run) -> Result<usize, Lau
     let ours: Vec<_> = listed.into_iter().filter(|r| r.repo.as_deref() == Some(run.repo.full_name())).collect();
     let unreported: Vec<String> = ports
         .state
-        .query(&Collection::Runs(run.repo.clone()))
+        .runs(&run.repo)
         .await?
         .into_iter()
-        .filter_map(|found| match found.record {
-            Record::Run(r) if r.status == RunStatus::Pending => Some(r.name),
-            _ => None,
-        })
+        .filter(|found| found.record.status == RunStatus::Pending)
+        .map(|found| found.record.name)
         .collect();
     let mut deleted = 0;
     for old in to_prune(&ours, keep).into_iter().filter(|r| !unreported.contains(&r.name)) {

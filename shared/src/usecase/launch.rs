@@ -566,15 +566,8 @@ async fn changed_files(ports: LaunchPorts<'_>, target: &Target, number: PrNumber
 /// Whether Ferry ran anything on `sha`, and the units whose last run there
 /// failed: what `/retest` runs again.
 async fn runs_of(state: &dyn StateStore, repo: &RepoName, sha: &Sha) -> Result<(bool, Vec<UnitName>), StoreError> {
-    let runs: Vec<Run> = state
-        .query(&Collection::Runs(repo.clone()))
-        .await?
-        .into_iter()
-        .filter_map(|found| match found.record {
-            Record::Run(run) if &run.sha == sha => Some(run),
-            _ => None,
-        })
-        .collect();
+    let runs: Vec<Run> =
+        state.runs(repo).await?.into_iter().map(|found| found.record).filter(|run| &run.sha == sha).collect();
     let ran = !runs.is_empty();
     let failed = runs
         .into_iter()
@@ -822,16 +815,28 @@ async fn run(
         keep_runs: unit.keep_runs,
         pr: situation.pr.as_ref().map(|pr| pr.number),
     };
-    // A run that existed keeps what was learnt of it since (a result, or a
-    // later retry's record): its status never goes back to pending.
+    record_run(ports, target, record, created.existed, wait.as_deref(), launched).await
+}
+
+/// Records a launched run and says so on the commit (started, or why it
+/// waits). A run that existed keeps what was learnt of it since (a result,
+/// or a later retry's record): its status never goes back to pending.
+async fn record_run(
+    ports: LaunchPorts<'_>,
+    target: &Target,
+    record: Run,
+    existed: bool,
+    wait: Option<&str>,
+    launched: &mut Launched,
+) -> Result<(), LaunchError> {
     let report = AtomicBool::new(true);
     ports
         .state
         .save(record.clone(), |current| {
-            let keep = created.existed
-                && (current.name != record.name || current.reported.is_some_and(|r| r != RunStatus::Pending));
+            let keep =
+                existed && (current.name != record.name || current.reported.is_some_and(|r| r != RunStatus::Pending));
             report.store(!keep, Ordering::Relaxed);
-            match (keep, created.existed && current.name == record.name) {
+            match (keep, existed && current.name == record.name) {
                 (true, _) => current,
                 // A redelivery: the run keeps its place, waiting or started.
                 (false, true) => Run { queued_at: current.queued_at, ..record.clone() },
@@ -842,13 +847,13 @@ async fn run(
     if !report.load(Ordering::Relaxed) {
         return Ok(());
     }
-    let said = match &wait {
-        Some(why) => format!("{} {} {why}", manifest.kind(), manifest.name()),
-        None => format!("{} {} started", manifest.kind(), manifest.name()),
+    let said = match wait {
+        Some(why) => format!("{} {} {why}", record.kind(), record.name),
+        None => format!("{} {} started", record.kind(), record.name),
     };
-    let mut status = CommitStatus::new(context(&ports, unit.name.as_str()), StatusState::Pending, said);
-    status.target_url = ports.operator.dashboard_link(&namespace, manifest.name());
-    ports.forge.status(target, sha, &status).await?;
+    let mut status = CommitStatus::new(context(&ports, record.unit.as_str()), StatusState::Pending, said);
+    status.target_url = ports.operator.dashboard_link(&record.namespace, &record.name);
+    ports.forge.status(target, &record.sha, &status).await?;
     launched.actions.push(Action::new("status.pending", status.context));
     if wait.is_some() {
         // Older waiting runs may have room a missed result left free.
@@ -876,16 +881,7 @@ async fn admission(
     if task || (repo_limit.is_none() && unit.max_running.is_none()) {
         return Ok(None);
     }
-    let records: Vec<Run> = ports
-        .state
-        .query(&Collection::Runs(repo.clone()))
-        .await?
-        .into_iter()
-        .filter_map(|found| match found.record {
-            Record::Run(run) => Some(run),
-            _ => None,
-        })
-        .collect();
+    let records: Vec<Run> = ports.state.runs(repo).await?.into_iter().map(|found| found.record).collect();
     let candidate = Run {
         repo: repo.clone(),
         unit: unit.name.clone(),

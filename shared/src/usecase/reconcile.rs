@@ -344,8 +344,8 @@ pub enum RepairError {
 
 /// Each run still pending becomes its result's commit status, once.
 async fn report_runs(ports: Ports<'_>, target: &Target, report: &mut Report) -> Result<(), RepairError> {
-    for found in ports.launch.state.query(&Collection::Runs(target.repo.clone())).await? {
-        let Record::Run(run) = found.record else { continue };
+    for found in ports.launch.state.runs(&target.repo).await? {
+        let run = found.record;
         // A run waiting for a slot has not started: it cannot be late.
         if run.status != RunStatus::Pending || run.queued_at.is_some() {
             continue;

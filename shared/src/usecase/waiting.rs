@@ -7,20 +7,12 @@ use crate::cluster::{Manifest, RunState, manifests};
 use crate::domain::Run;
 use crate::domain::queue::to_start;
 use crate::forge::{CommitStatus, StatusState, Target};
-use crate::store::{Collection, Record, StoreError, Version};
+use crate::store::{StoreError, Version};
 
 /// Starts `target`'s waiting runs that now have room; how many started.
 pub async fn start_waiting(ports: LaunchPorts<'_>, target: &Target) -> Result<usize, LaunchError> {
-    let found: Vec<(Run, Version)> = ports
-        .state
-        .query(&Collection::Runs(target.repo.clone()))
-        .await?
-        .into_iter()
-        .filter_map(|found| match found.record {
-            Record::Run(run) => Some((run, found.version)),
-            _ => None,
-        })
-        .collect();
+    let found: Vec<(Run, Version)> =
+        ports.state.runs(&target.repo).await?.into_iter().map(|found| (found.record, found.version)).collect();
     let records: Vec<Run> = found.iter().map(|(run, _)| run.clone()).collect();
     let mut started = 0;
     for run in to_start(&records, ports.operator.max_running(&target.repo)) {
