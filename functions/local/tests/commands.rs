@@ -6,19 +6,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{Server, demo_config, sample, send, serve_with};
+use common::{Server, comment, demo_config, sample, send, serve_with};
 use serde_json::{Value, json};
-
-fn comment(id: u64, body: &str, author: &str, association: &str) -> Value {
-    let base = sample("pull_request.opened.json");
-    json!({
-        "action": "created",
-        "issue": {"number": 42, "pull_request": {"url": "https://api.github.com/repos/acme/api/pulls/42"}},
-        "comment": {"id": id, "body": body, "author_association": association, "user": {"login": author},
-                    "created_at": "2026-11-20T12:00:00Z"},
-        "repository": base["repository"], "installation": base["installation"], "sender": {"login": author}
-    })
-}
 
 /// The one line Ferry answers commands with on #42.
 fn answer(dir: &Path) -> String {

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Server, demo_config, sample, send, send_text, send_to, serve_with};
+use common::{Server, comment, demo_config, sample, send, send_text, send_to, serve_with};
 use serde_json::{Value, json};
 
 const HEAD: &str = "1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f";
@@ -43,17 +43,6 @@ fn pull_request(action: &str, head: &str, author: &str, association: &str, sende
     pr["updated_at"] = json!(updated_at);
     payload["sender"]["login"] = json!(sender);
     payload
-}
-
-fn comment(id: u64, body: &str, author: &str, association: &str) -> Value {
-    let base = sample("pull_request.opened.json");
-    json!({
-        "action": "created",
-        "issue": {"number": 42, "pull_request": {"url": "https://api.github.com/repos/acme/api/pulls/42"}},
-        "comment": {"id": id, "body": body, "author_association": association, "user": {"login": author},
-                    "created_at": "2026-11-20T12:00:00Z"},
-        "repository": base["repository"], "installation": base["installation"], "sender": {"login": author}
-    })
 }
 
 fn runs(dir: &Path) -> usize {

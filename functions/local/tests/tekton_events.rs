@@ -227,24 +227,39 @@ fn waiting(dir: &Path) -> Vec<(String, bool)> {
     found
 }
 
+/// A Ferry whose acme/api has one unit `api` with `unit_settings`
+/// (`max_running = 1`…) and the repository's `repository_settings`.
+fn serve_api(dir: &Path, repository_settings: &str, unit_settings: &str) -> Server {
+    let config = format!(
+        "[repositories.\"acme/api\"]\n{repository_settings}units = '''\n[api]\n{unit_settings}\
+         [api.pipeline]\nnamespace = \"ci\"\nref = \"build\"\n'''\n"
+    );
+    std::fs::write(dir.join("ferry.toml"), config).unwrap();
+    let server = serve_with(dir, &[("FERRY_CONFIG", "ferry.toml"), ("FERRY_TEKTON_TOKEN", TOKEN)]);
+    send(dir, &server, "installation", "installed", &sample("installation.created.json"));
+    server
+}
+
+/// One push per commit, each to a branch of its own: lanes of their own,
+/// so none supersedes another.
+fn push_on_branches(dir: &Path, server: &Server, shas: &[String]) {
+    for (i, sha) in shas.iter().enumerate() {
+        let mut push = sample("push.json");
+        push["ref"] = json!(format!("refs/heads/b{i}"));
+        push["after"] = json!(sha);
+        push["repository"]["pushed_at"] = json!(1_790_000_000 + i as i64);
+        let reply = send(dir, server, "push", &format!("push-{sha}"), &push);
+        assert!(reply.contains("pipelinerun.created"), "{reply}");
+    }
+}
+
 #[tokio::test]
 async fn past_max_running_runs_wait_and_start_in_order_as_each_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let config = "[repositories.\"acme/api\"]\nmax_running = 1\nunits = '''\n[api]\n[api.pipeline]\nnamespace = \"ci\"\nref = \"build\"\n'''\n";
-    std::fs::write(dir.join("ferry.toml"), config).unwrap();
-    let server = serve_with(dir, &[("FERRY_CONFIG", "ferry.toml"), ("FERRY_TEKTON_TOKEN", TOKEN)]);
-    send(dir, &server, "installation", "installed", &sample("installation.created.json"));
-    // Three pushes to three branches: three lanes, none supersedes another.
+    let server = serve_api(dir, "max_running = 1\n", "");
     let shas = ["a1".repeat(20), "b2".repeat(20), "c3".repeat(20)];
-    for (i, (branch, sha)) in ["one", "two", "three"].iter().zip(&shas).enumerate() {
-        let mut push = sample("push.json");
-        push["ref"] = json!(format!("refs/heads/{branch}"));
-        push["after"] = json!(sha);
-        push["repository"]["pushed_at"] = json!(1_790_000_000 + i as i64);
-        let reply = send(dir, &server, "push", &format!("queue-{i}"), &push);
-        assert!(reply.contains("pipelinerun.created"), "{reply}");
-    }
+    push_on_branches(dir, &server, &shas);
     let name_of = |sha: &str| format!("ferry-api-{}", &sha[..7]);
     let state = |dir: &Path| -> Vec<(bool, String)> {
         let runs = waiting(dir);
@@ -289,18 +304,9 @@ async fn past_max_running_runs_wait_and_start_in_order_as_each_finishes() {
 async fn finished_runs_beyond_keep_runs_are_deleted_once_a_result_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let config = "[repositories.\"acme/api\"]\nunits = '''\n[api]\nkeep_runs = 2\n[api.pipeline]\nnamespace = \"ci\"\nref = \"build\"\n'''\n";
-    std::fs::write(dir.join("ferry.toml"), config).unwrap();
-    let server = serve_with(dir, &[("FERRY_CONFIG", "ferry.toml"), ("FERRY_TEKTON_TOKEN", TOKEN)]);
-    send(dir, &server, "installation", "installed", &sample("installation.created.json"));
+    let server = serve_api(dir, "", "keep_runs = 2\n");
     let shas = ["d4".repeat(20), "e5".repeat(20), "f6".repeat(20)];
-    for (i, sha) in shas.iter().enumerate() {
-        let mut push = sample("push.json");
-        push["ref"] = json!(format!("refs/heads/b{i}"));
-        push["after"] = json!(sha);
-        push["repository"]["pushed_at"] = json!(1_790_000_100 + i as i64);
-        send(dir, &server, "push", &format!("keep-{i}"), &push);
-    }
+    push_on_branches(dir, &server, &shas);
     let names: Vec<String> = waiting(dir).into_iter().map(|(name, _)| name).collect();
     assert_eq!(names.len(), 3);
     let ordered: Vec<String> = shas

@@ -115,3 +115,15 @@ pub fn send_with(
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     stdout
 }
+
+/// A comment `body` by `author` (`association`) on the sample pull request #42.
+pub fn comment(id: u64, body: &str, author: &str, association: &str) -> serde_json::Value {
+    let base = sample("pull_request.opened.json");
+    serde_json::json!({
+        "action": "created",
+        "issue": {"number": 42, "pull_request": {"url": "https://api.github.com/repos/acme/api/pulls/42"}},
+        "comment": {"id": id, "body": body, "author_association": association, "user": {"login": author},
+                    "created_at": "2026-11-20T12:00:00Z"},
+        "repository": base["repository"], "installation": base["installation"], "sender": {"login": author}
+    })
+}
