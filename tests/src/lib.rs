@@ -7,6 +7,7 @@ pub mod emulator;
 pub mod events;
 pub mod git_hosts;
 pub mod github;
+pub mod kube_api;
 pub mod lambda;
 pub mod logs;
 pub mod openapi;

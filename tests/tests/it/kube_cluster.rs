@@ -9,36 +9,11 @@ use ferry::cluster::{Cluster, KubeCluster, Label, Manifest, RunState};
 use ferry::domain::{PrNumber, RepoName, Sha, UnitName};
 use ferry::units::operator::Defaults;
 use ferry::units::{On, RunKind, RunSpec, Unit};
-use kube::CustomResource;
+use ferry_tests::kube_api::{PipelineRun, TaskRun, fake_client};
 use kube::api::Api;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
-#[kube(group = "tekton.dev", version = "v1", kind = "PipelineRun", namespaced)]
-pub struct PipelineRunSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    status: Option<String>,
-    #[serde(flatten)]
-    rest: serde_json::Map<String, serde_json::Value>,
-}
-
-#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
-#[kube(group = "tekton.dev", version = "v1", kind = "TaskRun", namespaced)]
-pub struct TaskRunSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    status: Option<String>,
-    #[serde(flatten)]
-    rest: serde_json::Map<String, serde_json::Value>,
-}
 
 async fn fake() -> (kube::Client, KubeCluster) {
-    let client = kube_fake_client::ClientBuilder::new()
-        .with_resource::<PipelineRun>()
-        .with_resource::<TaskRun>()
-        .build()
-        .await
-        .expect("the fake client");
+    let client = fake_client().await;
     (client.clone(), KubeCluster::new(client))
 }
 
@@ -120,6 +95,34 @@ async fn superseded_runs_are_found_by_lane_and_cancelled() {
     assert_eq!(task_runs.get(task.name()).await.unwrap().spec.status.as_deref(), Some("TaskRunCancelled"));
     assert!(cluster.runs("ci", &[Label::Is("ferry.dev/lane", &lane)]).await.unwrap().iter().all(|r| !r.running));
     assert!(cluster.runs("ci", &[Label::Is("ferry.dev/lane", "other")]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_unit_s_own_runs_are_listed_without_a_pipeline_s_task_runs_and_deleted() {
+    let (client, cluster) = fake().await;
+    let run = run_for(&sha('1'), RunKind::Pipeline);
+    cluster.create(&run).await.unwrap();
+    // Tekton copies the PipelineRun's labels to its TaskRuns, and adds its own.
+    let mut child = run_for(&sha('1'), RunKind::Task);
+    child.0["metadata"]["name"] = format!("{}-build", run.name()).into();
+    child.0["metadata"]["labels"]["tekton.dev/pipelineRun"] = run.name().into();
+    cluster.create(&child).await.unwrap();
+    let [(repo_key, repo_value), (unit_key, unit_value)] =
+        manifests::unit_labels(&repo(), &UnitName::parse("api").unwrap());
+    let selector = [
+        Label::Is("app.kubernetes.io/managed-by", manifests::MANAGED_BY),
+        Label::Is(repo_key, &repo_value),
+        Label::Is(unit_key, &unit_value),
+        Label::Absent("tekton.dev/pipelineRun"),
+    ];
+    let found = cluster.runs("ci", &selector).await.unwrap();
+    let names: Vec<&str> = found.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, [run.name()], "the run, not its TaskRun");
+    assert_eq!(found[0].repo.as_deref(), Some("acme/api"));
+    cluster.delete_run(&found[0]).await.unwrap();
+    cluster.delete_run(&found[0]).await.expect("deleting what is gone is fine");
+    let pipeline_runs: Api<PipelineRun> = Api::namespaced(client, "ci");
+    assert!(pipeline_runs.get_opt(run.name()).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -255,7 +258,7 @@ async fn namespaces_are_applied_as_ferry_and_deleted_once() {
 /// Round-trips `manifest` through the k8s-openapi type generated from
 /// Kubernetes' OpenAPI description: a misspelt or misplaced field is
 /// dropped on the way, and the difference fails the test.
-fn conforms<K: serde::de::DeserializeOwned + Serialize>(manifest: &Manifest) {
+fn conforms<K: serde::de::DeserializeOwned + serde::Serialize>(manifest: &Manifest) {
     let typed: K = serde_json::from_value(manifest.0.clone())
         .unwrap_or_else(|e| panic!("{} {} does not fit its schema: {e}", manifest.kind(), manifest.name()));
     let back = serde_json::to_value(&typed).unwrap();
