@@ -1,5 +1,5 @@
-//! Every variable Ferry reads, in one place (DESIGN.md, "Configuration
-//! contract"). `ferry serve` and every function read the same ones; a wrong
+//! Every variable Ferry reads, in one place (README.md,
+//! "Configuration"). `ferry serve` and every function read the same ones; a wrong
 //! value fails at start with a message naming the variable.
 
 use std::path::PathBuf;

@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-/// The variable `scripts/test` sets to `generated/api.github.com.json`.
+/// The variable `scripts/test` sets to the api.github.com description that
+/// the `@octokit/openapi` package ships.
 pub const VARIABLE: &str = "FERRY_GITHUB_OPENAPI";
 
 fn description() -> &'static Value {

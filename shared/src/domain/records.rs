@@ -1,4 +1,4 @@
-//! What Ferry remembers, one type per row kind of DESIGN.md's state table.
+//! What Ferry remembers, one type per row kind of the state table (README.md, "State").
 //! The store decides where each lives; these types only say what it is.
 
 use std::time::Duration;
@@ -400,7 +400,7 @@ impl Delivery {
         matches!(self.outcome, Outcome::Received | Outcome::Deferred | Outcome::Failed)
     }
 
-    /// How long the ledger remembers a delivery (DESIGN.md: TTL 7 days).
+    /// How long the ledger remembers a delivery (README.md, "State": 7 days).
     pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
     pub fn expires_at(&self) -> Timestamp {

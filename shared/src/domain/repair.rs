@@ -1,4 +1,4 @@
-//! What the reconciler decides (DESIGN.md, "Reconciler"), without I/O: the
+//! What the reconciler decides (README.md, "Reconciler"), without I/O: the
 //! result a run's state comes to, when a failed delivery is tried again or
 //! given up, which GitHub deliveries to redeliver, when a pull request that
 //! listings no longer show is closed, and which releases were missed.

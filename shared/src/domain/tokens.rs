@@ -1,6 +1,6 @@
 //! Installation and repository tokens: what the secret store keeps, and the
-//! pure decisions about when a new one must be minted (DESIGN.md, "Token
-//! rotator").
+//! pure decisions about when a new one must be minted (README.md,
+//! "Tokens").
 
 use std::time::Duration;
 

@@ -16,7 +16,7 @@ pub use secrets_manager::SecretsManagerStore;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A secret's name below the configured prefix (DESIGN.md, "State").
+/// A secret's name below the configured prefix (README.md, "Tokens").
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SecretName(String);
 

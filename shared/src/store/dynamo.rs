@@ -1,4 +1,4 @@
-//! The DynamoDB adapter: DESIGN.md's single table, one item per record.
+//! The DynamoDB adapter: the single table of README.md, "State", one item per record.
 
 use std::collections::HashMap;
 

@@ -1,6 +1,6 @@
 //! The state port: what Ferry remembers, in domain terms, and where.
 //!
-//! One table, `pk`/`sk` strings, TTL attribute `expires_at` (DESIGN.md,
+//! One table, `pk`/`sk` strings, TTL attribute `expires_at` (README.md,
 //! "State"). [`Key`] and [`Collection`] are the only places that know the
 //! layout; adapters only move items.
 

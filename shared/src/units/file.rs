@@ -1,4 +1,4 @@
-//! `.ferry.toml`: the units a repository asks for (DESIGN.md, "Units").
+//! `.ferry.toml`: the units a repository asks for (README.md, "Units").
 //!
 //! The whole file is a template first, as in the Kube Git Deploy seed, so
 //! a condition can wrap a unit (`{% if git.branch == "main" %}…{% endif %}`)
@@ -310,7 +310,7 @@ mod tests {
         crate::units::push_context(branch, "0123456789abcdef0123456789abcdef01234567")
     }
 
-    /// The example of DESIGN.md, verbatim.
+    /// The README's example, verbatim.
     const DESIGN_EXAMPLE: &str = r#"
 [api]                                   # a unit
 on = ["push", "pull_request", "release"] # default ["push"]

@@ -17,7 +17,7 @@ pub use file::{Docker, FileError, Helm, On, Preview, RunKind, RunSpec, SKIP_LABE
 pub use operator::OperatorConfig;
 pub use policy::{Policy, PolicyViolation};
 
-/// What templates see (DESIGN.md, "Units"): absent parts are `none`, so
+/// What templates see (README.md, "Units"): absent parts are `none`, so
 /// `{% if pr %}` works on a push and `{{ pr.number }}` there is an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TemplateContext {

@@ -1,4 +1,5 @@
-//! The webhook's use case (DESIGN.md, "Webhook"): verify, record once,
+//! The webhook's use case (README.md, "The webhook"; docs/architecture.md,
+//! "A delivery, from the edge to the cluster"): verify, record once,
 //! persist, then act within a budget, and say what happened.
 
 use std::time::Duration;

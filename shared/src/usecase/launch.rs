@@ -1,5 +1,6 @@
-//! Launching units (DESIGN.md, "Units", "Pipelines", "Previews", "Fork pull
-//! requests"): read the repository's units at the commit, decide (pure),
+//! Launching units (README.md, "Units"; docs/architecture.md, "A delivery,
+//! from the edge to the cluster"): read the repository's units at the
+//! cleared commit, decide (pure),
 //! then apply the plan to the cluster and report it on the forge.
 
 use std::collections::BTreeMap;

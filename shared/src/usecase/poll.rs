@@ -1,4 +1,4 @@
-//! One poll cycle (DESIGN.md, "Poller"): for each due ref, a conditional
+//! One poll cycle (README.md, "Polling"): for each due ref, a conditional
 //! request; a new SHA is delivered (CloudEvent and/or a launch as for a
 //! push) and recorded only once delivered, so a failed delivery is sent
 //! again next cycle. A rate limit or the deadline stops the cycle early and

@@ -1,4 +1,4 @@
-//! The reconciler (DESIGN.md, "Reconciler" and "Reporting"): GitHub never
+//! The reconciler (README.md, "Reconciler"): GitHub never
 //! retries a webhook, so every cycle repairs what a lost or failed delivery
 //! left wrong. Each repair is idempotent (a second cycle right after
 //! changes nothing), skips a repository whose host or cluster fails (and

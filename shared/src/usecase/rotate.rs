@@ -1,4 +1,4 @@
-//! The token rotator's use case (DESIGN.md, "Token rotator"): every active
+//! The token rotator's use case (README.md, "Tokens"): every active
 //! installation keeps a stored token with more than 45 minutes of life.
 
 use futures::StreamExt;

@@ -2,6 +2,7 @@
 
 mod app_manifest;
 mod config_readme;
+mod docs;
 mod forge;
 mod infra_template;
 mod kube_cluster;

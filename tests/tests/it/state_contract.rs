@@ -267,7 +267,7 @@ async fn dynamodb_items_carry_their_layout_attributes() {
         .await
         .unwrap()
         .item
-        .expect("the item under DESIGN.md's key");
+        .expect("the item under its documented key");
     let n = |name: &str| item[name].as_n().unwrap().clone();
     assert_eq!(item["kind"].as_s().unwrap(), "delivery");
     assert_eq!(n("version"), "1");
