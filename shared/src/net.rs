@@ -63,12 +63,35 @@ pub fn same_origin(a: &Url, b: &Url) -> bool {
     a.origin().is_tuple() && a.origin() == b.origin()
 }
 
+/// Everything but RFC 3986's unreserved characters.
+const RESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// `text` as one URL path segment: a `/` in it (a GitLab project path, a
+/// ref) is encoded too.
+pub fn segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, RESERVED).to_string()
+}
+
+/// `path` with each of its segments encoded and its `/` kept.
+pub fn path(path: &str) -> String {
+    path.split('/').map(segment).collect::<Vec<_>>().join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn url(text: &str) -> Url {
         Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn segments_keep_only_unreserved_characters_and_paths_their_slashes() {
+        assert_eq!(segment("group/sub project"), "group%2Fsub%20project");
+        assert_eq!(segment("refs/heads/ü-1.0_~"), "refs%2Fheads%2F%C3%BC-1.0_~");
+        assert_eq!(path("deploy/kube git.toml"), "deploy/kube%20git.toml");
+        assert_eq!(path(".ferry.toml"), ".ferry.toml");
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl Sources {
                     Err(e) => return Polled::Failed(e),
                 };
                 let mut request = client
-                    .get(format!("{api}/repos/{repo}/commits/{}", encode(&tracked.reference)))
+                    .get(format!("{api}/repos/{repo}/commits/{}", crate::net::segment(&tracked.reference)))
                     .header("accept", "application/vnd.github+json")
                     .header("x-github-api-version", crate::forge::github::api::API_VERSION);
                 if let Some(token) = token {
@@ -104,11 +104,11 @@ impl Sources {
                     Ok(api) => api,
                     Err(problem) => return Polled::Failed(problem),
                 };
-                let project = encode(&tracked.project_path());
+                let project = crate::net::segment(&tracked.project_path());
                 let mut request = client.get(format!(
                     "{}/api/v4/projects/{project}/repository/commits/{}",
                     api.as_str().trim_end_matches('/'),
-                    encode(&tracked.reference)
+                    crate::net::segment(&tracked.reference)
                 ));
                 if let Some(token) = token {
                     request = request.header("private-token", token.expose_secret());
@@ -193,16 +193,6 @@ fn head(tracked: &TrackedRef, etag: Option<String>, body: Vec<u8>) -> Polled {
         Some(sha) if sha.len() >= 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()) => Polled::Head { sha, etag, body },
         _ => Polled::Failed("the answer names no commit".into()),
     }
-}
-
-/// Percent-encodes everything but unreserved characters (a ref's `/` too).
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A reqwest error without its URL (which may carry credentials).

@@ -218,11 +218,6 @@ pub(crate) fn text(what: &str, bytes: Vec<u8>) -> Result<String, ForgeError> {
     })
 }
 
-/// Percent-encodes a file path, keeping its `/` separators.
-pub(crate) fn file_path(path: &str) -> String {
-    path.split('/').map(segment).collect::<Vec<_>>().join("/")
-}
-
 /// How Git reaches `provider` with `token`: the user name it sends beside
 /// it there. A token given as `<user>:<token>` (a Bitbucket app password,
 /// a GitLab deploy token) carries its own user.
@@ -242,15 +237,7 @@ pub fn clone_credential(provider: Provider, token: SecretString) -> (String, Sec
     (user.to_owned(), token)
 }
 
-/// Percent-encodes one path segment (all but unreserved characters).
-pub(crate) fn segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub(crate) use crate::net::{path as file_path, segment};
 
 #[cfg(test)]
 mod tests {

@@ -168,26 +168,10 @@ fn parse(answer: &ApiResponse) -> Result<Value, ForgeError> {
         .map_err(|e| ForgeError::Unavailable(format!("GitHub answered other than JSON: {e}")))
 }
 
-/// Percent-encodes a path's segments (keeping `/`).
-fn encode_path(path: &str) -> String {
-    path.split('/')
-        .map(|segment| {
-            segment
-                .bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-                    _ => format!("%{b:02X}"),
-                })
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 #[async_trait]
 impl Forge for GithubForge {
     async fn file(&self, at: &Target, sha: &Sha, path: &str) -> Result<Option<String>, ForgeError> {
-        let url = format!("/repos/{}/contents/{}?ref={sha}", at.repo, encode_path(path));
+        let url = format!("/repos/{}/contents/{}?ref={sha}", at.repo, crate::net::path(path));
         let answer = self.json(at, Method::GET, &url, None).await?;
         match answer.status {
             200 => {}
@@ -232,7 +216,7 @@ impl Forge for GithubForge {
     }
 
     async fn commit_of(&self, at: &Target, reference: &str) -> Result<Option<Sha>, ForgeError> {
-        let url = format!("/repos/{}/commits/{}", at.repo, encode_path(reference));
+        let url = format!("/repos/{}/commits/{}", at.repo, crate::net::path(reference));
         let answer = self.call(at, Method::GET, &url, None, "application/vnd.github.sha").await?;
         match answer.status {
             200 => Ok(Sha::parse(String::from_utf8_lossy(&answer.body).trim()).ok()),
@@ -331,7 +315,7 @@ impl Forge for GithubForge {
         if login.is_empty() || !login.chars().all(|c| c.is_ascii_alphanumeric() || "-_[]".contains(c)) {
             return Ok(Some(false));
         }
-        let url = format!("/repos/{}/collaborators/{}/permission", at.repo, encode_path(login));
+        let url = format!("/repos/{}/collaborators/{}/permission", at.repo, crate::net::path(login));
         let answer = self.json(at, Method::GET, &url, None).await?;
         match answer.status {
             200 => {
