@@ -48,7 +48,7 @@ pub fn tail(log: &str, secrets: &[&str]) -> Vec<String> {
     lines[start..]
         .iter()
         .map(|line| {
-            let mut line = mask(line, secrets);
+            let mut line = mask(&plain(line), secrets);
             if line.len() > LINE_LIMIT {
                 line.truncate(line.floor_char_boundary(LINE_LIMIT));
                 line.push('…');
@@ -56,6 +56,32 @@ pub fn tail(log: &str, secrets: &[&str]) -> Vec<String> {
             line
         })
         .collect()
+}
+
+/// `line` without terminal escape sequences (colours, cursor moves): a
+/// check run shows text, and a sequence must not split a token from its
+/// mask.
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        // CSI: ESC [ parameters… final byte in @..~; any other escape: ESC and one more.
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            chars.next();
+        }
+    }
+    out
 }
 
 /// Token prefixes GitHub and GitLab document: a scan for a few literals,
@@ -108,6 +134,14 @@ mod tests {
         for (line, expected) in cases {
             assert_eq!(mask(line, &["hunter2hunter2", "hunter2"]), expected, "{line}");
         }
+    }
+
+    #[test]
+    fn terminal_colours_are_dropped_before_masking() {
+        let coloured = "\u{1b}[31merror:\u{1b}[0m token gh\u{1b}[1ms_abcdefghijklmnop\u{1b}[0m leaked";
+        assert_eq!(tail(coloured, &[]), ["error: token *** leaked"]);
+        assert_eq!(plain("no escapes"), "no escapes");
+        assert_eq!(plain("cut \u{1b}["), "cut ");
     }
 
     #[test]
