@@ -337,3 +337,35 @@ async fn finished_runs_beyond_keep_runs_are_deleted_once_a_result_is_reported() 
     assert_eq!(left, newest_two, "the oldest finished run went");
     assert!(child_file.exists(), "a kept run's TaskRun is not pruned as a run of its own");
 }
+
+#[tokio::test]
+async fn a_run_s_event_also_reports_a_preview_that_came_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = start(dir, Some(TOKEN));
+    let reply = send(dir, &server, "pull_request", "pr-opened", &sample("pull_request.opened.json"));
+    assert!(reply.contains("preview.applied"), "{reply}");
+    let deployments = dir.join(".ferry/forge/acme/api/deployments");
+    let environment = std::fs::read_dir(&deployments).unwrap().next().unwrap().unwrap().path();
+    let state = |path: &Path| -> Value { serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap() };
+    assert_eq!(state(&environment)["state"], "in_progress");
+
+    // The preview's Deployment rolls out, and the pull request's run ends.
+    let cluster = dir.join(".ferry/cluster");
+    let namespace = std::fs::read_dir(&cluster)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("preview-"))
+        .unwrap();
+    let deployment = namespace.join("deployment/api.yaml");
+    let mut rolled_out: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&deployment).unwrap()).unwrap();
+    rolled_out["status"] = json!({"observedGeneration": 1, "updatedReplicas": 1, "availableReplicas": 1,
+                              "conditions": [{"type": "Available", "status": "True"}]});
+    std::fs::write(&deployment, serde_yaml_ng::to_string(&rolled_out).unwrap()).unwrap();
+    let run = the_run(dir);
+    finish(&run, true);
+    let (code, body) =
+        event(&server, &format!("?token={TOKEN}"), "dev.tekton.event.pipelinerun.successful.v1", &object(&run)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(state(&environment)["state"], "success", "the preview's health, with the run's result");
+}

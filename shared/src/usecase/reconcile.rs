@@ -418,7 +418,7 @@ pub(crate) async fn report_run(
 /// Each preview still coming up is reported once it is available (its
 /// GitHub deployment `success`, with the URL) or cannot come up in time
 /// (`failure`, with the reason its pods give).
-async fn report_previews(ports: Ports<'_>, target: &Target, report: &mut Report) -> Result<(), RepairError> {
+pub(crate) async fn report_previews(ports: Ports<'_>, target: &Target, report: &mut Report) -> Result<(), RepairError> {
     for found in ports.launch.state.query(&Collection::Previews(target.repo.clone())).await? {
         let Record::Preview(preview) = found.record else { continue };
         if preview.reported.is_some() {

@@ -1,7 +1,7 @@
 //! A Tekton event says a run ended (README.md, "Results in seconds"): the
 //! run is read from the cluster and, if it is one of Ferry's and has
 //! ended there, its result is reported exactly as the reconciler would,
-//! once. The event itself is believed in nothing: a forged or replayed one
+//! once, and so is the health of the repository's previews still coming up. The event itself is believed in nothing: a forged or replayed one
 //! can only make Ferry look at the cluster earlier.
 
 use std::collections::HashMap;
@@ -67,6 +67,11 @@ pub async fn run_ended(ports: Ports<'_>, run: &RunRef) -> Result<Answer, RepairE
     let Some(target) = target(state, &anchor, &repo).await? else {
         return Ok(nothing(format!("Ferry no longer tracks {repo}")));
     };
+    // A run's end often brings a preview's image: its health is reported as the reconciler would.
+    let mut previews = super::reconcile::Report::default();
+    if let Err(e) = super::reconcile::report_previews(ports, &target, &mut previews).await {
+        tracing::warn!(error = %e, "could not report the repository's previews; the reconciler will");
+    }
     if report_run(ports, &target, found, &phase).await? {
         tracing::info!(repo = %repo, "reported a run's result on Tekton's word");
         // Its slot goes to a run waiting for one; the reconciler does it otherwise.
