@@ -183,7 +183,7 @@ impl Forge for DryRunForge {
     async fn create_hook(&self, at: &Target, url: &str, _secret: &secrecy::SecretString) -> Result<u64, ForgeError> {
         let mut hooks = self.listing(at, "hooks.json")?.unwrap_or_default();
         let id = hooks.iter().filter_map(|h| h["id"].as_u64()).max().unwrap_or(0) + 1;
-        hooks.push(json!({ "id": id, "url": url, "events": super::HOOK_EVENTS }));
+        hooks.push(json!({ "id": id, "url": url, "events": super::github::events::hook_events() }));
         self.write(&self.repo_dir(at).join("hooks.json"), &Value::from(hooks))?;
         tracing::info!(repo = %at.repo, %url, "dry-run: repository webhook");
         Ok(id)

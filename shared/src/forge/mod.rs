@@ -232,9 +232,6 @@ impl AppHooks for crate::forge::github::NoApp {
     }
 }
 
-/// The events a repository webhook Ferry creates delivers (token mode).
-pub const HOOK_EVENTS: [&str; 4] = ["push", "pull_request", "release", "issue_comment"];
-
 /// Whether a repository permission (`admin`, `maintain`, `write`,
 /// `triage`, `read`, `none`) lets its holder push.
 pub fn grants_push(permission: &str) -> bool {

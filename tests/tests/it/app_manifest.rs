@@ -2,8 +2,8 @@
 //! offers, and for events GitHub sends: checked against `@octokit/openapi`
 //! and `@octokit/webhooks-examples`.
 
-use ferry::forge::github::manifest::{AppUrls, EVENTS, PERMISSIONS, app_manifest};
-use ferry::forge::github::payload::HANDLED;
+use ferry::forge::github::events::{HANDLED, Reaches, subscribed};
+use ferry::forge::github::manifest::{AppUrls, PERMISSIONS, app_manifest};
 use ferry_tests::openapi;
 use serde_json::Value;
 
@@ -27,12 +27,18 @@ fn every_event_is_one_github_sends_and_every_routed_event_is_asked_for() {
         .unwrap_or_else(|_| panic!("FERRY_WEBHOOK_EXAMPLES is not set: run ./scripts/test"));
     let index: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let names: Vec<&str> = index.iter().filter_map(|w| w["name"].as_str()).collect();
-    for event in EVENTS {
+    // Every event of the table is one GitHub sends: adding one it would not fails here.
+    for (event, _) in HANDLED {
         assert!(names.contains(&event), "GitHub sends no {event} event");
     }
-    // Sent to every App without a subscription (and not subscribable).
-    let automatic = ["ping", "installation", "installation_repositories"];
-    for routed in HANDLED.iter().filter(|e| !automatic.contains(e)) {
-        assert!(EVENTS.contains(routed), "Ferry routes {routed} but the manifest does not subscribe to it");
-    }
+    // Sent to every App without a subscription (and not subscribable): exactly these.
+    let every_app: Vec<&str> = HANDLED.iter().filter(|(_, how)| *how == Reaches::EveryApp).map(|(e, _)| *e).collect();
+    assert_eq!(every_app, ["ping", "installation", "installation_repositories"]);
+    let manifest =
+        app_manifest("Ferry", &AppUrls { homepage: "https://x".into(), webhook: "https://x/webhook".into() });
+    assert_eq!(
+        manifest["default_events"],
+        serde_json::json!(subscribed()),
+        "the manifest subscribes to the table's events"
+    );
 }

@@ -14,10 +14,6 @@ pub const PERMISSIONS: [(&str, &str, &str); 6] = [
     ("checks", "write", "re-requested check suites and runs (/retest from the Checks tab)"),
 ];
 
-/// The events Ferry subscribes to. `installation`, `installation_repositories`
-/// and `ping` reach every App without a subscription.
-pub const EVENTS: [&str; 6] = ["push", "pull_request", "release", "issue_comment", "check_suite", "check_run"];
-
 /// Where the App's homepage is and where GitHub delivers its webhooks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppUrls {
@@ -59,7 +55,7 @@ pub fn app_manifest(name: &str, urls: &AppUrls) -> Value {
         "hook_attributes": { "url": urls.webhook, "active": true },
         "public": false,
         "default_permissions": permissions,
-        "default_events": EVENTS,
+        "default_events": super::events::subscribed(),
     })
 }
 

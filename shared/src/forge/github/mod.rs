@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod app;
+pub mod events;
 pub mod listing;
 pub mod manifest;
 pub mod payload;

@@ -348,7 +348,7 @@ impl Forge for GithubForge {
         let body = json!({
             "name": "web",
             "active": true,
-            "events": crate::forge::HOOK_EVENTS,
+            "events": super::events::hook_events(),
             "config": { "url": url, "content_type": "json", "secret": secret.expose_secret(), "insecure_ssl": "0" },
         });
         let answer = self.json(at, Method::POST, &format!("/repos/{}/hooks", at.repo), Some(&body)).await?;
