@@ -87,6 +87,7 @@ async fn main() {
             cluster: &cluster,
             operator: &operator,
             cluster_name: None,
+            clock: &ferry::domain::SystemClock,
         },
         clock: clock.as_ref(),
     };

@@ -104,6 +104,7 @@ pub struct Ports<'a> {
     pub cluster: &'a dyn Cluster,
     pub operator: &'a OperatorConfig,
     pub cluster_name: Option<&'a str>,
+    pub clock: &'a dyn crate::domain::Clock,
 }
 
 impl<'a> Ports<'a> {
@@ -117,6 +118,7 @@ impl<'a> Ports<'a> {
             cluster: context.cluster.as_ref(),
             operator: &context.operator,
             cluster_name: context.config.cluster_name.as_deref(),
+            clock: &crate::domain::SystemClock,
         }
     }
 
@@ -128,6 +130,7 @@ impl<'a> Ports<'a> {
             cluster: self.cluster,
             operator: self.operator,
             cluster_name: self.cluster_name,
+            clock: self.clock,
         }
     }
 }
@@ -149,7 +152,7 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
     let mut delivery = Delivery {
         id,
         event: name.to_owned(),
-        received_at: Timestamp::now(),
+        received_at: ports.clock.now(),
         outcome: Outcome::Received,
         attempts: 1,
         reason: None,
@@ -175,7 +178,7 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
         delivery.reason = Some(reason.clone());
     }
     if matches!(route, Route::Installation(_) | Route::Repositories | Route::Launch(_)) {
-        match tokio::time::timeout(budget, replayed(ports.state, &delivery.id, inbound.body)).await {
+        match tokio::time::timeout(budget, replayed(ports.state, &delivery.id, inbound.body, ports.clock.now())).await {
             Ok(Ok(None)) => {}
             Ok(Ok(Some(first))) => {
                 delivery.outcome = Outcome::Duplicate;
@@ -252,9 +255,14 @@ fn other_repository(expected: &RepoName, about: Option<&RepoName>) -> Option<Str
 /// The delivery that first brought this same body, if another did: a
 /// signed body resent under a new delivery id. GitHub's own redelivery
 /// keeps the id, so it is not one.
-async fn replayed(state: &dyn StateStore, id: &DeliveryId, body: &[u8]) -> Result<Option<DeliveryId>, StoreError> {
+async fn replayed(
+    state: &dyn StateStore,
+    id: &DeliveryId,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<Option<DeliveryId>, StoreError> {
     let hash = hex::encode(Sha256::digest(body));
-    let seen = BodySeen { hash: hash.clone(), delivery: id.clone(), received_at: Timestamp::now() };
+    let seen = BodySeen { hash: hash.clone(), delivery: id.clone(), received_at: now };
     match state.create(&seen.into()).await {
         Ok(_) => Ok(None),
         Err(StoreError::AlreadyExists { .. }) => {

@@ -36,6 +36,7 @@ pub struct LaunchPorts<'a> {
     pub operator: &'a OperatorConfig,
     /// Added to status contexts so two clusters do not overwrite each other.
     pub cluster_name: Option<&'a str>,
+    pub clock: &'a dyn crate::domain::Clock,
 }
 
 /// What launching did, for the delivery log.
@@ -468,7 +469,7 @@ async fn release_situation(
             repo: target.repo.clone(),
             tag: release.tag.clone(),
             prerelease: release.prerelease,
-            recorded_at: Timestamp::now(),
+            recorded_at: ports.clock.now(),
         };
         ports.state.save(record.clone(), |_| record.clone()).await?;
     }
@@ -811,7 +812,7 @@ async fn run(
         status: RunStatus::Pending,
         reported: Some(RunStatus::Pending),
         run_kind: Some(manifest.kind().to_owned()),
-        queued_at: wait.as_ref().map(|_| Timestamp::now()),
+        queued_at: wait.as_ref().map(|_| ports.clock.now()),
         unit_limit: unit.max_running,
         keep_runs: unit.keep_runs,
         pr: situation.pr.as_ref().map(|pr| pr.number),
@@ -897,7 +898,7 @@ async fn admission(
         keep_runs: None,
         pr: situation.pr.as_ref().map(|pr| pr.number),
     };
-    Ok(crate::domain::queue::must_wait(&records, &candidate, repo_limit, Timestamp::now()))
+    Ok(crate::domain::queue::must_wait(&records, &candidate, repo_limit, ports.clock.now()))
 }
 
 /// Whether a run launched for an event at `theirs` is newer than one at
@@ -971,7 +972,7 @@ async fn preview(
         environment: environment.clone(),
         github_deployment: Some(deployment),
         url: url.clone(),
-        applied_at: Timestamp::now(),
+        applied_at: ports.clock.now(),
         reported: None,
     };
     ports.state.save(record.clone(), |_| record.clone()).await?;

@@ -69,6 +69,7 @@ impl<'a> Ports<'a> {
             cluster: launch.cluster,
             operator: launch.operator,
             cluster_name: launch.cluster_name,
+            clock: self.clock,
         }
     }
 }

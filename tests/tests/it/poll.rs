@@ -72,6 +72,7 @@ impl Poller {
                 cluster: &self.cluster,
                 operator: &self.operator,
                 cluster_name: None,
+                clock: self.clock.as_ref(),
             },
             clock: self.clock.as_ref(),
         };

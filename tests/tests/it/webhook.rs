@@ -250,6 +250,7 @@ async fn slow_intake(store: &Slow, id: &str) -> ferry::usecase::intake::Reply {
         cluster: &cluster,
         operator: &operator,
         cluster_name: None,
+        clock: &ferry::domain::SystemClock,
     };
     let reply = intake(ports, inbound, Duration::from_millis(200)).await;
     assert!(started.elapsed() < Duration::from_secs(2), "the reply waited for the store");
