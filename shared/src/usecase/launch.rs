@@ -94,7 +94,10 @@ struct Situation {
     tag: Option<String>,
 }
 
-#[tracing::instrument(skip_all, fields(repo = ?event.repo, trigger = ?trigger))]
+#[tracing::instrument(
+    skip_all,
+    fields(repo = event.repo.as_ref().map_or("", |r| r.full_name()), event = %event.name, trigger = ?trigger)
+)]
 pub async fn launch(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger) -> Result<Launched, LaunchError> {
     let launched = launch_event(ports, event, trigger).await;
     // A command is answered on the pull request: what it did, or why not.
