@@ -338,7 +338,20 @@ async fn situation(
                 tag: None,
             })
         }
-        _ => Decision::nothing(event),
+        // An event its trigger does not fit, or one that launches nothing:
+        // a new kind of event must be placed here by name.
+        (
+            Detail::Push(_)
+            | Detail::PullRequest(_)
+            | Detail::Release(_)
+            | Detail::Comment(_)
+            | Detail::Rerequested { .. }
+            | Detail::Ping
+            | Detail::Installation(_)
+            | Detail::InstallationRepositories(_)
+            | Detail::Other,
+            _,
+        ) => Decision::nothing(event),
     })
 }
 
@@ -549,7 +562,7 @@ async fn command_situation(
         // Asked to run again: new runs, whatever ran before.
         cause: match command {
             Command::Retest | Command::Test => Cause::Retry(request),
-            _ => Cause::PullRequest(pr.number),
+            Command::OkToTest | Command::Cancel | Command::Unknown => Cause::PullRequest(pr.number),
         },
         lane: format!("pull/{}", pr.number),
         pr: Some(PullRequest { approved_by: Some(comment.author.clone()), ..pr }),
