@@ -96,7 +96,7 @@ struct Situation {
 
 #[tracing::instrument(
     skip_all,
-    fields(repo = event.repo.as_ref().map_or("", |r| r.full_name()), event = %event.name, trigger = ?trigger)
+    fields(repo = %event.repo.as_ref().map_or("", |r| r.full_name()), trigger = ?trigger)
 )]
 pub async fn launch(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger) -> Result<Launched, LaunchError> {
     let launched = launch_event(ports, event, trigger).await;
