@@ -1,5 +1,5 @@
-//! The management API's GitHub login (issue #9; Kube Git Deploy's OAuth
-//! flow): an authorize URL carrying a single-use `state` kept ten minutes,
+//! The management API's GitHub login (README.md, "Management API"; the
+//! flow Kube Git Deploy users know): an authorize URL carrying a single-use `state` kept ten minutes,
 //! and the callback that checks it, exchanges the code for a user token,
 //! keeps the token in the secret store as `oauth/<login>` and lists the
 //! login (a [`Login`] record), so tracking can find it. The token is

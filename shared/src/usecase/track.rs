@@ -1,5 +1,6 @@
-//! Tracking repositories (issue #9; the Kube Git Deploy seed's API and the
-//! Heighliner connector's repository-token mode): list what Ferry acts for,
+//! Tracking repositories (README.md, "Management API", and "Coming from one
+//! of Ferry's seeds" for Kube Git Deploy's routes and repository-token
+//! mode): list what Ferry acts for,
 //! track a repository (in token mode, with its own webhook created through
 //! the API), untrack it (the webhook, the records and the previews go).
 //! Nothing half-done is left behind: a step that fails undoes what this

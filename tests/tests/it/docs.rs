@@ -75,6 +75,24 @@ fn every_file_a_source_comment_names_is_in_the_repository() {
 }
 
 #[test]
+fn no_source_comment_cites_an_issue_number() {
+    let root = root();
+    let mut all = Vec::new();
+    files(&root, &mut all);
+    let mut citing = Vec::new();
+    for path in all.iter().filter(|p| p.extension().is_some_and(|e| e == "rs")) {
+        let text = std::fs::read_to_string(path).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            let comment = line.trim_start();
+            if comment.starts_with("//") && comment.to_ascii_lowercase().contains("issue #") {
+                citing.push(format!("{}:{}", path.strip_prefix(&root).unwrap().display(), number + 1));
+            }
+        }
+    }
+    assert_eq!(citing, Vec::<String>::new(), "cite docs/ or the README, which stay true; issues close");
+}
+
+#[test]
 fn the_architecture_names_every_module_of_the_crate() {
     let root = root();
     let architecture = std::fs::read_to_string(root.join("docs/architecture.md")).unwrap();
