@@ -44,9 +44,9 @@ pub struct Context {
     pub sources: Arc<Sources>,
     /// Sends the poller's events.
     pub http: reqwest::Client,
-    /// What Tekton's CloudEvents sink must give: `FERRY_TEKTON_TOKEN`, else
-    /// the secret store's `tekton-token`; neither closes `POST /tekton/events`.
-    pub tekton_token: Option<SecretString>,
+    /// The secret store's `tekton-token`, read on the first Tekton event
+    /// (see [`Context::tekton_token`]): no function pays for it at start.
+    pub tekton_token: Arc<tokio::sync::OnceCell<Option<SecretString>>>,
     /// How often Tekton's events may make Ferry read one run.
     pub tekton_reads: Arc<crate::usecase::tekton::ReadLimit>,
 }
@@ -94,14 +94,6 @@ impl Context {
             _ => Arc::new(EmbeddedSecrets::open(&config.data_dir.join(EmbeddedSecrets::FILE))?),
         };
         let webhook_secrets = webhook_secrets(&config, sdk.as_ref(), secrets.as_ref()).await?;
-        let tekton_token = match &config.tekton_token {
-            Some(token) => Some(token.clone()),
-            // Only the webhook function may read it; the others start without.
-            None => secrets.get(&SecretName::tekton_token()).await.unwrap_or_else(|e| {
-                tracing::debug!(error = %e, "no Tekton token: POST /tekton/events stays closed");
-                None
-            }),
-        };
         let (minter, app_hooks): (Arc<dyn TokenMinter>, Arc<dyn AppHooks>) = match &config.github_app {
             None => (Arc::new(NoApp), Arc::new(NoApp)),
             Some(app) => {
@@ -179,9 +171,23 @@ impl Context {
             operator,
             sources,
             http,
-            tekton_token,
+            tekton_token: Arc::default(),
             tekton_reads: Arc::default(),
         })
+    }
+}
+
+impl Context {
+    /// What Tekton's CloudEvents sink must give: `FERRY_TEKTON_TOKEN`, else
+    /// the secret store's `tekton-token`; neither closes `POST /tekton/events`.
+    /// Read once, on first use; a failed read is tried again next time.
+    pub async fn tekton_token(&self) -> Result<Option<SecretString>, SecretError> {
+        if let Some(token) = &self.config.tekton_token {
+            return Ok(Some(token.clone()));
+        }
+        let name = SecretName::tekton_token();
+        let stored = self.tekton_token.get_or_try_init(|| self.secrets.get(&name)).await?;
+        Ok(stored.clone())
     }
 }
 

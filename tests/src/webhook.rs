@@ -83,7 +83,7 @@ impl Harness {
                 ferry::telemetry::install_crypto_provider();
                 reqwest::Client::new()
             },
-            tekton_token: None,
+            tekton_token: std::sync::Arc::default(),
             tekton_reads: Arc::default(),
         };
         Self { context, _dir: dir }

@@ -32,7 +32,14 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
 }
 
 pub async fn events(State(context): State<Context>, Query(params): Query<Params>, request: Request) -> Response {
-    let Some(token) = &context.tekton_token else {
+    let token = match context.tekton_token().await {
+        Ok(token) => token,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the Tekton token");
+            return answer(StatusCode::SERVICE_UNAVAILABLE, json!({ "ok": false, "error": "cannot read the token" }));
+        }
+    };
+    let Some(token) = &token else {
         let error = "closed: neither FERRY_TEKTON_TOKEN nor the secret store's tekton-token is set";
         return answer(StatusCode::NOT_FOUND, json!({ "ok": false, "error": error }));
     };
