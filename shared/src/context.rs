@@ -11,7 +11,7 @@ use crate::domain::SystemClock;
 use crate::domain::signature::WebhookSecret;
 use crate::forge::github::GithubForge;
 use crate::forge::github::{GithubApi, GithubApp, KeySource, NoApp};
-use crate::forge::routed::ByCredential;
+use crate::forge::routed::{ByCredential, Forges};
 use crate::forge::{AppHooks, TokenMinter};
 use crate::forge::{DryRunForge, Forge};
 use crate::poll::source::Sources;
@@ -32,9 +32,10 @@ pub struct Context {
     pub tokens: Arc<Tokens>,
     /// The App's webhook log (the reconciler redelivers what failed).
     pub app_hooks: Arc<dyn AppHooks>,
-    /// GitHub when an App is configured; otherwise GitHub for a repository
-    /// with its own token and the dry-run forge for any other. A repository
-    /// polled on another host goes to that host (`report::hosted`).
+    /// Each call routed by its credential (`forge::routed`): GitHub when an
+    /// App is configured; otherwise GitHub for a repository with its own
+    /// token and the dry-run forge for any other. A repository polled on
+    /// another host goes to that host (`report::hosted`).
     pub forge: Arc<dyn Forge>,
     /// The dry-run cluster (default) or a real one.
     pub cluster: Arc<dyn Cluster>,
@@ -117,13 +118,6 @@ impl Context {
         let api = GithubApi::new(&config.github_api_url).map_err(StartError::Github)?;
         let github =
             Arc::new(GithubForge::new(api, Arc::new(TokenSource { tokens: tokens.clone(), state: state.clone() })));
-        let forge: Arc<dyn Forge> = if config.github_app.is_some() {
-            github
-        } else {
-            // Repository-token mode still talks to GitHub; only a repository
-            // Ferry holds no credential for is a dry run.
-            Arc::new(ByCredential::new(github, Arc::new(DryRunForge::new(&config.data_dir)), secrets.clone()))
-        };
         let operator = match &config.operator_config {
             Some(path) => OperatorConfig::load(path).map_err(StartError::Operator)?,
             None => OperatorConfig::default(),
@@ -149,10 +143,18 @@ impl Context {
             .map_err(|e| StartError::Github(e.to_string()))?;
         let operator = Arc::new(operator);
         let sources = Arc::new(Sources::new(&config_api).map_err(StartError::Github)?);
-        // Repositories polled on their own host are read and reported there;
-        // one whose entry is gone gets nothing, never the GitHub or dry-run forge.
-        let forge: Arc<dyn Forge> =
-            Arc::new(crate::report::hosted::Hosted::new(forge, operator.clone(), secrets.clone(), sources.clone()));
+        // Each call goes where its credential leads (`forge::routed`): a
+        // repository polled on its own host there, never to GitHub or the
+        // dry run; without an App, repository-token mode still talks to
+        // GitHub, and only a repository Ferry holds no credential for is a dry run.
+        let host = crate::report::hosted::Hosted::new(operator.clone(), secrets.clone(), sources.clone());
+        let forges = Forges {
+            github,
+            dry_run: Arc::new(DryRunForge::new(&config.data_dir)),
+            host: Arc::new(host),
+            app: config.github_app.is_some(),
+        };
+        let forge: Arc<dyn Forge> = Arc::new(ByCredential::new(forges, secrets.clone()));
         // Statuses go to the other hosts the operator config names, too.
         let forge: Arc<dyn Forge> = if operator.mirrors_statuses() {
             Arc::new(crate::report::mirror::Mirrored::new(forge, operator.clone(), secrets.clone(), http.clone()))

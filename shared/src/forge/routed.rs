@@ -1,6 +1,8 @@
-//! Without a GitHub App, each call goes where its credential leads: a
-//! repository with its own token stored (repository-token mode) is GitHub's,
-//! at `FERRY_GITHUB_API_URL`; any other is the dry run's.
+//! Each call goes where its credential leads: a repository on another host
+//! to that host (`report::hosted`); with a GitHub App, everything else to
+//! GitHub; without one, a repository with its own token stored
+//! (repository-token mode) to GitHub, at `FERRY_GITHUB_API_URL`, and any
+//! other to the dry run.
 
 use std::sync::Arc;
 
@@ -18,31 +20,46 @@ use crate::secrets::{SecretName, SecretStore};
 pub enum Route {
     Github,
     DryRun,
+    Host,
 }
 
-/// The route for a credential, given whether a repository token is stored
-/// for it: only a repository token reaches GitHub (there is no App to mint
-/// an installation token with).
-pub fn route(credential: &Credential, token_stored: bool) -> Route {
+/// The route for a credential, given whether a GitHub App is configured and
+/// whether a repository token is stored for it: without an App, only a
+/// repository token reaches GitHub (there is nothing to mint an
+/// installation token with).
+pub fn route(credential: &Credential, app: bool, token_stored: bool) -> Route {
     match credential {
+        Credential::Host(_) => Route::Host,
+        Credential::Installation(_) | Credential::Repository(_) if app => Route::Github,
         Credential::Repository(_) if token_stored => Route::Github,
-        Credential::Repository(_) | Credential::Installation(_) | Credential::Host(_) => Route::DryRun,
+        Credential::Repository(_) | Credential::Installation(_) => Route::DryRun,
     }
 }
 
+/// The forges calls are routed to.
+pub struct Forges {
+    pub github: Arc<dyn Forge>,
+    pub dry_run: Arc<dyn Forge>,
+    /// Repositories polled on their own host (`report::hosted`).
+    pub host: Arc<dyn Forge>,
+    /// Whether a GitHub App is configured.
+    pub app: bool,
+}
+
 pub struct ByCredential {
-    github: Arc<dyn Forge>,
-    dry_run: Arc<dyn Forge>,
+    forges: Forges,
     secrets: Arc<dyn SecretStore>,
 }
 
 impl ByCredential {
-    pub fn new(github: Arc<dyn Forge>, dry_run: Arc<dyn Forge>, secrets: Arc<dyn SecretStore>) -> Self {
-        Self { github, dry_run, secrets }
+    pub fn new(forges: Forges, secrets: Arc<dyn SecretStore>) -> Self {
+        Self { forges, secrets }
     }
 
     async fn pick(&self, at: &Target) -> Result<&dyn Forge, ForgeError> {
         let token_stored = match &at.credential {
+            // With an App, the route does not depend on it: not read.
+            Credential::Repository(_) if self.forges.app => false,
             Credential::Repository(repo) => {
                 let name = SecretName::repository(repo).map_err(|e| ForgeError::NoCredential(e.to_string()))?;
                 let stored = self.secrets.get(&name).await;
@@ -50,9 +67,10 @@ impl ByCredential {
             }
             Credential::Installation(_) | Credential::Host(_) => false,
         };
-        Ok(match route(&at.credential, token_stored) {
-            Route::Github => self.github.as_ref(),
-            Route::DryRun => self.dry_run.as_ref(),
+        Ok(match route(&at.credential, self.forges.app, token_stored) {
+            Route::Github => self.forges.github.as_ref(),
+            Route::DryRun => self.forges.dry_run.as_ref(),
+            Route::Host => self.forges.host.as_ref(),
         })
     }
 }
@@ -138,7 +156,7 @@ mod tests {
     use crate::domain::{InstallationId, RepoName};
 
     #[test]
-    fn only_a_stored_repository_token_reaches_github() {
+    fn only_a_stored_repository_token_reaches_github_without_an_app() {
         let repo = RepoName::parse("acme/web").unwrap();
         let cases = [
             (Credential::Repository(repo.clone()), true, Route::Github),
@@ -147,7 +165,20 @@ mod tests {
             (Credential::Installation(InstallationId::new(7)), false, Route::DryRun),
         ];
         for (credential, stored, expected) in cases {
-            assert_eq!(route(&credential, stored), expected, "{credential} with a token stored: {stored}");
+            assert_eq!(route(&credential, false, stored), expected, "{credential} with a token stored: {stored}");
+        }
+    }
+
+    #[test]
+    fn with_an_app_github_takes_all_but_another_host_s_repositories() {
+        let repo = RepoName::parse("acme/web").unwrap();
+        let host = RepoName::parse("gitlab.com/acme.web").unwrap();
+        for stored in [true, false] {
+            assert_eq!(route(&Credential::Repository(repo.clone()), true, stored), Route::Github);
+            assert_eq!(route(&Credential::Installation(InstallationId::new(7)), true, stored), Route::Github);
+            for app in [true, false] {
+                assert_eq!(route(&Credential::Host(host.clone()), app, stored), Route::Host);
+            }
         }
     }
 }

@@ -2,8 +2,8 @@
 //! with `launch = true` (README.md, "Polling"): their units are read from
 //! that host and their statuses posted there, with the `[[poll]]` entry's
 //! `token_secret`. What only GitHub has (check runs, deployments, comments,
-//! webhooks, pull requests, releases) is nothing for them. Every other
-//! repository goes to the inner forge untouched.
+//! webhooks, pull requests, releases) is nothing for them. `forge::routed`
+//! sends it the calls whose credential is `Credential::Host`, and only those.
 
 use std::sync::Arc;
 
@@ -20,7 +20,6 @@ use crate::secrets::{SecretName, SecretStore};
 use crate::units::OperatorConfig;
 
 pub struct Hosted {
-    inner: Arc<dyn Forge>,
     operator: Arc<OperatorConfig>,
     secrets: Arc<dyn SecretStore>,
     /// The poller's clients, so a host with its own CA (`ca_file`) is trusted here too.
@@ -34,18 +33,15 @@ fn none_there(what: &str, at: &Target) -> ForgeError {
 }
 
 impl Hosted {
-    pub fn new(
-        inner: Arc<dyn Forge>,
-        operator: Arc<OperatorConfig>,
-        secrets: Arc<dyn SecretStore>,
-        sources: Arc<Sources>,
-    ) -> Self {
-        Self { inner, operator, secrets, sources }
+    pub fn new(operator: Arc<OperatorConfig>, secrets: Arc<dyn SecretStore>, sources: Arc<Sources>) -> Self {
+        Self { operator, secrets, sources }
     }
 
-    /// The host `at` lives on, when its credential says it is polled there.
-    async fn host_of(&self, at: &Target) -> Result<Option<(Arc<dyn Host>, HostRepo)>, ForgeError> {
-        let Credential::Host(repo) = &at.credential else { return Ok(None) };
+    /// The host `at` lives on, which its credential names.
+    async fn host_of(&self, at: &Target) -> Result<(Arc<dyn Host>, HostRepo), ForgeError> {
+        let Credential::Host(repo) = &at.credential else {
+            return Err(ForgeError::NoCredential(format!("{} is not a repository of another host", at.repo)));
+        };
         let Some((tracked, provider)) = self.operator.hosted(repo) else {
             return Err(ForgeError::NoCredential(format!("{repo}: no [[poll]] entry on another host names it")));
         };
@@ -60,128 +56,76 @@ impl Hosted {
             .ok_or_else(|| ForgeError::NoCredential(format!("{repo}: the secret store has no {name}")))?;
         let base = tracked.host_api(provider).map_err(ForgeError::NoCredential)?;
         let http = self.sources.client_for(tracked).await.map_err(ForgeError::Unavailable)?;
-        Ok(Some((host(provider, base, token, http), tracked.host_repo(provider))))
-    }
-
-    fn elsewhere(at: &Target) -> bool {
-        matches!(at.credential, Credential::Host(_))
+        Ok((host(provider, base, token, http), tracked.host_repo(provider)))
     }
 }
 
 #[async_trait]
 impl Forge for Hosted {
     async fn file(&self, at: &Target, sha: &Sha, path: &str) -> Result<Option<String>, ForgeError> {
-        match self.host_of(at).await? {
-            Some((host, repo)) => host.file(&repo, sha, path).await,
-            None => self.inner.file(at, sha, path).await,
-        }
+        let (host, repo) = self.host_of(at).await?;
+        host.file(&repo, sha, path).await
     }
 
     async fn status(&self, at: &Target, sha: &Sha, status: &CommitStatus) -> Result<(), ForgeError> {
-        match self.host_of(at).await? {
-            Some((host, repo)) => host.report(&repo, sha, status).await,
-            None => self.inner.status(at, sha, status).await,
-        }
+        let (host, repo) = self.host_of(at).await?;
+        host.report(&repo, sha, status).await
     }
 
-    async fn pull_request_files(&self, at: &Target, number: PrNumber) -> Result<Option<Vec<String>>, ForgeError> {
-        if Self::elsewhere(at) {
-            return Ok(None);
-        }
-        self.inner.pull_request_files(at, number).await
+    async fn pull_request_files(&self, _: &Target, _: PrNumber) -> Result<Option<Vec<String>>, ForgeError> {
+        Ok(None)
     }
 
-    async fn commit_of(&self, at: &Target, reference: &str) -> Result<Option<Sha>, ForgeError> {
-        if Self::elsewhere(at) {
-            return Ok(None);
-        }
-        self.inner.commit_of(at, reference).await
+    async fn commit_of(&self, _: &Target, _: &str) -> Result<Option<Sha>, ForgeError> {
+        Ok(None)
     }
 
     /// The status already says how the run ended; the host has no check runs.
-    async fn check_run(
-        &self,
-        at: &Target,
-        sha: &Sha,
-        name: &str,
-        conclusion: &str,
-        title: &str,
-        summary: &str,
-    ) -> Result<(), ForgeError> {
-        if Self::elsewhere(at) {
-            return Ok(());
-        }
-        self.inner.check_run(at, sha, name, conclusion, title, summary).await
+    async fn check_run(&self, _: &Target, _: &Sha, _: &str, _: &str, _: &str, _: &str) -> Result<(), ForgeError> {
+        Ok(())
     }
 
-    async fn deployment(&self, at: &Target, sha: &Sha, environment: &str, url: &str) -> Result<u64, ForgeError> {
-        if Self::elsewhere(at) {
-            return Err(none_there("a deployment", at));
-        }
-        self.inner.deployment(at, sha, environment, url).await
+    async fn deployment(&self, at: &Target, _: &Sha, _: &str, _: &str) -> Result<u64, ForgeError> {
+        Err(none_there("a deployment", at))
     }
 
     async fn deployment_status(
         &self,
         at: &Target,
-        id: u64,
-        environment: &str,
-        state: &str,
-        url: Option<&str>,
-        description: &str,
+        _: u64,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+        _: &str,
     ) -> Result<(), ForgeError> {
-        if Self::elsewhere(at) {
-            return Err(none_there("a deployment status", at));
-        }
-        self.inner.deployment_status(at, id, environment, state, url, description).await
+        Err(none_there("a deployment status", at))
     }
 
-    async fn comment(&self, at: &Target, number: PrNumber, key: &str, body: &str) -> Result<(), ForgeError> {
-        if Self::elsewhere(at) {
-            return Err(none_there("a comment", at));
-        }
-        self.inner.comment(at, number, key, body).await
+    async fn comment(&self, at: &Target, _: PrNumber, _: &str, _: &str) -> Result<(), ForgeError> {
+        Err(none_there("a comment", at))
     }
 
-    async fn can_push(&self, at: &Target, login: &str) -> Result<Option<bool>, ForgeError> {
-        if Self::elsewhere(at) {
-            return Ok(None);
-        }
-        self.inner.can_push(at, login).await
+    async fn can_push(&self, _: &Target, _: &str) -> Result<Option<bool>, ForgeError> {
+        Ok(None)
     }
 
-    async fn hooks(&self, at: &Target) -> Result<Vec<(u64, String)>, ForgeError> {
-        if Self::elsewhere(at) {
-            return Ok(Vec::new());
-        }
-        self.inner.hooks(at).await
+    async fn hooks(&self, _: &Target) -> Result<Vec<(u64, String)>, ForgeError> {
+        Ok(Vec::new())
     }
 
-    async fn create_hook(&self, at: &Target, url: &str, secret: &SecretString) -> Result<u64, ForgeError> {
-        if Self::elsewhere(at) {
-            return Err(none_there("a webhook", at));
-        }
-        self.inner.create_hook(at, url, secret).await
+    async fn create_hook(&self, at: &Target, _: &str, _: &SecretString) -> Result<u64, ForgeError> {
+        Err(none_there("a webhook", at))
     }
 
-    async fn delete_hook(&self, at: &Target, id: u64) -> Result<(), ForgeError> {
-        if Self::elsewhere(at) {
-            return Ok(());
-        }
-        self.inner.delete_hook(at, id).await
+    async fn delete_hook(&self, _: &Target, _: u64) -> Result<(), ForgeError> {
+        Ok(())
     }
 
-    async fn open_pull_requests(&self, at: &Target) -> Result<Option<Vec<GitEvent>>, ForgeError> {
-        if Self::elsewhere(at) {
-            return Ok(None);
-        }
-        self.inner.open_pull_requests(at).await
+    async fn open_pull_requests(&self, _: &Target) -> Result<Option<Vec<GitEvent>>, ForgeError> {
+        Ok(None)
     }
 
-    async fn releases(&self, at: &Target) -> Result<Vec<GitEvent>, ForgeError> {
-        if Self::elsewhere(at) {
-            return Ok(Vec::new());
-        }
-        self.inner.releases(at).await
+    async fn releases(&self, _: &Target) -> Result<Vec<GitEvent>, ForgeError> {
+        Ok(Vec::new())
     }
 }
