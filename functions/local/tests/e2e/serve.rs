@@ -2,47 +2,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::common::{Server, client, demo_config, ferry_command, serve_with};
 
 /// Starts `ferry serve` in `dir` with no FERRY_ variable set, on a free port.
 fn serve(dir: &Path) -> Server {
     serve_with(dir, &[])
-}
-
-/// As [`serve`], with these variables set.
-fn serve_with(dir: &Path, variables: &[(&str, &str)]) -> Server {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    command.args(["serve", "--listen", "127.0.0.1:0"]).current_dir(dir);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("FERRY_") || name.starts_with("AWS_") {
-            command.env_remove(name);
-        }
-    }
-    command.envs(variables.iter().copied());
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start ferry serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read the listening line");
-    let address = line.trim().strip_prefix("ferry listening on ").unwrap_or_else(|| panic!("unexpected: {line:?}"));
-    Server { child, url: address.to_owned() }
-}
-
-/// An HTTP client on the crypto provider Ferry installs (reqwest brings none).
-fn client() -> reqwest::Client {
-    ferry::telemetry::install_crypto_provider();
-    reqwest::Client::new()
 }
 
 async fn healthz(server: &Server) -> serde_json::Value {
@@ -171,12 +138,6 @@ fn futures_stream(
     futures::stream::iter((0..mebibytes).map(|_| Ok(vec![b' '; 1024 * 1024])))
 }
 
-/// The operator config for the samples in `events/`, as the README's demo uses it.
-fn demo_config() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/ferry.toml");
-    std::fs::read_to_string(path).expect("events/ferry.toml")
-}
-
 fn yaml_files(dir: &Path) -> Vec<String> {
     let mut found: Vec<String> = std::fs::read_dir(dir)
         .map(|entries| entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
@@ -231,13 +192,7 @@ async fn serve_opens_and_removes_a_preview_for_the_sample_pull_request() {
 /// `ferry demo` with no FERRY_ or AWS_ variable, in `dir`: its stdout up to
 /// the line saying it keeps serving (it is then stopped).
 fn demo(dir: &Path, data_dir: &str) -> Result<String, String> {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    command.args(["demo", "--listen", "127.0.0.1:0", "--data-dir", data_dir]).current_dir(dir);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("FERRY_") || name.starts_with("AWS_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = ferry_command(dir, &["demo", "--listen", "127.0.0.1:0", "--data-dir", data_dir], &[]);
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start ferry demo");
     let mut out = String::new();
     let mut reader = BufReader::new(child.stdout.take().unwrap());
@@ -335,16 +290,9 @@ fn app_manifest_sends_webhooks_exactly_to_a_tunnel_given_as_the_webhook_url() {
     assert!(!neither.status.success());
 }
 
-/// `ferry <args>` in `dir` with these variables and nothing else of FERRY_/AWS_.
+/// `ferry <args>` run to its end.
 fn ferry(dir: &Path, args: &[&str], variables: &[(&str, &str)]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    command.args(args).current_dir(dir);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("FERRY_") || name.starts_with("AWS_") {
-            command.env_remove(name);
-        }
-    }
-    command.envs(variables.iter().copied()).output().expect("run ferry")
+    ferry_command(dir, args, variables).output().expect("run ferry")
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! ended makes Ferry read the run and report it at once, not at the next
 //! reconciliation; a forged or early event reports nothing.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

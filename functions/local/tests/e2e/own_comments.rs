@@ -4,7 +4,7 @@
 //! A stranger planted Ferry's marker on the pull request before it was
 //! opened; Ferry's preview comment is its own, and only its own is edited.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;

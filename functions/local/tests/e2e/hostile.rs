@@ -3,7 +3,7 @@
 //! fork, a short approval, replayed bodies, late installation events and an
 //! installation too large for one item.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! and untrack with a stored GitHub login's token, the login URL, and the
 //! per-repository webhook, which takes only its own repository's deliveries.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 //! the cluster says the run succeeded, its event posts the status before
 //! the reply.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! read there, its runs clone with the entry's clone token, and its
 //! statuses (pending, the result, a broken file's line) are posted there.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! <unit>`, `/retest <unit>`, `/cancel [unit]`, and unknown ones, each
 //! answered in one line on the pull request.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

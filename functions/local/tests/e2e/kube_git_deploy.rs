@@ -2,7 +2,7 @@
 //! (and no `.ferry.toml`) runs unchanged through `ferry serve`: the
 //! documentation's two examples, verbatim, on the dry-run forge and cluster.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -12,10 +12,10 @@ use serde_json::json;
 const SHA: &str = "9c2a4b7e1d3f5a6c8e0b2d4f6a8c0e2b4d6f8a0c";
 
 /// Kube Git Deploy's basic example, verbatim.
-const BASIC_EXAMPLE: &str = include_str!("../../../events/kube-git-deploy/basic.toml");
+const BASIC_EXAMPLE: &str = include_str!("../../../../events/kube-git-deploy/basic.toml");
 
 /// Its template example, verbatim (the tag's closing quote is missing there).
-const TEMPLATE_EXAMPLE: &str = include_str!("../../../events/kube-git-deploy/template.toml");
+const TEMPLATE_EXAMPLE: &str = include_str!("../../../../events/kube-git-deploy/template.toml");
 
 /// Puts `text` as acme/api's `kube-git-deploy.toml` on the dry-run forge.
 fn repository_file(dir: &Path, text: &str) {

@@ -2,7 +2,7 @@
 //! repository's own token reaches GitHub (the fake) for its webhook, its
 //! `.ferry.toml` and its statuses.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::Stdio;

@@ -1,6 +1,5 @@
 //! Starting `ferry serve` and talking to it as a client would, for the
 //! end-to-end tests.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! `ferry serve --reconciliation-period`: how often the in-process
 //! reconciler repairs what a lost delivery left undone.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
