@@ -154,24 +154,75 @@ impl Collection {
     }
 }
 
-/// Anything the store holds. Serialises as the inner record's fields alone;
-/// the kind is stored beside them and [`Record::decode`] reads it back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum Record {
-    Installation(Installation),
-    Repository(Repository),
-    Ref(PolledRef),
-    PullRequest(PullRequest),
-    Release(Release),
-    Run(Run),
-    Preview(Preview),
-    Delivery(Delivery),
-    Cursor(Cursor),
-    OauthState(OauthState),
-    Login(Login),
-    Body(BodySeen),
-    DeliveryPart(DeliveryPart),
+/// Declares every kind of record once: the [`Record`] variant, the type it
+/// holds, the kind name stored beside its fields, and its [`Key`]. `key`,
+/// `kind`, `decode` and the typed reads ([`Entity`]) all follow from it.
+macro_rules! records {
+    ($($variant:ident($ty:ty) as $kind:literal, key: |$it:ident| $key:expr;)*) => {
+        /// Anything the store holds. Serialises as the inner record's fields
+        /// alone; the kind is stored beside them and [`Record::decode`] reads
+        /// it back.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+        #[serde(untagged)]
+        pub enum Record {
+            $($variant($ty),)*
+        }
+
+        impl Record {
+            pub fn key(&self) -> Key {
+                match self {
+                    $(Record::$variant($it) => $key,)*
+                }
+            }
+
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Record::$variant(_) => $kind,)*
+                }
+            }
+
+            pub fn decode<F: Fields>(kind: &str, fields: F) -> Result<Record, String> {
+                let err = |e: F::Error| format!("{kind}: {e}");
+                match kind {
+                    $($kind => Ok(Record::$variant(fields.decode().map_err(err)?)),)*
+                    other => Err(format!("unknown kind {other:?}")),
+                }
+            }
+        }
+
+        $(
+            impl From<$ty> for Record {
+                fn from(value: $ty) -> Record {
+                    Record::$variant(value)
+                }
+            }
+
+            impl Entity for $ty {
+                fn from_record(record: Record) -> Result<Self, Box<Record>> {
+                    match record {
+                        Record::$variant(value) => Ok(value),
+                        other => Err(Box::new(other)),
+                    }
+                }
+            }
+        )*
+    };
+}
+
+records! {
+    Installation(Installation) as "installation", key: |i| Key::Installation(i.id);
+    Repository(Repository) as "repository", key: |r| Key::Repository(r.name.clone());
+    Ref(PolledRef) as "ref", key: |r| Key::Ref(r.repo.clone(), r.name.clone());
+    PullRequest(PullRequest) as "pull_request", key: |p| Key::PullRequest(p.repo.clone(), p.number);
+    Release(Release) as "release", key: |r| Key::Release(r.repo.clone(), r.tag.clone());
+    Run(Run) as "run", key: |r| Key::Run(r.repo.clone(), r.unit.clone(), r.sha.clone());
+    Preview(Preview) as "preview", key: |p| Key::Preview(p.repo.clone(), p.of.clone(), p.unit.clone());
+    Delivery(Delivery) as "delivery", key: |d| Key::Delivery(d.id.clone());
+    Cursor(Cursor) as "cursor", key: |c| Key::Cursor(c.name.clone());
+    OauthState(OauthState) as "oauth_state", key: |o| Key::OauthState(o.state.clone());
+    Login(Login) as "login", key: |l| Key::Login(l.login.clone());
+    Body(BodySeen) as "body", key: |b| Key::Body(b.hash.clone());
+    DeliveryPart(DeliveryPart) as "delivery_part", key: |p| Key::DeliveryPart(p.delivery.clone(), p.index);
 }
 
 /// Something that can deserialize one record's fields in some format.
@@ -181,42 +232,6 @@ pub trait Fields {
 }
 
 impl Record {
-    pub fn key(&self) -> Key {
-        match self {
-            Record::Installation(i) => Key::Installation(i.id),
-            Record::Repository(r) => Key::Repository(r.name.clone()),
-            Record::Ref(r) => Key::Ref(r.repo.clone(), r.name.clone()),
-            Record::PullRequest(p) => Key::PullRequest(p.repo.clone(), p.number),
-            Record::Release(r) => Key::Release(r.repo.clone(), r.tag.clone()),
-            Record::Run(r) => Key::Run(r.repo.clone(), r.unit.clone(), r.sha.clone()),
-            Record::Preview(p) => Key::Preview(p.repo.clone(), p.of.clone(), p.unit.clone()),
-            Record::Delivery(d) => Key::Delivery(d.id.clone()),
-            Record::Cursor(c) => Key::Cursor(c.name.clone()),
-            Record::OauthState(o) => Key::OauthState(o.state.clone()),
-            Record::Login(l) => Key::Login(l.login.clone()),
-            Record::Body(b) => Key::Body(b.hash.clone()),
-            Record::DeliveryPart(p) => Key::DeliveryPart(p.delivery.clone(), p.index),
-        }
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Record::Installation(_) => "installation",
-            Record::Repository(_) => "repository",
-            Record::Ref(_) => "ref",
-            Record::PullRequest(_) => "pull_request",
-            Record::Release(_) => "release",
-            Record::Run(_) => "run",
-            Record::Preview(_) => "preview",
-            Record::Delivery(_) => "delivery",
-            Record::Cursor(_) => "cursor",
-            Record::OauthState(_) => "oauth_state",
-            Record::Login(_) => "login",
-            Record::Body(_) => "body",
-            Record::DeliveryPart(_) => "delivery_part",
-        }
-    }
-
     /// The listing this record belongs to, if its kind is listed.
     pub fn listed_as(&self) -> Option<&'static str> {
         match self {
@@ -236,66 +251,13 @@ impl Record {
             _ => None,
         }
     }
-
-    pub fn decode<F: Fields>(kind: &str, fields: F) -> Result<Record, String> {
-        let err = |e: F::Error| format!("{kind}: {e}");
-        Ok(match kind {
-            "installation" => Record::Installation(fields.decode().map_err(err)?),
-            "repository" => Record::Repository(fields.decode().map_err(err)?),
-            "ref" => Record::Ref(fields.decode().map_err(err)?),
-            "pull_request" => Record::PullRequest(fields.decode().map_err(err)?),
-            "release" => Record::Release(fields.decode().map_err(err)?),
-            "run" => Record::Run(fields.decode().map_err(err)?),
-            "preview" => Record::Preview(fields.decode().map_err(err)?),
-            "delivery" => Record::Delivery(fields.decode().map_err(err)?),
-            "cursor" => Record::Cursor(fields.decode().map_err(err)?),
-            "oauth_state" => Record::OauthState(fields.decode().map_err(err)?),
-            "login" => Record::Login(fields.decode().map_err(err)?),
-            "body" => Record::Body(fields.decode().map_err(err)?),
-            "delivery_part" => Record::DeliveryPart(fields.decode().map_err(err)?),
-            other => return Err(format!("unknown kind {other:?}")),
-        })
-    }
 }
 
 /// A record type that can be read back out of a [`Record`].
 pub trait Entity: Into<Record> + Sized {
-    fn from_record(record: Record) -> Option<Self>;
+    /// The record's value, or the record back when it is of another kind.
+    fn from_record(record: Record) -> Result<Self, Box<Record>>;
 }
-
-macro_rules! entity {
-    ($($variant:ident($ty:ty)),* $(,)?) => {$(
-        impl From<$ty> for Record {
-            fn from(value: $ty) -> Record {
-                Record::$variant(value)
-            }
-        }
-        impl Entity for $ty {
-            fn from_record(record: Record) -> Option<Self> {
-                match record {
-                    Record::$variant(value) => Some(value),
-                    _ => None,
-                }
-            }
-        }
-    )*};
-}
-
-entity!(
-    Installation(Installation),
-    Repository(Repository),
-    Ref(PolledRef),
-    PullRequest(PullRequest),
-    Release(Release),
-    Run(Run),
-    Preview(Preview),
-    Delivery(Delivery),
-    Cursor(Cursor),
-    OauthState(OauthState),
-    Login(Login),
-    Body(BodySeen),
-    DeliveryPart(DeliveryPart),
-);
 
 /// The optimistic-lock version of an item: 1 when created, +1 per update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -363,14 +325,13 @@ pub trait StateStore: Send + Sync {
 impl dyn StateStore + '_ {
     /// Every run record of `repo`, with its version.
     pub async fn runs(&self, repo: &RepoName) -> Result<Vec<Versioned<Run>>, StoreError> {
-        let found = self.query(&Collection::Runs(repo.clone())).await?;
-        Ok(found
-            .into_iter()
-            .filter_map(|found| match found.record {
-                Record::Run(run) => Some(Versioned { record: run, version: found.version }),
-                _ => None,
-            })
-            .collect())
+        self.list(&Collection::Runs(repo.clone())).await
+    }
+
+    /// [`StateStore::query`], typed: a record of another kind in the
+    /// collection is corrupt, never silently skipped.
+    pub async fn list<T: Entity>(&self, collection: &Collection) -> Result<Vec<Versioned<T>>, StoreError> {
+        self.query(collection).await?.into_iter().map(typed).collect()
     }
 
     /// Creates `fresh`, or replaces what is at its key with `merge(current)`:
@@ -397,13 +358,15 @@ impl dyn StateStore + '_ {
 
     /// [`StateStore::get`], typed: a record of another kind at `key` is corrupt.
     pub async fn load<T: Entity>(&self, key: &Key) -> Result<Option<Versioned<T>>, StoreError> {
-        let Some(found) = self.get(key).await? else {
-            return Ok(None);
-        };
-        let kind = found.record.kind();
-        match T::from_record(found.record) {
-            Some(record) => Ok(Some(Versioned { record, version: found.version })),
-            None => Err(StoreError::Corrupt { at: key.to_string(), problem: format!("holds a {kind}") }),
+        self.get(key).await?.map(typed).transpose()
+    }
+}
+
+fn typed<T: Entity>(found: Versioned<Record>) -> Result<Versioned<T>, StoreError> {
+    match T::from_record(found.record) {
+        Ok(record) => Ok(Versioned { record, version: found.version }),
+        Err(other) => {
+            Err(StoreError::Corrupt { at: other.key().to_string(), problem: format!("holds a {}", other.kind()) })
         }
     }
 }
@@ -534,6 +497,32 @@ mod tests {
             let decoded = Record::decode(record.kind(), JsonFields(fields)).unwrap();
             assert_eq!(decoded, record);
         }
+    }
+
+    /// A typed read of a key or a collection holding another kind is an
+    /// error naming what it holds, never a silent skip.
+    #[tokio::test]
+    async fn typed_reads_refuse_a_record_of_another_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Process).unwrap();
+        let state: &dyn StateStore = &store;
+        for record in crate::store::samples::all() {
+            state.create(&record).await.unwrap();
+            let read = state.load::<Installation>(&record.key()).await;
+            match (&record, read) {
+                (Record::Installation(_), Ok(Some(found))) => assert_eq!(Record::from(found.record), record),
+                (_, Err(StoreError::Corrupt { problem, .. })) => {
+                    assert_eq!(problem, format!("holds a {}", record.kind()))
+                }
+                // A sample dated long ago has expired: it reads as absent.
+                (_, Ok(None)) if record.expires_at().is_some_and(|at| at < Timestamp::now()) => {}
+                (_, other) => panic!("{}: {other:?}", record.kind()),
+            }
+        }
+        let runs = state.list::<Run>(&Collection::Runs(repo())).await.unwrap();
+        assert!(!runs.is_empty());
+        let wrong = state.list::<Preview>(&Collection::Runs(repo())).await;
+        assert!(matches!(wrong, Err(StoreError::Corrupt { problem, .. }) if problem == "holds a run"));
     }
 
     struct JsonFields(serde_json::Value);

@@ -6,7 +6,7 @@ use crate::domain::route::InstallationChange;
 use crate::domain::tokens::ROTATE_WITHIN;
 use crate::domain::{Installation, InstallationId, RepoMode, RepoName, Repository, Timestamp};
 use crate::forge::MintError;
-use crate::store::{Collection, Key, Record, StateStore, StoreError};
+use crate::store::{Collection, Key, StateStore, StoreError};
 
 use super::Action;
 use super::tokens::{Need, Refreshed, TokenError, Tokens};
@@ -74,11 +74,9 @@ pub async fn apply_installation(
         // With `all` repositories selected the event lists none: what the
         // store knows of this installation goes.
         let mut repositories: Vec<RepoName> = detail.repositories.clone();
-        for found in state.query(&Collection::Repositories).await? {
-            if let Record::Repository(repo) = found.record
-                && repo.installation == Some(id)
-                && !repositories.contains(&repo.name)
-            {
+        for found in state.list::<Repository>(&Collection::Repositories).await? {
+            let repo = found.record;
+            if repo.installation == Some(id) && !repositories.contains(&repo.name) {
                 repositories.push(repo.name);
             }
         }

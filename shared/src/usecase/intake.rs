@@ -310,15 +310,8 @@ async fn record(
 
 /// The event of a delivery kept in parts.
 pub(crate) async fn joined(state: &dyn StateStore, delivery: &Delivery) -> Result<Option<GitEvent>, StoreError> {
-    let parts: Vec<DeliveryPart> = state
-        .query(&Collection::DeliveryParts(delivery.id.clone()))
-        .await?
-        .into_iter()
-        .filter_map(|found| match found.record {
-            Record::DeliveryPart(part) => Some(part),
-            _ => None,
-        })
-        .collect();
+    let found = state.list::<DeliveryPart>(&Collection::DeliveryParts(delivery.id.clone())).await?;
+    let parts: Vec<DeliveryPart> = found.into_iter().map(|part| part.record).collect();
     Ok(DeliveryPart::join(&parts, delivery.parts))
 }
 

@@ -19,7 +19,7 @@ use crate::domain::{
     Sha, Timestamp, UnitName,
 };
 use crate::forge::{CommitStatus, Forge, ForgeError, StatusState, Target};
-use crate::store::{Collection, Key, Record, StateStore, StoreError};
+use crate::store::{Collection, Key, StateStore, StoreError};
 use crate::units::plan::{Change, Happening, Plan, PrFacts, plan};
 use crate::units::{OperatorConfig, TemplateContext, Unit, file, kube_git_deploy};
 
@@ -453,15 +453,8 @@ async fn recorded_previews(
     number: PrNumber,
 ) -> Result<Vec<UnitName>, StoreError> {
     let of = preview_key(&PreviewOf::PullRequest(number));
-    Ok(state
-        .query(&Collection::Previews(repo.clone()))
-        .await?
-        .into_iter()
-        .filter_map(|found| match found.record {
-            Record::Preview(preview) if preview.of == of => Some(preview.unit),
-            _ => None,
-        })
-        .collect())
+    let previews = state.list::<Preview>(&Collection::Previews(repo.clone())).await?;
+    Ok(previews.into_iter().filter(|found| found.record.of == of).map(|found| found.record.unit).collect())
 }
 
 async fn release_situation(

@@ -29,7 +29,7 @@ use crate::domain::{
     RunStatus, Sha, Timestamp,
 };
 use crate::forge::{AppHooks, CommitStatus, ForgeError, StatusState, Target};
-use crate::store::{Collection, Key, Record, StoreError, Versioned};
+use crate::store::{Collection, Key, StoreError, Versioned};
 
 /// How long acting on one retried delivery may take.
 const ACT_LIMIT: Duration = Duration::from_secs(60);
@@ -124,12 +124,11 @@ pub async fn reconcile(ports: Ports<'_>) -> Report {
     let mut report = Report::default();
     retry_deliveries(ports, &mut report).await;
     redeliver(ports, &mut report).await;
-    match ports.launch.state.query(&Collection::Repositories).await {
+    match ports.launch.state.list::<Repository>(&Collection::Repositories).await {
         Ok(repositories) => {
             let mut removals_left = ports.launch.operator.reconciler.max_preview_removals;
             for found in repositories {
-                let Record::Repository(repository) = found.record else { continue };
-                repair_repository(ports, found.version, repository, &mut removals_left, &mut report).await;
+                repair_repository(ports, found.version, found.record, &mut removals_left, &mut report).await;
             }
         }
         Err(e) => report.failed.push(format!("listing the tracked repositories: {e}")),
@@ -148,19 +147,15 @@ pub async fn reconcile(ports: Ports<'_>) -> Report {
 
 /// Unfinished deliveries: acted on again when due, given up after the last attempt.
 async fn retry_deliveries(ports: Ports<'_>, report: &mut Report) {
-    let unfinished = match ports.launch.state.query(&Collection::UnfinishedDeliveries).await {
+    let unfinished = match ports.launch.state.list::<Delivery>(&Collection::UnfinishedDeliveries).await {
         Ok(found) => found,
         Err(e) => return report.failed.push(format!("listing unfinished deliveries: {e}")),
     };
     for found in unfinished {
-        let Record::Delivery(delivery) = found.record else { continue };
-        let now = ports.clock.now();
-        match repair::retry(&delivery, now) {
+        match repair::retry(&found.record, ports.clock.now()) {
             Retry::Wait => {}
-            Retry::Now => retry_delivery(ports, Versioned { record: delivery, version: found.version }, report).await,
-            Retry::GiveUp(reason) => {
-                give_up(ports, Versioned { record: delivery, version: found.version }, reason, report).await;
-            }
+            Retry::Now => retry_delivery(ports, found, report).await,
+            Retry::GiveUp(reason) => give_up(ports, found, reason, report).await,
         }
     }
 }
@@ -420,8 +415,8 @@ pub(crate) async fn report_run(
 /// GitHub deployment `success`, with the URL) or cannot come up in time
 /// (`failure`, with the reason its pods give).
 pub(crate) async fn report_previews(ports: Ports<'_>, target: &Target, report: &mut Report) -> Result<(), RepairError> {
-    for found in ports.launch.state.query(&Collection::Previews(target.repo.clone())).await? {
-        let Record::Preview(preview) = found.record else { continue };
+    for found in ports.launch.state.list::<Preview>(&Collection::Previews(target.repo.clone())).await? {
+        let preview = found.record;
         if preview.reported.is_some() {
             continue;
         }
@@ -574,10 +569,8 @@ async fn pull_requests(
 ) -> Result<(), RepairError> {
     let Some(listed) = ports.launch.forge.open_pull_requests(target).await? else { return Ok(()) };
     let mut known: BTreeMap<u64, Versioned<PullRequest>> = BTreeMap::new();
-    for found in ports.launch.state.query(&Collection::PullRequests(target.repo.clone())).await? {
-        if let Record::PullRequest(pr) = found.record {
-            known.insert(pr.number.get(), Versioned { record: pr, version: found.version });
-        }
+    for found in ports.launch.state.list::<PullRequest>(&Collection::PullRequests(target.repo.clone())).await? {
+        known.insert(found.record.number.get(), found);
     }
     let mut open = BTreeSet::new();
     for event in &listed {

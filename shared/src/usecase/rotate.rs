@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::domain::tokens::ROTATE_WITHIN;
 use crate::domain::{Installation, InstallationId};
 use crate::forge::MintError;
-use crate::store::{Collection, Record, StateStore, StoreError};
+use crate::store::{Collection, StateStore, StoreError};
 
 use super::tokens::{Need, Refreshed, TokenError, Tokens};
 
@@ -43,15 +43,8 @@ impl RotationReport {
 /// recorded and the others go on; only failing to list them is an error.
 #[tracing::instrument(skip_all)]
 pub async fn rotate(tokens: &Tokens, state: &dyn StateStore) -> Result<RotationReport, StoreError> {
-    let installations: Vec<Installation> = state
-        .query(&Collection::Installations)
-        .await?
-        .into_iter()
-        .filter_map(|found| match found.record {
-            Record::Installation(installation) => Some(installation),
-            _ => None,
-        })
-        .collect();
+    let found = state.list::<Installation>(&Collection::Installations).await?;
+    let installations: Vec<Installation> = found.into_iter().map(|installation| installation.record).collect();
     let results: Vec<(InstallationId, Result<Refreshed, TokenError>)> = futures::stream::iter(installations)
         .map(|installation| async move {
             let id = installation.id;

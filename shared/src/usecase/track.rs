@@ -11,10 +11,10 @@ use serde::Serialize;
 
 use crate::cluster::Cluster;
 use crate::domain::tokens::Credential;
-use crate::domain::{RepoMode, RepoName, Repository, Timestamp};
+use crate::domain::{Login, Preview, RepoMode, RepoName, Repository, Timestamp};
 use crate::forge::{Forge, ForgeError, Target};
 use crate::secrets::{SecretError, SecretName, SecretStore};
-use crate::store::{Collection, Key, Record, StateStore, StoreError};
+use crate::store::{Collection, Key, StateStore, StoreError};
 
 #[derive(Clone, Copy)]
 pub struct Ports<'a> {
@@ -82,15 +82,8 @@ impl From<Repository> for Tracked {
 }
 
 pub async fn list(state: &dyn StateStore) -> Result<Vec<Tracked>, StoreError> {
-    let mut tracked: Vec<Tracked> = state
-        .query(&Collection::Repositories)
-        .await?
-        .into_iter()
-        .filter_map(|found| match found.record {
-            Record::Repository(repo) => Some(repo.into()),
-            _ => None,
-        })
-        .collect();
+    let found = state.list::<Repository>(&Collection::Repositories).await?;
+    let mut tracked: Vec<Tracked> = found.into_iter().map(|repo| repo.record.into()).collect();
     tracked.sort_by(|a, b| a.repository.cmp(&b.repository));
     Ok(tracked)
 }
@@ -197,15 +190,8 @@ pub async fn track_with_login(
 
 /// The GitHub logins whose tokens the OAuth callback stored, sorted.
 pub async fn logins(state: &dyn StateStore) -> Result<Vec<String>, StoreError> {
-    let mut logins: Vec<String> = state
-        .query(&Collection::Logins)
-        .await?
-        .into_iter()
-        .filter_map(|found| match found.record {
-            Record::Login(login) => Some(login.login),
-            _ => None,
-        })
-        .collect();
+    let found = state.list::<Login>(&Collection::Logins).await?;
+    let mut logins: Vec<String> = found.into_iter().map(|login| login.record.login).collect();
     logins.sort();
     Ok(logins)
 }
@@ -272,10 +258,9 @@ pub async fn untrack(ports: Ports<'_>, repo: &RepoName) -> Result<(), TrackError
         let target = Target { repo: repo.clone(), credential: Credential::Repository(repo.clone()) };
         ports.forge.delete_hook(&target, hook).await?;
     }
-    for found in ports.state.query(&Collection::Previews(repo.clone())).await? {
-        if let Record::Preview(preview) = &found.record
-            && let Err(e) = ports.cluster.delete_namespace(&preview.namespace).await
-        {
+    for preview in ports.state.list::<Preview>(&Collection::Previews(repo.clone())).await? {
+        let preview = preview.record;
+        if let Err(e) = ports.cluster.delete_namespace(&preview.namespace).await {
             tracing::warn!(error = %e, namespace = %preview.namespace, "could not remove a preview; delete it by hand");
         }
     }
