@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status, manifests};
+use super::{Cluster, ClusterError, Created, Manifest, PodContainer, RunState, cancel_status, manifests};
 use crate::domain::repair::Health;
 
 pub struct DryRunCluster {
@@ -200,13 +200,8 @@ impl Cluster for DryRunCluster {
 
     /// From `<namespace>/pod/<pod>/<container>.log`, written by whoever
     /// plays the cluster (a test); a dry run runs nothing.
-    async fn pod_log(
-        &self,
-        namespace: &str,
-        pod: &str,
-        container: &str,
-        lines: usize,
-    ) -> Result<Option<String>, ClusterError> {
+    async fn pod_log(&self, of: &PodContainer<'_>, lines: usize) -> Result<Option<String>, ClusterError> {
+        let PodContainer { namespace, pod, container } = *of;
         let path = self.root.join(safe(namespace)).join("pod").join(safe(pod)).join(format!("{}.log", safe(container)));
         let Ok(bytes) = std::fs::read(&path) else { return Ok(None) };
         // As the API server does: at most LOG_BYTES, of the end.

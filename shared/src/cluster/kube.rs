@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio::sync::{Mutex, RwLock};
 use tokio::time::Instant;
 
-use super::{Cluster, ClusterError, Created, Manifest, RunState, cancel_status, health_of, manifests};
+use super::{Cluster, ClusterError, Created, Manifest, PodContainer, RunState, cancel_status, health_of, manifests};
 use crate::domain::Timestamp;
 use crate::domain::repair::Health;
 
@@ -335,13 +335,8 @@ impl Cluster for KubeCluster {
         }
     }
 
-    async fn pod_log(
-        &self,
-        namespace: &str,
-        pod: &str,
-        container: &str,
-        lines: usize,
-    ) -> Result<Option<String>, ClusterError> {
+    async fn pod_log(&self, of: &PodContainer<'_>, lines: usize) -> Result<Option<String>, ClusterError> {
+        let PodContainer { namespace, pod, container } = *of;
         let pods: Api<Pod> = Api::namespaced(self.client().await?, namespace);
         let params = LogParams {
             container: Some(container.to_owned()),

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
 use super::kube::{KubeCluster, RateLimit};
-use super::{Cluster, ClusterError, Created, Manifest, RunState};
+use super::{Cluster, ClusterError, Created, Manifest, PodContainer, RunState};
 use crate::domain::repair::Health;
 use crate::secrets::{SecretName, SecretStore};
 
@@ -79,14 +79,8 @@ impl Cluster for LazyKube {
         self.cluster().await?.run(namespace, kind, name).await
     }
 
-    async fn pod_log(
-        &self,
-        namespace: &str,
-        pod: &str,
-        container: &str,
-        lines: usize,
-    ) -> Result<Option<String>, ClusterError> {
-        self.cluster().await?.pod_log(namespace, pod, container, lines).await
+    async fn pod_log(&self, of: &PodContainer<'_>, lines: usize) -> Result<Option<String>, ClusterError> {
+        self.cluster().await?.pod_log(of, lines).await
     }
 
     async fn deployment_health(&self, namespace: &str, name: &str) -> Result<Health, ClusterError> {

@@ -125,6 +125,14 @@ pub fn happened_at(object: &serde_json::Value) -> Option<Timestamp> {
         .map(Timestamp::from_unix)
 }
 
+/// One container of a pod: whose log [`Cluster::pod_log`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodContainer<'a> {
+    pub namespace: &'a str,
+    pub pod: &'a str,
+    pub container: &'a str,
+}
+
 #[async_trait]
 pub trait Cluster: Send + Sync {
     /// Creates `manifest` unless an object of that name exists: runs are
@@ -158,15 +166,9 @@ pub trait Cluster: Send + Sync {
         Ok(self.run(namespace, kind, name).await?.map_or(RunPhase::Gone, |object| phase_of(&object)))
     }
 
-    /// The last `lines` lines `container` of `pod` in `namespace` wrote;
-    /// `None` when the pod is gone.
-    async fn pod_log(
-        &self,
-        namespace: &str,
-        pod: &str,
-        container: &str,
-        lines: usize,
-    ) -> Result<Option<String>, ClusterError>;
+    /// The last `lines` lines the container wrote; `None` when its pod is
+    /// gone.
+    async fn pod_log(&self, of: &PodContainer<'_>, lines: usize) -> Result<Option<String>, ClusterError>;
 
     /// The failed step of a failed run, and the end of its log: the first
     /// of its TaskRuns (itself, for a TaskRun) whose step exited non-zero.
@@ -180,7 +182,8 @@ pub trait Cluster: Send + Sync {
         for task_run in task_runs.iter().take(logs::TASK_RUNS_READ) {
             let Some(object) = self.run(namespace, "TaskRun", task_run).await? else { continue };
             let Some((pod, container, step)) = logs::failed_step(&object) else { continue };
-            let Some(log) = self.pod_log(namespace, &pod, &container, logs::TAIL_LINES).await? else {
+            let of = PodContainer { namespace, pod: &pod, container: &container };
+            let Some(log) = self.pod_log(&of, logs::TAIL_LINES).await? else {
                 return Ok(None);
             };
             return Ok(Some(FailedStep { task_run: task_run.clone(), step, log }));

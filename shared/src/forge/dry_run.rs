@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use super::github::listing::{listed_event, listed_release};
-use super::{CommitStatus, Forge, ForgeError, Target, comment_marker};
+use super::{CheckRun, CommitStatus, DeploymentStatus, Forge, ForgeError, Target, comment_marker};
 use crate::domain::event::GitEvent;
 use crate::domain::{PrNumber, Sha};
 
@@ -122,15 +122,8 @@ impl Forge for DryRunForge {
         Ok(id)
     }
 
-    async fn check_run(
-        &self,
-        at: &Target,
-        sha: &Sha,
-        name: &str,
-        conclusion: &str,
-        title: &str,
-        summary: &str,
-    ) -> Result<(), ForgeError> {
+    async fn check_run(&self, at: &Target, sha: &Sha, check: &CheckRun<'_>) -> Result<(), ForgeError> {
+        let CheckRun { name, conclusion, title, summary } = *check;
         let path = self.repo_dir(at).join("checks").join(sha.as_str()).join(format!("{}.json", segment(name)));
         let check = json!({ "name": name, "conclusion": conclusion, "output": { "title": title, "summary": summary } });
         self.write(&path, &check)?;
@@ -138,15 +131,8 @@ impl Forge for DryRunForge {
         Ok(())
     }
 
-    async fn deployment_status(
-        &self,
-        at: &Target,
-        id: u64,
-        environment: &str,
-        state: &str,
-        url: Option<&str>,
-        description: &str,
-    ) -> Result<(), ForgeError> {
+    async fn deployment_status(&self, at: &Target, status: &DeploymentStatus<'_>) -> Result<(), ForgeError> {
+        let DeploymentStatus { id, environment, state, url, description } = *status;
         let path = self.repo_dir(at).join("deployments").join(format!("{}.json", segment(environment)));
         let mut deployment: Value = std::fs::read_to_string(&path)
             .ok()

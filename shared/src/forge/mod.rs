@@ -95,6 +95,27 @@ pub struct CommitStatus {
     pub target_url: Option<String>,
 }
 
+/// A completed check run `name` with `conclusion` (`failure`), and a title
+/// and summary saying why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckRun<'a> {
+    pub name: &'a str,
+    pub conclusion: &'a str,
+    pub title: &'a str,
+    pub summary: &'a str,
+}
+
+/// Deployment `id`'s new `state`: `in_progress`, `success` (with its URL),
+/// `failure` (with the reason) or `inactive` (removed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeploymentStatus<'a> {
+    pub id: u64,
+    pub environment: &'a str,
+    pub state: &'a str,
+    pub url: Option<&'a str>,
+    pub description: &'a str,
+}
+
 impl CommitStatus {
     /// GitHub keeps at most 140 characters of a description.
     pub const DESCRIPTION_LIMIT: usize = 140;
@@ -140,31 +161,13 @@ pub trait Forge: Send + Sync {
     /// reports once the preview is up or cannot come up.
     async fn deployment(&self, at: &Target, sha: &Sha, environment: &str, url: &str) -> Result<u64, ForgeError>;
 
-    /// A completed check run `name` on `sha` with `conclusion` (`failure`)
-    /// and a summary of why: richer than a status where the host has checks
-    /// (GitHub, with the App's `checks: write`). Where the credential may
-    /// not create check runs, nothing is done.
-    async fn check_run(
-        &self,
-        at: &Target,
-        sha: &Sha,
-        name: &str,
-        conclusion: &str,
-        title: &str,
-        summary: &str,
-    ) -> Result<(), ForgeError>;
+    /// A completed check run on `sha`: richer than a status where the host
+    /// has checks (GitHub, with the App's `checks: write`). Where the
+    /// credential may not create check runs, nothing is done.
+    async fn check_run(&self, at: &Target, sha: &Sha, check: &CheckRun<'_>) -> Result<(), ForgeError>;
 
-    /// Sets deployment `id`'s status: `success` (with its URL), `failure`
-    /// (with the reason), or `inactive` (removed).
-    async fn deployment_status(
-        &self,
-        at: &Target,
-        id: u64,
-        environment: &str,
-        state: &str,
-        url: Option<&str>,
-        description: &str,
-    ) -> Result<(), ForgeError>;
+    /// Sets a deployment's status.
+    async fn deployment_status(&self, at: &Target, status: &DeploymentStatus<'_>) -> Result<(), ForgeError>;
 
     /// Writes Ferry's comment `key` on a pull request: edits the one
     /// written before instead of adding another. Only a comment Ferry

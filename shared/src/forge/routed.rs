@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-use super::{CommitStatus, Forge, ForgeError, Target};
+use super::{CheckRun, CommitStatus, DeploymentStatus, Forge, ForgeError, Target};
 use crate::domain::event::GitEvent;
 use crate::domain::tokens::Credential;
 use crate::domain::{PrNumber, Sha};
@@ -97,28 +97,12 @@ impl Forge for ByCredential {
         self.pick(at).await?.deployment(at, sha, environment, url).await
     }
 
-    async fn check_run(
-        &self,
-        at: &Target,
-        sha: &Sha,
-        name: &str,
-        conclusion: &str,
-        title: &str,
-        summary: &str,
-    ) -> Result<(), ForgeError> {
-        self.pick(at).await?.check_run(at, sha, name, conclusion, title, summary).await
+    async fn check_run(&self, at: &Target, sha: &Sha, check: &CheckRun<'_>) -> Result<(), ForgeError> {
+        self.pick(at).await?.check_run(at, sha, check).await
     }
 
-    async fn deployment_status(
-        &self,
-        at: &Target,
-        id: u64,
-        environment: &str,
-        state: &str,
-        url: Option<&str>,
-        description: &str,
-    ) -> Result<(), ForgeError> {
-        self.pick(at).await?.deployment_status(at, id, environment, state, url, description).await
+    async fn deployment_status(&self, at: &Target, status: &DeploymentStatus<'_>) -> Result<(), ForgeError> {
+        self.pick(at).await?.deployment_status(at, status).await
     }
 
     async fn comment(&self, at: &Target, number: PrNumber, key: &str, body: &str) -> Result<(), ForgeError> {

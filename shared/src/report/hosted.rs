@@ -14,7 +14,7 @@ use super::{Host, HostRepo, host};
 use crate::domain::event::GitEvent;
 use crate::domain::tokens::Credential;
 use crate::domain::{PrNumber, Sha};
-use crate::forge::{CommitStatus, Forge, ForgeError, Target};
+use crate::forge::{CheckRun, CommitStatus, DeploymentStatus, Forge, ForgeError, Target};
 use crate::poll::source::Sources;
 use crate::secrets::{SecretName, SecretStore};
 use crate::units::OperatorConfig;
@@ -81,7 +81,7 @@ impl Forge for Hosted {
     }
 
     /// The status already says how the run ended; the host has no check runs.
-    async fn check_run(&self, _: &Target, _: &Sha, _: &str, _: &str, _: &str, _: &str) -> Result<(), ForgeError> {
+    async fn check_run(&self, _: &Target, _: &Sha, _: &CheckRun<'_>) -> Result<(), ForgeError> {
         Ok(())
     }
 
@@ -89,15 +89,7 @@ impl Forge for Hosted {
         Err(none_there("a deployment", at))
     }
 
-    async fn deployment_status(
-        &self,
-        at: &Target,
-        _: u64,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
-        _: &str,
-    ) -> Result<(), ForgeError> {
+    async fn deployment_status(&self, at: &Target, _: &DeploymentStatus<'_>) -> Result<(), ForgeError> {
         Err(none_there("a deployment status", at))
     }
 

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use super::{HostRepo, host};
 use crate::domain::event::GitEvent;
 use crate::domain::{PrNumber, Sha};
-use crate::forge::{CommitStatus, Forge, ForgeError, Target};
+use crate::forge::{CheckRun, CommitStatus, DeploymentStatus, Forge, ForgeError, Target};
 use crate::secrets::{SecretName, SecretStore};
 use crate::units::OperatorConfig;
 
@@ -90,32 +90,16 @@ impl Forge for Mirrored {
         Ok(())
     }
 
-    async fn check_run(
-        &self,
-        at: &Target,
-        sha: &Sha,
-        name: &str,
-        conclusion: &str,
-        title: &str,
-        summary: &str,
-    ) -> Result<(), ForgeError> {
-        self.inner.check_run(at, sha, name, conclusion, title, summary).await
+    async fn check_run(&self, at: &Target, sha: &Sha, check: &CheckRun<'_>) -> Result<(), ForgeError> {
+        self.inner.check_run(at, sha, check).await
     }
 
     async fn deployment(&self, at: &Target, sha: &Sha, environment: &str, url: &str) -> Result<u64, ForgeError> {
         self.inner.deployment(at, sha, environment, url).await
     }
 
-    async fn deployment_status(
-        &self,
-        at: &Target,
-        id: u64,
-        environment: &str,
-        state: &str,
-        url: Option<&str>,
-        description: &str,
-    ) -> Result<(), ForgeError> {
-        self.inner.deployment_status(at, id, environment, state, url, description).await
+    async fn deployment_status(&self, at: &Target, status: &DeploymentStatus<'_>) -> Result<(), ForgeError> {
+        self.inner.deployment_status(at, status).await
     }
 
     async fn comment(&self, at: &Target, number: PrNumber, key: &str, body: &str) -> Result<(), ForgeError> {

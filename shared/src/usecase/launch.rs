@@ -18,7 +18,7 @@ use crate::domain::{
     Installation, PrNumber, PrState, Preview, PullRequest, Release, RepoMode, RepoName, Repository, Run, RunStatus,
     Sha, Timestamp, UnitName,
 };
-use crate::forge::{CommitStatus, Forge, ForgeError, StatusState, Target};
+use crate::forge::{CommitStatus, DeploymentStatus, Forge, ForgeError, StatusState, Target};
 use crate::store::{Collection, Key, StateStore, StoreError};
 use crate::units::plan::{Change, Happening, Plan, PrFacts, plan};
 use crate::units::{OperatorConfig, TemplateContext, Unit, file, kube_git_deploy};
@@ -1016,7 +1016,8 @@ async fn remove_preview(
     if let Some(found) = ports.state.load::<Preview>(&key).await? {
         if let Some(id) = found.record.github_deployment {
             let environment = &found.record.environment;
-            if let Err(e) = ports.forge.deployment_status(target, id, environment, "inactive", None, "removed").await {
+            let status = DeploymentStatus { id, environment, state: "inactive", url: None, description: "removed" };
+            if let Err(e) = ports.forge.deployment_status(target, &status).await {
                 tracing::warn!(error = %e, %environment, "could not mark the deployment inactive");
             }
         }

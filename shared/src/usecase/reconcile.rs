@@ -28,7 +28,7 @@ use crate::domain::{
     Clock, Cursor, Delivery, DeliveryId, Outcome, PrState, Preview, PullRequest, Release, RepoMode, Repository, Run,
     RunStatus, Sha, Timestamp,
 };
-use crate::forge::{AppHooks, CommitStatus, ForgeError, StatusState, Target};
+use crate::forge::{AppHooks, CheckRun, CommitStatus, DeploymentStatus, ForgeError, StatusState, Target};
 use crate::store::{Collection, Key, StoreError, Versioned};
 
 /// How long acting on one retried delivery may take.
@@ -398,9 +398,8 @@ pub(crate) async fn report_run(
         };
         let summary = failure_summary(&kind, &run, &text, status.target_url.as_deref(), step.as_ref());
         let title = format!("{} {}", run.unit, if result == RunStatus::Failure { "failed" } else { "did not finish" });
-        if let Err(e) =
-            ports.launch.forge.check_run(target, &run.sha, &status.context, "failure", &title, &summary).await
-        {
+        let check = CheckRun { name: &status.context, conclusion: "failure", title: &title, summary: &summary };
+        if let Err(e) = ports.launch.forge.check_run(target, &run.sha, &check).await {
             tracing::warn!(error = %e, "could not add the check run; the status stands");
         }
     }
@@ -425,7 +424,8 @@ pub(crate) async fn report_previews(ports: Ports<'_>, target: &Target, report: &
         let state = if up { "success" } else { "failure" };
         if let Some(id) = preview.github_deployment {
             let url = up.then_some(preview.url.as_str());
-            ports.launch.forge.deployment_status(target, id, &preview.environment, state, url, &text).await?;
+            let status = DeploymentStatus { id, environment: &preview.environment, state, url, description: &text };
+            ports.launch.forge.deployment_status(target, &status).await?;
         }
         let done = Preview { reported: Some(state.to_owned()), ..preview };
         match ports.launch.state.update(&done.into(), found.version).await {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ferry::domain::tokens::Credential;
 use ferry::domain::{Installation, InstallationId, PrNumber, Sha, Timestamp};
 use ferry::forge::github::{GithubApi, GithubForge};
-use ferry::forge::{CommitStatus, Forge, StatusState, Target};
+use ferry::forge::{CheckRun, CommitStatus, Forge, StatusState, Target};
 use ferry::secrets::SecretStore;
 use ferry::store::StateStore;
 use ferry::usecase::tokens::{TokenSource, Tokens};
@@ -132,15 +132,15 @@ async fn listings_are_asked_again_with_their_etag_and_an_unchanged_one_costs_a_3
     clean(&setup);
 }
 
+fn check<'a>(title: &'a str, summary: &'a str) -> CheckRun<'a> {
+    CheckRun { name: "ferry/api", conclusion: "failure", title, summary }
+}
+
 #[tokio::test]
 async fn a_failure_gets_a_check_run_with_its_summary_unless_the_app_may_not() {
     let setup = setup().await;
     let at = target();
-    setup
-        .forge
-        .check_run(&at, &sha('3'), "ferry/api", "failure", "api failed", "**PipelineRun** failed")
-        .await
-        .unwrap();
+    setup.forge.check_run(&at, &sha('3'), &check("api failed", "**PipelineRun** failed")).await.unwrap();
     let checks = setup.fake.reported().check_runs;
     assert_eq!(checks.len(), 1);
     let (_, body) = &checks[0];
@@ -152,7 +152,7 @@ async fn a_failure_gets_a_check_run_with_its_summary_unless_the_app_may_not() {
     assert_eq!(body["output"]["summary"], "**PipelineRun** failed");
     // Installed without `checks: write`: a 403, taken quietly (the status stands).
     setup.fake.repos(|r| r.no_checks_permission = true);
-    setup.forge.check_run(&at, &sha('3'), "ferry/api", "failure", "t", "s").await.unwrap();
+    setup.forge.check_run(&at, &sha('3'), &check("t", "s")).await.unwrap();
     assert_eq!(setup.fake.reported().check_runs.len(), 1);
     clean(&setup);
 }

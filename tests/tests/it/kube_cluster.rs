@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use ferry::cluster::manifests::{self, Cause, PreviewOf, RunInput};
-use ferry::cluster::{Cluster, KubeCluster, Label, Manifest, RunState};
+use ferry::cluster::{Cluster, KubeCluster, Label, Manifest, PodContainer, RunState};
 use ferry::domain::{PrNumber, RepoName, Sha, UnitName};
 use ferry::units::operator::Defaults;
 use ferry::units::{On, RunKind, RunSpec, Unit};
@@ -350,6 +350,9 @@ async fn the_failed_step_s_log_is_read_from_its_pod_with_a_bounded_tail() {
         assert!(log_read.1.contains(part), "{part} in {}", log_read.1);
     }
     // A pod that is gone (pruned) is no log, not an error.
-    assert_eq!(cluster.pod_log("ci", "gone-pod", "step-build", 30).await.unwrap(), None);
+    assert_eq!(
+        cluster.pod_log(&PodContainer { namespace: "ci", pod: "gone-pod", container: "step-build" }, 30).await.unwrap(),
+        None
+    );
     assert_eq!(cluster.failed_step("ci", "TaskRun", "r-clone").await.unwrap(), None, "it succeeded");
 }

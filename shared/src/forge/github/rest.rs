@@ -15,7 +15,9 @@ use super::listing::{listed_event, listed_release};
 use crate::domain::event::GitEvent;
 use crate::domain::tokens::Credential;
 use crate::domain::{PrNumber, Sha, Timestamp};
-use crate::forge::{CommitStatus, Credentials, Forge, ForgeError, Target, comment_marker, grants_push};
+use crate::forge::{
+    CheckRun, CommitStatus, Credentials, DeploymentStatus, Forge, ForgeError, Target, comment_marker, grants_push,
+};
 use secrecy::SecretString;
 
 /// GitHub lists at most 3000 files of a pull request, 100 a page.
@@ -253,20 +255,14 @@ impl Forge for GithubForge {
         }
         let id =
             parse(&answer)?["id"].as_u64().ok_or_else(|| ForgeError::Unavailable("a deployment without id".into()))?;
-        self.deployment_status(at, id, environment, "in_progress", Some(url), "Ferry is bringing the preview up")
-            .await?;
+        let description = "Ferry is bringing the preview up";
+        let status = DeploymentStatus { id, environment, state: "in_progress", url: Some(url), description };
+        self.deployment_status(at, &status).await?;
         Ok(id)
     }
 
-    async fn check_run(
-        &self,
-        at: &Target,
-        sha: &Sha,
-        name: &str,
-        conclusion: &str,
-        title: &str,
-        summary: &str,
-    ) -> Result<(), ForgeError> {
+    async fn check_run(&self, at: &Target, sha: &Sha, check: &CheckRun<'_>) -> Result<(), ForgeError> {
+        let CheckRun { name, conclusion, title, summary } = *check;
         // Check runs are the App's: a repository token cannot create them.
         if !matches!(at.credential, crate::domain::tokens::Credential::Installation(_)) {
             return Ok(());
@@ -290,15 +286,8 @@ impl Forge for GithubForge {
         }
     }
 
-    async fn deployment_status(
-        &self,
-        at: &Target,
-        id: u64,
-        environment: &str,
-        state: &str,
-        url: Option<&str>,
-        description: &str,
-    ) -> Result<(), ForgeError> {
+    async fn deployment_status(&self, at: &Target, status: &DeploymentStatus<'_>) -> Result<(), ForgeError> {
+        let DeploymentStatus { id, environment, state, url, description } = *status;
         let mut body = json!({ "state": state, "description": description.chars().take(CommitStatus::DESCRIPTION_LIMIT).collect::<String>(), "auto_inactive": true });
         if let Some(url) = url {
             body["environment_url"] = url.into();
