@@ -15,6 +15,7 @@ pub mod http;
 pub mod net;
 pub mod poll;
 pub mod report;
+pub mod scheduled;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use ferry::usecase::cycle::{Cycle, CycleError};
+
 use crate::{demo, replay};
 
 #[derive(Debug, Parser)]
@@ -108,9 +110,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Repos { url } => crate::repos::repos(url.as_deref()).await,
         Command::Track { repository, token, url } => crate::repos::track(&repository, token, url.as_deref()).await,
         Command::Untrack { repository, url } => crate::repos::untrack(&repository, url.as_deref()).await,
-        Command::Poll => poll().await,
-        Command::Rotate => rotate().await,
-        Command::Reconcile => reconcile().await,
+        Command::Poll => once(Cycle::Poll).await,
+        Command::Rotate => once(Cycle::Rotate).await,
+        Command::Reconcile => once(Cycle::Reconcile).await,
         Command::Replay { file, url, event, delivery } => {
             replay::replay(replay::Replay {
                 file: &file,
@@ -125,13 +127,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(listen: SocketAddr, reconciliation: std::time::Duration) -> anyhow::Result<()> {
     let (address, context, server) = start(ferry::Config::from_env()?, listen).await?;
-    tokio::spawn(schedule("reconciliation", reconciliation, move || {
-        let context = context.clone();
-        async move {
-            let report = ferry::usecase::reconcile::reconcile(ferry::usecase::reconcile::Ports::of(&context)).await;
-            if report.failed.is_empty() { Ok(()) } else { Err(report.failed.join("; ")) }
-        }
-    }));
+    tokio::spawn(schedule(Cycle::Reconcile, reconciliation, context));
     // Scripts and tests read the address from this line.
     println!("ferry listening on http://{address}");
     server.await
@@ -150,26 +146,14 @@ pub async fn start(
     let address = listener.local_addr()?;
     tracing::info!(%address, data_dir = %data_dir.display(), "ferry serving");
     if context.config.github_app.is_some() {
-        tokio::spawn(schedule("token rotation", ROTATE_EVERY, {
-            let context = context.clone();
-            move || {
-                let context = context.clone();
-                async move { ferry::usecase::rotate::rotate(&context.tokens, context.state.as_ref()).await.map(|_| ()) }
-            }
-        }));
+        tokio::spawn(schedule(Cycle::Rotate, ROTATE_EVERY, context.clone()));
     } else {
         tracing::info!("no GitHub App configured (FERRY_GITHUB_APP_ID): token rotation is off");
     }
     if context.operator.poll.is_empty() {
         tracing::info!("no [[poll]] refs in the operator config: polling is off");
     } else {
-        tokio::spawn(schedule("polling", POLL_EVERY, {
-            let context = context.clone();
-            move || {
-                let context = context.clone();
-                async move { ferry::usecase::poll::cycle(&context, None).await.map(|_| ()) }
-            }
-        }));
+        tokio::spawn(schedule(Cycle::Poll, POLL_EVERY, context.clone()));
     }
     let served = context.clone();
     let server = async move {
@@ -200,57 +184,30 @@ fn app_manifest(url: Option<&str>, webhook_url: Option<&str>, name: &str) -> any
 /// is polled only when its own frequency makes it due.
 const POLL_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// One poll cycle, as the Lambda runs it; prints its report.
-async fn poll() -> anyhow::Result<()> {
-    let context = ferry::Context::connect(ferry::Config::from_env()?).await.context("cannot start")?;
-    let report = ferry::usecase::poll::cycle(&context, None).await?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    if !report.failed.is_empty() {
-        anyhow::bail!("{} tracked refs could not be polled", report.failed.len());
-    }
-    Ok(())
-}
-
 /// How often `ferry serve` rotates tokens, as the deployed schedule does.
 const ROTATE_EVERY: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Runs `cycle` now and then every `period`, as EventBridge would.
-async fn schedule<F, Fut, E>(name: &'static str, period: std::time::Duration, cycle: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
-{
+async fn schedule(cycle: Cycle, period: std::time::Duration, context: ferry::Context) {
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        if let Err(error) = cycle().await {
-            tracing::error!(schedule = name, %error, "the cycle failed; the next one retries");
+        if let Err(error) = cycle.run(&context, None).await {
+            tracing::error!(schedule = cycle.name(), %error, "the cycle failed; the next one retries");
         }
     }
 }
 
-/// One reconciliation cycle, as the Lambda runs it: prints its report and
-/// its one-line summary.
-async fn reconcile() -> anyhow::Result<()> {
+/// One cycle, as its Lambda runs it: prints its report and the line it
+/// ends with, and fails as the Lambda would.
+async fn once(cycle: Cycle) -> anyhow::Result<()> {
     let context = ferry::Context::connect(ferry::Config::from_env()?).await.context("cannot start")?;
-    let report = ferry::usecase::reconcile::reconcile(ferry::usecase::reconcile::Ports::of(&context)).await;
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    println!("{}", report.summary());
-    if !report.failed.is_empty() {
-        anyhow::bail!("{} repairs could not be made; the next cycle tries again", report.failed.len());
+    let result = cycle.run(&context, None).await;
+    if let Ok(report) | Err(CycleError::Failures { report, .. }) = &result {
+        println!("{}", serde_json::to_string_pretty(&report.fields)?);
+        println!("{}", report.summary);
     }
-    Ok(())
-}
-
-/// One token rotation, as the Lambda runs it; prints its report.
-async fn rotate() -> anyhow::Result<()> {
-    let context = ferry::Context::connect(ferry::Config::from_env()?).await.context("cannot start")?;
-    let report = ferry::usecase::rotate::rotate(&context.tokens, context.state.as_ref()).await?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    if !report.failed.is_empty() {
-        anyhow::bail!("{} of {} installations could not be rotated", report.failed.len(), report.total());
-    }
+    result?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Use cases: each a function over the narrowest ports it needs.
 
 pub mod commands;
+pub mod cycle;
 pub mod history;
 pub mod installations;
 pub mod intake;

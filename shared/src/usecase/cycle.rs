@@ -1,0 +1,106 @@
+//! The three scheduled cycles (polling, token rotation, reconciliation) in
+//! one shape, for their Lambdas, `ferry serve`'s schedules and the `ferry
+//! poll`/`rotate`/`reconcile` commands alike: a cycle answers its report,
+//! and fails when the report holds failures, so Lambda's error metric and
+//! the template's alarms see them (README, "Operations").
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::store::StoreError;
+
+use super::{poll, reconcile, rotate};
+
+/// One of the scheduled cycles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cycle {
+    Poll,
+    Rotate,
+    Reconcile,
+}
+
+/// What one cycle did: its report as the Lambda answers it, the one line it
+/// ends with, and what failed (to be tried again next cycle).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub fields: serde_json::Value,
+    pub summary: String,
+    pub failures: Vec<String>,
+}
+
+/// Why a cycle failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error("{cycle} could not start")]
+    Store {
+        cycle: &'static str,
+        #[source]
+        source: StoreError,
+    },
+    /// The cycle ran; some of what it had to do failed. The report says what.
+    #[error("{cycle}: {} failed, tried again next cycle; first: {}", .report.failures.len(), .report.failures.first().map_or("", String::as_str))]
+    Failures { cycle: &'static str, report: Report },
+}
+
+impl Cycle {
+    /// The cycle as logs and errors name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cycle::Poll => "polling",
+            Cycle::Rotate => "token rotation",
+            Cycle::Reconcile => "reconciliation",
+        }
+    }
+
+    /// Runs one cycle, stopping new work at `deadline` (polling): its
+    /// report, or why it failed.
+    pub async fn run(self, context: &crate::Context, deadline: Option<Instant>) -> Result<Report, CycleError> {
+        let store = |source| CycleError::Store { cycle: self.name(), source };
+        let report = match self {
+            Cycle::Poll => polled(&poll::cycle(context, deadline).await.map_err(store)?),
+            Cycle::Rotate => rotated(&rotate::rotate(&context.tokens, context.state.as_ref()).await.map_err(store)?),
+            Cycle::Reconcile => reconciled(reconcile::reconcile(reconcile::Ports::of(context)).await),
+        };
+        if report.failures.is_empty() {
+            return Ok(report);
+        }
+        tracing::error!(cycle = self.name(), report = %report.fields, "the cycle had failures");
+        Err(CycleError::Failures { cycle: self.name(), report })
+    }
+}
+
+fn polled(report: &poll::PollReport) -> Report {
+    let summary = format!(
+        "polled: {} polled, {} not due, {} unchanged, {} delivered, {} undelivered, {} failures",
+        report.polled,
+        report.not_due,
+        report.unchanged,
+        report.delivered,
+        report.undelivered,
+        report.failed.len()
+    );
+    let failures = report.failed.iter().map(|f| format!("{} {}: {}", f.url, f.reference, f.problem)).collect();
+    Report { fields: json(report), summary, failures }
+}
+
+fn rotated(report: &rotate::RotationReport) -> Report {
+    let summary = format!(
+        "rotated: {} minted, {} fresh, {} suspended, {} leased, {} failures",
+        report.minted.len(),
+        report.fresh,
+        report.suspended,
+        report.leased.len(),
+        report.failed.len()
+    );
+    let failures = report.failed.iter().map(|f| format!("installation {}: {}", f.installation, f.problem)).collect();
+    Report { fields: json(report), summary, failures }
+}
+
+fn reconciled(report: reconcile::Report) -> Report {
+    Report { fields: json(&report), summary: report.summary(), failures: report.failed }
+}
+
+fn json(report: &impl Serialize) -> serde_json::Value {
+    // Reports are plain structs of strings and numbers: they always serialise.
+    serde_json::to_value(report).unwrap_or_default()
+}
