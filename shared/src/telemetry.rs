@@ -4,22 +4,28 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-/// Structured logs: JSON on Lambda (CloudWatch indexes the fields), compact
-/// text elsewhere. `RUST_LOG` filters; the default is `info`.
+/// Structured logs: on Lambda as its logging controls say (JSON in the
+/// template, so CloudWatch indexes the fields), compact text elsewhere.
+/// `RUST_LOG` filters where Lambda's `AWS_LAMBDA_LOG_LEVEL` does not; the
+/// default is `info`.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Logs on stderr: stdout is for what a command prints for people and scripts.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let installed = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-        builder.json().with_current_span(false).without_time().try_init()
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        // Lambda's logging controls decide the level and format
+        // (AWS_LAMBDA_LOG_LEVEL, AWS_LAMBDA_LOG_FORMAT: JSON in the template),
+        // as lambda_runtime reads them.
+        lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
     } else {
-        builder.compact().try_init()
-    };
-    // Already installed (tests, or a second call): keep the first.
-    drop(installed);
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+        // Logs on stderr: stdout is for what a command prints for people and scripts.
+        let installed = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .compact()
+            .try_init();
+        // Already installed (tests, or a second call): keep the first.
+        drop(installed);
+    }
     install_crypto_provider();
 }
 

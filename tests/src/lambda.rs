@@ -76,6 +76,9 @@ pub async fn invoke(binary: &Path, event: &Value, env: &[(&str, &str)]) -> Answe
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/22/[$LATEST]0123456789abcdef")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ferry")
+        // What the template's LoggingConfig (JSON, INFO) makes Lambda set.
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
         .env("AWS_REGION", "eu-west-1")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
