@@ -9,6 +9,7 @@
 //! user runs `aws eks get-token` gets that token made here instead (a
 //! presigned STS `GetCallerIdentity`), so a Lambda needs no `aws` CLI.
 
+use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -18,7 +19,7 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, LogPa
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use tokio::sync::{Mutex, RwLock};
+use tokio::sync::RwLock;
 use tokio::time::Instant;
 
 use super::{Cluster, ClusterError, Created, Manifest, PodContainer, RunState, cancel_status, health_of, manifests};
@@ -31,35 +32,20 @@ pub const FIELD_MANAGER: &str = "ferry";
 /// EKS tokens live 15 minutes; the client is rebuilt well before.
 const EKS_TOKEN_REFRESH: Duration = Duration::from_secs(10 * 60);
 
-/// A token bucket: `rate` requests per second, bursts of `burst`.
-pub struct RateLimit {
-    rate: f64,
-    burst: f64,
-    state: Mutex<(f64, Instant)>,
-}
+/// At most `rate` requests per second, in bursts of `burst`: client-go's QPS
+/// and burst, which kube-rs leaves to its callers.
+pub struct RateLimit(governor::DefaultDirectRateLimiter);
 
 impl RateLimit {
     pub fn new(rate: f64, burst: u32) -> Self {
-        Self { rate, burst: f64::from(burst), state: Mutex::new((f64::from(burst), Instant::now())) }
+        let one_every = Duration::try_from_secs_f64(1.0 / rate).unwrap_or(Duration::MAX);
+        let quota = governor::Quota::with_period(one_every).unwrap_or(governor::Quota::per_second(NonZeroU32::MAX));
+        Self(governor::RateLimiter::direct(quota.allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))))
     }
 
     /// Waits until a request may go.
     pub async fn acquire(&self) {
-        loop {
-            let wait = {
-                let mut state = self.state.lock().await;
-                let now = Instant::now();
-                let (tokens, last) = *state;
-                let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.burst);
-                if tokens >= 1.0 {
-                    *state = (tokens - 1.0, now);
-                    return;
-                }
-                *state = (tokens, now);
-                Duration::from_secs_f64((1.0 - tokens) / self.rate)
-            };
-            tokio::time::sleep(wait).await;
-        }
+        self.0.until_ready().await;
     }
 }
 
@@ -484,6 +470,16 @@ pub fn eks_token(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn the_rate_limit_lets_a_burst_through_then_makes_the_next_wait() {
+        let limit = RateLimit::new(0.001, 3);
+        for _ in 0..3 {
+            limit.acquire().await;
+        }
+        // The next slot is 1,000 s away.
+        assert!(tokio::time::timeout(Duration::from_millis(50), limit.acquire()).await.is_err());
+    }
+
     #[test]
     fn an_eks_token_is_a_presigned_get_caller_identity() {
         let credentials = aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret-key", None, None, "test");
@@ -531,20 +527,5 @@ users:
         assert_eq!(eks_user(&kubeconfig), Some(("prod".into(), Some("eu-west-1".into()))));
         let plain = Kubeconfig::from_yaml(&text.replace("command: aws", "command: kubelogin")).unwrap();
         assert_eq!(eks_user(&plain), None);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_rate_limit_allows_bursts_of_ten_then_five_a_second() {
-        let limit = RateLimit::new(5.0, 10);
-        let started = Instant::now();
-        for _ in 0..10 {
-            limit.acquire().await;
-        }
-        assert!(started.elapsed() < Duration::from_millis(1), "the burst goes at once");
-        for _ in 0..5 {
-            limit.acquire().await;
-        }
-        let waited = started.elapsed();
-        assert!(waited >= Duration::from_millis(990) && waited < Duration::from_millis(1100), "{waited:?}");
     }
 }

@@ -9,6 +9,9 @@ use tower::util::MapRequest;
 /// `router` for `lambda_http::run`: API Gateway REST APIs put the stage in
 /// the path (`/prod/webhook`); it is taken off so routes match on every
 /// front door (REST, HTTP API, Function URL) with no extra setting.
+/// Hand-written on purpose: lambda_http's own switch
+/// (`AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH`) is an environment variable every
+/// deployment would have to set, and a deployment without it answers 404.
 pub fn service(router: Router) -> MapRequest<Router, fn(Request) -> Request> {
     router.map_request(strip_stage as fn(Request) -> Request)
 }
