@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use aws_config::SdkConfig;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::cluster::{Cluster, DryRunCluster};
@@ -84,83 +85,22 @@ impl Context {
             crate::files::create_private_dirs(&config.data_dir)
                 .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
         }
-        let state: Arc<dyn StateStore> = match (&config.table, &sdk) {
-            (Some(table), Some(sdk)) => Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)),
-            _ => Arc::new(EmbeddedStore::open(&config.data_dir.join(EmbeddedStore::FILE), config.embedded_durability)?),
-        };
-        let secrets: Arc<dyn SecretStore> = match (&config.secret_prefix, &sdk) {
-            (Some(prefix), Some(sdk)) => {
-                Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(sdk), prefix))
-            }
-            _ => Arc::new(EmbeddedSecrets::open(&config.data_dir.join(EmbeddedSecrets::FILE))?),
-        };
+        let state = state_store(&config, sdk.as_ref())?;
+        let secrets = secret_store(&config, sdk.as_ref())?;
         let webhook_secrets = webhook_secrets(&config, sdk.as_ref(), secrets.as_ref()).await?;
-        let (minter, app_hooks): (Arc<dyn TokenMinter>, Arc<dyn AppHooks>) = match &config.github_app {
-            None => (Arc::new(NoApp), Arc::new(NoApp)),
-            Some(app) => {
-                // The key is read on first use: a broken one is reported by
-                // every mint (and fixed without a restart), never a crash here.
-                let source = match (&app.private_key, &sdk) {
-                    (PrivateKeySource::File(path), _) => KeySource::File(path.clone()),
-                    (PrivateKeySource::SecretId(id), Some(sdk)) => KeySource::SecretId(
-                        SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(sdk), ""),
-                        id.clone(),
-                    ),
-                    (PrivateKeySource::SecretId(_), None) => unreachable!("a secret id needs the SDK, loaded above"),
-                    (PrivateKeySource::SecretStore, _) => KeySource::Store(secrets.clone()),
-                };
-                let api = GithubApi::new(&config.github_api_url).map_err(StartError::Github)?;
-                let app = Arc::new(GithubApp::new(app.id, source, api, Arc::new(SystemClock)));
-                (app.clone(), app)
-            }
-        };
+        let (minter, app_hooks) = github_app(&config, sdk.as_ref(), &secrets)?;
         let tokens = Arc::new(Tokens::new(secrets.clone(), minter, Arc::new(SystemClock)));
-        let api = GithubApi::new(&config.github_api_url).map_err(StartError::Github)?;
-        let github =
-            Arc::new(GithubForge::new(api, Arc::new(TokenSource { tokens: tokens.clone(), state: state.clone() })));
-        let operator = match &config.operator_config {
+        let operator = Arc::new(match &config.operator_config {
             Some(path) => OperatorConfig::load(path).map_err(StartError::Operator)?,
             None => OperatorConfig::default(),
-        };
-        let cluster: Arc<dyn Cluster> = match config.cluster {
-            ClusterMode::DryRun => Arc::new(DryRunCluster::new(&config.data_dir)),
-            ClusterMode::Kube => {
-                let name = config.cluster_name.clone().unwrap_or_else(|| "default".into());
-                let secret = SecretName::cluster(&name).map_err(|e| StartError::Cluster(e.to_string()))?;
-                let sdk = match &sdk {
-                    Some(sdk) => sdk.clone(),
-                    None => crate::aws::sdk_config().await,
-                };
-                let limit = (operator.kubernetes.qps, operator.kubernetes.burst);
-                // Connected on first use: a missing kubeconfig never stops intake.
-                Arc::new(crate::cluster::lazy::LazyKube::new(secrets.clone(), secret, Some(sdk), limit))
-            }
-        };
-        let config_api = config.github_api_url.clone();
+        });
+        let cluster = cluster(&config, sdk, &operator, &secrets).await?;
         let http = crate::net::client_builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| StartError::Github(e.to_string()))?;
-        let operator = Arc::new(operator);
-        let sources = Arc::new(Sources::new(&config_api).map_err(StartError::Github)?);
-        // Each call goes where its credential leads (`forge::routed`): a
-        // repository polled on its own host there, never to GitHub or the
-        // dry run; without an App, repository-token mode still talks to
-        // GitHub, and only a repository Ferry holds no credential for is a dry run.
-        let host = crate::report::hosted::Hosted::new(operator.clone(), secrets.clone(), sources.clone());
-        let forges = Forges {
-            github,
-            dry_run: Arc::new(DryRunForge::new(&config.data_dir)),
-            host: Arc::new(host),
-            app: config.github_app.is_some(),
-        };
-        let forge: Arc<dyn Forge> = Arc::new(ByCredential::new(forges, secrets.clone()));
-        // Statuses go to the other hosts the operator config names, too.
-        let forge: Arc<dyn Forge> = if operator.mirrors_statuses() {
-            Arc::new(crate::report::mirror::Mirrored::new(forge, operator.clone(), secrets.clone(), http.clone()))
-        } else {
-            forge
-        };
+        let sources = Arc::new(Sources::new(&config.github_api_url).map_err(StartError::Github)?);
+        let forge = forge(&config, &tokens, &state, &secrets, &operator, &sources, &http)?;
         Ok(Self {
             config: Arc::new(config),
             state,
@@ -177,6 +117,106 @@ impl Context {
             tekton_reads: Arc::default(),
         })
     }
+}
+
+/// The state store: DynamoDB where the configuration names a table, else
+/// the embedded one in the data directory.
+fn state_store(config: &Config, sdk: Option<&SdkConfig>) -> Result<Arc<dyn StateStore>, StartError> {
+    Ok(match (&config.table, sdk) {
+        (Some(table), Some(sdk)) => Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)),
+        _ => Arc::new(EmbeddedStore::open(&config.data_dir.join(EmbeddedStore::FILE), config.embedded_durability)?),
+    })
+}
+
+/// The secret store: Secrets Manager where the configuration names a
+/// prefix, else the embedded one in the data directory.
+fn secret_store(config: &Config, sdk: Option<&SdkConfig>) -> Result<Arc<dyn SecretStore>, StartError> {
+    Ok(match (&config.secret_prefix, sdk) {
+        (Some(prefix), Some(sdk)) => {
+            Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(sdk), prefix))
+        }
+        _ => Arc::new(EmbeddedSecrets::open(&config.data_dir.join(EmbeddedSecrets::FILE))?),
+    })
+}
+
+/// What the GitHub App is to the rest: the minter of its installation
+/// tokens, and its webhook log.
+type AppPorts = (Arc<dyn TokenMinter>, Arc<dyn AppHooks>);
+
+/// The GitHub App's token minter and webhook log, or none without an App.
+fn github_app(
+    config: &Config,
+    sdk: Option<&SdkConfig>,
+    secrets: &Arc<dyn SecretStore>,
+) -> Result<AppPorts, StartError> {
+    let Some(app) = &config.github_app else { return Ok((Arc::new(NoApp), Arc::new(NoApp))) };
+    // The key is read on first use: a broken one is reported by every mint
+    // (and fixed without a restart), never a crash here.
+    let source = match (&app.private_key, sdk) {
+        (PrivateKeySource::File(path), _) => KeySource::File(path.clone()),
+        (PrivateKeySource::SecretId(id), Some(sdk)) => {
+            KeySource::SecretId(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(sdk), ""), id.clone())
+        }
+        (PrivateKeySource::SecretId(_), None) => unreachable!("a secret id needs the SDK, loaded above"),
+        (PrivateKeySource::SecretStore, _) => KeySource::Store(secrets.clone()),
+    };
+    let api = GithubApi::new(&config.github_api_url).map_err(StartError::Github)?;
+    let app = Arc::new(GithubApp::new(app.id, source, api, Arc::new(SystemClock)));
+    Ok((app.clone(), app))
+}
+
+/// The dry-run cluster, or the configured one, connected on first use.
+async fn cluster(
+    config: &Config,
+    sdk: Option<SdkConfig>,
+    operator: &OperatorConfig,
+    secrets: &Arc<dyn SecretStore>,
+) -> Result<Arc<dyn Cluster>, StartError> {
+    Ok(match config.cluster {
+        ClusterMode::DryRun => Arc::new(DryRunCluster::new(&config.data_dir)),
+        ClusterMode::Kube => {
+            let name = config.cluster_name.clone().unwrap_or_else(|| "default".into());
+            let secret = SecretName::cluster(&name).map_err(|e| StartError::Cluster(e.to_string()))?;
+            let sdk = match sdk {
+                Some(sdk) => sdk,
+                None => crate::aws::sdk_config().await,
+            };
+            let limit = (operator.kubernetes.qps, operator.kubernetes.burst);
+            // Connected on first use: a missing kubeconfig never stops intake.
+            Arc::new(crate::cluster::lazy::LazyKube::new(secrets.clone(), secret, Some(sdk), limit))
+        }
+    })
+}
+
+/// Each call goes where its credential leads (`forge::routed`): a
+/// repository polled on its own host there, never to GitHub or the dry run;
+/// without an App, repository-token mode still talks to GitHub, and only a
+/// repository Ferry holds no credential for is a dry run. Statuses go to the
+/// other hosts the operator config names, too.
+fn forge(
+    config: &Config,
+    tokens: &Arc<Tokens>,
+    state: &Arc<dyn StateStore>,
+    secrets: &Arc<dyn SecretStore>,
+    operator: &Arc<OperatorConfig>,
+    sources: &Arc<Sources>,
+    http: &reqwest::Client,
+) -> Result<Arc<dyn Forge>, StartError> {
+    let api = GithubApi::new(&config.github_api_url).map_err(StartError::Github)?;
+    let github =
+        Arc::new(GithubForge::new(api, Arc::new(TokenSource { tokens: tokens.clone(), state: state.clone() })));
+    let host = crate::report::hosted::Hosted::new(operator.clone(), secrets.clone(), sources.clone());
+    let forges = Forges {
+        github,
+        dry_run: Arc::new(DryRunForge::new(&config.data_dir)),
+        host: Arc::new(host),
+        app: config.github_app.is_some(),
+    };
+    let forge: Arc<dyn Forge> = Arc::new(ByCredential::new(forges, secrets.clone()));
+    if !operator.mirrors_statuses() {
+        return Ok(forge);
+    }
+    Ok(Arc::new(crate::report::mirror::Mirrored::new(forge, operator.clone(), secrets.clone(), http.clone())))
 }
 
 impl Context {

@@ -662,20 +662,63 @@ struct RepoResponder(Arc<Shared>);
 impl Respond for RepoResponder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let shared = &self.0;
-        let path = request.url.path().to_owned();
-        let body: Option<Value> =
-            (!request.body.is_empty()).then(|| serde_json::from_slice(&request.body).ok()).flatten();
-        match openapi::operation(request.method.as_str(), &path) {
+        let not_found = || ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}));
+        let asked = Asked::new(request);
+        match openapi::operation(&asked.method, &asked.path) {
             Ok(operation) => {
-                if let Err(problem) = operation.check_request(body.as_ref()) {
+                if let Err(problem) = operation.check_request(asked.body.as_ref()) {
                     shared.violation(problem);
                 }
             }
             Err(problem) => {
                 shared.violation(problem);
-                return ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}));
+                return not_found();
             }
         }
+        let now = shared.now();
+        let mut book = shared.book.lock().unwrap();
+        // An installation token, a personal access token or a user's OAuth token.
+        let valid = book.minted.iter().any(|m| m.token == asked.token && m.expires_at > now)
+            || book.repos.pats.contains(&asked.token)
+            || book.repos.oauth_tokens.contains_key(&asked.token);
+        if !valid || book.repos.refuse_next > 0 {
+            book.repos.refuse_next = book.repos.refuse_next.saturating_sub(1);
+            return ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"}));
+        }
+        book.repos.calls.push((format!("{} {}", asked.method, asked.path), asked.token.clone()));
+        let answer = reads(&mut book, &asked)
+            .or_else(|| hooks(&mut book, &asked))
+            .or_else(|| reports(&mut book, &asked))
+            .or_else(|| comments(&mut book, &asked));
+        answer.unwrap_or_else(|| {
+            drop(book);
+            shared.violation(format!("the fake does not answer {} {}", asked.method, asked.path));
+            not_found()
+        })
+    }
+}
+
+/// One request to a repository endpoint, read once.
+struct Asked<'a> {
+    request: &'a Request,
+    method: String,
+    path: String,
+    repo: String,
+    query: HashMap<String, String>,
+    page: usize,
+    body: Option<Value>,
+    token: String,
+}
+
+impl<'a> Asked<'a> {
+    fn new(request: &'a Request) -> Self {
+        let path = request.url.path().to_owned();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let repo = format!("{}/{}", segments.get(1).unwrap_or(&""), segments.get(2).unwrap_or(&""));
+        let query: HashMap<String, String> =
+            request.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let page = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+        let body = (!request.body.is_empty()).then(|| serde_json::from_slice(&request.body).ok()).flatten();
         let token = request
             .headers
             .get("authorization")
@@ -683,176 +726,199 @@ impl Respond for RepoResponder {
             .and_then(|h| h.strip_prefix("Bearer "))
             .unwrap_or_default()
             .to_owned();
-        let now = shared.now();
-        let mut book = shared.book.lock().unwrap();
-        // An installation token, a personal access token or a user's OAuth token.
-        let valid = book.minted.iter().any(|m| m.token == token && m.expires_at > now)
-            || book.repos.pats.contains(&token)
-            || book.repos.oauth_tokens.contains_key(&token);
-        if !valid || book.repos.refuse_next > 0 {
-            book.repos.refuse_next = book.repos.refuse_next.saturating_sub(1);
-            return ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"}));
-        }
-        book.repos.calls.push((format!("{} {path}", request.method), token.clone()));
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let repo = format!("{}/{}", parts[1], parts[2]);
-        let query: HashMap<String, String> =
-            request.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
-        let method = request.method.as_str();
-        let not_found = || ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}));
-        match (method, &parts[3..]) {
-            ("GET", ["contents", rest @ ..]) => {
-                let file = rest.join("/");
-                let file = percent_decode(&file);
-                match book.repos.files.get(&(repo, file.clone())) {
-                    Some(text) => ResponseTemplate::new(200).set_body_json(json!({
-                        "type": "file", "encoding": "base64", "name": file.rsplit('/').next(), "path": file,
-                        "content": STANDARD.encode(text.as_bytes()), "size": text.len(),
-                    })),
-                    None => not_found(),
-                }
-            }
-            ("GET", ["pulls", number, "files"]) => {
-                let number: u64 = number.parse().unwrap_or(0);
-                let files = book.repos.pr_files.get(&(repo, number)).cloned().unwrap_or_default();
-                let listed: Vec<Value> = files
-                    .iter()
-                    .skip((page - 1) * 100)
-                    .take(100)
-                    .map(|f| json!({"filename": f, "status": "modified"}))
-                    .collect();
-                ResponseTemplate::new(200).set_body_json(listed)
-            }
-            ("GET", ["commits", reference]) => match book.repos.commits.get(&(repo, percent_decode(reference))) {
-                Some(sha) => ResponseTemplate::new(200).set_body_string(sha.clone()),
-                None => ResponseTemplate::new(422).set_body_json(json!({"message": "No commit found"})),
-            },
-            ("GET", ["hooks"]) => {
-                ResponseTemplate::new(200).set_body_json(book.repos.hooks.get(&repo).cloned().unwrap_or_default())
-            }
-            ("POST", ["hooks"]) if book.repos.hooks_forbidden => not_found(),
-            ("POST", ["hooks"]) => {
-                let body = body.unwrap_or_default();
-                let id = 500 + book.repos.hooks.values().map(Vec::len).sum::<usize>() as u64;
-                let hook = json!({
-                    "id": id, "type": "Repository", "name": "web", "active": body["active"], "events": body["events"],
-                    "config": body["config"], "url": format!("https://api.github.com/repos/{repo}/hooks/{id}"),
-                });
-                book.repos.hooks.entry(repo).or_default().push(hook.clone());
-                ResponseTemplate::new(201).set_body_json(hook)
-            }
-            ("DELETE", ["hooks", id]) => {
-                let id: u64 = id.parse().unwrap_or(0);
-                let hooks = book.repos.hooks.entry(repo).or_default();
-                let before = hooks.len();
-                hooks.retain(|h| h["id"] != id);
-                if hooks.len() < before { ResponseTemplate::new(204) } else { not_found() }
-            }
-            ("GET", ["pulls"]) | ("GET", ["releases"]) if book.repos.fail_listings > 0 => {
-                book.repos.fail_listings -= 1;
-                ResponseTemplate::new(502).set_body_json(json!({"message": "Server Error"}))
-            }
-            ("GET", ["pulls"]) | ("GET", ["releases"]) => {
-                let per_page: usize = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
-                let all = if parts[3] == "pulls" { &book.repos.open_pulls } else { &book.repos.releases };
-                let listed: Vec<Value> = all
-                    .get(&repo)
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .skip((page - 1) * per_page)
-                    .take(per_page)
-                    .collect();
-                // An ETag of the page, as GitHub gives: asked again with it
-                // and unchanged, the answer is a 304 with no body.
-                let body = Value::from(listed).to_string();
-                let etag = format!("W/\"{}\"", &ferry_sha256(&body)[..16]);
-                let asked = request.headers.get("if-none-match").and_then(|v| v.to_str().ok());
-                if asked == Some(etag.as_str()) {
-                    book.repos.not_modified += 1;
-                    return ResponseTemplate::new(304).insert_header("etag", etag.as_str());
-                }
-                ResponseTemplate::new(200).insert_header("etag", etag.as_str()).set_body_raw(body, "application/json")
-            }
-            ("GET", ["collaborators", login, "permission"]) => {
-                match book.repos.permissions.get(&(repo, percent_decode(login))) {
-                    // `permission` folds maintain into write and triage into read.
-                    Some(role) => ResponseTemplate::new(200).set_body_json(json!({
-                        "permission": match role.as_str() { "maintain" => "write", "triage" => "read", other => other },
-                        "role_name": role,
-                        "user": null,
-                    })),
-                    None => not_found(),
-                }
-            }
-            ("POST", ["check-runs"]) if book.repos.no_checks_permission => {
-                ResponseTemplate::new(403).set_body_json(json!({"message": "Resource not accessible by integration"}))
-            }
-            ("POST", ["check-runs"]) => {
-                book.repos.check_runs.push((repo, body.unwrap_or_default()));
-                ResponseTemplate::new(201).set_body_json(json!({"id": book.repos.check_runs.len()}))
-            }
-            ("POST", ["statuses", sha]) => {
-                book.repos.statuses.push((repo, sha.to_string(), body.unwrap_or_default()));
-                ResponseTemplate::new(201).set_body_json(json!({"id": book.repos.statuses.len()}))
-            }
-            ("POST", ["deployments"]) => {
-                book.repos.deployments.push((repo, body.unwrap_or_default()));
-                ResponseTemplate::new(201).set_body_json(json!({"id": book.repos.deployments.len()}))
-            }
-            ("POST", ["deployments", id, "statuses"]) => {
-                book.repos.deployment_statuses.push((repo, id.parse().unwrap_or(0), body.unwrap_or_default()));
-                ResponseTemplate::new(201).set_body_json(json!({"id": 1}))
-            }
-            ("GET", ["issues", number, "comments"]) => {
-                let number: u64 = number.parse().unwrap_or(0);
-                let listed: Vec<Value> = book
-                    .repos
-                    .comments
-                    .iter()
-                    .filter(|c| c.0 == repo && c.1 == number)
-                    .skip((page - 1) * 100)
-                    .take(100)
-                    .map(|c| {
-                        let author = book.repos.comment_authors.get(&c.2).cloned().unwrap_or_else(app_login);
-                        let kind = if author.ends_with("[bot]") { "Bot" } else { "User" };
-                        json!({"id": c.2, "body": c.3, "user": {"login": author, "type": kind}})
-                    })
-                    .collect();
-                ResponseTemplate::new(200).set_body_json(listed)
-            }
-            ("POST", ["issues", number, "comments"]) => {
-                let id = 1000 + book.repos.comments.len() as u64;
-                let text = body.as_ref().and_then(|b| b["body"].as_str()).unwrap_or_default().to_owned();
-                book.repos.comments.push((repo, number.parse().unwrap_or(0), id, text));
-                // The comment is the credential's: a token's user, or the App's bot.
-                let login = if book.repos.pats.contains(&token) {
-                    book.repos.pat_logins.get(&token).cloned().unwrap_or_else(|| PAT_OWNER.to_owned())
-                } else {
-                    app_login()
-                };
-                book.repos.comment_authors.insert(id, login);
-                ResponseTemplate::new(201).set_body_json(json!({"id": id}))
-            }
-            ("PATCH", ["issues", "comments", id]) => {
-                let id: u64 = id.parse().unwrap_or(0);
-                let text = body.as_ref().and_then(|b| b["body"].as_str()).unwrap_or_default().to_owned();
-                match book.repos.comments.iter_mut().find(|c| c.2 == id) {
-                    Some(comment) => {
-                        comment.3 = text;
-                        ResponseTemplate::new(200).set_body_json(json!({"id": id}))
-                    }
-                    None => not_found(),
-                }
-            }
-            _ => {
-                drop(book);
-                shared.violation(format!("the fake does not answer {method} {path}"));
-                not_found()
-            }
-        }
+        Self { request, method: request.method.to_string(), path, repo, query, page, body, token }
     }
+
+    /// `/repos/{owner}/{repo}/…`, split at each `/`.
+    fn parts(&self) -> Vec<&str> {
+        let mut parts: Vec<&str> = self.path.trim_start_matches('/').split('/').collect();
+        parts.resize(parts.len().max(3), "");
+        parts
+    }
+}
+
+/// Files, commits, pull request files, listings and permissions.
+fn reads(book: &mut Book, asked: &Asked) -> Option<ResponseTemplate> {
+    let (repo, page, query) = (asked.repo.clone(), asked.page, &asked.query);
+    let parts = asked.parts();
+    let not_found = || ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}));
+    Some(match (asked.method.as_str(), &parts[3..]) {
+        ("GET", ["contents", rest @ ..]) => {
+            let file = rest.join("/");
+            let file = percent_decode(&file);
+            match book.repos.files.get(&(repo, file.clone())) {
+                Some(text) => ResponseTemplate::new(200).set_body_json(json!({
+                    "type": "file", "encoding": "base64", "name": file.rsplit('/').next(), "path": file,
+                    "content": STANDARD.encode(text.as_bytes()), "size": text.len(),
+                })),
+                None => not_found(),
+            }
+        }
+        ("GET", ["pulls", number, "files"]) => {
+            let number: u64 = number.parse().unwrap_or(0);
+            let files = book.repos.pr_files.get(&(repo, number)).cloned().unwrap_or_default();
+            let listed: Vec<Value> = files
+                .iter()
+                .skip((page - 1) * 100)
+                .take(100)
+                .map(|f| json!({"filename": f, "status": "modified"}))
+                .collect();
+            ResponseTemplate::new(200).set_body_json(listed)
+        }
+        ("GET", ["commits", reference]) => match book.repos.commits.get(&(repo, percent_decode(reference))) {
+            Some(sha) => ResponseTemplate::new(200).set_body_string(sha.clone()),
+            None => ResponseTemplate::new(422).set_body_json(json!({"message": "No commit found"})),
+        },
+        ("GET", ["pulls"]) | ("GET", ["releases"]) if book.repos.fail_listings > 0 => {
+            book.repos.fail_listings -= 1;
+            ResponseTemplate::new(502).set_body_json(json!({"message": "Server Error"}))
+        }
+        ("GET", ["pulls"]) | ("GET", ["releases"]) => {
+            let per_page: usize = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
+            let all = if parts[3] == "pulls" { &book.repos.open_pulls } else { &book.repos.releases };
+            let listed: Vec<Value> = all
+                .get(&repo)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .collect();
+            // An ETag of the page, as GitHub gives: asked again with it
+            // and unchanged, the answer is a 304 with no body.
+            let body = Value::from(listed).to_string();
+            let etag = format!("W/\"{}\"", &ferry_sha256(&body)[..16]);
+            let if_none_match = asked.request.headers.get("if-none-match").and_then(|v| v.to_str().ok());
+            if if_none_match == Some(etag.as_str()) {
+                book.repos.not_modified += 1;
+                return Some(ResponseTemplate::new(304).insert_header("etag", etag.as_str()));
+            }
+            ResponseTemplate::new(200).insert_header("etag", etag.as_str()).set_body_raw(body, "application/json")
+        }
+        ("GET", ["collaborators", login, "permission"]) => {
+            match book.repos.permissions.get(&(repo, percent_decode(login))) {
+                // `permission` folds maintain into write and triage into read.
+                Some(role) => ResponseTemplate::new(200).set_body_json(json!({
+                    "permission": match role.as_str() { "maintain" => "write", "triage" => "read", other => other },
+                    "role_name": role,
+                    "user": null,
+                })),
+                None => not_found(),
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// Repository webhooks.
+fn hooks(book: &mut Book, asked: &Asked) -> Option<ResponseTemplate> {
+    let (repo, body) = (asked.repo.clone(), asked.body.clone());
+    let parts = asked.parts();
+    let not_found = || ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}));
+    Some(match (asked.method.as_str(), &parts[3..]) {
+        ("GET", ["hooks"]) => {
+            ResponseTemplate::new(200).set_body_json(book.repos.hooks.get(&repo).cloned().unwrap_or_default())
+        }
+        ("POST", ["hooks"]) if book.repos.hooks_forbidden => not_found(),
+        ("POST", ["hooks"]) => {
+            let body = body.unwrap_or_default();
+            let id = 500 + book.repos.hooks.values().map(Vec::len).sum::<usize>() as u64;
+            let hook = json!({
+                "id": id, "type": "Repository", "name": "web", "active": body["active"], "events": body["events"],
+                "config": body["config"], "url": format!("https://api.github.com/repos/{repo}/hooks/{id}"),
+            });
+            book.repos.hooks.entry(repo).or_default().push(hook.clone());
+            ResponseTemplate::new(201).set_body_json(hook)
+        }
+        ("DELETE", ["hooks", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let hooks = book.repos.hooks.entry(repo).or_default();
+            let before = hooks.len();
+            hooks.retain(|h| h["id"] != id);
+            if hooks.len() < before { ResponseTemplate::new(204) } else { not_found() }
+        }
+        _ => return None,
+    })
+}
+
+/// Check runs, statuses and deployments.
+fn reports(book: &mut Book, asked: &Asked) -> Option<ResponseTemplate> {
+    let (repo, body) = (asked.repo.clone(), asked.body.clone());
+    let parts = asked.parts();
+    Some(match (asked.method.as_str(), &parts[3..]) {
+        ("POST", ["check-runs"]) if book.repos.no_checks_permission => {
+            ResponseTemplate::new(403).set_body_json(json!({"message": "Resource not accessible by integration"}))
+        }
+        ("POST", ["check-runs"]) => {
+            book.repos.check_runs.push((repo, body.unwrap_or_default()));
+            ResponseTemplate::new(201).set_body_json(json!({"id": book.repos.check_runs.len()}))
+        }
+        ("POST", ["statuses", sha]) => {
+            book.repos.statuses.push((repo, sha.to_string(), body.unwrap_or_default()));
+            ResponseTemplate::new(201).set_body_json(json!({"id": book.repos.statuses.len()}))
+        }
+        ("POST", ["deployments"]) => {
+            book.repos.deployments.push((repo, body.unwrap_or_default()));
+            ResponseTemplate::new(201).set_body_json(json!({"id": book.repos.deployments.len()}))
+        }
+        ("POST", ["deployments", id, "statuses"]) => {
+            book.repos.deployment_statuses.push((repo, id.parse().unwrap_or(0), body.unwrap_or_default()));
+            ResponseTemplate::new(201).set_body_json(json!({"id": 1}))
+        }
+        _ => return None,
+    })
+}
+
+/// Pull request comments.
+fn comments(book: &mut Book, asked: &Asked) -> Option<ResponseTemplate> {
+    let (repo, page, body, token) = (asked.repo.clone(), asked.page, asked.body.clone(), &asked.token);
+    let parts = asked.parts();
+    let not_found = || ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}));
+    Some(match (asked.method.as_str(), &parts[3..]) {
+        ("GET", ["issues", number, "comments"]) => {
+            let number: u64 = number.parse().unwrap_or(0);
+            let listed: Vec<Value> = book
+                .repos
+                .comments
+                .iter()
+                .filter(|c| c.0 == repo && c.1 == number)
+                .skip((page - 1) * 100)
+                .take(100)
+                .map(|c| {
+                    let author = book.repos.comment_authors.get(&c.2).cloned().unwrap_or_else(app_login);
+                    let kind = if author.ends_with("[bot]") { "Bot" } else { "User" };
+                    json!({"id": c.2, "body": c.3, "user": {"login": author, "type": kind}})
+                })
+                .collect();
+            ResponseTemplate::new(200).set_body_json(listed)
+        }
+        ("POST", ["issues", number, "comments"]) => {
+            let id = 1000 + book.repos.comments.len() as u64;
+            let text = body.as_ref().and_then(|b| b["body"].as_str()).unwrap_or_default().to_owned();
+            book.repos.comments.push((repo, number.parse().unwrap_or(0), id, text));
+            // The comment is the credential's: a token's user, or the App's bot.
+            let login = if book.repos.pats.contains(token) {
+                book.repos.pat_logins.get(token).cloned().unwrap_or_else(|| PAT_OWNER.to_owned())
+            } else {
+                app_login()
+            };
+            book.repos.comment_authors.insert(id, login);
+            ResponseTemplate::new(201).set_body_json(json!({"id": id}))
+        }
+        ("PATCH", ["issues", "comments", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let text = body.as_ref().and_then(|b| b["body"].as_str()).unwrap_or_default().to_owned();
+            match book.repos.comments.iter_mut().find(|c| c.2 == id) {
+                Some(comment) => {
+                    comment.3 = text;
+                    ResponseTemplate::new(200).set_body_json(json!({"id": id}))
+                }
+                None => not_found(),
+            }
+        }
+
+        _ => return None,
+    })
 }
 
 fn ferry_sha256(text: &str) -> String {

@@ -79,17 +79,35 @@ impl Sources {
             Ok(client) => client,
             Err(problem) => return Polled::Failed(problem),
         };
-        let request = match tracked.kind {
+        let request = match self.request(&client, tracked, token) {
+            Ok(request) => request,
+            Err(problem) => return Polled::Failed(problem),
+        };
+        let request = match etag {
+            Some(etag) => request.header("if-none-match", etag),
+            None => request,
+        };
+        match request.send().await {
+            Ok(response) => answer(tracked, response).await,
+            Err(e) => Polled::Failed(format!("no answer: {}", without_url(&e))),
+        }
+    }
+
+    /// The request for the ref's head, as its kind of host answers it.
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        tracked: &TrackedRef,
+        token: Option<&SecretString>,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        Ok(match tracked.kind {
             SourceKind::Github => {
                 let api = tracked
                     .api_url
                     .as_deref()
                     .map(|u| u.trim_end_matches('/').to_owned())
                     .unwrap_or_else(|| self.github_api.as_str().trim_end_matches('/').to_owned());
-                let repo = match tracked.owner_name() {
-                    Ok(repo) => repo,
-                    Err(e) => return Polled::Failed(e),
-                };
+                let repo = tracked.owner_name()?;
                 let mut request = client
                     .get(format!("{api}/repos/{repo}/commits/{}", crate::net::segment(&tracked.reference)))
                     .header("accept", "application/vnd.github+json")
@@ -100,10 +118,7 @@ impl Sources {
                 request
             }
             SourceKind::Gitlab => {
-                let api = match tracked.host_api(Provider::Gitlab) {
-                    Ok(api) => api,
-                    Err(problem) => return Polled::Failed(problem),
-                };
+                let api = tracked.host_api(Provider::Gitlab)?;
                 let project = crate::net::segment(&tracked.project_path());
                 let mut request = client.get(format!(
                     "{}/api/v4/projects/{project}/repository/commits/{}",
@@ -129,44 +144,38 @@ impl Sources {
                 }
                 request
             }
-        };
-        let request = match etag {
-            Some(etag) => request.header("if-none-match", etag),
-            None => request,
-        };
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => return Polled::Failed(format!("no answer: {}", without_url(&e))),
-        };
-        let status = response.status().as_u16();
-        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
-        let exhausted = header("x-ratelimit-remaining").as_deref() == Some("0");
-        if status == 429 || (status == 403 && (retry_after.is_some() || exhausted)) {
-            let reset = header("x-ratelimit-reset")
-                .and_then(|v| v.parse::<i64>().ok())
-                .map(|at| Timestamp::now().until(Timestamp::from_unix(at)));
-            return Polled::RateLimited { retry_after: retry_after.or(reset) };
-        }
-        if status == 304 {
-            return Polled::Unchanged;
-        }
-        let etag = header("etag");
-        let body = match response.bytes().await {
-            Ok(body) => body.to_vec(),
-            Err(e) => return Polled::Failed(format!("a broken answer: {}", without_url(&e))),
-        };
-        if status != 200 {
-            let message = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_owned))
-                .unwrap_or_default();
-            return Polled::Failed(
-                format!("{status} {}", message.chars().take(200).collect::<String>()).trim().to_owned(),
-            );
-        }
-        head(tracked, etag, body)
+        })
     }
+}
+
+/// What the host's answer says of the ref.
+async fn answer(tracked: &TrackedRef, response: reqwest::Response) -> Polled {
+    let status = response.status().as_u16();
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+    let exhausted = header("x-ratelimit-remaining").as_deref() == Some("0");
+    if status == 429 || (status == 403 && (retry_after.is_some() || exhausted)) {
+        let reset = header("x-ratelimit-reset")
+            .and_then(|v| v.parse::<i64>().ok())
+            .map(|at| Timestamp::now().until(Timestamp::from_unix(at)));
+        return Polled::RateLimited { retry_after: retry_after.or(reset) };
+    }
+    if status == 304 {
+        return Polled::Unchanged;
+    }
+    let etag = header("etag");
+    let body = match response.bytes().await {
+        Ok(body) => body.to_vec(),
+        Err(e) => return Polled::Failed(format!("a broken answer: {}", without_url(&e))),
+    };
+    if status != 200 {
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        return Polled::Failed(format!("{status} {}", message.chars().take(200).collect::<String>()).trim().to_owned());
+    }
+    head(tracked, etag, body)
 }
 
 fn head(tracked: &TrackedRef, etag: Option<String>, body: Vec<u8>) -> Polled {

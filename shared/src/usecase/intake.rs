@@ -177,16 +177,10 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
         delivery.outcome = Outcome::Ignored;
         delivery.reason = Some(reason.clone());
     }
-    if matches!(route, Route::Installation(_) | Route::Repositories | Route::Launch(_)) {
-        match tokio::time::timeout(budget, replayed(ports.state, &delivery.id, inbound.body, ports.clock.now())).await {
-            Ok(Ok(None)) => {}
-            Ok(Ok(Some(first))) => {
-                delivery.outcome = Outcome::Duplicate;
-                delivery.reason = Some(format!("the same body came as delivery {first}: a replay changes nothing"));
-            }
-            Ok(Err(e)) => return unrecorded(&delivery.id, &e),
-            Err(_) => return unrecorded(&delivery.id, &StoreError::Unavailable("timed out".into())),
-        }
+    if matches!(route, Route::Installation(_) | Route::Repositories | Route::Launch(_))
+        && let Err(reply) = mark_replay(ports, &mut delivery, inbound.body, budget).await
+    {
+        return reply;
     }
     delivery.git_event = Some(Box::new(event));
 
@@ -211,24 +205,8 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
 
     let event = delivery.git_event.as_deref().or(aside.as_deref()).expect("set above, or set aside in parts");
     let remaining = budget.saturating_sub(started.elapsed());
-    let actions = match tokio::time::timeout(remaining, act(ports, event, route)).await {
-        Ok(Ok((actions, reason))) => {
-            delivery.outcome = Outcome::Processed;
-            delivery.reason = reason;
-            actions
-        }
-        Ok(Err(problem)) => {
-            tracing::warn!(%problem, "acting on the delivery failed; the reconciler retries it");
-            delivery.outcome = Outcome::Failed;
-            delivery.reason = Some(problem);
-            Vec::new()
-        }
-        Err(_) => {
-            delivery.outcome = Outcome::Deferred;
-            delivery.reason = Some(format!("not done within {budget:?}; the reconciler finishes it"));
-            Vec::new()
-        }
-    };
+    let (outcome, reason, actions) = act_within(ports, event, route, remaining, budget).await;
+    (delivery.outcome, delivery.reason) = (outcome, reason);
     let reply = Reply::outcome(&delivery, actions);
     tracing::info!(outcome = ?delivery.outcome, actions = reply.body.actions.len(), "delivery handled");
     // The outcome is bookkeeping: if it cannot be written in time, the
@@ -240,6 +218,44 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
         Err(_) => tracing::warn!("recording the outcome timed out"),
     }
     reply
+}
+
+/// Marks `delivery` a duplicate when its body came before under another
+/// id: a replay changes nothing. An unreadable store is the reply.
+async fn mark_replay(ports: Ports<'_>, delivery: &mut Delivery, body: &[u8], budget: Duration) -> Result<(), Reply> {
+    match tokio::time::timeout(budget, replayed(ports.state, &delivery.id, body, ports.clock.now())).await {
+        Ok(Ok(None)) => Ok(()),
+        Ok(Ok(Some(first))) => {
+            delivery.outcome = Outcome::Duplicate;
+            delivery.reason = Some(format!("the same body came as delivery {first}: a replay changes nothing"));
+            Ok(())
+        }
+        Ok(Err(e)) => Err(unrecorded(&delivery.id, &e)),
+        Err(_) => Err(unrecorded(&delivery.id, &StoreError::Unavailable("timed out".into()))),
+    }
+}
+
+/// Acts on the recorded event within `remaining`: the delivery's outcome
+/// and why, processed, failed (the reconciler retries it) or deferred (the
+/// reconciler finishes it), and what was done.
+async fn act_within(
+    ports: Ports<'_>,
+    event: &GitEvent,
+    route: Route,
+    remaining: Duration,
+    budget: Duration,
+) -> (Outcome, Option<String>, Vec<Action>) {
+    match tokio::time::timeout(remaining, act(ports, event, route)).await {
+        Ok(Ok((actions, reason))) => (Outcome::Processed, reason, actions),
+        Ok(Err(problem)) => {
+            tracing::warn!(%problem, "acting on the delivery failed; the reconciler retries it");
+            (Outcome::Failed, Some(problem), Vec::new())
+        }
+        Err(_) => {
+            let reason = format!("not done within {budget:?}; the reconciler finishes it");
+            (Outcome::Deferred, Some(reason), Vec::new())
+        }
+    }
 }
 
 /// Why a delivery to `expected`'s own URL is not about `expected`, if it is
