@@ -135,8 +135,7 @@ pub async fn untrack(State(context): State<Context>, Path((owner, repo)): Path<(
 /// `GET /api/v0/github/login_url`: where to send a person to log in with
 /// GitHub, as `login_url` (Kube Git Deploy's name) and `url`.
 pub async fn login_url(State(context): State<Context>) -> Response {
-    let now = crate::domain::Timestamp::now();
-    match crate::usecase::oauth::login_url(crate::usecase::oauth::Ports::of(&context), now).await {
+    match crate::usecase::oauth::login_url(crate::usecase::oauth::Ports::of(&context)).await {
         Ok(url) => Json(json!({ "ok": true, "login_url": url, "url": url })).into_response(),
         Err(e) => oauth_failure(e),
     }
@@ -154,9 +153,8 @@ pub struct Callback {
 /// the person back. Open (a browser carries no admin token); the state is
 /// the proof, and it works once.
 pub async fn oauth_callback(State(context): State<Context>, Query(callback): Query<Callback>) -> Response {
-    let now = crate::domain::Timestamp::now();
     let ports = crate::usecase::oauth::Ports::of(&context);
-    match crate::usecase::oauth::callback(ports, &callback.code, &callback.state, now).await {
+    match crate::usecase::oauth::callback(ports, &callback.code, &callback.state).await {
         Ok(login) => Json(json!({ "ok": true, "login": login, "stored_as": format!("oauth/{login}") })).into_response(),
         Err(e) => oauth_failure(e),
     }

@@ -56,6 +56,7 @@ pub async fn apply_installation(
     tokens: &Tokens,
     event: &GitEvent,
     change: InstallationChange,
+    now: Timestamp,
 ) -> Result<Applied, InstallationError> {
     let (id, Detail::Installation(detail)) =
         (event.installation.ok_or(InstallationError::NoInstallation)?, &event.detail)
@@ -110,7 +111,7 @@ pub async fn apply_installation(
     actions.push(Action::new(if suspended { "installation.suspended" } else { "installation.recorded" }, id));
     if change == InstallationChange::Created {
         for repo in &detail.repositories {
-            record_repository(state, id, repo).await?;
+            record_repository(state, id, repo, now).await?;
             actions.push(Action::new("repository.recorded", repo));
         }
     }
@@ -136,7 +137,11 @@ pub async fn apply_installation(
 }
 
 /// Records what an `installation_repositories` event says.
-pub async fn apply_repositories(state: &dyn StateStore, event: &GitEvent) -> Result<Applied, InstallationError> {
+pub async fn apply_repositories(
+    state: &dyn StateStore,
+    event: &GitEvent,
+    now: Timestamp,
+) -> Result<Applied, InstallationError> {
     let (id, Detail::InstallationRepositories(detail)) =
         (event.installation.ok_or(InstallationError::NoInstallation)?, &event.detail)
     else {
@@ -152,7 +157,7 @@ pub async fn apply_repositories(state: &dyn StateStore, event: &GitEvent) -> Res
     }
     let mut actions = Vec::new();
     for repo in &detail.added {
-        record_repository(state, id, repo).await?;
+        record_repository(state, id, repo, now).await?;
         actions.push(Action::new("repository.recorded", repo));
     }
     for repo in &detail.removed {
@@ -163,7 +168,12 @@ pub async fn apply_repositories(state: &dyn StateStore, event: &GitEvent) -> Res
     Ok(actions.into())
 }
 
-async fn record_repository(state: &dyn StateStore, id: InstallationId, repo: &RepoName) -> Result<(), StoreError> {
+async fn record_repository(
+    state: &dyn StateStore,
+    id: InstallationId,
+    repo: &RepoName,
+    now: Timestamp,
+) -> Result<(), StoreError> {
     let fresh = Repository {
         name: repo.clone(),
         mode: RepoMode::App,
@@ -171,7 +181,7 @@ async fn record_repository(state: &dyn StateStore, id: InstallationId, repo: &Re
         hook_id: None,
         last_event_at: None,
         last_error: None,
-        tracked_since: Some(Timestamp::now()),
+        tracked_since: Some(now),
     };
     state
         .save(fresh, |mut current| {

@@ -378,11 +378,11 @@ pub(crate) async fn act(
     let state = ports.state;
     match route {
         Route::Pong => Ok((Vec::new(), Some("pong".into()))),
-        Route::Installation(change) => apply_installation(state, ports.tokens, event, change)
+        Route::Installation(change) => apply_installation(state, ports.tokens, event, change, ports.clock.now())
             .await
             .map(|applied| (applied.actions, applied.reason))
             .map_err(|e| e.to_string()),
-        Route::Repositories => apply_repositories(state, event)
+        Route::Repositories => apply_repositories(state, event, ports.clock.now())
             .await
             .map(|applied| (applied.actions, applied.reason))
             .map_err(|e| e.to_string()),

@@ -8,7 +8,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::domain::{Login, OauthState, Timestamp};
+use crate::domain::{Clock, Login, OauthState};
 use crate::secrets::{SecretError, SecretName, SecretStore};
 use crate::store::{Key, StateStore, StoreError};
 
@@ -20,6 +20,7 @@ pub struct Ports<'a> {
     /// `FERRY_GITHUB_API_URL`: the web host is derived from it.
     pub api: &'a Url,
     pub client_id: Option<&'a str>,
+    pub clock: &'a dyn Clock,
 }
 
 impl<'a> Ports<'a> {
@@ -30,6 +31,7 @@ impl<'a> Ports<'a> {
             http: &context.http,
             api: &context.config.github_api_url,
             client_id: context.config.oauth_client_id.as_deref(),
+            clock: &crate::domain::SystemClock,
         }
     }
 }
@@ -64,12 +66,12 @@ pub fn web_base(api: &Url) -> String {
 }
 
 /// The authorize URL, with a fresh single-use state.
-pub async fn login_url(ports: Ports<'_>, now: Timestamp) -> Result<String, OauthError> {
+pub async fn login_url(ports: Ports<'_>) -> Result<String, OauthError> {
     let client_id = ports.client_id.ok_or(OauthError::NotConfigured)?;
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| OauthError::Unavailable(e.to_string()))?;
     let state = hex::encode(bytes);
-    ports.state.create(&OauthState { state: state.clone(), created_at: now, used: false }.into()).await?;
+    ports.state.create(&OauthState { state: state.clone(), created_at: ports.clock.now(), used: false }.into()).await?;
     let mut url = Url::parse(&format!("{}/login/oauth/authorize", web_base(ports.api)))
         .map_err(|e| OauthError::Unavailable(e.to_string()))?;
     url.query_pairs_mut()
@@ -80,7 +82,7 @@ pub async fn login_url(ports: Ports<'_>, now: Timestamp) -> Result<String, Oauth
 }
 
 /// Checks `state`, exchanges `code`, stores the token: the GitHub login it belongs to.
-pub async fn callback(ports: Ports<'_>, code: &str, state: &str, now: Timestamp) -> Result<String, OauthError> {
+pub async fn callback(ports: Ports<'_>, code: &str, state: &str) -> Result<String, OauthError> {
     let client_id = ports.client_id.ok_or(OauthError::NotConfigured)?;
     if state.is_empty() || state.len() > 64 || !state.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(OauthError::BadState);
@@ -89,7 +91,7 @@ pub async fn callback(ports: Ports<'_>, code: &str, state: &str, now: Timestamp)
     // concurrent one) finds it used or loses the race.
     let found =
         ports.state.load::<OauthState>(&Key::OauthState(state.to_owned())).await?.ok_or(OauthError::BadState)?;
-    if found.record.used || found.record.created_at.plus(OauthState::LIFETIME) <= now {
+    if found.record.used || found.record.created_at.plus(OauthState::LIFETIME) <= ports.clock.now() {
         return Err(OauthError::BadState);
     }
     let used = OauthState { used: true, ..found.record };
@@ -130,7 +132,7 @@ pub async fn callback(ports: Ports<'_>, code: &str, state: &str, now: Timestamp)
     let login = user["login"].as_str().ok_or_else(|| OauthError::Refused("the token names no user".into()))?;
     let name = SecretName::parse(format!("oauth/{login}")).map_err(|e| OauthError::Refused(e.to_string()))?;
     ports.secrets.put(&name, &token).await?;
-    let record = Login { login: login.to_owned(), logged_in_at: now };
+    let record = Login { login: login.to_owned(), logged_in_at: ports.clock.now() };
     ports.state.save(record.clone(), |_| record.clone()).await?;
     tracing::info!(%login, "stored a GitHub login's token");
     Ok(login.to_owned())
@@ -147,5 +149,38 @@ mod tests {
         assert_eq!(web("https://ghe.example.com/api/v3"), "https://ghe.example.com");
         assert_eq!(web("https://ghe.example.com/api/v3/"), "https://ghe.example.com");
         assert_eq!(web("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+    }
+
+    /// A clock a test moves by hand.
+    struct Hand(std::sync::Mutex<crate::domain::Timestamp>);
+
+    impl Clock for Hand {
+        fn now(&self) -> crate::domain::Timestamp {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    /// A login's state works for its lifetime and not a second longer,
+    /// refused before GitHub is asked (nothing listens at the API here).
+    #[tokio::test]
+    async fn a_login_state_expires_after_its_lifetime() {
+        let dir = tempfile::tempdir().unwrap();
+        let state =
+            crate::store::EmbeddedStore::open(&dir.path().join("s"), crate::store::Durability::Process).unwrap();
+        let secrets = crate::secrets::EmbeddedSecrets::open(&dir.path().join("secrets.json")).unwrap();
+        crate::telemetry::install_crypto_provider();
+        let http = reqwest::Client::new();
+        let api = Url::parse("http://127.0.0.1:1").unwrap();
+        let start = crate::domain::Timestamp::from_unix(1_800_000_000);
+        let clock = Hand(std::sync::Mutex::new(start));
+        let ports =
+            Ports { state: &state, secrets: &secrets, http: &http, api: &api, client_id: Some("Iv1.x"), clock: &clock };
+        let url = Url::parse(&login_url(ports).await.unwrap()).unwrap();
+        let issued = url.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+        *clock.0.lock().unwrap() = start.plus(OauthState::LIFETIME);
+        assert!(matches!(callback(ports, "code", &issued).await, Err(OauthError::BadState)));
+        // Still unused: a moment earlier it gets as far as the client secret.
+        *clock.0.lock().unwrap() = start.plus(OauthState::LIFETIME - std::time::Duration::from_secs(1));
+        assert!(matches!(callback(ports, "code", &issued).await, Err(OauthError::NotConfigured)));
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::cluster::Cluster;
 use crate::domain::tokens::Credential;
-use crate::domain::{Login, Preview, RepoMode, RepoName, Repository, Timestamp};
+use crate::domain::{Clock, Login, Preview, RepoMode, RepoName, Repository, Timestamp};
 use crate::forge::{Forge, ForgeError, Target};
 use crate::secrets::{SecretError, SecretName, SecretStore};
 use crate::store::{Collection, Key, StateStore, StoreError};
@@ -26,6 +26,7 @@ pub struct Ports<'a> {
     pub public_url: Option<&'a str>,
     /// The webhook secret the created webhook signs with.
     pub webhook_secret: Option<&'a SecretString>,
+    pub clock: &'a dyn Clock,
 }
 
 impl<'a> Ports<'a> {
@@ -37,6 +38,7 @@ impl<'a> Ports<'a> {
             cluster: context.cluster.as_ref(),
             public_url: context.config.public_url.as_ref().map(url::Url::as_str),
             webhook_secret,
+            clock: &crate::domain::SystemClock,
         }
     }
 }
@@ -115,7 +117,7 @@ pub async fn track(
     if mode == RepoMode::App {
         let record = Repository {
             mode: RepoMode::App,
-            tracked_since: known.as_ref().and_then(|k| k.tracked_since).or(Some(Timestamp::now())),
+            tracked_since: known.as_ref().and_then(|k| k.tracked_since).or(Some(ports.clock.now())),
             ..known.clone().unwrap_or_else(|| fresh(repo))
         };
         ports.state.save(record.clone(), |_| record.clone()).await?;
@@ -161,7 +163,7 @@ pub async fn track(
     let record = Repository {
         mode: RepoMode::Token,
         hook_id: Some(hook),
-        tracked_since: known.as_ref().and_then(|k| k.tracked_since).or(Some(Timestamp::now())),
+        tracked_since: known.as_ref().and_then(|k| k.tracked_since).or(Some(ports.clock.now())),
         ..known.clone().unwrap_or_else(|| fresh(repo))
     };
     ports.state.save(record.clone(), |_| record.clone()).await?;

@@ -123,3 +123,27 @@ fn file_names_are_read_from_comments_as_meant() {
     assert_eq!(named_files(" a `.ferry.toml` at the commit; usecase/poll.rs"), ["usecase/poll.rs"]);
     assert_eq!(named_files(" https://docs.gitlab.com/api/commits.md"), Vec::<String>::new());
 }
+
+/// Use cases and decisions take time from the `Clock` port, so a test can
+/// set it: the system's clock is read by adapters only.
+#[test]
+fn use_cases_and_decisions_read_time_from_the_clock_port() {
+    let mut all = Vec::new();
+    files(&root().join("shared/src/usecase"), &mut all);
+    files(&root().join("shared/src/domain"), &mut all);
+    let mut offenders = Vec::new();
+    for path in all.iter().filter(|p| p.extension().is_some_and(|e| e == "rs")) {
+        let text = std::fs::read_to_string(path).unwrap();
+        // Test modules come last in a file; they may use the real clock.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (number, line) in code.lines().enumerate() {
+            let reads_it = line.contains("Timestamp::now()") || line.contains("SystemTime::now()");
+            // The one adapter of the port.
+            let the_port = path.ends_with("domain/time.rs");
+            if reads_it && !the_port && !line.trim_start().starts_with("//") {
+                offenders.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "read the Clock port instead:\n{}", offenders.join("\n"));
+}
