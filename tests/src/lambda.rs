@@ -111,3 +111,16 @@ pub fn sample(path: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())))
         .expect("a JSON sample")
 }
+
+/// A scheduled function's one invocation on EventBridge's sample event
+/// `events/eventbridge/<function>.json`, on embedded stores in a fresh data
+/// directory (and `env`): its report, or the error it reported.
+pub async fn scheduled(binary: &Path, function: &str, env: &[(&str, &str)]) -> Result<Value, Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec![("FERRY_DATA_DIR", dir.path().to_str().unwrap())];
+    all.extend_from_slice(env);
+    match invoke(binary, &sample(&format!("eventbridge/{function}.json")), &all).await {
+        Answer::Response(report) => Ok(report),
+        Answer::Error(error) => Err(error),
+    }
+}

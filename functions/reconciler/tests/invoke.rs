@@ -1,18 +1,9 @@
 //! `ferry-reconciler` as Lambda runs it: the real binary against the
 //! Lambda Runtime API, given EventBridge's scheduled event from `events/`.
 
-use ferry_tests::lambda::{Answer, invoke, sample};
-
 #[tokio::test]
 async fn a_scheduled_event_runs_one_cycle_and_answers_its_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = [("FERRY_DATA_DIR", dir.path().to_str().unwrap())];
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_ferry-reconciler"));
-    match invoke(binary, &sample("eventbridge/reconciler.json"), &env).await {
-        Answer::Response(report) => {
-            assert_eq!(report["statuses"], 0, "{report}");
-            assert_eq!(report["failed"], serde_json::json!([]), "{report}");
-        }
-        Answer::Error(error) => panic!("{error}"),
-    }
+    let report = ferry_tests::lambda::scheduled(binary, "reconciler", &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((&report["statuses"], &report["failed"]), (&0.into(), &serde_json::json!([])), "{report}");
 }

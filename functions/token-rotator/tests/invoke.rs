@@ -1,18 +1,10 @@
 //! `ferry-token-rotator` as Lambda runs it: the real binary against the
 //! Lambda Runtime API, given EventBridge's scheduled event from `events/`.
 
-use ferry_tests::lambda::{Answer, invoke, sample};
-
 #[tokio::test]
 async fn a_scheduled_event_runs_one_rotation_and_answers_its_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = [("FERRY_DATA_DIR", dir.path().to_str().unwrap())];
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_ferry-token-rotator"));
-    match invoke(binary, &sample("eventbridge/token-rotator.json"), &env).await {
-        Answer::Response(report) => {
-            assert_eq!(report["minted"], serde_json::json!([]), "no installations: nothing minted: {report}");
-            assert_eq!(report["failed"], serde_json::json!([]), "{report}");
-        }
-        Answer::Error(error) => panic!("{error}"),
-    }
+    let report = ferry_tests::lambda::scheduled(binary, "token-rotator", &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    // No installations: nothing minted, nothing failed.
+    assert_eq!((&report["minted"], &report["failed"]), (&serde_json::json!([]), &serde_json::json!([])), "{report}");
 }
