@@ -58,23 +58,10 @@ values = { "image.tag" = "{{ git.sha }}" }
 
 fn push(paths: Vec<String>) -> GitEvent {
     let sha = Sha::parse("0123456789abcdef0123456789abcdef01234567").unwrap();
+    let push = Push { changed_paths: paths, ..Push::to(RefName::parse("refs/heads/main").unwrap(), sha.clone(), sha) };
     GitEvent {
-        name: "push".into(),
-        action: None,
-        installation: None,
-        repo: Some(RepoName::parse("acme/api").unwrap()),
         clone_url: Some("https://github.com/acme/api.git".into()),
-        sender: None,
-        happened_at: None,
-        detail: Detail::Push(Push {
-            git_ref: RefName::parse("refs/heads/main").unwrap(),
-            before: sha.clone(),
-            after: sha,
-            deleted: false,
-            forced: false,
-            changed_paths: paths,
-            paths_truncated: false,
-        }),
+        ..GitEvent::new("push", Some(RepoName::parse("acme/api").unwrap()), Detail::Push(push))
     }
 }
 

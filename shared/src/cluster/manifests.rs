@@ -500,20 +500,7 @@ mod tests {
     }
 
     fn unit(run: Option<RunSpec>) -> Unit {
-        Unit {
-            name: UnitName::parse("api").unwrap(),
-            on: vec![On::Push],
-            branches: vec![],
-            paths: vec![],
-            drafts: false,
-            skip_labels: vec![],
-            run,
-            docker: vec![],
-            helm: vec![],
-            preview: None,
-            max_running: None,
-            keep_runs: None,
-        }
+        Unit { run, ..Unit::new(UnitName::parse("api").unwrap(), vec![On::Push]) }
     }
 
     fn spec(kind: RunKind, reference: Option<&str>) -> RunSpec {

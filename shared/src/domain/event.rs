@@ -27,6 +27,23 @@ pub struct GitEvent {
     pub detail: Detail,
 }
 
+impl GitEvent {
+    /// Event `name` about `repo` carrying `detail`, and nothing else known
+    /// (no action, installation, clone URL, sender or time).
+    pub fn new(name: &str, repo: Option<RepoName>, detail: Detail) -> Self {
+        Self {
+            name: name.to_owned(),
+            action: None,
+            installation: None,
+            repo,
+            clone_url: None,
+            sender: None,
+            happened_at: None,
+            detail,
+        }
+    }
+}
+
 /// What each kind of event carries that Ferry acts on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,6 +99,20 @@ pub struct Push {
 }
 
 impl Push {
+    /// `git_ref` moved from `before` to `after`: not deleted, not forced,
+    /// and no changed paths listed.
+    pub fn to(git_ref: RefName, before: Sha, after: Sha) -> Self {
+        Self {
+            git_ref,
+            before,
+            after,
+            deleted: false,
+            forced: false,
+            changed_paths: Vec::new(),
+            paths_truncated: false,
+        }
+    }
+
     /// Past this many bytes of paths the list is dropped, keeping the
     /// delivery well inside DynamoDB's 400 KB item.
     pub const MAX_PATH_BYTES: usize = 256 * 1024;

@@ -395,6 +395,21 @@ impl DeliveryPart {
 }
 
 impl Delivery {
+    /// Delivery `id` of event `event`, just received at `at`: its first attempt.
+    pub fn received(id: DeliveryId, event: &str, at: Timestamp) -> Self {
+        Self {
+            id,
+            event: event.to_owned(),
+            received_at: at,
+            outcome: Outcome::Received,
+            attempts: 1,
+            reason: None,
+            git_event: None,
+            last_attempt_at: None,
+            parts: 0,
+        }
+    }
+
     /// Not done with yet: the reconciler tries it again.
     pub fn is_unfinished(&self) -> bool {
         matches!(self.outcome, Outcome::Received | Outcome::Deferred | Outcome::Failed)
@@ -499,32 +514,18 @@ mod tests {
         use crate::domain::event::{Detail, InstallationDetail};
         let repositories =
             (0..6000).map(|i| RepoName::parse(format!("acme/{}-{i}", "r".repeat(80))).unwrap()).collect();
+        let detail = Detail::Installation(InstallationDetail {
+            account: "acme".into(),
+            repository_selection: "selected".into(),
+            suspended: false,
+            repositories,
+        });
         let event = GitEvent {
-            name: "installation".into(),
             action: Some("created".into()),
             installation: Some(InstallationId::new(1)),
-            repo: None,
-            clone_url: None,
-            sender: None,
-            happened_at: None,
-            detail: Detail::Installation(InstallationDetail {
-                account: "acme".into(),
-                repository_selection: "selected".into(),
-                suspended: false,
-                repositories,
-            }),
+            ..GitEvent::new("installation", None, detail)
         };
-        let delivery = Delivery {
-            id: DeliveryId::parse("big").unwrap(),
-            event: "installation".into(),
-            received_at: Timestamp::from_unix(1),
-            outcome: Outcome::Received,
-            attempts: 1,
-            reason: None,
-            git_event: None,
-            last_attempt_at: None,
-            parts: 0,
-        };
+        let delivery = Delivery::received(DeliveryId::parse("big").unwrap(), "installation", Timestamp::from_unix(1));
         let parts = DeliveryPart::split(&delivery, &event);
         assert!(parts.len() > 1 && parts.iter().all(|p| p.text.len() <= DeliveryPart::MAX_BYTES));
         let count = u32::try_from(parts.len()).unwrap();

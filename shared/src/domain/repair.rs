@@ -284,16 +284,7 @@ mod tests {
             outcome,
             attempts,
             reason: Some("the cluster could not be reached".into()),
-            git_event: Some(Box::new(GitEvent {
-                name: "ping".into(),
-                action: None,
-                installation: None,
-                repo: None,
-                clone_url: None,
-                sender: None,
-                happened_at: None,
-                detail: Detail::Ping,
-            })),
+            git_event: Some(Box::new(GitEvent::new("ping", None, Detail::Ping))),
             last_attempt_at: last,
             parts: 0,
         }

@@ -80,16 +80,7 @@ mod tests {
     }
 
     fn event(name: &str, action: Option<&str>, detail: Detail) -> GitEvent {
-        GitEvent {
-            name: name.into(),
-            action: action.map(Into::into),
-            installation: None,
-            repo: None,
-            clone_url: None,
-            sender: None,
-            happened_at: None,
-            detail,
-        }
+        GitEvent { action: action.map(Into::into), ..GitEvent::new(name, None, detail) }
     }
 
     fn installation() -> Detail {
@@ -111,15 +102,7 @@ mod tests {
     }
 
     fn push(deleted: bool) -> Detail {
-        Detail::Push(Push {
-            git_ref: RefName::parse("refs/heads/main").unwrap(),
-            before: sha(),
-            after: sha(),
-            deleted,
-            forced: false,
-            changed_paths: vec![],
-            paths_truncated: false,
-        })
+        Detail::Push(Push { deleted, ..Push::to(RefName::parse("refs/heads/main").unwrap(), sha(), sha()) })
     }
 
     fn pull_request() -> Detail {

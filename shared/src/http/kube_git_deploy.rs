@@ -66,12 +66,8 @@ pub async fn track(
 
 /// `DELETE /api/v0/github/repositories/{user}/{repo}`: as Ferry's own untrack.
 pub async fn untrack(State(context): State<Context>, Path((owner, repo)): Path<(String, String)>) -> Response {
-    let repo = match repo_name(&owner, &repo) {
-        Ok(repo) => repo,
-        Err(problem) => return refuse(StatusCode::BAD_REQUEST, problem),
-    };
-    match track::untrack(track::Ports::of(&context, None), &repo).await {
-        Ok(()) => Json(json!({ "ok": true })).into_response(),
-        Err(e) => failure(e),
+    match super::management::untracked(&context, &owner, &repo).await {
+        Ok(_) => Json(json!({ "ok": true })).into_response(),
+        Err(refused) => refused,
     }
 }

@@ -122,14 +122,17 @@ pub async fn track(
 
 /// `DELETE /api/v0/repositories/{owner}/{repo}`
 pub async fn untrack(State(context): State<Context>, Path((owner, repo)): Path<(String, String)>) -> Response {
-    let repo = match repo_name(&owner, &repo) {
-        Ok(repo) => repo,
-        Err(problem) => return refuse(StatusCode::BAD_REQUEST, problem),
-    };
-    match track::untrack(track::Ports::of(&context, None), &repo).await {
-        Ok(()) => Json(json!({ "untracked": repo.to_string() })).into_response(),
-        Err(e) => failure(e),
+    match untracked(&context, &owner, &repo).await {
+        Ok(repo) => Json(json!({ "untracked": repo.to_string() })).into_response(),
+        Err(refused) => refused,
     }
+}
+
+/// Untracks `owner/repo`: the repository, or the refusal to answer.
+pub(super) async fn untracked(context: &Context, owner: &str, repo: &str) -> Result<RepoName, Response> {
+    let repo = repo_name(owner, repo).map_err(|problem| refuse(StatusCode::BAD_REQUEST, problem))?;
+    track::untrack(track::Ports::of(context, None), &repo).await.map_err(failure)?;
+    Ok(repo)
 }
 
 /// `GET /api/v0/github/login_url`: where to send a person to log in with

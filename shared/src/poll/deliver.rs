@@ -130,24 +130,13 @@ pub async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::poll::SourceKind;
 
     fn tracked(format: Format) -> TrackedRef {
         TrackedRef {
-            url: "https://github.com/acme/api".into(),
-            reference: "main".into(),
-            kind: SourceKind::Github,
             frequency: "1m".into(),
             endpoint: Some("https://hooks.example.com".into()),
-            secret: None,
-            secret_name: None,
-            launch: false,
             format,
-            api_url: None,
-            ca_file: None,
-            token_secret: None,
-            provider: None,
-            clone_secret: None,
+            ..TrackedRef::sample("https://github.com/acme/api")
         }
     }
 

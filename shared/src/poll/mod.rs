@@ -366,11 +366,10 @@ pub fn event_id(url: &str, reference: &str, sha: &str) -> String {
     hex::encode(&Sha256::digest(format!("{url}\n{reference}\n{sha}"))[..16])
 }
 
+/// A GitHub ref `main` at `url`, polled every 5 minutes for CloudEvents.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tracked(url: &str) -> TrackedRef {
+impl TrackedRef {
+    pub(crate) fn sample(url: &str) -> Self {
         TrackedRef {
             url: url.into(),
             reference: "main".into(),
@@ -387,6 +386,15 @@ mod tests {
             provider: None,
             clone_secret: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracked(url: &str) -> TrackedRef {
+        TrackedRef::sample(url)
     }
 
     #[test]

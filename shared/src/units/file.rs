@@ -119,6 +119,25 @@ pub struct Unit {
 }
 
 impl Unit {
+    /// Unit `name`, on `on`, with nothing to run yet and no filter: every
+    /// branch, path and pull request.
+    pub fn new(name: UnitName, on: Vec<On>) -> Self {
+        Self {
+            name,
+            on,
+            branches: Vec::new(),
+            paths: Vec::new(),
+            drafts: false,
+            skip_labels: Vec::new(),
+            run: None,
+            docker: Vec::new(),
+            helm: Vec::new(),
+            preview: None,
+            max_running: None,
+            keep_runs: None,
+        }
+    }
+
     /// Whether the unit has anything to run for `on` (a preview counts for pull requests).
     pub fn runs_something(&self) -> bool {
         self.run.as_ref().is_some_and(|r| r.reference.is_some()) || !self.docker.is_empty() || !self.helm.is_empty()

@@ -482,20 +482,7 @@ fn unit_header(key: &str, table: &Table, text: &str) -> Result<UnitName, FileErr
 
 /// A unit as Kube Git Deploy ran it: on every push, to any branch.
 fn unit(name: UnitName) -> Unit {
-    Unit {
-        name,
-        on: vec![On::Push],
-        branches: Vec::new(),
-        paths: Vec::new(),
-        drafts: false,
-        skip_labels: vec![SKIP_LABEL.to_owned()],
-        run: None,
-        docker: Vec::new(),
-        helm: Vec::new(),
-        preview: None,
-        max_running: None,
-        keep_runs: None,
-    }
+    Unit { skip_labels: vec![SKIP_LABEL.to_owned()], ..Unit::new(name, vec![On::Push]) }
 }
 
 fn parameters<T: DeserializeOwned>(table: &Table) -> Result<T, String> {

@@ -123,23 +123,10 @@ pub(crate) fn push_context(branch: &str, sha: &str) -> TemplateContext {
     use crate::domain::event::{Detail, GitEvent, Push};
     use crate::domain::{RefName, RepoName, Sha};
     let sha = Sha::parse(sha).unwrap();
+    let push = Push::to(RefName::parse(format!("refs/heads/{branch}")).unwrap(), sha.clone(), sha.clone());
     let event = GitEvent {
-        name: "push".into(),
-        action: None,
-        installation: None,
-        repo: Some(RepoName::parse("acme/api").unwrap()),
         clone_url: Some("https://github.com/acme/api.git".into()),
-        sender: None,
-        happened_at: None,
-        detail: Detail::Push(Push {
-            git_ref: RefName::parse(format!("refs/heads/{branch}")).unwrap(),
-            before: sha.clone(),
-            after: sha.clone(),
-            deleted: false,
-            forced: false,
-            changed_paths: vec![],
-            paths_truncated: false,
-        }),
+        ..GitEvent::new("push", Some(RepoName::parse("acme/api").unwrap()), Detail::Push(push))
     };
     TemplateContext::new(&event, &RepoName::parse("acme/api").unwrap(), &sha)
 }

@@ -297,25 +297,17 @@ mod tests {
     use crate::units::{Preview, RunKind, RunSpec, SKIP_LABEL};
 
     fn unit(name: &str, on: &[On]) -> Unit {
+        let run = RunSpec {
+            kind: RunKind::Pipeline,
+            namespace: None,
+            reference: Some("build".into()),
+            service_account: None,
+            params: Default::default(),
+        };
         Unit {
-            name: UnitName::parse(name).unwrap(),
-            on: on.to_vec(),
-            branches: vec![],
-            paths: vec![],
-            drafts: false,
             skip_labels: vec![SKIP_LABEL.into()],
-            run: Some(RunSpec {
-                kind: RunKind::Pipeline,
-                namespace: None,
-                reference: Some("build".into()),
-                service_account: None,
-                params: Default::default(),
-            }),
-            docker: vec![],
-            helm: vec![],
-            preview: None,
-            max_running: None,
-            keep_runs: None,
+            run: Some(run),
+            ..Unit::new(UnitName::parse(name).unwrap(), on.to_vec())
         }
     }
 

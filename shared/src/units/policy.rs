@@ -226,14 +226,7 @@ mod tests {
             params: BTreeMap::new(),
         });
         Unit {
-            name: UnitName::parse("api").unwrap(),
-            on: vec![On::Push],
-            branches: vec![],
-            paths: vec![],
-            drafts: false,
-            skip_labels: vec![],
             run,
-            docker: vec![],
             helm: helm
                 .iter()
                 .map(|ns| Helm {
@@ -244,8 +237,7 @@ mod tests {
                 })
                 .collect(),
             preview: host.map(|h| Preview { image: "i".into(), port: 80, host: h.into() }),
-            max_running: None,
-            keep_runs: None,
+            ..Unit::new(UnitName::parse("api").unwrap(), vec![On::Push])
         }
     }
 

@@ -149,17 +149,7 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
     let Some(id) = inbound.delivery.and_then(|d| DeliveryId::parse(d).ok()) else {
         return Reply::rejected(400, "missing or invalid X-GitHub-Delivery header");
     };
-    let mut delivery = Delivery {
-        id,
-        event: name.to_owned(),
-        received_at: ports.clock.now(),
-        outcome: Outcome::Received,
-        attempts: 1,
-        reason: None,
-        git_event: None,
-        last_attempt_at: None,
-        parts: 0,
-    };
+    let mut delivery = Delivery::received(id, name, ports.clock.now());
 
     let event = match github::parse(name, inbound.body) {
         Ok(event) => event,

@@ -328,27 +328,17 @@ async fn deliver_commit(
             hosted(ports, &record.repo).await.map_err(|e| format!("recording the repository: {e}"))?;
         }
         let zero = Sha::parse("0".repeat(40)).expect("a valid SHA");
+        let git_ref = RefName::parse(tracked.ref_path()).map_err(|e| e.to_string())?;
+        // A poll does not see which paths changed: all count.
+        let push = Push { paths_truncated: true, ..Push::to(git_ref, record.sha.clone().unwrap_or(zero), sha.clone()) };
         let event = GitEvent {
-            name: "push".into(),
-            action: None,
             installation: match credential {
                 Some(Credential::Installation(id)) => Some(id),
                 _ => None,
             },
-            repo: Some(record.repo.clone()),
             clone_url: Some(tracked.clone_url()),
-            sender: None,
             happened_at: Some(ports.clock.now()),
-            detail: Detail::Push(Push {
-                git_ref: RefName::parse(tracked.ref_path()).map_err(|e| e.to_string())?,
-                before: record.sha.clone().unwrap_or(zero),
-                after: sha.clone(),
-                deleted: false,
-                forced: false,
-                // A poll does not see which paths changed: all count.
-                changed_paths: Vec::new(),
-                paths_truncated: true,
-            }),
+            ..GitEvent::new("push", Some(record.repo.clone()), Detail::Push(push))
         };
         launch(ports.launch, &event, Trigger::Push).await.map_err(|e| format!("launching: {e}"))?;
     }

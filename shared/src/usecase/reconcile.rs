@@ -294,14 +294,8 @@ async fn repair_repository(
         return;
     }
     let anchor = GitEvent {
-        name: "reconcile".into(),
-        action: None,
         installation: repository.installation,
-        repo: Some(repo.clone()),
-        clone_url: None,
-        sender: None,
-        happened_at: None,
-        detail: Detail::Other,
+        ..GitEvent::new("reconcile", Some(repo.clone()), Detail::Other)
     };
     let target = match target(ports.launch.state, &anchor, &repo).await {
         Ok(Some(target)) => target,

@@ -54,16 +54,7 @@ pub async fn run_ended(ports: Ports<'_>, run: &RunRef) -> Result<Answer, RepairE
     if let RunPhase::Running { .. } = phase {
         return Ok(nothing("the run has not ended"));
     }
-    let anchor = GitEvent {
-        name: "tekton".into(),
-        action: None,
-        installation: None,
-        repo: Some(repo.clone()),
-        clone_url: None,
-        sender: None,
-        happened_at: None,
-        detail: Detail::Other,
-    };
+    let anchor = GitEvent::new("tekton", Some(repo.clone()), Detail::Other);
     let Some(target) = target(state, &anchor, &repo).await? else {
         return Ok(nothing(format!("Ferry no longer tracks {repo}")));
     };
