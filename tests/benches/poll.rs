@@ -75,9 +75,7 @@ async fn main() {
     let (cluster, forge, operator) =
         (DryRunCluster::new(dir.path()), DryRunForge::new(dir.path()), OperatorConfig::default());
     let ports = PollPorts {
-        state: state.as_ref(),
         secrets: secrets.as_ref(),
-        tokens: &tokens,
         sources: &sources,
         http: &http,
         launch: LaunchPorts {
@@ -87,9 +85,8 @@ async fn main() {
             cluster: &cluster,
             operator: &operator,
             cluster_name: None,
-            clock: &ferry::domain::SystemClock,
+            clock: clock.as_ref(),
         },
-        clock: clock.as_ref(),
     };
     for (label, change) in [("first cycle, every ref new", 0usize), ("unchanged cycle", 0), ("10 refs changed", 10)] {
         for i in 0..change {

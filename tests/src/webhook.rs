@@ -124,7 +124,7 @@ impl Harness {
     /// Runs one reconciliation cycle at `clock`'s time.
     pub async fn reconcile(&self, clock: &dyn ferry::domain::Clock) -> ferry::usecase::reconcile::Report {
         let mut ports = ferry::usecase::reconcile::Ports::of(&self.context);
-        ports.clock = clock;
+        ports.launch.clock = clock;
         ferry::usecase::reconcile::reconcile(ports).await
     }
 

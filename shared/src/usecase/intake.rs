@@ -18,10 +18,6 @@ use crate::store::{Collection, Key, Record, StateStore, StoreError, Version};
 use super::Action;
 use super::installations::{apply_installation, apply_repositories};
 use super::launch::{LaunchPorts, launch};
-use super::tokens::Tokens;
-use crate::cluster::Cluster;
-use crate::forge::Forge;
-use crate::units::OperatorConfig;
 
 /// How long acting may take before the reply goes out as `deferred`:
 /// inside GitHub's 10 s, with room for the outcome write and the network.
@@ -94,44 +90,18 @@ impl Reply {
     }
 }
 
-/// The narrow ports intake needs.
+/// The narrow ports intake needs: the webhook secrets to verify with, and
+/// launching's.
 #[derive(Clone, Copy)]
 pub struct Ports<'a> {
     pub secrets: &'a [WebhookSecret],
-    pub state: &'a dyn StateStore,
-    pub tokens: &'a Tokens,
-    pub forge: &'a dyn Forge,
-    pub cluster: &'a dyn Cluster,
-    pub operator: &'a OperatorConfig,
-    pub cluster_name: Option<&'a str>,
-    pub clock: &'a dyn crate::domain::Clock,
+    pub launch: LaunchPorts<'a>,
 }
 
 impl<'a> Ports<'a> {
     /// Every port, from the composition root's context.
     pub fn of(context: &'a crate::Context) -> Self {
-        Self {
-            secrets: &context.webhook_secrets,
-            state: context.state.as_ref(),
-            tokens: &context.tokens,
-            forge: context.forge.as_ref(),
-            cluster: context.cluster.as_ref(),
-            operator: &context.operator,
-            cluster_name: context.config.cluster_name.as_deref(),
-            clock: &crate::domain::SystemClock,
-        }
-    }
-
-    pub fn launch(&self) -> LaunchPorts<'a> {
-        LaunchPorts {
-            state: self.state,
-            tokens: self.tokens,
-            forge: self.forge,
-            cluster: self.cluster,
-            operator: self.operator,
-            cluster_name: self.cluster_name,
-            clock: self.clock,
-        }
+        Self { secrets: &context.webhook_secrets, launch: LaunchPorts::of(context) }
     }
 }
 
@@ -149,12 +119,12 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
     let Some(id) = inbound.delivery.and_then(|d| DeliveryId::parse(d).ok()) else {
         return Reply::rejected(400, "missing or invalid X-GitHub-Delivery header");
     };
-    let mut delivery = Delivery::received(id, name, ports.clock.now());
+    let mut delivery = Delivery::received(id, name, ports.launch.clock.now());
 
     let event = match github::parse(name, inbound.body) {
         Ok(event) => event,
         Err(problem) if inbound.repository.is_some() => return Reply::rejected(400, problem),
-        Err(problem) => return refuse_body(ports.state, delivery, problem).await,
+        Err(problem) => return refuse_body(ports.launch.state, delivery, problem).await,
     };
     if let Some(expected) = inbound.repository
         && let Some(problem) = other_repository(expected, event.repo.as_ref())
@@ -176,7 +146,8 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
 
     // Persist first: once this returns, the event cannot be lost.
     let id = delivery.id.clone();
-    let Ok((recorded, aside, written)) = tokio::time::timeout(budget, record(ports.state, delivery)).await else {
+    let Ok((recorded, aside, written)) = tokio::time::timeout(budget, record(ports.launch.state, delivery)).await
+    else {
         return unrecorded(&id, &StoreError::Unavailable("timed out".into()));
     };
     let mut delivery = recorded;
@@ -202,7 +173,7 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
     // The outcome is bookkeeping: if it cannot be written in time, the
     // delivery stays `received` and the reconciler acts on it again, which
     // is idempotent. The reply does not wait past the limit.
-    match tokio::time::timeout(OUTCOME_WRITE_LIMIT, write(ports.state, delivery, Some(version))).await {
+    match tokio::time::timeout(OUTCOME_WRITE_LIMIT, write(ports.launch.state, delivery, Some(version))).await {
         Ok((_, Ok(_))) => {}
         Ok((_, Err(e))) => tracing::warn!(error = %e, "could not record the outcome"),
         Err(_) => tracing::warn!("recording the outcome timed out"),
@@ -213,7 +184,8 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
 /// Marks `delivery` a duplicate when its body came before under another
 /// id: a replay changes nothing. An unreadable store is the reply.
 async fn mark_replay(ports: Ports<'_>, delivery: &mut Delivery, body: &[u8], budget: Duration) -> Result<(), Reply> {
-    match tokio::time::timeout(budget, replayed(ports.state, &delivery.id, body, ports.clock.now())).await {
+    match tokio::time::timeout(budget, replayed(ports.launch.state, &delivery.id, body, ports.launch.clock.now())).await
+    {
         Ok(Ok(None)) => Ok(()),
         Ok(Ok(Some(first))) => {
             delivery.outcome = Outcome::Duplicate;
@@ -365,18 +337,20 @@ pub(crate) async fn act(
     event: &GitEvent,
     route: Route,
 ) -> Result<(Vec<Action>, Option<String>), String> {
-    let state = ports.state;
+    let state = ports.launch.state;
     match route {
         Route::Pong => Ok((Vec::new(), Some("pong".into()))),
-        Route::Installation(change) => apply_installation(state, ports.tokens, event, change, ports.clock.now())
+        Route::Installation(change) => {
+            apply_installation(state, ports.launch.tokens, event, change, ports.launch.clock.now())
+                .await
+                .map(|applied| (applied.actions, applied.reason))
+                .map_err(|e| e.to_string())
+        }
+        Route::Repositories => apply_repositories(state, event, ports.launch.clock.now())
             .await
             .map(|applied| (applied.actions, applied.reason))
             .map_err(|e| e.to_string()),
-        Route::Repositories => apply_repositories(state, event, ports.clock.now())
-            .await
-            .map(|applied| (applied.actions, applied.reason))
-            .map_err(|e| e.to_string()),
-        Route::Launch(trigger) => launch(ports.launch(), event, trigger)
+        Route::Launch(trigger) => launch(ports.launch, event, trigger)
             .await
             .map(|launched| (launched.actions, launched.reason))
             .map_err(|e| e.to_string()),

@@ -39,6 +39,21 @@ pub struct LaunchPorts<'a> {
     pub clock: &'a dyn crate::domain::Clock,
 }
 
+impl<'a> LaunchPorts<'a> {
+    /// Every port, from the composition root's context.
+    pub fn of(context: &'a crate::Context) -> Self {
+        Self {
+            state: context.state.as_ref(),
+            tokens: &context.tokens,
+            forge: context.forge.as_ref(),
+            cluster: context.cluster.as_ref(),
+            operator: &context.operator,
+            cluster_name: context.config.cluster_name.as_deref(),
+            clock: &crate::domain::SystemClock,
+        }
+    }
+}
+
 /// What launching did, for the delivery log.
 #[derive(Debug, Default)]
 pub struct Launched {

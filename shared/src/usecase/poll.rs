@@ -16,41 +16,37 @@ use tokio::time::Instant;
 use crate::domain::event::{Detail, GitEvent, Push};
 use crate::domain::route::Trigger;
 use crate::domain::tokens::Credential;
-use crate::domain::{Clock, PolledRef, RefName, RepoMode, RepoName, Repository, Sha};
+use crate::domain::{PolledRef, RefName, RepoMode, RepoName, Repository, Sha};
 use crate::poll::source::{Polled, Sources};
 use crate::poll::{TrackedRef, deliver};
 use crate::secrets::{SecretName, SecretStore};
-use crate::store::{Key, StateStore, StoreError};
+use crate::store::{Key, StoreError};
 
 use super::launch::{LaunchPorts, launch};
-use super::tokens::Tokens;
 
 /// The cycle stops starting requests this long before its deadline.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
+/// The ports polling needs: the secret store (endpoint secrets, host
+/// tokens), the hosts' clients, and launching's (the state store, tokens and
+/// clock among them).
 #[derive(Clone, Copy)]
 pub struct PollPorts<'a> {
-    pub state: &'a dyn StateStore,
     pub secrets: &'a dyn SecretStore,
-    pub tokens: &'a Tokens,
     pub sources: &'a Sources,
     /// Sends events to endpoints.
     pub http: &'a reqwest::Client,
     pub launch: LaunchPorts<'a>,
-    pub clock: &'a dyn Clock,
 }
 
 impl<'a> PollPorts<'a> {
     /// Every port, from the composition root's context.
     pub fn of(context: &'a crate::Context) -> Self {
         Self {
-            state: context.state.as_ref(),
             secrets: context.secrets.as_ref(),
-            tokens: &context.tokens,
             sources: &context.sources,
             http: &context.http,
-            launch: super::intake::Ports::of(context).launch(),
-            clock: &crate::domain::SystemClock,
+            launch: LaunchPorts::of(context),
         }
     }
 }
@@ -102,12 +98,12 @@ pub async fn poll(
     in_flight: usize,
     deadline: Option<Instant>,
 ) -> Result<PollReport, StoreError> {
-    let now = ports.clock.now();
+    let now = ports.launch.clock.now();
     let mut due = Vec::new();
     let mut report = PollReport::default();
     for tracked in refs {
         let key = key(ports, tracked).map_err(|problem| StoreError::Corrupt { at: tracked.url.clone(), problem })?;
-        let stored = ports.state.load::<PolledRef>(&key).await?.map(|found| found.record);
+        let stored = ports.launch.state.load::<PolledRef>(&key).await?.map(|found| found.record);
         match &stored {
             Some(stored) if stored.next_poll_at > now => report.not_due += 1,
             _ => due.push((tracked, stored)),
@@ -209,18 +205,19 @@ async fn token(
         return Ok((None, None));
     }
     let repo = tracked.repo(ports.sources.github_api())?;
-    let found = ports.state.load::<Repository>(&Key::Repository(repo.clone())).await.map_err(|e| e.to_string())?;
+    let found =
+        ports.launch.state.load::<Repository>(&Key::Repository(repo.clone())).await.map_err(|e| e.to_string())?;
     let credential = match found.map(|f| f.record) {
         Some(Repository { mode: RepoMode::Token, .. }) => Credential::Repository(repo),
         Some(Repository { installation: Some(id), .. }) => Credential::Installation(id),
         _ => return Ok((None, None)), // a public repository, read unauthenticated
     };
-    let token = ports.tokens.token(ports.state, &credential).await.map_err(|e| e.to_string())?;
+    let token = ports.launch.tokens.token(ports.launch.state, &credential).await.map_err(|e| e.to_string())?;
     Ok((Some(token), Some(credential)))
 }
 
 async fn poll_one(ports: PollPorts<'_>, tracked: &TrackedRef, stored: Option<PolledRef>) -> Outcome {
-    let now = ports.clock.now();
+    let now = ports.launch.clock.now();
     let Ok(Key::Ref(repo, name)) = key(ports, tracked) else { return Outcome::Failed("an invalid tracked ref".into()) };
     let mut record = stored.clone().unwrap_or(PolledRef {
         repo: repo.clone(),
@@ -248,7 +245,7 @@ async fn poll_one(ports: PollPorts<'_>, tracked: &TrackedRef, stored: Option<Pol
     if matches!(polled, Polled::Failed(ref p) if p.starts_with("401"))
         && let (Some(credential), Some(token)) = (&credential, &token)
     {
-        ports.tokens.refused(credential, token);
+        ports.launch.tokens.refused(credential, token);
     }
     let (sha, etag, body) = match polled {
         Polled::Unchanged => {
@@ -337,7 +334,7 @@ async fn deliver_commit(
                 _ => None,
             },
             clone_url: Some(tracked.clone_url()),
-            happened_at: Some(ports.clock.now()),
+            happened_at: Some(ports.launch.clock.now()),
             ..GitEvent::new("push", Some(record.repo.clone()), Detail::Push(push))
         };
         launch(ports.launch, &event, Trigger::Push).await.map_err(|e| format!("launching: {e}"))?;
@@ -355,9 +352,10 @@ async fn hosted(ports: PollPorts<'_>, repo: &RepoName) -> Result<(), StoreError>
         hook_id: None,
         last_event_at: None,
         last_error: None,
-        tracked_since: Some(ports.clock.now()),
+        tracked_since: Some(ports.launch.clock.now()),
     };
     if ports
+        .launch
         .state
         .load::<Repository>(&Key::Repository(repo.clone()))
         .await?
@@ -365,7 +363,12 @@ async fn hosted(ports: PollPorts<'_>, repo: &RepoName) -> Result<(), StoreError>
     {
         return Ok(());
     }
-    ports.state.save(fresh, |known| Repository { mode: RepoMode::Host, installation: None, ..known }).await.map(|_| ())
+    ports
+        .launch
+        .state
+        .save(fresh, |known| Repository { mode: RepoMode::Host, installation: None, ..known })
+        .await
+        .map(|_| ())
 }
 
 async fn fail(
@@ -383,7 +386,7 @@ async fn fail(
 }
 
 async fn save(ports: PollPorts<'_>, record: PolledRef) {
-    if let Err(e) = ports.state.save(record.clone(), |_| record.clone()).await {
+    if let Err(e) = ports.launch.state.save(record.clone(), |_| record.clone()).await {
         // Not recorded: the ref stays due and is polled again, which is safe.
         tracing::warn!(error = %e, "could not record the poll");
     }

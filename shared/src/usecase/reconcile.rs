@@ -25,7 +25,7 @@ use crate::domain::repair::{self, Listing, Retry, RunPhase};
 use crate::domain::route::{Trigger, route};
 use crate::domain::tokens::Credential;
 use crate::domain::{
-    Clock, Cursor, Delivery, DeliveryId, Outcome, PrState, Preview, PullRequest, Release, RepoMode, Repository, Run,
+    Cursor, Delivery, DeliveryId, Outcome, PrState, Preview, PullRequest, Release, RepoMode, Repository, Run,
     RunStatus, Sha, Timestamp,
 };
 use crate::forge::{AppHooks, CheckRun, CommitStatus, DeploymentStatus, ForgeError, StatusState, Target};
@@ -40,37 +40,23 @@ const DELIVERIES_READ: usize = 1000;
 /// The cursor record holding the newest webhook-log attempt already read.
 const DELIVERY_CURSOR: &str = "deliveries";
 
-/// The ports the reconciler needs: launching's, the App's webhook log, a clock.
+/// The ports the reconciler needs: launching's (its clock among them) and
+/// the App's webhook log.
 #[derive(Clone, Copy)]
 pub struct Ports<'a> {
     pub launch: LaunchPorts<'a>,
     pub app_hooks: &'a dyn AppHooks,
-    pub clock: &'a dyn Clock,
 }
 
 impl<'a> Ports<'a> {
     pub fn of(context: &'a crate::Context) -> Self {
-        Self {
-            launch: intake::Ports::of(context).launch(),
-            app_hooks: context.app_hooks.as_ref(),
-            clock: &crate::domain::SystemClock,
-        }
+        Self { launch: LaunchPorts::of(context), app_hooks: context.app_hooks.as_ref() }
     }
 
     /// What intake needs to act on a stored event (it verifies nothing here:
     /// the event was verified when it arrived).
     fn intake(&self) -> intake::Ports<'a> {
-        let launch = self.launch;
-        intake::Ports {
-            secrets: &[],
-            state: launch.state,
-            tokens: launch.tokens,
-            forge: launch.forge,
-            cluster: launch.cluster,
-            operator: launch.operator,
-            cluster_name: launch.cluster_name,
-            clock: self.clock,
-        }
+        intake::Ports { secrets: &[], launch: self.launch }
     }
 }
 
@@ -152,7 +138,7 @@ async fn retry_deliveries(ports: Ports<'_>, report: &mut Report) {
         Err(e) => return report.failed.push(format!("listing unfinished deliveries: {e}")),
     };
     for found in unfinished {
-        match repair::retry(&found.record, ports.clock.now()) {
+        match repair::retry(&found.record, ports.launch.clock.now()) {
             Retry::Wait => {}
             Retry::Now => retry_delivery(ports, found, report).await,
             Retry::GiveUp(reason) => give_up(ports, found, reason, report).await,
@@ -161,7 +147,7 @@ async fn retry_deliveries(ports: Ports<'_>, report: &mut Report) {
 }
 
 async fn retry_delivery(ports: Ports<'_>, found: Versioned<Delivery>, report: &mut Report) {
-    let now = ports.clock.now();
+    let now = ports.launch.clock.now();
     // Claim the attempt first, recorded as failed until it finishes: a
     // concurrent cycle loses the race and skips it, and an attempt that
     // kills the process still counts towards giving up.
@@ -259,7 +245,7 @@ async fn redeliver(ports: Ports<'_>, report: &mut Report) {
         }
     }
     let mut all_sent = true;
-    for id in repair::to_redeliver(&attempts, |guid| known.contains(guid), ports.clock.now()) {
+    for id in repair::to_redeliver(&attempts, |guid| known.contains(guid), ports.launch.clock.now()) {
         match ports.app_hooks.redeliver(id).await {
             Ok(()) => report.redelivered += 1,
             Err(e) => {
@@ -361,7 +347,9 @@ pub(crate) async fn report_run(
     let stuck_after = Duration::from_secs(ports.launch.operator.reconciler.run_timeout_minutes.saturating_mul(60));
     let run = found.record;
     let kind = run.kind().to_owned();
-    let Some((result, text)) = repair::run_result(phase, ports.clock.now(), stuck_after) else { return Ok(false) };
+    let Some((result, text)) = repair::run_result(phase, ports.launch.clock.now(), stuck_after) else {
+        return Ok(false);
+    };
     if run.status != RunStatus::Pending || run.queued_at.is_some() || !repair::may_report(run.reported, result) {
         return Ok(false);
     }
@@ -414,7 +402,9 @@ pub(crate) async fn report_previews(ports: Ports<'_>, target: &Target, report: &
             continue;
         }
         let health = ports.launch.cluster.deployment_health(&preview.namespace, &preview.deployment).await?;
-        let Some((up, text)) = repair::preview_result(&health, preview.applied_at, ports.clock.now()) else { continue };
+        let Some((up, text)) = repair::preview_result(&health, preview.applied_at, ports.launch.clock.now()) else {
+            continue;
+        };
         let state = if up { "success" } else { "failure" };
         if let Some(id) = preview.github_deployment {
             let url = up.then_some(preview.url.as_str());
@@ -533,7 +523,7 @@ async fn missed_releases(
 ) -> Result<(), RepairError> {
     let Some(tracked_since) = repository.tracked_since else {
         // Tracked before Ferry kept the date: from now on.
-        let dated = Repository { tracked_since: Some(ports.clock.now()), ..repository.clone() };
+        let dated = Repository { tracked_since: Some(ports.launch.clock.now()), ..repository.clone() };
         match ports.launch.state.update(&dated.into(), version).await {
             Ok(_) | Err(StoreError::StaleVersion { .. } | StoreError::NotFound { .. }) => return Ok(()),
             Err(e) => return Err(e.into()),
@@ -604,7 +594,7 @@ async fn pull_requests(
             }
             Listing::Close => {
                 *removals_left -= 1;
-                let closed = closed_event(target, &found.record, ports.clock.now());
+                let closed = closed_event(target, &found.record, ports.launch.clock.now());
                 tracing::info!(repo = %target.repo, pr = %found.record.number, "closing a pull request GitHub no longer lists open");
                 launch(ports.launch, &closed, Trigger::PullRequest)
                     .await

@@ -60,9 +60,7 @@ impl Poller {
 
     async fn cycle(&self, refs: &[TrackedRef], deadline: Option<tokio::time::Instant>) -> PollReport {
         let ports = PollPorts {
-            state: self.state.as_ref(),
             secrets: self.secrets.as_ref(),
-            tokens: &self.tokens,
             sources: &self.sources,
             http: &self.http,
             launch: LaunchPorts {
@@ -74,7 +72,6 @@ impl Poller {
                 cluster_name: None,
                 clock: self.clock.as_ref(),
             },
-            clock: self.clock.as_ref(),
         };
         poll(ports, refs, 10, deadline).await.unwrap()
     }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use ferry::domain::{DeliveryId, Installation, InstallationId, Outcome, Repository};
 use ferry::store::{Collection, EmbeddedStore, Key, Record, StateStore, StoreError, Version, Versioned};
 use ferry::usecase::intake::{Inbound, Ports, intake};
+use ferry::usecase::launch::LaunchPorts;
 use ferry_tests::builders::repo;
 use ferry_tests::events::{Front, github_headers, lambda_event, secret};
 use ferry_tests::webhook::Harness;
@@ -242,8 +243,7 @@ async fn slow_intake(store: &Slow, id: &str) -> ferry::usecase::intake::Reply {
     let forge = ferry::forge::DryRunForge::new(dir.path());
     let cluster = ferry::cluster::DryRunCluster::new(dir.path());
     let operator = ferry::units::OperatorConfig::default();
-    let ports = Ports {
-        secrets: &secrets,
+    let launch = LaunchPorts {
         state: store,
         tokens: &tokens,
         forge: &forge,
@@ -252,6 +252,7 @@ async fn slow_intake(store: &Slow, id: &str) -> ferry::usecase::intake::Reply {
         cluster_name: None,
         clock: &ferry::domain::SystemClock,
     };
+    let ports = Ports { secrets: &secrets, launch };
     let reply = intake(ports, inbound, Duration::from_millis(200)).await;
     assert!(started.elapsed() < Duration::from_secs(2), "the reply waited for the store");
     reply
