@@ -5,6 +5,7 @@
 
 use ferry::domain::Sha;
 use ferry::forge::github::GithubApi;
+use ferry::forge::github::api::ApiCall;
 use ferry::forge::{CommitStatus, StatusState};
 use ferry::poll::source::{Polled, Sources};
 use ferry::poll::{Format, SourceKind, TrackedRef};
@@ -62,7 +63,7 @@ async fn the_github_client_never_takes_a_token_to_another_host() {
     for status in [301, 302, 307, 308] {
         let from = redirecting(status, &format!("{}/repos/acme/api", to.uri())).await;
         let api = GithubApi::new(&url::Url::parse(&from.uri()).unwrap()).unwrap();
-        let answer = api.send(Method::GET, "/repos/acme/api", &token(), None).await.unwrap();
+        let answer = api.send(&token(), &ApiCall::new(Method::GET, "/repos/acme/api", None)).await.unwrap();
         assert_eq!(answer.status, status, "the redirect comes back unfollowed");
         assert_eq!(tokens_seen(&from).await.len(), 1, "the API itself got the token");
     }
@@ -76,7 +77,7 @@ async fn the_github_client_never_takes_a_token_to_another_host() {
         .mount(&from)
         .await;
     let api = GithubApi::new(&url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap()).unwrap();
-    assert_eq!(api.send(Method::GET, "/repos/acme/api", &token(), None).await.unwrap().status, 307);
+    assert_eq!(api.send(&token(), &ApiCall::new(Method::GET, "/repos/acme/api", None)).await.unwrap().status, 307);
     let paths: Vec<String> = from.received_requests().await.unwrap().iter().map(|r| r.url.path().to_owned()).collect();
     assert_eq!(paths, ["/repos/acme/api"]);
 }
@@ -94,7 +95,7 @@ async fn the_github_client_follows_a_renamed_repository_on_its_own_host() {
         .mount(&github)
         .await;
     let api = GithubApi::new(&url::Url::parse(&github.uri()).unwrap()).unwrap();
-    let answer = api.send(Method::GET, "/repos/acme/old-name", &token(), None).await.unwrap();
+    let answer = api.send(&token(), &ApiCall::new(Method::GET, "/repos/acme/old-name", None)).await.unwrap();
     assert_eq!(answer.status, 200);
     assert_eq!(tokens_seen(&github).await, [format!("Bearer {TOKEN}"), format!("Bearer {TOKEN}")]);
 }

@@ -92,51 +92,18 @@ impl GithubApi {
         &self.base
     }
 
-    /// Sends one request to `path` (below the base, starting with `/`) with
-    /// `bearer` as its credential. Only a transport failure is an `Err`:
-    /// every status GitHub answers comes back as a response.
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        bearer: &SecretString,
-        body: Option<&serde_json::Value>,
-    ) -> Result<ApiResponse, String> {
-        self.send_accepting(method, path, bearer, body, "application/vnd.github+json").await
-    }
-
-    /// [`GithubApi::send`], asking for the media type `accept`.
-    pub async fn send_accepting(
-        &self,
-        method: Method,
-        path: &str,
-        bearer: &SecretString,
-        body: Option<&serde_json::Value>,
-        accept: &str,
-    ) -> Result<ApiResponse, String> {
-        self.send_conditional(method, path, bearer, body, accept, None).await
-    }
-
-    /// [`GithubApi::send_accepting`], with `If-None-Match: etag` when given:
-    /// an unchanged answer is a 304, which costs no rate limit. A redirect
-    /// is followed only within the API's origin (see `crate::net`); one
-    /// elsewhere comes back as the 3xx it is, the credential unsent.
-    pub async fn send_conditional(
-        &self,
-        method: Method,
-        path: &str,
-        bearer: &SecretString,
-        body: Option<&serde_json::Value>,
-        accept: &str,
-        etag: Option<&str>,
-    ) -> Result<ApiResponse, String> {
-        let call = async {
-            let first = Url::parse(&format!("{}{path}", self.base)).map_err(|e| format!("not a URL: {e}"))?;
+    /// Sends `call` with `bearer` as its credential. Only a transport
+    /// failure is an `Err`: every status GitHub answers comes back as a
+    /// response. A redirect is followed only within the API's origin (see
+    /// `crate::net`); one elsewhere comes back as the 3xx it is, the
+    /// credential unsent.
+    pub async fn send(&self, bearer: &SecretString, call: &ApiCall<'_>) -> Result<ApiResponse, String> {
+        let sent = async {
+            let first = Url::parse(&format!("{}{}", self.base, call.path)).map_err(|e| format!("not a URL: {e}"))?;
             let mut url = first.clone();
             let mut hops = 0;
             loop {
-                let request = self.request(method.clone(), &url, bearer, body, accept, etag)?;
-                let response = self.client.execute(request).await.map_err(transport)?;
+                let response = self.client.execute(request(&url, bearer, call)?).await.map_err(transport)?;
                 let (parts, answer) = response.into_parts();
                 let next = parts.status.is_redirection().then(|| location(&url, &parts.headers)).flatten();
                 hops += 1;
@@ -148,41 +115,53 @@ impl GithubApi {
                 return Ok(ApiResponse { status: parts.status.as_u16(), headers: parts.headers, body });
             }
         };
-        match tokio::time::timeout(CALL_LIMIT, call).await {
+        match tokio::time::timeout(CALL_LIMIT, sent).await {
             Ok(result) => result,
             Err(_) => Err(format!("no answer within {}s", CALL_LIMIT.as_secs())),
         }
     }
+}
 
-    fn request(
-        &self,
-        method: Method,
-        url: &Url,
-        bearer: &SecretString,
-        body: Option<&serde_json::Value>,
-        accept: &str,
-        etag: Option<&str>,
-    ) -> Result<Request<String>, String> {
-        let mut credential = HeaderValue::from_str(&format!("Bearer {}", bearer.expose_secret()))
-            .map_err(|_| "the credential is not a valid header value".to_owned())?;
-        credential.set_sensitive(true);
-        let request = Request::builder()
-            .method(method)
-            .uri(url.as_str())
-            .header(AUTHORIZATION, credential)
-            .header(ACCEPT, accept)
-            .header("x-github-api-version", API_VERSION)
-            .header(USER_AGENT, concat!("ferry/", env!("CARGO_PKG_VERSION")));
-        let request = match etag.and_then(|e| HeaderValue::from_str(e).ok()) {
-            Some(etag) => request.header(http::header::IF_NONE_MATCH, etag),
-            None => request,
-        };
-        match body {
-            Some(body) => request.header(http::header::CONTENT_TYPE, "application/json").body(body.to_string()),
-            None => request.body(String::new()),
-        }
-        .map_err(|e| format!("cannot build the request: {e}"))
+/// One request to the API: `path` is below the base and starts with `/`.
+#[derive(Debug, Clone)]
+pub struct ApiCall<'a> {
+    pub method: Method,
+    pub path: &'a str,
+    pub body: Option<&'a serde_json::Value>,
+    /// The media type asked for.
+    pub accept: &'a str,
+    /// Sent as `If-None-Match`: an unchanged answer is a 304, which costs
+    /// no rate limit.
+    pub etag: Option<&'a str>,
+}
+
+impl<'a> ApiCall<'a> {
+    /// `method path` with `body`, asking for GitHub's JSON.
+    pub fn new(method: Method, path: &'a str, body: Option<&'a serde_json::Value>) -> Self {
+        Self { method, path, body, accept: "application/vnd.github+json", etag: None }
     }
+}
+
+fn request(url: &Url, bearer: &SecretString, call: &ApiCall<'_>) -> Result<Request<String>, String> {
+    let mut credential = HeaderValue::from_str(&format!("Bearer {}", bearer.expose_secret()))
+        .map_err(|_| "the credential is not a valid header value".to_owned())?;
+    credential.set_sensitive(true);
+    let request = Request::builder()
+        .method(call.method.clone())
+        .uri(url.as_str())
+        .header(AUTHORIZATION, credential)
+        .header(ACCEPT, call.accept)
+        .header("x-github-api-version", API_VERSION)
+        .header(USER_AGENT, concat!("ferry/", env!("CARGO_PKG_VERSION")));
+    let request = match call.etag.and_then(|e| HeaderValue::from_str(e).ok()) {
+        Some(etag) => request.header(http::header::IF_NONE_MATCH, etag),
+        None => request,
+    };
+    match call.body {
+        Some(body) => request.header(http::header::CONTENT_TYPE, "application/json").body(body.to_string()),
+        None => request.body(String::new()),
+    }
+    .map_err(|e| format!("cannot build the request: {e}"))
 }
 
 /// Where a redirect points, resolved against the URL that answered it.

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::api::GithubApi;
+use super::api::{ApiCall, GithubApi};
 use crate::domain::repair::HookAttempt;
 use crate::domain::tokens::StoredToken;
 use crate::domain::{Clock, InstallationId, Timestamp};
@@ -175,7 +175,11 @@ impl TokenMinter for GithubApp {
             })),
         };
         let path = format!("/app/installations/{installation}/access_tokens");
-        let answer = self.api.send(Method::POST, &path, &jwt, body.as_ref()).await.map_err(MintError::Unavailable)?;
+        let answer = self
+            .api
+            .send(&jwt, &ApiCall::new(Method::POST, &path, body.as_ref()))
+            .await
+            .map_err(MintError::Unavailable)?;
         if let Some(retry_after) = answer.rate_limit(self.clock.now()) {
             return Err(MintError::RateLimited { retry_after });
         }
@@ -261,7 +265,7 @@ impl GithubApp {
     async fn app_call(&self, method: Method, path: &str) -> Result<super::api::ApiResponse, ForgeError> {
         let key = self.key().await.map_err(|e| ForgeError::NoCredential(e.to_string()))?;
         let jwt = app_jwt(self.id, &key, self.clock.now()).map_err(|e| ForgeError::NoCredential(e.to_string()))?;
-        let answer = self.api.send(method, path, &jwt, None).await.map_err(ForgeError::Unavailable)?;
+        let answer = self.api.send(&jwt, &ApiCall::new(method, path, None)).await.map_err(ForgeError::Unavailable)?;
         if let Some(retry_after) = answer.rate_limit(self.clock.now()) {
             return Err(ForgeError::RateLimited { retry_after });
         }

@@ -10,7 +10,7 @@ use base64::Engine;
 use http::Method;
 use serde_json::{Value, json};
 
-use super::api::{ApiResponse, GithubApi};
+use super::api::{ApiCall, ApiResponse, GithubApi};
 use super::listing::{listed_event, listed_release};
 use crate::domain::event::GitEvent;
 use crate::domain::tokens::Credential;
@@ -72,25 +72,12 @@ impl GithubForge {
         Ok(login)
     }
 
-    /// One call with the target's token; after a 401, once more with a new one.
-    async fn call(
-        &self,
-        at: &Target,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        accept: &str,
-    ) -> Result<ApiResponse, ForgeError> {
-        self.call_conditional(at, method, path, body, accept, None).await
-    }
-
     /// A listing page, asked conditionally: a 304 answers the body kept
     /// from last time, as a 200.
     async fn listing(&self, at: &Target, path: &str) -> Result<ApiResponse, ForgeError> {
         let known = self.listings.lock().ok().and_then(|l| l.get(path).cloned());
         let etag = known.as_ref().map(|(etag, _)| etag.as_str());
-        let mut answer =
-            self.call_conditional(at, Method::GET, path, None, "application/vnd.github+json", etag).await?;
+        let mut answer = self.call(at, &ApiCall { etag, ..ApiCall::new(Method::GET, path, None) }).await?;
         match (answer.status, known) {
             (304, Some((_, body))) => {
                 answer.status = 200;
@@ -108,22 +95,11 @@ impl GithubForge {
         Ok(answer)
     }
 
-    async fn call_conditional(
-        &self,
-        at: &Target,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        accept: &str,
-        etag: Option<&str>,
-    ) -> Result<ApiResponse, ForgeError> {
+    /// One call with the target's token; after a 401, once more with a new one.
+    async fn call(&self, at: &Target, call: &ApiCall<'_>) -> Result<ApiResponse, ForgeError> {
         for attempt in 0..2 {
             let token = self.credentials.token(&at.credential).await.map_err(ForgeError::NoCredential)?;
-            let answer = self
-                .api
-                .send_conditional(method.clone(), path, &token, body, accept, etag)
-                .await
-                .map_err(ForgeError::Unavailable)?;
+            let answer = self.api.send(&token, call).await.map_err(ForgeError::Unavailable)?;
             if answer.status == 401 && attempt == 0 {
                 self.credentials.refused(&at.credential, &token);
                 continue;
@@ -147,7 +123,7 @@ impl GithubForge {
         path: &str,
         body: Option<&Value>,
     ) -> Result<ApiResponse, ForgeError> {
-        self.call(at, method, path, body, "application/vnd.github+json").await
+        self.call(at, &ApiCall::new(method, path, body)).await
     }
 }
 
@@ -219,7 +195,9 @@ impl Forge for GithubForge {
 
     async fn commit_of(&self, at: &Target, reference: &str) -> Result<Option<Sha>, ForgeError> {
         let url = format!("/repos/{}/commits/{}", at.repo, crate::net::path(reference));
-        let answer = self.call(at, Method::GET, &url, None, "application/vnd.github.sha").await?;
+        let answer = self
+            .call(at, &ApiCall { accept: "application/vnd.github.sha", ..ApiCall::new(Method::GET, &url, None) })
+            .await?;
         match answer.status {
             200 => Ok(Sha::parse(String::from_utf8_lossy(&answer.body).trim()).ok()),
             404 | 422 => Ok(None),
