@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::management::{failure, refuse, repo_name};
+use super::management::{failure, refuse, track_request};
 use crate::Context;
 use crate::usecase::track;
 
@@ -48,12 +48,8 @@ pub async fn track(
     Path((owner, repo)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
-    let repo = match repo_name(&owner, &repo) {
-        Ok(repo) => repo,
-        Err(problem) => return refuse(StatusCode::BAD_REQUEST, problem),
-    };
-    let body: TrackBody = match super::management::optional_json(&body, "{\"login\": …}") {
-        Ok(body) => body,
+    let (repo, body) = match track_request::<TrackBody>(&owner, &repo, &body, "{\"login\": …}") {
+        Ok(request) => request,
         Err(problem) => return refuse(StatusCode::BAD_REQUEST, problem),
     };
     let secret = super::management::hook_secret(&context);

@@ -89,6 +89,17 @@ pub(super) fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8
     serde_json::from_slice(body).map_err(|e| format!("the body is not {shape}: {e}"))
 }
 
+/// A track request: `owner/repo` and its optional JSON body of `shape`, or
+/// why it is refused (400).
+pub(super) fn track_request<T: serde::de::DeserializeOwned + Default>(
+    owner: &str,
+    repo: &str,
+    body: &[u8],
+    shape: &str,
+) -> Result<(RepoName, T), String> {
+    Ok((repo_name(owner, repo)?, optional_json(body, shape)?))
+}
+
 /// `POST /api/v0/repositories/{owner}/{repo}`: `{"mode": "token", "token": …}`
 /// or `{"mode": "app"}` (the default).
 pub async fn track(
@@ -96,13 +107,9 @@ pub async fn track(
     Path((owner, repo)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
-    let repo = match repo_name(&owner, &repo) {
-        Ok(repo) => repo,
-        Err(problem) => return refuse(StatusCode::BAD_REQUEST, problem),
-    };
     // No body is App mode; a body must be the JSON above.
-    let body: TrackBody = match optional_json(&body, "{\"mode\", \"token\"}") {
-        Ok(body) => body,
+    let (repo, body) = match track_request::<TrackBody>(&owner, &repo, &body, "{\"mode\", \"token\"}") {
+        Ok(request) => request,
         Err(problem) => return refuse(StatusCode::BAD_REQUEST, problem),
     };
     let mode = match body.mode.as_deref() {

@@ -101,34 +101,28 @@ pub async fn callback(ports: Ports<'_>, code: &str, state: &str) -> Result<Strin
     })?;
     let secret_name = SecretName::parse("oauth-client-secret").map_err(|e| OauthError::Unavailable(e.to_string()))?;
     let client_secret = ports.secrets.get(&secret_name).await?.ok_or(OauthError::NotConfigured)?;
-    let answer: serde_json::Value = ports
-        .http
-        .post(format!("{}/login/oauth/access_token", web_base(ports.api)))
-        .header(reqwest::header::ACCEPT, "application/json")
-        .form(&[("client_id", client_id), ("client_secret", client_secret.expose_secret()), ("code", code)])
-        .send()
-        .await
-        .map_err(|e| OauthError::Unavailable(e.without_url().to_string()))?
-        .json()
-        .await
-        .map_err(|e| OauthError::Unavailable(e.without_url().to_string()))?;
+    let answer = json_of(
+        ports
+            .http
+            .post(format!("{}/login/oauth/access_token", web_base(ports.api)))
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&[("client_id", client_id), ("client_secret", client_secret.expose_secret()), ("code", code)]),
+    )
+    .await?;
     let Some(token) = answer["access_token"].as_str().filter(|t| !t.is_empty()) else {
         let reason = answer["error_description"].as_str().or(answer["error"].as_str()).unwrap_or("no token");
         return Err(OauthError::Refused(reason.chars().take(200).collect()));
     };
     let token = SecretString::from(token.to_owned());
-    let user: serde_json::Value = ports
-        .http
-        .get(format!("{}/user", ports.api.as_str().trim_end_matches('/')))
-        .bearer_auth(token.expose_secret())
-        .header(reqwest::header::ACCEPT, "application/vnd.github+json")
-        .header(reqwest::header::USER_AGENT, concat!("ferry/", env!("CARGO_PKG_VERSION")))
-        .send()
-        .await
-        .map_err(|e| OauthError::Unavailable(e.without_url().to_string()))?
-        .json()
-        .await
-        .map_err(|e| OauthError::Unavailable(e.without_url().to_string()))?;
+    let user = json_of(
+        ports
+            .http
+            .get(format!("{}/user", ports.api.as_str().trim_end_matches('/')))
+            .bearer_auth(token.expose_secret())
+            .header(reqwest::header::ACCEPT, "application/vnd.github+json")
+            .header(reqwest::header::USER_AGENT, concat!("ferry/", env!("CARGO_PKG_VERSION"))),
+    )
+    .await?;
     let login = user["login"].as_str().ok_or_else(|| OauthError::Refused("the token names no user".into()))?;
     let name = SecretName::parse(format!("oauth/{login}")).map_err(|e| OauthError::Refused(e.to_string()))?;
     ports.secrets.put(&name, &token).await?;
@@ -136,6 +130,13 @@ pub async fn callback(ports: Ports<'_>, code: &str, state: &str) -> Result<Strin
     ports.state.save(record.clone(), |_| record.clone()).await?;
     tracing::info!(%login, "stored a GitHub login's token");
     Ok(login.to_owned())
+}
+
+/// The JSON GitHub answers `request` with; no URL in the error (a code or
+/// token may be in it).
+async fn json_of(request: reqwest::RequestBuilder) -> Result<serde_json::Value, OauthError> {
+    let unavailable = |e: reqwest::Error| OauthError::Unavailable(e.without_url().to_string());
+    request.send().await.map_err(unavailable)?.json().await.map_err(unavailable)
 }
 
 #[cfg(test)]
