@@ -18,8 +18,8 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::intake::{self, act};
-use super::launch::{LaunchPorts, launch, status_context, target};
-use crate::cluster::{ClusterError, logs};
+use super::launch::{LaunchError, LaunchPorts, launch, status_context, target};
+use crate::cluster::logs;
 use crate::domain::event::{Detail, GitEvent, PullRequestDetail};
 use crate::domain::repair::{self, Listing, Retry, RunPhase};
 use crate::domain::route::{Trigger, route};
@@ -28,7 +28,7 @@ use crate::domain::{
     Cursor, Delivery, DeliveryId, Outcome, PrState, Preview, PullRequest, Release, RepoMode, Repository, Run,
     RunStatus, Sha, Timestamp,
 };
-use crate::forge::{AppHooks, CheckRun, CommitStatus, DeploymentStatus, ForgeError, StatusState, Target};
+use crate::forge::{AppHooks, CheckRun, CommitStatus, DeploymentStatus, StatusState, Target};
 use crate::store::{Collection, Key, StoreError, Versioned};
 
 /// How long acting on one retried delivery may take.
@@ -306,20 +306,8 @@ async fn repair_repository(
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RepairError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-    #[error(transparent)]
-    Forge(#[from] ForgeError),
-    #[error("{0}")]
-    Launch(String),
-}
-
 /// Each run still pending becomes its result's commit status, once.
-async fn report_runs(ports: Ports<'_>, target: &Target, report: &mut Report) -> Result<(), RepairError> {
+async fn report_runs(ports: Ports<'_>, target: &Target, report: &mut Report) -> Result<(), LaunchError> {
     for found in ports.launch.state.runs(&target.repo).await? {
         let run = found.record;
         // A run waiting for a slot has not started: it cannot be late.
@@ -343,7 +331,7 @@ pub(crate) async fn report_run(
     target: &Target,
     found: Versioned<Run>,
     phase: &RunPhase,
-) -> Result<bool, RepairError> {
+) -> Result<bool, LaunchError> {
     let stuck_after = Duration::from_secs(ports.launch.operator.reconciler.run_timeout_minutes.saturating_mul(60));
     let run = found.record;
     let kind = run.kind().to_owned();
@@ -395,7 +383,7 @@ pub(crate) async fn report_run(
 /// Each preview still coming up is reported once it is available (its
 /// GitHub deployment `success`, with the URL) or cannot come up in time
 /// (`failure`, with the reason its pods give).
-pub(crate) async fn report_previews(ports: Ports<'_>, target: &Target, report: &mut Report) -> Result<(), RepairError> {
+pub(crate) async fn report_previews(ports: Ports<'_>, target: &Target, report: &mut Report) -> Result<(), LaunchError> {
     for found in ports.launch.state.list::<Preview>(&Collection::Previews(target.repo.clone())).await? {
         let preview = found.record;
         if preview.reported.is_some() {
@@ -520,7 +508,7 @@ async fn missed_releases(
     version: crate::store::Version,
     repository: &Repository,
     report: &mut Report,
-) -> Result<(), RepairError> {
+) -> Result<(), LaunchError> {
     let Some(tracked_since) = repository.tracked_since else {
         // Tracked before Ferry kept the date: from now on.
         let dated = Repository { tracked_since: Some(ports.launch.clock.now()), ..repository.clone() };
@@ -535,7 +523,7 @@ async fn missed_releases(
             ports.launch.state.load::<Release>(&Key::Release(target.repo.clone(), release.tag.clone())).await?;
         if repair::missed_release(recorded.is_some(), release.draft, event.happened_at, tracked_since) {
             tracing::info!(repo = %target.repo, tag = %release.tag, "launching a release no webhook announced");
-            launch(ports.launch, &event, Trigger::Release).await.map_err(|e| RepairError::Launch(e.to_string()))?;
+            launch(ports.launch, &event, Trigger::Release).await?;
             report.missed_releases += 1;
         }
     }
@@ -550,7 +538,7 @@ async fn pull_requests(
     target: &Target,
     removals_left: &mut usize,
     report: &mut Report,
-) -> Result<(), RepairError> {
+) -> Result<(), LaunchError> {
     let Some(listed) = ports.launch.forge.open_pull_requests(target).await? else { return Ok(()) };
     let mut known: BTreeMap<u64, Versioned<PullRequest>> = BTreeMap::new();
     for found in ports.launch.state.list::<PullRequest>(&Collection::PullRequests(target.repo.clone())).await? {
@@ -571,7 +559,7 @@ async fn pull_requests(
         };
         if missed {
             tracing::info!(repo = %target.repo, pr = %pr.number, "launching a pull request no webhook announced");
-            launch(ports.launch, event, Trigger::PullRequest).await.map_err(|e| RepairError::Launch(e.to_string()))?;
+            launch(ports.launch, event, Trigger::PullRequest).await?;
             report.missed_pull_requests += 1;
         } else if let Some(found) = known.get(&pr.number.get())
             && found.record.unseen_listings > 0
@@ -596,9 +584,7 @@ async fn pull_requests(
                 *removals_left -= 1;
                 let closed = closed_event(target, &found.record, ports.launch.clock.now());
                 tracing::info!(repo = %target.repo, pr = %found.record.number, "closing a pull request GitHub no longer lists open");
-                launch(ports.launch, &closed, Trigger::PullRequest)
-                    .await
-                    .map_err(|e| RepairError::Launch(e.to_string()))?;
+                launch(ports.launch, &closed, Trigger::PullRequest).await?;
                 report.previews_removed += 1;
             }
         }

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::launch::LaunchError;
 use super::launch::target;
-use super::reconcile::{Ports, RepairError, report_run};
+use super::reconcile::{Ports, report_run};
 use crate::cluster::{manifests, phase_of};
 use crate::domain::Run;
 use crate::domain::event::{Detail, GitEvent};
@@ -34,7 +35,7 @@ fn nothing(reason: impl Into<String>) -> Answer {
 }
 
 #[tracing::instrument(skip_all, fields(kind = run.kind, namespace = %run.namespace, name = %run.name))]
-pub async fn run_ended(ports: Ports<'_>, run: &RunRef) -> Result<Answer, RepairError> {
+pub async fn run_ended(ports: Ports<'_>, run: &RunRef) -> Result<Answer, LaunchError> {
     let cluster = ports.launch.cluster;
     let Some(object) = cluster.run(&run.namespace, run.kind, &run.name).await? else {
         return Ok(nothing("the cluster has no such run"));
