@@ -89,6 +89,14 @@ fn uid(manifest: &Manifest) -> String {
     format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
+/// The run written at `path`, if there is one.
+fn read_run(path: &Path) -> Result<Option<Value>, ClusterError> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
+    serde_yaml_ng::from_str(&text)
+        .map(Some)
+        .map_err(|e| ClusterError::Refused { what: path.display().to_string(), problem: e.to_string() })
+}
+
 #[async_trait]
 impl Cluster for DryRunCluster {
     async fn create(&self, manifest: &Manifest) -> Result<Created, ClusterError> {
@@ -158,9 +166,7 @@ impl Cluster for DryRunCluster {
     async fn cancel(&self, run: &RunState) -> Result<(), ClusterError> {
         let _one = self.lock.lock().await;
         let path = self.run_path(run);
-        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
-        let mut object: Value = serde_yaml_ng::from_str(&text)
-            .map_err(|e| ClusterError::Refused { what: path.display().to_string(), problem: e.to_string() })?;
+        let Some(mut object) = read_run(&path)? else { return Ok(()) };
         object["spec"]["status"] = cancel_status(&run.kind).into();
         self.write(&path, &object)?;
         tracing::info!(path = %path.display(), "dry-run: cancelled {} {}", run.kind, run.name);
@@ -170,9 +176,7 @@ impl Cluster for DryRunCluster {
     async fn start(&self, run: &RunState) -> Result<(), ClusterError> {
         let _one = self.lock.lock().await;
         let path = self.run_path(run);
-        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
-        let mut object: Value = serde_yaml_ng::from_str(&text)
-            .map_err(|e| ClusterError::Refused { what: path.display().to_string(), problem: e.to_string() })?;
+        let Some(mut object) = read_run(&path)? else { return Ok(()) };
         if object["spec"]["status"] != manifests::PENDING {
             return Ok(());
         }

@@ -47,6 +47,11 @@ impl DryRunForge {
 impl DryRunForge {
     /// A JSON array the operator (or a test) put beside the repository's files.
     fn listing(&self, at: &Target, file: &str) -> Result<Option<Vec<serde_json::Value>>, ForgeError> {
+        self.read(at, file)
+    }
+
+    /// The JSON file `file` beside the repository's files, if there is one.
+    fn read<T: serde::de::DeserializeOwned>(&self, at: &Target, file: &str) -> Result<Option<T>, ForgeError> {
         let path = self.repo_dir(at).join(file);
         match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text)
@@ -88,15 +93,8 @@ impl Forge for DryRunForge {
         if let Ok(sha) = Sha::parse(reference) {
             return Ok(Some(sha));
         }
-        let path = self.repo_dir(at).join("refs.json");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ForgeError::Unavailable(e.to_string())),
-        };
-        let refs: std::collections::BTreeMap<String, String> =
-            serde_json::from_str(&text).map_err(|e| ForgeError::Unavailable(format!("{}: {e}", path.display())))?;
-        Ok(refs.get(reference).and_then(|sha| Sha::parse(sha.clone()).ok()))
+        let refs: Option<std::collections::BTreeMap<String, String>> = self.read(at, "refs.json")?;
+        Ok(refs.and_then(|refs| refs.get(reference).and_then(|sha| Sha::parse(sha.clone()).ok())))
     }
 
     async fn status(&self, at: &Target, sha: &Sha, status: &CommitStatus) -> Result<(), ForgeError> {
@@ -201,14 +199,7 @@ impl Forge for DryRunForge {
     /// From `permissions.json` beside the repository's files (`{"login":
     /// "write"}`), when there is one.
     async fn can_push(&self, at: &Target, login: &str) -> Result<Option<bool>, ForgeError> {
-        let path = self.repo_dir(at).join("permissions.json");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ForgeError::Unavailable(e.to_string())),
-        };
-        let permissions: std::collections::BTreeMap<String, String> =
-            serde_json::from_str(&text).map_err(|e| ForgeError::Unavailable(format!("{}: {e}", path.display())))?;
-        Ok(Some(permissions.get(login).is_some_and(|p| super::grants_push(p))))
+        let permissions: Option<std::collections::BTreeMap<String, String>> = self.read(at, "permissions.json")?;
+        Ok(permissions.map(|permissions| permissions.get(login).is_some_and(|p| super::grants_push(p))))
     }
 }

@@ -28,6 +28,17 @@ pub struct Applied {
     pub reason: Option<String>,
 }
 
+impl Applied {
+    fn nothing(reason: String) -> Self {
+        Applied { actions: Vec::new(), reason: Some(reason) }
+    }
+}
+
+/// The installation an event is about.
+fn installation_of(event: &GitEvent) -> Result<InstallationId, InstallationError> {
+    event.installation.ok_or(InstallationError::NoInstallation)
+}
+
 impl From<Vec<Action>> for Applied {
     fn from(actions: Vec<Action>) -> Self {
         Applied { actions, reason: None }
@@ -58,13 +69,11 @@ pub async fn apply_installation(
     change: InstallationChange,
     now: Timestamp,
 ) -> Result<Applied, InstallationError> {
-    let (id, Detail::Installation(detail)) =
-        (event.installation.ok_or(InstallationError::NoInstallation)?, &event.detail)
-    else {
+    let (id, Detail::Installation(detail)) = (installation_of(event)?, &event.detail) else {
         return Err(InstallationError::NoInstallation);
     };
     if let Some(reason) = outdated(state, id, event).await? {
-        return Ok(Applied { actions: Vec::new(), reason: Some(reason) });
+        return Ok(Applied::nothing(reason));
     }
     let mut actions = Vec::new();
     if change == InstallationChange::Deleted {
@@ -142,13 +151,11 @@ pub async fn apply_repositories(
     event: &GitEvent,
     now: Timestamp,
 ) -> Result<Applied, InstallationError> {
-    let (id, Detail::InstallationRepositories(detail)) =
-        (event.installation.ok_or(InstallationError::NoInstallation)?, &event.detail)
-    else {
+    let (id, Detail::InstallationRepositories(detail)) = (installation_of(event)?, &event.detail) else {
         return Err(InstallationError::NoInstallation);
     };
     if let Some(reason) = outdated(state, id, event).await? {
-        return Ok(Applied { actions: Vec::new(), reason: Some(reason) });
+        return Ok(Applied::nothing(reason));
     }
     if let (Some(at), Some(mut found)) = (event.happened_at, state.load::<Installation>(&Key::Installation(id)).await?)
     {
