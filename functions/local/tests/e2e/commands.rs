@@ -6,7 +6,7 @@ use crate::common;
 
 use std::path::Path;
 
-use common::{Server, comment, demo_config, sample, send, serve_with};
+use common::{Server, comment, sample, send, serve_demo};
 use serde_json::{Value, json};
 
 /// The one line Ferry answers commands with on #42.
@@ -34,8 +34,7 @@ fn runs(dir: &Path) -> Vec<(String, String, Option<String>)> {
 }
 
 fn start(dir: &Path) -> Server {
-    std::fs::write(dir.join("ferry.toml"), demo_config()).unwrap();
-    let server = serve_with(dir, &[("FERRY_CONFIG", "ferry.toml")]);
+    let server = serve_demo(dir, &[]);
     send(dir, &server, "installation", "installed", &sample("installation.created.json"));
     // monalisa may push: she may give commands.
     let forge = dir.join(".ferry/forge/acme/api");

@@ -35,6 +35,14 @@ pub fn serve_with(dir: &Path, variables: &[(&str, &str)]) -> Server {
     serve_args(dir, &[], variables)
 }
 
+/// As [`serve_with`], on the operator config of the samples in `events/`.
+pub fn serve_demo(dir: &Path, variables: &[(&str, &str)]) -> Server {
+    std::fs::write(dir.join("ferry.toml"), demo_config()).unwrap();
+    let mut all = vec![("FERRY_CONFIG", "ferry.toml")];
+    all.extend_from_slice(variables);
+    serve_with(dir, &all)
+}
+
 /// As [`serve_with`], with more arguments to `ferry serve`.
 pub fn serve_args(dir: &Path, args: &[&str], variables: &[(&str, &str)]) -> Server {
     start_serve(dir, args, variables, Stdio::null())

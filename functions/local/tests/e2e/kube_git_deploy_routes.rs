@@ -6,7 +6,7 @@ use crate::common;
 
 use std::path::Path;
 
-use common::{Server, client, demo_config, sample, serve_with};
+use common::{Server, client, sample, serve_demo};
 use ferry::domain::signature::{WebhookSecret, sign};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -22,15 +22,13 @@ fn start(dir: &Path) -> Server {
 /// `ferry serve` with no App, asking GitHub at `api` for repositories it
 /// holds a token for.
 fn start_with(dir: &Path, api: &str) -> Server {
-    std::fs::write(dir.join("ferry.toml"), demo_config()).unwrap();
-    serve_with(
+    serve_demo(
         dir,
         &[
             ("FERRY_ADMIN_TOKEN", ADMIN),
             ("FERRY_WEBHOOK_SECRET", SECRET),
             ("FERRY_PUBLIC_URL", PUBLIC),
             ("FERRY_GITHUB_OAUTH_CLIENT_ID", "Iv1.kgd"),
-            ("FERRY_CONFIG", "ferry.toml"),
             ("FERRY_GITHUB_API_URL", api),
         ],
     )

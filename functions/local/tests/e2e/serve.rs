@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Server, client, demo_config, ferry_command, serve_with};
+use crate::common::{Server, client, ferry_command, serve_demo, serve_with};
 
 /// Starts `ferry serve` in `dir` with no FERRY_ variable set, on a free port.
 fn serve(dir: &Path) -> Server {
@@ -149,8 +149,7 @@ fn yaml_files(dir: &Path) -> Vec<String> {
 #[tokio::test]
 async fn serve_launches_the_sample_push_on_the_dry_run_cluster_once() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ferry.toml"), demo_config()).unwrap();
-    let server = serve_with(dir.path(), &[("FERRY_CONFIG", "ferry.toml")]);
+    let server = serve_demo(dir.path(), &[]);
     let reply = replay(dir.path(), &server, "github/push.json", "e2e-push-1");
     assert!(reply.contains("pipelinerun.created"), "{reply}");
     assert!(reply.contains("docs: no changed path matches docs/**"), "the reply says why docs did not run: {reply}");
@@ -177,8 +176,7 @@ async fn serve_launches_the_sample_push_on_the_dry_run_cluster_once() {
 #[tokio::test]
 async fn serve_opens_and_removes_a_preview_for_the_sample_pull_request() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ferry.toml"), demo_config()).unwrap();
-    let server = serve_with(dir.path(), &[("FERRY_CONFIG", "ferry.toml")]);
+    let server = serve_demo(dir.path(), &[]);
     let opened = replay(dir.path(), &server, "github/pull_request.opened.json", "e2e-pr-1");
     assert!(opened.contains("preview.applied"), "{opened}");
     let cluster = dir.path().join(".ferry/cluster");

@@ -6,19 +6,15 @@ use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Server, client, demo_config, sample, send, serve_with};
+use common::{Server, client, sample, send, serve_demo, serve_with};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "tekton-sink-token-for-the-test";
 const SHA: &str = "9c2a4b7e1d3f5a6c8e0b2d4f6a8c0e2b4d6f8a0c";
 
 fn start(dir: &Path, token: Option<&str>) -> Server {
-    std::fs::write(dir.join("ferry.toml"), demo_config()).unwrap();
-    let mut variables = vec![("FERRY_CONFIG", "ferry.toml")];
-    if let Some(token) = token {
-        variables.push(("FERRY_TEKTON_TOKEN", token));
-    }
-    let server = serve_with(dir, &variables);
+    let token: Vec<(&str, &str)> = token.map(|token| ("FERRY_TEKTON_TOKEN", token)).into_iter().collect();
+    let server = serve_demo(dir, &token);
     // The installation that tracks acme/api, as the reconciler knows it too.
     send(dir, &server, "installation", "installed", &sample("installation.created.json"));
     server
