@@ -569,32 +569,25 @@ mod tests {
     fn only_an_entry_on_the_configured_github_is_githubs() {
         let public = url::Url::parse("https://api.github.com").unwrap();
         let enterprise = url::Url::parse("https://ghe.example.com/api/v3").unwrap();
+        use SourceKind::{Git, Github, Gitlab};
         let entry = |url: &str, kind: SourceKind, api: Option<&str>| TrackedRef {
             kind,
             api_url: api.map(str::to_owned),
             ..tracked(url)
         };
         let cases = [
-            (entry("https://github.com/acme/api", SourceKind::Github, None), &public, true),
-            (
-                entry("https://github.com/acme/api.git", SourceKind::Github, Some("https://api.github.com/")),
-                &public,
-                true,
-            ),
-            (entry("https://ghe.example.com/acme/api", SourceKind::Github, None), &enterprise, true),
+            (entry("https://github.com/acme/api", Github, None), &public, true),
+            (entry("https://github.com/acme/api.git", Github, Some("https://api.github.com/")), &public, true),
+            (entry("https://ghe.example.com/acme/api", Github, None), &enterprise, true),
             // Another host, whatever the owner/name.
-            (entry("https://git.example.com/acme/api", SourceKind::Github, None), &public, false),
-            (entry("https://gitlab.com/acme/api", SourceKind::Gitlab, None), &public, false),
-            (entry("https://github.com/acme/api", SourceKind::Git, None), &public, false),
+            (entry("https://git.example.com/acme/api", Github, None), &public, false),
+            (entry("https://gitlab.com/acme/api", Gitlab, None), &public, false),
+            (entry("https://github.com/acme/api", Git, None), &public, false),
             // Read through another API, or over plain http.
-            (
-                entry("https://github.com/acme/api", SourceKind::Github, Some("https://evil.example.com")),
-                &public,
-                false,
-            ),
-            (entry("http://github.com/acme/api", SourceKind::Github, None), &public, false),
-            (entry("https://github.com/acme/api", SourceKind::Github, None), &enterprise, false),
-            (entry("https://ghe.example.com/acme/api", SourceKind::Github, Some("not a url")), &enterprise, false),
+            (entry("https://github.com/acme/api", Github, Some("https://evil.example.com")), &public, false),
+            (entry("http://github.com/acme/api", Github, None), &public, false),
+            (entry("https://github.com/acme/api", Github, None), &enterprise, false),
+            (entry("https://ghe.example.com/acme/api", Github, Some("not a url")), &enterprise, false),
         ];
         for (entry, api, expected) in cases {
             assert_eq!(

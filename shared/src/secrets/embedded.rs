@@ -125,13 +125,19 @@ impl SecretStore for EmbeddedSecrets {
 mod tests {
     use super::*;
 
-    /// Two handles stand for two processes on one data dir (each has its
-    /// own in-process lock): the file lock keeps every write.
+    /// Two handles on one file in `dir`, standing for two processes (each
+    /// has its own in-process lock).
+    fn two_handles(dir: &Path) -> (PathBuf, EmbeddedSecrets, EmbeddedSecrets) {
+        let path = dir.join("secrets.json");
+        let (a, b) = (EmbeddedSecrets::open(&path).unwrap(), EmbeddedSecrets::open(&path).unwrap());
+        (path, a, b)
+    }
+
+    /// The file lock keeps every write of two processes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_writers_on_one_file_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secrets.json");
-        let (a, b) = (EmbeddedSecrets::open(&path).unwrap(), EmbeddedSecrets::open(&path).unwrap());
+        let (_, a, b) = two_handles(dir.path());
         let write = |store: EmbeddedSecrets, prefix: &'static str| {
             tokio::spawn(async move {
                 for i in 0..20 {
@@ -151,18 +157,12 @@ mod tests {
             .collect();
         assert!(leftovers.is_empty(), "no temporary file left behind");
     }
-}
-
-#[cfg(test)]
-mod first_secret {
-    use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn of_two_first_writers_one_wins_and_both_read_it() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secrets.json");
+        let (path, a, b) = two_handles(dir.path());
         let name = SecretName::webhook_secret();
-        let (a, b) = (EmbeddedSecrets::open(&path).unwrap(), EmbeddedSecrets::open(&path).unwrap());
         let (name_a, name_b) = (name.clone(), name.clone());
         let one = tokio::spawn(async move { a.put_if_absent(&name_a, &SecretString::from("one".to_owned())).await });
         let two = tokio::spawn(async move { b.put_if_absent(&name_b, &SecretString::from("two".to_owned())).await });
