@@ -70,37 +70,22 @@ fn an_outsiders_head_is_read_on_no_path_until_a_trusted_user_approves_it() {
     let server = start(dir, None);
     let at = "2026-11-20T11:00:00Z";
 
-    let opened = send(
-        dir,
-        &server,
-        "pull_request",
-        "o-1",
-        &pull_request("opened", HEAD, "stranger", "CONTRIBUTOR", "stranger", at),
-    );
+    let event = pull_request("opened", HEAD, "stranger", "CONTRIBUTOR", "stranger", at);
+    let opened = send(dir, &server, "pull_request", "o-1", &event);
     assert!(opened.contains("waits for a trusted user's /ok-to-test"), "{opened}");
     assert_eq!(status(dir, HEAD, "ferry_ok-to-test").unwrap()["state"], "pending");
     let by_author = send(dir, &server, "issue_comment", "o-2", &comment(1, "/retest", "stranger", "CONTRIBUTOR"));
     assert!(by_author.contains("commands count only from"), "{by_author}");
     let by_member = send(dir, &server, "issue_comment", "o-3", &comment(2, "/retest", "monalisa", "MEMBER"));
     assert!(by_member.contains("waits for a trusted user's /ok-to-test"), "{by_member}");
-    let closed = send(
-        dir,
-        &server,
-        "pull_request",
-        "o-4",
-        &pull_request("closed", HEAD, "stranger", "CONTRIBUTOR", "stranger", "2026-11-20T11:30:00Z"),
-    );
+    let event = pull_request("closed", HEAD, "stranger", "CONTRIBUTOR", "stranger", "2026-11-20T11:30:00Z");
+    let closed = send(dir, &server, "pull_request", "o-4", &event);
     assert!(closed.contains("\"processed\""), "{closed}");
     assert!(status(dir, HEAD, "ferry_config").is_none(), "the outsider's .ferry.toml was read");
 
     // Reopened and approved by its full SHA: now, and only now, it is read.
-    send(
-        dir,
-        &server,
-        "pull_request",
-        "o-5",
-        &pull_request("reopened", HEAD, "stranger", "CONTRIBUTOR", "stranger", "2026-11-20T11:40:00Z"),
-    );
+    let event = pull_request("reopened", HEAD, "stranger", "CONTRIBUTOR", "stranger", "2026-11-20T11:40:00Z");
+    send(dir, &server, "pull_request", "o-5", &event);
     assert!(status(dir, HEAD, "ferry_config").is_none());
     let approved =
         send(dir, &server, "issue_comment", "o-6", &comment(3, &format!("/ok-to-test {HEAD}"), "monalisa", "MEMBER"));
@@ -116,13 +101,8 @@ fn a_stranger_pushing_to_a_trusted_fork_needs_a_new_approval_that_names_the_comm
     permissions(dir, json!({"monalisa": "write"}));
     let server = start(dir, Some(&demo_config()));
 
-    let opened = send(
-        dir,
-        &server,
-        "pull_request",
-        "f-1",
-        &pull_request("opened", HEAD, "monalisa", "MEMBER", "monalisa", "2026-11-20T11:00:00Z"),
-    );
+    let event = pull_request("opened", HEAD, "monalisa", "MEMBER", "monalisa", "2026-11-20T11:00:00Z");
+    let opened = send(dir, &server, "pull_request", "f-1", &event);
     assert!(opened.contains("preview.applied"), "a member's fork runs: {opened}");
     let before = runs(dir);
 
