@@ -236,6 +236,15 @@ fn serve_api(dir: &Path, repository_settings: &str, unit_settings: &str) -> Serv
     server
 }
 
+/// Ferry on acme/api with these settings, and three pushes to it, of the
+/// commits `<pair>` × 20.
+fn three_pushes(dir: &Path, repository_settings: &str, unit_settings: &str, pairs: [&str; 3]) -> (Server, [String; 3]) {
+    let server = serve_api(dir, repository_settings, unit_settings);
+    let shas = pairs.map(|pair| pair.repeat(20));
+    push_on_branches(dir, &server, &shas);
+    (server, shas)
+}
+
 /// One push per commit, each to a branch of its own: lanes of their own,
 /// so none supersedes another.
 fn push_on_branches(dir: &Path, server: &Server, shas: &[String]) {
@@ -253,9 +262,7 @@ fn push_on_branches(dir: &Path, server: &Server, shas: &[String]) {
 async fn past_max_running_runs_wait_and_start_in_order_as_each_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let server = serve_api(dir, "max_running = 1\n", "");
-    let shas = ["a1".repeat(20), "b2".repeat(20), "c3".repeat(20)];
-    push_on_branches(dir, &server, &shas);
+    let (server, shas) = three_pushes(dir, "max_running = 1\n", "", ["a1", "b2", "c3"]);
     let name_of = |sha: &str| format!("ferry-api-{}", &sha[..7]);
     let state = |dir: &Path| -> Vec<(bool, String)> {
         let runs = waiting(dir);
@@ -300,9 +307,7 @@ async fn past_max_running_runs_wait_and_start_in_order_as_each_finishes() {
 async fn finished_runs_beyond_keep_runs_are_deleted_once_a_result_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let server = serve_api(dir, "", "keep_runs = 2\n");
-    let shas = ["d4".repeat(20), "e5".repeat(20), "f6".repeat(20)];
-    push_on_branches(dir, &server, &shas);
+    let (server, shas) = three_pushes(dir, "", "keep_runs = 2\n", ["d4", "e5", "f6"]);
     let names: Vec<String> = waiting(dir).into_iter().map(|(name, _)| name).collect();
     assert_eq!(names.len(), 3);
     let ordered: Vec<String> = shas
