@@ -28,15 +28,17 @@ pub struct Applied {
     pub reason: Option<String>,
 }
 
-impl Applied {
-    fn nothing(reason: String) -> Self {
-        Applied { actions: Vec::new(), reason: Some(reason) }
-    }
-}
-
-/// The installation an event is about.
-fn installation_of(event: &GitEvent) -> Result<InstallationId, InstallationError> {
-    event.installation.ok_or(InstallationError::NoInstallation)
+/// The installation an event is about, or, when the event is older than
+/// what Ferry knows of it, the nothing it does.
+async fn current(
+    state: &dyn StateStore,
+    event: &GitEvent,
+) -> Result<Result<InstallationId, Applied>, InstallationError> {
+    let id = event.installation.ok_or(InstallationError::NoInstallation)?;
+    Ok(match outdated(state, id, event).await? {
+        Some(reason) => Err(Applied { actions: Vec::new(), reason: Some(reason) }),
+        None => Ok(id),
+    })
 }
 
 impl From<Vec<Action>> for Applied {
@@ -69,12 +71,11 @@ pub async fn apply_installation(
     change: InstallationChange,
     now: Timestamp,
 ) -> Result<Applied, InstallationError> {
-    let (id, Detail::Installation(detail)) = (installation_of(event)?, &event.detail) else {
-        return Err(InstallationError::NoInstallation);
+    let id = match current(state, event).await? {
+        Ok(id) => id,
+        Err(outdated) => return Ok(outdated),
     };
-    if let Some(reason) = outdated(state, id, event).await? {
-        return Ok(Applied::nothing(reason));
-    }
+    let Detail::Installation(detail) = &event.detail else { return Err(InstallationError::NoInstallation) };
     let mut actions = Vec::new();
     if change == InstallationChange::Deleted {
         state.delete(&Key::Installation(id)).await?;
@@ -151,12 +152,13 @@ pub async fn apply_repositories(
     event: &GitEvent,
     now: Timestamp,
 ) -> Result<Applied, InstallationError> {
-    let (id, Detail::InstallationRepositories(detail)) = (installation_of(event)?, &event.detail) else {
+    let id = match current(state, event).await? {
+        Ok(id) => id,
+        Err(outdated) => return Ok(outdated),
+    };
+    let Detail::InstallationRepositories(detail) = &event.detail else {
         return Err(InstallationError::NoInstallation);
     };
-    if let Some(reason) = outdated(state, id, event).await? {
-        return Ok(Applied::nothing(reason));
-    }
     if let (Some(at), Some(mut found)) = (event.happened_at, state.load::<Installation>(&Key::Installation(id)).await?)
     {
         found.record.updated_at = Some(at);
