@@ -217,18 +217,23 @@ pub(super) async fn within(
 }
 
 fn read(text: &str) -> Result<Vec<Unit>, FileError> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+    // Keys with their spans: each unit's problems name the line it starts on.
+    let table: BTreeMap<toml::Spanned<String>, toml::Value> = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+    let line_of = |key: &toml::Spanned<String>| Some(line_at(text, key.span().start));
     // The seed's own layout (`[api]` then `[[docker]]`) is not valid for a
     // unit in TOML: say how to write it before anything else.
-    if let Some(name) = ["docker", "helm", "pipeline", "task", "preview"].into_iter().find(|n| table.contains_key(*n)) {
+    let actions = ["docker", "helm", "pipeline", "task", "preview"];
+    if let Some(key) = table.keys().find(|key| actions.contains(&key.get_ref().as_str())) {
+        let name = key.get_ref();
         return Err(FileError {
-            line: line_of_table(text, name),
+            line: line_of(key),
             problem: format!("[{name}] belongs to a unit: write [<unit>.{name}] (or [[<unit>.{name}]])"),
         });
     }
     let mut units = Vec::new();
-    for (name, value) in table {
-        let at = line_of_table(text, &name).or_else(|| line_of_key(text, &name));
+    for (key, value) in table {
+        let at = line_of(&key);
+        let name = key.into_inner();
         let unit_name = UnitName::parse(name.clone())
             .map_err(|e| FileError { line: at, problem: format!("unit [{name}]: {}", e.problem) })?;
         if !value.is_table() {
@@ -290,34 +295,13 @@ fn unit(name: UnitName, spec: UnitToml) -> Result<Unit, String> {
     Ok(unit)
 }
 
-/// The line of the first table header naming unit `name`, 1-based.
-fn line_of_table(text: &str, name: &str) -> Option<usize> {
-    let quoted = format!("\"{name}\"");
-    text.lines()
-        .position(|line| {
-            let line = line.trim_start();
-            if !line.starts_with('[') {
-                return false;
-            }
-            let header = line.trim_start_matches('[').trim_start();
-            let rest = header.strip_prefix(name).or_else(|| header.strip_prefix(quoted.as_str()));
-            rest.is_some_and(|rest| rest.trim_start().starts_with([']', '.']))
-        })
-        .map(|i| i + 1)
-}
-
-/// The line of the first `name = …` (or `name.… = …`) outside any table, 1-based.
-fn line_of_key(text: &str, name: &str) -> Option<usize> {
-    text.lines()
-        .take_while(|line| !line.trim_start().starts_with('['))
-        .position(|line| {
-            line.trim_start().strip_prefix(name).is_some_and(|rest| rest.trim_start().starts_with(['=', '.']))
-        })
-        .map(|i| i + 1)
+/// The 1-based line of byte `at` in `text`.
+fn line_at(text: &str, at: usize) -> usize {
+    1 + text[..at.min(text.len())].matches('\n').count()
 }
 
 fn toml_error(text: &str, error: &toml::de::Error) -> FileError {
-    let line = error.span().map(|span| 1 + text[..span.start.min(text.len())].matches('\n').count());
+    let line = error.span().map(|span| line_at(text, span.start));
     FileError { line, problem: format!("TOML: {}", error.message().trim_end()) }
 }
 
