@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::TemplateContext;
+use super::{TemplateContext, line_at};
 use crate::domain::UnitName;
 
 /// The file's name at the repository root.
@@ -293,11 +293,6 @@ fn unit(name: UnitName, spec: UnitToml) -> Result<Unit, String> {
         );
     }
     Ok(unit)
-}
-
-/// The 1-based line of byte `at` in `text`.
-fn line_at(text: &str, at: usize) -> usize {
-    1 + text[..at.min(text.len())].matches('\n').count()
 }
 
 fn toml_error(text: &str, error: &toml::de::Error) -> FileError {

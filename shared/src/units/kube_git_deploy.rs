@@ -20,9 +20,9 @@ use std::ops::Range;
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml_edit::{Item, Table};
 
-use super::TemplateContext;
 use super::file::{Docker, FileError, Helm, On, SKIP_LABEL, Unit};
 use super::template::{MAX_SOURCE_BYTES, RENDER_TIME_LIMIT};
+use super::{TemplateContext, line_at};
 use crate::domain::UnitName;
 
 /// The file's name at the repository root.
@@ -367,10 +367,6 @@ fn left_open(line: &str) -> bool {
         }
     }
     bare
-}
-
-fn line_at(text: &str, offset: usize) -> usize {
-    1 + text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count()
 }
 
 /// A header of the file, where it stands.

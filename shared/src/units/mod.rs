@@ -117,6 +117,12 @@ impl TemplateContext {
     }
 }
 
+/// The 1-based line of byte `at` in `text`: where the files people write
+/// say their mistakes are.
+pub(crate) fn line_at(text: &str, at: usize) -> usize {
+    1 + text.as_bytes()[..at.min(text.len())].iter().filter(|b| **b == b'\n').count()
+}
+
 /// A push's template context for tests: `acme/api` at `sha` on `branch`.
 #[cfg(test)]
 pub(crate) fn push_context(branch: &str, sha: &str) -> TemplateContext {

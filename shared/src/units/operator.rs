@@ -274,7 +274,7 @@ impl OperatorConfig {
 
     pub fn parse(text: &str) -> Result<Self, String> {
         let config: Self = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| 1 + text[..s.start.min(text.len())].matches('\n').count());
+            let line = e.span().map(|s| super::line_at(text, s.start));
             format!("{}{}", line.map(|l| format!("line {l}: ")).unwrap_or_default(), e.message().trim_end())
         })?;
         if !(config.kubernetes.qps > 0.0 && config.kubernetes.qps.is_finite()) || config.kubernetes.burst == 0 {
