@@ -3,6 +3,19 @@
 //! helm actions), the Secret holding a run's clone token, and previews.
 //! Names are deterministic, so a redelivered event names the same run.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, Namespace, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec,
+};
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
+    ServiceBackendPort,
+};
+use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -412,7 +425,9 @@ pub fn preview_namespace(repo: &RepoName, unit: &UnitName, of: &PreviewOf) -> St
     format!("{stem}-{suffix}-{hash}")
 }
 
-/// The preview environment: Namespace, Deployment, Service, Ingress.
+/// The preview environment: Namespace, Deployment, Service, Ingress, and
+/// the binding that lets Ferry read, in this namespace only, whether the
+/// preview came up (its Deployment and pods): the reconciler reports it.
 pub fn preview(
     repo: &RepoName,
     unit: &UnitName,
@@ -427,63 +442,105 @@ pub fn preview(
         PreviewOf::PullRequest(n) => Some(*n),
         PreviewOf::Release(_) => None,
     };
-    let labels = labels(repo, unit, sha, pr);
+    let labels: BTreeMap<String, String> = serde_json::from_value(labels(repo, unit, sha, pr)).unwrap_or_default();
     let app = object_name(unit, 63);
-    let selector = json!({ "app.kubernetes.io/name": app });
-    let mut pod_labels = labels.clone();
-    pod_labels["app.kubernetes.io/name"] = app.clone().into();
+    let meta = |name: &str| ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(namespace.clone()),
+        labels: Some(labels.clone()),
+        ..ObjectMeta::default()
+    };
+    let namespace_meta =
+        ObjectMeta { name: Some(namespace.clone()), labels: Some(labels.clone()), ..ObjectMeta::default() };
     vec![
-        Manifest(json!({
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": { "name": namespace, "labels": labels },
-        })),
-        Manifest(json!({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": { "name": app, "namespace": namespace, "labels": labels },
-            "spec": {
-                "replicas": 1,
-                "selector": { "matchLabels": selector },
-                "template": {
-                    "metadata": { "labels": pod_labels },
-                    "spec": { "containers": [{
-                        "name": app,
-                        "image": image,
-                        "ports": [{ "containerPort": port }],
-                    }] },
-                },
+        typed(Namespace { metadata: namespace_meta, ..Namespace::default() }),
+        typed(Deployment {
+            metadata: meta(&app),
+            spec: Some(deployment(&app, &labels, image, port)),
+            ..Deployment::default()
+        }),
+        typed(Service { metadata: meta(&app), spec: Some(service(&app, port)), ..Service::default() }),
+        typed(Ingress { metadata: meta(&app), spec: Some(ingress(&app, host)), ..Ingress::default() }),
+        typed(RoleBinding {
+            metadata: meta(PREVIEW_READER),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: PREVIEW_READER.into(),
             },
-        })),
-        Manifest(json!({
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": { "name": app, "namespace": namespace, "labels": labels },
-            "spec": { "selector": selector, "ports": [{ "port": 80, "targetPort": port }] },
-        })),
-        Manifest(json!({
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": { "name": app, "namespace": namespace, "labels": labels },
-            "spec": { "rules": [{
-                "host": host,
-                "http": { "paths": [{
-                    "path": "/",
-                    "pathType": "Prefix",
-                    "backend": { "service": { "name": app, "port": { "number": 80 } } },
-                }] },
-            }] },
-        })),
-        // Lets Ferry read, in this namespace only, whether the preview came
-        // up (its Deployment and pods): the reconciler reports it.
-        Manifest(json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": { "name": PREVIEW_READER, "namespace": namespace, "labels": labels },
-            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": PREVIEW_READER },
-            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": MANAGED_BY }],
-        })),
+            subjects: Some(vec![Subject {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "User".into(),
+                name: MANAGED_BY.into(),
+                namespace: None,
+            }]),
+        }),
     ]
+}
+
+/// The pods of `app` are the ones it selects.
+fn selector(app: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([("app.kubernetes.io/name".to_owned(), app.to_owned())])
+}
+
+/// One replica of `image`, listening on `port`.
+fn deployment(app: &str, labels: &BTreeMap<String, String>, image: &str, port: u16) -> DeploymentSpec {
+    let mut pod_labels = labels.clone();
+    pod_labels.extend(selector(app));
+    let container = Container {
+        name: app.to_owned(),
+        image: Some(image.to_owned()),
+        ports: Some(vec![ContainerPort { container_port: i32::from(port), ..ContainerPort::default() }]),
+        ..Container::default()
+    };
+    DeploymentSpec {
+        replicas: Some(1),
+        selector: LabelSelector { match_labels: Some(selector(app)), ..LabelSelector::default() },
+        template: PodTemplateSpec {
+            metadata: Some(ObjectMeta { labels: Some(pod_labels), ..ObjectMeta::default() }),
+            spec: Some(PodSpec { containers: vec![container], ..PodSpec::default() }),
+        },
+        ..DeploymentSpec::default()
+    }
+}
+
+/// Port 80 to the app's `port`.
+fn service(app: &str, port: u16) -> ServiceSpec {
+    ServiceSpec {
+        selector: Some(selector(app)),
+        ports: Some(vec![ServicePort {
+            port: 80,
+            target_port: Some(IntOrString::Int(i32::from(port))),
+            ..ServicePort::default()
+        }]),
+        ..ServiceSpec::default()
+    }
+}
+
+/// Every path of `host` to the app's Service.
+fn ingress(app: &str, host: &str) -> IngressSpec {
+    let backend = IngressBackend {
+        service: Some(IngressServiceBackend {
+            name: app.to_owned(),
+            port: Some(ServiceBackendPort { number: Some(80), ..ServiceBackendPort::default() }),
+        }),
+        ..IngressBackend::default()
+    };
+    IngressSpec {
+        rules: Some(vec![IngressRule {
+            host: Some(host.to_owned()),
+            http: Some(HTTPIngressRuleValue {
+                paths: vec![HTTPIngressPath { path: Some("/".into()), path_type: "Prefix".into(), backend }],
+            }),
+        }]),
+        ..IngressSpec::default()
+    }
+}
+
+/// A typed Kubernetes object as the manifest Ferry applies.
+fn typed(object: impl serde::Serialize) -> Manifest {
+    // k8s-openapi's objects are plain data: they always serialise.
+    Manifest(serde_json::to_value(object).unwrap_or_default())
 }
 
 #[cfg(test)]
