@@ -323,6 +323,14 @@ pub enum Outcome {
     Rejected,
 }
 
+impl std::fmt::Display for Outcome {
+    /// As the delivery log and the reply spell it (`processed`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        f.write_str(&name)
+    }
+}
+
 /// One webhook delivery, keyed by `X-GitHub-Delivery`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -433,6 +441,15 @@ pub struct Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outcome_reads_in_logs_as_in_the_reply() {
+        use Outcome::*;
+        for outcome in [Received, Processed, Duplicate, Ignored, Deferred, Failed, Dead, Rejected] {
+            assert_eq!(serde_json::to_value(outcome).unwrap(), outcome.to_string());
+        }
+        assert_eq!(Outcome::Processed.to_string(), "processed");
+    }
 
     fn sha(c: char) -> Sha {
         Sha::parse(c.to_string().repeat(40)).unwrap()

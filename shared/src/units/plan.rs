@@ -65,6 +65,17 @@ pub enum Change {
     Approve,
 }
 
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Run { unit } => write!(f, "run {unit}"),
+            Change::Preview { unit } => write!(f, "preview {unit}"),
+            Change::RemovePreview { unit } => write!(f, "remove the preview of {unit}"),
+            Change::Approve => f.write_str("approve"),
+        }
+    }
+}
+
 /// A unit that does not run, and why: what "why didn't it run?" gets told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skip {

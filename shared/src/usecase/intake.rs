@@ -169,7 +169,7 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
     let (outcome, reason, actions) = act_within(ports, event, route, remaining, budget).await;
     (delivery.outcome, delivery.reason) = (outcome, reason);
     let reply = Reply::outcome(&delivery, actions);
-    tracing::info!(outcome = ?delivery.outcome, actions = reply.body.actions.len(), "delivery handled");
+    tracing::info!(outcome = %delivery.outcome, actions = reply.body.actions.len(), "delivery handled");
     // The outcome is bookkeeping: if it cannot be written in time, the
     // delivery stays `received` and the reconciler acts on it again, which
     // is idempotent. The reply does not wait past the limit.

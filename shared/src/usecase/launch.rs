@@ -687,7 +687,7 @@ async fn apply(
             Change::Approve => approve(ports, target, situation, sha, &mut launched).await,
         };
         if let Err(e) = done {
-            tracing::warn!(error = %e, ?change, "could not apply a change; the reconciler retries the event");
+            tracing::warn!(error = %e, %change, "could not apply a change; the reconciler retries the event");
             problems.push(e.to_string());
         }
     }

@@ -179,7 +179,7 @@ async fn retry_delivery(ports: Ports<'_>, found: Versioned<Delivery>, report: &m
             delivery.reason = Some(format!("not done within {ACT_LIMIT:?}"));
         }
     }
-    tracing::info!(delivery = %delivery.id, outcome = ?delivery.outcome, attempts = delivery.attempts, "retried a delivery");
+    tracing::info!(delivery = %delivery.id, outcome = %delivery.outcome, attempts = delivery.attempts, "retried a delivery");
     if let Err(e) = ports.launch.state.update(&delivery.into(), version).await {
         report.failed.push(format!("recording a retried delivery's outcome: {e}"));
     }
