@@ -345,7 +345,7 @@ async fn situation(
                 cause: Cause::Retry(request_id(&[
                     "check",
                     &check_id.to_string(),
-                    &at.unwrap_or_else(Timestamp::now).unix().to_string(),
+                    &at.unwrap_or_else(|| ports.clock.now()).unix().to_string(),
                 ])),
                 lane: format!("sha/{head_sha}"),
                 pr: None,
