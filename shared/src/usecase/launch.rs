@@ -370,23 +370,56 @@ async fn situation(
     })
 }
 
-/// A pull request event: what it says is recorded (a late older one
-/// changes nothing), then its head goes to the trust boundary.
+/// A pull request event: what it says is recorded first (a late older one
+/// changes nothing), then the facts about its head are gathered, and
+/// [`decide_pull_request`] decides.
 async fn pull_request(
     ports: LaunchPorts<'_>,
     target: &Target,
     event: &GitEvent,
     detail: &PullRequestDetail,
 ) -> Result<Decision, LaunchError> {
-    let state = ports.state;
-    let repo = &target.repo;
+    let heard = heard(&target.repo, event, detail);
+    if record_heard(ports.state, &heard).await? {
+        // Late, but what it says of who pushed still holds for later heads.
+        if let Some(pusher) = heard.head_pushed_by.as_deref()
+            && detail.from_fork
+            && pusher != detail.author
+            && ports.forge.can_push(target, pusher).await? != Some(true)
+        {
+            remember_untrusted_push(ports.state, &heard).await?;
+        }
+        return Ok(Decision::Nothing(format!(
+            "pull request #{} changed after this event; the newer event decided",
+            detail.number
+        )));
+    }
+    let closed = heard.state == PrState::Closed;
+    let key = Key::PullRequest(target.repo.clone(), detail.number);
+    let record = ports.state.load::<PullRequest>(&key).await?.map_or(heard, |found| found.record);
+    let facts = if record.head_sha != detail.head_sha {
+        // Moved on meanwhile: the newer event decides, nothing is asked.
+        PullRequestFacts::Moved
+    } else if closed {
+        PullRequestFacts::Closed { previews: recorded_previews(ports.state, &target.repo, detail.number).await? }
+    } else {
+        let head = head_facts(ports, target, &record).await?;
+        if head.untrusted_push && !record.untrusted_push {
+            remember_untrusted_push(ports.state, &record).await?;
+        }
+        PullRequestFacts::Open { head, changed: changed_files(ports, target, detail.number).await }
+    };
+    Ok(decide_pull_request(event, detail, record, facts))
+}
+
+/// The pull request as this event describes it.
+fn heard(repo: &RepoName, event: &GitEvent, detail: &PullRequestDetail) -> PullRequest {
     let action = event.action.as_deref().unwrap_or("");
-    let closed = action == "closed";
-    let heard = PullRequest {
+    PullRequest {
         repo: repo.clone(),
         number: detail.number,
         head_sha: detail.head_sha.clone(),
-        state: if closed { PrState::Closed } else { PrState::Open },
+        state: if action == "closed" { PrState::Closed } else { PrState::Open },
         approved_sha: None,
         approved_by: None,
         preview_namespace: None,
@@ -402,9 +435,12 @@ async fn pull_request(
         // Only these actions are sent by whoever brought the head.
         head_pushed_by: event.sender.clone().filter(|_| matches!(action, "opened" | "synchronize")),
         untrusted_push: false,
-    };
-    // A late delivery of an older update changes nothing: the newer
-    // one carried the whole pull request already.
+    }
+}
+
+/// Records what the event says: whether it came late (the record had
+/// heard of a newer update, which carried the whole pull request already).
+async fn record_heard(state: &dyn StateStore, heard: &PullRequest) -> Result<bool, StoreError> {
     let stale = AtomicBool::new(false);
     state
         .save(heard.clone(), |known| {
@@ -413,42 +449,46 @@ async fn pull_request(
             merged
         })
         .await?;
-    if stale.load(Ordering::Relaxed) {
-        // Late, but what it says of who pushed still holds for later heads.
-        if let Some(pusher) = heard.head_pushed_by.as_deref()
-            && detail.from_fork
-            && pusher != detail.author
-            && ports.forge.can_push(target, pusher).await? != Some(true)
-        {
-            remember_untrusted_push(state, &heard).await?;
+    Ok(stale.load(Ordering::Relaxed))
+}
+
+/// What is known of a recorded pull request when its event is decided.
+#[derive(Debug)]
+enum PullRequestFacts {
+    /// Its head moved on while this event was handled.
+    Moved,
+    /// Closed: the units whose previews Ferry recorded for it.
+    Closed { previews: Vec<UnitName> },
+    /// Open: what the trust boundary needs of its head, and the paths it
+    /// changes (`None`: unknown, every path counts).
+    Open { head: HeadFacts, changed: Option<Vec<String>> },
+}
+
+/// What a pull request event comes to, from the recorded pull request and
+/// the facts gathered about it.
+fn decide_pull_request(
+    event: &GitEvent,
+    detail: &PullRequestDetail,
+    record: PullRequest,
+    facts: PullRequestFacts,
+) -> Decision {
+    let (happening, subject, changed) = match facts {
+        PullRequestFacts::Moved => {
+            return Decision::Nothing(format!(
+                "pull request #{} moved to {} while this event was handled; the newer event decides",
+                detail.number,
+                record.head_sha.short()
+            ));
         }
-        return Ok(Decision::Nothing(format!(
-            "pull request #{} changed after this event; the newer event decided",
-            detail.number
-        )));
-    }
-    let key = Key::PullRequest(repo.clone(), detail.number);
-    let record = state.load::<PullRequest>(&key).await?.map_or(heard, |found| found.record);
-    if record.head_sha != detail.head_sha {
-        return Ok(Decision::Nothing(format!(
-            "pull request #{} moved to {} while this event was handled; the newer event decides",
-            detail.number,
-            record.head_sha.short()
-        )));
-    }
-    let (happening, subject, changed) = if closed {
-        let previews = recorded_previews(state, repo, detail.number).await?;
-        (Happening::PullRequestClosed { previews }, Subject::PullRequestHead(HeadFacts::default()), None)
-    } else {
-        let head = head_facts(ports, target, &record).await?;
-        if head.untrusted_push && !record.untrusted_push {
-            remember_untrusted_push(state, &record).await?;
+        PullRequestFacts::Closed { previews } => {
+            (Happening::PullRequestClosed { previews }, Subject::PullRequestHead(HeadFacts::default()), None)
         }
-        let facts = PrFacts { draft: detail.draft, labels: detail.labels.clone() };
-        let changed = changed_files(ports, target, detail.number).await;
-        (Happening::PullRequest(facts), Subject::PullRequestHead(head), changed)
+        PullRequestFacts::Open { head, changed } => {
+            let facts = PrFacts { draft: detail.draft, labels: detail.labels.clone() };
+            (Happening::PullRequest(facts), Subject::PullRequestHead(head), changed)
+        }
     };
-    Ok(Decision::go(Situation {
+    Decision::go(Situation {
         happening,
         subject,
         happened_at: event.happened_at,
@@ -458,7 +498,7 @@ async fn pull_request(
         pr: Some(record),
         changed_paths: changed,
         tag: None,
-    }))
+    })
 }
 
 /// The units whose previews Ferry recorded for pull request `number`.
@@ -1073,4 +1113,78 @@ async fn approve(
     ports.forge.status(target, sha, &status).await?;
     launched.actions.push(Action::new("approval.recorded", format!("#{}", pr.number)));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail() -> PullRequestDetail {
+        PullRequestDetail {
+            number: PrNumber::new(7),
+            head_sha: Sha::parse("a".repeat(40)).unwrap(),
+            head_ref: "fix".into(),
+            base_ref: "main".into(),
+            author: "monalisa".into(),
+            author_association: "MEMBER".into(),
+            draft: true,
+            merged: false,
+            from_fork: false,
+            labels: vec!["wip".into()],
+        }
+    }
+
+    fn event() -> GitEvent {
+        let mut event = GitEvent::new("pull_request", None, Detail::PullRequest(detail()));
+        event.action = Some("synchronize".into());
+        event.happened_at = Some(Timestamp::from_unix(1_800_000_000));
+        event
+    }
+
+    fn decided(record: PullRequest, facts: PullRequestFacts) -> Decision {
+        decide_pull_request(&event(), &detail(), record, facts)
+    }
+
+    /// Every kind of fact about a recorded pull request, decided.
+    #[test]
+    fn a_pull_request_event_is_decided_from_its_record_and_facts() {
+        let record = heard(&RepoName::parse("acme/api").unwrap(), &event(), &detail());
+        let moved = PullRequest { head_sha: Sha::parse("b".repeat(40)).unwrap(), ..record.clone() };
+        let Decision::Nothing(reason) = decided(moved, PullRequestFacts::Moved) else { panic!("a moved head decides") };
+        assert!(reason.contains("#7 moved to bbbbbbb"), "{reason}");
+
+        let previews = vec![UnitName::parse("api").unwrap()];
+        let Decision::Go(closed) = decided(record.clone(), PullRequestFacts::Closed { previews: previews.clone() })
+        else {
+            panic!("a closed pull request removes its previews")
+        };
+        assert_eq!(closed.happening, Happening::PullRequestClosed { previews });
+        assert_eq!(closed.subject, Subject::PullRequestHead(HeadFacts::default()));
+
+        let head = HeadFacts { author_trusted: true, ..HeadFacts::default() };
+        let changed = Some(vec!["src/lib.rs".to_owned()]);
+        let open = PullRequestFacts::Open { head, changed: changed.clone() };
+        let Decision::Go(open) = decided(record.clone(), open) else { panic!("an open pull request goes on") };
+        assert_eq!(open.happening, Happening::PullRequest(PrFacts { draft: true, labels: vec!["wip".into()] }));
+        assert_eq!(open.subject, Subject::PullRequestHead(head));
+        assert_eq!((open.changed_paths, open.lane.as_str()), (changed, "pull/7"));
+        assert_eq!(
+            (open.sha, open.cause, open.pr),
+            (Some(detail().head_sha), Cause::PullRequest(PrNumber::new(7)), Some(record))
+        );
+        assert_eq!(open.happened_at, Some(Timestamp::from_unix(1_800_000_000)));
+    }
+
+    #[test]
+    fn what_an_event_says_of_who_pushed_is_kept_only_for_the_actions_that_bring_a_head() {
+        let repo = RepoName::parse("acme/api").unwrap();
+        for (action, kept) in [("opened", true), ("synchronize", true), ("labeled", false), ("closed", false)] {
+            let mut event = event();
+            event.action = Some(action.into());
+            event.sender = Some("octocat".into());
+            let pr = heard(&repo, &event, &detail());
+            assert_eq!(pr.head_pushed_by.is_some(), kept, "{action}");
+            assert_eq!(pr.state == PrState::Closed, action == "closed", "{action}");
+        }
+    }
 }
