@@ -23,7 +23,7 @@ pub async fn run(cycle: Cycle) -> Result<(), lambda_runtime::Error> {
 
 fn diagnostic(error: CycleError) -> Diagnostic {
     let error_type = match error {
-        CycleError::Store { .. } => "StoreUnavailable",
+        CycleError::Store { .. } => "CycleCouldNotStart",
         CycleError::Failures { .. } => "CycleFailures",
     };
     // The whole chain: the invocation's error is all Lambda keeps of it.

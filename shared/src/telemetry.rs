@@ -4,29 +4,44 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-/// Structured logs: on Lambda as its logging controls say (JSON in the
-/// template, so CloudWatch indexes the fields), compact text elsewhere.
-/// `RUST_LOG` filters where Lambda's `AWS_LAMBDA_LOG_LEVEL` does not; the
-/// default is `info`.
+/// Structured logs: JSON on Lambda (CloudWatch indexes the fields) unless
+/// the function's logging config says `Text`, compact text elsewhere. The
+/// level is Lambda's `AWS_LAMBDA_LOG_LEVEL` when set, else `RUST_LOG`, else
+/// `info`. Lambda's controls are read here rather than through
+/// lambda_runtime's subscriber, which panics when installed twice, colours
+/// its text for a terminal, and writes text unless the log format is JSON.
 pub fn init() {
-    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-        // Lambda's logging controls decide the level and format
-        // (AWS_LAMBDA_LOG_LEVEL, AWS_LAMBDA_LOG_FORMAT: JSON in the template),
-        // as lambda_runtime reads them.
-        lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
-    } else {
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-        // Logs on stderr: stdout is for what a command prints for people and scripts.
-        let installed = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
-            .compact()
-            .try_init();
-        // Already installed (tests, or a second call): keep the first.
-        drop(installed);
-    }
+    let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+    let filter = match std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref().and_then(lambda_level) {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    // Logs on stderr: stdout is for what a command prints for people and scripts.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(!on_lambda && std::io::stderr().is_terminal());
+    let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("text"));
+    let installed = match (on_lambda, text) {
+        (true, false) => builder.json().with_current_span(false).without_time().try_init(),
+        (true, true) => builder.without_time().try_init(),
+        (false, _) => builder.compact().try_init(),
+    };
+    // Already installed (tests, or a second call): keep the first.
+    drop(installed);
     install_crypto_provider();
+}
+
+/// Lambda's log levels in tracing's words (it has no `fatal`).
+fn lambda_level(level: &str) -> Option<&'static str> {
+    Some(match level.to_ascii_uppercase().as_str() {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "WARN" => "warn",
+        "ERROR" | "FATAL" => "error",
+        _ => return None,
+    })
 }
 
 /// The AWS SDK, octocrab and kube all speak rustls: one provider for all
@@ -34,4 +49,16 @@ pub fn init() {
 pub fn install_crypto_provider() {
     // An error only means one is installed already.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_log_levels_read_as_tracing_levels() {
+        let read: Vec<_> = ["TRACE", "debug", "INFO", "WARN", "ERROR", "FATAL", "loud", ""].map(lambda_level).into();
+        let want = [Some("trace"), Some("debug"), Some("info"), Some("warn"), Some("error"), Some("error"), None, None];
+        assert_eq!(read, want);
+    }
 }

@@ -193,20 +193,24 @@ async fn schedule(cycle: Cycle, period: std::time::Duration, context: ferry::Con
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        if let Err(error) = cycle.run(&context, None).await {
-            tracing::error!(schedule = cycle.name(), %error, "the cycle failed; the next one retries");
+        match cycle.run(&context, None).await {
+            // Logged with its report by the cycle itself.
+            Ok(_) | Err(CycleError::Failures { .. }) => {}
+            Err(error) => tracing::error!(schedule = cycle.name(), %error, "the cycle failed; the next one retries"),
         }
     }
 }
 
-/// One cycle, as its Lambda runs it: prints its report and the line it
-/// ends with, and fails as the Lambda would.
+/// One cycle, as its Lambda runs it: prints its report (a reconciliation
+/// also the line it ends with), and fails as the Lambda would.
 async fn once(cycle: Cycle) -> anyhow::Result<()> {
     let context = ferry::Context::connect(ferry::Config::from_env()?).await.context("cannot start")?;
     let result = cycle.run(&context, None).await;
     if let Ok(report) | Err(CycleError::Failures { report, .. }) = &result {
         println!("{}", serde_json::to_string_pretty(&report.fields)?);
-        println!("{}", report.summary);
+        if cycle == Cycle::Reconcile {
+            println!("{}", report.summary);
+        }
     }
     result?;
     Ok(())

@@ -480,6 +480,16 @@ mod tests {
         assert!(tokio::time::timeout(Duration::from_millis(50), limit.acquire()).await.is_err());
     }
 
+    /// Past its burst the limit lets requests through again at its rate.
+    #[tokio::test]
+    async fn the_rate_limit_refills_at_its_rate() {
+        let limit = RateLimit::new(1000.0, 1);
+        for _ in 0..20 {
+            // One slot a millisecond: twenty go within the generous bound.
+            tokio::time::timeout(Duration::from_secs(10), limit.acquire()).await.expect("refilled");
+        }
+    }
+
     #[test]
     fn an_eks_token_is_a_presigned_get_caller_identity() {
         let credentials = aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret-key", None, None, "test");

@@ -181,15 +181,15 @@ pub fn unit_labels(repo: &RepoName, unit: &UnitName) -> [(&'static str, String);
     ]
 }
 
-fn labels(repo: &RepoName, unit: &UnitName, sha: &Sha, pr: Option<PrNumber>) -> Value {
-    let mut labels = json!({
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-        "ferry.dev/repo": label_value(&repo.full_name().replace('/', ".")),
-        "ferry.dev/unit": label_value(unit.as_str()),
-        "ferry.dev/sha": label_value(sha.as_str()),
-    });
+fn labels(repo: &RepoName, unit: &UnitName, sha: &Sha, pr: Option<PrNumber>) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        ("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned()),
+        ("ferry.dev/repo".to_owned(), label_value(&repo.full_name().replace('/', "."))),
+        ("ferry.dev/unit".to_owned(), label_value(unit.as_str())),
+        ("ferry.dev/sha".to_owned(), label_value(sha.as_str())),
+    ]);
     if let Some(pr) = pr {
-        labels["ferry.dev/pr"] = pr.to_string().into();
+        labels.insert("ferry.dev/pr".to_owned(), pr.to_string());
     }
     labels
 }
@@ -219,7 +219,7 @@ pub fn run(input: &RunInput<'_>) -> Manifest {
         _ => None,
     };
     let mut labels = labels(repo, &unit.name, sha, pr);
-    labels["ferry.dev/lane"] = lane_label(repo, &unit.name, input.lane).into();
+    labels.insert("ferry.dev/lane".to_owned(), lane_label(repo, &unit.name, input.lane));
     let mut metadata = json!({
         "name": name,
         "namespace": namespace,
@@ -442,7 +442,7 @@ pub fn preview(
         PreviewOf::PullRequest(n) => Some(*n),
         PreviewOf::Release(_) => None,
     };
-    let labels: BTreeMap<String, String> = serde_json::from_value(labels(repo, unit, sha, pr)).unwrap_or_default();
+    let labels = labels(repo, unit, sha, pr);
     let app = object_name(unit, 63);
     let meta = |name: &str| ObjectMeta {
         name: Some(name.to_owned()),

@@ -64,7 +64,7 @@ impl Cycle {
         if report.failures.is_empty() {
             return Ok(report);
         }
-        tracing::error!(cycle = self.name(), report = %report.fields, "the cycle had failures");
+        tracing::warn!(cycle = self.name(), report = %report.fields, "the cycle had failures; the next one tries again");
         Err(CycleError::Failures { cycle: self.name(), report })
     }
 }
