@@ -17,22 +17,22 @@ use crate::secrets::{SecretName, SecretStore};
 
 /// Which forge a call goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub enum Via {
     Github,
     DryRun,
     Host,
 }
 
-/// The route for a credential, given whether a GitHub App is configured and
+/// Where a call with `credential` goes, given whether a GitHub App is configured and
 /// whether a repository token is stored for it: without an App, only a
 /// repository token reaches GitHub (there is nothing to mint an
 /// installation token with).
-pub fn route(credential: &Credential, app: bool, token_stored: bool) -> Route {
+pub fn via(credential: &Credential, app: bool, token_stored: bool) -> Via {
     match credential {
-        Credential::Host(_) => Route::Host,
-        Credential::Installation(_) | Credential::Repository(_) if app => Route::Github,
-        Credential::Repository(_) if token_stored => Route::Github,
-        Credential::Repository(_) | Credential::Installation(_) => Route::DryRun,
+        Credential::Host(_) => Via::Host,
+        Credential::Installation(_) | Credential::Repository(_) if app => Via::Github,
+        Credential::Repository(_) if token_stored => Via::Github,
+        Credential::Repository(_) | Credential::Installation(_) => Via::DryRun,
     }
 }
 
@@ -67,10 +67,10 @@ impl ByCredential {
             }
             Credential::Installation(_) | Credential::Host(_) => false,
         };
-        Ok(match route(&at.credential, self.forges.app, token_stored) {
-            Route::Github => self.forges.github.as_ref(),
-            Route::DryRun => self.forges.dry_run.as_ref(),
-            Route::Host => self.forges.host.as_ref(),
+        Ok(match via(&at.credential, self.forges.app, token_stored) {
+            Via::Github => self.forges.github.as_ref(),
+            Via::DryRun => self.forges.dry_run.as_ref(),
+            Via::Host => self.forges.host.as_ref(),
         })
     }
 }
@@ -143,13 +143,13 @@ mod tests {
     fn only_a_stored_repository_token_reaches_github_without_an_app() {
         let repo = RepoName::parse("acme/web").unwrap();
         let cases = [
-            (Credential::Repository(repo.clone()), true, Route::Github),
-            (Credential::Repository(repo), false, Route::DryRun),
-            (Credential::Installation(InstallationId::new(7)), true, Route::DryRun),
-            (Credential::Installation(InstallationId::new(7)), false, Route::DryRun),
+            (Credential::Repository(repo.clone()), true, Via::Github),
+            (Credential::Repository(repo), false, Via::DryRun),
+            (Credential::Installation(InstallationId::new(7)), true, Via::DryRun),
+            (Credential::Installation(InstallationId::new(7)), false, Via::DryRun),
         ];
         for (credential, stored, expected) in cases {
-            assert_eq!(route(&credential, false, stored), expected, "{credential} with a token stored: {stored}");
+            assert_eq!(via(&credential, false, stored), expected, "{credential} with a token stored: {stored}");
         }
     }
 
@@ -158,10 +158,10 @@ mod tests {
         let repo = RepoName::parse("acme/web").unwrap();
         let host = RepoName::parse("gitlab.com/acme.web").unwrap();
         for stored in [true, false] {
-            assert_eq!(route(&Credential::Repository(repo.clone()), true, stored), Route::Github);
-            assert_eq!(route(&Credential::Installation(InstallationId::new(7)), true, stored), Route::Github);
+            assert_eq!(via(&Credential::Repository(repo.clone()), true, stored), Via::Github);
+            assert_eq!(via(&Credential::Installation(InstallationId::new(7)), true, stored), Via::Github);
             for app in [true, false] {
-                assert_eq!(route(&Credential::Host(host.clone()), app, stored), Route::Host);
+                assert_eq!(via(&Credential::Host(host.clone()), app, stored), Via::Host);
             }
         }
     }

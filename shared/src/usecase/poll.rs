@@ -82,7 +82,7 @@ pub struct PollFailure {
     pub problem: String,
 }
 
-enum Outcome {
+enum RefPolled {
     Unchanged,
     Delivered,
     Undelivered,
@@ -116,21 +116,21 @@ pub async fn poll(
         deadline,
     };
     let polls: Vec<_> = due.into_iter().map(|(tracked, stored)| guarded(ports, tracked, stored, &guard)).collect();
-    let outcomes: Vec<(&TrackedRef, Outcome)> =
+    let outcomes: Vec<(&TrackedRef, RefPolled)> =
         futures::stream::iter(polls).buffer_unordered(in_flight.max(1)).collect().await;
     let Guard { why, started, .. } = guard;
     report.polled = started.load(Ordering::SeqCst);
     for (tracked, outcome) in outcomes {
         match outcome {
-            Outcome::Unchanged => report.unchanged += 1,
-            Outcome::Delivered => report.delivered += 1,
-            Outcome::Undelivered => report.undelivered += 1,
-            Outcome::Failed(problem) => report.failed.push(PollFailure {
+            RefPolled::Unchanged => report.unchanged += 1,
+            RefPolled::Delivered => report.delivered += 1,
+            RefPolled::Undelivered => report.undelivered += 1,
+            RefPolled::Failed(problem) => report.failed.push(PollFailure {
                 url: tracked.url.clone(),
                 reference: tracked.reference.clone(),
                 problem,
             }),
-            Outcome::RateLimited(_) | Outcome::Skipped => {}
+            RefPolled::RateLimited(_) | RefPolled::Skipped => {}
         }
     }
     report.stopped = why.into_inner().expect("not poisoned");
@@ -160,18 +160,18 @@ async fn guarded<'a>(
     tracked: &'a TrackedRef,
     stored: Option<PolledRef>,
     guard: &Guard,
-) -> (&'a TrackedRef, Outcome) {
+) -> (&'a TrackedRef, RefPolled) {
     if guard.stop.load(Ordering::SeqCst) {
-        return (tracked, Outcome::Skipped);
+        return (tracked, RefPolled::Skipped);
     }
     if guard.deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < DEADLINE_MARGIN) {
         guard.stop.store(true, Ordering::SeqCst);
         *guard.why.lock().expect("not poisoned") = Some("the deadline is near".into());
-        return (tracked, Outcome::Skipped);
+        return (tracked, RefPolled::Skipped);
     }
     guard.started.fetch_add(1, Ordering::SeqCst);
     let outcome = poll_one(ports, tracked, stored).await;
-    if let Outcome::RateLimited(wait) = &outcome {
+    if let RefPolled::RateLimited(wait) = &outcome {
         guard.stop.store(true, Ordering::SeqCst);
         let wait = wait.map(|w| format!("; retry after {}s", w.as_secs())).unwrap_or_default();
         *guard.why.lock().expect("not poisoned") = Some(format!("{} is rate limiting{wait}", tracked.url));
@@ -216,9 +216,11 @@ async fn token(
     Ok((Some(token), Some(credential)))
 }
 
-async fn poll_one(ports: PollPorts<'_>, tracked: &TrackedRef, stored: Option<PolledRef>) -> Outcome {
+async fn poll_one(ports: PollPorts<'_>, tracked: &TrackedRef, stored: Option<PolledRef>) -> RefPolled {
     let now = ports.launch.clock.now();
-    let Ok(Key::Ref(repo, name)) = key(ports, tracked) else { return Outcome::Failed("an invalid tracked ref".into()) };
+    let Ok(Key::Ref(repo, name)) = key(ports, tracked) else {
+        return RefPolled::Failed("an invalid tracked ref".into());
+    };
     let mut record = stored.clone().unwrap_or(PolledRef {
         repo: repo.clone(),
         name,
@@ -252,9 +254,9 @@ async fn poll_one(ports: PollPorts<'_>, tracked: &TrackedRef, stored: Option<Pol
             record.next_poll_at = tracked.next_poll(now);
             record.last_error = None;
             save(ports, record).await;
-            return Outcome::Unchanged;
+            return RefPolled::Unchanged;
         }
-        Polled::RateLimited { retry_after } => return Outcome::RateLimited(retry_after),
+        Polled::RateLimited { retry_after } => return RefPolled::RateLimited(retry_after),
         Polled::Failed(problem) => return fail(ports, record, tracked, now, problem).await,
         Polled::Head { sha, etag, body } => (sha.to_ascii_lowercase(), etag, body),
     };
@@ -265,7 +267,7 @@ async fn poll_one(ports: PollPorts<'_>, tracked: &TrackedRef, stored: Option<Pol
         record.next_poll_at = tracked.next_poll(now);
         record.last_error = None;
         save(ports, record).await;
-        return Outcome::Unchanged;
+        return RefPolled::Unchanged;
     }
     let Ok(new_sha) = Sha::parse(sha.clone()) else {
         return fail(ports, record, tracked, now, format!("{sha:?} is not a commit SHA")).await;
@@ -279,7 +281,7 @@ async fn poll_one(ports: PollPorts<'_>, tracked: &TrackedRef, stored: Option<Pol
             record.next_poll_at = tracked.next_poll(now);
             record.last_error = None;
             save(ports, record).await;
-            Outcome::Delivered
+            RefPolled::Delivered
         }
         Err(problem) => {
             tracing::warn!(url = %tracked.url, reference = %tracked.reference, %problem, "delivery failed; the next cycle sends it again");
@@ -288,7 +290,7 @@ async fn poll_one(ports: PollPorts<'_>, tracked: &TrackedRef, stored: Option<Pol
             record.next_poll_at = now;
             record.last_error = Some(problem);
             save(ports, record).await;
-            Outcome::Undelivered
+            RefPolled::Undelivered
         }
     }
 }
@@ -377,12 +379,12 @@ async fn fail(
     tracked: &TrackedRef,
     now: crate::domain::Timestamp,
     problem: String,
-) -> Outcome {
+) -> RefPolled {
     tracing::warn!(url = %tracked.url, reference = %tracked.reference, %problem, "polling failed");
     record.last_error = Some(problem.clone());
     record.next_poll_at = tracked.next_poll(now);
     save(ports, record).await;
-    Outcome::Failed(problem)
+    RefPolled::Failed(problem)
 }
 
 async fn save(ports: PollPorts<'_>, record: PolledRef) {
