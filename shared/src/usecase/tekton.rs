@@ -78,8 +78,9 @@ pub async fn run_ended(ports: Ports<'_>, run: &RunRef) -> Result<Answer, LaunchE
 
 /// At most one read of a run per interval, for any number of events:
 /// Tekton sends several per run, and a flood of forged ones must not
-/// become a flood of reads. A map of recent instants, bounded; a crate
-/// for this would be larger than the map.
+/// become a flood of reads. A map of recent instants, bounded: hand-written
+/// because governor's keyed limiter (the cluster's limit) keeps a key per
+/// run until pruned, where this one refuses past its capacity.
 pub struct ReadLimit {
     every: Duration,
     capacity: usize,
