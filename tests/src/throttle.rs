@@ -3,8 +3,8 @@
 //! rest go through. What the SDK retries, and what Ferry reports after, is
 //! then the real code path.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
@@ -26,6 +26,8 @@ pub struct ThrottleFirst {
     service: Service,
     remaining: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
+    /// Each request's operation (`PutItem`, `GetSecretValue`…), in order.
+    operations: Arc<Mutex<Vec<String>>>,
     inner: SharedHttpClient,
 }
 
@@ -35,6 +37,7 @@ impl ThrottleFirst {
             service,
             remaining: Arc::new(AtomicUsize::new(throttled)),
             requests: Arc::new(AtomicUsize::new(0)),
+            operations: Arc::default(),
             inner: aws_smithy_http_client::Builder::new().build_http(),
         }
     }
@@ -42,6 +45,12 @@ impl ThrottleFirst {
     /// Every request the SDK sent, throttled or not.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// The operations sent since the last call, in order: what one piece of
+    /// work cost in AWS calls.
+    pub fn take_operations(&self) -> Vec<String> {
+        std::mem::take(&mut *self.operations.lock().expect("not poisoned"))
     }
 
     fn response(&self) -> HttpResponse {
@@ -76,6 +85,10 @@ struct Connector {
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         self.throttle.requests.fetch_add(1, Ordering::SeqCst);
+        // AWS's JSON protocols name the operation in X-Amz-Target: `DynamoDB_20120810.PutItem`.
+        let target = request.headers().get("x-amz-target").unwrap_or_default();
+        let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
+        self.throttle.operations.lock().expect("not poisoned").push(operation);
         let throttled =
             self.throttle.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
         if throttled { HttpConnectorFuture::ready(Ok(self.throttle.response())) } else { self.inner.call(request) }

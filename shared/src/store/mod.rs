@@ -356,6 +356,16 @@ impl dyn StateStore + '_ {
         }
     }
 
+    /// As [`save`](Self::save), for a record that is usually new: created at
+    /// once, and read and merged only when one is already there (one call
+    /// instead of two in the usual case).
+    pub async fn save_new<T: Entity + Clone>(&self, fresh: T, merge: impl Fn(T) -> T) -> Result<Version, StoreError> {
+        match self.create(&fresh.clone().into()).await {
+            Err(StoreError::AlreadyExists { .. }) => self.save(fresh, merge).await,
+            created => created,
+        }
+    }
+
     /// [`StateStore::get`], typed: a record of another kind at `key` is corrupt.
     pub async fn load<T: Entity>(&self, key: &Key) -> Result<Option<Versioned<T>>, StoreError> {
         self.get(key).await?.map(typed).transpose()

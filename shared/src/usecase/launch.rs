@@ -896,20 +896,23 @@ async fn record_run(
     launched: &mut Launched,
 ) -> Result<(), LaunchError> {
     let report = AtomicBool::new(true);
-    ports
-        .state
-        .save(record.clone(), |current| {
-            let keep =
-                existed && (current.name != record.name || current.reported.is_some_and(|r| r != RunStatus::Pending));
-            report.store(!keep, Ordering::Relaxed);
-            match (keep, existed && current.name == record.name) {
-                (true, _) => current,
-                // A redelivery: the run keeps its place, waiting or started.
-                (false, true) => Run { queued_at: current.queued_at, ..record.clone() },
-                (false, false) => record.clone(),
-            }
-        })
-        .await?;
+    let merge = |current: Run| {
+        let keep =
+            existed && (current.name != record.name || current.reported.is_some_and(|r| r != RunStatus::Pending));
+        report.store(!keep, Ordering::Relaxed);
+        match (keep, existed && current.name == record.name) {
+            (true, _) => current,
+            // A redelivery: the run keeps its place, waiting or started.
+            (false, true) => Run { queued_at: current.queued_at, ..record.clone() },
+            (false, false) => record.clone(),
+        }
+    };
+    // A run the cluster did not have is usually a new record: created at once.
+    if existed {
+        ports.state.save(record.clone(), merge).await?
+    } else {
+        ports.state.save_new(record.clone(), merge).await?
+    };
     if !report.load(Ordering::Relaxed) {
         return Ok(());
     }

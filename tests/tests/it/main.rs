@@ -1,6 +1,7 @@
 //! All workspace integration tests, one binary (one link of the AWS SDK).
 
 mod app_manifest;
+mod aws_calls;
 mod config_readme;
 mod docs;
 mod forge;

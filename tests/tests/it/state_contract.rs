@@ -24,6 +24,7 @@ ferry_tests::contract_suite!(
     an_item_over_400_kb_is_too_large,
     of_many_concurrent_creates_exactly_one_wins,
     typed_load_reads_what_was_written,
+    save_new_creates_at_once_and_merges_what_is_there,
     listings_hold_every_installation_or_repository_and_nothing_else,
     unfinished_deliveries_are_listed_until_they_are_done,
 );
@@ -229,6 +230,17 @@ async fn typed_load_reads_what_was_written(store: &dyn StateStore) {
     let found = store.load::<Installation>(&Key::Installation(InstallationId::new(11))).await.unwrap().unwrap();
     assert_eq!((found.record, found.version), (installation(11), Version(1)));
     assert!(store.load::<Installation>(&Key::Installation(InstallationId::new(12))).await.unwrap().is_none());
+}
+
+async fn save_new_creates_at_once_and_merges_what_is_there(store: &dyn StateStore) {
+    let key = Key::Installation(InstallationId::new(21));
+    let fresh = installation(21);
+    let version = store.save_new(fresh.clone(), |_| panic!("nothing to merge with")).await.unwrap();
+    assert_eq!(version, Version(1));
+    let suspended = Installation { suspended: true, ..fresh.clone() };
+    let version = store.save_new(fresh, |current| Installation { suspended: true, ..current }).await.unwrap();
+    assert_eq!(version, Version(2), "merged into what was there");
+    assert_eq!(store.load::<Installation>(&key).await.unwrap().unwrap().record, suspended);
 }
 
 // Adapter-specific behaviour.
