@@ -27,8 +27,9 @@ pub struct Context {
     pub config: Arc<Config>,
     pub state: Arc<dyn StateStore>,
     pub secrets: Arc<dyn SecretStore>,
-    /// Read once at start; every one of them is accepted (rotation).
-    pub webhook_secrets: Arc<[WebhookSecret]>,
+    /// Every one of them is accepted (rotation). Read on first use: the
+    /// scheduled functions never pay for them.
+    pub webhook_secrets: Arc<WebhookSecretsOnce>,
     /// Installation and repository tokens, cached across invocations.
     pub tokens: Arc<Tokens>,
     /// The App's webhook log (the reconciler redelivers what failed).
@@ -87,7 +88,11 @@ impl Context {
         }
         let state = state_store(&config, sdk.as_ref())?;
         let secrets = secret_store(&config, sdk.as_ref())?;
-        let webhook_secrets = webhook_secrets(&config, sdk.as_ref(), secrets.as_ref()).await?;
+        let webhook_secrets = Arc::new(WebhookSecretsOnce::new(&config, sdk.as_ref(), secrets.clone()));
+        if config.secret_prefix.is_none() {
+            // Local: the secret is made now, so `ferry replay` finds it before the first delivery.
+            webhook_secrets.get().await?;
+        }
         let (minter, app_hooks) = github_app(&config, sdk.as_ref(), &secrets)?;
         let tokens = Arc::new(Tokens::new(secrets.clone(), minter, Arc::new(SystemClock)));
         let operator = Arc::new(match &config.operator_config {
@@ -235,53 +240,88 @@ impl Context {
 
 /// The webhook secrets, from the first place that has them:
 /// `FERRY_WEBHOOK_SECRET`, the secret `FERRY_WEBHOOK_SECRET_ID`, the secret
-/// store's `webhook-secret`. With an embedded secret store and none of
+/// store's `webhook-secret`; read once, on first use (a failed read is
+/// tried again next time). With an embedded secret store and none of
 /// these, one is generated and kept there, so `ferry serve` and `ferry
 /// replay` agree on it from the first run.
-async fn webhook_secrets(
-    config: &Config,
-    sdk: Option<&aws_config::SdkConfig>,
-    store: &dyn SecretStore,
-) -> Result<Arc<[WebhookSecret]>, SecretError> {
-    let list = |value: &SecretString| -> Arc<[WebhookSecret]> {
-        value
-            .expose_secret()
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| WebhookSecret::new(SecretString::from(s.to_owned())))
-            .collect()
-    };
-    match &config.webhook_secrets {
-        WebhookSecrets::Inline(secrets) => {
-            return Ok(secrets.iter().cloned().map(WebhookSecret::new).collect());
+pub struct WebhookSecretsOnce {
+    from: SecretsFrom,
+    read: tokio::sync::OnceCell<Arc<[WebhookSecret]>>,
+}
+
+enum SecretsFrom {
+    Known(Arc<[WebhookSecret]>),
+    SecretId(SecretsManagerStore, String),
+    /// The secret store's `webhook-secret`, generated there when `local`.
+    Store {
+        store: Arc<dyn SecretStore>,
+        local: Option<std::path::PathBuf>,
+    },
+}
+
+impl WebhookSecretsOnce {
+    fn new(config: &Config, sdk: Option<&aws_config::SdkConfig>, store: Arc<dyn SecretStore>) -> Self {
+        let from = match (&config.webhook_secrets, sdk) {
+            (WebhookSecrets::Inline(secrets), _) => {
+                SecretsFrom::Known(secrets.iter().cloned().map(WebhookSecret::new).collect())
+            }
+            (WebhookSecrets::SecretId(id), Some(sdk)) => SecretsFrom::SecretId(
+                SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(sdk), ""),
+                id.clone(),
+            ),
+            (WebhookSecrets::SecretId(_), None) => {
+                unreachable!("an SDK configuration is loaded when a secret id is set")
+            }
+            (WebhookSecrets::Unset, _) => SecretsFrom::Store {
+                store,
+                local: config.secret_prefix.is_none().then(|| config.data_dir.join(EmbeddedSecrets::FILE)),
+            },
+        };
+        Self { from, read: tokio::sync::OnceCell::new() }
+    }
+
+    /// These secrets, already known (tests, and callers that hold them).
+    pub fn known(secrets: impl Into<Arc<[WebhookSecret]>>) -> Self {
+        Self { from: SecretsFrom::Known(secrets.into()), read: tokio::sync::OnceCell::new() }
+    }
+
+    /// The secrets; an empty list refuses every delivery.
+    pub async fn get(&self) -> Result<Arc<[WebhookSecret]>, SecretError> {
+        self.read.get_or_try_init(|| self.read_them()).await.cloned()
+    }
+
+    async fn read_them(&self) -> Result<Arc<[WebhookSecret]>, SecretError> {
+        let list = |value: &SecretString| -> Arc<[WebhookSecret]> {
+            value
+                .expose_secret()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| WebhookSecret::new(SecretString::from(s.to_owned())))
+                .collect()
+        };
+        let (store, local) = match &self.from {
+            SecretsFrom::Known(secrets) => return Ok(secrets.clone()),
+            SecretsFrom::SecretId(client, id) => return Ok(list(&client.get_by_id(id).await?)),
+            SecretsFrom::Store { store, local } => (store, local),
+        };
+        let name = SecretName::webhook_secret();
+        if let Some(stored) = store.get(&name).await? {
+            return Ok(list(&stored));
         }
-        WebhookSecrets::SecretId(id) => {
-            let sdk = sdk.expect("an SDK configuration is loaded when a secret id is set");
-            let client = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(sdk), "");
-            return Ok(list(&client.get_by_id(id).await?));
+        let Some(file) = local else {
+            tracing::error!("no webhook secret is configured: every delivery will be refused with 401");
+            return Ok(Arc::from([]));
+        };
+        // Two processes starting on a fresh data dir agree on one: whoever
+        // stores first wins, and the other takes what was stored.
+        let generated = SecretString::from(WebhookSecret::generate().expose().to_owned());
+        let stored = store.put_if_absent(&name, &generated).await?;
+        if stored.expose_secret() == generated.expose_secret() {
+            tracing::info!(file = %file.display(), "generated a webhook secret for local use");
         }
-        WebhookSecrets::Unset => {}
+        Ok(list(&stored))
     }
-    let name = SecretName::webhook_secret();
-    if let Some(stored) = store.get(&name).await? {
-        return Ok(list(&stored));
-    }
-    if config.secret_prefix.is_some() {
-        tracing::error!("no webhook secret is configured: every delivery will be refused with 401");
-        return Ok(Arc::from([]));
-    }
-    // Two processes starting on a fresh data dir agree on one: whoever
-    // stores first wins, and the other takes what was stored.
-    let generated = SecretString::from(WebhookSecret::generate().expose().to_owned());
-    let stored = store.put_if_absent(&name, &generated).await?;
-    if stored.expose_secret() == generated.expose_secret() {
-        tracing::info!(
-            file = %config.data_dir.join(EmbeddedSecrets::FILE).display(),
-            "generated a webhook secret for local use"
-        );
-    }
-    Ok(list(&stored))
 }
 
 #[cfg(test)]
@@ -294,9 +334,12 @@ mod tests {
         let data_dir = dir.path().to_str().unwrap().to_owned();
         let config = || Config::from_lookup(|name| (name == "FERRY_DATA_DIR").then(|| data_dir.clone())).unwrap();
         let first = Context::connect(config()).await.unwrap();
+        // Made at start, before any delivery: `ferry replay` reads it from the file.
+        assert!(std::fs::read_to_string(dir.path().join(EmbeddedSecrets::FILE)).unwrap().contains("webhook-secret"));
         let again = Context::connect(config()).await.unwrap();
-        assert_eq!(first.webhook_secrets.len(), 1);
-        assert_eq!(first.webhook_secrets[0].expose(), again.webhook_secrets[0].expose());
+        let (first, again) = (first.webhook_secrets.get().await.unwrap(), again.webhook_secrets.get().await.unwrap());
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].expose(), again[0].expose());
     }
 
     #[cfg(unix)]
@@ -309,7 +352,8 @@ mod tests {
         let context = Context::connect(config.unwrap()).await.unwrap();
         let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
         let file = data_dir.join(EmbeddedSecrets::FILE);
-        assert!(std::fs::read_to_string(&file).unwrap().contains(context.webhook_secrets[0].expose()));
+        let secrets = context.webhook_secrets.get().await.unwrap();
+        assert!(std::fs::read_to_string(&file).unwrap().contains(secrets[0].expose()));
         assert_eq!((mode(&data_dir), mode(&file)), (0o700, 0o600));
     }
 
@@ -324,7 +368,8 @@ mod tests {
         })
         .unwrap();
         let context = Context::connect(config).await.unwrap();
-        let secrets: Vec<&str> = context.webhook_secrets.iter().map(WebhookSecret::expose).collect();
+        let secrets = context.webhook_secrets.get().await.unwrap();
+        let secrets: Vec<&str> = secrets.iter().map(WebhookSecret::expose).collect();
         assert_eq!(secrets, ["a", "b"]);
     }
 }

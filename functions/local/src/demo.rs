@@ -56,7 +56,7 @@ pub async fn demo(listen: SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
     let (address, context, server) = cli::start(config, listen).await?;
     let server = tokio::spawn(server);
     let url = format!("http://{address}/webhook");
-    let Some(secret) = context.webhook_secrets.first().cloned() else {
+    let Some(secret) = context.webhook_secrets.get().await?.first().cloned() else {
         bail!("the demo found no webhook secret in {}", data_dir.display());
     };
     println!("Ferry is running at http://{address} on embedded defaults, data in {}.", data_dir.display());

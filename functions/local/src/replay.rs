@@ -20,7 +20,8 @@ pub async fn replay(replay: Replay<'_>) -> anyhow::Result<()> {
         std::fs::read_to_string(replay.file).with_context(|| format!("cannot read {}", replay.file.display()))?;
     let (event, body) = delivery_of(replay.file, &text, replay.event)?;
     let context = ferry::Context::connect(ferry::Config::from_env()?).await?;
-    let Some(secret) = context.webhook_secrets.first() else {
+    let secrets = context.webhook_secrets.get().await?;
+    let Some(secret) = secrets.first() else {
         bail!("no webhook secret is configured: set FERRY_WEBHOOK_SECRET");
     };
     let delivery = replay.delivery.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);

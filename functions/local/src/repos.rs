@@ -36,7 +36,8 @@ pub async fn track(repository: &str, token_mode: bool, url: Option<&str>) -> any
         }
         None => {
             let context = connect().await?;
-            let secret = context.webhook_secrets.first().map(|s| SecretString::from(s.expose().to_owned()));
+            let secrets = context.webhook_secrets.get().await?;
+            let secret = secrets.first().map(|s| SecretString::from(s.expose().to_owned()));
             let mode = if token_mode { RepoMode::Token } else { RepoMode::App };
             json!(track::track(track::Ports::of(&context, secret.as_ref()), &repo, mode, token).await?)
         }

@@ -52,7 +52,7 @@ pub async fn track(
         Ok(request) => request,
         Err(problem) => return refuse(StatusCode::BAD_REQUEST, problem),
     };
-    let secret = super::management::hook_secret(&context);
+    let secret = super::management::hook_secret(&context).await;
     let ports = track::Ports::of(&context, secret.as_ref());
     match track::track_with_login(ports, &repo, body.login.as_deref()).await {
         Ok(_) => Json(json!({ "ok": true })).into_response(),

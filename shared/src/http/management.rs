@@ -76,8 +76,9 @@ pub struct TrackBody {
 
 /// The secret a repository webhook Ferry creates is signed with: the first
 /// configured one, which every delivery is verified against.
-pub(super) fn hook_secret(context: &Context) -> Option<SecretString> {
-    context.webhook_secrets.first().map(|s| SecretString::from(s.expose().to_owned()))
+pub(super) async fn hook_secret(context: &Context) -> Option<SecretString> {
+    let secrets = context.webhook_secrets.get().await.ok()?;
+    secrets.first().map(|s| SecretString::from(s.expose().to_owned()))
 }
 
 /// A request body that may be empty (the default) or must be JSON of
@@ -117,7 +118,7 @@ pub async fn track(
         Some("token") => RepoMode::Token,
         Some(other) => return refuse(StatusCode::BAD_REQUEST, format!("mode {other:?} is not app or token")),
     };
-    let secret = hook_secret(&context);
+    let secret = hook_secret(&context).await;
     match track::track(track::Ports::of(&context, secret.as_ref()), &repo, mode, body.token).await {
         Ok(outcome) => {
             let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };

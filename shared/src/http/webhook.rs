@@ -9,6 +9,7 @@ use super::limits::{MAX_BODY, Unread, cause, declared_length};
 use crate::Context;
 use crate::domain::RepoName;
 use crate::usecase::intake::{self, BUDGET, Inbound, Ports};
+use crate::usecase::launch::LaunchPorts;
 
 /// `POST /webhook`: the body, read only up to the limit, to the intake use case.
 pub async fn webhook(State(context): State<Context>, request: Request) -> Response {
@@ -47,8 +48,15 @@ async fn deliver(context: &Context, request: Request, repository: Option<&RepoNa
         body: &body,
         repository,
     };
-    let ports = Ports::of(context);
-    let reply = intake::intake(ports, inbound, BUDGET).await;
+    let reply = match context.webhook_secrets.get().await {
+        Ok(secrets) => {
+            intake::intake(Ports { secrets: &secrets, launch: LaunchPorts::of(context) }, inbound, BUDGET).await
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not read the webhook secrets");
+            intake::Reply::rejected(503, "the webhook secrets could not be read; redeliver it")
+        }
+    };
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(reply.body)).into_response()
 }

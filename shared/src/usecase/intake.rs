@@ -58,7 +58,7 @@ pub struct ReplyBody {
 }
 
 impl Reply {
-    fn rejected(status: u16, reason: impl ToString) -> Self {
+    pub fn rejected(status: u16, reason: impl ToString) -> Self {
         Self {
             status,
             body: ReplyBody {
@@ -96,13 +96,6 @@ impl Reply {
 pub struct Ports<'a> {
     pub secrets: &'a [WebhookSecret],
     pub launch: LaunchPorts<'a>,
-}
-
-impl<'a> Ports<'a> {
-    /// Every port, from the composition root's context.
-    pub fn of(context: &'a crate::Context) -> Self {
-        Self { secrets: &context.webhook_secrets, launch: LaunchPorts::of(context) }
-    }
 }
 
 #[tracing::instrument(skip_all, fields(event = inbound.event, delivery = inbound.delivery))]
