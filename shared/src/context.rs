@@ -372,4 +372,47 @@ mod tests {
         let secrets: Vec<&str> = secrets.iter().map(WebhookSecret::expose).collect();
         assert_eq!(secrets, ["a", "b"]);
     }
+
+    /// A secret store that fails its first `failures` reads, counting them all.
+    struct Flaky {
+        reads: std::sync::atomic::AtomicUsize,
+        failures: usize,
+    }
+
+    #[async_trait::async_trait]
+    impl SecretStore for Flaky {
+        async fn get(&self, _: &SecretName) -> Result<Option<SecretString>, SecretError> {
+            let read = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if read < self.failures {
+                return Err(SecretError::Unavailable("down".into()));
+            }
+            Ok(Some(SecretString::from("one, two".to_owned())))
+        }
+        async fn put(&self, _: &SecretName, _: &SecretString) -> Result<(), SecretError> {
+            unreachable!("a remote store's webhook secret is never written")
+        }
+        async fn delete(&self, _: &SecretName) -> Result<(), SecretError> {
+            unreachable!("nor deleted")
+        }
+    }
+
+    /// Behind a remote secret store the secrets are read on first use, once;
+    /// a failed read is tried again on the next use.
+    #[tokio::test]
+    async fn remote_webhook_secrets_are_read_on_first_use_and_then_kept() {
+        let config = Config::from_lookup(|name| match name {
+            "FERRY_TABLE" => Some("ferry".into()),
+            "FERRY_SECRET_PREFIX" => Some("ferry".into()),
+            _ => None,
+        })
+        .unwrap();
+        let store = Arc::new(Flaky { reads: Default::default(), failures: 1 });
+        let secrets = WebhookSecretsOnce::new(&config, None, store.clone());
+        assert_eq!(store.reads.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing read at start");
+        assert!(secrets.get().await.is_err(), "the store is down");
+        let read = secrets.get().await.unwrap();
+        assert_eq!(read.iter().map(WebhookSecret::expose).collect::<Vec<_>>(), ["one", "two"]);
+        secrets.get().await.unwrap();
+        assert_eq!(store.reads.load(std::sync::atomic::Ordering::SeqCst), 2, "kept once read");
+    }
 }
