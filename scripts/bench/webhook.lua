@@ -38,6 +38,10 @@ end
 
 -- wrk's own report stops at p99; the rarer stalls show further out.
 function done(summary, latency, requests)
+  if summary.requests > #signatures then
+    io.write(string.format("WARNING: %d requests for %d bodies: the rest were replays; raise BODIES\n",
+      summary.requests, #signatures))
+  end
   io.write(string.format("p99.9 %.2fms, max %.2fms, %d requests, %d errors (a 401 counts)\n",
     latency:percentile(99.9) / 1000, latency.max / 1000, summary.requests,
     summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))

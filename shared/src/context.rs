@@ -280,6 +280,12 @@ impl WebhookSecretsOnce {
         Self { from, read: tokio::sync::OnceCell::new() }
     }
 
+    /// The `webhook-secret` of `store`, a remote one: read on first use,
+    /// never generated.
+    pub fn stored(store: Arc<dyn SecretStore>) -> Self {
+        Self { from: SecretsFrom::Store { store, local: None }, read: tokio::sync::OnceCell::new() }
+    }
+
     /// These secrets, already known (tests, and callers that hold them).
     pub fn known(secrets: impl Into<Arc<[WebhookSecret]>>) -> Self {
         Self { from: SecretsFrom::Known(secrets.into()), read: tokio::sync::OnceCell::new() }

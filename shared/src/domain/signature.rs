@@ -61,8 +61,9 @@ pub fn sign(secret: &WebhookSecret, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Accepts `body` if `header` is its HMAC under any of `secrets`.
-pub fn verify(secrets: &[WebhookSecret], body: &[u8], header: Option<&[u8]>) -> Result<(), SignatureError> {
+/// The digest an `X-Hub-Signature-256` header claims: what can be refused
+/// without any secret (missing, malformed, another algorithm).
+pub fn claimed_digest(header: Option<&[u8]>) -> Result<[u8; 32], SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
     let Some(hex_digest) = header.strip_prefix(b"sha256=") else {
         return Err(if header.starts_with(b"sha1=") {
@@ -71,8 +72,14 @@ pub fn verify(secrets: &[WebhookSecret], body: &[u8], header: Option<&[u8]>) -> 
             SignatureError::Malformed
         });
     };
-    let mut expected = [0u8; 32];
-    hex::decode_to_slice(hex_digest, &mut expected).map_err(|_| SignatureError::Malformed)?;
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(hex_digest, &mut digest).map_err(|_| SignatureError::Malformed)?;
+    Ok(digest)
+}
+
+/// Accepts `body` if `header` is its HMAC under any of `secrets`.
+pub fn verify(secrets: &[WebhookSecret], body: &[u8], header: Option<&[u8]>) -> Result<(), SignatureError> {
+    let expected = claimed_digest(header)?;
     if secrets.is_empty() {
         return Err(SignatureError::NoSecret);
     }

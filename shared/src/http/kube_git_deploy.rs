@@ -52,7 +52,10 @@ pub async fn track(
         Ok(request) => request,
         Err(problem) => return refuse(StatusCode::BAD_REQUEST, problem),
     };
-    let secret = super::management::hook_secret(&context).await;
+    let secret = match super::management::hook_secret(&context).await {
+        Ok(secret) => secret,
+        Err(refused) => return refused,
+    };
     let ports = track::Ports::of(&context, secret.as_ref());
     match track::track_with_login(ports, &repo, body.login.as_deref()).await {
         Ok(_) => Json(json!({ "ok": true })).into_response(),

@@ -76,9 +76,13 @@ pub struct TrackBody {
 
 /// The secret a repository webhook Ferry creates is signed with: the first
 /// configured one, which every delivery is verified against.
-pub(super) async fn hook_secret(context: &Context) -> Option<SecretString> {
-    let secrets = context.webhook_secrets.get().await.ok()?;
-    secrets.first().map(|s| SecretString::from(s.expose().to_owned()))
+/// A secret store that cannot be read is the refusal to answer (503).
+pub(super) async fn hook_secret(context: &Context) -> Result<Option<SecretString>, Response> {
+    let secrets = context.webhook_secrets.get().await.map_err(|e| {
+        tracing::error!(error = %e, "could not read the webhook secrets");
+        failure(TrackError::Secrets(e))
+    })?;
+    Ok(secrets.first().map(|s| SecretString::from(s.expose().to_owned())))
 }
 
 /// A request body that may be empty (the default) or must be JSON of
@@ -118,7 +122,10 @@ pub async fn track(
         Some("token") => RepoMode::Token,
         Some(other) => return refuse(StatusCode::BAD_REQUEST, format!("mode {other:?} is not app or token")),
     };
-    let secret = hook_secret(&context).await;
+    let secret = match hook_secret(&context).await {
+        Ok(secret) => secret,
+        Err(refused) => return refused,
+    };
     match track::track(track::Ports::of(&context, secret.as_ref()), &repo, mode, body.token).await {
         Ok(outcome) => {
             let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };

@@ -48,6 +48,13 @@ async fn deliver(context: &Context, request: Request, repository: Option<&RepoNa
         body: &body,
         repository,
     };
+    // What needs no secret is refused before the secrets are read: a request
+    // with no signature never makes Ferry ask the secret store.
+    if let Err(refused) = crate::domain::signature::claimed_digest(inbound.signature) {
+        tracing::warn!(reason = %refused, "refused a delivery");
+        let reply = intake::Reply::rejected(401, refused);
+        return (StatusCode::UNAUTHORIZED, Json(reply.body)).into_response();
+    }
     let reply = match context.webhook_secrets.get().await {
         Ok(secrets) => {
             intake::intake(Ports { secrets: &secrets, launch: LaunchPorts::of(context) }, inbound, BUDGET).await

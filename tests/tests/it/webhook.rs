@@ -318,3 +318,52 @@ async fn a_thousand_copies_on_dynamodb_are_processed_once() {
     let duplicate = outcomes.iter().filter(|o| *o == "duplicate").count();
     assert_eq!((processed, duplicate), (1, 999));
 }
+
+/// A secret store that is down for its first `down` reads, counting them.
+struct Flaky {
+    reads: std::sync::atomic::AtomicUsize,
+    down: usize,
+}
+
+#[async_trait]
+impl ferry::secrets::SecretStore for Flaky {
+    async fn get(
+        &self,
+        _: &ferry::secrets::SecretName,
+    ) -> Result<Option<secrecy::SecretString>, ferry::secrets::SecretError> {
+        if self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < self.down {
+            return Err(ferry::secrets::SecretError::Unavailable("down".into()));
+        }
+        Ok(Some(secrecy::SecretString::from(SECRET.to_owned())))
+    }
+    async fn put(
+        &self,
+        _: &ferry::secrets::SecretName,
+        _: &secrecy::SecretString,
+    ) -> Result<(), ferry::secrets::SecretError> {
+        unreachable!("the webhook secret is only read")
+    }
+    async fn delete(&self, _: &ferry::secrets::SecretName) -> Result<(), ferry::secrets::SecretError> {
+        unreachable!("the webhook secret is only read")
+    }
+}
+
+/// The secrets are read with the first signed delivery, not before: an
+/// unsigned request is refused without asking the store, a signed one while
+/// the store is down is a 503 (redelivered), and once read they are kept.
+#[tokio::test]
+async fn the_webhook_secrets_are_read_with_the_first_signed_delivery() {
+    let mut harness = Harness::embedded(SECRET).await;
+    let store = std::sync::Arc::new(Flaky { reads: Default::default(), down: 1 });
+    harness.context.webhook_secrets = std::sync::Arc::new(ferry::context::WebhookSecretsOnce::stored(store.clone()));
+    let reads = || store.reads.load(std::sync::atomic::Ordering::SeqCst);
+    let ping = sample("ping");
+    let unsigned = lambda_event(Front::HttpApi, github_headers("ping", "unsigned-1", None, &ping), &ping);
+    assert_eq!(harness.invoke(&unsigned).await.0, 401);
+    assert_eq!(reads(), 0, "an unsigned request never reaches the secret store");
+    let (status, reply) = harness.deliver("ping", "while-down", SECRET, &ping).await;
+    assert_eq!((status, reply["outcome"].as_str()), (503, Some("rejected")), "{reply}");
+    assert_eq!(harness.deliver("ping", "up-1", SECRET, &ping).await.0, 200);
+    assert_eq!(harness.deliver("ping", "up-2", SECRET, &ping).await.0, 200);
+    assert_eq!(reads(), 2, "read until it answered, then kept");
+}
