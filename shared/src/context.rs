@@ -89,10 +89,7 @@ impl Context {
         let state = state_store(&config, sdk.as_ref())?;
         let secrets = secret_store(&config, sdk.as_ref())?;
         let webhook_secrets = Arc::new(WebhookSecretsOnce::new(&config, sdk.as_ref(), secrets.clone()));
-        if config.secret_prefix.is_none() {
-            // Local: the secret is made now, so `ferry replay` finds it before the first delivery.
-            webhook_secrets.get().await?;
-        }
+        webhook_secrets.make_local_now().await?;
         let (minter, app_hooks) = github_app(&config, sdk.as_ref(), &secrets)?;
         let tokens = Arc::new(Tokens::new(secrets.clone(), minter, Arc::new(SystemClock)));
         let operator = Arc::new(match &config.operator_config {
@@ -289,6 +286,16 @@ impl WebhookSecretsOnce {
     /// These secrets, already known (tests, and callers that hold them).
     pub fn known(secrets: impl Into<Arc<[WebhookSecret]>>) -> Self {
         Self { from: SecretsFrom::Known(secrets.into()), read: tokio::sync::OnceCell::new() }
+    }
+
+    /// With an embedded secret store, reads (or makes) the secret now, so
+    /// `ferry replay` finds it before the first delivery; a remote one
+    /// waits for its first use.
+    async fn make_local_now(&self) -> Result<(), SecretError> {
+        if let SecretsFrom::Store { local: Some(_), .. } = &self.from {
+            self.get().await?;
+        }
+        Ok(())
     }
 
     /// The secrets; an empty list refuses every delivery.

@@ -27,11 +27,5 @@ fn diagnostic(error: CycleError) -> Diagnostic {
         CycleError::Failures { .. } => "CycleFailures",
     };
     // The whole chain: the invocation's error is all Lambda keeps of it.
-    let mut error_message = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        error_message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    Diagnostic { error_type: error_type.to_owned(), error_message }
+    Diagnostic { error_type: error_type.to_owned(), error_message: crate::telemetry::chain(&error) }
 }

@@ -44,6 +44,20 @@ fn lambda_level(level: &str) -> Option<&'static str> {
     })
 }
 
+/// An error and its causes on one line, `outer: inner: innermost`: what a
+/// log line or an answer says of a failure (only the outer one is otherwise
+/// shown).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// The AWS SDK, octocrab and kube all speak rustls: one provider for all
 /// (aws-lc-rs), installed before the first TLS client is built.
 pub fn install_crypto_provider() {

@@ -195,11 +195,7 @@ impl Cluster for DryRunCluster {
             happened_at: None,
             repo: None,
         };
-        let path = self.run_path(&run);
-        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
-        serde_yaml_ng::from_str(&text)
-            .map(Some)
-            .map_err(|e| ClusterError::Refused { what: path.display().to_string(), problem: e.to_string() })
+        read_run(&self.run_path(&run))
     }
 
     /// From `<namespace>/pod/<pod>/<container>.log`, written by whoever

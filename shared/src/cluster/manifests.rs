@@ -182,12 +182,10 @@ pub fn unit_labels(repo: &RepoName, unit: &UnitName) -> [(&'static str, String);
 }
 
 fn labels(repo: &RepoName, unit: &UnitName, sha: &Sha, pr: Option<PrNumber>) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::from([
-        ("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned()),
-        ("ferry.dev/repo".to_owned(), label_value(&repo.full_name().replace('/', "."))),
-        ("ferry.dev/unit".to_owned(), label_value(unit.as_str())),
-        ("ferry.dev/sha".to_owned(), label_value(sha.as_str())),
-    ]);
+    let mut labels: BTreeMap<String, String> =
+        unit_labels(repo, unit).into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+    labels.insert("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned());
+    labels.insert("ferry.dev/sha".to_owned(), label_value(sha.as_str()));
     if let Some(pr) = pr {
         labels.insert("ferry.dev/pr".to_owned(), pr.to_string());
     }

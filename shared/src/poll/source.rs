@@ -148,6 +148,10 @@ impl Sources {
     }
 }
 
+/// The longest answer a host may give about one ref: a commit with its
+/// file list, or the ref advertisement of a repository with many refs.
+const ANSWER_LIMIT: usize = 16 * 1024 * 1024;
+
 /// What the host's answer says of the ref.
 async fn answer(tracked: &TrackedRef, response: reqwest::Response) -> Polled {
     let status = response.status().as_u16();
@@ -164,8 +168,9 @@ async fn answer(tracked: &TrackedRef, response: reqwest::Response) -> Polled {
         return Polled::Unchanged;
     }
     let etag = header("etag");
-    let body = match response.bytes().await {
-        Ok(body) => body.to_vec(),
+    let body = match crate::net::read_up_to(response, ANSWER_LIMIT).await {
+        Ok((_, true)) => return Polled::Failed(format!("the answer is larger than {ANSWER_LIMIT} bytes")),
+        Ok((body, false)) => body,
         Err(e) => return Polled::Failed(format!("a broken answer: {}", without_url(&e))),
     };
     if status != 200 {
@@ -206,15 +211,9 @@ fn head(tracked: &TrackedRef, etag: Option<String>, body: Vec<u8>) -> Polled {
 
 /// A reqwest error without its URL (which may carry credentials).
 fn without_url(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
+    let mut text = crate::telemetry::chain(error);
     if let Some(url) = error.url() {
         text = text.replace(url.as_str(), "<url>");
-    }
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
     }
     text.chars().take(300).collect()
 }

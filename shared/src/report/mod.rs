@@ -168,25 +168,15 @@ impl Client {
         limit: usize,
     ) -> Result<(u16, Vec<u8>), ForgeError> {
         let unavailable = |e: reqwest::Error| ForgeError::Unavailable(format!("{what}: {}", e.without_url()));
-        let mut response = request.timeout(std::time::Duration::from_secs(10)).send().await.map_err(unavailable)?;
+        let response = request.timeout(std::time::Duration::from_secs(10)).send().await.map_err(unavailable)?;
         let status = response.status().as_u16();
+        let success = (200..300).contains(&status);
         // Only the start of an error answer is ever shown.
-        let limit = if (200..300).contains(&status) { limit } else { 1024 };
-        let too_large = || ForgeError::Rejected {
-            what: what.to_owned(),
-            status,
-            message: format!("the answer is larger than {limit} bytes"),
-        };
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
-            if body.len() + chunk.len() > limit {
-                if !(200..300).contains(&status) {
-                    body.extend_from_slice(&chunk[..limit - body.len()]);
-                    break;
-                }
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
+        let limit = if success { limit } else { 1024 };
+        let (body, cut) = crate::net::read_up_to(response, limit).await.map_err(unavailable)?;
+        if cut && success {
+            let message = format!("the answer is larger than {limit} bytes");
+            return Err(ForgeError::Rejected { what: what.to_owned(), status, message });
         }
         Ok((status, body))
     }

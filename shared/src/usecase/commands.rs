@@ -7,7 +7,7 @@ use super::Action;
 use super::launch::{LaunchError, LaunchPorts, Launched, target};
 use crate::cluster::RunState;
 use crate::domain::event::{Command, CommentDetail, GitEvent};
-use crate::domain::{PrNumber, PullRequest, Run, RunStatus};
+use crate::domain::{PrNumber, Run, RunStatus};
 use crate::units::plan::to_cancel;
 
 /// How an answer to an unknown command begins (and how it is told apart).
@@ -19,18 +19,6 @@ const KNOWN: &str = "/test [unit], /retest [unit], /cancel [unit], /ok-to-test [
 /// Why an unknown command does nothing.
 pub fn unknown(word: &str) -> String {
     format!("{UNKNOWN} `/{word}`; Ferry knows {KNOWN}")
-}
-
-/// `/cancel [unit]`: asks Tekton to cancel every run Ferry launched for
-/// the pull request that has no result yet (or that unit's). The
-/// results are reported as any run's are: cancelled.
-pub(super) async fn cancel(
-    ports: LaunchPorts<'_>,
-    at: &crate::forge::Target,
-    pr: &PullRequest,
-    unit: Option<&str>,
-) -> Result<Launched, LaunchError> {
-    cancel_for(ports, at, pr.number, unit).await
 }
 
 /// Cancels the runs Ferry launched for pull request `number`, on any of

@@ -559,6 +559,11 @@ async fn command_situation(
 ) -> Result<Decision, LaunchError> {
     let repo = &target.repo;
     let at = event.happened_at;
+    // First: a stranger's command is answered by nothing, whatever the pull request's state.
+    let by_trusted = trusted(ports, target, Some(&comment.author), &comment.author_association).await?;
+    if !by_trusted {
+        return Ok(Decision::Nothing(trust::UNTRUSTED_COMMAND.to_owned()));
+    }
     let Some(found) = ports.state.load::<PullRequest>(&Key::PullRequest(repo.clone(), comment.number)).await? else {
         return Ok(Decision::Nothing(format!(
             "pull request #{} is not known yet: its opening event has not arrived",
@@ -570,13 +575,10 @@ async fn command_situation(
     if pr.state == PrState::Closed {
         return Ok(Decision::Nothing(format!("pull request #{} is closed: commands do nothing", pr.number)));
     }
-    let by_trusted = trusted(ports, target, Some(&comment.author), &comment.author_association).await?;
-    if !by_trusted {
-        return Ok(Decision::Nothing(trust::UNTRUSTED_COMMAND.to_owned()));
-    }
     match command {
         Command::Cancel => {
-            let cancelled = super::commands::cancel(ports, target, &pr, comment.command_arg.as_deref()).await?;
+            let cancelled =
+                super::commands::cancel_for(ports, target, pr.number, comment.command_arg.as_deref()).await?;
             return Ok(Decision::Done(cancelled));
         }
         Command::Unknown => {

@@ -132,11 +132,16 @@ pub async fn callback(ports: Ports<'_>, code: &str, state: &str) -> Result<Strin
     Ok(login.to_owned())
 }
 
-/// The JSON GitHub answers `request` with; no URL in the error (a code or
-/// token may be in it).
+/// The JSON GitHub answers `request` with, of at most 64 KiB; no URL in the
+/// error (a code or token may be in it).
 async fn json_of(request: reqwest::RequestBuilder) -> Result<serde_json::Value, OauthError> {
     let unavailable = |e: reqwest::Error| OauthError::Unavailable(e.without_url().to_string());
-    request.send().await.map_err(unavailable)?.json().await.map_err(unavailable)
+    let response = request.send().await.map_err(unavailable)?;
+    let (body, cut) = crate::net::read_up_to(response, 64 * 1024).await.map_err(unavailable)?;
+    if cut {
+        return Err(OauthError::Unavailable("GitHub's answer is larger than 64 KiB".into()));
+    }
+    serde_json::from_slice(&body).map_err(|e| OauthError::Unavailable(format!("GitHub's answer is not JSON: {e}")))
 }
 
 #[cfg(test)]

@@ -415,3 +415,36 @@ async fn launching_a_same_named_repository_of_another_host_is_refused() {
     assert_eq!((elsewhere.received().await, github_hosts.received().await), (0, 0));
     assert!(!poller.dir.path().join("cluster").exists(), "no run, and no git Secret with a GitHub token");
 }
+
+/// A host that answers without end (here 17 MiB) is cut off at 16 MiB: the
+/// poll fails, saying so, and the answer never grows the poller's memory
+/// further.
+#[tokio::test]
+async fn a_host_answering_more_than_the_limit_fails_the_poll_unread() {
+    let host = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_bytes(vec![b'0'; 17 * 1024 * 1024]))
+        .mount(&host)
+        .await;
+    ferry::telemetry::install_crypto_provider();
+    let sources = Sources::new(&url::Url::parse("https://api.github.com").unwrap()).unwrap();
+    let tracked = TrackedRef {
+        url: format!("{}/acme/api.git", host.uri()),
+        reference: "main".into(),
+        kind: SourceKind::Git,
+        frequency: "1m".into(),
+        endpoint: None,
+        secret: None,
+        secret_name: None,
+        launch: false,
+        format: Format::Cloudevents,
+        api_url: None,
+        ca_file: None,
+        token_secret: None,
+        provider: None,
+        clone_secret: None,
+    };
+    let polled = sources.fetch(&tracked, None, None).await;
+    let ferry::poll::source::Polled::Failed(problem) = polled else { panic!("{polled:?}") };
+    assert!(problem.contains("larger than 16777216 bytes"), "{problem}");
+}

@@ -121,3 +121,16 @@ fn closing_the_pull_request_cancels_its_running_runs() {
     assert!(reply.contains("run.cancelled"), "{reply}");
     assert!(runs(dir).iter().all(|(_, _, status)| status.as_deref() == Some("Cancelled")), "{:?}", runs(dir));
 }
+
+/// A stranger's command on a closed pull request gets no answer either:
+/// Ferry asks whether they may command before anything else.
+#[test]
+fn a_stranger_s_command_on_a_closed_pull_request_gets_no_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = start(dir);
+    send(dir, &server, "pull_request", "closed", &sample("pull_request.closed.json"));
+    let reply = send(dir, &server, "issue_comment", "s-1", &comment(1, "/retest", "stranger", "NONE"));
+    assert!(reply.contains("commands count only from"), "{reply}");
+    assert_eq!(answer(dir), "", "no comment written");
+}

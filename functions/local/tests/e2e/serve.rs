@@ -64,12 +64,8 @@ fn a_wrong_variable_stops_the_start_naming_it() {
 
 fn replay(dir: &Path, server: &Server, file: &str, delivery: &str) -> String {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events").join(file);
-    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["replay", sample.to_str().unwrap(), "--delivery", delivery, "--url"])
-        .arg(format!("{}/webhook", server.url))
-        .current_dir(dir)
-        .output()
-        .expect("run ferry replay");
+    let url = format!("{}/webhook", server.url);
+    let output = ferry(dir, &["replay", sample.to_str().unwrap(), "--delivery", delivery, "--url", &url], &[]);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     stdout

@@ -172,14 +172,7 @@ fn location(url: &Url, headers: &HeaderMap) -> Option<Url> {
 
 /// A transport failure, said without the request (whose headers hold the credential).
 fn transport(error: octocrab::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text.chars().take(300).collect()
+    crate::telemetry::chain(&error).chars().take(300).collect()
 }
 
 #[cfg(test)]
