@@ -89,3 +89,24 @@ pub fn delivery(id: &str, received_at: Timestamp) -> Delivery {
         parts: 0,
     }
 }
+
+/// A `[[poll]]` entry for ref `main` at `url`, read as `kind`, every
+/// minute, CloudEvents to no endpoint, with no token or CA of its own.
+pub fn tracked_ref(url: &str, kind: ferry::poll::SourceKind) -> ferry::poll::TrackedRef {
+    ferry::poll::TrackedRef {
+        url: url.to_owned(),
+        reference: "main".into(),
+        kind,
+        frequency: "1m".into(),
+        endpoint: None,
+        secret: None,
+        secret_name: None,
+        launch: false,
+        format: ferry::poll::Format::Cloudevents,
+        api_url: None,
+        ca_file: None,
+        token_secret: None,
+        provider: None,
+        clone_secret: None,
+    }
+}

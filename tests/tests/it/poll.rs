@@ -92,20 +92,9 @@ impl Poller {
 
 fn github(hosts: &GitHosts, path: &str, endpoint: Option<String>) -> TrackedRef {
     TrackedRef {
-        url: format!("https://github.com/{path}"),
-        reference: "main".into(),
-        kind: SourceKind::Github,
-        frequency: "1m".into(),
         endpoint,
-        secret: None,
-        secret_name: None,
-        launch: false,
-        format: Format::Cloudevents,
         api_url: Some(hosts.url()),
-        ca_file: None,
-        token_secret: None,
-        provider: None,
-        clone_secret: None,
+        ..ferry_tests::builders::tracked_ref(&format!("https://github.com/{path}"), SourceKind::Github)
     }
 }
 
@@ -428,22 +417,7 @@ async fn a_host_answering_more_than_the_limit_fails_the_poll_unread() {
         .await;
     ferry::telemetry::install_crypto_provider();
     let sources = Sources::new(&url::Url::parse("https://api.github.com").unwrap()).unwrap();
-    let tracked = TrackedRef {
-        url: format!("{}/acme/api.git", host.uri()),
-        reference: "main".into(),
-        kind: SourceKind::Git,
-        frequency: "1m".into(),
-        endpoint: None,
-        secret: None,
-        secret_name: None,
-        launch: false,
-        format: Format::Cloudevents,
-        api_url: None,
-        ca_file: None,
-        token_secret: None,
-        provider: None,
-        clone_secret: None,
-    };
+    let tracked = ferry_tests::builders::tracked_ref(&format!("{}/acme/api.git", host.uri()), SourceKind::Git);
     let polled = sources.fetch(&tracked, None, None).await;
     let ferry::poll::source::Polled::Failed(problem) = polled else { panic!("{polled:?}") };
     assert!(problem.contains("larger than 16777216 bytes"), "{problem}");

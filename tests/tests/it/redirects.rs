@@ -8,7 +8,7 @@ use ferry::forge::github::GithubApi;
 use ferry::forge::github::api::ApiCall;
 use ferry::forge::{CommitStatus, StatusState};
 use ferry::poll::source::{Polled, Sources};
-use ferry::poll::{Format, SourceKind, TrackedRef};
+use ferry::poll::{SourceKind, TrackedRef};
 use ferry::report::{HostRepo, Provider, host};
 use http::Method;
 use secrecy::SecretString;
@@ -148,20 +148,9 @@ async fn the_poller_never_takes_a_token_to_another_host() {
     let sources = Sources::new(&url::Url::parse("https://api.github.com").unwrap()).unwrap();
     for kind in [SourceKind::Gitlab, SourceKind::Github, SourceKind::Git] {
         let tracked = TrackedRef {
-            url: format!("{}/group/project", from.uri()),
-            reference: "main".into(),
-            kind,
-            frequency: "1m".into(),
-            endpoint: None,
-            secret: None,
-            secret_name: None,
-            launch: false,
-            format: Format::Cloudevents,
             api_url: Some(from.uri()),
-            ca_file: None,
             token_secret: Some("gitlab-token".into()),
-            provider: None,
-            clone_secret: None,
+            ..ferry_tests::builders::tracked_ref(&format!("{}/group/project", from.uri()), kind)
         };
         let polled = sources.fetch(&tracked, Some(&token()), None).await;
         assert!(matches!(polled, Polled::Failed(_)), "{kind:?}: {polled:?}");
