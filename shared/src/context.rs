@@ -1,10 +1,12 @@
 //! The composition root's one call: from a `Config`, the ports every use case
 //! needs, each built once and shared across invocations.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use secrecy::{ExposeSecret, SecretString};
+use tokio::time::Instant;
 
 use crate::cluster::{Cluster, DryRunCluster};
 use crate::config::{ClusterMode, Config, PrivateKeySource, WebhookSecrets};
@@ -17,7 +19,7 @@ use crate::forge::{AppHooks, TokenMinter};
 use crate::forge::{DryRunForge, Forge};
 use crate::poll::source::Sources;
 use crate::secrets::{EmbeddedSecrets, SecretError, SecretName, SecretStore, SecretsManagerStore};
-use crate::store::{DynamoStore, EmbeddedStore, StateStore};
+use crate::store::{DynamoStore, StateStore};
 use crate::units::OperatorConfig;
 use crate::usecase::tokens::TokenSource;
 use crate::usecase::tokens::Tokens;
@@ -29,7 +31,7 @@ pub struct Context {
     pub secrets: Arc<dyn SecretStore>,
     /// Every one of them is accepted (rotation). Read on first use: the
     /// scheduled functions never pay for them.
-    pub webhook_secrets: Arc<WebhookSecretsOnce>,
+    pub webhook_secrets: Arc<WebhookSecretsCache>,
     /// Installation and repository tokens, cached across invocations.
     pub tokens: Arc<Tokens>,
     /// The App's webhook log (the reconciler redelivers what failed).
@@ -58,6 +60,8 @@ pub struct Context {
 pub enum StartError {
     #[error("cannot create the data dir {path}")]
     DataDir { path: String, source: std::io::Error },
+    #[error("FERRY_TABLE is not set, and this build has no embedded state store (only `ferry` has one)")]
+    NoTable,
     #[error("cannot open the embedded state store")]
     State(#[from] crate::store::StoreError),
     #[error("cannot read the secret store")]
@@ -88,7 +92,7 @@ impl Context {
         }
         let state = state_store(&config, sdk.as_ref())?;
         let secrets = secret_store(&config, sdk.as_ref())?;
-        let webhook_secrets = Arc::new(WebhookSecretsOnce::new(&config, sdk.as_ref(), secrets.clone()));
+        let webhook_secrets = Arc::new(WebhookSecretsCache::new(&config, sdk.as_ref(), secrets.clone()));
         webhook_secrets.make_local_now().await?;
         let (minter, app_hooks) = github_app(&config, sdk.as_ref(), &secrets)?;
         let tokens = Arc::new(Tokens::new(secrets.clone(), minter, Arc::new(SystemClock)));
@@ -126,8 +130,20 @@ impl Context {
 fn state_store(config: &Config, sdk: Option<&SdkConfig>) -> Result<Arc<dyn StateStore>, StartError> {
     Ok(match (&config.table, sdk) {
         (Some(table), Some(sdk)) => Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)),
-        _ => Arc::new(EmbeddedStore::open(&config.data_dir.join(EmbeddedStore::FILE), config.embedded_durability)?),
+        _ => embedded_state(config)?,
     })
+}
+
+#[cfg(feature = "embedded")]
+fn embedded_state(config: &Config) -> Result<Arc<dyn StateStore>, StartError> {
+    use crate::store::EmbeddedStore;
+    Ok(Arc::new(EmbeddedStore::open(&config.data_dir.join(EmbeddedStore::FILE), config.embedded_durability)?))
+}
+
+/// A Lambda's build links no embedded store: its state is in DynamoDB.
+#[cfg(not(feature = "embedded"))]
+fn embedded_state(_: &Config) -> Result<Arc<dyn StateStore>, StartError> {
+    Err(StartError::NoTable)
 }
 
 /// The secret store: Secrets Manager where the configuration names a
@@ -237,14 +253,25 @@ impl Context {
 
 /// The webhook secrets, from the first place that has them:
 /// `FERRY_WEBHOOK_SECRET`, the secret `FERRY_WEBHOOK_SECRET_ID`, the secret
-/// store's `webhook-secret`; read once, on first use (a failed read is
-/// tried again next time). With an embedded secret store and none of
-/// these, one is generated and kept there, so `ferry serve` and `ferry
-/// replay` agree on it from the first run.
-pub struct WebhookSecretsOnce {
+/// store's `webhook-secret`; read on first use and kept for
+/// [`SECRETS_TTL`], so a warm instance fetches nothing per delivery and
+/// still sees a rotated secret within minutes. One caller reads at a time;
+/// a failed read keeps the secrets it had (tried again after
+/// [`SECRETS_RETRY`]), or is the caller's error when it had none. With an
+/// embedded secret store and none of these, one is generated and kept
+/// there, so `ferry serve` and `ferry replay` agree on it from the first run.
+pub struct WebhookSecretsCache {
     from: SecretsFrom,
-    read: tokio::sync::OnceCell<Arc<[WebhookSecret]>>,
+    /// The secrets, and when to read them again.
+    kept: std::sync::RwLock<Option<(Arc<[WebhookSecret]>, Instant)>>,
+    reading: tokio::sync::Mutex<()>,
 }
+
+/// How long read webhook secrets are used before they are read again.
+pub const SECRETS_TTL: Duration = Duration::from_secs(300);
+
+/// After a failed read, how long the secrets it had are used before the next try.
+pub const SECRETS_RETRY: Duration = Duration::from_secs(30);
 
 enum SecretsFrom {
     Known(Arc<[WebhookSecret]>),
@@ -256,7 +283,7 @@ enum SecretsFrom {
     },
 }
 
-impl WebhookSecretsOnce {
+impl WebhookSecretsCache {
     fn new(config: &Config, sdk: Option<&aws_config::SdkConfig>, store: Arc<dyn SecretStore>) -> Self {
         let from = match (&config.webhook_secrets, sdk) {
             (WebhookSecrets::Inline(secrets), _) => {
@@ -274,18 +301,18 @@ impl WebhookSecretsOnce {
                 local: config.secret_prefix.is_none().then(|| config.data_dir.join(EmbeddedSecrets::FILE)),
             },
         };
-        Self { from, read: tokio::sync::OnceCell::new() }
+        Self { from, kept: Default::default(), reading: Default::default() }
     }
 
     /// The `webhook-secret` of `store`, a remote one: read on first use,
     /// never generated.
     pub fn stored(store: Arc<dyn SecretStore>) -> Self {
-        Self { from: SecretsFrom::Store { store, local: None }, read: tokio::sync::OnceCell::new() }
+        Self { from: SecretsFrom::Store { store, local: None }, kept: Default::default(), reading: Default::default() }
     }
 
     /// These secrets, already known (tests, and callers that hold them).
     pub fn known(secrets: impl Into<Arc<[WebhookSecret]>>) -> Self {
-        Self { from: SecretsFrom::Known(secrets.into()), read: tokio::sync::OnceCell::new() }
+        Self { from: SecretsFrom::Known(secrets.into()), kept: Default::default(), reading: Default::default() }
     }
 
     /// With an embedded secret store, reads (or makes) the secret now, so
@@ -300,7 +327,32 @@ impl WebhookSecretsOnce {
 
     /// The secrets; an empty list refuses every delivery.
     pub async fn get(&self) -> Result<Arc<[WebhookSecret]>, SecretError> {
-        self.read.get_or_try_init(|| self.read_them()).await.cloned()
+        if let Some(fresh) = self.fresh() {
+            return Ok(fresh);
+        }
+        let _one_reader = self.reading.lock().await;
+        // Another caller may have read them while this one waited.
+        if let Some(fresh) = self.fresh() {
+            return Ok(fresh);
+        }
+        let kept = self.kept.read().unwrap_or_else(PoisonError::into_inner).as_ref().map(|(kept, _)| kept.clone());
+        let (secrets, for_how_long) = match (self.read_them().await, kept) {
+            (Ok(read), _) => (read, SECRETS_TTL),
+            (Err(e), Some(kept)) => {
+                tracing::warn!(error = %e, "could not read the webhook secrets again; the ones read before still verify");
+                (kept, SECRETS_RETRY)
+            }
+            (Err(e), None) => return Err(e),
+        };
+        let next = Instant::now() + for_how_long;
+        *self.kept.write().unwrap_or_else(PoisonError::into_inner) = Some((secrets.clone(), next));
+        Ok(secrets)
+    }
+
+    /// The secrets kept, unless it is time to read them again.
+    fn fresh(&self) -> Option<Arc<[WebhookSecret]>> {
+        let kept = self.kept.read().unwrap_or_else(PoisonError::into_inner);
+        kept.as_ref().filter(|(_, until)| Instant::now() < *until).map(|(secrets, _)| secrets.clone())
     }
 
     async fn read_them(&self) -> Result<Arc<[WebhookSecret]>, SecretError> {
@@ -340,6 +392,64 @@ impl WebhookSecretsOnce {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A secret store holding a `webhook-secret` a test changes, or none
+    /// when it is down; counting reads.
+    #[derive(Default)]
+    struct Rotating {
+        value: std::sync::Mutex<Option<&'static str>>,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl SecretStore for Rotating {
+        async fn get(&self, _: &SecretName) -> Result<Option<SecretString>, SecretError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match *self.value.lock().unwrap() {
+                Some(value) => Ok(Some(SecretString::from(value))),
+                None => Err(SecretError::Unavailable("down".into())),
+            }
+        }
+        async fn put(&self, _: &SecretName, _: &SecretString) -> Result<(), SecretError> {
+            unreachable!("the webhook secret is only read")
+        }
+        async fn delete(&self, _: &SecretName) -> Result<(), SecretError> {
+            unreachable!("the webhook secret is only read")
+        }
+    }
+
+    /// Kept for the TTL (no read per delivery), then read again, so a
+    /// rotation reaches a warm instance; a store that is down keeps the
+    /// secrets read before, tried again after the retry delay.
+    #[tokio::test(start_paused = true)]
+    async fn webhook_secrets_are_kept_for_their_ttl_then_read_again() {
+        let store = Arc::new(Rotating::default());
+        let set = |value| *store.value.lock().unwrap() = value;
+        let reads = || store.reads.load(std::sync::atomic::Ordering::SeqCst);
+        let cache = WebhookSecretsCache::stored(store.clone());
+        async fn secret(cache: &WebhookSecretsCache) -> String {
+            let secrets = cache.get().await.unwrap();
+            secrets.iter().map(|s| s.expose().to_owned()).collect::<Vec<_>>().join(",")
+        }
+        let second = Duration::from_secs(1);
+        set(Some("one"));
+        assert_eq!((secret(&cache).await, secret(&cache).await, reads()), ("one".into(), "one".into(), 1));
+        set(Some("two, one"));
+        tokio::time::advance(SECRETS_TTL - second).await;
+        assert_eq!((secret(&cache).await, reads()), ("one".into(), 1), "kept within the TTL");
+        tokio::time::advance(second).await;
+        assert_eq!((secret(&cache).await, reads()), ("two,one".into(), 2), "read again after it");
+        set(None);
+        tokio::time::advance(SECRETS_TTL).await;
+        assert_eq!((secret(&cache).await, reads()), ("two,one".into(), 3), "down: the kept ones verify");
+        assert_eq!((secret(&cache).await, reads()), ("two,one".into(), 3), "not asked again at once");
+        set(Some("three"));
+        tokio::time::advance(SECRETS_RETRY).await;
+        assert_eq!((secret(&cache).await, reads()), ("three".into(), 4));
+        // Never read: a store that is down is the caller's error.
+        let empty = WebhookSecretsCache::stored(Arc::new(Rotating::default()));
+        assert!(empty.get().await.is_err());
+    }
 
     #[tokio::test]
     async fn a_local_start_generates_one_webhook_secret_and_keeps_it() {
@@ -420,7 +530,7 @@ mod tests {
         })
         .unwrap();
         let store = Arc::new(Flaky { reads: Default::default(), failures: 1 });
-        let secrets = WebhookSecretsOnce::new(&config, None, store.clone());
+        let secrets = WebhookSecretsCache::new(&config, None, store.clone());
         assert_eq!(store.reads.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing read at start");
         assert!(secrets.get().await.is_err(), "the store is down");
         let read = secrets.get().await.unwrap();

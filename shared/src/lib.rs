@@ -11,6 +11,7 @@ pub mod context;
 pub mod domain;
 pub mod files;
 pub mod forge;
+#[cfg(feature = "http")]
 pub mod http;
 pub mod net;
 pub mod poll;

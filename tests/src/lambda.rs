@@ -51,7 +51,8 @@ pub enum Answer {
 }
 
 /// Starts `binary` as Lambda would, with `env` added to an environment
-/// holding no FERRY_ or AWS_ variable of the test's own, hands it `event`,
+/// holding no FERRY_ or AWS_ variable of the test's own but the AWS API
+/// emulator's (its state on a fresh table there), hands it `event`,
 /// and returns its answer (within 60 s).
 pub async fn invoke(binary: &Path, event: &Value, env: &[(&str, &str)]) -> Answer {
     let server = MockServer::start().await;
@@ -69,7 +70,16 @@ pub async fn invoke(binary: &Path, event: &Value, env: &[(&str, &str)]) -> Answe
         }
     }
     let address = server.address().to_string();
+    // State on a table of its own in the AWS API emulator, as on Lambda: a
+    // Lambda's build has no embedded state store (shared/Cargo.toml).
+    let table = crate::emulator::dynamo_store().await.table().to_string();
+    for name in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+        if let Ok(value) = std::env::var(name) {
+            command.env(name, value);
+        }
+    }
     command
+        .env("FERRY_TABLE", table)
         .env("AWS_LAMBDA_RUNTIME_API", &address)
         .env("AWS_LAMBDA_FUNCTION_NAME", binary.file_name().and_then(|n| n.to_str()).unwrap_or("ferry"))
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
@@ -79,7 +89,6 @@ pub async fn invoke(binary: &Path, event: &Value, env: &[(&str, &str)]) -> Answe
         // What the template's LoggingConfig (JSON, INFO) makes Lambda set.
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
-        .env("AWS_REGION", "eu-west-1")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -113,8 +122,9 @@ pub fn sample(path: &str) -> Value {
 }
 
 /// A scheduled function's one invocation on EventBridge's sample event
-/// `events/eventbridge/<function>.json`, on embedded stores in a fresh data
-/// directory (and `env`): its report, or the error it reported.
+/// `events/eventbridge/<function>.json`, its state on the emulator and its
+/// secrets in a fresh data directory (and `env`): its report, or the error
+/// it reported.
 pub async fn scheduled(binary: &Path, function: &str, env: &[(&str, &str)]) -> Result<Value, Value> {
     let dir = tempfile::tempdir().unwrap();
     let mut all = vec![("FERRY_DATA_DIR", dir.path().to_str().unwrap())];

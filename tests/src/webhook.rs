@@ -70,7 +70,7 @@ impl Harness {
             config: Arc::new(config),
             state,
             secrets,
-            webhook_secrets: Arc::new(ferry::context::WebhookSecretsOnce::known([events::secret(secret)])),
+            webhook_secrets: Arc::new(ferry::context::WebhookSecretsCache::known([events::secret(secret)])),
             tokens,
             app_hooks: Arc::new(NoApp),
             forge: Arc::new(DryRunForge::new(dir.path())),

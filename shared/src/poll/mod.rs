@@ -3,6 +3,7 @@
 //! Fetching and delivering are in `source` and `deliver`; the cycle is
 //! `usecase::poll`.
 
+#[cfg(feature = "poll")]
 pub mod deliver;
 pub mod pktline;
 pub mod source;

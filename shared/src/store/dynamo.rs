@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
 };
 use serde::de::DeserializeOwned;
 
@@ -126,11 +127,29 @@ impl StateStore for DynamoStore {
         let key = record.key();
         let item = self.encode(record, &key, Version(1))?;
         // An expired item may linger until DynamoDB's TTL sweep: it does not count.
-        match self.put(item, "attribute_not_exists(pk) OR expires_at <= :now", None).await {
+        match self.put(item, NEW_ITEM, None).await {
             Ok(()) => Ok(Version(1)),
             Err(e) if conditional_check_failed(&e) => Err(StoreError::AlreadyExists { key }),
             Err(e) => Err(write_failure(e, key)),
         }
+    }
+
+    /// One `TransactWriteItems` of conditional puts (IAM authorises each as
+    /// `PutItem`): one request, however many records.
+    async fn create_all(&self, records: &[Record]) -> Result<(), StoreError> {
+        let keys: Vec<Key> = records.iter().map(Record::key).collect();
+        let mut request = self.client.transact_write_items();
+        for (record, key) in records.iter().zip(&keys) {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(self.encode(record, key, Version(1))?))
+                .condition_expression(NEW_ITEM)
+                .expression_attribute_values(":now", number(Timestamp::now().unix()))
+                .build()
+                .map_err(|e| StoreError::Other(e.into()))?;
+            request = request.transact_items(TransactWriteItem::builder().put(put).build());
+        }
+        request.send().await.map(|_| ()).map_err(|e| cancelled(e, keys))
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError> {
@@ -248,6 +267,28 @@ fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 fn number(n: impl ToString) -> AttributeValue {
     AttributeValue::N(n.to_string())
 }
+
+/// Why a transaction of creates failed: the first of `keys` whose item was
+/// there already; a conflict with another transaction on the same items is
+/// `Unavailable` (the caller's answer says to try again).
+fn cancelled(
+    err: SdkError<TransactWriteItemsError, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    keys: Vec<Key>,
+) -> StoreError {
+    let reasons = match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => e.cancellation_reasons(),
+        _ => return failure(err),
+    };
+    let taken = reasons.iter().position(|reason| reason.code() == Some("ConditionalCheckFailed"));
+    match taken.and_then(|index| keys.into_iter().nth(index)) {
+        Some(key) => StoreError::AlreadyExists { key },
+        None => StoreError::Unavailable(err.into()),
+    }
+}
+
+/// A create's condition: no item at the key, or only an expired one that
+/// DynamoDB's TTL sweep has not removed yet.
+const NEW_ITEM: &str = "attribute_not_exists(pk) OR expires_at <= :now";
 
 fn conditional_check_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     code(err) == Some("ConditionalCheckFailedException")

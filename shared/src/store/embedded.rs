@@ -25,7 +25,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use super::{
-    Collection, Fields, Key, Record, Scope, StateStore, StoreError, Version, Versioned, checked_json, is_live,
+    Collection, Durability, Fields, Key, Record, Scope, StateStore, StoreError, Version, Versioned, checked_json,
+    is_live,
 };
 use crate::domain::Timestamp;
 
@@ -107,21 +108,6 @@ const SCHEMA: &str = "
     CREATE INDEX IF NOT EXISTS items_listed ON items (kind, pk)
         WHERE kind IN ('installation', 'repository');
 ";
-
-/// What a commit the store has acknowledged survives (`FERRY_EMBEDDED_DURABILITY`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Durability {
-    /// A crash of the machine or a power cut: the file is never corrupt,
-    /// the last moments of commits may be lost. The log is fsynced before
-    /// each checkpoint and when it starts over, the file after each
-    /// checkpoint (SQLite's `synchronous = NORMAL` in WAL mode).
-    #[default]
-    Machine,
-    /// A crash of Ferry's process, not of the machine: nothing is fsynced
-    /// (`synchronous = OFF`), so no commit ever waits for the disk. A power
-    /// cut can corrupt the file. Fine for trying Ferry, and the fastest.
-    Process,
-}
 
 impl Durability {
     /// Both connections need it: the writer syncs the log when it starts
@@ -406,6 +392,24 @@ fn execute(db: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<
     db.prepare_cached(sql).and_then(|mut statement| statement.execute(params)).map_err(other)
 }
 
+/// Inserts a row at version 1, or takes over an expired item's key, in one
+/// statement; a live item there is `AlreadyExists`, and nothing changes.
+fn insert_new(db: &Connection, key: Key, row: &Row) -> Result<(), StoreError> {
+    let changed = execute(
+        db,
+        "INSERT INTO items (pk, sk, kind, version, expires_at, fields)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5)
+         ON CONFLICT (pk, sk) DO UPDATE
+         SET kind = excluded.kind, version = 1, expires_at = excluded.expires_at, fields = excluded.fields
+         WHERE items.expires_at IS NOT NULL AND items.expires_at <= ?6",
+        params![row.pk, row.sk, row.kind, row.expires_at, row.fields, Timestamp::now().unix()],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::AlreadyExists { key });
+    }
+    Ok(())
+}
+
 /// The one row a statement finds, if any, prepared once per connection.
 fn query_row<T>(
     db: &Connection,
@@ -431,21 +435,19 @@ fn other(err: rusqlite::Error) -> StoreError {
 impl StateStore for EmbeddedStore {
     async fn create(&self, record: &Record) -> Result<Version, StoreError> {
         let (key, row) = encode(record, Version(1))?;
+        self.with_db(move |db| insert_new(db, key, &row).map(|()| Version(1))).await
+    }
+
+    async fn create_all(&self, records: &[Record]) -> Result<(), StoreError> {
+        let rows = records.iter().map(|record| encode(record, Version(1))).collect::<Result<Vec<_>, _>>()?;
         self.with_db(move |db| {
-            // One statement: insert, or take over an expired item, or change nothing.
-            let changed = execute(
-                db,
-                "INSERT INTO items (pk, sk, kind, version, expires_at, fields)
-                 VALUES (?1, ?2, ?3, 1, ?4, ?5)
-                 ON CONFLICT (pk, sk) DO UPDATE
-                 SET kind = excluded.kind, version = 1, expires_at = excluded.expires_at, fields = excluded.fields
-                 WHERE items.expires_at IS NOT NULL AND items.expires_at <= ?6",
-                params![row.pk, row.sk, row.kind, row.expires_at, row.fields, Timestamp::now().unix()],
-            )?;
-            if changed == 0 {
-                return Err(StoreError::AlreadyExists { key });
-            }
-            Ok(Version(1))
+            // Other calls share this transaction (group commit): a savepoint
+            // undoes this call's rows alone.
+            execute(db, "SAVEPOINT create_all", [])?;
+            let written = rows.into_iter().try_for_each(|(key, row)| insert_new(db, key, &row));
+            let end = if written.is_ok() { "RELEASE create_all" } else { "ROLLBACK TO create_all; RELEASE create_all" };
+            db.execute_batch(end).map_err(other)?;
+            written
         })
         .await
     }

@@ -5,6 +5,7 @@
 //! layout; adapters only move items.
 
 mod dynamo;
+#[cfg(feature = "embedded")]
 mod embedded;
 mod size;
 
@@ -20,8 +21,25 @@ use crate::domain::{
 };
 
 pub use dynamo::DynamoStore;
-pub use embedded::{Durability, EmbeddedStore};
+#[cfg(feature = "embedded")]
+pub use embedded::EmbeddedStore;
 pub use size::{ITEM_SIZE_LIMIT, item_size, json_item_size};
+
+/// What a commit the store has acknowledged survives (`FERRY_EMBEDDED_DURABILITY`): a
+/// setting of the embedded store, read by the configuration in every build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// A crash of the machine or a power cut: the file is never corrupt,
+    /// the last moments of commits may be lost. The log is fsynced before
+    /// each checkpoint and when it starts over, the file after each
+    /// checkpoint (SQLite's `synchronous = NORMAL` in WAL mode).
+    #[default]
+    Machine,
+    /// A crash of Ferry's process, not of the machine: nothing is fsynced
+    /// (`synchronous = OFF`), so no commit ever waits for the disk. A power
+    /// cut can corrupt the file. Fine for trying Ferry, and the fastest.
+    Process,
+}
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -309,6 +327,11 @@ pub trait StateStore: Send + Sync {
     /// Writes `record` at version 1 unless a live item holds its key.
     async fn create(&self, record: &Record) -> Result<Version, StoreError>;
 
+    /// Writes every one of `records` at version 1 in one write, or none of
+    /// them: when a live item holds one of their keys, nothing is written and
+    /// the error names that key (the first, in order, of those taken).
+    async fn create_all(&self, records: &[Record]) -> Result<(), StoreError>;
+
     /// The live item at `key`: an expired one is absent even before it is deleted.
     async fn get(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError>;
 
@@ -412,6 +435,7 @@ pub(crate) fn checked_fields(record: &Record, key: &Key, version: Version) -> Re
 
 /// The record's fields as JSON text, measured as [`checked_fields`] measures
 /// them, layout attributes included: for adapters that store text.
+#[cfg(feature = "embedded")]
 pub(crate) fn checked_json(record: &Record, key: &Key, version: Version) -> Result<String, StoreError> {
     let (text, size) = measured_json(record, key, version)?;
     if size > ITEM_SIZE_LIMIT {
@@ -420,6 +444,7 @@ pub(crate) fn checked_json(record: &Record, key: &Key, version: Version) -> Resu
     Ok(text)
 }
 
+#[cfg(feature = "embedded")]
 fn measured_json(record: &Record, key: &Key, version: Version) -> Result<(String, usize), StoreError> {
     let text = serde_json::to_string(record).map_err(|e| StoreError::Other(e.into()))?;
     let fields = json_item_size(&text).map_err(|e| StoreError::Other(e.into()))?;

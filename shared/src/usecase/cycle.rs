@@ -9,11 +9,14 @@ use tokio::time::Instant;
 
 use crate::store::StoreError;
 
-use super::{poll, reconcile, rotate};
+#[cfg(feature = "poll")]
+use super::poll;
+use super::{reconcile, rotate};
 
 /// One of the scheduled cycles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cycle {
+    #[cfg(feature = "poll")]
     Poll,
     Rotate,
     Reconcile,
@@ -46,6 +49,7 @@ impl Cycle {
     /// The cycle as logs and errors name it.
     pub fn name(self) -> &'static str {
         match self {
+            #[cfg(feature = "poll")]
             Cycle::Poll => "polling",
             Cycle::Rotate => "token rotation",
             Cycle::Reconcile => "reconciliation",
@@ -54,9 +58,11 @@ impl Cycle {
 
     /// Runs one cycle, stopping new work at `deadline` (polling): its
     /// report, or why it failed.
+    #[cfg_attr(not(feature = "poll"), allow(unused_variables))]
     pub async fn run(self, context: &crate::Context, deadline: Option<Instant>) -> Result<Report, CycleError> {
         let store = |source| CycleError::Store { cycle: self.name(), source };
         let report = match self {
+            #[cfg(feature = "poll")]
             Cycle::Poll => polled(&poll::cycle(context, deadline).await.map_err(store)?),
             Cycle::Rotate => rotated(&rotate::rotate(&context.tokens, context.state.as_ref()).await.map_err(store)?),
             Cycle::Reconcile => reconciled(reconcile::reconcile(reconcile::Ports::of(context)).await),
@@ -69,6 +75,7 @@ impl Cycle {
     }
 }
 
+#[cfg(feature = "poll")]
 fn polled(report: &poll::PollReport) -> Report {
     let summary = format!(
         "polled: {} polled, {} not due, {} unchanged, {} delivered, {} undelivered, {} failures",

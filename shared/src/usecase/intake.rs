@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::domain::event::{Detail, GitEvent};
 use crate::domain::route::{Route, route};
 use crate::domain::signature::{WebhookSecret, verify};
-use crate::domain::{BodySeen, Delivery, DeliveryId, DeliveryPart, Outcome, RepoName, Timestamp};
+use crate::domain::{BodySeen, Delivery, DeliveryId, DeliveryPart, Outcome, RepoName};
 use crate::forge::github::{self, ParseError};
 use crate::store::{Collection, Key, Record, StateStore, StoreError, Version};
 
@@ -130,17 +130,19 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
         delivery.outcome = Outcome::Ignored;
         delivery.reason = Some(reason.clone());
     }
-    if matches!(route, Route::Installation(_) | Route::Repositories | Route::Launch(_))
-        && let Err(reply) = mark_replay(ports, &mut delivery, inbound.body, budget).await
-    {
-        return reply;
-    }
+    // What acts is kept from acting twice on one body (a replay): its hash
+    // is written with the delivery, in the same write.
+    let seen = matches!(route, Route::Installation(_) | Route::Repositories | Route::Launch(_)).then(|| BodySeen {
+        hash: hex::encode(Sha256::digest(inbound.body)),
+        delivery: delivery.id.clone(),
+        received_at: delivery.received_at,
+    });
     delivery.git_event = Some(Box::new(event));
 
     // Persist first: once this returns, the event cannot be lost.
     let id = delivery.id.clone();
-    let Ok((recorded, aside, written)) = tokio::time::timeout(budget, record(ports.launch.state, delivery)).await
-    else {
+    let recording = record(ports.launch.state, delivery, seen);
+    let Ok((recorded, aside, written)) = tokio::time::timeout(budget, recording).await else {
         return unrecorded(&id, &StoreError::Unavailable("timed out".into()));
     };
     let mut delivery = recorded;
@@ -172,22 +174,6 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
         Err(_) => tracing::warn!("recording the outcome timed out"),
     }
     reply
-}
-
-/// Marks `delivery` a duplicate when its body came before under another
-/// id: a replay changes nothing. An unreadable store is the reply.
-async fn mark_replay(ports: Ports<'_>, delivery: &mut Delivery, body: &[u8], budget: Duration) -> Result<(), Reply> {
-    match tokio::time::timeout(budget, replayed(ports.launch.state, &delivery.id, body, ports.launch.clock.now())).await
-    {
-        Ok(Ok(None)) => Ok(()),
-        Ok(Ok(Some(first))) => {
-            delivery.outcome = Outcome::Duplicate;
-            delivery.reason = Some(format!("the same body came as delivery {first}: a replay changes nothing"));
-            Ok(())
-        }
-        Ok(Err(e)) => Err(unrecorded(&delivery.id, &e)),
-        Err(_) => Err(unrecorded(&delivery.id, &StoreError::Unavailable("timed out".into()))),
-    }
 }
 
 /// Acts on the recorded event within `remaining`: the delivery's outcome
@@ -223,37 +209,27 @@ fn other_repository(expected: &RepoName, about: Option<&RepoName>) -> Option<Str
     }
 }
 
-/// The delivery that first brought this same body, if another did: a
-/// signed body resent under a new delivery id. GitHub's own redelivery
-/// keeps the id, so it is not one.
-async fn replayed(
-    state: &dyn StateStore,
-    id: &DeliveryId,
-    body: &[u8],
-    now: Timestamp,
-) -> Result<Option<DeliveryId>, StoreError> {
-    let hash = hex::encode(Sha256::digest(body));
-    let seen = BodySeen { hash: hash.clone(), delivery: id.clone(), received_at: now };
-    match state.create(&seen.into()).await {
-        Ok(_) => Ok(None),
-        Err(StoreError::AlreadyExists { .. }) => {
-            let first = state.load::<BodySeen>(&Key::Body(hash)).await?;
-            Ok(first.map(|found| found.record.delivery).filter(|first| first != id))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Records a new delivery. One that does not fit an item loses nothing: a
-/// push is kept without its paths (path filters then match everything),
-/// any other event is kept in parts, and handed back to act on now.
+/// Records a new delivery, with its body's hash when `seen` (one write).
+/// One that does not fit an item loses nothing: a push is kept without its
+/// paths (path filters then match everything), any other event is kept in
+/// parts, and handed back to act on now.
 async fn record(
     state: &dyn StateStore,
     delivery: Delivery,
+    seen: Option<BodySeen>,
 ) -> (Delivery, Option<Box<GitEvent>>, Result<Version, StoreError>) {
-    let (mut delivery, written) = write(state, delivery, None).await;
+    let (mut delivery, written) = match &seen {
+        Some(seen) => write_with_body(state, delivery, seen).await,
+        None => write(state, delivery, None).await,
+    };
     if !matches!(written, Err(StoreError::TooLarge { .. })) {
         return (delivery, None, written);
+    }
+    // Too large for one write: the body's hash first, then the delivery as it fits.
+    if let Some(seen) = &seen
+        && let Err(e) = claim_body(state, &mut delivery, seen).await
+    {
+        return (delivery, None, Err(e));
     }
     if let Some(GitEvent { detail: Detail::Push(push), .. }) = delivery.git_event.as_deref_mut() {
         push.truncate_paths();
@@ -277,6 +253,49 @@ async fn record(
     delivery.parts = u32::try_from(parts.len()).unwrap_or(u32::MAX);
     let (delivery, written) = write(state, delivery, None).await;
     (delivery, Some(event), written)
+}
+
+/// Creates the delivery and its body's hash in one write. When the hash is
+/// there already, the body came before: under another id it is a replay,
+/// recorded as a duplicate; under this id, GitHub's redelivery, whose own
+/// record says whether it was received.
+async fn write_with_body(
+    state: &dyn StateStore,
+    delivery: Delivery,
+    seen: &BodySeen,
+) -> (Delivery, Result<Version, StoreError>) {
+    let records = [Record::Body(seen.clone()), Record::Delivery(delivery)];
+    let written = state.create_all(&records).await;
+    let [_, Record::Delivery(mut delivery)] = records else { unreachable!("a delivery was put in above") };
+    match written {
+        Ok(()) => (delivery, Ok(Version(1))),
+        Err(StoreError::AlreadyExists { key: Key::Body(_) }) => match mark_replay(state, &mut delivery, seen).await {
+            Ok(()) => write(state, delivery, None).await,
+            Err(e) => (delivery, Err(e)),
+        },
+        Err(e) => (delivery, Err(e)),
+    }
+}
+
+/// Keeps the body's hash unless it is there already, then as [`mark_replay`].
+async fn claim_body(state: &dyn StateStore, delivery: &mut Delivery, seen: &BodySeen) -> Result<(), StoreError> {
+    match state.create(&seen.clone().into()).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::AlreadyExists { .. }) => mark_replay(state, delivery, seen).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// Marks `delivery` a duplicate when the body whose hash is kept came first
+/// under another id: a replay changes nothing. GitHub's own redelivery
+/// keeps the id, so it is not one.
+async fn mark_replay(state: &dyn StateStore, delivery: &mut Delivery, seen: &BodySeen) -> Result<(), StoreError> {
+    let first = state.load::<BodySeen>(&Key::Body(seen.hash.clone())).await?;
+    if let Some(first) = first.map(|found| found.record.delivery).filter(|first| *first != delivery.id) {
+        delivery.outcome = Outcome::Duplicate;
+        delivery.reason = Some(format!("the same body came as delivery {first}: a replay changes nothing"));
+    }
+    Ok(())
 }
 
 /// The event of a delivery kept in parts.

@@ -7,6 +7,7 @@ pub mod installations;
 pub mod intake;
 pub mod launch;
 pub mod oauth;
+#[cfg(feature = "poll")]
 pub mod poll;
 pub mod reconcile;
 pub mod rotate;

@@ -75,21 +75,47 @@ async fn a_warm_push_costs_a_known_list_of_calls() {
     let (status, reply) = harness.deliver("push", "warm-push", SECRET, &push('b')).await;
     assert_eq!((status, reply["outcome"].as_str()), (200, Some("processed")), "{reply}");
     let operations = counter.take_operations();
-    let writes = operations.iter().filter(|op| matches!(op.as_str(), "PutItem" | "DeleteItem")).count();
+    let writes = operations.iter().filter(|op| matches!(op.as_str(), "PutItem" | "TransactWriteItems")).count();
     println!("a warm push: {} calls: {operations:?}", operations.len());
-    assert!(operations.iter().all(|op| matches!(op.as_str(), "GetItem" | "PutItem" | "Query" | "DeleteItem")));
-    assert_eq!(operations.first().map(String::as_str), Some("PutItem"), "the body's replay check comes first");
+    assert!(operations.iter().all(|op| matches!(op.as_str(), "GetItem" | "PutItem" | "TransactWriteItems" | "Query")));
+    assert_eq!(operations.first().map(String::as_str), Some("TransactWriteItems"), "the delivery and its body first");
     assert_eq!(operations.last().map(String::as_str), Some("PutItem"), "the outcome comes last");
     assert_eq!(operations, EXPECTED_PUSH, "{writes} writes");
 }
 
 /// The calls of a warm push today, in order (BENCHMARKS.md, "AWS calls per
-/// delivery").
-const EXPECTED_PUSH: [&str; 6] = [
-    "PutItem", // the body, created unless a replay
-    "PutItem", // the delivery, created unless a redelivery
-    "GetItem", // the repository: whose credential
-    "GetItem", // the installation: suspended or not
-    "PutItem", // the run, created (read and merged only if one is there)
-    "PutItem", // the delivery's outcome
+/// delivery"): one write records the delivery, one its outcome; the rest is
+/// the launch.
+const EXPECTED_PUSH: [&str; 5] = [
+    "TransactWriteItems", // the delivery and its body's hash, created together unless a redelivery or a replay
+    "GetItem",            // the repository: whose credential
+    "GetItem",            // the installation: suspended or not
+    "PutItem",            // the run, created (read and merged only if one is there)
+    "PutItem",            // the delivery's outcome
 ];
+
+/// A signed body resent under a new delivery id, on DynamoDB: the write
+/// that would record it is cancelled by the body's hash, so nothing acts;
+/// the replay is recorded as a duplicate naming the first delivery.
+#[tokio::test]
+async fn a_replayed_body_costs_three_calls_and_acts_on_nothing() {
+    let (harness, counter) = counted().await;
+    assert_eq!(harness.deliver("installation", "installed", SECRET, &installation()).await.0, 200);
+    let (status, reply) = harness.deliver("push", "first-push", SECRET, &push('c')).await;
+    assert_eq!((status, reply["outcome"].as_str()), (200, Some("processed")), "{reply}");
+    counter.take_operations();
+    let (status, reply) = harness.deliver("push", "replayed-push", SECRET, &push('c')).await;
+    assert_eq!((status, reply["outcome"].as_str()), (200, Some("duplicate")), "{reply}");
+    assert!(reply["reason"].as_str().unwrap().contains("first-push"), "{reply}");
+    assert_eq!(reply["actions"], json!([]));
+    let operations = counter.take_operations();
+    assert_eq!(
+        operations,
+        ["TransactWriteItems", "GetItem", "PutItem"],
+        "the cancelled write, the first body, the duplicate"
+    );
+    // GitHub's own redelivery keeps the id: received before.
+    let (status, reply) = harness.deliver("push", "first-push", SECRET, &push('c')).await;
+    assert_eq!((status, reply["outcome"].as_str()), (200, Some("duplicate")), "{reply}");
+    assert!(reply["reason"].as_str().unwrap().contains("received before"), "{reply}");
+}

@@ -9,6 +9,7 @@ mod infra_template;
 mod kube_cluster;
 mod kubernetes_manifests;
 mod launch;
+mod linked;
 mod management;
 mod octokit_examples;
 mod poll;

@@ -25,6 +25,9 @@ ferry_tests::contract_suite!(
     of_many_concurrent_creates_exactly_one_wins,
     typed_load_reads_what_was_written,
     save_new_creates_at_once_and_merges_what_is_there,
+    create_all_writes_every_record_or_none,
+    create_all_takes_over_expired_items,
+    of_concurrent_create_alls_of_one_key_exactly_one_wins,
     listings_hold_every_installation_or_repository_and_nothing_else,
     unfinished_deliveries_are_listed_until_they_are_done,
 );
@@ -241,6 +244,59 @@ async fn save_new_creates_at_once_and_merges_what_is_there(store: &dyn StateStor
     let version = store.save_new(fresh, |current| Installation { suspended: true, ..current }).await.unwrap();
     assert_eq!(version, Version(2), "merged into what was there");
     assert_eq!(store.load::<Installation>(&key).await.unwrap().unwrap().record, suspended);
+}
+
+async fn create_all_writes_every_record_or_none(store: &dyn StateStore) {
+    let both = [Record::from(repository("acme/all")), Record::from(installation(31))];
+    store.create_all(&both).await.unwrap();
+    for record in &both {
+        let found = store.get(&record.key()).await.unwrap().expect("written");
+        assert_eq!((&found.record, found.version), (record, Version(1)));
+    }
+    // One key taken: nothing of the call is written, and the error names it.
+    let taken = Record::from(installation(31));
+    let fresh = [Record::from(repository("acme/fresh")), Record::from(delivery("all-1", Timestamp::now()))];
+    for order in [vec![fresh[0].clone(), taken.clone(), fresh[1].clone()], vec![taken.clone(), fresh[0].clone()]] {
+        let err = store.create_all(&order).await.unwrap_err();
+        assert!(matches!(err, StoreError::AlreadyExists { ref key } if *key == taken.key()), "{err:?}");
+        for record in &fresh {
+            assert_eq!(store.get(&record.key()).await.unwrap(), None, "{} half-written", record.key());
+        }
+    }
+    assert_eq!(store.get(&taken.key()).await.unwrap().unwrap().record, taken, "unchanged");
+    // Too large: nothing written either.
+    let mut big = delivery("all-big", Timestamp::now());
+    big.reason = Some("x".repeat(401 * 1024));
+    let err = store.create_all(&[fresh[0].clone(), big.into()]).await.unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err:?}");
+    assert_eq!(store.get(&fresh[0].key()).await.unwrap(), None);
+}
+
+async fn create_all_takes_over_expired_items(store: &dyn StateStore) {
+    let old = delivery("all-again", Timestamp::now().minus(Duration::from_secs(8 * 24 * 3600)));
+    store.create(&old.into()).await.unwrap();
+    let new = [Record::from(delivery("all-again", Timestamp::now())), Record::from(repository("acme/again"))];
+    store.create_all(&new).await.unwrap();
+    assert_eq!(store.get(&new[0].key()).await.unwrap().unwrap().record, new[0]);
+}
+
+async fn of_concurrent_create_alls_of_one_key_exactly_one_wins(store: &dyn StateStore) {
+    let shared = Record::from(delivery("all-raced", Timestamp::now()));
+    let calls: Vec<[Record; 2]> =
+        (0..10).map(|i| [Record::from(repository(&format!("acme/raced-{i}"))), shared.clone()]).collect();
+    let results = futures::future::join_all(calls.iter().map(|records| store.create_all(records))).await;
+    let won: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    for (i, result) in results.iter().enumerate() {
+        let written = store.get(&calls[i][0].key()).await.unwrap().is_some();
+        assert_eq!(written, result.is_ok(), "call {i}: {result:?}");
+        if let Err(e) = result {
+            // DynamoDB may cancel a transaction that meets another on the
+            // same item as a conflict (try again) rather than a failed condition.
+            let lost = matches!(e, StoreError::AlreadyExists { .. }) || e.is_retryable();
+            assert!(lost, "call {i}: {e:?}");
+        }
+    }
 }
 
 // Adapter-specific behaviour.

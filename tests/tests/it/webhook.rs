@@ -206,6 +206,10 @@ impl StateStore for Slow {
         pause(self.creates).await;
         self.inner.create(record).await
     }
+    async fn create_all(&self, records: &[Record]) -> Result<(), StoreError> {
+        pause(self.creates).await;
+        self.inner.create_all(records).await
+    }
     async fn get(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError> {
         pause(self.reads).await;
         self.inner.get(key).await
@@ -355,7 +359,7 @@ impl ferry::secrets::SecretStore for Flaky {
 async fn the_webhook_secrets_are_read_with_the_first_signed_delivery() {
     let mut harness = Harness::embedded(SECRET).await;
     let store = std::sync::Arc::new(Flaky { reads: Default::default(), down: 1 });
-    harness.context.webhook_secrets = std::sync::Arc::new(ferry::context::WebhookSecretsOnce::stored(store.clone()));
+    harness.context.webhook_secrets = std::sync::Arc::new(ferry::context::WebhookSecretsCache::stored(store.clone()));
     let reads = || store.reads.load(std::sync::atomic::Ordering::SeqCst);
     let ping = sample("ping");
     let unsigned = lambda_event(Front::HttpApi, github_headers("ping", "unsigned-1", None, &ping), &ping);

@@ -1,0 +1,53 @@
+//! What each function links, from Cargo's own resolution of its normal
+//! dependencies (`cargo tree -p <function> -e normal`): a Lambda enables only
+//! the features of the shared crate it runs (shared/Cargo.toml), so no
+//! Lambda carries SQLite, the scheduled functions carry no HTTP router, and
+//! only the poller sends CloudEvents. Each Lambda is built by itself
+//! (`scripts/build-lambdas`) so that these are the features it is built with.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+/// The packages `package` links, by name.
+fn linked(package: &str) -> BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["tree", "--locked", "--offline", "-e", "normal", "--prefix", "none", "--format", "{p}", "-p", package])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo runs");
+    assert!(output.status.success(), "cargo tree -p {package}: {}", String::from_utf8_lossy(&output.stderr));
+    let tree = String::from_utf8(output.stdout).expect("cargo tree prints UTF-8");
+    tree.lines().filter_map(|line| line.split_whitespace().next()).map(str::to_string).collect()
+}
+
+const LAMBDAS: [&str; 4] = ["ferry-webhook", "ferry-poller", "ferry-token-rotator", "ferry-reconciler"];
+const SCHEDULED: [&str; 3] = ["ferry-poller", "ferry-token-rotator", "ferry-reconciler"];
+
+#[test]
+fn only_the_local_binary_links_the_embedded_store() {
+    for sqlite in ["rusqlite", "libsqlite3-sys"] {
+        assert!(linked("ferry-local").contains(sqlite), "ferry (local) runs on embedded state: {sqlite}");
+        for lambda in LAMBDAS {
+            assert!(!linked(lambda).contains(sqlite), "{lambda} links {sqlite}");
+        }
+    }
+}
+
+#[test]
+fn only_the_webhook_links_the_http_router() {
+    for router in ["axum", "lambda_http"] {
+        assert!(linked("ferry-webhook").contains(router), "the webhook serves through {router}");
+        for scheduled in SCHEDULED {
+            assert!(!linked(scheduled).contains(router), "{scheduled} links {router}");
+        }
+    }
+}
+
+#[test]
+fn only_the_poller_links_the_cloudevents_sender() {
+    assert!(linked("ferry-poller").contains("cloudevents-sdk"));
+    for lambda in ["ferry-webhook", "ferry-token-rotator", "ferry-reconciler"] {
+        assert!(!linked(lambda).contains("cloudevents-sdk"), "{lambda} links cloudevents-sdk");
+    }
+}
