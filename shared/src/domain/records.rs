@@ -423,6 +423,15 @@ impl Delivery {
         matches!(self.outcome, Outcome::Received | Outcome::Deferred | Outcome::Failed)
     }
 
+    /// Done with, it keeps what happened (outcome, reason) but not its
+    /// event, which only acting on it again reads: the outcome's write is
+    /// a small item (one DynamoDB write unit, not one per kilobyte of push).
+    pub fn settle(&mut self) {
+        if !self.is_unfinished() {
+            self.git_event = None;
+        }
+    }
+
     /// How long the ledger remembers a delivery (README.md, "State": 7 days).
     pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -449,6 +458,22 @@ mod tests {
             assert_eq!(serde_json::to_value(outcome).unwrap(), outcome.to_string());
         }
         assert_eq!(Outcome::Processed.to_string(), "processed");
+    }
+
+    /// A settled delivery keeps its event exactly while the reconciler may
+    /// still act on it.
+    #[test]
+    fn a_delivery_keeps_its_event_only_while_unfinished() {
+        use Outcome::*;
+        for outcome in [Received, Processed, Duplicate, Ignored, Deferred, Failed, Dead, Rejected] {
+            let event = crate::domain::event::GitEvent::new("ping", None, crate::domain::event::Detail::Ping);
+            let mut delivery = Delivery::received(DeliveryId::parse("d-1").unwrap(), "ping", Timestamp::from_unix(0));
+            (delivery.outcome, delivery.git_event) = (outcome, Some(Box::new(event)));
+            delivery.settle();
+            let kept = matches!(outcome, Received | Deferred | Failed);
+            assert_eq!(delivery.git_event.is_some(), kept, "{outcome}");
+            assert_eq!(delivery.outcome, outcome);
+        }
     }
 
     fn sha(c: char) -> Sha {

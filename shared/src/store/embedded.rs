@@ -9,9 +9,12 @@
 //! choice ([`Durability`]). redb would need an fsync per durable commit to
 //! survive a process crash.
 //!
-//! One thread owns the connection and commits whatever calls are queued as
-//! one transaction (group commit): no lock contention, one wake-up and one
-//! log write per batch, and no caller hears "done" before its commit.
+//! One thread owns the writing connection and commits whatever calls are
+//! queued as one transaction (group commit): no lock contention, one
+//! wake-up and one log write per batch, and no caller hears "done" before
+//! its commit. A point read (`get`) runs in the caller's thread on a reader
+//! connection of its own ([`Readers`]): WAL readers never wait for the
+//! writer, so reads neither queue behind writes nor hold the write lock.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -30,10 +33,46 @@ use super::{
 };
 use crate::domain::Timestamp;
 
-/// A handle to the store's thread; clones share it.
+/// A handle to the store's thread and its readers; clones share them.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     jobs: mpsc::Sender<Job>,
+    readers: Arc<Readers>,
+}
+
+/// Connections for point reads, made on demand and kept for the next read:
+/// a reader in WAL mode never waits for the writer and sees every commit
+/// acknowledged before it began, so a read needs no trip to the store's
+/// thread (and no write transaction) and runs in the caller's thread.
+struct Readers {
+    path: PathBuf,
+    busy: Duration,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Readers kept idle at most: one per thread that reads at once, and a few.
+const MAX_IDLE_READERS: usize = 8;
+
+impl Readers {
+    /// Runs `read` on an idle reader, or a new one.
+    fn with<T>(&self, read: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let db = match idle {
+            Some(db) => db,
+            None => {
+                let db = Connection::open(&self.path).map_err(other)?;
+                db.busy_timeout(self.busy).map_err(other)?;
+                db.execute_batch("PRAGMA cache_size = -256").map_err(other)?;
+                db
+            }
+        };
+        let result = read(&db);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(db);
+        }
+        result
+    }
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -169,7 +208,8 @@ impl EmbeddedStore {
         };
         spawn("ferry-checkpoint", Box::new(move || checkpoint(checkpointer, flush, asked, stopped)))?;
         spawn("ferry-store", Box::new(move || serve(db, queue, finish, stop)))?;
-        Ok(Self { jobs })
+        let readers = Readers { path: path.to_path_buf(), busy, idle: Mutex::default() };
+        Ok(Self { jobs, readers: Arc::new(readers) })
     }
 
     /// Runs `work` on the store's thread; answers once its transaction committed.
@@ -452,9 +492,10 @@ impl StateStore for EmbeddedStore {
         .await
     }
 
+    /// One indexed row, read in the caller's thread: microseconds from
+    /// cached pages, never behind the writer's queue.
     async fn get(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError> {
-        let key = key.clone();
-        self.with_db(move |db| {
+        self.readers.with(|db| {
             let found: Option<(String, i64, Option<i64>, Vec<u8>)> = query_row(
                 db,
                 "SELECT kind, version, expires_at, fields FROM items WHERE pk = ?1 AND sk = ?2",
@@ -468,7 +509,6 @@ impl StateStore for EmbeddedStore {
                 _ => Ok(None),
             }
         })
-        .await
     }
 
     async fn update(&self, record: &Record, expected: Version) -> Result<Version, StoreError> {

@@ -168,6 +168,7 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
     // The outcome is bookkeeping: if it cannot be written in time, the
     // delivery stays `received` and the reconciler acts on it again, which
     // is idempotent. The reply does not wait past the limit.
+    delivery.settle();
     match tokio::time::timeout(OUTCOME_WRITE_LIMIT, write(ports.launch.state, delivery, Some(version))).await {
         Ok((_, Ok(_))) => {}
         Ok((_, Err(e))) => tracing::warn!(error = %e, "could not record the outcome"),

@@ -180,6 +180,7 @@ async fn retry_delivery(ports: Ports<'_>, found: Versioned<Delivery>, report: &m
         }
     }
     tracing::info!(delivery = %delivery.id, outcome = %delivery.outcome, attempts = delivery.attempts, "retried a delivery");
+    delivery.settle();
     if let Err(e) = ports.launch.state.update(&delivery.into(), version).await {
         report.failed.push(format!("recording a retried delivery's outcome: {e}"));
     }

@@ -83,8 +83,10 @@ async fn a_ping_is_processed_and_its_reply_is_readable() {
     assert_eq!(reply["actions"], serde_json::json!([]));
     assert_eq!(reply["reason"], "pong");
     let recorded = delivery(&harness, "ping-1").await.unwrap();
-    assert_eq!(recorded.outcome, Outcome::Processed);
-    assert!(recorded.git_event.is_some(), "the parsed event is persisted");
+    assert_eq!((recorded.outcome, recorded.reason.as_deref()), (Outcome::Processed, Some("pong")));
+    // Persisted before acting (a failed or deferred one keeps it for the
+    // reconciler); once done with, the outcome's write leaves it out.
+    assert!(recorded.git_event.is_none(), "a processed delivery keeps no event");
 }
 
 #[tokio::test]
