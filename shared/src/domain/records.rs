@@ -233,13 +233,12 @@ pub struct Login {
     pub logged_in_at: Timestamp,
 }
 
-/// A delivery body Ferry acted on, by its verified signature: the same
-/// signed body under another delivery id is a replay (anyone who can read a
-/// webhook relay can resend it) and changes nothing.
+/// A delivery body Ferry acted on, by its SHA-256: the same signed body
+/// under another delivery id is a replay (anyone who can read a webhook
+/// relay can resend it) and changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BodySeen {
-    /// The body's HMAC-SHA256 digest, in hex, as its signature carried it
-    /// ([`crate::domain::signature::Verified`]).
+    /// The body's SHA-256, in hex.
     pub hash: String,
     /// The delivery that brought it first: its own redeliveries still count.
     pub delivery: DeliveryId,
