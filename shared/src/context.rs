@@ -255,9 +255,10 @@ impl Context {
 /// `FERRY_WEBHOOK_SECRET`, the secret `FERRY_WEBHOOK_SECRET_ID`, the secret
 /// store's `webhook-secret`; read on first use and kept for
 /// [`SECRETS_TTL`], so a warm instance fetches nothing per delivery and
-/// still sees a rotated secret within minutes. One caller reads at a time;
-/// a failed read keeps the secrets it had (tried again after
-/// [`SECRETS_RETRY`]), or is the caller's error when it had none. With an
+/// still sees a rotated secret within minutes. The first read is every
+/// caller's to wait for; a later one is made by one caller while the others
+/// go on with the secrets kept, and when it fails they stay (tried again
+/// after [`SECRETS_RETRY`]). With an
 /// embedded secret store and none of these, one is generated and kept
 /// there, so `ferry serve` and `ferry replay` agree on it from the first run.
 pub struct WebhookSecretsCache {
@@ -272,6 +273,10 @@ pub const SECRETS_TTL: Duration = Duration::from_secs(300);
 
 /// After a failed read, how long the secrets it had are used before the next try.
 pub const SECRETS_RETRY: Duration = Duration::from_secs(30);
+
+/// How long a read past the TTL may take: the secrets kept verify meanwhile,
+/// and no delivery waits for it.
+pub const REREAD_LIMIT: Duration = Duration::from_secs(2);
 
 enum SecretsFrom {
     Known(Arc<[WebhookSecret]>),
@@ -327,32 +332,53 @@ impl WebhookSecretsCache {
 
     /// The secrets; an empty list refuses every delivery.
     pub async fn get(&self) -> Result<Arc<[WebhookSecret]>, SecretError> {
-        if let Some(fresh) = self.fresh() {
-            return Ok(fresh);
+        let kept = self.kept.read().unwrap_or_else(PoisonError::into_inner).clone();
+        match kept {
+            Some((secrets, until)) if Instant::now() < until => Ok(secrets),
+            Some((secrets, _)) => Ok(self.read_again(secrets).await),
+            None => self.read_first().await,
         }
+    }
+
+    /// The first read: every caller waits for it (nothing can be verified
+    /// without it), and its failure is theirs.
+    async fn read_first(&self) -> Result<Arc<[WebhookSecret]>, SecretError> {
         let _one_reader = self.reading.lock().await;
-        // Another caller may have read them while this one waited.
-        if let Some(fresh) = self.fresh() {
-            return Ok(fresh);
+        if let Some((secrets, _)) = self.kept.read().unwrap_or_else(PoisonError::into_inner).clone() {
+            return Ok(secrets);
         }
-        let kept = self.kept.read().unwrap_or_else(PoisonError::into_inner).as_ref().map(|(kept, _)| kept.clone());
-        let (secrets, for_how_long) = match (self.read_them().await, kept) {
-            (Ok(read), _) => (read, SECRETS_TTL),
-            (Err(e), Some(kept)) => {
-                tracing::warn!(error = %e, "could not read the webhook secrets again; the ones read before still verify");
-                (kept, SECRETS_RETRY)
-            }
-            (Err(e), None) => return Err(e),
-        };
-        let next = Instant::now() + for_how_long;
-        *self.kept.write().unwrap_or_else(PoisonError::into_inner) = Some((secrets.clone(), next));
+        let secrets = self.read_them().await?;
+        self.keep(secrets.clone(), SECRETS_TTL);
         Ok(secrets)
     }
 
-    /// The secrets kept, unless it is time to read them again.
-    fn fresh(&self) -> Option<Arc<[WebhookSecret]>> {
-        let kept = self.kept.read().unwrap_or_else(PoisonError::into_inner);
-        kept.as_ref().filter(|(_, until)| Instant::now() < *until).map(|(secrets, _)| secrets.clone())
+    /// A read past the TTL: one caller reads, within [`REREAD_LIMIT`], while
+    /// the others go on with the secrets kept. A read that fails, or finds
+    /// none where there were some, keeps them for [`SECRETS_RETRY`].
+    async fn read_again(&self, kept: Arc<[WebhookSecret]>) -> Arc<[WebhookSecret]> {
+        let Ok(_one_reader) = self.reading.try_lock() else { return kept };
+        let read = tokio::time::timeout(REREAD_LIMIT, self.read_them()).await;
+        let (secrets, for_how_long) = match read {
+            Ok(Ok(read)) if !read.is_empty() || kept.is_empty() => (read, SECRETS_TTL),
+            Ok(Ok(_)) => {
+                tracing::warn!("the webhook secret store holds none now; the ones read before still verify");
+                (kept, SECRETS_RETRY)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not read the webhook secrets again; the ones read before still verify");
+                (kept, SECRETS_RETRY)
+            }
+            Err(_) => {
+                tracing::warn!("reading the webhook secrets again timed out; the ones read before still verify");
+                (kept, SECRETS_RETRY)
+            }
+        };
+        self.keep(secrets.clone(), for_how_long);
+        secrets
+    }
+
+    fn keep(&self, secrets: Arc<[WebhookSecret]>, for_how_long: Duration) {
+        *self.kept.write().unwrap_or_else(PoisonError::into_inner) = Some((secrets, Instant::now() + for_how_long));
     }
 
     async fn read_them(&self) -> Result<Arc<[WebhookSecret]>, SecretError> {
@@ -399,12 +425,17 @@ mod tests {
     struct Rotating {
         value: std::sync::Mutex<Option<&'static str>>,
         reads: std::sync::atomic::AtomicUsize,
+        /// Never answers while set.
+        hangs: std::sync::atomic::AtomicBool,
     }
 
     #[async_trait::async_trait]
     impl SecretStore for Rotating {
         async fn get(&self, _: &SecretName) -> Result<Option<SecretString>, SecretError> {
             self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.hangs.load(std::sync::atomic::Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
             match *self.value.lock().unwrap() {
                 Some(value) => Ok(Some(SecretString::from(value))),
                 None => Err(SecretError::Unavailable("down".into())),
@@ -446,6 +477,16 @@ mod tests {
         set(Some("three"));
         tokio::time::advance(SECRETS_RETRY).await;
         assert_eq!((secret(&cache).await, reads()), ("three".into(), 4));
+        // Emptied: 401 for every delivery would be worse than the old secret.
+        set(Some(" "));
+        tokio::time::advance(SECRETS_TTL).await;
+        assert_eq!((secret(&cache).await, reads()), ("three".into(), 5), "none found: the kept ones stay");
+        // A store that never answers holds up one caller for the limit, then the kept ones stay.
+        store.hangs.store(true, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::advance(SECRETS_TTL).await;
+        let started = Instant::now();
+        assert_eq!((secret(&cache).await, reads()), ("three".into(), 6));
+        assert_eq!(started.elapsed(), REREAD_LIMIT);
         // Never read: a store that is down is the caller's error.
         let empty = WebhookSecretsCache::stored(Arc::new(Rotating::default()));
         assert!(empty.get().await.is_err());
@@ -519,8 +560,8 @@ mod tests {
         }
     }
 
-    /// Behind a remote secret store the secrets are read on first use, once;
-    /// a failed read is tried again on the next use.
+    /// Behind a remote secret store the secrets are read on first use, then
+    /// kept; a failed first read is tried again on the next use.
     #[tokio::test]
     async fn remote_webhook_secrets_are_read_on_first_use_and_then_kept() {
         let config = Config::from_lookup(|name| match name {

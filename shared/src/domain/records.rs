@@ -424,8 +424,9 @@ impl Delivery {
     }
 
     /// Done with, it keeps what happened (outcome, reason) but not its
-    /// event, which only acting on it again reads: the outcome's write is
-    /// a small item (one DynamoDB write unit, not one per kilobyte of push).
+    /// event, which only acting on it again reads: less to encode and to
+    /// keep for the retention. (DynamoDB still bills the write replacing the
+    /// received item by the larger of the two.)
     pub fn settle(&mut self) {
         if !self.is_unfinished() {
             self.git_event = None;

@@ -46,12 +46,16 @@ pub struct EmbeddedStore {
 /// thread (and no write transaction) and runs in the caller's thread.
 struct Readers {
     path: PathBuf,
-    busy: Duration,
     idle: Mutex<Vec<Connection>>,
 }
 
 /// Readers kept idle at most: one per thread that reads at once, and a few.
 const MAX_IDLE_READERS: usize = 8;
+
+/// How long a read waits for a lock: a reader in WAL mode meets one only
+/// while another process recovers the log, and it waits on an async
+/// runtime's thread, so briefly; past it the read is `Unavailable`.
+const READER_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
 
 impl Readers {
     /// Runs `read` on an idle reader, or a new one.
@@ -61,7 +65,7 @@ impl Readers {
             Some(db) => db,
             None => {
                 let db = Connection::open(&self.path).map_err(other)?;
-                db.busy_timeout(self.busy).map_err(other)?;
+                db.busy_timeout(READER_BUSY_TIMEOUT).map_err(other)?;
                 db.execute_batch("PRAGMA cache_size = -256").map_err(other)?;
                 db
             }
@@ -208,7 +212,7 @@ impl EmbeddedStore {
         };
         spawn("ferry-checkpoint", Box::new(move || checkpoint(checkpointer, flush, asked, stopped)))?;
         spawn("ferry-store", Box::new(move || serve(db, queue, finish, stop)))?;
-        let readers = Readers { path: path.to_path_buf(), busy, idle: Mutex::default() };
+        let readers = Readers { path: path.to_path_buf(), idle: Mutex::default() };
         Ok(Self { jobs, readers: Arc::new(readers) })
     }
 
@@ -252,7 +256,16 @@ fn serve(
             }
             continue;
         }
-        let answers: Vec<Answer> = batch.into_iter().map(|job| job.run(&db)).collect();
+        let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
+        for job in batch {
+            // A call that had to roll the batch back ended its transaction:
+            // the rest would write outside it.
+            if db.is_autocommit() {
+                job.refuse(&rolled_back());
+            } else {
+                answers.push(job.run(&db));
+            }
+        }
         let committed = db.execute_batch("COMMIT");
         if committed.is_err() && !db.is_autocommit() {
             let _ = db.execute_batch("ROLLBACK");
@@ -271,6 +284,14 @@ fn serve(
             }
         }
     }
+}
+
+/// Why a call was refused after another rolled its batch back.
+fn rolled_back() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+        Some("the batch's transaction was rolled back".into()),
+    )
 }
 
 /// The checkpointer: passive checkpoints on a connection of its own, which
@@ -486,7 +507,13 @@ impl StateStore for EmbeddedStore {
             execute(db, "SAVEPOINT create_all", [])?;
             let written = rows.into_iter().try_for_each(|(key, row)| insert_new(db, key, &row));
             let end = if written.is_ok() { "RELEASE create_all" } else { "ROLLBACK TO create_all; RELEASE create_all" };
-            db.execute_batch(end).map_err(other)?;
+            if let Err(e) = db.execute_batch(end) {
+                // This call's rows cannot be told apart from the batch's any
+                // more: the whole batch is undone, and every caller in it
+                // hears "failed" (the commit finds no transaction).
+                let _ = db.execute_batch("ROLLBACK");
+                return Err(other(e));
+            }
             written
         })
         .await

@@ -168,7 +168,6 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
     // The outcome is bookkeeping: if it cannot be written in time, the
     // delivery stays `received` and the reconciler acts on it again, which
     // is idempotent. The reply does not wait past the limit.
-    delivery.settle();
     match tokio::time::timeout(OUTCOME_WRITE_LIMIT, write(ports.launch.state, delivery, Some(version))).await {
         Ok((_, Ok(_))) => {}
         Ok((_, Err(e))) => tracing::warn!(error = %e, "could not record the outcome"),
@@ -256,18 +255,18 @@ async fn record(
     (delivery, Some(event), written)
 }
 
-/// Creates the delivery and its body's hash in one write. When the hash is
-/// there already, the body came before: under another id it is a replay,
-/// recorded as a duplicate; under this id, GitHub's redelivery, whose own
-/// record says whether it was received.
+/// Creates the delivery and its body's hash in one write. A delivery there
+/// already is GitHub's redelivery (received before, found first). A hash
+/// there already is the body come before under another id: a replay,
+/// recorded as a duplicate.
 async fn write_with_body(
     state: &dyn StateStore,
     delivery: Delivery,
     seen: &BodySeen,
 ) -> (Delivery, Result<Version, StoreError>) {
-    let records = [Record::Body(seen.clone()), Record::Delivery(delivery)];
+    let records = [Record::Delivery(delivery), Record::Body(seen.clone())];
     let written = state.create_all(&records).await;
-    let [_, Record::Delivery(mut delivery)] = records else { unreachable!("a delivery was put in above") };
+    let [Record::Delivery(mut delivery), _] = records else { unreachable!("a delivery was put in above") };
     match written {
         Ok(()) => (delivery, Ok(Version(1))),
         Err(StoreError::AlreadyExists { key: Key::Body(_) }) => match mark_replay(state, &mut delivery, seen).await {
@@ -307,12 +306,14 @@ pub(crate) async fn joined(state: &dyn StateStore, delivery: &Delivery) -> Resul
 }
 
 /// Creates (no version) or updates the delivery without copying it: it goes
-/// into a `Record` for the call and comes back out.
+/// into a `Record` for the call and comes back out. One done with (ignored,
+/// a duplicate, processed) is written without its event.
 async fn write(
     state: &dyn StateStore,
-    delivery: Delivery,
+    mut delivery: Delivery,
     version: Option<Version>,
 ) -> (Delivery, Result<Version, StoreError>) {
+    delivery.settle();
     let record = Record::Delivery(delivery);
     let written = match version {
         None => state.create(&record).await,

@@ -96,9 +96,10 @@ const EXPECTED_PUSH: [&str; 5] = [
 
 /// A signed body resent under a new delivery id, on DynamoDB: the write
 /// that would record it is cancelled by the body's hash, so nothing acts;
-/// the replay is recorded as a duplicate naming the first delivery.
+/// the replay is recorded as a duplicate naming the first delivery. GitHub's
+/// redelivery (the same id) is cancelled by the delivery itself.
 #[tokio::test]
-async fn a_replayed_body_costs_three_calls_and_acts_on_nothing() {
+async fn a_replay_costs_three_calls_a_redelivery_one_and_neither_acts() {
     let (harness, counter) = counted().await;
     assert_eq!(harness.deliver("installation", "installed", SECRET, &installation()).await.0, 200);
     let (status, reply) = harness.deliver("push", "first-push", SECRET, &push('c')).await;
@@ -114,8 +115,9 @@ async fn a_replayed_body_costs_three_calls_and_acts_on_nothing() {
         ["TransactWriteItems", "GetItem", "PutItem"],
         "the cancelled write, the first body, the duplicate"
     );
-    // GitHub's own redelivery keeps the id: received before.
+    // GitHub's own redelivery keeps the id: received before, in one call.
     let (status, reply) = harness.deliver("push", "first-push", SECRET, &push('c')).await;
     assert_eq!((status, reply["outcome"].as_str()), (200, Some("duplicate")), "{reply}");
     assert!(reply["reason"].as_str().unwrap().contains("received before"), "{reply}");
+    assert_eq!(counter.take_operations(), ["TransactWriteItems"]);
 }

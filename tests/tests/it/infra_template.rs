@@ -190,7 +190,8 @@ fn the_table_is_the_one_the_dynamodb_adapter_expects() {
 #[test]
 fn each_function_has_a_role_of_its_own_granting_only_calls_the_adapters_make() {
     // What shared/src/store/dynamo.rs and shared/src/secrets/secrets_manager.rs
-    // call, and what Lambda itself needs on the function's behalf.
+    // call (a TransactWriteItems of puts is authorised as PutItem), and what
+    // Lambda itself needs on the function's behalf.
     let callable: BTreeSet<&str> = BTreeSet::from([
         "dynamodb:GetItem",
         "dynamodb:PutItem",
