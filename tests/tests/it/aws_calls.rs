@@ -121,3 +121,26 @@ async fn a_replay_costs_three_calls_a_redelivery_one_and_neither_acts() {
     assert!(reply["reason"].as_str().unwrap().contains("received before"), "{reply}");
     assert_eq!(counter.take_operations(), ["TransactWriteItems"]);
 }
+
+/// The webhook secret in Secrets Manager on the emulator, every call
+/// counted: read with the first signed delivery, then kept, so a warm
+/// delivery asks Secrets Manager nothing (it is read again only after the
+/// TTL, `context::SECRETS_TTL`).
+#[tokio::test]
+async fn a_warm_delivery_reads_no_secret() {
+    use ferry::secrets::{SecretName, SecretStore};
+    let (mut harness, _) = counted().await;
+    let counter = ThrottleFirst::new(Service::SecretsManager, 0);
+    let store = emulator::secrets_manager(Some(&counter)).await;
+    store.put(&SecretName::webhook_secret(), &secrecy::SecretString::from(SECRET.to_owned())).await.unwrap();
+    counter.take_operations();
+    harness.context.webhook_secrets =
+        Arc::new(ferry::context::WebhookSecretsCache::stored(Arc::new(store) as Arc<dyn SecretStore>));
+    let ping = json!({"zen": "Keep it logically awesome.", "hook_id": 1}).to_string();
+    assert_eq!(harness.deliver("ping", "cold-secret", SECRET, &ping).await.0, 200);
+    assert_eq!(counter.take_operations(), ["GetSecretValue"], "read with the first signed delivery");
+    for id in ["warm-secret-1", "warm-secret-2"] {
+        assert_eq!(harness.deliver("ping", id, SECRET, &ping).await.0, 200);
+    }
+    assert_eq!(counter.take_operations(), Vec::<String>::new(), "kept: no secret fetched");
+}
