@@ -306,18 +306,23 @@ impl WebhookSecretsCache {
                 local: config.secret_prefix.is_none().then(|| config.data_dir.join(EmbeddedSecrets::FILE)),
             },
         };
-        Self { from, kept: Default::default(), reading: Default::default() }
+        Self::reading_from(from)
     }
 
     /// The `webhook-secret` of `store`, a remote one: read on first use,
     /// never generated.
     pub fn stored(store: Arc<dyn SecretStore>) -> Self {
-        Self { from: SecretsFrom::Store { store, local: None }, kept: Default::default(), reading: Default::default() }
+        Self::reading_from(SecretsFrom::Store { store, local: None })
     }
 
     /// These secrets, already known (tests, and callers that hold them).
     pub fn known(secrets: impl Into<Arc<[WebhookSecret]>>) -> Self {
-        Self { from: SecretsFrom::Known(secrets.into()), kept: Default::default(), reading: Default::default() }
+        Self::reading_from(SecretsFrom::Known(secrets.into()))
+    }
+
+    /// Nothing read yet.
+    fn reading_from(from: SecretsFrom) -> Self {
+        Self { from, kept: Default::default(), reading: Default::default() }
     }
 
     /// With an embedded secret store, reads (or makes) the secret now, so

@@ -29,6 +29,15 @@ async fn counted() -> (Harness, ThrottleFirst) {
     (harness, counter)
 }
 
+/// Installation 5 with acme/api, then a push to it processed: what a warm
+/// instance has seen before the delivery a test counts.
+async fn warmed(harness: &Harness, counter: &ThrottleFirst, first_push: &str, after: char) {
+    assert_eq!(harness.deliver("installation", "installed", SECRET, &installation()).await.0, 200);
+    let (status, reply) = harness.deliver("push", first_push, SECRET, &push(after)).await;
+    assert_eq!((status, reply["outcome"].as_str()), (200, Some("processed")), "{reply}");
+    counter.take_operations();
+}
+
 fn push(after: char) -> String {
     json!({
         "ref": "refs/heads/main", "before": "0".repeat(40), "after": after.to_string().repeat(40),
@@ -68,10 +77,7 @@ async fn a_warm_ping_costs_the_delivery_and_its_outcome() {
 #[tokio::test]
 async fn a_warm_push_costs_a_known_list_of_calls() {
     let (harness, counter) = counted().await;
-    assert_eq!(harness.deliver("installation", "installed", SECRET, &installation()).await.0, 200);
-    let (status, reply) = harness.deliver("push", "cold-push", SECRET, &push('a')).await;
-    assert_eq!((status, reply["outcome"].as_str()), (200, Some("processed")), "{reply}");
-    counter.take_operations();
+    warmed(&harness, &counter, "cold-push", 'a').await;
     let (status, reply) = harness.deliver("push", "warm-push", SECRET, &push('b')).await;
     assert_eq!((status, reply["outcome"].as_str()), (200, Some("processed")), "{reply}");
     let operations = counter.take_operations();
@@ -101,10 +107,7 @@ const EXPECTED_PUSH: [&str; 5] = [
 #[tokio::test]
 async fn a_replay_costs_three_calls_a_redelivery_one_and_neither_acts() {
     let (harness, counter) = counted().await;
-    assert_eq!(harness.deliver("installation", "installed", SECRET, &installation()).await.0, 200);
-    let (status, reply) = harness.deliver("push", "first-push", SECRET, &push('c')).await;
-    assert_eq!((status, reply["outcome"].as_str()), (200, Some("processed")), "{reply}");
-    counter.take_operations();
+    warmed(&harness, &counter, "first-push", 'c').await;
     let (status, reply) = harness.deliver("push", "replayed-push", SECRET, &push('c')).await;
     assert_eq!((status, reply["outcome"].as_str()), (200, Some("duplicate")), "{reply}");
     assert!(reply["reason"].as_str().unwrap().contains("first-push"), "{reply}");

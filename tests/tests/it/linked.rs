@@ -5,11 +5,18 @@
 //! only the poller sends CloudEvents. Each Lambda is built by itself
 //! (`scripts/build-lambdas`) so that these are the features it is built with.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
+use std::sync::{LazyLock, Mutex};
 
-/// The packages `package` links, by name.
+/// The packages `package` links, by name: Cargo is asked once per package.
 fn linked(package: &str) -> BTreeSet<String> {
+    static TREES: LazyLock<Mutex<BTreeMap<String, BTreeSet<String>>>> = LazyLock::new(Mutex::default);
+    let mut trees = TREES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    trees.entry(package.to_owned()).or_insert_with(|| cargo_tree(package)).clone()
+}
+
+fn cargo_tree(package: &str) -> BTreeSet<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .args(["tree", "--locked", "--offline", "-e", "normal", "--prefix", "none", "--format", "{p}", "-p", package])
