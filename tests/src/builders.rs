@@ -51,6 +51,7 @@ pub fn pull_request(full_name: &str, number: u64) -> PullRequest {
         from_fork: false,
         head_pushed_by: None,
         untrusted_push: false,
+        retain_until: None,
     }
 }
 

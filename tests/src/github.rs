@@ -153,6 +153,9 @@ pub struct Repos {
     pub releases: HashMap<String, Vec<Value>>,
     /// Answer 502 to this many listings (pull requests, releases): an outage.
     pub fail_listings: usize,
+    /// Repositories whose listings answer 403 with the rate limit spent and
+    /// `Retry-After` this many seconds, as GitHub does.
+    pub rate_limited: HashMap<String, u64>,
     /// The App's webhook log, newest first (`GET /app/hook/deliveries`).
     pub hook_deliveries: Vec<Value>,
     /// Attempts Ferry asked to redeliver.
@@ -549,6 +552,19 @@ impl Respond for OauthResponder {
 /// page named in a `Link` header as GitHub does; redelivery recorded.
 struct HookResponder(Arc<Shared>);
 
+/// A listing page with its ETag, as GitHub gives: asked again with it and
+/// unchanged, the answer is a 304 with no body.
+fn conditional(repos: &mut Repos, request: &Request, listed: &Value) -> ResponseTemplate {
+    let body = listed.to_string();
+    let etag = format!("W/\"{}\"", &ferry_sha256(&body)[..16]);
+    let if_none_match = request.headers.get("if-none-match").and_then(|v| v.to_str().ok());
+    if if_none_match == Some(etag.as_str()) {
+        repos.not_modified += 1;
+        return ResponseTemplate::new(304).insert_header("etag", etag.as_str());
+    }
+    ResponseTemplate::new(200).insert_header("etag", etag.as_str()).set_body_raw(body, "application/json")
+}
+
 impl Respond for HookResponder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let shared = &self.0;
@@ -568,10 +584,11 @@ impl Respond for HookResponder {
             ("GET", "") => {
                 let per_page: usize = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
                 let start: usize = query.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
-                let all = &book.repos.hook_deliveries;
-                let listed: Vec<Value> = all.iter().skip(start).take(per_page).cloned().collect();
-                let mut answer = ResponseTemplate::new(200).set_body_json(listed);
-                if start + per_page < all.len() {
+                let all = book.repos.hook_deliveries.len();
+                let listed: Vec<Value> =
+                    book.repos.hook_deliveries.iter().skip(start).take(per_page).cloned().collect();
+                let mut answer = conditional(&mut book.repos, request, &Value::from(listed));
+                if start + per_page < all {
                     let next = format!(
                         "<{}/app/hook/deliveries?per_page={per_page}&cursor={}>; rel=\"next\"",
                         request.url.origin().ascii_serialization(),
@@ -769,6 +786,13 @@ fn reads(book: &mut Book, asked: &Asked) -> Option<ResponseTemplate> {
             Some(sha) => ResponseTemplate::new(200).set_body_string(sha.clone()),
             None => ResponseTemplate::new(422).set_body_json(json!({"message": "No commit found"})),
         },
+        ("GET", ["pulls"]) | ("GET", ["releases"]) if book.repos.rate_limited.contains_key(&repo) => {
+            let wait = book.repos.rate_limited[&repo].to_string();
+            ResponseTemplate::new(403)
+                .insert_header("retry-after", wait.as_str())
+                .insert_header("x-ratelimit-remaining", "0")
+                .set_body_json(json!({"message": "API rate limit exceeded"}))
+        }
         ("GET", ["pulls"]) | ("GET", ["releases"]) if book.repos.fail_listings > 0 => {
             book.repos.fail_listings -= 1;
             ResponseTemplate::new(502).set_body_json(json!({"message": "Server Error"}))
@@ -784,16 +808,7 @@ fn reads(book: &mut Book, asked: &Asked) -> Option<ResponseTemplate> {
                 .skip((page - 1) * per_page)
                 .take(per_page)
                 .collect();
-            // An ETag of the page, as GitHub gives: asked again with it
-            // and unchanged, the answer is a 304 with no body.
-            let body = Value::from(listed).to_string();
-            let etag = format!("W/\"{}\"", &ferry_sha256(&body)[..16]);
-            let if_none_match = asked.request.headers.get("if-none-match").and_then(|v| v.to_str().ok());
-            if if_none_match == Some(etag.as_str()) {
-                book.repos.not_modified += 1;
-                return Some(ResponseTemplate::new(304).insert_header("etag", etag.as_str()));
-            }
-            ResponseTemplate::new(200).insert_header("etag", etag.as_str()).set_body_raw(body, "application/json")
+            conditional(&mut book.repos, asked.request, &Value::from(listed))
         }
         ("GET", ["collaborators", login, "permission"]) => {
             match book.repos.permissions.get(&(repo, percent_decode(login))) {

@@ -125,7 +125,7 @@ impl Harness {
     pub async fn reconcile(&self, clock: &dyn ferry::domain::Clock) -> ferry::usecase::reconcile::Report {
         let mut ports = ferry::usecase::reconcile::Ports::of(&self.context);
         ports.launch.clock = clock;
-        ferry::usecase::reconcile::reconcile(ports).await
+        ferry::usecase::reconcile::reconcile(ports, None).await
     }
 
     /// Reads and replays the App's webhook log through `hooks`.

@@ -14,7 +14,7 @@ pub mod trust;
 
 pub use ids::{DeliveryId, InstallationId, InvalidId, PrNumber, RefName, RepoName, Sha, Tag, UnitName};
 pub use records::{
-    BodySeen, Cursor, Delivery, DeliveryPart, Installation, Login, OauthState, Outcome, PolledRef, PrState, Preview,
-    PullRequest, Release, RepoMode, Repository, Run, RunStatus,
+    BodySeen, Cursor, Delivery, DeliveryPart, Installation, ListingTags, Login, OauthState, Outcome, PolledRef,
+    PrState, Preview, PullRequest, Release, RepoMode, Repository, Run, RunStatus,
 };
 pub use time::{Clock, SystemClock, Timestamp};

@@ -85,6 +85,7 @@ mod tests {
             unit_limit,
             keep_runs: None,
             pr: None,
+            retain_until: None,
         }
     }
 

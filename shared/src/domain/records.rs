@@ -158,6 +158,10 @@ pub struct PullRequest {
     /// (a maintainer's "Update branch" too), until a trusted user approves.
     #[serde(default)]
     pub untrusted_push: bool,
+    /// Once closed, the store forgets it (and its approval) after this
+    /// (`[reconciler] retention_days`); reopened, it is kept again.
+    #[serde(default)]
+    pub retain_until: Option<Timestamp>,
 }
 
 impl PullRequest {
@@ -298,6 +302,10 @@ pub struct Run {
     /// The pull request it ran for (what `/cancel` and closing cancel).
     #[serde(default)]
     pub pr: Option<PrNumber>,
+    /// Once its result is reported, the store forgets it after this
+    /// (`[reconciler] retention_days`).
+    #[serde(default)]
+    pub retain_until: Option<Timestamp>,
 }
 
 impl Run {
@@ -446,6 +454,21 @@ impl Delivery {
 pub struct Cursor {
     pub name: String,
     pub position: String,
+    /// The listing's ETag when everything up to `position` was dealt with.
+    #[serde(default)]
+    pub etag: Option<String>,
+}
+
+/// The ETags of a repository's listings as of the last answer the
+/// reconciler acted on whole: asked with them, an unchanged listing is a
+/// 304 that costs no rate limit, in a warm process or a cold one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListingTags {
+    pub repo: RepoName,
+    #[serde(default)]
+    pub pull_requests: Option<String>,
+    #[serde(default)]
+    pub releases: Option<String>,
 }
 
 #[cfg(test)]
@@ -501,6 +524,7 @@ mod tests {
             from_fork: false,
             head_pushed_by: None,
             untrusted_push: false,
+            retain_until: None,
         }
     }
 

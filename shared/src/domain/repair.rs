@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::records::{Delivery, Outcome, PullRequest, RunStatus};
+use super::records::{Delivery, Outcome, PullRequest, Release, RunStatus};
 use super::time::Timestamp;
 
 /// What the cluster says of a run Ferry launched.
@@ -204,6 +204,26 @@ pub fn missed_release(recorded: bool, draft: bool, published_at: Option<Timestam
     !recorded && !draft && published_at.is_some_and(|at| at >= tracked_since)
 }
 
+/// The releases beyond a repository's newest `keep` (by when Ferry recorded
+/// them): what the store forgets.
+pub fn releases_to_forget(recorded: &[Release], keep: usize) -> Vec<&Release> {
+    let mut newest_first: Vec<&Release> = recorded.iter().collect();
+    newest_first.sort_by(|a, b| b.recorded_at.cmp(&a.recorded_at).then_with(|| a.tag.cmp(&b.tag)));
+    newest_first.split_off(keep.min(newest_first.len()))
+}
+
+/// Since when a release Ferry did not record counts as missed: since
+/// tracking began, and, once the repository keeps `keep` releases (older
+/// ones forgotten), only after the oldest it keeps was recorded, so a
+/// forgotten release is never taken for a missed one.
+pub fn releases_since(tracked_since: Timestamp, recorded: &[Release], keep: usize) -> Timestamp {
+    let oldest_kept = recorded.iter().map(|r| r.recorded_at).min();
+    match oldest_kept {
+        Some(oldest) if recorded.len() >= keep => tracked_since.max(oldest.plus(Duration::from_secs(1))),
+        _ => tracked_since,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +387,7 @@ mod tests {
             from_fork: false,
             head_pushed_by: None,
             untrusted_push: false,
+            retain_until: None,
         }
     }
 
@@ -386,5 +407,38 @@ mod tests {
         assert!(!missed_release(false, true, Some(at(2000)), since), "a draft");
         assert!(!missed_release(false, false, Some(at(999)), since), "history");
         assert!(!missed_release(false, false, None, since), "unpublished");
+    }
+
+    fn release(tag: &str, recorded: i64) -> Release {
+        Release {
+            repo: RepoName::parse("acme/api").unwrap(),
+            tag: crate::domain::Tag::parse(tag).unwrap(),
+            prerelease: false,
+            recorded_at: at(recorded),
+        }
+    }
+
+    #[test]
+    fn the_newest_releases_are_kept_and_the_rest_forgotten() {
+        let recorded = [release("v1", 10), release("v3", 30), release("v2", 20), release("v2b", 20)];
+        let tags = |keep| releases_to_forget(&recorded, keep).iter().map(|r| r.tag.to_string()).collect::<Vec<_>>();
+        assert_eq!(tags(4), Vec::<String>::new());
+        assert_eq!(tags(9), Vec::<String>::new());
+        assert_eq!(tags(2), ["v2b", "v1"], "ties broken by tag, newest first");
+        assert_eq!(tags(0), ["v3", "v2", "v2b", "v1"]);
+    }
+
+    #[test]
+    fn a_forgotten_release_is_never_missed() {
+        let recorded = [release("v2", 20), release("v3", 30)];
+        // Not full: everything since tracking began.
+        assert_eq!(releases_since(at(5), &recorded, 3), at(5));
+        // Full: only after the oldest kept, and never before tracking began.
+        assert_eq!(releases_since(at(5), &recorded, 2), at(21));
+        assert_eq!(releases_since(at(50), &recorded, 2), at(50));
+        assert_eq!(releases_since(at(5), &[], 0), at(5));
+        // A release forgotten (v1, recorded at 10, published before) is history.
+        assert!(!missed_release(false, false, Some(at(10)), releases_since(at(5), &recorded, 2)));
+        assert!(missed_release(false, false, Some(at(25)), releases_since(at(5), &recorded, 2)));
     }
 }

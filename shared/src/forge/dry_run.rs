@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use super::github::listing::{listed_event, listed_release};
-use super::{CheckRun, CommitStatus, DeploymentStatus, Forge, ForgeError, Target, comment_marker};
+use super::{CheckRun, CommitStatus, DeploymentStatus, Forge, ForgeError, Listed, Target, comment_marker};
 use crate::domain::event::GitEvent;
 use crate::domain::{PrNumber, Sha};
 
@@ -181,19 +181,24 @@ impl Forge for DryRunForge {
 
     /// From `pulls.json` beside the repository's files (GitHub's listing
     /// of open pull requests), when there is one.
-    async fn open_pull_requests(&self, at: &Target) -> Result<Option<Vec<GitEvent>>, ForgeError> {
-        let Some(items) = self.listing(at, "pulls.json")? else { return Ok(None) };
+    async fn open_pull_requests(&self, at: &Target, _: Option<&str>) -> Result<Listed<GitEvent>, ForgeError> {
+        let Some(items) = self.listing(at, "pulls.json")? else { return Ok(Listed::Incomplete) };
         items
             .iter()
             .map(|item| listed_event(at, "pull_request", "synchronize", item))
             .collect::<Result<_, _>>()
-            .map(Some)
+            .map(Listed::all)
     }
 
     /// From `releases.json` beside the repository's files, when there is one.
-    async fn releases(&self, at: &Target) -> Result<Vec<GitEvent>, ForgeError> {
-        let Some(items) = self.listing(at, "releases.json")? else { return Ok(Vec::new()) };
-        items.iter().filter(|item| item["draft"] != true).map(|item| listed_release(at, item)).collect()
+    async fn releases(&self, at: &Target, _: Option<&str>) -> Result<Listed<GitEvent>, ForgeError> {
+        let Some(items) = self.listing(at, "releases.json")? else { return Ok(Listed::all(Vec::new())) };
+        items
+            .iter()
+            .filter(|item| item["draft"] != true)
+            .map(|item| listed_release(at, item))
+            .collect::<Result<_, _>>()
+            .map(Listed::all)
     }
 
     /// From `permissions.json` beside the repository's files (`{"login":

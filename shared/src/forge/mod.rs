@@ -192,13 +192,36 @@ pub trait Forge: Send + Sync {
     async fn delete_hook(&self, at: &Target, id: u64) -> Result<(), ForgeError>;
 
     /// Every open pull request, each as a `pull_request` event describing
-    /// it (`happened_at` = its last update); `None` when the host cannot
-    /// list them all (too many, or a dry run without a listing).
-    async fn open_pull_requests(&self, at: &Target) -> Result<Option<Vec<GitEvent>>, ForgeError>;
+    /// it (`happened_at` = its last update), unless unchanged since `etag`;
+    /// [`Listed::Incomplete`] when the host cannot list them all (too many,
+    /// or a dry run without a listing).
+    async fn open_pull_requests(&self, at: &Target, etag: Option<&str>) -> Result<Listed<GitEvent>, ForgeError>;
 
     /// The newest published releases, each as a `release` event
-    /// (`published` or `prereleased`; `happened_at` = its publication).
-    async fn releases(&self, at: &Target) -> Result<Vec<GitEvent>, ForgeError>;
+    /// (`published` or `prereleased`; `happened_at` = its publication),
+    /// unless unchanged since `etag`.
+    async fn releases(&self, at: &Target, etag: Option<&str>) -> Result<Listed<GitEvent>, ForgeError>;
+}
+
+/// A listing asked for with the ETag of the last answer Ferry acted on
+/// (README.md, "Reconciler"): an unchanged listing costs no rate limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listed<T> {
+    /// Nothing changed since the ETag asked with (GitHub's 304).
+    Unchanged,
+    /// The whole listing, and the ETag to ask with next time: none when the
+    /// host sent none, or the listing spans pages (a page's ETag says
+    /// nothing of the others).
+    Changed { items: Vec<T>, etag: Option<String> },
+    /// Too long to read whole: nothing may be concluded from what it misses.
+    Incomplete,
+}
+
+impl<T> Listed<T> {
+    /// A whole listing with no ETag to ask with.
+    pub fn all(items: Vec<T>) -> Self {
+        Listed::Changed { items, etag: None }
+    }
 }
 
 /// The App's own webhook log (`/app/hook/deliveries`), read and replayed
@@ -207,8 +230,13 @@ pub trait Forge: Send + Sync {
 #[async_trait]
 pub trait AppHooks: Send + Sync {
     /// Delivery attempts, newest first, down to (not including) the attempt
-    /// `after`, at most `max` of them.
-    async fn deliveries(&self, after: Option<u64>, max: usize) -> Result<Vec<HookAttempt>, ForgeError>;
+    /// `after`, at most `max` of them, unless the log is unchanged since `etag`.
+    async fn deliveries(
+        &self,
+        after: Option<u64>,
+        max: usize,
+        etag: Option<&str>,
+    ) -> Result<Listed<HookAttempt>, ForgeError>;
 
     /// Asks GitHub to deliver attempt `id` again.
     async fn redeliver(&self, id: u64) -> Result<(), ForgeError>;
@@ -222,8 +250,8 @@ pub trait AppHooks: Send + Sync {
 /// No App: no webhook log.
 #[async_trait]
 impl AppHooks for crate::forge::github::NoApp {
-    async fn deliveries(&self, _: Option<u64>, _: usize) -> Result<Vec<HookAttempt>, ForgeError> {
-        Ok(Vec::new())
+    async fn deliveries(&self, _: Option<u64>, _: usize, _: Option<&str>) -> Result<Listed<HookAttempt>, ForgeError> {
+        Ok(Listed::all(Vec::new()))
     }
 
     async fn redeliver(&self, _: u64) -> Result<(), ForgeError> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-use super::{CheckRun, CommitStatus, DeploymentStatus, Forge, ForgeError, Target};
+use super::{CheckRun, CommitStatus, DeploymentStatus, Forge, ForgeError, Listed, Target};
 use crate::domain::event::GitEvent;
 use crate::domain::tokens::Credential;
 use crate::domain::{PrNumber, Sha};
@@ -125,12 +125,12 @@ impl Forge for ByCredential {
         self.pick(at).await?.delete_hook(at, id).await
     }
 
-    async fn open_pull_requests(&self, at: &Target) -> Result<Option<Vec<GitEvent>>, ForgeError> {
-        self.pick(at).await?.open_pull_requests(at).await
+    async fn open_pull_requests(&self, at: &Target, etag: Option<&str>) -> Result<Listed<GitEvent>, ForgeError> {
+        self.pick(at).await?.open_pull_requests(at, etag).await
     }
 
-    async fn releases(&self, at: &Target) -> Result<Vec<GitEvent>, ForgeError> {
-        self.pick(at).await?.releases(at).await
+    async fn releases(&self, at: &Target, etag: Option<&str>) -> Result<Listed<GitEvent>, ForgeError> {
+        self.pick(at).await?.releases(at, etag).await
     }
 }
 

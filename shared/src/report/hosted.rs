@@ -14,7 +14,7 @@ use super::{Host, HostRepo, host};
 use crate::domain::event::GitEvent;
 use crate::domain::tokens::Credential;
 use crate::domain::{PrNumber, Sha};
-use crate::forge::{CheckRun, CommitStatus, DeploymentStatus, Forge, ForgeError, Target};
+use crate::forge::{CheckRun, CommitStatus, DeploymentStatus, Forge, ForgeError, Listed, Target};
 use crate::poll::source::Sources;
 use crate::secrets::{SecretName, SecretStore};
 use crate::units::OperatorConfig;
@@ -113,11 +113,11 @@ impl Forge for Hosted {
         Ok(())
     }
 
-    async fn open_pull_requests(&self, _: &Target) -> Result<Option<Vec<GitEvent>>, ForgeError> {
-        Ok(None)
+    async fn open_pull_requests(&self, _: &Target, _: Option<&str>) -> Result<Listed<GitEvent>, ForgeError> {
+        Ok(Listed::Incomplete)
     }
 
-    async fn releases(&self, _: &Target) -> Result<Vec<GitEvent>, ForgeError> {
-        Ok(Vec::new())
+    async fn releases(&self, _: &Target, _: Option<&str>) -> Result<Listed<GitEvent>, ForgeError> {
+        Ok(Listed::all(Vec::new()))
     }
 }

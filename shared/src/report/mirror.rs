@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use super::{HostRepo, host};
 use crate::domain::event::GitEvent;
 use crate::domain::{PrNumber, Sha};
-use crate::forge::{CheckRun, CommitStatus, DeploymentStatus, Forge, ForgeError, Target};
+use crate::forge::{CheckRun, CommitStatus, DeploymentStatus, Forge, ForgeError, Listed, Target};
 use crate::secrets::{SecretName, SecretStore};
 use crate::units::OperatorConfig;
 
@@ -122,11 +122,11 @@ impl Forge for Mirrored {
         self.inner.delete_hook(at, id).await
     }
 
-    async fn open_pull_requests(&self, at: &Target) -> Result<Option<Vec<GitEvent>>, ForgeError> {
-        self.inner.open_pull_requests(at).await
+    async fn open_pull_requests(&self, at: &Target, etag: Option<&str>) -> Result<Listed<GitEvent>, ForgeError> {
+        self.inner.open_pull_requests(at, etag).await
     }
 
-    async fn releases(&self, at: &Target) -> Result<Vec<GitEvent>, ForgeError> {
-        self.inner.releases(at).await
+    async fn releases(&self, at: &Target, etag: Option<&str>) -> Result<Listed<GitEvent>, ForgeError> {
+        self.inner.releases(at, etag).await
     }
 }

@@ -215,11 +215,18 @@ impl StateStore for DynamoStore {
                 .consistent_read(true),
             // A global index is eventually consistent: a record written a
             // moment ago may be missing from one listing, never from the next.
-            Scope::Listed { kind } => request
-                .index_name(LISTING_INDEX)
-                .key_condition_expression("#listed = :kind")
-                .expression_attribute_names("#listed", LISTED_AS)
-                .expression_attribute_values(":kind", AttributeValue::S(kind.to_owned())),
+            Scope::Listed { kind, pk } => {
+                let request = request
+                    .index_name(LISTING_INDEX)
+                    .expression_attribute_names("#listed", LISTED_AS)
+                    .expression_attribute_values(":kind", AttributeValue::S(kind.to_owned()));
+                match pk {
+                    Some(pk) => request
+                        .key_condition_expression("#listed = :kind AND pk = :pk")
+                        .expression_attribute_values(":pk", AttributeValue::S(pk)),
+                    None => request.key_condition_expression("#listed = :kind"),
+                }
+            }
         };
         let items: Vec<Item> =
             request.into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(failure)?;

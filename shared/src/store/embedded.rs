@@ -146,11 +146,51 @@ const SCHEMA: &str = "
         version INTEGER NOT NULL,
         expires_at INTEGER,
         fields BLOB NOT NULL,
+        listed_as TEXT,
         PRIMARY KEY (pk, sk)
     );
-    CREATE INDEX IF NOT EXISTS items_listed ON items (kind, pk)
-        WHERE kind IN ('installation', 'repository');
 ";
+
+/// The listings' sparse index, as DynamoDB's `by-listing`: only listed
+/// records are in it, so a listing reads its own rows and no others.
+const LISTING_INDEX: &str = "
+    DROP INDEX IF EXISTS items_listed;
+    CREATE INDEX IF NOT EXISTS items_by_listing ON items (listed_as, pk) WHERE listed_as IS NOT NULL;
+    PRAGMA user_version = 1;
+";
+
+/// Brings a file written before records named their listing up to date:
+/// the column, each listed record's listing, and the index.
+fn migrate(db: &Connection) -> Result<(), StoreError> {
+    let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(other)?;
+    if version >= 1 {
+        return Ok(());
+    }
+    let has_column = db.prepare("SELECT listed_as FROM items LIMIT 0").is_ok();
+    db.execute_batch("BEGIN IMMEDIATE").map_err(other)?;
+    let migrated = (|| {
+        if !has_column {
+            db.execute_batch("ALTER TABLE items ADD COLUMN listed_as TEXT").map_err(other)?;
+        }
+        let mut rows = db.prepare("SELECT pk, sk, kind, version, fields FROM items").map_err(other)?;
+        let rows = rows
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+            })
+            .map_err(other)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(other)?;
+        for (pk, sk, kind, version, fields) in rows {
+            let found = decode(format!("{pk} {sk}"), kind, version, fields)?;
+            if let Some(listing) = found.record.listed_as() {
+                execute(db, "UPDATE items SET listed_as = ?3 WHERE pk = ?1 AND sk = ?2", params![pk, sk, listing])?;
+            }
+        }
+        db.execute_batch(LISTING_INDEX).map_err(other)
+    })();
+    db.execute_batch(if migrated.is_ok() { "COMMIT" } else { "ROLLBACK" }).map_err(other)?;
+    migrated
+}
 
 impl Durability {
     /// Both connections need it: the writer syncs the log when it starts
@@ -178,6 +218,7 @@ impl EmbeddedStore {
         let db = Connection::open(path).map_err(other)?;
         db.busy_timeout(busy).map_err(other)?;
         db.execute_batch(SCHEMA).map_err(other)?;
+        migrate(&db)?;
         db.execute_batch(durability.pragma()).map_err(other)?;
         db.execute(
             "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1",
@@ -406,6 +447,7 @@ struct Row {
     kind: String,
     fields: Vec<u8>,
     expires_at: Option<i64>,
+    listed_as: Option<&'static str>,
 }
 
 fn encode(record: &Record, version: Version) -> Result<(Key, Row), StoreError> {
@@ -417,6 +459,7 @@ fn encode(record: &Record, version: Version) -> Result<(Key, Row), StoreError> {
         kind: record.kind().to_owned(),
         fields: lz4_flex::compress_prepend_size(fields.as_bytes()),
         expires_at: record.expires_at().map(Timestamp::unix),
+        listed_as: record.listed_as(),
     };
     Ok((key, row))
 }
@@ -436,6 +479,30 @@ fn decode(at: String, kind: String, version: i64, fields: Vec<u8>) -> Result<Ver
     let json = lz4_flex::decompress_size_prepended(&fields).map_err(|e| corrupt(e.to_string()))?;
     let record = Record::decode(&kind, JsonFields(json)).map_err(corrupt)?;
     Ok(Versioned { record, version: Version(version) })
+}
+
+/// The statement reading a collection, and its arguments. BINARY collation
+/// orders UTF-8 bytewise, as DynamoDB orders keys.
+fn listing_sql(scope: &Scope) -> (&'static str, Vec<String>) {
+    match scope {
+        Scope::Partition { pk, sk_prefix } => (
+            "SELECT pk, sk, kind, version, expires_at, fields FROM items
+             WHERE pk = ?1 AND substr(sk, 1, length(?2)) = ?2 ORDER BY sk",
+            vec![pk.clone(), sk_prefix.clone()],
+        ),
+        // Named: for one partition, SQLite would otherwise walk the whole
+        // partition by its primary key (a repository's every run and release).
+        Scope::Listed { kind, pk: Some(pk) } => (
+            "SELECT pk, sk, kind, version, expires_at, fields FROM items INDEXED BY items_by_listing
+             WHERE listed_as = ?1 AND pk = ?2 ORDER BY pk, sk",
+            vec![(*kind).to_owned(), pk.clone()],
+        ),
+        Scope::Listed { kind, pk: None } => (
+            "SELECT pk, sk, kind, version, expires_at, fields FROM items INDEXED BY items_by_listing
+             WHERE listed_as = ?1 ORDER BY pk, sk",
+            vec![(*kind).to_owned()],
+        ),
+    }
 }
 
 fn live_version(db: &Connection, key: &Key, now: Timestamp) -> Result<Option<i64>, StoreError> {
@@ -458,12 +525,13 @@ fn execute(db: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<
 fn insert_new(db: &Connection, key: Key, row: &Row) -> Result<(), StoreError> {
     let changed = execute(
         db,
-        "INSERT INTO items (pk, sk, kind, version, expires_at, fields)
-         VALUES (?1, ?2, ?3, 1, ?4, ?5)
+        "INSERT INTO items (pk, sk, kind, version, expires_at, fields, listed_as)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?7)
          ON CONFLICT (pk, sk) DO UPDATE
-         SET kind = excluded.kind, version = 1, expires_at = excluded.expires_at, fields = excluded.fields
+         SET kind = excluded.kind, version = 1, expires_at = excluded.expires_at, fields = excluded.fields,
+             listed_as = excluded.listed_as
          WHERE items.expires_at IS NOT NULL AND items.expires_at <= ?6",
-        params![row.pk, row.sk, row.kind, row.expires_at, row.fields, Timestamp::now().unix()],
+        params![row.pk, row.sk, row.kind, row.expires_at, row.fields, Timestamp::now().unix(), row.listed_as],
     )?;
     if changed == 0 {
         return Err(StoreError::AlreadyExists { key });
@@ -546,10 +614,10 @@ impl StateStore for EmbeddedStore {
             let expected_db = i64::try_from(expected.0).map_err(|e| StoreError::Other(e.into()))?;
             let changed = execute(
                 db,
-                "UPDATE items SET kind = ?3, version = version + 1, expires_at = ?4, fields = ?5
+                "UPDATE items SET kind = ?3, version = version + 1, expires_at = ?4, fields = ?5, listed_as = ?8
                  WHERE pk = ?1 AND sk = ?2 AND version = ?6
                    AND (expires_at IS NULL OR expires_at > ?7)",
-                params![row.pk, row.sk, row.kind, row.expires_at, row.fields, expected_db, now.unix()],
+                params![row.pk, row.sk, row.kind, row.expires_at, row.fields, expected_db, now.unix(), row.listed_as],
             )?;
             if changed == 1 {
                 return Ok(next);
@@ -574,29 +642,8 @@ impl StateStore for EmbeddedStore {
     async fn query(&self, collection: &Collection) -> Result<Vec<Versioned<Record>>, StoreError> {
         let scope = collection.scope();
         self.with_db(move |db| {
-            // BINARY collation orders UTF-8 bytewise, as DynamoDB orders keys.
-            // A listed kind is a literal, never a parameter, so that SQLite
-            // can prove the partial index covers the query.
-            let (sql, arguments) = match &scope {
-                Scope::Partition { pk, sk_prefix } => (
-                    "SELECT pk, sk, kind, version, expires_at, fields FROM items
-                     WHERE pk = ?1 AND substr(sk, 1, length(?2)) = ?2
-                     ORDER BY sk"
-                        .to_owned(),
-                    vec![pk.clone(), sk_prefix.clone()],
-                ),
-                Scope::Listed { kind } => {
-                    debug_assert!(kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
-                    (
-                        format!(
-                            "SELECT pk, sk, kind, version, expires_at, fields FROM items
-                             WHERE kind = '{kind}' ORDER BY pk"
-                        ),
-                        Vec::new(),
-                    )
-                }
-            };
-            let mut statement = db.prepare_cached(&sql).map_err(other)?;
+            let (sql, arguments) = listing_sql(&scope);
+            let mut statement = db.prepare_cached(sql).map_err(other)?;
             let rows = statement
                 .query_map(rusqlite::params_from_iter(arguments), |row| {
                     Ok((
@@ -614,16 +661,7 @@ impl StateStore for EmbeddedStore {
             for row in rows {
                 let (pk, sk, kind, version, expires_at, fields) = row.map_err(other)?;
                 if is_live(expires_at, now) {
-                    let found = decode(format!("{pk} {sk}"), kind, version, fields)?;
-                    // A listing holds only what the record lists itself in
-                    // (an unfinished delivery, not every delivery).
-                    let listed = match &scope {
-                        Scope::Listed { kind } => found.record.listed_as() == Some(*kind),
-                        Scope::Partition { .. } => true,
-                    };
-                    if listed {
-                        records.push(found);
-                    }
+                    records.push(decode(format!("{pk} {sk}"), kind, version, fields)?);
                 }
             }
             Ok(records)
@@ -645,7 +683,7 @@ mod tests {
         let other_process = Connection::open(&path).unwrap();
         other_process.execute_batch("BEGIN EXCLUSIVE").unwrap();
 
-        let cursor = Record::Cursor(Cursor { name: "deliveries".into(), position: "1".into() });
+        let cursor = Record::Cursor(Cursor { name: "deliveries".into(), position: "1".into(), etag: None });
         let refused = store.create(&cursor).await.unwrap_err();
         assert!(refused.is_retryable(), "{refused}");
 
@@ -673,7 +711,8 @@ mod tests {
             tokio::spawn(async move {
                 let mut seed = task + 1;
                 for n in 0..750 {
-                    let cursor = Record::Cursor(Cursor { name: format!("{task}-{n}"), position: noise(&mut seed) });
+                    let cursor =
+                        Record::Cursor(Cursor { name: format!("{task}-{n}"), position: noise(&mut seed), etag: None });
                     store.create(&cursor).await.unwrap();
                 }
             })
@@ -699,11 +738,97 @@ mod tests {
         let second = EmbeddedStore::open(&same, Durability::Machine).unwrap();
         assert!(Arc::ptr_eq(&sync_handle(&path).unwrap(), &sync_handle(&same).unwrap()));
         drop(first);
-        let cursor = Record::Cursor(Cursor { name: "after".into(), position: "1".into() });
+        let cursor = Record::Cursor(Cursor { name: "after".into(), position: "1".into(), etag: None });
         assert_eq!(second.create(&cursor).await.unwrap(), Version(1));
         let other = dir.path().join("other.sqlite3");
         let _third = EmbeddedStore::open(&other, Durability::Machine).unwrap();
         assert!(!Arc::ptr_eq(&sync_handle(&path).unwrap(), &sync_handle(&other).unwrap()));
+    }
+
+    /// What a cycle reads (unfinished deliveries, a repository's pending
+    /// runs and open pull requests) and the walks of every installation or
+    /// repository go through the listing index, never a scan of the table.
+    #[test]
+    fn listings_read_through_the_listing_index_and_partitions_through_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite3");
+        let _store = EmbeddedStore::open(&path, Durability::Process).unwrap();
+        let db = Connection::open(&path).unwrap();
+        let repo = crate::domain::RepoName::parse("acme/api").unwrap();
+        let plan = |collection: Collection| -> String {
+            let (sql, arguments) = listing_sql(&collection.scope());
+            let mut statement = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = statement.query_map(rusqlite::params_from_iter(arguments), |row| row.get::<_, String>(3));
+            rows.unwrap().collect::<Result<Vec<_>, _>>().unwrap().join("; ")
+        };
+        for listing in [
+            Collection::UnfinishedDeliveries,
+            Collection::PendingRuns(repo.clone()),
+            Collection::OpenPullRequests(repo.clone()),
+            Collection::Repositories,
+            Collection::Installations,
+            Collection::Logins,
+        ] {
+            let plan = plan(listing.clone());
+            assert!(plan.contains("USING INDEX items_by_listing"), "{listing:?}: {plan}");
+            assert!(!plan.contains("SCAN items"), "{listing:?}: {plan}");
+        }
+        for partition in [Collection::Runs(repo.clone()), Collection::Releases(repo)] {
+            let plan = plan(partition.clone());
+            assert!(plan.contains("USING INDEX sqlite_autoindex_items_1 (pk=?)"), "{partition:?}: {plan}");
+        }
+    }
+
+    /// A file written before records named their listing is brought up to
+    /// date when opened: what was listed is listed, through the index.
+    #[tokio::test]
+    async fn a_file_from_before_the_listing_column_is_migrated() {
+        use crate::domain::{RunStatus, Timestamp};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite3");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE items (pk TEXT NOT NULL, sk TEXT NOT NULL, kind TEXT NOT NULL, version INTEGER NOT NULL,
+                 expires_at INTEGER, fields BLOB NOT NULL, PRIMARY KEY (pk, sk));
+             CREATE INDEX items_listed ON items (kind, pk) WHERE kind IN ('installation', 'repository');",
+        )
+        .unwrap();
+        let mut records = crate::store::samples::all();
+        for record in &mut records {
+            match record {
+                Record::Run(run) => run.status = RunStatus::Pending,
+                Record::Delivery(delivery) => delivery.received_at = Timestamp::now(),
+                _ => {}
+            }
+        }
+        for record in &records {
+            let (_, row) = encode(record, Version(1)).unwrap();
+            old.execute(
+                "INSERT INTO items (pk, sk, kind, version, expires_at, fields) VALUES (?1, ?2, ?3, 1, ?4, ?5)",
+                params![row.pk, row.sk, row.kind, row.expires_at, row.fields],
+            )
+            .unwrap();
+        }
+        drop(old);
+        let store = EmbeddedStore::open(&path, Durability::Process).unwrap();
+        let repo = crate::domain::RepoName::parse("acme/api").unwrap();
+        for collection in [
+            Collection::UnfinishedDeliveries,
+            Collection::PendingRuns(repo.clone()),
+            Collection::OpenPullRequests(repo),
+            Collection::Repositories,
+            Collection::Installations,
+        ] {
+            let found = store.query(&collection).await.unwrap();
+            assert_eq!(found.len(), 1, "{collection:?}");
+        }
+        let db = Connection::open(&path).unwrap();
+        let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        assert_eq!(version, 1);
+        // Opened again, nothing is migrated twice.
+        drop(store);
+        let store = EmbeddedStore::open(&path, Durability::Process).unwrap();
+        assert_eq!(store.query(&Collection::Installations).await.unwrap().len(), 1);
     }
 
     /// 4,096 characters of 64 kinds, from a xorshift generator.

@@ -16,8 +16,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    BodySeen, Cursor, Delivery, DeliveryId, DeliveryPart, Installation, InstallationId, Login, OauthState, PolledRef,
-    PrNumber, Preview, PullRequest, RefName, Release, RepoName, Repository, Run, Sha, Tag, Timestamp, UnitName,
+    BodySeen, Cursor, Delivery, DeliveryId, DeliveryPart, Installation, InstallationId, ListingTags, Login, OauthState,
+    PolledRef, PrNumber, PrState, Preview, PullRequest, RefName, Release, RepoName, Repository, Run, RunStatus, Sha,
+    Tag, Timestamp, UnitName,
 };
 
 pub use dynamo::DynamoStore;
@@ -63,6 +64,8 @@ pub enum Key {
     Body(String),
     /// One piece of a delivery's event too large for one item.
     DeliveryPart(DeliveryId, u32),
+    /// The ETags of a repository's listings.
+    ListingTags(RepoName),
 }
 
 impl Key {
@@ -74,7 +77,8 @@ impl Key {
             | Key::PullRequest(repo, _)
             | Key::Release(repo, _)
             | Key::Run(repo, _, _)
-            | Key::Preview(repo, _, _) => repo_pk(repo),
+            | Key::Preview(repo, _, _)
+            | Key::ListingTags(repo) => repo_pk(repo),
             Key::Delivery(id) | Key::DeliveryPart(id, _) => format!("DELIVERY#{id}"),
             Key::Cursor(name) => format!("CURSOR#{name}"),
             Key::OauthState(state) => format!("OAUTH#{state}"),
@@ -98,6 +102,7 @@ impl Key {
             Key::Run(_, unit, sha) => format!("RUN#{unit}#{sha}"),
             Key::Preview(_, of, unit) => format!("PREVIEW#{of}#{unit}"),
             Key::DeliveryPart(_, index) => format!("PART#{index:06}"),
+            Key::ListingTags(_) => "ETAGS".to_owned(),
         }
     }
 }
@@ -121,6 +126,11 @@ pub enum Collection {
     Releases(RepoName),
     Runs(RepoName),
     RunsOfUnit(RepoName, UnitName),
+    /// A repository's runs whose result is not yet reported: what the
+    /// reconciler and a new run's slot ask about, whatever else is kept.
+    PendingRuns(RepoName),
+    /// A repository's pull requests Ferry holds as open.
+    OpenPullRequests(RepoName),
     Previews(RepoName),
     /// Every installation (the token rotator walks them).
     Installations,
@@ -140,9 +150,10 @@ pub enum Collection {
 pub enum Scope {
     /// Items of partition `pk` whose sort key starts with `sk_prefix`, in sort-key order.
     Partition { pk: String, sk_prefix: String },
-    /// Items whose [`LISTED_AS`] attribute is `kind`, in partition-key order:
-    /// a sparse index, so only listed kinds cost anything to index.
-    Listed { kind: &'static str },
+    /// Items whose [`LISTED_AS`] attribute is `kind` (and, given `pk`, of
+    /// that partition), in partition-key order: a sparse index, so only
+    /// listed records cost anything to index.
+    Listed { kind: &'static str, pk: Option<String> },
 }
 
 /// The attribute (and DynamoDB index key) that puts a record in a listing.
@@ -150,6 +161,12 @@ pub const LISTED_AS: &str = "listed_as";
 
 /// The sparse index over [`LISTED_AS`], partition key `listed_as`, sort key `pk`.
 pub const LISTING_INDEX: &str = "by-listing";
+
+/// The listing of runs whose result is not yet reported.
+const PENDING_RUN: &str = "pending_run";
+
+/// The listing of pull requests held as open.
+const OPEN_PULL_REQUEST: &str = "open_pull_request";
 
 impl Collection {
     pub fn scope(&self) -> Scope {
@@ -161,10 +178,12 @@ impl Collection {
             Collection::Runs(repo) => partition(repo, "RUN#".to_owned()),
             Collection::Previews(repo) => partition(repo, "PREVIEW#".to_owned()),
             Collection::RunsOfUnit(repo, unit) => partition(repo, format!("RUN#{unit}#")),
-            Collection::Installations => Scope::Listed { kind: "installation" },
-            Collection::Repositories => Scope::Listed { kind: "repository" },
-            Collection::Logins => Scope::Listed { kind: "login" },
-            Collection::UnfinishedDeliveries => Scope::Listed { kind: "delivery" },
+            Collection::PendingRuns(repo) => Scope::Listed { kind: PENDING_RUN, pk: Some(repo_pk(repo)) },
+            Collection::OpenPullRequests(repo) => Scope::Listed { kind: OPEN_PULL_REQUEST, pk: Some(repo_pk(repo)) },
+            Collection::Installations => Scope::Listed { kind: "installation", pk: None },
+            Collection::Repositories => Scope::Listed { kind: "repository", pk: None },
+            Collection::Logins => Scope::Listed { kind: "login", pk: None },
+            Collection::UnfinishedDeliveries => Scope::Listed { kind: "delivery", pk: None },
             Collection::DeliveryParts(id) => {
                 Scope::Partition { pk: Key::Delivery(id.clone()).pk(), sk_prefix: "PART#".to_owned() }
             }
@@ -240,6 +259,7 @@ records! {
     OauthState(OauthState) as "oauth_state", key: |o| Key::OauthState(o.state.clone());
     Login(Login) as "login", key: |l| Key::Login(l.login.clone());
     Body(BodySeen) as "body", key: |b| Key::Body(b.hash.clone());
+    ListingTags(ListingTags) as "listing_tags", key: |l| Key::ListingTags(l.repo.clone());
     DeliveryPart(DeliveryPart) as "delivery_part", key: |p| Key::DeliveryPart(p.delivery.clone(), p.index);
 }
 
@@ -255,6 +275,8 @@ impl Record {
         match self {
             Record::Installation(_) | Record::Repository(_) | Record::Login(_) => Some(self.kind()),
             Record::Delivery(delivery) if delivery.is_unfinished() => Some(self.kind()),
+            Record::Run(run) if run.status == RunStatus::Pending => Some(PENDING_RUN),
+            Record::PullRequest(pr) if pr.state == PrState::Open => Some(OPEN_PULL_REQUEST),
             _ => None,
         }
     }
@@ -266,6 +288,9 @@ impl Record {
             Record::OauthState(o) => Some(o.created_at.plus(OauthState::LIFETIME)),
             Record::Body(b) => Some(b.received_at.plus(BodySeen::RETENTION)),
             Record::DeliveryPart(p) => Some(p.received_at.plus(Delivery::RETENTION)),
+            // Kept while it may still need repair, then for the retention.
+            Record::Run(run) if run.status != RunStatus::Pending => run.retain_until,
+            Record::PullRequest(pr) if pr.state == PrState::Closed => pr.retain_until,
             _ => None,
         }
     }
@@ -509,17 +534,21 @@ mod tests {
     }
 
     #[test]
-    fn installations_repositories_and_unfinished_deliveries_are_listed() {
+    fn installations_repositories_and_what_may_need_repair_are_listed() {
         for record in crate::store::samples::all() {
             let listed = match &record {
-                Record::Installation(_) | Record::Repository(_) | Record::Login(_) => true,
-                Record::Delivery(delivery) => delivery.is_unfinished(),
-                _ => false,
+                Record::Installation(_) | Record::Repository(_) | Record::Login(_) => Some(record.kind()),
+                Record::Delivery(delivery) => delivery.is_unfinished().then(|| record.kind()),
+                Record::Run(run) => (run.status == RunStatus::Pending).then_some(PENDING_RUN),
+                Record::PullRequest(pr) => (pr.state == PrState::Open).then_some(OPEN_PULL_REQUEST),
+                _ => None,
             };
-            assert_eq!(record.listed_as(), listed.then(|| record.kind()));
+            assert_eq!(record.listed_as(), listed);
         }
-        assert_eq!(Collection::Installations.scope(), Scope::Listed { kind: "installation" });
-        assert_eq!(Collection::Repositories.scope(), Scope::Listed { kind: "repository" });
+        assert_eq!(Collection::Installations.scope(), Scope::Listed { kind: "installation", pk: None });
+        assert_eq!(Collection::Repositories.scope(), Scope::Listed { kind: "repository", pk: None });
+        let pending = Collection::PendingRuns(repo()).scope();
+        assert_eq!(pending, Scope::Listed { kind: PENDING_RUN, pk: Some("REPO#acme/api".into()) });
     }
 
     #[test]
@@ -579,11 +608,29 @@ mod tests {
     }
 
     #[test]
-    fn only_deliveries_their_parts_and_bodies_and_login_states_expire() {
+    fn only_deliveries_their_parts_and_bodies_login_states_and_what_is_done_with_expire() {
         for record in crate::store::samples::all() {
             let expires = matches!(record.kind(), "delivery" | "delivery_part" | "body" | "oauth_state");
             assert_eq!(record.expires_at().is_some(), expires, "{}", record.kind());
         }
+        let until = Timestamp::from_unix(2_000_000_000);
+        let run = |status| {
+            let Record::Run(run) = samples::all().into_iter().find(|r| r.kind() == "run").unwrap() else { panic!() };
+            Record::from(Run { status, retain_until: Some(until), ..run })
+        };
+        assert_eq!(run(RunStatus::Pending).expires_at(), None, "a pending run is kept whatever it says");
+        for done in [RunStatus::Success, RunStatus::Failure, RunStatus::Error] {
+            assert_eq!(run(done).expires_at(), Some(until));
+        }
+        let pr = |state| {
+            let Record::PullRequest(pr) = samples::all().into_iter().find(|r| r.kind() == "pull_request").unwrap()
+            else {
+                panic!()
+            };
+            Record::from(PullRequest { state, retain_until: Some(until), ..pr })
+        };
+        assert_eq!(pr(PrState::Open).expires_at(), None, "an open pull request is kept");
+        assert_eq!(pr(PrState::Closed).expires_at(), Some(until));
     }
 }
 
@@ -657,6 +704,7 @@ pub(crate) mod samples {
                 from_fork: false,
                 head_pushed_by: None,
                 untrusted_push: false,
+                retain_until: None,
             }
             .into(),
             Release {
@@ -679,6 +727,7 @@ pub(crate) mod samples {
                 unit_limit: Some(2),
                 keep_runs: None,
                 pr: None,
+                retain_until: None,
             }
             .into(),
             Preview {
@@ -716,7 +765,8 @@ pub(crate) mod samples {
                 parts: 0,
             }
             .into(),
-            Cursor { name: "deliveries".into(), position: "42".into() }.into(),
+            Cursor { name: "deliveries".into(), position: "42".into(), etag: Some("\"abc\"".into()) }.into(),
+            ListingTags { repo: repo.clone(), pull_requests: Some("W/\"p\"".into()), releases: None }.into(),
             OauthState { state: "s-1".into(), created_at: Timestamp::from_unix(50), used: false }.into(),
             Login { login: "octocat".into(), logged_in_at: Timestamp::from_unix(60) }.into(),
         ]

@@ -70,6 +70,16 @@ pub struct Reconciler {
     /// At most this many previews are removed in one cycle.
     #[serde(default = "default_preview_removals")]
     pub max_preview_removals: usize,
+    /// Reported runs and closed pull requests (their approvals with them)
+    /// are forgotten this many days later.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// Each repository's newest releases kept; older ones are forgotten.
+    #[serde(default = "default_keep_releases")]
+    pub keep_releases: usize,
+    /// Repositories repaired at once by one process.
+    #[serde(default = "default_reconcile_in_flight")]
+    pub in_flight: usize,
 }
 
 fn default_run_timeout() -> u64 {
@@ -80,9 +90,34 @@ fn default_preview_removals() -> usize {
     10
 }
 
+fn default_retention_days() -> u32 {
+    14
+}
+
+fn default_keep_releases() -> usize {
+    30
+}
+
+fn default_reconcile_in_flight() -> usize {
+    16
+}
+
 impl Default for Reconciler {
     fn default() -> Self {
-        Self { run_timeout_minutes: default_run_timeout(), max_preview_removals: default_preview_removals() }
+        Self {
+            run_timeout_minutes: default_run_timeout(),
+            max_preview_removals: default_preview_removals(),
+            retention_days: default_retention_days(),
+            keep_releases: default_keep_releases(),
+            in_flight: default_reconcile_in_flight(),
+        }
+    }
+}
+
+impl Reconciler {
+    /// Until when what finishes at `now` is kept.
+    pub fn retain_from(&self, now: crate::domain::Timestamp) -> crate::domain::Timestamp {
+        now.plus(std::time::Duration::from_secs(u64::from(self.retention_days) * 24 * 3600))
     }
 }
 

@@ -547,6 +547,7 @@ mod tests {
             unit_limit: None,
             keep_runs: None,
             pr: None,
+            retain_until: None,
         };
         let running = [run("api"), run("web")];
         let names = |chosen: Vec<&crate::domain::Run>| chosen.iter().map(|r| r.name.clone()).collect::<Vec<_>>();

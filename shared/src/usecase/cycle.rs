@@ -56,16 +56,15 @@ impl Cycle {
         }
     }
 
-    /// Runs one cycle, stopping new work at `deadline` (polling): its
+    /// Runs one cycle, starting no new work after `deadline`: its
     /// report, or why it failed.
-    #[cfg_attr(not(feature = "poll"), allow(unused_variables))]
     pub async fn run(self, context: &crate::Context, deadline: Option<Instant>) -> Result<Report, CycleError> {
         let store = |source| CycleError::Store { cycle: self.name(), source };
         let report = match self {
             #[cfg(feature = "poll")]
             Cycle::Poll => polled(&poll::cycle(context, deadline).await.map_err(store)?),
             Cycle::Rotate => rotated(&rotate::rotate(&context.tokens, context.state.as_ref()).await.map_err(store)?),
-            Cycle::Reconcile => reconciled(reconcile::reconcile(reconcile::Ports::of(context)).await),
+            Cycle::Reconcile => reconciled(reconcile::reconcile(reconcile::Ports::of(context), deadline).await),
         };
         if report.failures.is_empty() {
             return Ok(report);

@@ -223,18 +223,19 @@ pub(crate) async fn target(
     if let Some(id) = event.installation {
         return Ok(Some(Target { repo: repo.clone(), credential: Credential::Installation(id) }));
     }
-    Ok(state.load::<Repository>(&Key::Repository(repo.clone())).await?.and_then(|found| match found.record {
-        Repository { mode: RepoMode::Token, .. } => {
-            Some(Target { repo: repo.clone(), credential: Credential::Repository(repo.clone()) })
-        }
-        Repository { mode: RepoMode::Host, .. } => {
-            Some(Target { repo: repo.clone(), credential: Credential::Host(repo.clone()) })
-        }
-        Repository { installation: Some(id), .. } => {
-            Some(Target { repo: repo.clone(), credential: Credential::Installation(id) })
-        }
-        _ => None,
-    }))
+    Ok(state.load::<Repository>(&Key::Repository(repo.clone())).await?.and_then(|found| target_of(&found.record)))
+}
+
+/// Where and as whom a tracked repository is reached.
+pub(crate) fn target_of(repository: &Repository) -> Option<Target> {
+    let repo = repository.name.clone();
+    let credential = match repository {
+        Repository { mode: RepoMode::Token, .. } => Credential::Repository(repo.clone()),
+        Repository { mode: RepoMode::Host, .. } => Credential::Host(repo.clone()),
+        Repository { installation: Some(id), .. } => Credential::Installation(*id),
+        _ => return None,
+    };
+    Some(Target { repo, credential })
 }
 
 /// What an event comes to before any unit is read.
@@ -379,7 +380,7 @@ async fn pull_request(
     event: &GitEvent,
     detail: &PullRequestDetail,
 ) -> Result<Decision, LaunchError> {
-    let heard = heard(&target.repo, event, detail);
+    let heard = heard(&target.repo, event, detail, ports.operator.reconciler.retain_from(ports.clock.now()));
     if record_heard(ports.state, &heard).await? {
         // Late, but what it says of who pushed still holds for later heads.
         if let Some(pusher) = heard.head_pushed_by.as_deref()
@@ -413,7 +414,8 @@ async fn pull_request(
 }
 
 /// The pull request as this event describes it.
-fn heard(repo: &RepoName, event: &GitEvent, detail: &PullRequestDetail) -> PullRequest {
+/// Closed, it is kept until `closed_until`.
+fn heard(repo: &RepoName, event: &GitEvent, detail: &PullRequestDetail, closed_until: Timestamp) -> PullRequest {
     let action = event.action.as_deref().unwrap_or("");
     PullRequest {
         repo: repo.clone(),
@@ -435,6 +437,7 @@ fn heard(repo: &RepoName, event: &GitEvent, detail: &PullRequestDetail) -> PullR
         // Only these actions are sent by whoever brought the head.
         head_pushed_by: event.sender.clone().filter(|_| matches!(action, "opened" | "synchronize")),
         untrusted_push: false,
+        retain_until: (action == "closed").then_some(closed_until),
     }
 }
 
@@ -536,6 +539,7 @@ async fn release_situation(
             recorded_at: ports.clock.now(),
         };
         ports.state.save(record.clone(), |_| record.clone()).await?;
+        forget_old_releases(ports, &target.repo).await?;
     }
     Ok(Decision::go(Situation {
         happening,
@@ -548,6 +552,16 @@ async fn release_situation(
         changed_paths: None,
         tag: Some(release.tag.to_string()),
     }))
+}
+
+/// Keeps the repository's newest `[reconciler] keep_releases` releases.
+async fn forget_old_releases(ports: LaunchPorts<'_>, repo: &RepoName) -> Result<(), StoreError> {
+    let recorded: Vec<Release> =
+        ports.state.list::<Release>(&Collection::Releases(repo.clone())).await?.into_iter().map(|f| f.record).collect();
+    for old in crate::domain::repair::releases_to_forget(&recorded, ports.operator.reconciler.keep_releases) {
+        ports.state.delete(&Key::Release(old.repo.clone(), old.tag.clone())).await?;
+    }
+    Ok(())
 }
 
 async fn command_situation(
@@ -881,6 +895,7 @@ async fn run(
         queued_at: wait.as_ref().map(|_| ports.clock.now()),
         unit_limit: unit.max_running,
         keep_runs: unit.keep_runs,
+        retain_until: None,
         pr: situation.pr.as_ref().map(|pr| pr.number),
     };
     record_run(ports, target, record, created.existed, wait.as_deref(), launched).await
@@ -966,6 +981,7 @@ async fn admission(
         unit_limit: unit.max_running,
         keep_runs: None,
         pr: situation.pr.as_ref().map(|pr| pr.number),
+        retain_until: None,
     };
     Ok(crate::domain::queue::must_wait(&records, &candidate, repo_limit, ports.clock.now()))
 }
@@ -1153,7 +1169,7 @@ mod tests {
     /// Every kind of fact about a recorded pull request, decided.
     #[test]
     fn a_pull_request_event_is_decided_from_its_record_and_facts() {
-        let record = heard(&RepoName::parse("acme/api").unwrap(), &event(), &detail());
+        let record = heard(&RepoName::parse("acme/api").unwrap(), &event(), &detail(), Timestamp::from_unix(0));
         let moved = PullRequest { head_sha: Sha::parse("b".repeat(40)).unwrap(), ..record.clone() };
         let Decision::Nothing(reason) = decided(moved, PullRequestFacts::Moved) else { panic!("a moved head decides") };
         assert!(reason.contains("#7 moved to bbbbbbb"), "{reason}");
@@ -1187,7 +1203,7 @@ mod tests {
             let mut event = event();
             event.action = Some(action.into());
             event.sender = Some("octocat".into());
-            let pr = heard(&repo, &event, &detail());
+            let pr = heard(&repo, &event, &detail(), Timestamp::from_unix(0));
             assert_eq!(pr.head_pushed_by.is_some(), kept, "{action}");
             assert_eq!(pr.state == PrState::Closed, action == "closed", "{action}");
         }

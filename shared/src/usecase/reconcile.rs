@@ -9,26 +9,34 @@
 //! tracked repository, run results become commit statuses, missed releases
 //! and pull requests are launched, and previews of pull requests two
 //! listings in a row no longer show open are removed.
+//!
+//! Each repository is one work item ([`repair_all`], [`repair_one`]): one
+//! process repairs `[reconciler] in_flight` of them at once, or a queue
+//! fans them out to workers (`crate::usecase::fanout`). A rate-limited
+//! installation's remaining items wait for its reset instead of retrying hot.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use secrecy::ExposeSecret;
 use serde::Serialize;
+use tokio::time::Instant;
 
 use super::intake::{self, act};
-use super::launch::{LaunchError, LaunchPorts, launch, status_context, target};
+use super::launch::{LaunchError, LaunchPorts, launch, status_context, target, target_of};
 use crate::cluster::logs;
 use crate::domain::event::{Detail, GitEvent, PullRequestDetail};
 use crate::domain::repair::{self, Listing, Retry, RunPhase};
 use crate::domain::route::{Trigger, route};
 use crate::domain::tokens::Credential;
 use crate::domain::{
-    Cursor, Delivery, DeliveryId, Outcome, PrState, Preview, PullRequest, Release, RepoMode, Repository, Run,
-    RunStatus, Sha, Timestamp,
+    Cursor, Delivery, DeliveryId, InstallationId, ListingTags, Outcome, PrState, Preview, PullRequest, Release,
+    RepoMode, RepoName, Repository, Run, RunStatus, Sha, Timestamp,
 };
-use crate::forge::{AppHooks, CheckRun, CommitStatus, DeploymentStatus, StatusState, Target};
+use crate::forge::{AppHooks, CheckRun, CommitStatus, DeploymentStatus, ForgeError, Listed, StatusState, Target};
 use crate::store::{Collection, Key, StoreError, Versioned};
 
 /// How long acting on one retried delivery may take.
@@ -80,16 +88,31 @@ pub struct Report {
     pub missed_pull_requests: usize,
     /// Previews removed of pull requests GitHub no longer lists open.
     pub previews_removed: usize,
+    /// Repositories repaired.
+    pub repositories: usize,
+    /// Listings GitHub answered unchanged (304: no rate limit spent).
+    pub unchanged_listings: usize,
+    /// Repositories not started: the deadline came first, or their
+    /// installation is rate limited. The next cycle has them.
+    pub left: usize,
     /// What could not be done this cycle, to be tried again next cycle.
     pub failed: Vec<String>,
+    /// The installations GitHub rate limited, and for how long (unknown:
+    /// `None`): their items wait instead of retrying hot.
+    #[serde(skip)]
+    pub rate_limited: BTreeMap<Option<InstallationId>, Option<Duration>>,
 }
 
 impl Report {
     /// The one line each cycle ends with.
     pub fn summary(&self) -> String {
         format!(
-            "reconciled: {} statuses, {} previews reported, {} retried ({} recovered), {} dead, {} redelivered, {} missed releases, \
+            "reconciled: {} repositories ({} unchanged listings, {} left), {} statuses, {} previews reported, \
+             {} retried ({} recovered), {} dead, {} redelivered, {} missed releases, \
              {} missed pull requests, {} previews removed, {} failures",
+            self.repositories,
+            self.unchanged_listings,
+            self.left,
             self.statuses,
             self.previews_reported,
             self.retried,
@@ -102,24 +125,86 @@ impl Report {
             self.failed.len()
         )
     }
+
+    /// Adds another part of the cycle's report to this one.
+    pub fn add(&mut self, other: Report) {
+        self.statuses += other.statuses;
+        self.previews_reported += other.previews_reported;
+        self.retried += other.retried;
+        self.recovered += other.recovered;
+        self.dead += other.dead;
+        self.redelivered += other.redelivered;
+        self.missed_releases += other.missed_releases;
+        self.missed_pull_requests += other.missed_pull_requests;
+        self.previews_removed += other.previews_removed;
+        self.repositories += other.repositories;
+        self.unchanged_listings += other.unchanged_listings;
+        self.left += other.left;
+        self.failed.extend(other.failed);
+        for (installation, wait) in other.rate_limited {
+            let longest = self.rate_limited.entry(installation).or_insert(wait);
+            *longest = (*longest).max(wait);
+        }
+    }
+
+    /// Notes a failure of `repo`'s repair; a rate limit also holds back
+    /// the rest of its installation's items.
+    fn failure(&mut self, repository: &Repository, what: &str, error: &LaunchError) {
+        self.failed.push(format!("{}: {what}: {error}", repository.name));
+        if let LaunchError::Forge(ForgeError::RateLimited { retry_after }) = error {
+            let longest = self.rate_limited.entry(repository.installation).or_insert(*retry_after);
+            *longest = (*longest).max(*retry_after);
+        }
+    }
 }
 
-/// One reconciliation cycle.
+/// What the repairs of one cycle share: the cap on preview removals, and
+/// the installations found rate limited.
+#[derive(Debug)]
+pub struct Shared {
+    removals_left: AtomicUsize,
+    rate_limited: Mutex<BTreeSet<Option<InstallationId>>>,
+}
+
+impl Shared {
+    pub fn new(ports: Ports<'_>) -> Self {
+        Self {
+            removals_left: AtomicUsize::new(ports.launch.operator.reconciler.max_preview_removals),
+            rate_limited: Mutex::default(),
+        }
+    }
+
+    /// Takes one preview removal, if any is left this cycle.
+    fn take_removal(&self) -> bool {
+        self.removals_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1)).is_ok()
+    }
+
+    fn is_limited(&self, installation: Option<InstallationId>) -> bool {
+        self.rate_limited.lock().is_ok_and(|limited| limited.contains(&installation))
+    }
+
+    fn limit(&self, report: &Report) {
+        if let Ok(mut limited) = self.rate_limited.lock() {
+            limited.extend(report.rate_limited.keys().copied());
+        }
+    }
+}
+
+/// One reconciliation cycle in one process: the deliveries, then every
+/// tracked repository, none started after `deadline`.
 #[tracing::instrument(skip_all)]
-pub async fn reconcile(ports: Ports<'_>) -> Report {
-    let mut report = Report::default();
-    retry_deliveries(ports, &mut report).await;
-    redeliver(ports, &mut report).await;
+pub async fn reconcile(ports: Ports<'_>, deadline: Option<Instant>) -> Report {
+    let mut report = deliveries(ports).await;
     match ports.launch.state.list::<Repository>(&Collection::Repositories).await {
         Ok(repositories) => {
-            let mut removals_left = ports.launch.operator.reconciler.max_preview_removals;
-            for found in repositories {
-                repair_repository(ports, found.version, found.record, &mut removals_left, &mut report).await;
-            }
+            let repositories = repositories.into_iter().map(|found| found.record).collect();
+            report.add(repair_all(ports, &Shared::new(ports), repositories, deadline).await);
         }
         Err(e) => report.failed.push(format!("listing the tracked repositories: {e}")),
     }
     tracing::info!(
+        repositories = report.repositories,
+        left = report.left,
         statuses = report.statuses,
         retried = report.retried,
         dead = report.dead,
@@ -129,6 +214,55 @@ pub async fn reconcile(ports: Ports<'_>) -> Report {
         report.summary()
     );
     report
+}
+
+/// The part of a cycle that is not per repository: unfinished deliveries
+/// acted on again, and those GitHub could not make asked for again.
+pub async fn deliveries(ports: Ports<'_>) -> Report {
+    let mut report = Report::default();
+    retry_deliveries(ports, &mut report).await;
+    redeliver(ports, &mut report).await;
+    report
+}
+
+/// Repairs `repositories`, `[reconciler] in_flight` at once. None is
+/// started after `deadline`, nor while its installation is rate limited:
+/// those are counted `left`.
+pub async fn repair_all(
+    ports: Ports<'_>,
+    shared: &Shared,
+    repositories: Vec<Repository>,
+    deadline: Option<Instant>,
+) -> Report {
+    let in_flight = ports.launch.operator.reconciler.in_flight.max(1);
+    let reports: Vec<Report> = futures::stream::iter(repositories)
+        .map(|repository| async move {
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) || shared.is_limited(repository.installation)
+            {
+                return Report { left: 1, ..Report::default() };
+            }
+            let report = repair_repository(ports, shared, &repository).await;
+            shared.limit(&report);
+            report
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    let mut total = Report::default();
+    for report in reports {
+        total.add(report);
+    }
+    total
+}
+
+/// One work item: the repository `repo`, as a queue's worker repairs it
+/// (one untracked since it was queued needs nothing).
+pub async fn repair_one(ports: Ports<'_>, shared: &Shared, repo: &RepoName) -> Report {
+    match ports.launch.state.load::<Repository>(&Key::Repository(repo.clone())).await {
+        Ok(Some(found)) => repair_repository(ports, shared, &found.record).await,
+        Ok(None) => Report::default(),
+        Err(e) => Report { failed: vec![format!("{repo}: reading its record: {e}")], ..Report::default() },
+    }
 }
 
 /// Unfinished deliveries: acted on again when due, given up after the last attempt.
@@ -229,8 +363,11 @@ async fn redeliver(ports: Ports<'_>, report: &mut Report) {
         Err(e) => return report.failed.push(format!("reading the delivery cursor: {e}")),
     };
     let after = cursor.as_ref().and_then(|c| c.record.position.parse::<u64>().ok());
-    let attempts = match ports.app_hooks.deliveries(after, DELIVERIES_READ).await {
-        Ok(attempts) => attempts,
+    let etag = cursor.as_ref().and_then(|c| c.record.etag.as_deref());
+    let (attempts, etag) = match ports.app_hooks.deliveries(after, DELIVERIES_READ, etag).await {
+        Ok(Listed::Changed { items, etag }) => (items, etag),
+        // Nothing new past the cursor.
+        Ok(Listed::Unchanged | Listed::Incomplete) => return,
         Err(e) => return report.failed.push(format!("reading the App's webhook deliveries: {e}")),
     };
     let mut known = BTreeSet::new();
@@ -255,10 +392,11 @@ async fn redeliver(ports: Ports<'_>, report: &mut Report) {
             }
         }
     }
-    // The cursor moves only once everything it passes was dealt with.
-    let newest = attempts.iter().map(|a| a.id).max();
-    if let (true, Some(newest)) = (all_sent, newest) {
-        let record = Cursor { name: DELIVERY_CURSOR.into(), position: newest.to_string() };
+    // The cursor (and the log's ETag) moves only once everything it passes was dealt with.
+    let newest = attempts.iter().map(|a| a.id).max().map(|id| id.to_string());
+    let Some(position) = newest.or(cursor.map(|c| c.record.position)) else { return };
+    if all_sent {
+        let record = Cursor { name: DELIVERY_CURSOR.into(), position, etag };
         if let Err(e) = ports.launch.state.save(record.clone(), |_| record.clone()).await {
             report.failed.push(format!("saving the delivery cursor: {e}"));
         }
@@ -267,52 +405,65 @@ async fn redeliver(ports: Ports<'_>, report: &mut Report) {
 
 /// Every repair of one repository; a failing step skips the rest of that
 /// step for this repository only.
-async fn repair_repository(
-    ports: Ports<'_>,
-    version: crate::store::Version,
-    repository: Repository,
-    removals_left: &mut usize,
-    report: &mut Report,
-) {
-    let repo = repository.name.clone();
-    if repository.mode == RepoMode::Host && ports.launch.operator.hosted(&repo).is_none() {
+async fn repair_repository(ports: Ports<'_>, shared: &Shared, repository: &Repository) -> Report {
+    let mut report = Report::default();
+    let repo = &repository.name;
+    if repository.mode == RepoMode::Host && ports.launch.operator.hosted(repo).is_none() {
         // Its [[poll]] entry is gone: its host, token and API with it.
         tracing::info!(%repo, "no [[poll]] entry names this repository any more: not repaired");
-        return;
+        return report;
     }
-    let anchor = GitEvent {
-        installation: repository.installation,
-        ..GitEvent::new("reconcile", Some(repo.clone()), Detail::Other)
+    let target = match repository.installation {
+        Some(id) => Target { repo: repo.clone(), credential: crate::domain::tokens::Credential::Installation(id) },
+        None => match target_of(repository) {
+            Some(target) => target,
+            None => return report,
+        },
     };
-    let target = match target(ports.launch.state, &anchor, &repo).await {
-        Ok(Some(target)) => target,
-        Ok(None) => return,
-        Err(e) => return report.failed.push(format!("{repo}: {e}")),
+    report.repositories = 1;
+    if let Err(e) = report_runs(ports, &target, &mut report).await {
+        report.failure(repository, "runs", &e);
+    }
+    if let Err(e) = report_previews(ports, &target, &mut report).await {
+        report.failure(repository, "previews", &e);
+    }
+    let tags = match ports.launch.state.load::<ListingTags>(&Key::ListingTags(repo.clone())).await {
+        Ok(found) => found.map(|found| found.record),
+        Err(e) => {
+            report.failure(repository, "reading its listings' ETags", &e.into());
+            None
+        }
     };
-    if let Err(e) = report_runs(ports, &target, report).await {
-        report.failed.push(format!("{repo}: reading runs: {e}"));
+    let tags = tags.unwrap_or_else(|| ListingTags { repo: repo.clone(), pull_requests: None, releases: None });
+    let releases = missed_releases(ports, &target, repository, tags.releases.as_deref(), &mut report).await;
+    let releases = releases.unwrap_or_else(|e| {
+        report.failure(repository, "releases", &e);
+        tags.releases.clone()
+    });
+    let pulls = pull_requests(ports, shared, &target, tags.pull_requests.as_deref(), &mut report).await;
+    let pulls = pulls.unwrap_or_else(|e| {
+        report.failure(repository, "pull requests", &e);
+        tags.pull_requests.clone()
+    });
+    let newer = ListingTags { repo: repo.clone(), pull_requests: pulls, releases };
+    if newer != tags {
+        let saved = ports.launch.state.save(newer.clone(), |_| newer.clone()).await;
+        if let Err(e) = saved {
+            report.failure(repository, "saving its listings' ETags", &e.into());
+        }
     }
-    // Slots the results freed go to runs waiting for one.
-    if let Err(e) = super::waiting::start_waiting(ports.launch, &target).await {
-        report.failed.push(format!("{repo}: starting waiting runs: {e}"));
-    }
-    if let Err(e) = report_previews(ports, &target, report).await {
-        report.failed.push(format!("{repo}: previews: {e}"));
-    }
-    if let Err(e) = missed_releases(ports, &target, version, &repository, report).await {
-        report.failed.push(format!("{repo}: releases: {e}"));
-    }
-    if let Err(e) = pull_requests(ports, &target, removals_left, report).await {
-        report.failed.push(format!("{repo}: pull requests: {e}"));
-    }
+    report
 }
 
-/// Each run still pending becomes its result's commit status, once.
+/// Each run still pending becomes its result's commit status, once; slots
+/// the results freed go to runs waiting for one.
 async fn report_runs(ports: Ports<'_>, target: &Target, report: &mut Report) -> Result<(), LaunchError> {
-    for found in ports.launch.state.runs(&target.repo).await? {
+    let mut waiting = false;
+    for found in ports.launch.state.list::<Run>(&Collection::PendingRuns(target.repo.clone())).await? {
         let run = found.record;
         // A run waiting for a slot has not started: it cannot be late.
         if run.status != RunStatus::Pending || run.queued_at.is_some() {
+            waiting |= run.queued_at.is_some();
             continue;
         }
         let phase = ports.launch.cluster.run_phase(&run.namespace, run.kind(), &run.name).await?;
@@ -320,6 +471,9 @@ async fn report_runs(ports: Ports<'_>, target: &Target, report: &mut Report) -> 
         if report_run(ports, target, found, &phase).await? {
             report.statuses += 1;
         }
+    }
+    if waiting {
+        super::waiting::start_waiting(ports.launch, target).await?;
     }
     Ok(())
 }
@@ -343,7 +497,8 @@ pub(crate) async fn report_run(
         return Ok(false);
     }
     // Claimed before it is posted: a newer run's record (a retry) wins the race.
-    let done = Run { status: result, reported: Some(result), ..run.clone() };
+    let retain_until = Some(ports.launch.operator.reconciler.retain_from(ports.launch.clock.now()));
+    let done = Run { status: result, reported: Some(result), retain_until, ..run.clone() };
     let version = match ports.launch.state.update(&done.into(), found.version).await {
         Ok(version) => version,
         Err(StoreError::StaleVersion { .. } | StoreError::NotFound { .. }) => return Ok(false),
@@ -502,56 +657,124 @@ fn state_of(status: RunStatus) -> StatusState {
 }
 
 /// Releases published since Ferry began tracking the repository that it
-/// never recorded: recorded and launched now.
+/// never recorded: recorded and launched now. The listing's ETag, once
+/// every release it shows is dealt with.
 async fn missed_releases(
     ports: Ports<'_>,
     target: &Target,
-    version: crate::store::Version,
     repository: &Repository,
+    etag: Option<&str>,
     report: &mut Report,
-) -> Result<(), LaunchError> {
+) -> Result<Option<String>, LaunchError> {
     let Some(tracked_since) = repository.tracked_since else {
         // Tracked before Ferry kept the date: from now on.
         let dated = Repository { tracked_since: Some(ports.launch.clock.now()), ..repository.clone() };
-        match ports.launch.state.update(&dated.into(), version).await {
-            Ok(_) | Err(StoreError::StaleVersion { .. } | StoreError::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
+        ports
+            .launch
+            .state
+            .save(dated.clone(), |known| Repository { tracked_since: dated.tracked_since, ..known })
+            .await?;
+        return Ok(None);
     };
-    for event in ports.launch.forge.releases(target).await? {
+    let (listed, etag) = match ports.launch.forge.releases(target, etag).await? {
+        Listed::Changed { items, etag } => (items, etag),
+        Listed::Unchanged => {
+            report.unchanged_listings += 1;
+            return Ok(etag.map(str::to_owned));
+        }
+        Listed::Incomplete => return Ok(None),
+    };
+    let recorded: Vec<Release> = ports
+        .launch
+        .state
+        .list::<Release>(&Collection::Releases(target.repo.clone()))
+        .await?
+        .into_iter()
+        .map(|found| found.record)
+        .collect();
+    let since = repair::releases_since(tracked_since, &recorded, ports.launch.operator.reconciler.keep_releases);
+    for event in listed {
         let Detail::Release(release) = &event.detail else { continue };
-        let recorded =
-            ports.launch.state.load::<Release>(&Key::Release(target.repo.clone(), release.tag.clone())).await?;
-        if repair::missed_release(recorded.is_some(), release.draft, event.happened_at, tracked_since) {
+        let known = recorded.iter().any(|r| r.tag == release.tag);
+        if repair::missed_release(known, release.draft, event.happened_at, since) {
             tracing::info!(repo = %target.repo, tag = %release.tag, "launching a release no webhook announced");
             launch(ports.launch, &event, Trigger::Release).await?;
             report.missed_releases += 1;
         }
     }
-    Ok(())
+    Ok(etag)
 }
 
 /// Open pull requests Ferry missed are launched; previews of pull requests
 /// two successful listings in a row no longer show open are removed. A
-/// failed or incomplete listing changes nothing.
+/// failed or incomplete listing changes nothing. An unchanged one (a 304)
+/// shows what the last one showed: nothing new is missed, and what it did
+/// not show is still not shown. The listing's ETag, once all is done.
 async fn pull_requests(
     ports: Ports<'_>,
+    shared: &Shared,
     target: &Target,
-    removals_left: &mut usize,
+    etag: Option<&str>,
     report: &mut Report,
-) -> Result<(), LaunchError> {
-    let Some(listed) = ports.launch.forge.open_pull_requests(target).await? else { return Ok(()) };
+) -> Result<Option<String>, LaunchError> {
+    let (listed, etag) = match ports.launch.forge.open_pull_requests(target, etag).await? {
+        Listed::Changed { items, etag } => (Some(items), etag),
+        Listed::Unchanged => {
+            report.unchanged_listings += 1;
+            (None, etag.map(str::to_owned))
+        }
+        Listed::Incomplete => return Ok(None),
+    };
     let mut known: BTreeMap<u64, Versioned<PullRequest>> = BTreeMap::new();
-    for found in ports.launch.state.list::<PullRequest>(&Collection::PullRequests(target.repo.clone())).await? {
+    for found in ports.launch.state.list::<PullRequest>(&Collection::OpenPullRequests(target.repo.clone())).await? {
         known.insert(found.record.number.get(), found);
     }
+    let open = match &listed {
+        Some(listed) => launch_missed(ports, target, listed, &known, report).await?,
+        // Unchanged: open is what was open, i.e. every one not unseen last time.
+        None => known.values().filter(|f| f.record.unseen_listings == 0).map(|f| f.record.number.get()).collect(),
+    };
+    for found in known.into_values().filter(|f| !open.contains(&f.record.number.get())) {
+        match repair::listing(&found.record, false) {
+            Listing::Seen => {}
+            Listing::Unseen(count) => {
+                let unseen = PullRequest { unseen_listings: count, ..found.record };
+                ports.launch.state.update(&unseen.into(), found.version).await?;
+            }
+            Listing::Close if !shared.take_removal() => {
+                tracing::warn!(repo = %target.repo, pr = %found.record.number, "preview removals capped this cycle");
+            }
+            Listing::Close => {
+                let closed = closed_event(target, &found.record, ports.launch.clock.now());
+                tracing::info!(repo = %target.repo, pr = %found.record.number, "closing a pull request GitHub no longer lists open");
+                launch(ports.launch, &closed, Trigger::PullRequest).await?;
+                report.previews_removed += 1;
+            }
+        }
+    }
+    Ok(etag)
+}
+
+/// Launches the listed pull requests Ferry missed: unknown, moved on (a
+/// missed push), or reopened (a missed reopen), where GitHub's view is
+/// newer than Ferry's. The numbers listed open.
+async fn launch_missed(
+    ports: Ports<'_>,
+    target: &Target,
+    listed: &[GitEvent],
+    open_known: &BTreeMap<u64, Versioned<PullRequest>>,
+    report: &mut Report,
+) -> Result<BTreeSet<u64>, LaunchError> {
     let mut open = BTreeSet::new();
-    for event in &listed {
+    for event in listed {
         let Detail::PullRequest(pr) = &event.detail else { continue };
         open.insert(pr.number.get());
-        // Unknown, moved on (a missed push), or reopened (a missed reopen):
-        // and GitHub's view is newer than Ferry's.
-        let missed = match known.get(&pr.number.get()) {
+        let known = match open_known.get(&pr.number.get()) {
+            Some(found) => Some(found.clone()),
+            // Not held as open: closed (a missed reopen), or never heard of.
+            None => ports.launch.state.load::<PullRequest>(&Key::PullRequest(target.repo.clone(), pr.number)).await?,
+        };
+        let missed = match &known {
             None => true,
             Some(found) => {
                 (found.record.state == PrState::Closed || found.record.head_sha != pr.head_sha)
@@ -562,35 +785,14 @@ async fn pull_requests(
             tracing::info!(repo = %target.repo, pr = %pr.number, "launching a pull request no webhook announced");
             launch(ports.launch, event, Trigger::PullRequest).await?;
             report.missed_pull_requests += 1;
-        } else if let Some(found) = known.get(&pr.number.get())
+        } else if let Some(found) = known
             && found.record.unseen_listings > 0
         {
-            let seen = PullRequest { unseen_listings: 0, ..found.record.clone() };
+            let seen = PullRequest { unseen_listings: 0, ..found.record };
             ports.launch.state.update(&seen.into(), found.version).await?;
         }
     }
-    for found in
-        known.into_values().filter(|f| f.record.state == PrState::Open && !open.contains(&f.record.number.get()))
-    {
-        match repair::listing(&found.record, false) {
-            Listing::Seen => {}
-            Listing::Unseen(count) => {
-                let unseen = PullRequest { unseen_listings: count, ..found.record };
-                ports.launch.state.update(&unseen.into(), found.version).await?;
-            }
-            Listing::Close if *removals_left == 0 => {
-                tracing::warn!(repo = %target.repo, pr = %found.record.number, "preview removals capped this cycle");
-            }
-            Listing::Close => {
-                *removals_left -= 1;
-                let closed = closed_event(target, &found.record, ports.launch.clock.now());
-                tracing::info!(repo = %target.repo, pr = %found.record.number, "closing a pull request GitHub no longer lists open");
-                launch(ports.launch, &closed, Trigger::PullRequest).await?;
-                report.previews_removed += 1;
-            }
-        }
-    }
-    Ok(())
+    Ok(open)
 }
 
 /// The `closed` event a lost webhook would have carried for `pr`.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ferry::domain::tokens::Credential;
 use ferry::domain::{Installation, InstallationId, PrNumber, Sha, Timestamp};
 use ferry::forge::github::{GithubApi, GithubForge};
-use ferry::forge::{CheckRun, CommitStatus, Forge, StatusState, Target};
+use ferry::forge::{CheckRun, CommitStatus, Forge, Listed, StatusState, Target};
 use ferry::secrets::SecretStore;
 use ferry::store::StateStore;
 use ferry::usecase::tokens::{TokenSource, Tokens};
@@ -114,10 +114,12 @@ async fn listings_are_asked_again_with_their_etag_and_an_unchanged_one_costs_a_3
         r.releases.insert("acme/api".into(), vec![release.clone()]);
     });
     let at = target();
-    let first = setup.forge.releases(&at).await.unwrap();
-    let again = setup.forge.releases(&at).await.unwrap();
-    assert_eq!(first, again);
-    assert_eq!(first.len(), 1);
+    let Listed::Changed { items, etag: Some(etag) } = setup.forge.releases(&at, None).await.unwrap() else {
+        panic!("a first listing with its ETag")
+    };
+    assert_eq!(items.len(), 1);
+    // Asked with its ETag (by this process or a cold one: the ETag is all it needs).
+    assert_eq!(setup.forge.releases(&at, Some(&etag)).await.unwrap(), Listed::Unchanged);
     assert_eq!(setup.fake.reported().not_modified, 1, "the second listing was a 304");
     // A change is seen at once.
     setup.fake.repos(|r| {
@@ -125,9 +127,15 @@ async fn listings_are_asked_again_with_their_etag_and_an_unchanged_one_costs_a_3
         newer["tag_name"] = "v2".into();
         r.releases.get_mut("acme/api").unwrap().insert(0, newer);
     });
-    assert_eq!(setup.forge.releases(&at).await.unwrap().len(), 2);
-    assert_eq!(setup.forge.open_pull_requests(&at).await.unwrap(), Some(vec![]));
-    assert_eq!(setup.forge.open_pull_requests(&at).await.unwrap(), Some(vec![]));
+    let Listed::Changed { items, .. } = setup.forge.releases(&at, Some(&etag)).await.unwrap() else {
+        panic!("a changed listing")
+    };
+    assert_eq!(items.len(), 2);
+    let Listed::Changed { items, etag: Some(etag) } = setup.forge.open_pull_requests(&at, None).await.unwrap() else {
+        panic!("a listing of open pull requests with its ETag")
+    };
+    assert!(items.is_empty());
+    assert_eq!(setup.forge.open_pull_requests(&at, Some(&etag)).await.unwrap(), Listed::Unchanged);
     assert_eq!(setup.fake.reported().not_modified, 2);
     clean(&setup);
 }

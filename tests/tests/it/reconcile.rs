@@ -294,7 +294,101 @@ async fn exactly_the_deliveries_github_could_not_make_are_redelivered_once() {
     let report = harness.reconcile(clock.as_ref()).await;
     assert_eq!(report.redelivered, 0, "{report:?}");
     assert_eq!(fake.reported().redelivered.len(), 3);
+    // Nothing new since: the log answers 304 to the ETag the cursor keeps.
+    let before = fake.reported().not_modified;
+    let report = harness.reconcile(clock.as_ref()).await;
+    assert_eq!((report.redelivered, report.failed.len()), (0, 0), "{report:?}");
+    assert_eq!(fake.reported().not_modified, before + 1);
     assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// A forge on the fake GitHub, as a process builds it at start: it keeps
+/// nothing of earlier cycles but what the store holds.
+fn github_forge(harness: &Harness, fake: &FakeGithub) -> Arc<GithubForge> {
+    Arc::new(GithubForge::new(
+        GithubApi::new(&fake.url()).unwrap(),
+        Arc::new(TokenSource { tokens: harness.context().tokens.clone(), state: harness.context().state.clone() }),
+    ))
+}
+
+async fn github_harness(fake: &FakeGithub, clock: &Arc<SimClock>, operator: &str) -> Harness {
+    let mut harness = Harness::with_minter(SECRET, Arc::new(fake.app(&app_keys().pkcs1_pem, clock.clone()))).await;
+    for id in [5, 6] {
+        let installation = ferry::domain::Installation::new(InstallationId::new(id), "acme", "all");
+        harness.state().create(&installation.into()).await.unwrap();
+    }
+    harness.set_forge(github_forge(&harness, fake));
+    let mut harness = harness_on(harness, Timestamp::now()).await;
+    harness.set_operator(operator);
+    harness
+}
+
+/// An unchanged cycle costs no rate limit, in a warm process and in a cold
+/// one: the listings' ETags live in the store.
+#[tokio::test]
+async fn an_unchanged_cycle_asks_only_conditionally_also_after_a_cold_start() {
+    let clock = SimClock::at(Timestamp::now());
+    let fake = FakeGithub::start(clock.clone()).await;
+    let mut harness = github_harness(&fake, &clock, UNITS).await;
+    fake.repos(|r| {
+        r.permissions.insert(("acme/api".into(), "someone".into()), "write".into());
+        r.open_pulls.insert("acme/api".into(), vec![pr_item(8, SHA2, "2026-11-22T10:00:00Z")]);
+    });
+    let first = harness.reconcile(clock.as_ref()).await;
+    assert_eq!((first.repositories, first.unchanged_listings, first.missed_pull_requests), (1, 0, 1), "{first:?}");
+    let second = harness.reconcile(clock.as_ref()).await;
+    assert_eq!((second.unchanged_listings, second.failed.len()), (2, 0), "{second:?}");
+    assert_eq!(fake.reported().not_modified, 2);
+    // A cold process: a new forge, the same store.
+    harness.set_forge(github_forge(&harness, &fake));
+    let cold = harness.reconcile(clock.as_ref()).await;
+    assert_eq!((cold.unchanged_listings, cold.missed_pull_requests), (2, 0), "{cold:?}");
+    assert_eq!(fake.reported().not_modified, 4, "both listings asked again, both 304");
+    // A change is seen at once, and acted on.
+    fake.repos(|r| r.open_pulls.get_mut("acme/api").unwrap().push(pr_item(9, SHA3, "2026-11-22T11:00:00Z")));
+    let changed = harness.reconcile(clock.as_ref()).await;
+    assert_eq!((changed.unchanged_listings, changed.missed_pull_requests), (1, 1), "{changed:?}");
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// The repositories of one cycle: `in_flight` at once, none started past the
+/// deadline, and a rate-limited installation's others wait for the next
+/// cycle while other installations go on.
+#[tokio::test]
+async fn a_rate_limited_installation_waits_while_the_others_go_on() {
+    let clock = SimClock::at(Timestamp::now());
+    let fake = FakeGithub::start(clock.clone()).await;
+    let harness = github_harness(&fake, &clock, "[reconciler]\nin_flight = 1\n").await;
+    // acme/api (installation 5) is tracked already; two more of 5, one of 6.
+    for (name, id) in [("acme/b", 5), ("acme/c", 5), ("other/x", 6)] {
+        let tracked = Repository {
+            installation: Some(InstallationId::new(id)),
+            tracked_since: Some(Timestamp::now()),
+            ..repository(name)
+        };
+        harness.state().create(&tracked.into()).await.unwrap();
+    }
+    fake.repos(|r| {
+        r.rate_limited.insert("acme/api".into(), 120);
+    });
+    let report = harness.reconcile(clock.as_ref()).await;
+    assert_eq!(
+        (report.repositories, report.left),
+        (2, 2),
+        "acme/api and other/x ran; acme/b and acme/c wait: {report:?}"
+    );
+    assert_eq!(report.rate_limited.get(&Some(InstallationId::new(5))), Some(&Some(Duration::from_secs(120))));
+    let asked: Vec<String> = fake.reported().calls.into_iter().map(|(call, _)| call).collect();
+    assert!(asked.iter().any(|c| c.contains("other/x/pulls")), "{asked:?}");
+    assert!(!asked.iter().any(|c| c.contains("acme/b/") || c.contains("acme/c/")), "{asked:?}");
+
+    // Past the deadline, nothing starts: all of them are left.
+    let ports = ferry::usecase::reconcile::Ports::of(harness.context());
+    let shared = ferry::usecase::reconcile::Shared::new(ports);
+    let repositories = vec![repository("acme/b"), repository("acme/c")];
+    let past = tokio::time::Instant::now();
+    let report = ferry::usecase::reconcile::repair_all(ports, &shared, repositories, Some(past)).await;
+    assert_eq!((report.repositories, report.left), (0, 2), "{report:?}");
 }
 
 #[tokio::test]

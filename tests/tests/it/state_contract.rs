@@ -30,7 +30,90 @@ ferry_tests::contract_suite!(
     of_concurrent_create_alls_of_one_key_exactly_one_wins,
     listings_hold_every_installation_or_repository_and_nothing_else,
     unfinished_deliveries_are_listed_until_they_are_done,
+    pending_runs_and_open_pull_requests_are_listed_per_repository,
+    reported_runs_and_closed_pull_requests_expire_after_their_retention,
 );
+
+fn run(full_name: &str, unit: &str, sha: char, status: ferry::domain::RunStatus) -> ferry::domain::Run {
+    ferry::domain::Run {
+        repo: repo(full_name),
+        unit: ferry::domain::UnitName::parse(unit).unwrap(),
+        sha: ferry::domain::Sha::parse(sha.to_string().repeat(40)).unwrap(),
+        namespace: "ci".into(),
+        name: format!("{unit}-{sha}"),
+        status,
+        reported: None,
+        run_kind: None,
+        queued_at: None,
+        unit_limit: None,
+        keep_runs: None,
+        pr: None,
+        retain_until: None,
+    }
+}
+
+/// What the reconciler reads of a repository: its pending runs and open
+/// pull requests only, through the listing index, whatever else it keeps.
+async fn pending_runs_and_open_pull_requests_are_listed_per_repository(store: &dyn StateStore) {
+    use ferry::domain::{PrState, PullRequest, RunStatus};
+    let records: Vec<Record> = vec![
+        run("acme/api", "api", 'a', RunStatus::Pending).into(),
+        run("acme/api", "web", 'a', RunStatus::Pending).into(),
+        run("acme/api", "api", 'b', RunStatus::Success).into(),
+        run("acme/web", "web", 'c', RunStatus::Pending).into(),
+        pull_request("acme/api", 1).into(),
+        PullRequest { state: PrState::Closed, ..pull_request("acme/api", 2) }.into(),
+        pull_request("acme/web", 3).into(),
+    ];
+    for record in &records {
+        store.create(record).await.unwrap();
+    }
+    let keys = |found: Vec<ferry::store::Versioned<Record>>| -> Vec<String> {
+        let mut keys: Vec<String> = found.into_iter().map(|v| v.record.key().to_string()).collect();
+        keys.sort();
+        keys
+    };
+    let a = "a".repeat(40);
+    let pending = keys(store.query(&Collection::PendingRuns(repo("acme/api"))).await.unwrap());
+    assert_eq!(pending, [format!("REPO#acme/api RUN#api#{a}"), format!("REPO#acme/api RUN#web#{a}")]);
+    let open = keys(store.query(&Collection::OpenPullRequests(repo("acme/api"))).await.unwrap());
+    assert_eq!(open, ["REPO#acme/api PR#1"]);
+    // Reported: out of the listing; reopened: back in it.
+    let found = store.load::<ferry::domain::Run>(&records[0].key()).await.unwrap().unwrap();
+    let done = ferry::domain::Run { status: RunStatus::Failure, ..found.record };
+    store.update(&done.into(), found.version).await.unwrap();
+    let found = store.load::<PullRequest>(&records[5].key()).await.unwrap().unwrap();
+    store.update(&PullRequest { state: PrState::Open, ..found.record }.into(), found.version).await.unwrap();
+    let pending = keys(store.query(&Collection::PendingRuns(repo("acme/api"))).await.unwrap());
+    assert_eq!(pending, [format!("REPO#acme/api RUN#web#{a}")]);
+    let open = keys(store.query(&Collection::OpenPullRequests(repo("acme/api"))).await.unwrap());
+    assert_eq!(open, ["REPO#acme/api PR#1", "REPO#acme/api PR#2"]);
+}
+
+/// Retention: a reported run or a closed pull request past its
+/// `retain_until` is gone; a pending run or an open pull request is kept
+/// whatever its date says.
+async fn reported_runs_and_closed_pull_requests_expire_after_their_retention(store: &dyn StateStore) {
+    use ferry::domain::{PrState, PullRequest, RunStatus};
+    let past = Some(Timestamp::now().minus(Duration::from_secs(60)));
+    let future = Some(Timestamp::now().plus(Duration::from_secs(3600)));
+    let records: Vec<(Record, bool)> = vec![
+        (ferry::domain::Run { retain_until: past, ..run("acme/api", "api", 'a', RunStatus::Success) }.into(), false),
+        (ferry::domain::Run { retain_until: future, ..run("acme/api", "api", 'b', RunStatus::Failure) }.into(), true),
+        (ferry::domain::Run { retain_until: past, ..run("acme/api", "api", 'c', RunStatus::Pending) }.into(), true),
+        (PullRequest { state: PrState::Closed, retain_until: past, ..pull_request("acme/api", 1) }.into(), false),
+        (PullRequest { state: PrState::Closed, retain_until: future, ..pull_request("acme/api", 2) }.into(), true),
+        (PullRequest { retain_until: past, ..pull_request("acme/api", 3) }.into(), true),
+    ];
+    for (record, _) in &records {
+        store.create(record).await.unwrap();
+    }
+    for (record, kept) in &records {
+        assert_eq!(store.get(&record.key()).await.unwrap().is_some(), *kept, "{}", record.key());
+    }
+    let runs = store.query(&Collection::Runs(repo("acme/api"))).await.unwrap();
+    assert_eq!(runs.len(), 2);
+}
 
 async fn unfinished_deliveries_are_listed_until_they_are_done(store: &dyn StateStore) {
     use ferry::domain::{Delivery, Outcome};

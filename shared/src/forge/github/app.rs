@@ -17,7 +17,7 @@ use super::api::{ApiCall, GithubApi};
 use crate::domain::repair::HookAttempt;
 use crate::domain::tokens::StoredToken;
 use crate::domain::{Clock, InstallationId, Timestamp};
-use crate::forge::{AppHooks, ForgeError, MintError, TokenMinter, TokenScope};
+use crate::forge::{AppHooks, ForgeError, Listed, MintError, TokenMinter, TokenScope};
 use crate::secrets::{SecretName, SecretStore, SecretsManagerStore};
 
 /// `iat` is set this far in the past, as GitHub advises against clock drift.
@@ -129,7 +129,7 @@ impl GithubApp {
 
     /// The App's bot login from its slug (`GET /app`, with the JWT).
     async fn read_login(&self) -> Result<String, ForgeError> {
-        let answer = self.app_call(Method::GET, "/app").await?;
+        let answer = self.app_call(Method::GET, "/app", None).await?;
         if answer.status != 200 {
             return Err(ForgeError::Rejected {
                 what: "reading the App".into(),
@@ -211,11 +211,21 @@ impl TokenMinter for GithubApp {
 
 #[async_trait]
 impl AppHooks for GithubApp {
-    async fn deliveries(&self, after: Option<u64>, max: usize) -> Result<Vec<HookAttempt>, ForgeError> {
+    async fn deliveries(
+        &self,
+        after: Option<u64>,
+        max: usize,
+        etag: Option<&str>,
+    ) -> Result<Listed<HookAttempt>, ForgeError> {
         let mut attempts = Vec::new();
         let mut path = "/app/hook/deliveries?per_page=100".to_owned();
+        let mut first_etag = None;
         loop {
-            let answer = self.app_call(Method::GET, &path).await?;
+            let first = first_etag.is_none();
+            let answer = self.app_call(Method::GET, &path, etag.filter(|_| first)).await?;
+            if answer.status == 304 && first {
+                return Ok(Listed::Unchanged);
+            }
             if answer.status != 200 {
                 return Err(ForgeError::Rejected {
                     what: "listing the App's webhook deliveries".into(),
@@ -223,12 +233,18 @@ impl AppHooks for GithubApp {
                     message: answer.message(),
                 });
             }
+            if first {
+                // The newest page's ETag: the log grows at its head, so an
+                // unchanged first page means nothing new past the cursor.
+                first_etag = Some(super::rest::etag_of(&answer));
+            }
             let items: Vec<serde_json::Value> = serde_json::from_slice(&answer.body)
                 .map_err(|e| ForgeError::Unavailable(format!("GitHub's delivery list is not a list: {e}")))?;
+            let done = |attempts| Ok(Listed::Changed { items: attempts, etag: first_etag.clone().flatten() });
             for item in &items {
                 let Some(id) = item["id"].as_u64() else { continue };
                 if after.is_some_and(|after| id <= after) || attempts.len() >= max {
-                    return Ok(attempts);
+                    return done(attempts);
                 }
                 let delivered_at = item["delivered_at"].as_str().and_then(|t| Timestamp::parse_rfc3339(t).ok());
                 attempts.push(HookAttempt {
@@ -242,13 +258,13 @@ impl AppHooks for GithubApp {
             // GitHub pages this list by cursor, named in the `Link` header.
             match next_link(&answer.headers).and_then(|next| below_base(&next, self.api.base())) {
                 Some(next) if !items.is_empty() => path = next,
-                _ => return Ok(attempts),
+                _ => return done(attempts),
             }
         }
     }
 
     async fn redeliver(&self, id: u64) -> Result<(), ForgeError> {
-        let answer = self.app_call(Method::POST, &format!("/app/hook/deliveries/{id}/attempts")).await?;
+        let answer = self.app_call(Method::POST, &format!("/app/hook/deliveries/{id}/attempts"), None).await?;
         match answer.status {
             200..=202 => Ok(()),
             status => Err(ForgeError::Rejected {
@@ -262,10 +278,16 @@ impl AppHooks for GithubApp {
 
 impl GithubApp {
     /// One call as the App itself (its JWT), for the App's own endpoints.
-    async fn app_call(&self, method: Method, path: &str) -> Result<super::api::ApiResponse, ForgeError> {
+    async fn app_call(
+        &self,
+        method: Method,
+        path: &str,
+        etag: Option<&str>,
+    ) -> Result<super::api::ApiResponse, ForgeError> {
         let key = self.key().await.map_err(|e| ForgeError::NoCredential(e.to_string()))?;
         let jwt = app_jwt(self.id, &key, self.clock.now()).map_err(|e| ForgeError::NoCredential(e.to_string()))?;
-        let answer = self.api.send(&jwt, &ApiCall::new(method, path, None)).await.map_err(ForgeError::Unavailable)?;
+        let call = ApiCall { etag, ..ApiCall::new(method, path, None) };
+        let answer = self.api.send(&jwt, &call).await.map_err(ForgeError::Unavailable)?;
         if let Some(retry_after) = answer.rate_limit(self.clock.now()) {
             return Err(ForgeError::RateLimited { retry_after });
         }

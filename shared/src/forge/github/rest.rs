@@ -16,7 +16,8 @@ use crate::domain::event::GitEvent;
 use crate::domain::tokens::Credential;
 use crate::domain::{PrNumber, Sha, Timestamp};
 use crate::forge::{
-    CheckRun, CommitStatus, Credentials, DeploymentStatus, Forge, ForgeError, Target, comment_marker, grants_push,
+    CheckRun, CommitStatus, Credentials, DeploymentStatus, Forge, ForgeError, Listed, Target, comment_marker,
+    grants_push,
 };
 use secrecy::SecretString;
 
@@ -35,17 +36,13 @@ const RELEASES_LISTED: u32 = 30;
 pub struct GithubForge {
     api: GithubApi,
     credentials: Arc<dyn Credentials>,
-    /// The last answer to each listing, by path, with its ETag: asked again
-    /// with `If-None-Match`, an unchanged listing is a 304 that costs no rate
-    /// limit (kept across a warm function's invocations).
-    listings: std::sync::Mutex<std::collections::HashMap<String, (String, Vec<u8>)>>,
     /// The login each repository token acts as (`GET /user`).
     logins: std::sync::Mutex<std::collections::HashMap<Credential, String>>,
 }
 
 impl GithubForge {
     pub fn new(api: GithubApi, credentials: Arc<dyn Credentials>) -> Self {
-        Self { api, credentials, listings: std::sync::Mutex::default(), logins: std::sync::Mutex::default() }
+        Self { api, credentials, logins: std::sync::Mutex::default() }
     }
 
     /// The login Ferry acts as on `at`: the App's bot, or the repository
@@ -72,27 +69,10 @@ impl GithubForge {
         Ok(login)
     }
 
-    /// A listing page, asked conditionally: a 304 answers the body kept
-    /// from last time, as a 200.
-    async fn listing(&self, at: &Target, path: &str) -> Result<ApiResponse, ForgeError> {
-        let known = self.listings.lock().ok().and_then(|l| l.get(path).cloned());
-        let etag = known.as_ref().map(|(etag, _)| etag.as_str());
-        let mut answer = self.call(at, &ApiCall { etag, ..ApiCall::new(Method::GET, path, None) }).await?;
-        match (answer.status, known) {
-            (304, Some((_, body))) => {
-                answer.status = 200;
-                answer.body = body;
-            }
-            (200, _) => {
-                if let Some(etag) = answer.headers.get(http::header::ETAG).and_then(|v| v.to_str().ok())
-                    && let Ok(mut listings) = self.listings.lock()
-                {
-                    listings.insert(path.to_owned(), (etag.to_owned(), answer.body.clone()));
-                }
-            }
-            _ => {}
-        }
-        Ok(answer)
+    /// A listing page, asked with `If-None-Match: etag` when there is one:
+    /// a 304 costs no rate limit.
+    async fn listing(&self, at: &Target, path: &str, etag: Option<&str>) -> Result<ApiResponse, ForgeError> {
+        self.call(at, &ApiCall { etag, ..ApiCall::new(Method::GET, path, None) }).await
     }
 
     /// One call with the target's token; after a 401, once more with a new one.
@@ -139,6 +119,11 @@ fn own_comment(comments: &[Value], marker: &str, login: &str) -> Option<u64> {
 
 fn refused(what: impl Into<String>, answer: &ApiResponse) -> ForgeError {
     ForgeError::Rejected { what: what.into(), status: answer.status, message: answer.message() }
+}
+
+/// The answer's ETag, to ask with next time.
+pub(super) fn etag_of(answer: &ApiResponse) -> Option<String> {
+    answer.headers.get(http::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 fn parse(answer: &ApiResponse) -> Result<Value, ForgeError> {
@@ -333,33 +318,45 @@ impl Forge for GithubForge {
         }
     }
 
-    async fn open_pull_requests(&self, at: &Target) -> Result<Option<Vec<GitEvent>>, ForgeError> {
+    async fn open_pull_requests(&self, at: &Target, etag: Option<&str>) -> Result<Listed<GitEvent>, ForgeError> {
         let mut events = Vec::new();
+        let mut first_etag = None;
         for page in 1..=OPEN_PR_PAGES {
             let url = format!("/repos/{}/pulls?state=open&per_page=100&page={page}", at.repo);
-            let answer = self.listing(at, &url).await?;
+            let answer = self.listing(at, &url, etag.filter(|_| page == 1)).await?;
+            if answer.status == 304 && page == 1 {
+                return Ok(Listed::Unchanged);
+            }
             if answer.status != 200 {
                 return Err(refused("listing the open pull requests", &answer));
+            }
+            if page == 1 {
+                first_etag = etag_of(&answer);
             }
             let items = parse(&answer)?.as_array().cloned().unwrap_or_default();
             for item in &items {
                 events.push(listed_event(at, "pull_request", "synchronize", item)?);
             }
             if items.len() < 100 {
-                return Ok(Some(events));
+                // The first page's ETag speaks for the whole listing only when it is all there is.
+                let etag = first_etag.filter(|_| page == 1);
+                return Ok(Listed::Changed { items: events, etag });
             }
         }
-        Ok(None)
+        Ok(Listed::Incomplete)
     }
 
-    async fn releases(&self, at: &Target) -> Result<Vec<GitEvent>, ForgeError> {
+    async fn releases(&self, at: &Target, etag: Option<&str>) -> Result<Listed<GitEvent>, ForgeError> {
         let url = format!("/repos/{}/releases?per_page={RELEASES_LISTED}", at.repo);
-        let answer = self.listing(at, &url).await?;
-        if answer.status != 200 {
-            return Err(refused("listing the releases", &answer));
+        let answer = self.listing(at, &url, etag).await?;
+        match answer.status {
+            304 => return Ok(Listed::Unchanged),
+            200 => {}
+            _ => return Err(refused("listing the releases", &answer)),
         }
         let items = parse(&answer)?.as_array().cloned().unwrap_or_default();
-        items.iter().filter(|item| item["draft"] != true).map(|item| listed_release(at, item)).collect()
+        let events = items.iter().filter(|item| item["draft"] != true).map(|item| listed_release(at, item));
+        Ok(Listed::Changed { items: events.collect::<Result<_, _>>()?, etag: etag_of(&answer) })
     }
 
     async fn comment(&self, at: &Target, number: PrNumber, key: &str, body: &str) -> Result<(), ForgeError> {
