@@ -41,6 +41,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "an OAuth app's client id, for the management API's GitHub login (its secret: the secret store's oauth-client-secret)",
     ),
     ("FERRY_CLUSTER_NAME", "optional; added to status contexts so two clusters do not overwrite each other"),
+    (
+        "FERRY_RECONCILE_QUEUE",
+        "an SQS queue's URL: the scheduled reconciler only plans, one item per repository, and the queue's workers repair them (unset: it repairs every repository itself)",
+    ),
     ("AWS_ENDPOINT_URL", "the AWS SDK's own endpoint override; tests point it at a local emulator"),
 ];
 
@@ -102,6 +106,7 @@ pub struct Config {
     pub tekton_token: Option<SecretString>,
     pub oauth_client_id: Option<String>,
     pub cluster_name: Option<String>,
+    pub reconcile_queue: Option<String>,
     pub aws_endpoint_url: Option<Url>,
 }
 
@@ -176,6 +181,8 @@ impl Config {
         let tekton_token = get("FERRY_TEKTON_TOKEN").map(|(_, v)| SecretString::from(v));
         let oauth_client_id = get("FERRY_GITHUB_OAUTH_CLIENT_ID").map(|(_, v)| v);
         let cluster_name = get("FERRY_CLUSTER_NAME").map(|(name, v)| cluster_name(name, v)).transpose()?;
+        let reconcile_queue =
+            get("FERRY_RECONCILE_QUEUE").map(|(name, v)| http_url(name, &v).map(|_| v)).transpose()?;
         let aws_endpoint_url = get("AWS_ENDPOINT_URL").map(|(name, v)| http_url(name, &v)).transpose()?;
 
         Ok(Config {
@@ -193,6 +200,7 @@ impl Config {
             tekton_token,
             oauth_client_id,
             cluster_name,
+            reconcile_queue,
             aws_endpoint_url,
         })
     }

@@ -15,6 +15,8 @@ pub mod forge;
 pub mod http;
 pub mod net;
 pub mod poll;
+#[cfg(feature = "queue")]
+pub mod queue;
 pub mod report;
 pub mod scheduled;
 pub mod secrets;

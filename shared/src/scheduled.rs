@@ -21,6 +21,75 @@ pub async fn run(cycle: Cycle) -> Result<(), lambda_runtime::Error> {
     .await
 }
 
+/// The reconciler's whole life. With `FERRY_RECONCILE_QUEUE`, a scheduled
+/// event only plans (one item per repository onto the queue) and the
+/// queue's events are the repairs, answered with the items that failed
+/// (`batchItemFailures`); without it, each scheduled event is a whole cycle.
+#[cfg(feature = "queue")]
+pub async fn run_reconciler() -> Result<(), lambda_runtime::Error> {
+    use crate::usecase::{fanout, reconcile};
+
+    crate::telemetry::init();
+    let context = crate::Context::connect(crate::Config::from_env()?).await?;
+    let queue = match &context.config.reconcile_queue {
+        Some(url) => Some(std::sync::Arc::new(crate::queue::SqsQueue::connect(url.clone()).await)),
+        None => None,
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        let (context, queue) = (context.clone(), queue.clone());
+        let left = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        let deadline = Instant::now() + left;
+        async move {
+            let ports = reconcile::Ports::of(&context);
+            match (queue, event.payload.get("Records").is_some()) {
+                (Some(queue), true) => work_batch(ports, queue.as_ref(), event.payload).await,
+                (None, true) => Err(Diagnostic {
+                    error_type: "NoQueue".into(),
+                    error_message: "an SQS event, but FERRY_RECONCILE_QUEUE is not set".into(),
+                }),
+                (Some(queue), false) => {
+                    let planned = Cycle::Reconcile.report(fanout::plan(ports, queue.as_ref()).await);
+                    Cycle::Reconcile.outcome(planned).map(|report| report.fields).map_err(diagnostic)
+                }
+                (None, false) => {
+                    Cycle::Reconcile.run(&context, Some(deadline)).await.map(|report| report.fields).map_err(diagnostic)
+                }
+            }
+        }
+    }))
+    .await
+}
+
+/// One batch of the queue's items, answered with those to deliver again.
+#[cfg(feature = "queue")]
+async fn work_batch(
+    ports: crate::usecase::reconcile::Ports<'_>,
+    queue: &dyn crate::queue::WorkQueue,
+    payload: serde_json::Value,
+) -> Result<serde_json::Value, Diagnostic> {
+    use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+
+    use crate::usecase::fanout;
+
+    let malformed =
+        |e: serde_json::Error| Diagnostic { error_type: "MalformedEvent".into(), error_message: e.to_string() };
+    let event: SqsEvent = serde_json::from_value(payload).map_err(malformed)?;
+    let messages = event
+        .records
+        .into_iter()
+        .map(|m| fanout::Message { id: m.message_id.unwrap_or_default(), body: m.body.unwrap_or_default() })
+        .collect();
+    let worked = fanout::work(ports, queue, messages).await;
+    tracing::info!(failed_items = worked.failed.len(), "{}", worked.report.summary());
+    let mut response = SqsBatchResponse::default();
+    for id in worked.failed {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
+    }
+    serde_json::to_value(response).map_err(malformed)
+}
+
 fn diagnostic(error: CycleError) -> Diagnostic {
     let error_type = match error {
         CycleError::Store { .. } => "CycleCouldNotStart",

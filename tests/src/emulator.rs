@@ -52,3 +52,32 @@ pub async fn secrets_manager(throttle: Option<&ThrottleFirst>) -> SecretsManager
     }
     SecretsManagerStore::new(aws_sdk_secretsmanager::Client::from_conf(config.build()), unique("ferry-test"))
 }
+
+/// A queue of its own with a dead-letter queue behind it, as the SAM
+/// template makes the reconciler's, but quick: an item is visible again
+/// `visibility` seconds after a failed receive, and dead-lettered after
+/// `max_receives`. The queue's URL and the dead-letter queue's.
+pub async fn work_queue(visibility: u32, max_receives: u32) -> (aws_sdk_sqs::Client, String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
+    let dead = sqs.create_queue().queue_name(unique("ferry-dead")).send().await.expect("a dead-letter queue");
+    let dead_url = dead.queue_url().expect("its URL").to_owned();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&dead_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("its attributes");
+    let dead_arn = attributes.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).expect("its ARN");
+    let redrive = format!(r#"{{"deadLetterTargetArn":"{dead_arn}","maxReceiveCount":"{max_receives}"}}"#);
+    let queue = sqs
+        .create_queue()
+        .queue_name(unique("ferry-work"))
+        .attributes(QueueAttributeName::VisibilityTimeout, visibility.to_string())
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .send()
+        .await
+        .expect("a work queue");
+    (sqs.clone(), queue.queue_url().expect("its URL").to_owned(), dead_url)
+}

@@ -83,7 +83,11 @@ enum Command {
     /// Run one token rotation.
     Rotate,
     /// Run one reconciliation cycle.
-    Reconcile,
+    Reconcile {
+        /// Start no repository's repairs after this many seconds; what is left waits for the next cycle.
+        #[arg(long)]
+        deadline: Option<u64>,
+    },
     /// Sign a sample event with the configured webhook secret and send it to a running server.
     Replay {
         /// A raw GitHub payload or a Lambda HTTP event, e.g. from `events/`.
@@ -110,9 +114,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Repos { url } => crate::repos::repos(url.as_deref()).await,
         Command::Track { repository, token, url } => crate::repos::track(&repository, token, url.as_deref()).await,
         Command::Untrack { repository, url } => crate::repos::untrack(&repository, url.as_deref()).await,
-        Command::Poll => once(Cycle::Poll).await,
-        Command::Rotate => once(Cycle::Rotate).await,
-        Command::Reconcile => once(Cycle::Reconcile).await,
+        Command::Poll => once(Cycle::Poll, None).await,
+        Command::Rotate => once(Cycle::Rotate, None).await,
+        Command::Reconcile { deadline } => once(Cycle::Reconcile, deadline.map(std::time::Duration::from_secs)).await,
         Command::Replay { file, url, event, delivery } => {
             replay::replay(replay::Replay {
                 file: &file,
@@ -193,7 +197,8 @@ async fn schedule(cycle: Cycle, period: std::time::Duration, context: ferry::Con
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match cycle.run(&context, None).await {
+        // A cycle starts no new work once the next one is due.
+        match cycle.run(&context, Some(tokio::time::Instant::now() + period)).await {
             // Logged with its report by the cycle itself.
             Ok(_) | Err(CycleError::Failures { .. }) => {}
             Err(error) => tracing::error!(schedule = cycle.name(), %error, "the cycle failed; the next one retries"),
@@ -203,9 +208,9 @@ async fn schedule(cycle: Cycle, period: std::time::Duration, context: ferry::Con
 
 /// One cycle, as its Lambda runs it: prints its report (a reconciliation
 /// also the line it ends with), and fails as the Lambda would.
-async fn once(cycle: Cycle) -> anyhow::Result<()> {
+async fn once(cycle: Cycle, within: Option<std::time::Duration>) -> anyhow::Result<()> {
     let context = ferry::Context::connect(ferry::Config::from_env()?).await.context("cannot start")?;
-    let result = cycle.run(&context, None).await;
+    let result = cycle.run(&context, within.map(|within| tokio::time::Instant::now() + within)).await;
     if let Ok(report) | Err(CycleError::Failures { report, .. }) = &result {
         println!("{}", serde_json::to_string_pretty(&report.fields)?);
         if cycle == Cycle::Reconcile {

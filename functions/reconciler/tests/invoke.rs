@@ -7,3 +7,42 @@ async fn a_scheduled_event_runs_one_cycle_and_answers_its_report() {
     let report = ferry_tests::lambda::scheduled(binary, "reconciler", &[]).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((&report["statuses"], &report["failed"]), (&0.into(), &serde_json::json!([])), "{report}");
 }
+
+/// With a queue, a scheduled event plans (one item per tracked repository
+/// onto the queue) and the queue's event is the repairs, answered with the
+/// items that failed: here the unreadable one only.
+#[tokio::test]
+async fn with_a_queue_the_schedule_plans_and_the_queue_s_events_repair() {
+    use ferry::domain::{InstallationId, Repository};
+    use ferry::store::StateStore;
+    use ferry_tests::lambda::{Answer, invoke, sample};
+
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_ferry-reconciler"));
+    let (sqs, url, _) = ferry_tests::emulator::work_queue(30, 3).await;
+    let store = ferry_tests::emulator::dynamo_store().await;
+    let tracked =
+        Repository { installation: Some(InstallationId::new(42)), ..ferry_tests::builders::repository("acme/api") };
+    store.create(&tracked.into()).await.unwrap();
+    let table = store.table().to_string();
+    let env = [("FERRY_RECONCILE_QUEUE", url.as_str()), ("FERRY_TABLE", table.as_str())];
+
+    let report = ferry_tests::lambda::scheduled(binary, "reconciler", &env).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((&report["queued"], &report["repositories"]), (&1.into(), &0.into()), "{report}");
+    let queued = sqs.receive_message().queue_url(&url).send().await.unwrap();
+    let bodies: Vec<&str> = queued.messages().iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies, [r#"{"repo":"acme/api","installation":42}"#]);
+
+    let mut event = sample("sqs/reconciler.json");
+    let mut poisoned = event["Records"][0].clone();
+    poisoned["messageId"] = "m-poison".into();
+    poisoned["body"] = "not an item".into();
+    event["Records"].as_array_mut().unwrap().push(poisoned);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [env[0], env[1], ("FERRY_DATA_DIR", dir.path().to_str().unwrap())];
+    match invoke(binary, &event, &env).await {
+        Answer::Response(answer) => {
+            assert_eq!(answer, serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m-poison"}]}))
+        }
+        Answer::Error(error) => panic!("{error}"),
+    }
+}

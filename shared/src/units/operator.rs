@@ -80,6 +80,10 @@ pub struct Reconciler {
     /// Repositories repaired at once by one process.
     #[serde(default = "default_reconcile_in_flight")]
     pub in_flight: usize,
+    /// Fanned out over a queue: each installation's items are sent this
+    /// many a minute (GitHub's rate limits are per installation).
+    #[serde(default = "default_items_per_minute")]
+    pub items_per_minute: usize,
 }
 
 fn default_run_timeout() -> u64 {
@@ -102,6 +106,12 @@ fn default_reconcile_in_flight() -> usize {
     16
 }
 
+/// At two listings an item, 80 calls a minute when every listing changed:
+/// under an installation's 5,000 an hour (83 a minute).
+fn default_items_per_minute() -> usize {
+    40
+}
+
 impl Default for Reconciler {
     fn default() -> Self {
         Self {
@@ -110,6 +120,7 @@ impl Default for Reconciler {
             retention_days: default_retention_days(),
             keep_releases: default_keep_releases(),
             in_flight: default_reconcile_in_flight(),
+            items_per_minute: default_items_per_minute(),
         }
     }
 }

@@ -66,6 +66,16 @@ impl Cycle {
             Cycle::Rotate => rotated(&rotate::rotate(&context.tokens, context.state.as_ref()).await.map_err(store)?),
             Cycle::Reconcile => reconciled(reconcile::reconcile(reconcile::Ports::of(context), deadline).await),
         };
+        self.outcome(report)
+    }
+
+    /// A reconciler's report, as every cycle reports.
+    pub fn report(self, report: reconcile::Report) -> Report {
+        reconciled(report)
+    }
+
+    /// The report, or a failure when it holds failures.
+    pub fn outcome(self, report: Report) -> Result<Report, CycleError> {
         if report.failures.is_empty() {
             return Ok(report);
         }

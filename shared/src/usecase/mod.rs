@@ -2,6 +2,8 @@
 
 pub mod commands;
 pub mod cycle;
+#[cfg(feature = "queue")]
+pub mod fanout;
 pub mod history;
 pub mod installations;
 pub mod intake;

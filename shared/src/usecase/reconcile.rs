@@ -90,6 +90,8 @@ pub struct Report {
     pub previews_removed: usize,
     /// Repositories repaired.
     pub repositories: usize,
+    /// Repositories queued for the queue's workers (a planner's cycle).
+    pub queued: usize,
     /// Listings GitHub answered unchanged (304: no rate limit spent).
     pub unchanged_listings: usize,
     /// Repositories not started: the deadline came first, or their
@@ -107,10 +109,11 @@ impl Report {
     /// The one line each cycle ends with.
     pub fn summary(&self) -> String {
         format!(
-            "reconciled: {} repositories ({} unchanged listings, {} left), {} statuses, {} previews reported, \
+            "reconciled: {} repositories ({} queued, {} unchanged listings, {} left), {} statuses, {} previews reported, \
              {} retried ({} recovered), {} dead, {} redelivered, {} missed releases, \
              {} missed pull requests, {} previews removed, {} failures",
             self.repositories,
+            self.queued,
             self.unchanged_listings,
             self.left,
             self.statuses,
@@ -138,6 +141,7 @@ impl Report {
         self.missed_pull_requests += other.missed_pull_requests;
         self.previews_removed += other.previews_removed;
         self.repositories += other.repositories;
+        self.queued += other.queued;
         self.unchanged_listings += other.unchanged_listings;
         self.left += other.left;
         self.failed.extend(other.failed);
@@ -163,7 +167,7 @@ impl Report {
 #[derive(Debug)]
 pub struct Shared {
     removals_left: AtomicUsize,
-    rate_limited: Mutex<BTreeSet<Option<InstallationId>>>,
+    rate_limited: Mutex<BTreeMap<Option<InstallationId>, Option<Duration>>>,
 }
 
 impl Shared {
@@ -179,13 +183,18 @@ impl Shared {
         self.removals_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1)).is_ok()
     }
 
-    fn is_limited(&self, installation: Option<InstallationId>) -> bool {
-        self.rate_limited.lock().is_ok_and(|limited| limited.contains(&installation))
+    /// Whether `installation` was found rate limited this cycle, and for how long.
+    pub fn limited(&self, installation: Option<InstallationId>) -> Option<Option<Duration>> {
+        self.rate_limited.lock().ok().and_then(|limited| limited.get(&installation).copied())
     }
 
-    fn limit(&self, report: &Report) {
+    /// Remembers the rate limits `report` met.
+    pub fn limit(&self, report: &Report) {
         if let Ok(mut limited) = self.rate_limited.lock() {
-            limited.extend(report.rate_limited.keys().copied());
+            for (installation, wait) in &report.rate_limited {
+                let longest = limited.entry(*installation).or_insert(*wait);
+                *longest = (*longest).max(*wait);
+            }
         }
     }
 }
@@ -237,7 +246,8 @@ pub async fn repair_all(
     let in_flight = ports.launch.operator.reconciler.in_flight.max(1);
     let reports: Vec<Report> = futures::stream::iter(repositories)
         .map(|repository| async move {
-            if deadline.is_some_and(|deadline| Instant::now() >= deadline) || shared.is_limited(repository.installation)
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline)
+                || shared.limited(repository.installation).is_some()
             {
                 return Report { left: 1, ..Report::default() };
             }

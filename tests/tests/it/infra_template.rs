@@ -140,7 +140,15 @@ fn scheduled_functions_retry_set_failures_aside_and_run_one_cycle_at_a_time() {
             assert_eq!(argument(&properties["DeadLetterConfig"]["Arn"], "GetAtt"), "DeadLetters.Arn", "{name}");
             assert_eq!(function["Properties"]["EventInvokeConfig"]["MaximumRetryAttempts"], 0, "{name}");
             assert!(function["Properties"]["DeadLetterQueue"].is_null(), "{name}");
-            assert_eq!(function["Properties"]["ReservedConcurrentExecutions"], 1, "{name}: one cycle at a time");
+            // One cycle at a time, beside the reconciler's queue workers (an
+            // SQS event source ignores reserved concurrency: it must leave room).
+            let workers: u64 = events
+                .values()
+                .filter(|e| e["Type"] == "SQS")
+                .map(|e| e["Properties"]["ScalingConfig"]["MaximumConcurrency"].as_u64().unwrap())
+                .sum();
+            let reserved = function["Properties"]["ReservedConcurrentExecutions"].as_u64();
+            assert_eq!(reserved, Some(1 + workers), "{name}: one cycle at a time");
         }
     }
     schedules.sort();
@@ -204,6 +212,10 @@ fn each_function_has_a_role_of_its_own_granting_only_calls_the_adapters_make() {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "sqs:SendMessage",
+        // The reconciler's SQS event source polls with the function's role.
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
     ]);
     // X-Ray has no resource-level permissions: the only grant on "*".
     let unscoped: BTreeSet<&str> = BTreeSet::from(["xray:PutTraceSegments", "xray:PutTelemetryRecords"]);
@@ -303,4 +315,32 @@ fn only_the_webhooks_the_tekton_sink_the_health_check_and_the_oauth_callback_are
             "POST /webhook"
         ]
     );
+}
+
+/// The reconciler's fan-out: its queue's items reach it in bounded
+/// batches, each failed item reported alone, a visibility timeout above the
+/// function's own, three receives before the dead-letter queue, whose
+/// messages raise an alarm; and the function is told the queue.
+#[test]
+fn the_reconcile_queue_fans_out_to_bounded_workers_and_dead_letters_alarm() {
+    let template = template();
+    let resources = &template["Resources"];
+    let function = &resources["ReconcilerFunction"]["Properties"];
+    let events = function["Events"].as_mapping().unwrap();
+    let sqs: Vec<&Value> = events.values().filter(|e| e["Type"] == "SQS").collect();
+    assert_eq!(sqs.len(), 1);
+    let source = &sqs[0]["Properties"];
+    assert_eq!(argument(&source["Queue"], "GetAtt"), "ReconcileQueue.Arn");
+    assert_eq!(source["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+    assert!(source["BatchSize"].as_u64().unwrap() <= 10);
+    assert!(source["ScalingConfig"]["MaximumConcurrency"].as_u64().is_some(), "bounded workers");
+    assert_eq!(argument(&function["Environment"]["Variables"]["FERRY_RECONCILE_QUEUE"], "Ref"), "ReconcileQueue");
+    let queue = &resources["ReconcileQueue"]["Properties"];
+    let timeout = function["Timeout"].as_u64().unwrap();
+    assert!(queue["VisibilityTimeout"].as_u64().unwrap() > timeout, "an item is not handed out again while it runs");
+    assert_eq!(argument(&queue["RedrivePolicy"]["deadLetterTargetArn"], "GetAtt"), "ReconcileDeadLetters.Arn");
+    assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"], 3);
+    let alarm = &resources["ReconcileDeadLettersAlarm"]["Properties"];
+    assert_eq!(alarm["MetricName"], "ApproximateNumberOfMessagesVisible");
+    assert_eq!(argument(&alarm["Dimensions"][0]["Value"], "GetAtt"), "ReconcileDeadLetters.QueueName");
 }

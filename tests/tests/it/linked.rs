@@ -58,3 +58,11 @@ fn only_the_poller_links_the_cloudevents_sender() {
         assert!(!linked(lambda).contains("cloudevents-sdk"), "{lambda} links cloudevents-sdk");
     }
 }
+
+#[test]
+fn only_the_reconciler_links_the_queue() {
+    assert!(linked("ferry-reconciler").contains("aws-sdk-sqs"), "the reconciler fans out over SQS");
+    for lambda in ["ferry-webhook", "ferry-poller", "ferry-token-rotator"] {
+        assert!(!linked(lambda).contains("aws-sdk-sqs"), "{lambda} links aws-sdk-sqs");
+    }
+}

@@ -4,6 +4,7 @@ mod app_manifest;
 mod aws_calls;
 mod config_readme;
 mod docs;
+mod fanout;
 mod forge;
 mod infra_template;
 mod kube_cluster;

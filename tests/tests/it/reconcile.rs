@@ -304,14 +304,14 @@ async fn exactly_the_deliveries_github_could_not_make_are_redelivered_once() {
 
 /// A forge on the fake GitHub, as a process builds it at start: it keeps
 /// nothing of earlier cycles but what the store holds.
-fn github_forge(harness: &Harness, fake: &FakeGithub) -> Arc<GithubForge> {
+pub(crate) fn github_forge(harness: &Harness, fake: &FakeGithub) -> Arc<GithubForge> {
     Arc::new(GithubForge::new(
         GithubApi::new(&fake.url()).unwrap(),
         Arc::new(TokenSource { tokens: harness.context().tokens.clone(), state: harness.context().state.clone() }),
     ))
 }
 
-async fn github_harness(fake: &FakeGithub, clock: &Arc<SimClock>, operator: &str) -> Harness {
+pub(crate) async fn github_harness(fake: &FakeGithub, clock: &Arc<SimClock>, operator: &str) -> Harness {
     let mut harness = Harness::with_minter(SECRET, Arc::new(fake.app(&app_keys().pkcs1_pem, clock.clone()))).await;
     for id in [5, 6] {
         let installation = ferry::domain::Installation::new(InstallationId::new(id), "acme", "all");
