@@ -42,7 +42,11 @@ pub async fn run_reconciler() -> Result<(), lambda_runtime::Error> {
         async move {
             let ports = reconcile::Ports::of(&context);
             match (queue, event.payload.get("Records").is_some()) {
-                (Some(queue), true) => work_batch(ports, queue.as_ref(), event.payload).await,
+                (Some(queue), true) => {
+                    // Items left unstarted go back in time to be sent.
+                    let deadline = deadline.checked_sub(WORK_MARGIN);
+                    work_batch(ports, queue.as_ref(), event.payload, deadline).await
+                }
                 (None, true) => Err(Diagnostic {
                     error_type: "NoQueue".into(),
                     error_message: "an SQS event, but FERRY_RECONCILE_QUEUE is not set".into(),
@@ -52,7 +56,8 @@ pub async fn run_reconciler() -> Result<(), lambda_runtime::Error> {
                     Cycle::Reconcile.outcome(planned).map(|report| report.fields).map_err(diagnostic)
                 }
                 (None, false) => {
-                    Cycle::Reconcile.run(&context, Some(deadline)).await.map(|report| report.fields).map_err(diagnostic)
+                    let deadline = deadline.checked_sub(WORK_MARGIN);
+                    Cycle::Reconcile.run(&context, deadline).await.map(|report| report.fields).map_err(diagnostic)
                 }
             }
         }
@@ -60,12 +65,18 @@ pub async fn run_reconciler() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
+/// Kept before a worker's deadline: for the repairs under way to end and the
+/// items not started to go back on the queue.
+#[cfg(feature = "queue")]
+const WORK_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One batch of the queue's items, answered with those to deliver again.
 #[cfg(feature = "queue")]
 async fn work_batch(
     ports: crate::usecase::reconcile::Ports<'_>,
     queue: &dyn crate::queue::WorkQueue,
     payload: serde_json::Value,
+    deadline: Option<Instant>,
 ) -> Result<serde_json::Value, Diagnostic> {
     use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
@@ -79,7 +90,7 @@ async fn work_batch(
         .into_iter()
         .map(|m| fanout::Message { id: m.message_id.unwrap_or_default(), body: m.body.unwrap_or_default() })
         .collect();
-    let worked = fanout::work(ports, queue, messages).await;
+    let worked = fanout::work(ports, queue, messages, deadline).await;
     tracing::info!(failed_items = worked.failed.len(), "{}", worked.report.summary());
     let mut response = SqsBatchResponse::default();
     for id in worked.failed {

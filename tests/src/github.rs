@@ -166,6 +166,9 @@ pub struct Repos {
     pub no_checks_permission: bool,
     /// Listings answered 304 (unchanged since the ETag Ferry sent).
     pub not_modified: usize,
+    /// Rate-limit units spent on repository calls, by token: every answer
+    /// but a 304 costs one, as on GitHub.
+    pub units: HashMap<String, u64>,
     /// Personal access tokens the fake accepts (repository-token mode).
     pub pats: Vec<String>,
     /// `repo` to its webhooks, as GitHub describes them.
@@ -208,6 +211,8 @@ struct Shared {
     /// The fake's clock minus Ferry's, in seconds.
     skew: AtomicI64,
     delay: Mutex<Duration>,
+    /// How long every repository call takes to answer.
+    answer_delay: Mutex<Duration>,
     book: Mutex<Book>,
 }
 
@@ -236,13 +241,14 @@ pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 impl FakeGithub {
     /// A fake that knows [`app_keys`] as App [`APP_ID`], on `clock`.
     pub async fn start(clock: Arc<dyn Clock>) -> Self {
-        let server = MockServer::start().await;
+        let server = MockServer::builder().disable_request_recording().start().await;
         let shared = Arc::new(Shared {
             app_id: APP_ID,
             public: app_keys().public.clone(),
             clock,
             skew: AtomicI64::new(0),
             delay: Mutex::new(Duration::ZERO),
+            answer_delay: Mutex::new(Duration::ZERO),
             book: Mutex::default(),
         });
         Mock::given(matchers::method("POST"))
@@ -288,6 +294,11 @@ impl FakeGithub {
     /// Sets the fake's clock `seconds` ahead of Ferry's (behind if negative).
     pub fn skew(&self, seconds: i64) {
         self.shared.skew.store(seconds, Ordering::SeqCst);
+    }
+
+    /// Answers every repository call after `delay`, as GitHub takes its time.
+    pub fn answer_after(&self, delay: Duration) {
+        *self.shared.answer_delay.lock().unwrap() = delay;
     }
 
     /// Answers every mint after `delay`, so concurrent callers overlap.
@@ -703,15 +714,28 @@ impl Respond for RepoResponder {
             return ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"}));
         }
         book.repos.calls.push((format!("{} {}", asked.method, asked.path), asked.token.clone()));
+        let not_modified = book.repos.not_modified;
         let answer = reads(&mut book, &asked)
             .or_else(|| hooks(&mut book, &asked))
             .or_else(|| reports(&mut book, &asked))
             .or_else(|| comments(&mut book, &asked));
-        answer.unwrap_or_else(|| {
+        let Some(answer) = answer else {
             drop(book);
             shared.violation(format!("the fake does not answer {} {}", asked.method, asked.path));
-            not_found()
-        })
+            return not_found();
+        };
+        // GitHub's rate-limit headers, per token: a 304 is free.
+        let free = book.repos.not_modified != not_modified;
+        let used = book.repos.units.entry(asked.token.clone()).or_default();
+        *used += u64::from(!free);
+        let (used, reset) = (*used, (now / 3600 + 1) * 3600);
+        drop(book);
+        answer
+            .insert_header("x-ratelimit-limit", "5000")
+            .insert_header("x-ratelimit-used", used.to_string().as_str())
+            .insert_header("x-ratelimit-remaining", 5000u64.saturating_sub(used).to_string().as_str())
+            .insert_header("x-ratelimit-reset", reset.to_string().as_str())
+            .set_delay(*shared.answer_delay.lock().unwrap())
     }
 }
 

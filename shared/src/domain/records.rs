@@ -467,8 +467,23 @@ pub struct ListingTags {
     pub repo: RepoName,
     #[serde(default)]
     pub pull_requests: Option<String>,
+    /// The pull requests that listing showed open: what an unchanged one
+    /// (a 304) still shows.
+    #[serde(default)]
+    pub open: Vec<u64>,
     #[serde(default)]
     pub releases: Option<String>,
+    /// The repository's pending runs and open pull requests carry their
+    /// listing: records written before Ferry listed them were written again.
+    #[serde(default)]
+    pub listed: bool,
+}
+
+impl ListingTags {
+    /// Nothing known yet of `repo`'s listings.
+    pub fn new(repo: RepoName) -> Self {
+        Self { repo, pull_requests: None, open: Vec::new(), releases: None, listed: false }
+    }
 }
 
 #[cfg(test)]

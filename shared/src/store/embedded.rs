@@ -166,10 +166,14 @@ fn migrate(db: &Connection) -> Result<(), StoreError> {
     if version >= 1 {
         return Ok(());
     }
-    let has_column = db.prepare("SELECT listed_as FROM items LIMIT 0").is_ok();
     db.execute_batch("BEGIN IMMEDIATE").map_err(other)?;
     let migrated = (|| {
-        if !has_column {
+        // Asked again under the write lock: another process may have migrated meanwhile.
+        let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(other)?;
+        if version >= 1 {
+            return Ok(());
+        }
+        if db.prepare("SELECT listed_as FROM items LIMIT 0").is_err() {
             db.execute_batch("ALTER TABLE items ADD COLUMN listed_as TEXT").map_err(other)?;
         }
         let mut rows = db.prepare("SELECT pk, sk, kind, version, fields FROM items").map_err(other)?;
@@ -181,7 +185,14 @@ fn migrate(db: &Connection) -> Result<(), StoreError> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(other)?;
         for (pk, sk, kind, version, fields) in rows {
-            let found = decode(format!("{pk} {sk}"), kind, version, fields)?;
+            // A row Ferry cannot read stays unlisted: reading it is an error anyway.
+            let found = match decode(format!("{pk} {sk}"), kind, version, fields) {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a row the listing migration cannot read");
+                    continue;
+                }
+            };
             if let Some(listing) = found.record.listed_as() {
                 execute(db, "UPDATE items SET listed_as = ?3 WHERE pk = ?1 AND sk = ?2", params![pk, sk, listing])?;
             }

@@ -766,7 +766,14 @@ pub(crate) mod samples {
             }
             .into(),
             Cursor { name: "deliveries".into(), position: "42".into(), etag: Some("\"abc\"".into()) }.into(),
-            ListingTags { repo: repo.clone(), pull_requests: Some("W/\"p\"".into()), releases: None }.into(),
+            ListingTags {
+                repo: repo.clone(),
+                pull_requests: Some("W/\"p\"".into()),
+                open: vec![3],
+                releases: None,
+                listed: true,
+            }
+            .into(),
             OauthState { state: "s-1".into(), created_at: Timestamp::from_unix(50), used: false }.into(),
             Login { login: "octocat".into(), logged_in_at: Timestamp::from_unix(60) }.into(),
         ]

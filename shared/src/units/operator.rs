@@ -126,6 +126,12 @@ impl Default for Reconciler {
 }
 
 impl Reconciler {
+    /// The releases each repository keeps: at least one, so a listed
+    /// release can be told from a forgotten one.
+    pub fn releases_kept(&self) -> usize {
+        self.keep_releases.max(1)
+    }
+
     /// Until when what finishes at `now` is kept.
     pub fn retain_from(&self, now: crate::domain::Timestamp) -> crate::domain::Timestamp {
         now.plus(std::time::Duration::from_secs(u64::from(self.retention_days) * 24 * 3600))

@@ -2,16 +2,20 @@
 //! scheduled planner deals with the deliveries and sends one item per
 //! tracked repository, each installation's items spread over minutes (GitHub
 //! rate-limits per installation); workers repair the items the queue hands
-//! them and name each one that failed, so that only it is delivered again
-//! (and, after the queue's last receive, dead-lettered). An item met by a
-//! rate limit is not a failure: it and the rest of its installation's items
-//! go back on the queue, delayed until the limit resets.
+//! them and name each one no worker can do (unreadable, or its repair
+//! panicked), so that only it is delivered again and, after the queue's
+//! last receive, dead-lettered. A repair that meets a failing host is done
+//! with for this cycle, as in one process: the next plan has it again. An
+//! item met by a rate limit goes back on the queue, with the rest of its
+//! installation's, delayed until the limit resets; so does one the
+//! invocation's deadline leaves unstarted.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use super::reconcile::{self, Ports, Report, Shared};
 use crate::domain::{InstallationId, RepoName, Repository};
@@ -110,14 +114,20 @@ enum Done {
     Failed(Report),
 }
 
-/// A worker's batch: each item repaired, `[reconciler] in_flight` at once.
-pub async fn work(ports: Ports<'_>, queue: &dyn WorkQueue, messages: Vec<Message>) -> Worked {
+/// A worker's batch: each item repaired, `[reconciler] in_flight` at once,
+/// none started after `deadline`.
+pub async fn work(
+    ports: Ports<'_>,
+    queue: &dyn WorkQueue,
+    messages: Vec<Message>,
+    deadline: Option<Instant>,
+) -> Worked {
     let shared = Shared::new(ports);
     let in_flight = ports.launch.operator.reconciler.in_flight.max(1);
     let done: Vec<(String, Done)> = futures::stream::iter(messages)
         .map(|message| {
             let shared = &shared;
-            async move { (message.id.clone(), work_one(ports, shared, &message).await) }
+            async move { (message.id.clone(), work_one(ports, shared, &message, deadline).await) }
         })
         .buffer_unordered(in_flight)
         .collect()
@@ -146,7 +156,7 @@ pub async fn work(ports: Ports<'_>, queue: &dyn WorkQueue, messages: Vec<Message
     worked
 }
 
-async fn work_one(ports: Ports<'_>, shared: &Shared, message: &Message) -> Done {
+async fn work_one(ports: Ports<'_>, shared: &Shared, message: &Message, deadline: Option<Instant>) -> Done {
     let item: Item = match serde_json::from_str(&message.body) {
         Ok(item) => item,
         Err(e) => {
@@ -154,7 +164,10 @@ async fn work_one(ports: Ports<'_>, shared: &Shared, message: &Message) -> Done 
             return Done::Failed(Report { failed, ..Report::default() });
         }
     };
-    if let Some(wait) = shared.limited(item.installation) {
+    if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        return Done::GiveBack(item, Duration::ZERO, Report::default());
+    }
+    if let Some(wait) = shared.limited(&reconcile::budget(&item.repo, item.installation)) {
         return Done::GiveBack(item, give_back_delay(wait), Report::default());
     }
     // A repository that panics is one failed item, not the whole batch.
@@ -170,7 +183,7 @@ async fn work_one(ports: Ports<'_>, shared: &Shared, message: &Message) -> Done 
     if let Some(wait) = report.rate_limited.values().copied().max() {
         return Done::GiveBack(item, give_back_delay(wait), report);
     }
-    if report.failed.is_empty() { Done::Repaired(report) } else { Done::Failed(report) }
+    Done::Repaired(report)
 }
 
 #[cfg(test)]

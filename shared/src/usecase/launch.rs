@@ -558,7 +558,7 @@ async fn release_situation(
 async fn forget_old_releases(ports: LaunchPorts<'_>, repo: &RepoName) -> Result<(), StoreError> {
     let recorded: Vec<Release> =
         ports.state.list::<Release>(&Collection::Releases(repo.clone())).await?.into_iter().map(|f| f.record).collect();
-    for old in crate::domain::repair::releases_to_forget(&recorded, ports.operator.reconciler.keep_releases) {
+    for old in crate::domain::repair::releases_to_forget(&recorded, ports.operator.reconciler.releases_kept()) {
         ports.state.delete(&Key::Release(old.repo.clone(), old.tag.clone())).await?;
     }
     Ok(())

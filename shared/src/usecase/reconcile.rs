@@ -99,10 +99,10 @@ pub struct Report {
     pub left: usize,
     /// What could not be done this cycle, to be tried again next cycle.
     pub failed: Vec<String>,
-    /// The installations GitHub rate limited, and for how long (unknown:
-    /// `None`): their items wait instead of retrying hot.
+    /// The rate-limit budgets ([`budget`]) GitHub found spent, and for how
+    /// long (unknown: `None`): their items wait instead of retrying hot.
     #[serde(skip)]
-    pub rate_limited: BTreeMap<Option<InstallationId>, Option<Duration>>,
+    pub rate_limited: BTreeMap<String, Option<Duration>>,
 }
 
 impl Report {
@@ -145,20 +145,31 @@ impl Report {
         self.unchanged_listings += other.unchanged_listings;
         self.left += other.left;
         self.failed.extend(other.failed);
-        for (installation, wait) in other.rate_limited {
-            let longest = self.rate_limited.entry(installation).or_insert(wait);
+        for (budget, wait) in other.rate_limited {
+            let longest = self.rate_limited.entry(budget).or_insert(wait);
             *longest = (*longest).max(wait);
         }
     }
 
-    /// Notes a failure of `repo`'s repair; a rate limit also holds back
-    /// the rest of its installation's items.
+    /// Notes a failure of `repo`'s repair. A rate limit is no failure: it
+    /// holds back the rest of its budget's items until it resets.
     fn failure(&mut self, repository: &Repository, what: &str, error: &LaunchError) {
-        self.failed.push(format!("{}: {what}: {error}", repository.name));
         if let LaunchError::Forge(ForgeError::RateLimited { retry_after }) = error {
-            let longest = self.rate_limited.entry(repository.installation).or_insert(*retry_after);
+            let budget = budget(&repository.name, repository.installation);
+            let longest = self.rate_limited.entry(budget).or_insert(*retry_after);
             *longest = (*longest).max(*retry_after);
+            return;
         }
+        self.failed.push(format!("{}: {what}: {error}", repository.name));
+    }
+}
+
+/// Whose rate limit a repository's calls spend: its installation's, or
+/// (a repository with a token of its own, or on another host) its own.
+pub fn budget(repo: &RepoName, installation: Option<InstallationId>) -> String {
+    match installation {
+        Some(id) => format!("installation {id}"),
+        None => format!("repository {repo}"),
     }
 }
 
@@ -167,7 +178,7 @@ impl Report {
 #[derive(Debug)]
 pub struct Shared {
     removals_left: AtomicUsize,
-    rate_limited: Mutex<BTreeMap<Option<InstallationId>, Option<Duration>>>,
+    rate_limited: Mutex<BTreeMap<String, Option<Duration>>>,
 }
 
 impl Shared {
@@ -183,16 +194,16 @@ impl Shared {
         self.removals_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1)).is_ok()
     }
 
-    /// Whether `installation` was found rate limited this cycle, and for how long.
-    pub fn limited(&self, installation: Option<InstallationId>) -> Option<Option<Duration>> {
-        self.rate_limited.lock().ok().and_then(|limited| limited.get(&installation).copied())
+    /// Whether `budget` was found spent this cycle, and for how long.
+    pub fn limited(&self, budget: &str) -> Option<Option<Duration>> {
+        self.rate_limited.lock().ok().and_then(|limited| limited.get(budget).copied())
     }
 
     /// Remembers the rate limits `report` met.
     pub fn limit(&self, report: &Report) {
         if let Ok(mut limited) = self.rate_limited.lock() {
-            for (installation, wait) in &report.rate_limited {
-                let longest = limited.entry(*installation).or_insert(*wait);
+            for (budget, wait) in &report.rate_limited {
+                let longest = limited.entry(budget.clone()).or_insert(*wait);
                 *longest = (*longest).max(*wait);
             }
         }
@@ -247,7 +258,7 @@ pub async fn repair_all(
     let reports: Vec<Report> = futures::stream::iter(repositories)
         .map(|repository| async move {
             if deadline.is_some_and(|deadline| Instant::now() >= deadline)
-                || shared.limited(repository.installation).is_some()
+                || shared.limited(&budget(&repository.name, repository.installation)).is_some()
             {
                 return Report { left: 1, ..Report::default() };
             }
@@ -431,38 +442,66 @@ async fn repair_repository(ports: Ports<'_>, shared: &Shared, repository: &Repos
         },
     };
     report.repositories = 1;
+    let tags = match ports.launch.state.load::<ListingTags>(&Key::ListingTags(repo.clone())).await {
+        Ok(found) => found.map_or_else(|| ListingTags::new(repo.clone()), |found| found.record),
+        Err(e) => {
+            report.failure(repository, "reading its listings' ETags", &e.into());
+            return report;
+        }
+    };
+    let listed =
+        tags.listed || list_again(ports, repo).await.inspect_err(|e| report.failure(repository, "listing", e)).is_ok();
     if let Err(e) = report_runs(ports, &target, &mut report).await {
         report.failure(repository, "runs", &e);
     }
     if let Err(e) = report_previews(ports, &target, &mut report).await {
         report.failure(repository, "previews", &e);
     }
-    let tags = match ports.launch.state.load::<ListingTags>(&Key::ListingTags(repo.clone())).await {
-        Ok(found) => found.map(|found| found.record),
-        Err(e) => {
-            report.failure(repository, "reading its listings' ETags", &e.into());
-            None
-        }
-    };
-    let tags = tags.unwrap_or_else(|| ListingTags { repo: repo.clone(), pull_requests: None, releases: None });
     let releases = missed_releases(ports, &target, repository, tags.releases.as_deref(), &mut report).await;
     let releases = releases.unwrap_or_else(|e| {
         report.failure(repository, "releases", &e);
         tags.releases.clone()
     });
-    let pulls = pull_requests(ports, shared, &target, tags.pull_requests.as_deref(), &mut report).await;
-    let pulls = pulls.unwrap_or_else(|e| {
+    let pulls = pull_requests(ports, shared, &target, &tags, &mut report).await;
+    let (pull_requests, open) = pulls.unwrap_or_else(|e| {
         report.failure(repository, "pull requests", &e);
-        tags.pull_requests.clone()
+        (tags.pull_requests.clone(), tags.open.clone())
     });
-    let newer = ListingTags { repo: repo.clone(), pull_requests: pulls, releases };
-    if newer != tags {
-        let saved = ports.launch.state.save(newer.clone(), |_| newer.clone()).await;
-        if let Err(e) = saved {
-            report.failure(repository, "saving its listings' ETags", &e.into());
-        }
+    let newer = ListingTags { repo: repo.clone(), pull_requests, open, releases, listed };
+    if newer != tags
+        && let Err(e) = save_tags(ports, newer).await
+    {
+        report.failure(repository, "saving its listings' ETags", &e.into());
     }
     report
+}
+
+/// Writes again the repository's pending runs and open pull requests that
+/// were written before Ferry listed them (the write adds their listing).
+/// Once per repository: [`ListingTags::listed`] says it was done.
+async fn list_again(ports: Ports<'_>, repo: &RepoName) -> Result<(), LaunchError> {
+    let state = ports.launch.state;
+    let runs = state.list::<Run>(&Collection::Runs(repo.clone())).await?;
+    let pulls = state.list::<PullRequest>(&Collection::PullRequests(repo.clone())).await?;
+    let runs = runs.into_iter().filter(|f| f.record.status == RunStatus::Pending).map(|f| (f.record.into(), f.version));
+    let pulls = pulls.into_iter().filter(|f| f.record.state == PrState::Open).map(|f| (f.record.into(), f.version));
+    for (record, version) in runs.chain(pulls).collect::<Vec<(crate::store::Record, _)>>() {
+        match state.update(&record, version).await {
+            // Written meanwhile, and so listed.
+            Ok(_) | Err(StoreError::StaleVersion { .. } | StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Saves a repository's listings' ETags, unless it was untracked meanwhile.
+async fn save_tags(ports: Ports<'_>, tags: ListingTags) -> Result<(), StoreError> {
+    let state = ports.launch.state;
+    if state.load::<Repository>(&Key::Repository(tags.repo.clone())).await?.is_none() {
+        return Ok(());
+    }
+    state.save(tags.clone(), |_| tags.clone()).await.map(drop)
 }
 
 /// Each run still pending becomes its result's commit status, once; slots
@@ -702,7 +741,7 @@ async fn missed_releases(
         .into_iter()
         .map(|found| found.record)
         .collect();
-    let since = repair::releases_since(tracked_since, &recorded, ports.launch.operator.reconciler.keep_releases);
+    let since = repair::releases_since(tracked_since, &recorded, ports.launch.operator.reconciler.releases_kept());
     for event in listed {
         let Detail::Release(release) = &event.detail else { continue };
         let known = recorded.iter().any(|r| r.tag == release.tag);
@@ -724,16 +763,16 @@ async fn pull_requests(
     ports: Ports<'_>,
     shared: &Shared,
     target: &Target,
-    etag: Option<&str>,
+    tags: &ListingTags,
     report: &mut Report,
-) -> Result<Option<String>, LaunchError> {
-    let (listed, etag) = match ports.launch.forge.open_pull_requests(target, etag).await? {
+) -> Result<(Option<String>, Vec<u64>), LaunchError> {
+    let (listed, etag) = match ports.launch.forge.open_pull_requests(target, tags.pull_requests.as_deref()).await? {
         Listed::Changed { items, etag } => (Some(items), etag),
         Listed::Unchanged => {
             report.unchanged_listings += 1;
-            (None, etag.map(str::to_owned))
+            (None, tags.pull_requests.clone())
         }
-        Listed::Incomplete => return Ok(None),
+        Listed::Incomplete => return Ok((None, Vec::new())),
     };
     let mut known: BTreeMap<u64, Versioned<PullRequest>> = BTreeMap::new();
     for found in ports.launch.state.list::<PullRequest>(&Collection::OpenPullRequests(target.repo.clone())).await? {
@@ -741,8 +780,8 @@ async fn pull_requests(
     }
     let open = match &listed {
         Some(listed) => launch_missed(ports, target, listed, &known, report).await?,
-        // Unchanged: open is what was open, i.e. every one not unseen last time.
-        None => known.values().filter(|f| f.record.unseen_listings == 0).map(|f| f.record.number.get()).collect(),
+        // Unchanged: it shows what it showed, and nothing heard of since.
+        None => tags.open.iter().copied().collect(),
     };
     for found in known.into_values().filter(|f| !open.contains(&f.record.number.get())) {
         match repair::listing(&found.record, false) {
@@ -762,7 +801,7 @@ async fn pull_requests(
             }
         }
     }
-    Ok(etag)
+    Ok((etag, open.into_iter().collect()))
 }
 
 /// Launches the listed pull requests Ferry missed: unknown, moved on (a

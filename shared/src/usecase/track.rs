@@ -277,6 +277,9 @@ pub async fn untrack(ports: Ports<'_>, repo: &RepoName) -> Result<(), TrackError
             ports.state.delete(&found.record.key()).await?;
         }
     }
+    // Kept, its listings' ETags would make a repository tracked again take
+    // GitHub's 304 for "nothing to launch".
+    ports.state.delete(&Key::ListingTags(repo.clone())).await?;
     ports.state.delete(&key).await?;
     if repository.mode == RepoMode::Token
         && let Ok(name) = SecretName::repository(repo)

@@ -177,6 +177,39 @@ async fn run_results_become_commit_statuses_once_and_never_go_back() {
     assert!(stuck["description"].as_str().unwrap().contains("no result 120 minutes after"), "{stuck}");
 }
 
+/// A run written before Ferry listed pending runs (no `listed_as` on its
+/// item, as a table from an earlier version holds) is still reported: a
+/// repository's first repair writes its pending records again.
+#[tokio::test]
+async fn a_run_from_before_the_listing_is_listed_again_and_reported_on_dynamodb() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let store = ferry_tests::emulator::dynamo_store().await;
+    let table = store.table().to_string();
+    let state: Arc<dyn StateStore> = Arc::new(store);
+    let harness = harness_on(Harness::with_state(state, SECRET).await, Timestamp::now()).await;
+    harness.deliver("push", "old-1", SECRET, &push(SHA1, SHA2)).await;
+    let runs = harness.state().runs(&repo("acme/api")).await.unwrap();
+    let key = ferry::store::Record::from(runs[0].record.clone()).key();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&ferry_tests::emulator::sdk_config().await);
+    dynamodb
+        .update_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(key.pk()))
+        .key("sk", AttributeValue::S(key.sk()))
+        .update_expression("REMOVE listed_as")
+        .send()
+        .await
+        .unwrap();
+    let pending = harness.state().query(&ferry::store::Collection::PendingRuns(repo("acme/api"))).await.unwrap();
+    assert!(pending.is_empty(), "as an earlier version left it: not listed");
+
+    set_run(&run_file(&harness, SHA2), succeeded("True", "Succeeded", "All Tasks have completed executing"));
+    let clock = SimClock::at(Timestamp::now());
+    let report = harness.reconcile(clock.as_ref()).await;
+    assert_eq!((report.statuses, report.failed.len()), (1, 0), "{report:?}");
+    assert_eq!(commit_status(&harness, SHA2, "ferry/api").unwrap()["state"], "success");
+}
+
 /// Makes the dry-run cluster unable to write runs in `ci` (a file where its directory goes).
 fn break_cluster(harness: &Harness) {
     let namespace = harness.data_dir().join("cluster/ci");
@@ -351,6 +384,38 @@ async fn an_unchanged_cycle_asks_only_conditionally_also_after_a_cold_start() {
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
+/// A listing unchanged since it was saved shows what it showed: a pull
+/// request opened and closed meanwhile, its close lost, is not taken for
+/// listed; two such cycles remove its preview, as any unlisted one's.
+#[tokio::test]
+async fn an_unchanged_listing_shows_only_what_it_showed() {
+    let clock = SimClock::at(Timestamp::now());
+    let fake = FakeGithub::start(clock.clone()).await;
+    let harness = github_harness(&fake, &clock, UNITS).await;
+    fake.repos(|r| {
+        r.permissions.insert(("acme/api".into(), "someone".into()), "write".into());
+        r.open_pulls.insert("acme/api".into(), vec![pr_item(8, SHA2, "2026-11-22T10:00:00Z")]);
+    });
+    let first = harness.reconcile(clock.as_ref()).await;
+    assert_eq!(first.missed_pull_requests, 1, "{first:?}");
+    // #9 opens (its webhook heard) and closes (its webhook lost): GitHub's
+    // listing is as it was, and answers 304.
+    let (_, reply) = harness.deliver("pull_request", "p-9", SECRET, &pull_request("opened", 9, SHA3)).await;
+    assert!(reply["actions"].to_string().contains("preview.applied"), "{reply}");
+    for removed in [0, 1] {
+        let report = harness.reconcile(clock.as_ref()).await;
+        assert_eq!((report.unchanged_listings, report.previews_removed), (2, removed), "{report:?}");
+    }
+    let pr = harness
+        .state()
+        .load::<PullRequest>(&Key::PullRequest(repo("acme/api"), ferry::domain::PrNumber::new(9)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(pr.record.state, ferry::domain::PrState::Closed);
+    assert!(pr.record.retain_until.is_some(), "closed: kept for the retention only");
+}
+
 /// The repositories of one cycle: `in_flight` at once, none started past the
 /// deadline, and a rate-limited installation's others wait for the next
 /// cycle while other installations go on.
@@ -377,7 +442,8 @@ async fn a_rate_limited_installation_waits_while_the_others_go_on() {
         (2, 2),
         "acme/api and other/x ran; acme/b and acme/c wait: {report:?}"
     );
-    assert_eq!(report.rate_limited.get(&Some(InstallationId::new(5))), Some(&Some(Duration::from_secs(120))));
+    assert_eq!(report.rate_limited.get("installation 5"), Some(&Some(Duration::from_secs(120))));
+    assert_eq!(report.failed, Vec::<String>::new(), "a rate limit is no failure");
     let asked: Vec<String> = fake.reported().calls.into_iter().map(|(call, _)| call).collect();
     assert!(asked.iter().any(|c| c.contains("other/x/pulls")), "{asked:?}");
     assert!(!asked.iter().any(|c| c.contains("acme/b/") || c.contains("acme/c/")), "{asked:?}");
