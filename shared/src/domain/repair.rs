@@ -204,6 +204,20 @@ pub fn missed_release(recorded: bool, draft: bool, published_at: Option<Timestam
     !recorded && !draft && published_at.is_some_and(|at| at >= tracked_since)
 }
 
+/// How many preview removals the plan made at `plan` has taken, from the
+/// shared count (`<plan>:<count>`, the newest plan's): none yet when it
+/// counts an older plan or nothing; `None` when it counts a newer plan
+/// (this one's workers are late: they remove nothing more).
+pub fn removals_taken(stored: Option<&str>, plan: u64) -> Option<usize> {
+    let counted =
+        stored.and_then(|s| s.split_once(':')).and_then(|(p, n)| Some((p.parse::<u64>().ok()?, n.parse().ok()?)));
+    match counted {
+        Some((counting, taken)) if counting == plan => Some(taken),
+        Some((counting, _)) if counting > plan => None,
+        _ => Some(0),
+    }
+}
+
 /// The releases beyond a repository's newest `keep` (by when Ferry recorded
 /// them): what the store forgets.
 pub fn releases_to_forget(recorded: &[Release], keep: usize) -> Vec<&Release> {
@@ -426,6 +440,15 @@ mod tests {
         assert_eq!(tags(9), Vec::<String>::new());
         assert_eq!(tags(2), ["v2b", "v1"], "ties broken by tag, newest first");
         assert_eq!(tags(0), ["v3", "v2", "v2b", "v1"]);
+    }
+
+    #[test]
+    fn a_plan_counts_its_own_removals_and_a_late_one_takes_none() {
+        assert_eq!(removals_taken(None, 100), Some(0));
+        assert_eq!(removals_taken(Some("100:3"), 100), Some(3));
+        assert_eq!(removals_taken(Some("90:9"), 100), Some(0), "an older plan's count");
+        assert_eq!(removals_taken(Some("110:1"), 100), None, "a newer plan counts now");
+        assert_eq!(removals_taken(Some("garbage"), 100), Some(0));
     }
 
     #[test]

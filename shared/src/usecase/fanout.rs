@@ -28,6 +28,10 @@ pub struct Item {
     pub repo: RepoName,
     #[serde(default)]
     pub installation: Option<InstallationId>,
+    /// When the plan that queued it was made (Unix seconds): its workers
+    /// share the cycle's cap on preview removals.
+    #[serde(default)]
+    pub plan: Option<u64>,
 }
 
 /// A message the queue handed a worker.
@@ -86,9 +90,10 @@ pub async fn plan(ports: Ports<'_>, queue: &dyn WorkQueue) -> Report {
             return report;
         }
     };
+    let plan = u64::try_from(ports.launch.clock.now().unix()).ok();
     let items: Vec<Item> = repositories
         .into_iter()
-        .map(|found| Item { repo: found.record.name, installation: found.record.installation })
+        .map(|found| Item { repo: found.record.name, installation: found.record.installation, plan })
         .collect();
     let delays = spread(&items, ports.launch.operator.reconciler.items_per_minute);
     let messages: Vec<(String, Duration)> = items.iter().zip(delays).map(|(item, delay)| (body(item), delay)).collect();
@@ -191,7 +196,11 @@ mod tests {
     use super::*;
 
     fn item(repo: &str, installation: Option<u64>) -> Item {
-        Item { repo: RepoName::parse(repo).unwrap(), installation: installation.map(InstallationId::new) }
+        Item {
+            repo: RepoName::parse(repo).unwrap(),
+            installation: installation.map(InstallationId::new),
+            plan: Some(7),
+        }
     }
 
     #[test]
@@ -220,7 +229,7 @@ mod tests {
         let sent = item("acme/api", Some(5));
         assert_eq!(serde_json::from_str::<Item>(&body(&sent)).unwrap(), sent);
         let bare: Item = serde_json::from_str(r#"{"repo":"acme/api"}"#).unwrap();
-        assert_eq!(bare.installation, None);
+        assert_eq!((bare.installation, bare.plan), (None, None));
         assert!(serde_json::from_str::<Item>(r#"{"repo":"not a repo"}"#).is_err());
     }
 }

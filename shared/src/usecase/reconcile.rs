@@ -37,7 +37,7 @@ use crate::domain::{
     RepoMode, RepoName, Repository, Run, RunStatus, Sha, Timestamp,
 };
 use crate::forge::{AppHooks, CheckRun, CommitStatus, DeploymentStatus, ForgeError, Listed, StatusState, Target};
-use crate::store::{Collection, Key, StoreError, Versioned};
+use crate::store::{Collection, Key, StateStore, StoreError, Versioned};
 
 /// How long acting on one retried delivery may take.
 const ACT_LIMIT: Duration = Duration::from_secs(60);
@@ -178,20 +178,62 @@ pub fn budget(repo: &RepoName, installation: Option<InstallationId>) -> String {
 #[derive(Debug)]
 pub struct Shared {
     removals_left: AtomicUsize,
+    /// Fanned out, the plan the items come from: its workers share the cap
+    /// through the store.
+    plan: Option<u64>,
+    max_removals: usize,
     rate_limited: Mutex<BTreeMap<String, Option<Duration>>>,
 }
 
+/// The cursor counting a plan's preview removals across its workers.
+const REMOVALS_CURSOR: &str = "preview-removals";
+
 impl Shared {
     pub fn new(ports: Ports<'_>) -> Self {
-        Self {
-            removals_left: AtomicUsize::new(ports.launch.operator.reconciler.max_preview_removals),
-            rate_limited: Mutex::default(),
-        }
+        let max_removals = ports.launch.operator.reconciler.max_preview_removals;
+        Self { removals_left: AtomicUsize::new(max_removals), plan: None, max_removals, rate_limited: Mutex::default() }
     }
 
-    /// Takes one preview removal, if any is left this cycle.
-    fn take_removal(&self) -> bool {
-        self.removals_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1)).is_ok()
+    /// For the workers of the plan made at `plan` (Unix seconds).
+    pub fn of_plan(ports: Ports<'_>, plan: u64) -> Self {
+        Self { plan: Some(plan), ..Self::new(ports) }
+    }
+
+    /// Takes one preview removal, if any is left this cycle (or, fanned
+    /// out, this plan); in doubt, none.
+    async fn take_removal(&self, state: &dyn StateStore) -> bool {
+        let Some(plan) = self.plan else {
+            return self
+                .removals_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+                .is_ok();
+        };
+        for _ in 0..5 {
+            let found = match state.load::<Cursor>(&Key::Cursor(REMOVALS_CURSOR.into())).await {
+                Ok(found) => found,
+                Err(_) => return false,
+            };
+            let Some(taken) = repair::removals_taken(found.as_ref().map(|f| f.record.position.as_str()), plan) else {
+                return false;
+            };
+            if taken >= self.max_removals {
+                return false;
+            }
+            let counted =
+                Cursor { name: REMOVALS_CURSOR.into(), position: format!("{plan}:{}", taken + 1), etag: None };
+            let written = match found {
+                Some(found) => state.update(&counted.into(), found.version).await.map(drop),
+                None => state.create(&counted.into()).await.map(drop),
+            };
+            match written {
+                Ok(()) => return true,
+                Err(
+                    StoreError::StaleVersion { .. } | StoreError::AlreadyExists { .. } | StoreError::NotFound { .. },
+                ) => {}
+                Err(_) => return false,
+            }
+        }
+        false
     }
 
     /// Whether `budget` was found spent this cycle, and for how long.
@@ -790,7 +832,7 @@ async fn pull_requests(
                 let unseen = PullRequest { unseen_listings: count, ..found.record };
                 ports.launch.state.update(&unseen.into(), found.version).await?;
             }
-            Listing::Close if !shared.take_removal() => {
+            Listing::Close if !shared.take_removal(ports.launch.state).await => {
                 tracing::warn!(repo = %target.repo, pr = %found.record.number, "preview removals capped this cycle");
             }
             Listing::Close => {
@@ -870,5 +912,37 @@ fn closed_event(target: &Target, pr: &PullRequest, now: Timestamp) -> GitEvent {
             from_fork: pr.from_fork,
             labels: pr.labels.clone(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(plan: Option<u64>, max_removals: usize) -> Shared {
+        Shared { removals_left: AtomicUsize::new(max_removals), plan, max_removals, rate_limited: Mutex::default() }
+    }
+
+    /// Fanned out, a plan's workers share its cap through the store; a
+    /// worker of an older plan, late, removes nothing more.
+    #[tokio::test]
+    async fn the_workers_of_one_plan_share_its_cap_on_preview_removals() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::EmbeddedStore::open(&dir.path().join("s.sqlite3"), crate::store::Durability::Process)
+            .unwrap();
+        let state: &dyn StateStore = &store;
+        let (first, second) = (shared(Some(100), 3), shared(Some(100), 3));
+        let mut taken = 0;
+        for _ in 0..4 {
+            taken += usize::from(first.take_removal(state).await);
+            taken += usize::from(second.take_removal(state).await);
+        }
+        assert_eq!(taken, 3);
+        let newer = shared(Some(200), 3);
+        assert!(newer.take_removal(state).await, "a new plan counts afresh");
+        assert!(!shared(Some(100), 3).take_removal(state).await, "the old plan's worker is late");
+        // In one process, the cycle's own count.
+        let alone = shared(None, 1);
+        assert!(alone.take_removal(state).await && !alone.take_removal(state).await);
     }
 }

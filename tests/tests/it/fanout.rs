@@ -128,7 +128,8 @@ async fn a_poisoned_item_lands_in_the_dead_letter_queue() {
     let harness = github_harness(&fake, &clock, "").await;
     let (sqs, url, dead) = ferry_tests::emulator::work_queue(1, 2).await;
     let queue = SqsQueue::new(sqs.clone(), url.clone());
-    let item = serde_json::to_string(&Item { repo: repo("acme/api"), installation: Some(InstallationId::new(5)) });
+    let item =
+        serde_json::to_string(&Item { repo: repo("acme/api"), installation: Some(InstallationId::new(5)), plan: None });
     let poison = r#"{"repo": "../../etc/passwd"}"#.to_owned();
     queue.send(&[(item.unwrap(), Duration::ZERO), (poison.clone(), Duration::ZERO)]).await.unwrap();
 
@@ -157,8 +158,12 @@ async fn a_retry_after_delays_only_its_installation_s_items() {
     let queue = SqsQueue::new(sqs.clone(), url.clone());
     let message = |id: &str, name: &str, installation: u64| Message {
         id: id.into(),
-        body: serde_json::to_string(&Item { repo: repo(name), installation: Some(InstallationId::new(installation)) })
-            .unwrap(),
+        body: serde_json::to_string(&Item {
+            repo: repo(name),
+            installation: Some(InstallationId::new(installation)),
+            plan: None,
+        })
+        .unwrap(),
     };
     let batch = vec![message("1", "acme/api", 5), message("2", "acme/b", 5), message("3", "other/x", 6)];
 
