@@ -147,3 +147,41 @@ async fn a_warm_delivery_reads_no_secret() {
     }
     assert_eq!(counter.take_operations(), Vec::<String>::new(), "kept: no secret fetched");
 }
+
+/// What one cycle costs per repository on DynamoDB when nothing changed on
+/// GitHub (both listings a 304): its listings' ETags (one `GetItem`), its
+/// pending runs, previews and open pull requests (three `Query`s), and no
+/// write; the cycle itself adds two `Query`s (unfinished deliveries, the
+/// tracked repositories), whatever the number of repositories.
+#[tokio::test]
+async fn an_unchanged_repository_costs_four_reads_and_no_write() {
+    use ferry::domain::{Installation, InstallationId, Repository, Timestamp};
+    use ferry_tests::github::{FakeGithub, SimClock, app_keys};
+    let clock = SimClock::at(Timestamp::now());
+    let fake = FakeGithub::start(clock.clone()).await;
+    let counter = ThrottleFirst::new(Service::DynamoDb, 0);
+    let state = Arc::new(emulator::dynamo_store_with(Some(&counter)).await);
+    let minter = Arc::new(fake.app(&app_keys().pkcs1_pem, clock.clone()));
+    let mut harness = Harness::with_state_and_minter(state, minter).await;
+    let context = harness.context();
+    let tokens = ferry::usecase::tokens::TokenSource { tokens: context.tokens.clone(), state: context.state.clone() };
+    let forge = ferry::forge::github::GithubForge::new(
+        ferry::forge::github::GithubApi::new(&fake.url()).unwrap(),
+        Arc::new(tokens),
+    );
+    harness.set_forge(Arc::new(forge));
+    harness.state().create(&Installation::new(InstallationId::new(5), "acme", "all").into()).await.unwrap();
+    let tracked = Repository {
+        installation: Some(InstallationId::new(5)),
+        tracked_since: Some(Timestamp::now()),
+        ..ferry_tests::builders::repository("acme/api")
+    };
+    harness.state().create(&tracked.into()).await.unwrap();
+    let first = harness.reconcile(clock.as_ref()).await;
+    assert_eq!((first.repositories, first.failed.len()), (1, 0), "{first:?}");
+    counter.take_operations();
+
+    let unchanged = harness.reconcile(clock.as_ref()).await;
+    assert_eq!(unchanged.unchanged_listings, 2, "{unchanged:?}");
+    assert_eq!(counter.take_operations(), ["Query", "Query", "GetItem", "Query", "Query", "Query"]);
+}
