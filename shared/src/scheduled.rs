@@ -14,8 +14,7 @@ pub async fn run(cycle: Cycle) -> Result<(), lambda_runtime::Error> {
     let context = crate::Context::connect(crate::Config::from_env()?).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let context = context.clone();
-        let left = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
-        let deadline = Instant::now() + left;
+        let deadline = deadline(&event.context);
         async move { cycle.run(&context, Some(deadline)).await.map(|report| report.fields).map_err(diagnostic) }
     }))
     .await
@@ -37,8 +36,7 @@ pub async fn run_reconciler() -> Result<(), lambda_runtime::Error> {
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let (context, queue) = (context.clone(), queue.clone());
-        let left = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
-        let deadline = Instant::now() + left;
+        let deadline = deadline(&event.context);
         async move {
             let ports = reconcile::Ports::of(&context);
             match (queue, event.payload.get("Records").is_some()) {
@@ -52,7 +50,7 @@ pub async fn run_reconciler() -> Result<(), lambda_runtime::Error> {
                     error_message: "an SQS event, but FERRY_RECONCILE_QUEUE is not set".into(),
                 }),
                 (Some(queue), false) => {
-                    let planned = Cycle::Reconcile.report(fanout::plan(ports, queue.as_ref()).await);
+                    let planned = crate::usecase::cycle::reconciled(fanout::plan(ports, queue.as_ref()).await);
                     Cycle::Reconcile.outcome(planned).map(|report| report.fields).map_err(diagnostic)
                 }
                 (None, false) => {
@@ -99,6 +97,11 @@ async fn work_batch(
         response.batch_item_failures.push(failure);
     }
     serde_json::to_value(response).map_err(malformed)
+}
+
+/// The invocation's deadline, on this process's clock.
+fn deadline(invocation: &lambda_runtime::Context) -> Instant {
+    Instant::now() + invocation.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default()
 }
 
 fn diagnostic(error: CycleError) -> Diagnostic {

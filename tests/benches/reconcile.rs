@@ -156,7 +156,6 @@ async fn one_process(harness: &Harness, clock: &SimClock) -> Report {
     let mut ports = Ports::of(harness.context());
     ports.launch.clock = clock;
     let repositories = harness.state().list::<Repository>(&ferry::store::Collection::Repositories).await.unwrap();
-    let repositories = repositories.into_iter().map(|found| found.record).collect();
     reconcile::repair_all(ports, &reconcile::Shared::new(ports), repositories, None).await
 }
 

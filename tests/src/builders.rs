@@ -4,7 +4,7 @@ use ferry::domain::{
     Delivery, DeliveryId, Installation, InstallationId, Outcome, PrNumber, PrState, PullRequest, RefName, Release,
     RepoName, Sha, Tag, Timestamp,
 };
-use ferry::domain::{PolledRef, RepoMode, Repository};
+use ferry::domain::{PolledRef, RepoMode, Repository, Run, RunStatus, UnitName};
 
 pub fn repo(full_name: &str) -> RepoName {
     RepoName::parse(full_name).expect("a valid repository name")
@@ -17,6 +17,25 @@ pub fn sha(digit: char) -> Sha {
 
 pub fn installation(id: u64) -> Installation {
     Installation::new(InstallationId::new(id), format!("account-{id}"), "selected")
+}
+
+/// A run of `unit` at the commit of `sha` repeated, named `<unit>-<sha>`.
+pub fn run(full_name: &str, unit: &str, sha: char, status: RunStatus) -> Run {
+    Run {
+        repo: repo(full_name),
+        unit: UnitName::parse(unit).expect("a valid unit name"),
+        sha: self::sha(sha),
+        namespace: "ci".into(),
+        name: format!("{unit}-{sha}"),
+        status,
+        reported: None,
+        run_kind: None,
+        queued_at: None,
+        unit_limit: None,
+        keep_runs: None,
+        pr: None,
+        retain_until: None,
+    }
 }
 
 pub fn repository(full_name: &str) -> Repository {

@@ -69,11 +69,6 @@ impl Cycle {
         self.outcome(report)
     }
 
-    /// A reconciler's report, as every cycle reports.
-    pub fn report(self, report: reconcile::Report) -> Report {
-        reconciled(report)
-    }
-
     /// The report, or a failure when it holds failures.
     pub fn outcome(self, report: Report) -> Result<Report, CycleError> {
         if report.failures.is_empty() {
@@ -112,7 +107,8 @@ fn rotated(report: &rotate::RotationReport) -> Report {
     Report { fields: json(report), summary, failures }
 }
 
-fn reconciled(report: reconcile::Report) -> Report {
+/// A reconciliation's report, as every cycle reports (also a planner's).
+pub(crate) fn reconciled(report: reconcile::Report) -> Report {
     Report { fields: json(&report), summary: report.summary(), failures: report.failed }
 }
 

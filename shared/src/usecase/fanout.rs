@@ -56,16 +56,17 @@ const UNSAID_WAIT: Duration = Duration::from_secs(60);
 /// minutes by default), so one repository is not queued twice.
 const SPREAD_WITHIN: Duration = Duration::from_secs(9 * 60);
 
-/// The delay of each item: an installation's items go `per_minute` to a
-/// minute, the first at once, none later than [`SPREAD_WITHIN`] (past it,
-/// items bunch at the end).
+/// The delay of each item: the items of one rate-limit budget (an
+/// installation, or a repository's own token: [`reconcile::budget`]) go
+/// `per_minute` to a minute, the first at once, none later than
+/// [`SPREAD_WITHIN`] (past it, items bunch at the end).
 pub fn spread(items: &[Item], per_minute: usize) -> Vec<Duration> {
-    let mut seen: HashMap<Option<InstallationId>, u64> = HashMap::new();
+    let mut seen: HashMap<String, u64> = HashMap::new();
     let per_minute = u64::try_from(per_minute.max(1)).unwrap_or(u64::MAX);
     items
         .iter()
         .map(|item| {
-            let index = seen.entry(item.installation).or_default();
+            let index = seen.entry(reconcile::budget(&item.repo, item.installation)).or_default();
             let minutes = *index / per_minute;
             *index += 1;
             Duration::from_secs(minutes.saturating_mul(60)).min(SPREAD_WITHIN)
@@ -127,7 +128,10 @@ pub async fn work(
     messages: Vec<Message>,
     deadline: Option<Instant>,
 ) -> Worked {
-    let shared = Shared::new(ports);
+    // A batch's items come from one plan, or from an older one given back:
+    // they share the newest plan's cap on preview removals.
+    let plan = messages.iter().filter_map(|m| serde_json::from_str::<Item>(&m.body).ok()?.plan).max();
+    let shared = plan.map_or_else(|| Shared::new(ports), |plan| Shared::of_plan(ports, plan));
     let in_flight = ports.launch.operator.reconciler.in_flight.max(1);
     let done: Vec<(String, Done)> = futures::stream::iter(messages)
         .map(|message| {

@@ -37,7 +37,7 @@ use crate::domain::{
     RepoMode, RepoName, Repository, Run, RunStatus, Sha, Timestamp,
 };
 use crate::forge::{AppHooks, CheckRun, CommitStatus, DeploymentStatus, ForgeError, Listed, StatusState, Target};
-use crate::store::{Collection, Key, StateStore, StoreError, Versioned};
+use crate::store::{Collection, Key, StateStore, StoreError, Version, Versioned};
 
 /// How long acting on one retried delivery may take.
 const ACT_LIMIT: Duration = Duration::from_secs(60);
@@ -146,8 +146,7 @@ impl Report {
         self.left += other.left;
         self.failed.extend(other.failed);
         for (budget, wait) in other.rate_limited {
-            let longest = self.rate_limited.entry(budget).or_insert(wait);
-            *longest = (*longest).max(wait);
+            note_wait(&mut self.rate_limited, budget, wait);
         }
     }
 
@@ -155,13 +154,17 @@ impl Report {
     /// holds back the rest of its budget's items until it resets.
     fn failure(&mut self, repository: &Repository, what: &str, error: &LaunchError) {
         if let LaunchError::Forge(ForgeError::RateLimited { retry_after }) = error {
-            let budget = budget(&repository.name, repository.installation);
-            let longest = self.rate_limited.entry(budget).or_insert(*retry_after);
-            *longest = (*longest).max(*retry_after);
+            note_wait(&mut self.rate_limited, budget(&repository.name, repository.installation), *retry_after);
             return;
         }
         self.failed.push(format!("{}: {what}: {error}", repository.name));
     }
+}
+
+/// Notes that `budget` must wait `wait` (unknown: `None`), keeping the longest wait.
+fn note_wait(waits: &mut BTreeMap<String, Option<Duration>>, budget: String, wait: Option<Duration>) {
+    let longest = waits.entry(budget).or_insert(wait);
+    *longest = (*longest).max(wait);
 }
 
 /// Whose rate limit a repository's calls spend: its installation's, or
@@ -245,8 +248,7 @@ impl Shared {
     pub fn limit(&self, report: &Report) {
         if let Ok(mut limited) = self.rate_limited.lock() {
             for (budget, wait) in &report.rate_limited {
-                let longest = limited.entry(budget.clone()).or_insert(*wait);
-                *longest = (*longest).max(*wait);
+                note_wait(&mut limited, budget.clone(), *wait);
             }
         }
     }
@@ -258,10 +260,7 @@ impl Shared {
 pub async fn reconcile(ports: Ports<'_>, deadline: Option<Instant>) -> Report {
     let mut report = deliveries(ports).await;
     match ports.launch.state.list::<Repository>(&Collection::Repositories).await {
-        Ok(repositories) => {
-            let repositories = repositories.into_iter().map(|found| found.record).collect();
-            report.add(repair_all(ports, &Shared::new(ports), repositories, deadline).await);
-        }
+        Ok(repositories) => report.add(repair_all(ports, &Shared::new(ports), repositories, deadline).await),
         Err(e) => report.failed.push(format!("listing the tracked repositories: {e}")),
     }
     tracing::info!(
@@ -293,18 +292,19 @@ pub async fn deliveries(ports: Ports<'_>) -> Report {
 pub async fn repair_all(
     ports: Ports<'_>,
     shared: &Shared,
-    repositories: Vec<Repository>,
+    repositories: Vec<Versioned<Repository>>,
     deadline: Option<Instant>,
 ) -> Report {
     let in_flight = ports.launch.operator.reconciler.in_flight.max(1);
     let reports: Vec<Report> = futures::stream::iter(repositories)
-        .map(|repository| async move {
+        .map(|found| async move {
+            let repository = &found.record;
             if deadline.is_some_and(|deadline| Instant::now() >= deadline)
                 || shared.limited(&budget(&repository.name, repository.installation)).is_some()
             {
                 return Report { left: 1, ..Report::default() };
             }
-            let report = repair_repository(ports, shared, &repository).await;
+            let report = repair_repository(ports, shared, &found).await;
             shared.limit(&report);
             report
         })
@@ -322,7 +322,7 @@ pub async fn repair_all(
 /// (one untracked since it was queued needs nothing).
 pub async fn repair_one(ports: Ports<'_>, shared: &Shared, repo: &RepoName) -> Report {
     match ports.launch.state.load::<Repository>(&Key::Repository(repo.clone())).await {
-        Ok(Some(found)) => repair_repository(ports, shared, &found.record).await,
+        Ok(Some(found)) => repair_repository(ports, shared, &found).await,
         Ok(None) => Report::default(),
         Err(e) => Report { failed: vec![format!("{repo}: reading its record: {e}")], ..Report::default() },
     }
@@ -468,8 +468,9 @@ async fn redeliver(ports: Ports<'_>, report: &mut Report) {
 
 /// Every repair of one repository; a failing step skips the rest of that
 /// step for this repository only.
-async fn repair_repository(ports: Ports<'_>, shared: &Shared, repository: &Repository) -> Report {
+async fn repair_repository(ports: Ports<'_>, shared: &Shared, found: &Versioned<Repository>) -> Report {
     let mut report = Report::default();
+    let repository = &found.record;
     let repo = &repository.name;
     if repository.mode == RepoMode::Host && ports.launch.operator.hosted(repo).is_none() {
         // Its [[poll]] entry is gone: its host, token and API with it.
@@ -477,15 +478,16 @@ async fn repair_repository(ports: Ports<'_>, shared: &Shared, repository: &Repos
         return report;
     }
     let target = match repository.installation {
-        Some(id) => Target { repo: repo.clone(), credential: crate::domain::tokens::Credential::Installation(id) },
+        Some(id) => Target { repo: repo.clone(), credential: Credential::Installation(id) },
         None => match target_of(repository) {
             Some(target) => target,
             None => return report,
         },
     };
     report.repositories = 1;
-    let tags = match ports.launch.state.load::<ListingTags>(&Key::ListingTags(repo.clone())).await {
-        Ok(found) => found.map_or_else(|| ListingTags::new(repo.clone()), |found| found.record),
+    let (tags, tags_version) = match ports.launch.state.load::<ListingTags>(&Key::ListingTags(repo.clone())).await {
+        Ok(Some(found)) => (found.record, Some(found.version)),
+        Ok(None) => (ListingTags::new(repo.clone()), None),
         Err(e) => {
             report.failure(repository, "reading its listings' ETags", &e.into());
             return report;
@@ -499,7 +501,7 @@ async fn repair_repository(ports: Ports<'_>, shared: &Shared, repository: &Repos
     if let Err(e) = report_previews(ports, &target, &mut report).await {
         report.failure(repository, "previews", &e);
     }
-    let releases = missed_releases(ports, &target, repository, tags.releases.as_deref(), &mut report).await;
+    let releases = missed_releases(ports, &target, found, tags.releases.as_deref(), &mut report).await;
     let releases = releases.unwrap_or_else(|e| {
         report.failure(repository, "releases", &e);
         tags.releases.clone()
@@ -511,7 +513,7 @@ async fn repair_repository(ports: Ports<'_>, shared: &Shared, repository: &Repos
     });
     let newer = ListingTags { repo: repo.clone(), pull_requests, open, releases, listed };
     if newer != tags
-        && let Err(e) = save_tags(ports, newer).await
+        && let Err(e) = save_tags(ports, newer, tags_version).await
     {
         report.failure(repository, "saving its listings' ETags", &e.into());
     }
@@ -537,13 +539,22 @@ async fn list_again(ports: Ports<'_>, repo: &RepoName) -> Result<(), LaunchError
     Ok(())
 }
 
-/// Saves a repository's listings' ETags, unless it was untracked meanwhile.
-async fn save_tags(ports: Ports<'_>, tags: ListingTags) -> Result<(), StoreError> {
+/// Saves a repository's listings' ETags over the `version` read, unless it
+/// was untracked meanwhile. Lost to another worker's write, this one's
+/// are not needed: the next cycle asks with whichever was kept.
+async fn save_tags(ports: Ports<'_>, tags: ListingTags, version: Option<Version>) -> Result<(), StoreError> {
     let state = ports.launch.state;
     if state.load::<Repository>(&Key::Repository(tags.repo.clone())).await?.is_none() {
         return Ok(());
     }
-    state.save(tags.clone(), |_| tags.clone()).await.map(drop)
+    let written = match version {
+        Some(version) => state.update(&tags.into(), version).await.map(drop),
+        None => state.create(&tags.into()).await.map(drop),
+    };
+    match written {
+        Err(StoreError::StaleVersion { .. } | StoreError::AlreadyExists { .. } | StoreError::NotFound { .. }) => Ok(()),
+        other => other,
+    }
 }
 
 /// Each run still pending becomes its result's commit status, once; slots
@@ -753,19 +764,18 @@ fn state_of(status: RunStatus) -> StatusState {
 async fn missed_releases(
     ports: Ports<'_>,
     target: &Target,
-    repository: &Repository,
+    found: &Versioned<Repository>,
     etag: Option<&str>,
     report: &mut Report,
 ) -> Result<Option<String>, LaunchError> {
-    let Some(tracked_since) = repository.tracked_since else {
-        // Tracked before Ferry kept the date: from now on.
-        let dated = Repository { tracked_since: Some(ports.launch.clock.now()), ..repository.clone() };
-        ports
-            .launch
-            .state
-            .save(dated.clone(), |known| Repository { tracked_since: dated.tracked_since, ..known })
-            .await?;
-        return Ok(None);
+    let Some(tracked_since) = found.record.tracked_since else {
+        // Tracked before Ferry kept the date: from now on (untracked or
+        // changed meanwhile, the next cycle sees to it).
+        let dated = Repository { tracked_since: Some(ports.launch.clock.now()), ..found.record.clone() };
+        return match ports.launch.state.update(&dated.into(), found.version).await {
+            Ok(_) | Err(StoreError::StaleVersion { .. } | StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        };
     };
     let (listed, etag) = match ports.launch.forge.releases(target, etag).await? {
         Listed::Changed { items, etag } => (items, etag),

@@ -185,3 +185,37 @@ async fn a_retry_after_delays_only_its_installation_s_items() {
     assert_eq!((worked.failed.len(), worked.report.repositories, worked.report.left), (0, 0, 3), "{worked:?}");
     assert_eq!(count(&sqs, &url, QueueAttributeName::ApproximateNumberOfMessages).await, 3);
 }
+
+/// A worker takes its preview removals from its plan's cap, shared through
+/// the store with the plan's other workers: the cap spent, a pull request
+/// GitHub no longer lists keeps its preview; the next plan's worker
+/// removes it.
+#[tokio::test]
+async fn a_worker_removes_previews_within_its_plan_s_cap() {
+    use ferry::domain::{Cursor, PrState, PullRequest};
+    let clock = SimClock::at(Timestamp::now());
+    let fake = FakeGithub::start(clock.clone()).await;
+    // One removal a cycle; acme/api (installation 5) lists no open pull request.
+    let harness = github_harness(&fake, &clock, "[reconciler]\nmax_preview_removals = 1\n").await;
+    let unseen = PullRequest { unseen_listings: 1, ..ferry_tests::builders::pull_request("acme/api", 7) };
+    harness.state().create(&unseen.into()).await.unwrap();
+    let spent = Cursor { name: "preview-removals".into(), position: "100:1".into(), etag: None };
+    harness.state().create(&spent.into()).await.unwrap();
+    let (sqs, url, _) = ferry_tests::emulator::work_queue(30, 3).await;
+    let queue = SqsQueue::new(sqs, url);
+    let message = |plan| {
+        let item = Item { repo: repo("acme/api"), installation: Some(InstallationId::new(5)), plan: Some(plan) };
+        vec![Message { id: format!("m-{plan}"), body: serde_json::to_string(&item).unwrap() }]
+    };
+    let capped = fanout::work(ports(&harness, &clock), &queue, message(100), None).await;
+    assert_eq!(capped.report.previews_removed, 0, "plan 100's cap is spent: {:?}", capped.report);
+    assert_eq!(pr_state(&harness, 7).await, PrState::Open);
+    let next = fanout::work(ports(&harness, &clock), &queue, message(200), None).await;
+    assert_eq!(next.report.previews_removed, 1, "{:?}", next.report);
+    assert_eq!(pr_state(&harness, 7).await, PrState::Closed);
+}
+
+async fn pr_state(harness: &Harness, number: u64) -> ferry::domain::PrState {
+    let key = Key::PullRequest(repo("acme/api"), ferry::domain::PrNumber::new(number));
+    harness.state().load::<ferry::domain::PullRequest>(&key).await.unwrap().unwrap().record.state
+}

@@ -451,7 +451,8 @@ async fn a_rate_limited_installation_waits_while_the_others_go_on() {
     // Past the deadline, nothing starts: all of them are left.
     let ports = ferry::usecase::reconcile::Ports::of(harness.context());
     let shared = ferry::usecase::reconcile::Shared::new(ports);
-    let repositories = vec![repository("acme/b"), repository("acme/c")];
+    let versioned = |name| ferry::store::Versioned { record: repository(name), version: ferry::store::Version(1) };
+    let repositories = vec![versioned("acme/b"), versioned("acme/c")];
     let past = tokio::time::Instant::now();
     let report = ferry::usecase::reconcile::repair_all(ports, &shared, repositories, Some(past)).await;
     assert_eq!((report.repositories, report.left), (0, 2), "{report:?}");

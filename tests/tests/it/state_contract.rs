@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ferry::domain::{Installation, InstallationId, PrNumber, Timestamp};
 use ferry::store::{Collection, Durability, EmbeddedStore, Key, Record, StateStore, StoreError, Version};
-use ferry_tests::builders::{delivery, installation, polled_ref, pull_request, release, repo, repository};
+use ferry_tests::builders::{delivery, installation, polled_ref, pull_request, release, repo, repository, run};
 use ferry_tests::emulator::{dynamo_store, dynamo_store_with};
 use ferry_tests::throttle::{Service, ThrottleFirst};
 
@@ -33,24 +33,6 @@ ferry_tests::contract_suite!(
     pending_runs_and_open_pull_requests_are_listed_per_repository,
     reported_runs_and_closed_pull_requests_expire_after_their_retention,
 );
-
-fn run(full_name: &str, unit: &str, sha: char, status: ferry::domain::RunStatus) -> ferry::domain::Run {
-    ferry::domain::Run {
-        repo: repo(full_name),
-        unit: ferry::domain::UnitName::parse(unit).unwrap(),
-        sha: ferry::domain::Sha::parse(sha.to_string().repeat(40)).unwrap(),
-        namespace: "ci".into(),
-        name: format!("{unit}-{sha}"),
-        status,
-        reported: None,
-        run_kind: None,
-        queued_at: None,
-        unit_limit: None,
-        keep_runs: None,
-        pr: None,
-        retain_until: None,
-    }
-}
 
 /// What the reconciler reads of a repository: its pending runs and open
 /// pull requests only, through the listing index, whatever else it keeps.

@@ -41,6 +41,9 @@ pub struct ApiResponse {
     pub body: Vec<u8>,
 }
 
+/// GitHub's ETags are a quoted SHA-256 at most (under 80 bytes).
+pub const ETAG_LIMIT: usize = 256;
+
 impl ApiResponse {
     /// GitHub's `message` from an error body, cut short; or the status' name.
     pub fn message(&self) -> String {
@@ -55,6 +58,14 @@ impl ApiResponse {
                 .to_owned()
         });
         text.chars().take(200).collect()
+    }
+
+    /// The answer's ETag, to ask with next time: the host's own words, kept
+    /// in the store, so one longer than [`ETAG_LIMIT`] is not kept (the
+    /// next ask is then unconditional, as the first was).
+    pub fn etag(&self) -> Option<String> {
+        let etag = self.headers.get(http::header::ETAG)?.to_str().ok()?;
+        (etag.len() <= ETAG_LIMIT).then(|| etag.to_owned())
     }
 
     /// `Some(wait)` when this answer is GitHub rate limiting: a 429, or a 403
@@ -209,6 +220,16 @@ mod tests {
         for (answer, expected) in cases {
             assert_eq!(answer.rate_limit(now), expected, "{} {:?}", answer.status, answer.headers);
         }
+    }
+
+    /// A host's ETag is kept only when it is the size of one.
+    #[test]
+    fn an_etag_is_kept_only_within_its_limit() {
+        let etag = "W/\"0a1b2c\"";
+        assert_eq!(response(200, &[("etag", etag)]).etag().as_deref(), Some(etag));
+        assert_eq!(response(200, &[]).etag(), None);
+        let huge = format!("\"{}\"", "x".repeat(ETAG_LIMIT));
+        assert_eq!(response(200, &[("etag", huge.as_str())]).etag(), None);
     }
 
     #[test]

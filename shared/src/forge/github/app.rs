@@ -219,9 +219,11 @@ impl AppHooks for GithubApp {
     ) -> Result<Listed<HookAttempt>, ForgeError> {
         let mut attempts = Vec::new();
         let mut path = "/app/hook/deliveries?per_page=100".to_owned();
-        let mut first_etag = None;
+        // The newest page's ETag: the log grows at its head, so an unchanged
+        // first page means nothing new past the cursor.
+        let mut log_etag = None;
+        let mut first = true;
         loop {
-            let first = first_etag.is_none();
             let answer = self.app_call(Method::GET, &path, etag.filter(|_| first)).await?;
             if answer.status == 304 && first {
                 return Ok(Listed::Unchanged);
@@ -234,13 +236,11 @@ impl AppHooks for GithubApp {
                 });
             }
             if first {
-                // The newest page's ETag: the log grows at its head, so an
-                // unchanged first page means nothing new past the cursor.
-                first_etag = Some(super::rest::etag_of(&answer));
+                log_etag = answer.etag();
             }
             let items: Vec<serde_json::Value> = serde_json::from_slice(&answer.body)
                 .map_err(|e| ForgeError::Unavailable(format!("GitHub's delivery list is not a list: {e}")))?;
-            let done = |attempts| Ok(Listed::Changed { items: attempts, etag: first_etag.clone().flatten() });
+            let done = |attempts| Ok(Listed::Changed { items: attempts, etag: log_etag.clone() });
             for item in &items {
                 let Some(id) = item["id"].as_u64() else { continue };
                 if after.is_some_and(|after| id <= after) || attempts.len() >= max {
@@ -257,7 +257,10 @@ impl AppHooks for GithubApp {
             }
             // GitHub pages this list by cursor, named in the `Link` header.
             match next_link(&answer.headers).and_then(|next| below_base(&next, self.api.base())) {
-                Some(next) if !items.is_empty() => path = next,
+                Some(next) if !items.is_empty() => {
+                    path = next;
+                    first = false;
+                }
                 _ => return done(attempts),
             }
         }

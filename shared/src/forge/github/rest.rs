@@ -121,11 +121,6 @@ fn refused(what: impl Into<String>, answer: &ApiResponse) -> ForgeError {
     ForgeError::Rejected { what: what.into(), status: answer.status, message: answer.message() }
 }
 
-/// The answer's ETag, to ask with next time.
-pub(super) fn etag_of(answer: &ApiResponse) -> Option<String> {
-    answer.headers.get(http::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned)
-}
-
 fn parse(answer: &ApiResponse) -> Result<Value, ForgeError> {
     serde_json::from_slice(&answer.body)
         .map_err(|e| ForgeError::Unavailable(format!("GitHub answered other than JSON: {e}")))
@@ -320,7 +315,6 @@ impl Forge for GithubForge {
 
     async fn open_pull_requests(&self, at: &Target, etag: Option<&str>) -> Result<Listed<GitEvent>, ForgeError> {
         let mut events = Vec::new();
-        let mut first_etag = None;
         for page in 1..=OPEN_PR_PAGES {
             let url = format!("/repos/{}/pulls?state=open&per_page=100&page={page}", at.repo);
             let answer = self.listing(at, &url, etag.filter(|_| page == 1)).await?;
@@ -330,16 +324,13 @@ impl Forge for GithubForge {
             if answer.status != 200 {
                 return Err(refused("listing the open pull requests", &answer));
             }
-            if page == 1 {
-                first_etag = etag_of(&answer);
-            }
             let items = parse(&answer)?.as_array().cloned().unwrap_or_default();
             for item in &items {
                 events.push(listed_event(at, "pull_request", "synchronize", item)?);
             }
             if items.len() < 100 {
                 // The first page's ETag speaks for the whole listing only when it is all there is.
-                let etag = first_etag.filter(|_| page == 1);
+                let etag = if page == 1 { answer.etag() } else { None };
                 return Ok(Listed::Changed { items: events, etag });
             }
         }
@@ -356,7 +347,7 @@ impl Forge for GithubForge {
         }
         let items = parse(&answer)?.as_array().cloned().unwrap_or_default();
         let events = items.iter().filter(|item| item["draft"] != true).map(|item| listed_release(at, item));
-        Ok(Listed::Changed { items: events.collect::<Result<_, _>>()?, etag: etag_of(&answer) })
+        Ok(Listed::Changed { items: events.collect::<Result<_, _>>()?, etag: answer.etag() })
     }
 
     async fn comment(&self, at: &Target, number: PrNumber, key: &str, body: &str) -> Result<(), ForgeError> {
