@@ -45,6 +45,14 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "FERRY_RECONCILE_QUEUE",
         "an SQS queue's URL: the scheduled reconciler only plans, one item per repository, and the queue's workers repair them (unset: it repairs every repository itself)",
     ),
+    (
+        "FERRY_ROTATE_QUEUE",
+        "an SQS queue's URL: the scheduled token rotator only plans, one item per installation, and the queue's workers refresh their tokens (unset: it refreshes every token itself)",
+    ),
+    (
+        "FERRY_POLL_QUEUE",
+        "an SQS queue's URL: when more refs are due than `poll_in_flight`, the scheduled poller sends one item per due ref and the queue's workers poll them (unset: it polls every due ref itself)",
+    ),
     ("AWS_ENDPOINT_URL", "the AWS SDK's own endpoint override; tests point it at a local emulator"),
 ];
 
@@ -74,6 +82,15 @@ pub enum PrivateKeySource {
     SecretId(String),
     /// `app-private-key` in the secret store (`<prefix>/app-private-key`).
     SecretStore,
+}
+
+/// The SQS queues the scheduled functions fan out over (README.md,
+/// "Fan-out"), by URL; none: each cycle runs whole in its invocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Queues {
+    pub reconcile: Option<String>,
+    pub rotate: Option<String>,
+    pub poll: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +123,7 @@ pub struct Config {
     pub tekton_token: Option<SecretString>,
     pub oauth_client_id: Option<String>,
     pub cluster_name: Option<String>,
-    pub reconcile_queue: Option<String>,
+    pub queues: Queues,
     pub aws_endpoint_url: Option<Url>,
 }
 
@@ -123,9 +140,7 @@ impl Config {
         };
 
         let webhook_secrets = match (get("FERRY_WEBHOOK_SECRET"), get("FERRY_WEBHOOK_SECRET_ID")) {
-            (Some(_), Some(_)) => {
-                return Err(both("FERRY_WEBHOOK_SECRET", "FERRY_WEBHOOK_SECRET_ID"));
-            }
+            (Some(_), Some(_)) => return Err(both("FERRY_WEBHOOK_SECRET", "FERRY_WEBHOOK_SECRET_ID")),
             (Some((name, list)), None) => WebhookSecrets::Inline(parse_secret_list(name, &list)?),
             (None, Some((name, id))) => WebhookSecrets::SecretId(secret_id(name, id)?),
             (None, None) => WebhookSecrets::Unset,
@@ -181,8 +196,9 @@ impl Config {
         let tekton_token = get("FERRY_TEKTON_TOKEN").map(|(_, v)| SecretString::from(v));
         let oauth_client_id = get("FERRY_GITHUB_OAUTH_CLIENT_ID").map(|(_, v)| v);
         let cluster_name = get("FERRY_CLUSTER_NAME").map(|(name, v)| cluster_name(name, v)).transpose()?;
-        let reconcile_queue =
-            get("FERRY_RECONCILE_QUEUE").map(|(name, v)| http_url(name, &v).map(|_| v)).transpose()?;
+        let [reconcile, rotate, poll] = ["FERRY_RECONCILE_QUEUE", "FERRY_ROTATE_QUEUE", "FERRY_POLL_QUEUE"]
+            .map(|variable| get(variable).map(|(name, v)| http_url(name, &v).map(|_| v)).transpose());
+        let queues = Queues { reconcile: reconcile?, rotate: rotate?, poll: poll? };
         let aws_endpoint_url = get("AWS_ENDPOINT_URL").map(|(name, v)| http_url(name, &v)).transpose()?;
 
         Ok(Config {
@@ -200,7 +216,7 @@ impl Config {
             tekton_token,
             oauth_client_id,
             cluster_name,
-            reconcile_queue,
+            queues,
             aws_endpoint_url,
         })
     }

@@ -1,6 +1,7 @@
 //! The scheduled functions as the Lambda runtime runs them: each
-//! EventBridge event runs one [`Cycle`], stopping new work by the
-//! invocation's deadline (what is left stays due for the next cycle).
+//! EventBridge event runs one [`Cycle`] (or, fanned out, plans it), and
+//! each SQS event is a batch of its items; no new work starts after the
+//! invocation's deadline (what is left stays due, or goes back on the queue).
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use tokio::time::Instant;
@@ -8,77 +9,70 @@ use tokio::time::Instant;
 use crate::usecase::cycle::{Cycle, CycleError};
 
 /// A scheduled function's whole life: connect once, then one cycle per
-/// event. A cycle with failures is an error of the invocation.
+/// scheduled event. A cycle with failures is an error of the invocation.
+/// With the cycle's queue configured ([`Cycle::queue`]), a scheduled event
+/// only plans and the queue's events are the work, answered with the items
+/// to deliver again (`batchItemFailures`).
 pub async fn run(cycle: Cycle) -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
     let context = crate::Context::connect(crate::Config::from_env()?).await?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        let context = context.clone();
-        let deadline = deadline(&event.context);
-        async move { cycle.run(&context, Some(deadline)).await.map(|report| report.fields).map_err(diagnostic) }
-    }))
-    .await
-}
-
-/// The reconciler's whole life. With `FERRY_RECONCILE_QUEUE`, a scheduled
-/// event only plans (one item per repository onto the queue) and the
-/// queue's events are the repairs, answered with the items that failed
-/// (`batchItemFailures`); without it, each scheduled event is a whole cycle.
-#[cfg(feature = "queue")]
-pub async fn run_reconciler() -> Result<(), lambda_runtime::Error> {
-    use crate::usecase::{fanout, reconcile};
-
-    crate::telemetry::init();
-    let context = crate::Context::connect(crate::Config::from_env()?).await?;
-    let queue = match &context.config.reconcile_queue {
-        Some(url) => Some(std::sync::Arc::new(crate::queue::SqsQueue::connect(url.clone()).await)),
-        None => None,
-    };
+    let queue = connect(cycle, &context.config).await;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let (context, queue) = (context.clone(), queue.clone());
         let deadline = deadline(&event.context);
         async move {
-            let ports = reconcile::Ports::of(&context);
-            match (queue, event.payload.get("Records").is_some()) {
-                (Some(queue), true) => {
-                    // Items left unstarted go back in time to be sent.
-                    let deadline = deadline.checked_sub(WORK_MARGIN);
-                    work_batch(ports, queue.as_ref(), event.payload, deadline).await
-                }
+            let queued = event.payload.get("Records").is_some();
+            match (queue, queued) {
+                (None, false) => cycle.run(&context, Some(deadline)).await.map(|r| r.fields).map_err(diagnostic),
                 (None, true) => Err(Diagnostic {
                     error_type: "NoQueue".into(),
-                    error_message: "an SQS event, but FERRY_RECONCILE_QUEUE is not set".into(),
+                    error_message: format!("an SQS event, but no queue is configured for {}", cycle.name()),
                 }),
+                #[cfg(feature = "queue")]
                 (Some(queue), false) => {
-                    let planned = crate::usecase::cycle::reconciled(fanout::plan(ports, queue.as_ref()).await);
-                    Cycle::Reconcile.outcome(planned).map(|report| report.fields).map_err(diagnostic)
+                    cycle.plan(&context, queue.as_ref(), Some(deadline)).await.map(|r| r.fields).map_err(diagnostic)
                 }
-                (None, false) => {
-                    let deadline = deadline.checked_sub(WORK_MARGIN);
-                    Cycle::Reconcile.run(&context, deadline).await.map(|report| report.fields).map_err(diagnostic)
+                #[cfg(feature = "queue")]
+                (Some(queue), true) => {
+                    // Items left unstarted go back in time to be sent.
+                    let deadline = deadline.checked_sub(cycle.margin());
+                    work_batch(cycle, &context, queue.as_ref(), event.payload, deadline).await
                 }
+                #[cfg(not(feature = "queue"))]
+                (Some(never), _) => match *never {},
             }
         }
     }))
     .await
 }
 
-/// Kept before a worker's deadline: for the repairs under way to end and the
-/// items not started to go back on the queue.
 #[cfg(feature = "queue")]
-const WORK_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
+type Queue = std::sync::Arc<crate::queue::SqsQueue>;
+/// Without the `queue` feature, no function fans out.
+#[cfg(not(feature = "queue"))]
+type Queue = std::sync::Arc<std::convert::Infallible>;
+
+async fn connect(cycle: Cycle, config: &crate::Config) -> Option<Queue> {
+    let url = cycle.queue(config)?;
+    #[cfg(feature = "queue")]
+    return Some(std::sync::Arc::new(crate::queue::SqsQueue::connect(url).await));
+    #[cfg(not(feature = "queue"))]
+    {
+        tracing::warn!(%url, cycle = cycle.name(), "a queue is configured, but this function is built without fan-out");
+        None
+    }
+}
 
 /// One batch of the queue's items, answered with those to deliver again.
 #[cfg(feature = "queue")]
 async fn work_batch(
-    ports: crate::usecase::reconcile::Ports<'_>,
+    cycle: Cycle,
+    context: &crate::Context,
     queue: &dyn crate::queue::WorkQueue,
     payload: serde_json::Value,
     deadline: Option<Instant>,
 ) -> Result<serde_json::Value, Diagnostic> {
     use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-
-    use crate::usecase::fanout;
 
     let malformed =
         |e: serde_json::Error| Diagnostic { error_type: "MalformedEvent".into(), error_message: e.to_string() };
@@ -86,12 +80,19 @@ async fn work_batch(
     let messages = event
         .records
         .into_iter()
-        .map(|m| fanout::Message { id: m.message_id.unwrap_or_default(), body: m.body.unwrap_or_default() })
+        .map(|m| crate::usecase::fanout::Message {
+            id: m.message_id.unwrap_or_default(),
+            body: m.body.unwrap_or_default(),
+        })
         .collect();
-    let worked = fanout::work(ports, queue, messages, deadline).await;
-    tracing::info!(failed_items = worked.failed.len(), "{}", worked.report.summary());
+    let (report, failed) = cycle.work(context, queue, messages, deadline).await;
+    if report.failures.is_empty() {
+        tracing::info!(failed_items = failed.len(), "{}", report.summary);
+    } else {
+        tracing::warn!(failed_items = failed.len(), report = %report.fields, failures = ?report.failures, "{}", report.summary);
+    }
     let mut response = SqsBatchResponse::default();
-    for id in worked.failed {
+    for id in failed {
         let mut failure = BatchItemFailure::default();
         failure.item_identifier = id;
         response.batch_item_failures.push(failure);

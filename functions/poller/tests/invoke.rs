@@ -32,3 +32,54 @@ async fn a_cycle_with_failures_is_an_invocation_error_naming_them() {
         Ok(report) => panic!("a failed poll answered as a success: {report}"),
     }
 }
+
+/// With a queue and more refs due than it polls at once, a scheduled event
+/// queues one item per due ref and polls none; the queue's event is the
+/// polls, answered with the items that failed: the unreadable one only (a
+/// ref whose poll fails is the next cycle's, and the sample's ref, which
+/// this config does not list, does nothing).
+#[tokio::test]
+async fn with_a_queue_many_due_refs_are_queued_and_the_queue_s_events_poll() {
+    use ferry_tests::lambda::{Answer, invoke, sample};
+
+    let (sqs, url, _) = ferry_tests::emulator::work_queue(30, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ferry.toml");
+    // Nothing listens on port 1: a poll fails at once.
+    let entry = |name| {
+        let endpoint = "endpoint = \"http://127.0.0.1:1/events\"\n";
+        format!("[[poll]]\ntype = \"git\"\nurl = \"http://127.0.0.1:1/acme/{name}.git\"\nref = \"main\"\n{endpoint}")
+    };
+    std::fs::write(&config, format!("poll_in_flight = 1\n{}{}", entry("api"), entry("web"))).unwrap();
+    let env = [("FERRY_POLL_QUEUE", url.as_str()), ("FERRY_CONFIG", config.to_str().unwrap())];
+
+    let report = ferry_tests::lambda::scheduled(binary(), "poller", &env).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((&report["queued"], &report["polled"]), (&2.into(), &0.into()), "{report}");
+    let queued = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+    let mut bodies: Vec<&str> = queued.messages().iter().filter_map(|m| m.body()).collect();
+    bodies.sort_unstable();
+    assert_eq!(
+        bodies,
+        [
+            r#"{"url":"http://127.0.0.1:1/acme/api.git","ref":"main"}"#,
+            r#"{"url":"http://127.0.0.1:1/acme/web.git","ref":"main"}"#
+        ]
+    );
+
+    let mut event = sample("sqs/poller.json");
+    let mut listed = event["Records"][0].clone();
+    listed["messageId"] = "m-listed".into();
+    listed["body"] = bodies[0].into();
+    let mut poisoned = event["Records"][0].clone();
+    poisoned["messageId"] = "m-poison".into();
+    poisoned["body"] = "not an item".into();
+    event["Records"].as_array_mut().unwrap().extend([listed, poisoned]);
+    let data = tempfile::tempdir().unwrap();
+    let env = [env[0], env[1], ("FERRY_DATA_DIR", data.path().to_str().unwrap())];
+    match invoke(binary(), &event, &env).await {
+        Answer::Response(answer) => {
+            assert_eq!(answer, serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m-poison"}]}))
+        }
+        Answer::Error(error) => panic!("{error}"),
+    }
+}

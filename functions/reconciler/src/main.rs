@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    ferry::scheduled::run_reconciler().await
+    ferry::scheduled::run(ferry::usecase::cycle::Cycle::Reconcile).await
 }

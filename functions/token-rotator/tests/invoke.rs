@@ -8,3 +8,40 @@ async fn a_scheduled_event_runs_one_rotation_and_answers_its_report() {
     // No installations: nothing minted, nothing failed.
     assert_eq!((&report["minted"], &report["failed"]), (&serde_json::json!([]), &serde_json::json!([])), "{report}");
 }
+
+/// With a queue, a scheduled event plans (one item per installation onto
+/// the queue) and the queue's event is the refreshes, answered with the
+/// items that failed: here the unreadable one only.
+#[tokio::test]
+async fn with_a_queue_the_schedule_plans_and_the_queue_s_events_refresh() {
+    use ferry::domain::{Installation, InstallationId};
+    use ferry::store::StateStore;
+    use ferry_tests::lambda::{Answer, invoke, sample};
+
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_ferry-token-rotator"));
+    let (sqs, url, _) = ferry_tests::emulator::work_queue(30, 3).await;
+    let store = ferry_tests::emulator::dynamo_store().await;
+    store.create(&Installation::new(InstallationId::new(42), "acme", "all").into()).await.unwrap();
+    let table = store.table().to_string();
+    let env = [("FERRY_ROTATE_QUEUE", url.as_str()), ("FERRY_TABLE", table.as_str())];
+
+    let report = ferry_tests::lambda::scheduled(binary, "token-rotator", &env).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((&report["queued"], &report["minted"]), (&1.into(), &serde_json::json!([])), "{report}");
+    let queued = sqs.receive_message().queue_url(&url).send().await.unwrap();
+    let bodies: Vec<&str> = queued.messages().iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies, [r#"{"installation":42}"#]);
+
+    let mut event = sample("sqs/token-rotator.json");
+    let mut poisoned = event["Records"][0].clone();
+    poisoned["messageId"] = "m-poison".into();
+    poisoned["body"] = r#"{"installation":"42; rm -rf /"}"#.into();
+    event["Records"].as_array_mut().unwrap().push(poisoned);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [env[0], env[1], ("FERRY_DATA_DIR", dir.path().to_str().unwrap())];
+    match invoke(binary, &event, &env).await {
+        Answer::Response(answer) => {
+            assert_eq!(answer, serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m-poison"}]}))
+        }
+        Answer::Error(error) => panic!("{error}"),
+    }
+}

@@ -69,6 +69,83 @@ impl Cycle {
         self.outcome(report)
     }
 
+    /// The queue this cycle fans out over, when one is configured
+    /// (`FERRY_RECONCILE_QUEUE`, `FERRY_ROTATE_QUEUE`, `FERRY_POLL_QUEUE`).
+    pub fn queue(self, config: &crate::Config) -> Option<&str> {
+        match self {
+            #[cfg(feature = "poll")]
+            Cycle::Poll => config.queues.poll.as_deref(),
+            Cycle::Rotate => config.queues.rotate.as_deref(),
+            Cycle::Reconcile => config.queues.reconcile.as_deref(),
+        }
+    }
+
+    /// Kept before a worker's deadline: for the work under way to end and
+    /// the items not started to go back on the queue.
+    pub fn margin(self) -> std::time::Duration {
+        match self {
+            #[cfg(feature = "poll")]
+            Cycle::Poll => poll::DEADLINE_MARGIN,
+            Cycle::Rotate => std::time::Duration::from_secs(10),
+            Cycle::Reconcile => std::time::Duration::from_secs(60),
+        }
+    }
+
+    /// Fanned out, the scheduled part: what this cycle puts on `queue`
+    /// (the reconciler's deliveries and the poller's few due refs are done
+    /// here).
+    #[cfg(feature = "queue")]
+    pub async fn plan(
+        self,
+        context: &crate::Context,
+        queue: &dyn crate::queue::WorkQueue,
+        deadline: Option<Instant>,
+    ) -> Result<Report, CycleError> {
+        use super::fanout;
+        let report = match self {
+            #[cfg(feature = "poll")]
+            Cycle::Poll => {
+                let planned = fanout::poll::plan(poll::PollPorts::of(context), queue, deadline).await;
+                polled(&planned.map_err(|source| CycleError::Store { cycle: self.name(), source })?)
+            }
+            Cycle::Rotate => rotated(&fanout::rotate::plan(context.state.as_ref(), queue).await),
+            Cycle::Reconcile => reconciled(fanout::reconcile::plan(reconcile::Ports::of(context), queue).await),
+        };
+        self.outcome(report)
+    }
+
+    /// Fanned out, a worker's batch of `messages`: its report (counting the
+    /// items given back `left`) and the ids of the messages to deliver
+    /// again. Never an error: that would deliver the whole batch again.
+    #[cfg(feature = "queue")]
+    pub async fn work(
+        self,
+        context: &crate::Context,
+        queue: &dyn crate::queue::WorkQueue,
+        messages: Vec<super::fanout::Message>,
+        deadline: Option<Instant>,
+    ) -> (Report, Vec<String>) {
+        use super::fanout;
+        let (mut report, problems, failed) = match self {
+            #[cfg(feature = "poll")]
+            Cycle::Poll => {
+                let worked = fanout::poll::work(poll::PollPorts::of(context), queue, messages, deadline).await;
+                (polled(&worked.report), worked.problems, worked.failed)
+            }
+            Cycle::Rotate => {
+                let (tokens, state) = (&context.tokens, context.state.as_ref());
+                let worked = fanout::rotate::work(tokens, state, queue, messages, deadline).await;
+                (rotated(&worked.report), worked.problems, worked.failed)
+            }
+            Cycle::Reconcile => {
+                let worked = fanout::reconcile::work(reconcile::Ports::of(context), queue, messages, deadline).await;
+                (reconciled(worked.report), worked.problems, worked.failed)
+            }
+        };
+        report.failures.extend(problems);
+        (report, failed)
+    }
+
     /// The report, or a failure when it holds failures.
     pub fn outcome(self, report: Report) -> Result<Report, CycleError> {
         if report.failures.is_empty() {
@@ -96,14 +173,21 @@ fn polled(report: &poll::PollReport) -> Report {
 
 fn rotated(report: &rotate::RotationReport) -> Report {
     let summary = format!(
-        "rotated: {} minted, {} fresh, {} suspended, {} leased, {} failures",
+        "rotated: {} minted, {} fresh, {} suspended, {} leased ({} queued, {} left), {} failures",
         report.minted.len(),
         report.fresh,
         report.suspended,
         report.leased.len(),
-        report.failed.len()
+        report.queued,
+        report.left,
+        report.failed.len() + report.problems.len()
     );
-    let failures = report.failed.iter().map(|f| format!("installation {}: {}", f.installation, f.problem)).collect();
+    let failures = report
+        .failed
+        .iter()
+        .map(|f| format!("installation {}: {}", f.installation, f.problem))
+        .chain(report.problems.iter().cloned())
+        .collect();
     Report { fields: json(report), summary, failures }
 }
 

@@ -72,6 +72,47 @@ pub struct PollReport {
     /// Why the cycle stopped before every due ref was polled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// Due refs queued for the queue's workers (a planner's cycle).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub queued: usize,
+    /// Due refs not polled: a rate limit or the deadline came first (they
+    /// stay due; fanned out, they go back on the queue).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub left: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl PollReport {
+    /// Adds another part of the cycle's report to this one.
+    pub fn add(&mut self, other: PollReport) {
+        self.polled += other.polled;
+        self.not_due += other.not_due;
+        self.unchanged += other.unchanged;
+        self.delivered += other.delivered;
+        self.undelivered += other.undelivered;
+        self.failed.extend(other.failed);
+        self.stopped = self.stopped.take().or(other.stopped);
+        self.queued += other.queued;
+        self.left += other.left;
+    }
+
+    /// Counts what polling `tracked` came to.
+    fn count(&mut self, tracked: &TrackedRef, outcome: RefPolled) {
+        match outcome {
+            RefPolled::Unchanged => self.unchanged += 1,
+            RefPolled::Delivered => self.delivered += 1,
+            RefPolled::Undelivered => self.undelivered += 1,
+            RefPolled::Failed(problem) => self.failed.push(PollFailure {
+                url: tracked.url.clone(),
+                reference: tracked.reference.clone(),
+                problem,
+            }),
+            RefPolled::RateLimited(_) | RefPolled::Skipped => self.left += 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -98,17 +139,48 @@ pub async fn poll(
     in_flight: usize,
     deadline: Option<Instant>,
 ) -> Result<PollReport, StoreError> {
+    let (due, not_due) = due(ports, refs).await?;
+    let mut report = poll_due(ports, due, in_flight, deadline).await;
+    report.not_due = not_due;
+    tracing::info!(
+        polled = report.polled,
+        not_due = report.not_due,
+        unchanged = report.unchanged,
+        delivered = report.delivered,
+        undelivered = report.undelivered,
+        failed = report.failed.len(),
+        left = report.left,
+        stopped = report.stopped.as_deref().unwrap_or(""),
+        "poll cycle done"
+    );
+    Ok(report)
+}
+
+/// The refs due now, with what is recorded of them, and how many are not due.
+pub(crate) async fn due<'a>(
+    ports: PollPorts<'_>,
+    refs: &'a [TrackedRef],
+) -> Result<(Vec<(&'a TrackedRef, Option<PolledRef>)>, usize), StoreError> {
     let now = ports.launch.clock.now();
-    let mut due = Vec::new();
-    let mut report = PollReport::default();
+    let (mut due, mut not_due) = (Vec::new(), 0);
     for tracked in refs {
         let key = key(ports, tracked).map_err(|problem| StoreError::Corrupt { at: tracked.url.clone(), problem })?;
         let stored = ports.launch.state.load::<PolledRef>(&key).await?.map(|found| found.record);
         match &stored {
-            Some(stored) if stored.next_poll_at > now => report.not_due += 1,
+            Some(stored) if stored.next_poll_at > now => not_due += 1,
             _ => due.push((tracked, stored)),
         }
     }
+    Ok((due, not_due))
+}
+
+/// Polls `due`, `in_flight` at once, until a rate limit or `deadline`.
+pub(crate) async fn poll_due(
+    ports: PollPorts<'_>,
+    due: Vec<(&TrackedRef, Option<PolledRef>)>,
+    in_flight: usize,
+    deadline: Option<Instant>,
+) -> PollReport {
     let guard = Guard {
         stop: AtomicBool::new(false),
         why: std::sync::Mutex::new(None),
@@ -119,32 +191,42 @@ pub async fn poll(
     let outcomes: Vec<(&TrackedRef, RefPolled)> =
         futures::stream::iter(polls).buffer_unordered(in_flight.max(1)).collect().await;
     let Guard { why, started, .. } = guard;
-    report.polled = started.load(Ordering::SeqCst);
+    let mut report = PollReport { polled: started.load(Ordering::SeqCst), ..PollReport::default() };
     for (tracked, outcome) in outcomes {
-        match outcome {
-            RefPolled::Unchanged => report.unchanged += 1,
-            RefPolled::Delivered => report.delivered += 1,
-            RefPolled::Undelivered => report.undelivered += 1,
-            RefPolled::Failed(problem) => report.failed.push(PollFailure {
-                url: tracked.url.clone(),
-                reference: tracked.reference.clone(),
-                problem,
-            }),
-            RefPolled::RateLimited(_) | RefPolled::Skipped => {}
-        }
+        report.count(tracked, outcome);
     }
     report.stopped = why.into_inner().expect("not poisoned");
-    tracing::info!(
-        polled = report.polled,
-        not_due = report.not_due,
-        unchanged = report.unchanged,
-        delivered = report.delivered,
-        undelivered = report.undelivered,
-        failed = report.failed.len(),
-        stopped = report.stopped.as_deref().unwrap_or(""),
-        "poll cycle done"
-    );
-    Ok(report)
+    report
+}
+
+/// One ref, as a queue's worker polls it: nothing when it is not due (a
+/// poll since it was queued); a rate limit's wait, when one was met.
+#[cfg(feature = "queue")]
+pub(crate) async fn poll_ref(ports: PollPorts<'_>, tracked: &TrackedRef) -> (PollReport, Option<Option<Duration>>) {
+    let (due, not_due) = match due(ports, std::slice::from_ref(tracked)).await {
+        Ok(found) => found,
+        Err(e) => {
+            let failed = vec![PollFailure {
+                url: tracked.url.clone(),
+                reference: tracked.reference.clone(),
+                problem: format!("reading its record: {e}"),
+            }];
+            return (PollReport { failed, ..PollReport::default() }, None);
+        }
+    };
+    let mut report = PollReport { not_due, ..PollReport::default() };
+    let Some((tracked, stored)) = due.into_iter().next() else {
+        return (report, None);
+    };
+    report.polled = 1;
+    match poll_one(ports, tracked, stored).await {
+        // Given back on the queue: counted `left` by the worker.
+        RefPolled::RateLimited(wait) => (report, Some(wait)),
+        outcome => {
+            report.count(tracked, outcome);
+            (report, None)
+        }
+    }
 }
 
 /// What the polls of one cycle share: whether to stop, and why.

@@ -24,6 +24,21 @@ pub struct RotationReport {
     /// Another rotation was minting for these.
     pub leased: Vec<InstallationId>,
     pub failed: Vec<Failure>,
+    /// Installations queued for the queue's workers (a planner's cycle).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub queued: usize,
+    /// Installations given back on the queue: GitHub rate-limits minting,
+    /// or the deadline came first.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub left: usize,
+    /// What failed beside any one installation (listing them, queueing them,
+    /// an unreadable item).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,6 +51,18 @@ impl RotationReport {
     /// Installations looked at.
     pub fn total(&self) -> usize {
         self.minted.len() + self.fresh + self.suspended + self.leased.len() + self.failed.len()
+    }
+
+    /// Adds another part of the rotation's report to this one.
+    pub fn add(&mut self, other: RotationReport) {
+        self.minted.extend(other.minted);
+        self.fresh += other.fresh;
+        self.suspended += other.suspended;
+        self.leased.extend(other.leased);
+        self.failed.extend(other.failed);
+        self.queued += other.queued;
+        self.left += other.left;
+        self.problems.extend(other.problems);
     }
 }
 
@@ -55,28 +82,7 @@ pub async fn rotate(tokens: &Tokens, state: &dyn StateStore) -> Result<RotationR
         .await;
     let mut report = RotationReport::default();
     for (installation, result) in results {
-        match result {
-            Ok(Refreshed::Minted(_)) => report.minted.push(installation),
-            Ok(Refreshed::Fresh(expires_at)) => {
-                tracing::debug!(%installation, expires_at = %expires_at.to_rfc3339(), "token is fresh");
-                report.fresh += 1;
-            }
-            Ok(Refreshed::Suspended) => report.suspended += 1,
-            Ok(Refreshed::Leased(_)) => {
-                tracing::info!(%installation, "another rotation is minting; skipped");
-                report.leased.push(installation);
-            }
-            Err(error) => {
-                let retry = match &error {
-                    TokenError::Mint { source: MintError::RateLimited { retry_after: Some(wait) }, .. } => {
-                        format!("; GitHub asks to wait {}s, the next cycle retries", wait.as_secs())
-                    }
-                    _ => "; the next cycle retries".to_owned(),
-                };
-                tracing::error!(%installation, %error, "could not rotate the token{retry}");
-                report.failed.push(Failure { installation, problem: error.to_string() });
-            }
-        }
+        note(&mut report, installation, result);
     }
     report.minted.sort();
     report.leased.sort();
@@ -91,4 +97,30 @@ pub async fn rotate(tokens: &Tokens, state: &dyn StateStore) -> Result<RotationR
         "rotation done"
     );
     Ok(report)
+}
+
+/// Notes what refreshing `installation`'s token did.
+pub(crate) fn note(report: &mut RotationReport, installation: InstallationId, result: Result<Refreshed, TokenError>) {
+    match result {
+        Ok(Refreshed::Minted(_)) => report.minted.push(installation),
+        Ok(Refreshed::Fresh(expires_at)) => {
+            tracing::debug!(%installation, expires_at = %expires_at.to_rfc3339(), "token is fresh");
+            report.fresh += 1;
+        }
+        Ok(Refreshed::Suspended) => report.suspended += 1,
+        Ok(Refreshed::Leased(_)) => {
+            tracing::info!(%installation, "another rotation is minting; skipped");
+            report.leased.push(installation);
+        }
+        Err(error) => {
+            let retry = match &error {
+                TokenError::Mint { source: MintError::RateLimited { retry_after: Some(wait) }, .. } => {
+                    format!("; GitHub asks to wait {}s, the next cycle retries", wait.as_secs())
+                }
+                _ => "; the next cycle retries".to_owned(),
+            };
+            tracing::error!(%installation, %error, "could not rotate the token{retry}");
+            report.failed.push(Failure { installation, problem: error.to_string() });
+        }
+    }
 }

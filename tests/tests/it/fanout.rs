@@ -1,5 +1,7 @@
-//! The reconciler fanned out: the planner and the workers against the AWS
-//! API emulator's SQS, the fake GitHub behind them. The test plays Lambda's
+//! The scheduled functions fanned out: the reconciler's planner and
+//! workers against the AWS API emulator's SQS, the fake GitHub behind them
+//! (the rotator's and the poller's are beside their own harnesses, in
+//! `tokens.rs` and `poll.rs`, through [`drain`]). The test plays Lambda's
 //! SQS event source: it receives a batch, hands it to a worker, and deletes
 //! what the worker did not name as failed.
 
@@ -9,7 +11,8 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use ferry::domain::{InstallationId, ListingTags, Repository, Timestamp};
 use ferry::queue::{SqsQueue, WorkQueue};
 use ferry::store::Key;
-use ferry::usecase::fanout::{self, Item, Message};
+use ferry::usecase::fanout::reconcile::{self as fanout, Item};
+use ferry::usecase::fanout::{Message, Worked};
 use ferry::usecase::reconcile::{Ports, Report};
 use ferry_tests::builders::{repo, repository};
 use ferry_tests::github::{FakeGithub, SimClock};
@@ -37,35 +40,50 @@ fn ports<'a>(harness: &'a Harness, clock: &'a SimClock) -> Ports<'a> {
     ports
 }
 
-async fn count(sqs: &aws_sdk_sqs::Client, url: &str, attribute: QueueAttributeName) -> usize {
+pub(crate) async fn count(sqs: &aws_sdk_sqs::Client, url: &str, attribute: QueueAttributeName) -> usize {
     let answer = sqs.get_queue_attributes().queue_url(url).attribute_names(attribute.clone()).send().await.unwrap();
     answer.attributes().and_then(|a| a.get(&attribute)).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
-/// Lambda's SQS event source, until the queue is empty: each batch to a
-/// worker, its failed items left to come back. The workers' reports and the
-/// failed items, in order.
-async fn drain(sqs: &aws_sdk_sqs::Client, url: &str, ports: Ports<'_>, queue: &dyn WorkQueue) -> (Report, Vec<String>) {
-    let (mut total, mut failed) = (Report::default(), Vec::new());
-    let started = Instant::now();
+/// The messages `url` holds, visible or not (the emulator moves a
+/// dead-lettered message still invisible from its last receive).
+pub(crate) async fn held(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
+    count(sqs, url, QueueAttributeName::ApproximateNumberOfMessages).await
+        + count(sqs, url, QueueAttributeName::ApproximateNumberOfMessagesNotVisible).await
+}
+
+/// Lambda's SQS event source, until the queue is empty: each batch to
+/// `work`, its failed items left to come back. What each batch came to.
+pub(crate) async fn drain<R, F, Fut>(sqs: &aws_sdk_sqs::Client, url: &str, mut work: F) -> Vec<Worked<R>>
+where
+    F: FnMut(Vec<Message>) -> Fut,
+    Fut: Future<Output = Worked<R>>,
+{
+    let visibility = sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::VisibilityTimeout);
+    let visibility =
+        visibility.send().await.unwrap().attributes().unwrap()[&QueueAttributeName::VisibilityTimeout].parse().unwrap();
+    // The emulator's counts lag its receives: empty only once nothing came
+    // for longer than a failed item stays invisible.
+    let quiet = Duration::from_secs(visibility) + Duration::from_secs(1);
+    let mut batches = Vec::new();
+    let (started, mut last) = (Instant::now(), Instant::now());
     loop {
         assert!(started.elapsed() < Duration::from_secs(60), "the queue did not drain");
         let batch = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
         let received = batch.messages().to_vec();
         if received.is_empty() {
-            let waiting = count(sqs, url, QueueAttributeName::ApproximateNumberOfMessages).await
-                + count(sqs, url, QueueAttributeName::ApproximateNumberOfMessagesNotVisible).await;
-            if waiting == 0 {
-                return (total, failed);
+            if last.elapsed() > quiet && held(sqs, url).await == 0 {
+                return batches;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
+        last = Instant::now();
         let messages = received
             .iter()
             .map(|m| Message { id: m.message_id().unwrap().to_owned(), body: m.body().unwrap().to_owned() })
             .collect();
-        let worked = fanout::work(ports, queue, messages, None).await;
+        let worked = work(messages).await;
         for message in &received {
             let id = message.message_id().unwrap();
             if !worked.failed.iter().any(|f| f == id) {
@@ -77,9 +95,24 @@ async fn drain(sqs: &aws_sdk_sqs::Client, url: &str, ports: Ports<'_>, queue: &d
                     .unwrap();
             }
         }
+        batches.push(worked);
+    }
+}
+
+/// The reconciler's workers until the queue is empty: their reports added
+/// up, and the failed items.
+async fn repair(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    ports: Ports<'_>,
+    queue: &dyn WorkQueue,
+) -> (Report, Vec<String>) {
+    let (mut total, mut failed) = (Report::default(), Vec::new());
+    for worked in drain(sqs, url, |messages| fanout::work(ports, queue, messages, None)).await {
         failed.extend(worked.failed);
         total.add(worked.report);
     }
+    (total, failed)
 }
 
 async fn tags(harness: &Harness, name: &str) -> Option<ListingTags> {
@@ -103,7 +136,7 @@ async fn every_item_is_repaired_once_across_partial_failures() {
     assert_eq!((planned.queued, planned.failed.len()), (12, 0), "{planned:?}");
     queue.send(&[("not an item".to_owned(), Duration::ZERO)]).await.unwrap();
     fake.repos(|r| r.fail_listings = 1);
-    let (worked, failed) = drain(&sqs, &url, ports(&harness, &clock), &queue).await;
+    let (worked, failed) = repair(&sqs, &url, ports(&harness, &clock), &queue).await;
 
     assert_eq!(failed.len(), 3, "the unreadable item, once per receive: {worked:?}");
     assert_eq!(worked.repositories, 12, "each repository once: {worked:?}");
@@ -115,7 +148,7 @@ async fn every_item_is_repaired_once_across_partial_failures() {
         whole += usize::from(tags.pull_requests.is_some() && tags.releases.is_some());
     }
     assert_eq!(whole, 11, "all but the one that met the 502 have both listings' ETags");
-    assert_eq!(count(&sqs, &dead, QueueAttributeName::ApproximateNumberOfMessages).await, 1);
+    assert_eq!(held(&sqs, &dead).await, 1);
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
@@ -133,7 +166,7 @@ async fn a_poisoned_item_lands_in_the_dead_letter_queue() {
     let poison = r#"{"repo": "../../etc/passwd"}"#.to_owned();
     queue.send(&[(item.unwrap(), Duration::ZERO), (poison.clone(), Duration::ZERO)]).await.unwrap();
 
-    let (worked, failed) = drain(&sqs, &url, ports(&harness, &clock), &queue).await;
+    let (worked, failed) = repair(&sqs, &url, ports(&harness, &clock), &queue).await;
     assert_eq!(worked.repositories, 1, "{worked:?}");
     assert_eq!(failed.len(), 2, "the poisoned item failed both its receives");
     let dead_letters = sqs.receive_message().queue_url(&dead).max_number_of_messages(10).send().await.unwrap();

@@ -2,8 +2,9 @@
 //! is one Ferry reads (and none holds a secret), every function's code is
 //! the binary of a workspace package, its logs go to the group Lambda would
 //! name, the table is the one the DynamoDB adapter expects, each function
-//! has a role of its own granting only calls the adapters make, and every
-//! checkov suppression says why. (cfn-lint and checkov themselves run in
+//! has a role of its own granting only calls the adapters make, each
+//! scheduled function's queue fans out to bounded workers whose failed items
+//! are dead-lettered and alarmed, and every checkov suppression says why. (cfn-lint and checkov themselves run in
 //! `scripts/lint-infra`.)
 
 use std::collections::BTreeSet;
@@ -140,8 +141,8 @@ fn scheduled_functions_retry_set_failures_aside_and_run_one_cycle_at_a_time() {
             assert_eq!(argument(&properties["DeadLetterConfig"]["Arn"], "GetAtt"), "DeadLetters.Arn", "{name}");
             assert_eq!(function["Properties"]["EventInvokeConfig"]["MaximumRetryAttempts"], 0, "{name}");
             assert!(function["Properties"]["DeadLetterQueue"].is_null(), "{name}");
-            // One cycle at a time, beside the reconciler's queue workers (an
-            // SQS event source ignores reserved concurrency: it must leave room).
+            // One cycle at a time, beside its queue's workers (an SQS event
+            // source ignores reserved concurrency: it must leave room).
             let workers: u64 = events
                 .values()
                 .filter(|e| e["Type"] == "SQS")
@@ -212,7 +213,7 @@ fn each_function_has_a_role_of_its_own_granting_only_calls_the_adapters_make() {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "sqs:SendMessage",
-        // The reconciler's SQS event source polls with the function's role.
+        // A fanned-out function's SQS event source polls with its role.
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
@@ -317,30 +318,191 @@ fn only_the_webhooks_the_tekton_sink_the_health_check_and_the_oauth_callback_are
     );
 }
 
-/// The reconciler's fan-out: its queue's items reach it in bounded
-/// batches, each failed item reported alone, a visibility timeout above the
-/// function's own, three receives before the dead-letter queue, whose
-/// messages raise an alarm; and the function is told the queue.
-#[test]
-fn the_reconcile_queue_fans_out_to_bounded_workers_and_dead_letters_alarm() {
+/// A scheduled function fanned out over a queue (its planner sends the
+/// items, the queue's events are its workers): the function, the variable
+/// that tells it the queue, and the prefix of the queue's resources
+/// (`<prefix>Queue`, `<prefix>DeadLetters`, `<prefix>DeadLettersAlarm`,
+/// output `<prefix>QueueUrl`).
+struct FanOut {
+    function: &'static str,
+    variable: &'static str,
+    prefix: &'static str,
+}
+
+const FAN_OUTS: [FanOut; 3] = [
+    FanOut { function: "ReconcilerFunction", variable: "FERRY_RECONCILE_QUEUE", prefix: "Reconcile" },
+    FanOut { function: "TokenRotatorFunction", variable: "FERRY_ROTATE_QUEUE", prefix: "Rotate" },
+    FanOut { function: "PollerFunction", variable: "FERRY_POLL_QUEUE", prefix: "Poll" },
+];
+
+/// What a worker's role needs on its own queue: the planner's sends (and a
+/// worker's give-backs; SendMessageBatch is authorised as SendMessage), and
+/// the event source mapping's polling.
+const QUEUE_ACTIONS: [&str; 4] =
+    ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"];
+
+/// The function's SQS event sources' properties.
+fn sqs_sources(function: &Value) -> Vec<&Value> {
+    function["Properties"]["Events"]
+        .as_mapping()
+        .into_iter()
+        .flat_map(|events| events.values())
+        .filter(|e| e["Type"] == "SQS")
+        .map(|e| &e["Properties"])
+        .collect()
+}
+
+/// Each SQS statement of a role: its actions and the `!GetAtt` of each resource.
+fn sqs_statements(role: &Value) -> Vec<(Vec<&str>, Vec<&str>)> {
+    let mut found = Vec::new();
+    for policy in role["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+        for statement in policy["PolicyDocument"]["Statement"].as_sequence().into_iter().flatten() {
+            let actions: Vec<&str> = one_or_many(&statement["Action"]).iter().filter_map(|a| a.as_str()).collect();
+            if actions.iter().any(|a| a.starts_with("sqs:")) {
+                let resources =
+                    one_or_many(&statement["Resource"]).into_iter().map(|r| argument(r, "GetAtt")).collect();
+                found.push((actions, resources));
+            }
+        }
+    }
+    found
+}
+
+/// The fan-out's queue reaches its function in bounded batches, each failed
+/// item reported alone; an item stays invisible for six times the
+/// function's timeout, is kept through a give-back's longest delay and its
+/// three receives, then dead-lettered, and a dead letter raises an alarm;
+/// the function is told the queue, has room for its cycle beside its
+/// workers, and its role alone may use the queue.
+fn assert_fans_out(name: &str) {
+    let FanOut { function: function_name, variable, prefix } =
+        *FAN_OUTS.iter().find(|f| f.function == name).expect("a fan-out");
     let template = template();
     let resources = &template["Resources"];
-    let function = &resources["ReconcilerFunction"]["Properties"];
-    let events = function["Events"].as_mapping().unwrap();
-    let sqs: Vec<&Value> = events.values().filter(|e| e["Type"] == "SQS").collect();
-    assert_eq!(sqs.len(), 1);
-    let source = &sqs[0]["Properties"];
-    assert_eq!(argument(&source["Queue"], "GetAtt"), "ReconcileQueue.Arn");
-    assert_eq!(source["FunctionResponseTypes"][0], "ReportBatchItemFailures");
-    assert!(source["BatchSize"].as_u64().unwrap() <= 10);
-    assert!(source["ScalingConfig"]["MaximumConcurrency"].as_u64().is_some(), "bounded workers");
-    assert_eq!(argument(&function["Environment"]["Variables"]["FERRY_RECONCILE_QUEUE"], "Ref"), "ReconcileQueue");
-    let queue = &resources["ReconcileQueue"]["Properties"];
-    let timeout = function["Timeout"].as_u64().unwrap();
-    assert!(queue["VisibilityTimeout"].as_u64().unwrap() > timeout, "an item is not handed out again while it runs");
-    assert_eq!(argument(&queue["RedrivePolicy"]["deadLetterTargetArn"], "GetAtt"), "ReconcileDeadLetters.Arn");
-    assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"], 3);
-    let alarm = &resources["ReconcileDeadLettersAlarm"]["Properties"];
-    assert_eq!(alarm["MetricName"], "ApproximateNumberOfMessagesVisible");
-    assert_eq!(argument(&alarm["Dimensions"][0]["Value"], "GetAtt"), "ReconcileDeadLetters.QueueName");
+    let (queue_name, dead_letters_name) = (format!("{prefix}Queue"), format!("{prefix}DeadLetters"));
+    let function = &resources[function_name];
+    let properties = &function["Properties"];
+    let context = format!("{function_name} / {queue_name}");
+
+    // Told the queue: its scheduled cycle plans.
+    assert_eq!(argument(&properties["Environment"]["Variables"][variable], "Ref"), queue_name, "{context}");
+    let output = &template["Outputs"][format!("{prefix}QueueUrl").as_str()]["Value"];
+    assert_eq!(argument(output, "Ref"), queue_name, "{context}: its URL is an output");
+
+    // Its workers: bounded batches, bounded concurrency, failures one by one.
+    let sources = sqs_sources(function);
+    assert_eq!(sources.len(), 1, "{context}: one queue");
+    let source = sources[0];
+    assert_eq!(argument(&source["Queue"], "GetAtt"), format!("{queue_name}.Arn"), "{context}");
+    let responses: Vec<&str> =
+        one_or_many(&source["FunctionResponseTypes"]).iter().filter_map(|r| r.as_str()).collect();
+    assert_eq!(responses, ["ReportBatchItemFailures"], "{context}: only the failed items come back");
+    assert!((1..=10).contains(&source["BatchSize"].as_u64().unwrap()), "{context}");
+    let workers = source["ScalingConfig"]["MaximumConcurrency"].as_u64().expect("bounded workers");
+    assert!(workers >= 2, "{context}: SQS's least MaximumConcurrency is 2");
+    assert_eq!(
+        properties["ReservedConcurrentExecutions"].as_u64(),
+        Some(1 + workers),
+        "{context}: the scheduled cycle beside the workers, or they would be throttled"
+    );
+
+    // The queue: visibility, retention, redrive, encryption.
+    let queue = &resources[queue_name.as_str()]["Properties"];
+    let timeout = properties["Timeout"].as_u64().or(template["Globals"]["Function"]["Timeout"].as_u64()).unwrap();
+    let visibility = queue["VisibilityTimeout"].as_u64().unwrap();
+    assert!(visibility >= 6 * timeout, "{context}: AWS's advice, six times the function's timeout");
+    assert_eq!(argument(&queue["RedrivePolicy"]["deadLetterTargetArn"], "GetAtt"), format!("{dead_letters_name}.Arn"));
+    let receives = queue["RedrivePolicy"]["maxReceiveCount"].as_u64().unwrap();
+    assert_eq!(receives, 3, "{context}");
+    let retention = queue["MessageRetentionPeriod"].as_u64().unwrap();
+    assert!(
+        retention >= ferry::queue::MAX_DELAY.as_secs() + receives * visibility,
+        "{context}: an item expires before its delay and its receives are over, and never reaches the dead letters"
+    );
+    assert_eq!(queue["SqsManagedSseEnabled"], true, "{context}");
+
+    // The dead letters: kept longer (a dead letter keeps its first send's
+    // age), encrypted, and taking only this queue's items.
+    let dead_letters = &resources[dead_letters_name.as_str()]["Properties"];
+    assert!(dead_letters["MessageRetentionPeriod"].as_u64().unwrap() > retention, "{context}");
+    assert_eq!(dead_letters["SqsManagedSseEnabled"], true, "{context}");
+    let allow = &dead_letters["RedriveAllowPolicy"];
+    assert_eq!(allow["redrivePermission"], "byQueue", "{context}");
+    let sources: Vec<&str> = one_or_many(&allow["sourceQueueArns"]).into_iter().map(|a| argument(a, "Sub")).collect();
+    let source_name = argument(&queue["QueueName"], "Sub");
+    assert_eq!(sources.len(), 1, "{context}");
+    assert!(
+        sources[0].starts_with("arn:${AWS::Partition}:sqs:") && sources[0].ends_with(&format!(":{source_name}")),
+        "{context}: {dead_letters_name} names {} as its source",
+        sources[0]
+    );
+
+    // A dead letter raises an alarm, as the other dead letters do.
+    let alarm = &resources[format!("{dead_letters_name}Alarm").as_str()];
+    assert_eq!(alarm["Type"], "AWS::CloudWatch::Alarm", "{context}");
+    let alarm = &alarm["Properties"];
+    assert_eq!(alarm["Namespace"], "AWS/SQS", "{context}");
+    assert_eq!(alarm["MetricName"], "ApproximateNumberOfMessagesVisible", "{context}");
+    assert_eq!(alarm["Dimensions"][0]["Name"], "QueueName", "{context}");
+    assert_eq!(argument(&alarm["Dimensions"][0]["Value"], "GetAtt"), format!("{dead_letters_name}.QueueName"));
+    assert_eq!(alarm["Threshold"], 0, "{context}");
+    assert_eq!(alarm["ComparisonOperator"], "GreaterThanThreshold", "{context}");
+    let actions: Vec<&str> = one_or_many(&alarm["AlarmActions"]).into_iter().map(|a| argument(a, "Ref")).collect();
+    assert_eq!(actions, ["AlarmTopic"], "{context}");
+
+    assert_only_its_role_uses(&template, properties, &queue_name);
+}
+
+/// `function`'s role, and no other, may use `queue_name`, and on nothing else.
+fn assert_only_its_role_uses(template: &Value, properties: &Value, queue_name: &str) {
+    let own_role = argument(&properties["Role"], "GetAtt").strip_suffix(".Arn").unwrap();
+    let queue_arn = format!("{queue_name}.Arn");
+    for (role_name, role) in of_type(template, "AWS::IAM::Role") {
+        let statements = sqs_statements(role);
+        if role_name != own_role {
+            for (_, on) in &statements {
+                assert!(!on.contains(&queue_arn.as_str()), "{role_name} may use {queue_name}");
+            }
+            continue;
+        }
+        let mut granted: Vec<&str> = Vec::new();
+        for (actions, on) in &statements {
+            assert!(actions.iter().all(|a| a.starts_with("sqs:")), "{role_name}: {actions:?} beside SQS actions");
+            assert_eq!(on, &[queue_arn.as_str()], "{role_name}: {actions:?} on its own queue only");
+            granted.extend(actions);
+        }
+        granted.sort_unstable();
+        assert_eq!(granted, QUEUE_ACTIONS, "{role_name} on {queue_name}");
+    }
+}
+
+#[test]
+fn every_sqs_event_source_is_a_fan_out_checked_below() {
+    let template = template();
+    let mut found: Vec<(String, String)> = Vec::new();
+    for (name, function) in of_type(&template, "AWS::Serverless::Function") {
+        for source in sqs_sources(function) {
+            found.push((name.clone(), argument(&source["Queue"], "GetAtt").to_owned()));
+        }
+    }
+    found.sort();
+    let mut expected: Vec<(String, String)> =
+        FAN_OUTS.iter().map(|f| (f.function.to_owned(), format!("{}Queue.Arn", f.prefix))).collect();
+    expected.sort();
+    assert_eq!(found, expected);
+}
+
+#[test]
+fn the_reconcile_queue_fans_out_to_bounded_workers_and_dead_letters_alarm() {
+    assert_fans_out("ReconcilerFunction");
+}
+
+#[test]
+fn the_rotate_queue_fans_out_to_bounded_workers_and_dead_letters_alarm() {
+    assert_fans_out("TokenRotatorFunction");
+}
+
+#[test]
+fn the_poll_queue_fans_out_to_bounded_workers_and_dead_letters_alarm() {
+    assert_fans_out("PollerFunction");
 }

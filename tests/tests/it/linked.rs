@@ -60,9 +60,9 @@ fn only_the_poller_links_the_cloudevents_sender() {
 }
 
 #[test]
-fn only_the_reconciler_links_the_queue() {
-    assert!(linked("ferry-reconciler").contains("aws-sdk-sqs"), "the reconciler fans out over SQS");
-    for lambda in ["ferry-webhook", "ferry-poller", "ferry-token-rotator"] {
-        assert!(!linked(lambda).contains("aws-sdk-sqs"), "{lambda} links aws-sdk-sqs");
+fn only_the_scheduled_functions_link_the_queue() {
+    for scheduled in SCHEDULED {
+        assert!(linked(scheduled).contains("aws-sdk-sqs"), "{scheduled} fans out over SQS");
     }
+    assert!(!linked("ferry-webhook").contains("aws-sdk-sqs"), "the webhook links aws-sdk-sqs");
 }

@@ -59,7 +59,11 @@ impl Poller {
     }
 
     async fn cycle(&self, refs: &[TrackedRef], deadline: Option<tokio::time::Instant>) -> PollReport {
-        let ports = PollPorts {
+        poll(self.ports(), refs, 10, deadline).await.unwrap()
+    }
+
+    fn ports(&self) -> PollPorts<'_> {
+        PollPorts {
             secrets: self.secrets.as_ref(),
             sources: &self.sources,
             http: &self.http,
@@ -72,8 +76,7 @@ impl Poller {
                 cluster_name: None,
                 clock: self.clock.as_ref(),
             },
-        };
-        poll(ports, refs, 10, deadline).await.unwrap()
+        }
     }
 
     async fn stored(&self, tracked: &TrackedRef) -> Option<PolledRef> {
@@ -421,4 +424,98 @@ async fn a_host_answering_more_than_the_limit_fails_the_poll_unread() {
     let polled = sources.fetch(&tracked, None, None).await;
     let ferry::poll::source::Polled::Failed(problem) = polled else { panic!("{polled:?}") };
     assert!(problem.contains("larger than 16777216 bytes"), "{problem}");
+}
+
+/// Fanned out over the emulator's SQS: more refs due than the poller polls
+/// at once are queued, one item each, and the workers poll each once; an
+/// item naming a ref the operator does not list asks no host, and one
+/// polled since it was queued is not due.
+#[tokio::test]
+async fn fanned_out_many_due_refs_are_queued_and_each_polled_once() {
+    use ferry::queue::{SqsQueue, WorkQueue};
+    use ferry::usecase::fanout::poll as fanned;
+
+    use super::fanout::drain;
+
+    let hosts = GitHosts::start(Duration::ZERO).await;
+    let receiver = Receiver::start().await;
+    let refs = five_refs(&hosts, &receiver);
+    let poller =
+        Poller::new(&hosts, OperatorConfig { poll: refs.clone(), poll_in_flight: 2, ..OperatorConfig::default() });
+    let (sqs, url, _) = ferry_tests::emulator::work_queue(2, 3).await;
+    let queue = SqsQueue::new(sqs.clone(), url.clone());
+
+    let planned = fanned::plan(poller.ports(), &queue, None).await.unwrap();
+    assert_eq!((planned.queued, planned.polled), (5, 0), "{planned:?}");
+    assert_eq!(hosts.counts().0, 0, "the planner asks no host");
+    let stranger = r#"{"url":"https://evil.example/acme/r0","ref":"main"}"#.to_owned();
+    queue.send(&[(stranger, Duration::ZERO)]).await.unwrap();
+    let work = |messages| fanned::work(poller.ports(), &queue, messages, None);
+    let mut report = PollReport::default();
+    for worked in drain(&sqs, &url, work).await {
+        assert_eq!(worked.failed, Vec::<String>::new());
+        report.add(worked.report);
+    }
+    assert_eq!((report.polled, report.delivered, report.left), (5, 5, 0), "{report:?}");
+    assert_eq!((hosts.counts().0, receiver.accepted().len()), (5, 5), "one request and one event per ref");
+
+    let again = serde_json::to_string(&fanned::Item { url: refs[0].url.clone(), reference: "main".into() }).unwrap();
+    queue.send(&[(again, Duration::ZERO)]).await.unwrap();
+    let late = drain(&sqs, &url, work).await;
+    assert_eq!(late.iter().map(|w| w.report.not_due).sum::<usize>(), 1, "polled since it was queued");
+    assert_eq!(hosts.counts().0, 5);
+}
+
+/// The planner polls the due refs itself when one round at once covers them.
+#[tokio::test]
+async fn fanned_out_few_due_refs_are_polled_by_the_planner_itself() {
+    let hosts = GitHosts::start(Duration::ZERO).await;
+    let receiver = Receiver::start().await;
+    let refs = five_refs(&hosts, &receiver);
+    let poller = Poller::new(&hosts, OperatorConfig { poll: refs, poll_in_flight: 5, ..OperatorConfig::default() });
+    let (sqs, url, _) = ferry_tests::emulator::work_queue(2, 3).await;
+    let queue = ferry::queue::SqsQueue::new(sqs.clone(), url.clone());
+    let planned = ferry::usecase::fanout::poll::plan(poller.ports(), &queue, None).await.unwrap();
+    assert_eq!((planned.queued, planned.delivered), (0, 5), "{planned:?}");
+    let attribute = aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages;
+    assert_eq!(super::fanout::count(&sqs, &url, attribute).await, 0);
+}
+
+/// A host's rate limit gives its items back on the queue, delayed by its
+/// `Retry-After`, and fails none; nothing is lost: the items come back.
+#[tokio::test]
+async fn fanned_out_a_rate_limited_host_s_items_go_back_on_the_queue() {
+    use ferry::usecase::fanout::{Message, poll as fanned};
+
+    let hosts = GitHosts::start(Duration::ZERO).await;
+    let receiver = Receiver::start().await;
+    let refs = five_refs(&hosts, &receiver);
+    let poller =
+        Poller::new(&hosts, OperatorConfig { poll: refs.clone(), poll_in_flight: 1, ..OperatorConfig::default() });
+    let (sqs, url, _) = ferry_tests::emulator::work_queue(2, 3).await;
+    let queue = ferry::queue::SqsQueue::new(sqs.clone(), url.clone());
+    let batch: Vec<Message> = refs
+        .iter()
+        .enumerate()
+        .map(|(i, tracked)| Message {
+            id: format!("m{i}"),
+            body: serde_json::to_string(&fanned::Item { url: tracked.url.clone(), reference: "main".into() }).unwrap(),
+        })
+        .collect();
+    hosts.rate_limit_next();
+    let worked = fanned::work(poller.ports(), &queue, batch, None).await;
+    assert_eq!((worked.failed.len(), worked.report.delivered, worked.report.left), (0, 0, 5), "{:?}", worked.report);
+    assert_eq!(hosts.counts().0, 1, "one request met the limit; the others waited without asking");
+    let attribute = aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed;
+    assert_eq!(super::fanout::count(&sqs, &url, attribute).await, 5);
+}
+
+/// Five once-a-minute refs on one host, each delivering to `receiver`.
+fn five_refs(hosts: &GitHosts, receiver: &Receiver) -> Vec<TrackedRef> {
+    (0..5)
+        .map(|i| {
+            hosts.set(&format!("acme/r{i}"), "main", SHA_A);
+            github(hosts, &format!("acme/r{i}"), Some(receiver.url()))
+        })
+        .collect()
 }

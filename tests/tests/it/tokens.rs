@@ -535,3 +535,53 @@ async fn installation_events_mint_suspend_resume_and_delete_tokens() {
     secrets.extend(fake.jwts());
     logs::assert_no_secrets(&secrets);
 }
+
+/// Fanned out over the emulator's SQS: the planner queues one item per
+/// installation; the workers refresh each token once. A rate limit on
+/// minting (the App's own budget) sends its item back on the queue,
+/// delayed by GitHub's `Retry-After`, and fails nothing; an item that is
+/// not an installation comes back until it is dead-lettered.
+#[tokio::test]
+async fn fanned_out_each_installation_is_one_item_and_a_rate_limited_mint_waits_on_the_queue() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use ferry::queue::{SqsQueue, WorkQueue};
+    use ferry::usecase::fanout::rotate;
+
+    use super::fanout::{count, drain, held};
+
+    let world = World::new().await;
+    for id in 1..=5 {
+        world.install(id).await;
+    }
+    world.store_token(1, 50 * MINUTE).await; // fresh
+    world.fake.always(4, Answer::Status { status: 429, retry_after: Some(30) });
+    let (sqs, url, dead) = ferry_tests::emulator::work_queue(1, 2).await;
+    let queue = SqsQueue::new(sqs.clone(), url.clone());
+    let tokens = world.tokens();
+
+    let planned = rotate::plan(world.state.as_ref(), &queue).await;
+    assert_eq!((planned.queued, planned.total(), planned.problems.len()), (5, 0, 0), "{planned:?}");
+    queue.send(&[(r#"{"installation":"4; rm -rf /"}"#.to_owned(), Duration::ZERO)]).await.unwrap();
+    let batches =
+        drain(&sqs, &url, |messages| rotate::work(&tokens, world.state.as_ref(), &queue, messages, None)).await;
+
+    let mut report = ferry::usecase::rotate::RotationReport::default();
+    let mut failed = Vec::new();
+    for worked in batches {
+        failed.extend(worked.failed);
+        report.add(worked.report);
+    }
+    report.minted.sort();
+    let ids = |ids: &[InstallationId]| ids.iter().map(|i| i.get()).collect::<Vec<_>>();
+    assert_eq!(ids(&report.minted), [2, 3, 5], "each minted once: {report:?}");
+    assert_eq!((report.fresh, report.left, report.failed.len()), (1, 1, 0), "{report:?}");
+    assert_eq!(failed.len(), 2, "the unreadable item, once per receive");
+    assert_eq!(
+        count(&sqs, &url, QueueAttributeName::ApproximateNumberOfMessagesDelayed).await,
+        1,
+        "installation 4 waits"
+    );
+    assert_eq!(held(&sqs, &dead).await, 1);
+    assert_eq!(world.fake.minted().len(), 3);
+    world.assert_clean().await;
+}
