@@ -1,7 +1,7 @@
-//! The reconciler's work queue on SQS (README.md, "Reconciler"): the
-//! planner sends one item per repository, delayed to spread each
-//! installation's items over the cycle; a worker gives a rate-limited item
-//! back the same way.
+//! The scheduled functions' work queues on SQS (README.md, "Fan-out"): a
+//! planner sends one item per unit of work, delayed to spread each
+//! rate-limit budget's items over the cycle; a worker gives a rate-limited
+//! item back the same way.
 
 use std::time::Duration;
 

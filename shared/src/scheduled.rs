@@ -23,10 +23,16 @@ pub async fn run(cycle: Cycle) -> Result<(), lambda_runtime::Error> {
         async move {
             let queued = event.payload.get("Records").is_some();
             match (queue, queued) {
-                (None, false) => cycle.run(&context, Some(deadline)).await.map(|r| r.fields).map_err(diagnostic),
+                (None, false) => {
+                    let deadline = deadline.checked_sub(cycle.margin());
+                    cycle.run(&context, deadline).await.map(|r| r.fields).map_err(diagnostic)
+                }
                 (None, true) => Err(Diagnostic {
                     error_type: "NoQueue".into(),
-                    error_message: format!("an SQS event, but no queue is configured for {}", cycle.name()),
+                    error_message: format!(
+                        "an SQS event, but {} has no queue (or is built without fan-out)",
+                        cycle.name()
+                    ),
                 }),
                 #[cfg(feature = "queue")]
                 (Some(queue), false) => {

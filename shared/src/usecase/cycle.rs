@@ -80,13 +80,15 @@ impl Cycle {
         }
     }
 
-    /// Kept before a worker's deadline: for the work under way to end and
-    /// the items not started to go back on the queue.
+    /// Kept before an invocation's deadline: for the work under way to end
+    /// (and, fanned out, the items not started to go back on the queue).
     pub fn margin(self) -> std::time::Duration {
         match self {
             #[cfg(feature = "poll")]
-            Cycle::Poll => poll::DEADLINE_MARGIN,
-            Cycle::Rotate => std::time::Duration::from_secs(10),
+            // One ref's fetch, event and launch: their clients' timeouts.
+            Cycle::Poll => std::time::Duration::from_secs(30),
+            // One mint, its connection and the SDK's retries of its writes.
+            Cycle::Rotate => std::time::Duration::from_secs(30),
             Cycle::Reconcile => std::time::Duration::from_secs(60),
         }
     }
@@ -102,6 +104,9 @@ impl Cycle {
         deadline: Option<Instant>,
     ) -> Result<Report, CycleError> {
         use super::fanout;
+        // Only the poller's planner polls (a few due refs) itself.
+        #[cfg(not(feature = "poll"))]
+        let _ = deadline;
         let report = match self {
             #[cfg(feature = "poll")]
             Cycle::Poll => {
@@ -142,7 +147,10 @@ impl Cycle {
                 (reconciled(worked.report), worked.problems, worked.failed)
             }
         };
-        report.failures.extend(problems);
+        if !problems.is_empty() {
+            report.summary.push_str(&format!("; {} items not done", problems.len()));
+            report.failures.extend(problems);
+        }
         (report, failed)
     }
 

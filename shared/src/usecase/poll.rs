@@ -27,6 +27,12 @@ use super::launch::{LaunchPorts, launch};
 /// The cycle stops starting requests this long before its deadline.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
+/// How many refs' records are read at once.
+const RECORDS_IN_FLIGHT: usize = 16;
+
+/// How long a rate-limited ref waits when its host did not say, and at most.
+const RATE_LIMIT_WAIT: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(15 * 60));
+
 /// The ports polling needs: the secret store (endpoint secrets, host
 /// tokens), the hosts' clients, and launching's (the state store, tokens and
 /// clock among them).
@@ -75,8 +81,8 @@ pub struct PollReport {
     /// Due refs queued for the queue's workers (a planner's cycle).
     #[serde(skip_serializing_if = "is_zero")]
     pub queued: usize,
-    /// Due refs not polled: a rate limit or the deadline came first (they
-    /// stay due; fanned out, they go back on the queue).
+    /// Due refs not done: the deadline or a rate limit came first (they
+    /// stay due; the ref that met the limit, from when it resets).
     #[serde(skip_serializing_if = "is_zero")]
     pub left: usize,
 }
@@ -162,16 +168,26 @@ pub(crate) async fn due<'a>(
     refs: &'a [TrackedRef],
 ) -> Result<(Vec<(&'a TrackedRef, Option<PolledRef>)>, usize), StoreError> {
     let now = ports.launch.clock.now();
+    // In order, a few at once: thousands of refs are read in seconds.
+    let loads: Vec<_> = refs.iter().map(|tracked| recorded(ports, tracked)).collect();
+    let loaded: Vec<_> = futures::stream::iter(loads).buffered(RECORDS_IN_FLIGHT).collect().await;
     let (mut due, mut not_due) = (Vec::new(), 0);
-    for tracked in refs {
-        let key = key(ports, tracked).map_err(|problem| StoreError::Corrupt { at: tracked.url.clone(), problem })?;
-        let stored = ports.launch.state.load::<PolledRef>(&key).await?.map(|found| found.record);
-        match &stored {
-            Some(stored) if stored.next_poll_at > now => not_due += 1,
-            _ => due.push((tracked, stored)),
+    for found in loaded {
+        match found? {
+            (_, Some(stored)) if stored.next_poll_at > now => not_due += 1,
+            found => due.push(found),
         }
     }
     Ok((due, not_due))
+}
+
+/// What is recorded of `tracked`.
+async fn recorded<'a>(
+    ports: PollPorts<'_>,
+    tracked: &'a TrackedRef,
+) -> Result<(&'a TrackedRef, Option<PolledRef>), StoreError> {
+    let key = key(ports, tracked).map_err(|problem| StoreError::Corrupt { at: tracked.url.clone(), problem })?;
+    Ok((tracked, ports.launch.state.load::<PolledRef>(&key).await?.map(|found| found.record)))
 }
 
 /// Polls `due`, `in_flight` at once, until a rate limit or `deadline`.
@@ -338,7 +354,13 @@ async fn poll_one(ports: PollPorts<'_>, tracked: &TrackedRef, stored: Option<Pol
             save(ports, record).await;
             return RefPolled::Unchanged;
         }
-        Polled::RateLimited { retry_after } => return RefPolled::RateLimited(retry_after),
+        Polled::RateLimited { retry_after } => {
+            // Not asked again before the host's limit resets.
+            let (unsaid, longest) = RATE_LIMIT_WAIT;
+            record.next_poll_at = now.plus(retry_after.unwrap_or(unsaid).min(longest));
+            save(ports, record).await;
+            return RefPolled::RateLimited(retry_after);
+        }
         Polled::Failed(problem) => return fail(ports, record, tracked, now, problem).await,
         Polled::Head { sha, etag, body } => (sha.to_ascii_lowercase(), etag, body),
     };

@@ -199,6 +199,9 @@ async fn a_rate_limit_stops_the_cycle_and_loses_nothing() {
     let delivered_first = report.delivered;
     assert!(delivered_first < 5);
     let report = poller.cycle(&refs, None).await;
+    assert_eq!(report.not_due, 1 + delivered_first, "the limited ref waits for the reset: {report:?}");
+    poller.next_minute();
+    let report = poller.cycle(&refs, None).await;
     assert_eq!(report.delivered + delivered_first, 5, "the rest were still due: {report:?}");
     assert_eq!(receiver.accepted().len(), 5);
 }
@@ -481,8 +484,10 @@ async fn fanned_out_few_due_refs_are_polled_by_the_planner_itself() {
     assert_eq!(super::fanout::count(&sqs, &url, attribute).await, 0);
 }
 
-/// A host's rate limit gives its items back on the queue, delayed by its
-/// `Retry-After`, and fails none; nothing is lost: the items come back.
+/// A host's rate limit holds back the batch's other items of that host,
+/// which stay due for the next plan, and fails none; the ref that met it
+/// waits in its record until the host's `Retry-After` is over. Nothing goes
+/// back on the queue: the plans made meanwhile would queue it twice.
 #[tokio::test]
 async fn fanned_out_a_rate_limited_host_s_items_go_back_on_the_queue() {
     use ferry::usecase::fanout::{Message, poll as fanned};
@@ -506,8 +511,11 @@ async fn fanned_out_a_rate_limited_host_s_items_go_back_on_the_queue() {
     let worked = fanned::work(poller.ports(), &queue, batch, None).await;
     assert_eq!((worked.failed.len(), worked.report.delivered, worked.report.left), (0, 0, 5), "{:?}", worked.report);
     assert_eq!(hosts.counts().0, 1, "one request met the limit; the others waited without asking");
-    let attribute = aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed;
-    assert_eq!(super::fanout::count(&sqs, &url, attribute).await, 5);
+    assert_eq!(super::fanout::held(&sqs, &url).await, 0, "nothing given back");
+    let limited = poller.stored(&refs[0]).await.unwrap();
+    assert!(limited.next_poll_at > ferry::domain::Clock::now(poller.clock.as_ref()), "waits for the reset");
+    let next = fanned::plan(poller.ports(), &queue, None).await.unwrap();
+    assert_eq!((next.not_due, next.queued), (1, 4), "the next plan queues the rest: {next:?}");
 }
 
 /// Five once-a-minute refs on one host, each delivering to `receiver`.

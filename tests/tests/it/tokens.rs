@@ -561,7 +561,11 @@ async fn fanned_out_each_installation_is_one_item_and_a_rate_limited_mint_waits_
 
     let planned = rotate::plan(world.state.as_ref(), &queue).await;
     assert_eq!((planned.queued, planned.total(), planned.problems.len()), (5, 0, 0), "{planned:?}");
-    queue.send(&[(r#"{"installation":"4; rm -rf /"}"#.to_owned(), Duration::ZERO)]).await.unwrap();
+    let unknown = r#"{"installation":99}"#.to_owned();
+    queue
+        .send(&[(r#"{"installation":"4; rm -rf /"}"#.to_owned(), Duration::ZERO), (unknown, Duration::ZERO)])
+        .await
+        .unwrap();
     let batches =
         drain(&sqs, &url, |messages| rotate::work(&tokens, world.state.as_ref(), &queue, messages, None)).await;
 
@@ -583,5 +587,7 @@ async fn fanned_out_each_installation_is_one_item_and_a_rate_limited_mint_waits_
     );
     assert_eq!(held(&sqs, &dead).await, 1);
     assert_eq!(world.fake.minted().len(), 3);
+    let unknown = world.state.load::<Installation>(&Key::Installation(InstallationId::new(99))).await.unwrap();
+    assert!(unknown.is_none(), "an item names no installation into being");
     world.assert_clean().await;
 }

@@ -40,7 +40,8 @@ pub struct Message {
 pub struct Worked<R> {
     /// The items' reports, added up.
     pub report: R,
-    /// Items given back on the queue: rate limited, or left by the deadline.
+    /// Items held back (rate limited, or left by the deadline): given back
+    /// on the queue, or left for the next plan.
     pub left: usize,
     /// Why an item could not be done at all (unreadable, panicked, or not
     /// given back).
@@ -65,6 +66,13 @@ pub trait Job: Sync {
 
     /// Adds one item's report to the batch's.
     fn add(total: &mut Self::Report, part: Self::Report);
+
+    /// Counts in the batch's report the items left for later.
+    fn leave(total: &mut Self::Report, items: usize);
+
+    /// Whether an item held back by a rate limit (or the deadline) goes
+    /// back on the queue; if not, it is left for the next plan.
+    const GIVES_BACK: bool = true;
 }
 
 /// How long a rate-limited item waits when the host did not say.
@@ -155,11 +163,16 @@ pub async fn work<J: Job>(
             }
         }
     }
-    let resend: Vec<(String, Duration)> = back.iter().map(|(_, message)| message.clone()).collect();
-    if let Err(e) = queue.send(&resend).await {
-        worked.problems.push(format!("giving items back: {e}"));
-        worked.failed.extend(e.unsent.iter().filter_map(|&i| back.get(i)).map(|(id, _)| id.clone()));
+    if J::GIVES_BACK {
+        let resend: Vec<(String, Duration)> = back.iter().map(|(_, message)| message.clone()).collect();
+        if let Err(e) = queue.send(&resend).await {
+            // Not given back: delivered again instead, after the queue's visibility timeout.
+            worked.left -= e.unsent.len();
+            worked.problems.push(format!("giving items back: {e}"));
+            worked.failed.extend(e.unsent.iter().filter_map(|&i| back.get(i)).map(|(id, _)| id.clone()));
+        }
     }
+    J::leave(&mut worked.report, worked.left);
     worked
 }
 
@@ -246,6 +259,8 @@ mod tests {
         fn add(total: &mut Vec<u32>, part: Vec<u32>) {
             total.extend(part);
         }
+
+        fn leave(_: &mut Vec<u32>, _: usize) {}
     }
 
     #[derive(Default)]

@@ -3,7 +3,9 @@
 //! due ref; a worker polls each as one cycle would. An item names a ref of
 //! the operator's `[[poll]]` list and nothing else is believed of it: one
 //! that names no listed ref does nothing, and one polled since it was
-//! queued is not due. A host's rate limit holds back that host's items.
+//! queued is not due. A host's rate limit holds back the batch's other
+//! items of that host, which stay due for the next plan (a minute later);
+//! the ref that met it is not due until the limit resets.
 
 use std::time::Duration;
 
@@ -37,6 +39,7 @@ pub async fn plan(
     if due.len() <= operator.poll_in_flight.max(1) {
         let mut report = poll::poll_due(ports, due, operator.poll_in_flight, deadline).await;
         report.not_due = not_due;
+        tracing::info!(polled = report.polled, not_due, failed = report.failed.len(), "polled the few due refs");
         return Ok(report);
     }
     let items: Vec<Item> = due
@@ -83,7 +86,7 @@ impl Job for Polling<'_> {
 
     fn budget(&self, item: &Item) -> String {
         match self.tracked(item).and_then(|t| t.token_secret.as_deref()) {
-            Some(token) => format!("{} {token}", budget(&item.url)),
+            Some(secret_name) => format!("{} {secret_name}", budget(&item.url)),
             None => budget(&item.url),
         }
     }
@@ -101,6 +104,16 @@ impl Job for Polling<'_> {
     fn add(total: &mut PollReport, part: PollReport) {
         total.add(part);
     }
+
+    fn leave(total: &mut Self::Report, items: usize) {
+        total.left += items;
+    }
+
+    // A ref held back stays due, and the ref that met the limit waits for
+    // its reset in its own record: the next plan queues what is due then.
+    // Given back instead, a held-back ref would also be queued again by
+    // the plans made meanwhile, and polled twice.
+    const GIVES_BACK: bool = false;
 }
 
 /// A worker's batch: each ref polled, `poll_in_flight` at once, none
@@ -112,9 +125,7 @@ pub async fn work(
     deadline: Option<Instant>,
 ) -> Worked<PollReport> {
     let in_flight = ports.launch.operator.poll_in_flight;
-    let mut worked = super::work(&Polling { ports }, queue, messages, in_flight, deadline).await;
-    worked.report.left += worked.left;
-    worked
+    super::work(&Polling { ports }, queue, messages, in_flight, deadline).await
 }
 
 #[cfg(test)]

@@ -80,6 +80,10 @@ impl Job for Repairing<'_> {
     fn add(total: &mut Report, part: Report) {
         total.add(part);
     }
+
+    fn leave(total: &mut Self::Report, items: usize) {
+        total.left += items;
+    }
 }
 
 /// A worker's batch: each repository repaired, `[reconciler] in_flight` at
@@ -95,9 +99,7 @@ pub async fn work(
     let plan = messages.iter().filter_map(|m| serde_json::from_str::<Item>(&m.body).ok()?.plan).max();
     let shared = plan.map_or_else(|| Shared::new(ports), |plan| Shared::of_plan(ports, plan));
     let in_flight = ports.launch.operator.reconciler.in_flight;
-    let mut worked = super::work(&Repairing { ports, shared }, queue, messages, in_flight, deadline).await;
-    worked.report.left += worked.left;
-    worked
+    super::work(&Repairing { ports, shared }, queue, messages, in_flight, deadline).await
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use crate::domain::tokens::ROTATE_WITHIN;
 use crate::domain::{Installation, InstallationId};
 use crate::forge::MintError;
 use crate::queue::WorkQueue;
-use crate::store::{Collection, StateStore};
-use crate::usecase::rotate::{self, CONCURRENCY, RotationReport};
+use crate::store::{Collection, Key, StateStore};
+use crate::usecase::rotate::{self, CONCURRENCY, Failure, RotationReport};
 use crate::usecase::tokens::{Need, TokenError, Tokens};
 
 /// One installation whose token to keep fresh, as the queue carries it.
@@ -61,6 +61,16 @@ impl Job for Refreshing<'_> {
     }
 
     async fn one(&self, item: &Item) -> (RotationReport, Option<Option<Duration>>) {
+        // Only a known installation's: one deleted since it was queued needs nothing.
+        match self.state.load::<Installation>(&Key::Installation(item.installation)).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return (RotationReport::default(), None),
+            Err(e) => {
+                let problem = format!("reading its record: {e}");
+                let failed = vec![Failure { installation: item.installation, problem }];
+                return (RotationReport { failed, ..RotationReport::default() }, None);
+            }
+        }
         let refreshed = self.tokens.refresh(self.state, item.installation, Need::Within(ROTATE_WITHIN)).await;
         if let Err(TokenError::Mint { source: MintError::RateLimited { retry_after }, .. }) = &refreshed {
             tracing::info!(installation = %item.installation, "GitHub rate-limits minting; the item goes back on the queue");
@@ -74,6 +84,10 @@ impl Job for Refreshing<'_> {
     fn add(total: &mut RotationReport, part: RotationReport) {
         total.add(part);
     }
+
+    fn leave(total: &mut Self::Report, items: usize) {
+        total.left += items;
+    }
 }
 
 /// A worker's batch: each installation's token refreshed, a few at once,
@@ -85,9 +99,7 @@ pub async fn work(
     messages: Vec<Message>,
     deadline: Option<Instant>,
 ) -> Worked<RotationReport> {
-    let mut worked = super::work(&Refreshing { tokens, state }, queue, messages, CONCURRENCY, deadline).await;
-    worked.report.left += worked.left;
-    worked
+    super::work(&Refreshing { tokens, state }, queue, messages, CONCURRENCY, deadline).await
 }
 
 #[cfg(test)]
