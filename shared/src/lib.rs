@@ -13,6 +13,7 @@ pub mod files;
 pub mod forge;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod metrics;
 pub mod net;
 pub mod poll;
 #[cfg(feature = "queue")]

@@ -21,35 +21,45 @@ pub async fn run(cycle: Cycle) -> Result<(), lambda_runtime::Error> {
         let (context, queue) = (context.clone(), queue.clone());
         let deadline = deadline(&event.context);
         async move {
-            let queued = event.payload.get("Records").is_some();
-            match (queue, queued) {
-                (None, false) => {
-                    let deadline = deadline.checked_sub(cycle.margin());
-                    cycle.run(&context, deadline).await.map(|r| r.fields).map_err(diagnostic)
-                }
-                (None, true) => Err(Diagnostic {
-                    error_type: "NoQueue".into(),
-                    error_message: format!(
-                        "an SQS event, but {} has no queue (or is built without fan-out)",
-                        cycle.name()
-                    ),
-                }),
-                #[cfg(feature = "queue")]
-                (Some(queue), false) => {
-                    cycle.plan(&context, queue.as_ref(), Some(deadline)).await.map(|r| r.fields).map_err(diagnostic)
-                }
-                #[cfg(feature = "queue")]
-                (Some(queue), true) => {
-                    // Items left unstarted go back in time to be sent.
-                    let deadline = deadline.checked_sub(cycle.margin());
-                    work_batch(cycle, &context, queue.as_ref(), event.payload, deadline).await
-                }
-                #[cfg(not(feature = "queue"))]
-                (Some(never), _) => match *never {},
-            }
+            let answer = invocation(cycle, &context, queue, event.payload, deadline).await;
+            crate::metrics::emf::flush();
+            answer
         }
     }))
     .await
+}
+
+/// One invocation: a scheduled event, or a batch of the queue's items.
+async fn invocation(
+    cycle: Cycle,
+    context: &crate::Context,
+    queue: Option<Queue>,
+    payload: serde_json::Value,
+    deadline: Instant,
+) -> Result<serde_json::Value, Diagnostic> {
+    let queued = payload.get("Records").is_some();
+    match (queue, queued) {
+        (None, false) => {
+            let deadline = deadline.checked_sub(cycle.margin());
+            cycle.run(context, deadline).await.map(|r| r.fields).map_err(diagnostic)
+        }
+        (None, true) => Err(Diagnostic {
+            error_type: "NoQueue".into(),
+            error_message: format!("an SQS event, but {} has no queue (or is built without fan-out)", cycle.name()),
+        }),
+        #[cfg(feature = "queue")]
+        (Some(queue), false) => {
+            cycle.plan(context, queue.as_ref(), Some(deadline)).await.map(|r| r.fields).map_err(diagnostic)
+        }
+        #[cfg(feature = "queue")]
+        (Some(queue), true) => {
+            // Items left unstarted go back in time to be sent.
+            let deadline = deadline.checked_sub(cycle.margin());
+            work_batch(cycle, context, queue.as_ref(), payload, deadline).await
+        }
+        #[cfg(not(feature = "queue"))]
+        (Some(never), _) => match *never {},
+    }
 }
 
 #[cfg(feature = "queue")]

@@ -29,6 +29,9 @@ pub fn init() {
     };
     // Already installed (tests, or a second call): keep the first.
     drop(installed);
+    if on_lambda {
+        crate::metrics::emf::install();
+    }
     install_crypto_provider();
 }
 

@@ -55,6 +55,12 @@ pub enum Answer {
 /// emulator's (its state on a fresh table there), hands it `event`,
 /// and returns its answer (within 60 s).
 pub async fn invoke(binary: &Path, event: &Value, env: &[(&str, &str)]) -> Answer {
+    invoke_with_output(binary, event, env).await.0
+}
+
+/// [`invoke`], and what the function wrote on stdout (its metrics: its
+/// logs go to stderr).
+pub async fn invoke_with_output(binary: &Path, event: &Value, env: &[(&str, &str)]) -> (Answer, String) {
     let server = MockServer::start().await;
     let served = Arc::new(AtomicUsize::new(0));
     Mock::given(matchers::method("GET"))
@@ -90,7 +96,7 @@ pub async fn invoke(binary: &Path, event: &Value, env: &[(&str, &str)]) -> Answe
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
         .envs(env.iter().copied())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
     let started = Instant::now();
@@ -111,7 +117,11 @@ pub async fn invoke(binary: &Path, event: &Value, env: &[(&str, &str)]) -> Answe
     };
     let _ = child.kill();
     let _ = child.wait();
-    answer
+    let mut output = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        std::io::Read::read_to_string(&mut stdout, &mut output).ok();
+    }
+    (answer, output)
 }
 
 /// A sample event from the repository's `events/` folder.

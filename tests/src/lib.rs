@@ -3,6 +3,7 @@
 
 pub mod builders;
 pub mod embedded;
+pub mod emf;
 pub mod emulator;
 pub mod events;
 pub mod git_hosts;

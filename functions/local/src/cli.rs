@@ -145,6 +145,7 @@ pub async fn start(
     listen: SocketAddr,
 ) -> anyhow::Result<(SocketAddr, ferry::Context, impl std::future::Future<Output = anyhow::Result<()>> + use<>)> {
     let data_dir = config.data_dir.clone();
+    ferry::metrics::prometheus::install();
     let context = ferry::Context::connect(config).await.context("cannot start")?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;

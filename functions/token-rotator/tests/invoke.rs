@@ -25,8 +25,15 @@ async fn with_a_queue_the_schedule_plans_and_the_queue_s_events_refresh() {
     let table = store.table().to_string();
     let env = [("FERRY_ROTATE_QUEUE", url.as_str()), ("FERRY_TABLE", table.as_str())];
 
-    let report = ferry_tests::lambda::scheduled(binary, "token-rotator", &env).await.unwrap_or_else(|e| panic!("{e}"));
+    let data = tempfile::tempdir().unwrap();
+    let scheduled = [env[0], env[1], ("FERRY_DATA_DIR", data.path().to_str().unwrap())];
+    let (answer, output) =
+        ferry_tests::lambda::invoke_with_output(binary, &sample("eventbridge/token-rotator.json"), &scheduled).await;
+    let Answer::Response(report) = answer else { panic!("{answer:?}") };
     assert_eq!((&report["queued"], &report["minted"]), (&1.into(), &serde_json::json!([])), "{report}");
+    // The plan's metrics, as CloudWatch takes them.
+    let documents = ferry_tests::emf::documents(&output);
+    assert_eq!(ferry_tests::emf::sum(&documents, "ferry_queued", &[("cycle", "rotate")]), 1.0, "{output}");
     let queued = sqs.receive_message().queue_url(&url).send().await.unwrap();
     let bodies: Vec<&str> = queued.messages().iter().filter_map(|m| m.body()).collect();
     assert_eq!(bodies, [r#"{"installation":42}"#]);

@@ -30,3 +30,41 @@ async fn the_sample_push_launches_through_each_front_door() {
         assert_eq!(body["actions"][0]["kind"], "pipelinerun.created", "{front}: {body}");
     }
 }
+
+/// Each invocation ends with its metrics as CloudWatch Embedded Metric
+/// Format lines on stdout, each as the format's specification requires
+/// (namespace `Ferry`): the push counted by outcome and by event, its run
+/// counted by kind, and how long it took. A forged delivery is counted
+/// `rejected` and never by the event name it claimed.
+#[tokio::test]
+async fn each_invocation_ends_with_its_metrics_in_embedded_metric_format() {
+    use ferry_tests::emf;
+    use ferry_tests::lambda::invoke_with_output;
+
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_ferry-webhook"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/ferry.toml");
+    let env = [
+        ("FERRY_WEBHOOK_SECRET", "ferry-sample-secret"),
+        ("FERRY_DATA_DIR", dir.path().to_str().unwrap()),
+        ("FERRY_CONFIG", config.to_str().unwrap()),
+    ];
+    let (answer, output) = invoke_with_output(binary, &sample("apigw-v2/push.json"), &env).await;
+    assert!(matches!(answer, Answer::Response(ref r) if r["statusCode"] == 200), "{answer:?}");
+    let documents = emf::documents(&output);
+    assert!(documents.iter().all(|d| d["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Ferry"), "{output}");
+    assert_eq!(emf::sum(&documents, "ferry_deliveries", &[("outcome", "processed")]), 1.0, "{output}");
+    let by_event = [("event", "push"), ("outcome", "processed")];
+    assert_eq!(emf::sum(&documents, "ferry_deliveries_by_event", &by_event), 1.0, "{output}");
+    assert_eq!(emf::sum(&documents, "ferry_actions", &[("kind", "pipelinerun.created")]), 1.0, "{output}");
+    let took = documents.iter().find_map(|d| d["ferry_intake_duration"].as_array().cloned()).expect("a duration");
+    assert!(took.len() == 1 && took[0].as_f64().unwrap() > 0.0, "{output}");
+
+    let mut forged = sample("apigw-v2/push.json");
+    forged["headers"]["x-hub-signature-256"] = format!("sha256={}", "0".repeat(64)).into();
+    let (answer, output) = invoke_with_output(binary, &forged, &env).await;
+    assert!(matches!(answer, Answer::Response(ref r) if r["statusCode"] == 401), "{answer:?}");
+    let documents = emf::documents(&output);
+    assert_eq!(emf::sum(&documents, "ferry_deliveries", &[("outcome", "rejected")]), 1.0, "{output}");
+    assert_eq!(emf::sum(&documents, "ferry_deliveries_by_event", &[]), 0.0, "a forged event name is no dimension");
+}

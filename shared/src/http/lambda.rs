@@ -1,10 +1,11 @@
 //! The router as the Lambda runtime serves it.
 
 use axum::Router;
+use axum::response::Response;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use tower::ServiceExt;
-use tower::util::MapRequest;
+use tower::util::{MapRequest, MapResponse};
 
 /// `router` for `lambda_http::run`: API Gateway REST APIs put the stage in
 /// the path (`/prod/webhook`); it is taken off so routes match on every
@@ -12,8 +13,16 @@ use tower::util::MapRequest;
 /// Hand-written on purpose: lambda_http's own switch
 /// (`AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH`) is an environment variable every
 /// deployment would have to set, and a deployment without it answers 404.
-pub fn service(router: Router) -> MapRequest<Router, fn(Request) -> Request> {
-    router.map_request(strip_stage as fn(Request) -> Request)
+/// Each answer is followed by the invocation's metrics (one EMF line).
+pub fn service(router: Router) -> Service {
+    router.map_request(strip_stage as fn(Request) -> Request).map_response(flush_metrics as fn(Response) -> Response)
+}
+
+type Service = MapResponse<MapRequest<Router, fn(Request) -> Request>, fn(Response) -> Response>;
+
+fn flush_metrics(response: Response) -> Response {
+    crate::metrics::emf::flush();
+    response
 }
 
 fn strip_stage(mut request: Request) -> Request {

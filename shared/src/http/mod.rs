@@ -32,6 +32,17 @@ fn bearer(headers: &http::HeaderMap) -> Option<&str> {
     headers.get(http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
 }
 
+/// `GET /metrics`: every metric in Prometheus's text format (`ferry serve`
+/// installs its recorder; elsewhere there is none to render).
+#[cfg(feature = "prometheus")]
+async fn metrics() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match crate::metrics::prometheus::render() {
+        Some(text) => ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        None => (http::StatusCode::NOT_FOUND, "no metrics recorder in this process").into_response(),
+    }
+}
+
 pub fn router(context: Context) -> Router {
     let management = Router::new()
         .route("/api/v0/repositories", get(management::list))
@@ -42,8 +53,11 @@ pub fn router(context: Context) -> Router {
         .route(
             "/api/v0/github/repositories/{owner}/{repo}",
             post(kube_git_deploy::track).delete(kube_git_deploy::untrack),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(context.clone(), management::authorize));
+        );
+    #[cfg(feature = "prometheus")]
+    let management = management.route("/metrics", get(metrics));
+    let management =
+        management.route_layer(axum::middleware::from_fn_with_state(context.clone(), management::authorize));
     Router::new()
         .route("/healthz", get(health::healthz))
         // The handler enforces the limit itself, Content-Length first.

@@ -55,9 +55,16 @@ pub async fn events(State(context): State<Context>, Query(params): Query<Params>
     let ce_type = parts.headers.get("ce-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let run = match hint(ce_type, &body) {
         Ok(Hint::Ended(run)) => run,
-        Ok(Hint::NotAnEnd(reason)) => return answer(StatusCode::ACCEPTED, json!({ "ok": true, "reason": reason })),
-        Err(problem) => return answer(StatusCode::BAD_REQUEST, json!({ "ok": false, "error": problem })),
+        Ok(Hint::NotAnEnd(reason)) => {
+            crate::metrics::tekton_event("not_an_end");
+            return answer(StatusCode::ACCEPTED, json!({ "ok": true, "reason": reason }));
+        }
+        Err(problem) => {
+            crate::metrics::tekton_event("refused");
+            return answer(StatusCode::BAD_REQUEST, json!({ "ok": false, "error": problem }));
+        }
     };
+    crate::metrics::tekton_event("ended");
     if !context.tekton_reads.allow(&run, Instant::now()) {
         let reason = "this run was read less than a second ago";
         return answer(StatusCode::TOO_MANY_REQUESTS, json!({ "ok": false, "error": reason }));

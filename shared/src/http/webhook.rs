@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::limits::{MAX_BODY, Unread, cause, declared_length};
 use crate::Context;
-use crate::domain::RepoName;
+use crate::domain::{Outcome, RepoName};
 use crate::usecase::intake::{self, BUDGET, Inbound, Ports};
 use crate::usecase::launch::LaunchPorts;
 
@@ -31,14 +31,19 @@ pub async fn repository_webhook(
 }
 
 async fn deliver(context: &Context, request: Request, repository: Option<&RepoName>) -> Response {
+    let started = std::time::Instant::now();
+    let refused = |response: Response| {
+        crate::metrics::delivery(None, Outcome::Rejected, &[], started.elapsed());
+        response
+    };
     let declared = declared_length(request.headers());
     if declared.is_some_and(|length| length > MAX_BODY as u64) {
-        return too_large();
+        return refused(too_large());
     }
     let (parts, body) = request.into_parts();
     let body = match to_bytes(Body::new(body), MAX_BODY).await {
         Ok(body) => body,
-        Err(error) => return unreadable(&error),
+        Err(error) => return refused(unreadable(&error)),
     };
     let header = |name: &str| parts.headers.get(name).map(|v| v.as_bytes());
     let inbound = Inbound {
@@ -53,6 +58,7 @@ async fn deliver(context: &Context, request: Request, repository: Option<&RepoNa
     if let Err(refused) = crate::domain::signature::claimed_digest(inbound.signature) {
         tracing::warn!(reason = %refused, "refused a delivery");
         let reply = intake::Reply::rejected(401, refused);
+        crate::metrics::delivery(None, Outcome::Rejected, &[], started.elapsed());
         return (StatusCode::UNAUTHORIZED, Json(reply.body)).into_response();
     }
     let reply = match context.webhook_secrets.get().await {
@@ -65,6 +71,7 @@ async fn deliver(context: &Context, request: Request, repository: Option<&RepoNa
         }
     };
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    crate::metrics::delivery(inbound.event, reply.body.outcome, &reply.body.actions, started.elapsed());
     (status, Json(reply.body)).into_response()
 }
 

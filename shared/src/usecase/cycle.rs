@@ -69,6 +69,16 @@ impl Cycle {
         self.outcome(report)
     }
 
+    /// The cycle as its metrics' dimension names it.
+    pub fn metric(self) -> &'static str {
+        match self {
+            #[cfg(feature = "poll")]
+            Cycle::Poll => "poll",
+            Cycle::Rotate => "rotate",
+            Cycle::Reconcile => "reconcile",
+        }
+    }
+
     /// The queue this cycle fans out over, when one is configured
     /// (`FERRY_RECONCILE_QUEUE`, `FERRY_ROTATE_QUEUE`, `FERRY_POLL_QUEUE`).
     pub fn queue(self, config: &crate::Config) -> Option<&str> {
@@ -148,6 +158,7 @@ impl Cycle {
             }
         };
         if !problems.is_empty() {
+            crate::metrics::items_not_done(self.metric(), problems.len());
             report.summary.push_str(&format!("; {} items not done", problems.len()));
             report.failures.extend(problems);
         }
@@ -166,6 +177,7 @@ impl Cycle {
 
 #[cfg(feature = "poll")]
 fn polled(report: &poll::PollReport) -> Report {
+    crate::metrics::polled(report);
     let summary = format!(
         "polled: {} polled, {} not due, {} unchanged, {} delivered, {} undelivered, {} failures",
         report.polled,
@@ -180,6 +192,7 @@ fn polled(report: &poll::PollReport) -> Report {
 }
 
 fn rotated(report: &rotate::RotationReport) -> Report {
+    crate::metrics::rotated(report);
     let summary = format!(
         "rotated: {} minted, {} fresh, {} suspended, {} leased ({} queued, {} left), {} failures",
         report.minted.len(),
@@ -201,6 +214,7 @@ fn rotated(report: &rotate::RotationReport) -> Report {
 
 /// A reconciliation's report, as every cycle reports (also a planner's).
 pub(crate) fn reconciled(report: reconcile::Report) -> Report {
+    crate::metrics::reconciled(&report);
     Report { fields: json(&report), summary: report.summary(), failures: report.failed }
 }
 

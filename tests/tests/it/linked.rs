@@ -60,6 +60,15 @@ fn only_the_poller_links_the_cloudevents_sender() {
 }
 
 #[test]
+fn only_the_local_binary_renders_prometheus_text() {
+    assert!(linked("ferry-local").contains("metrics-exporter-prometheus"));
+    for lambda in LAMBDAS {
+        assert!(!linked(lambda).contains("metrics-exporter-prometheus"), "{lambda} links the Prometheus exporter");
+        assert!(linked(lambda).contains("metrics_cloudwatch_embedded"), "{lambda} writes EMF");
+    }
+}
+
+#[test]
 fn only_the_scheduled_functions_link_the_queue() {
     for scheduled in SCHEDULED {
         assert!(linked(scheduled).contains("aws-sdk-sqs"), "{scheduled} fans out over SQS");

@@ -7,6 +7,7 @@ mod hosted_launch;
 mod hostile;
 mod kube_git_deploy;
 mod kube_git_deploy_routes;
+mod metrics;
 mod own_comments;
 mod reconciliation;
 mod serve;
