@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
 use crate::domain::Outcome;
 use crate::usecase::Action;
@@ -37,6 +37,10 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ("ferry_cycle_failures", "what a cycle or a worker's batch could not do, by cycle"),
 ];
 
+/// The rate-limit units a polled host last said were left, by host (the
+/// operator's `[[poll]]` URLs' origins).
+pub const RATE_LIMIT_LEFT: &str = "ferry_poll_rate_limit_left";
+
 /// How long accepting one delivery took, from its arrival to its answer.
 pub const INTAKE_DURATION: &str = "ferry_intake_duration";
 
@@ -49,6 +53,14 @@ pub fn describe() {
         describe_counter!(*name, Unit::Count, *help);
     }
     describe_histogram!(INTAKE_DURATION, Unit::Seconds, "how long accepting one delivery took");
+    describe_gauge!(RATE_LIMIT_LEFT, Unit::Count, "the rate-limit units a polled host last said were left, by host");
+}
+
+/// What a polled host's `X-RateLimit-Remaining` said, for the ref at `url`.
+pub fn rate_limit_left(url: &str, units: u64) {
+    let host = url::Url::parse(url).map_or_else(|_| "unknown".to_owned(), |u| u.origin().ascii_serialization());
+    #[expect(clippy::cast_precision_loss, reason = "a count of units, far below 2^52")]
+    gauge!(RATE_LIMIT_LEFT, "host" => host).set(units as f64);
 }
 
 /// One delivery's answer: its outcome, what it did, how long it took.
@@ -144,8 +156,13 @@ pub mod emf {
     /// Writes what this invocation counted as one EMF line on stdout, where
     /// Lambda's log group takes it; nothing without the recorder.
     pub fn flush() {
+        flush_to(std::io::stdout().lock());
+    }
+
+    /// [`flush`], to `writer`.
+    pub fn flush_to(writer: impl std::io::Write) {
         if let Some(collector) = COLLECTOR.get()
-            && let Err(e) = collector.flush(std::io::stdout().lock())
+            && let Err(e) = collector.flush(writer)
         {
             tracing::warn!(error = %e, "could not write the invocation's metrics");
         }
@@ -186,5 +203,30 @@ pub mod prometheus {
     /// Every metric so far, as Prometheus scrapes them; `None` without the recorder.
     pub fn render() -> Option<String> {
         HANDLE.get().map(PrometheusHandle::render)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Through the EMF recorder this process installs once: a host's
+    /// rate-limit units left are a gauge by the host's origin, never by a
+    /// path or a credential in the URL.
+    #[test]
+    fn a_host_s_rate_limit_left_is_a_gauge_by_its_origin() {
+        emf::install();
+        rate_limit_left("https://user:secret@gitlab.example.com/acme/api", 4_321);
+        let mut written = Vec::new();
+        emf::flush_to(&mut written);
+        let written = String::from_utf8(written).unwrap();
+        let gauge = written
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|document| document.get(RATE_LIMIT_LEFT).is_some())
+            .unwrap_or_else(|| panic!("no gauge in {written}"));
+        assert_eq!(gauge["host"], "https://gitlab.example.com", "{gauge}");
+        assert_eq!(gauge[RATE_LIMIT_LEFT], 4321.0, "{gauge}");
+        assert!(!written.contains("secret") && !written.contains("acme"), "{written}");
     }
 }

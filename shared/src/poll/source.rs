@@ -157,7 +157,11 @@ async fn answer(tracked: &TrackedRef, response: reqwest::Response) -> Polled {
     let status = response.status().as_u16();
     let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
-    let exhausted = header("x-ratelimit-remaining").as_deref() == Some("0");
+    let remaining = header("x-ratelimit-remaining");
+    let exhausted = remaining.as_deref() == Some("0");
+    if let Some(units) = remaining.and_then(|v| v.trim().parse::<u64>().ok()) {
+        crate::metrics::rate_limit_left(&tracked.url, units);
+    }
     if status == 429 || (status == 403 && (retry_after.is_some() || exhausted)) {
         let reset = header("x-ratelimit-reset")
             .and_then(|v| v.parse::<i64>().ok())
