@@ -4,12 +4,15 @@
 //! name, the table is the one the DynamoDB adapter expects, each function
 //! has a role of its own granting only calls the adapters make, each
 //! scheduled function's queue fans out to bounded workers whose failed items
-//! are dead-lettered and alarmed, and every checkov suppression says why. (cfn-lint and checkov themselves run in
-//! `scripts/lint-infra`.)
+//! are dead-lettered and alarmed, every checkov suppression says why, and
+//! the alarms and the dashboard on Ferry's own metrics (namespace `Ferry`)
+//! name only metrics the code emits, with their dimensions. (cfn-lint and
+//! checkov themselves run in `scripts/lint-infra`.)
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use ferry::domain::Outcome;
 use serde_yaml_ng::Value;
 
 fn root() -> PathBuf {
@@ -505,4 +508,401 @@ fn the_rotate_queue_fans_out_to_bounded_workers_and_dead_letters_alarm() {
 #[test]
 fn the_poll_queue_fans_out_to_bounded_workers_and_dead_letters_alarm() {
     assert_fans_out("PollerFunction");
+}
+
+/// One of Ferry's metrics (shared/src/metrics.rs; namespace `Ferry`): its
+/// name and its CloudWatch dimensions, exactly its labels (no function
+/// name), each with the values it takes when they are a fixed set (empty:
+/// open, e.g. an event's or an action's name).
+struct Metric {
+    name: &'static str,
+    dimensions: &'static [(&'static str, &'static [&'static str])],
+}
+
+const OUTCOMES: &[&str] = &["processed", "duplicate", "ignored", "deferred", "failed", "dead", "received", "rejected"];
+const CYCLES: &[&str] = &["reconcile", "rotate", "poll"];
+const REPAIRS: &[&str] = &[
+    "statuses",
+    "previews_reported",
+    "retried",
+    "recovered",
+    "dead",
+    "redelivered",
+    "missed_releases",
+    "missed_pull_requests",
+    "previews_removed",
+];
+
+const METRICS: &[Metric] = &[
+    Metric { name: "ferry_deliveries", dimensions: &[("outcome", OUTCOMES)] },
+    Metric { name: "ferry_deliveries_by_event", dimensions: &[("event", &[]), ("outcome", OUTCOMES)] },
+    Metric { name: "ferry_actions", dimensions: &[("kind", &[])] },
+    Metric { name: "ferry_intake_duration", dimensions: &[] },
+    Metric { name: "ferry_tekton_events", dimensions: &[("what", &["ended", "not_an_end", "refused"])] },
+    Metric { name: "ferry_reconciler_repairs", dimensions: &[("kind", REPAIRS)] },
+    Metric { name: "ferry_reconciler_repositories", dimensions: &[] },
+    Metric { name: "ferry_rotator_mints", dimensions: &[] },
+    Metric { name: "ferry_rotator_fresh", dimensions: &[] },
+    Metric { name: "ferry_poll_refs_due", dimensions: &[] },
+    Metric { name: "ferry_poll_not_modified", dimensions: &[] },
+    Metric { name: "ferry_poll_events_sent", dimensions: &[] },
+    Metric { name: "ferry_poll_rate_limit_left", dimensions: &[("host", &[])] },
+    Metric { name: "ferry_queued", dimensions: &[("cycle", CYCLES)] },
+    Metric { name: "ferry_cycle_left", dimensions: &[("cycle", CYCLES)] },
+    Metric { name: "ferry_cycle_failures", dimensions: &[("cycle", CYCLES)] },
+];
+
+fn metric(name: &str) -> &'static Metric {
+    METRICS.iter().find(|m| m.name == name).unwrap_or_else(|| panic!("{name} is not one of Ferry's metrics"))
+}
+
+/// `dimensions` (name, value; a value of `None` for a SEARCH schema's any)
+/// are exactly `metric`'s, each value one it takes.
+fn assert_dimensions(metric: &Metric, dimensions: &[(&str, Option<&str>)], context: &str) {
+    let mut named: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
+    named.sort_unstable();
+    let mut expected: Vec<&str> = metric.dimensions.iter().map(|(name, _)| *name).collect();
+    expected.sort_unstable();
+    assert_eq!(named, expected, "{context}: {}'s dimensions", metric.name);
+    for (name, value) in dimensions {
+        let (_, values) = metric.dimensions.iter().find(|(n, _)| n == name).unwrap();
+        if let Some(value) = value {
+            assert!(
+                values.is_empty() || values.contains(value),
+                "{context}: {}: {name}={value} is never emitted",
+                metric.name
+            );
+        }
+    }
+}
+
+#[test]
+fn the_metrics_table_is_the_one_the_code_emits() {
+    assert_eq!(ferry::metrics::NAMESPACE, "Ferry");
+    let mut emitted: Vec<&str> = ferry::metrics::COUNTERS.iter().map(|(name, _)| *name).collect();
+    emitted.extend([ferry::metrics::INTAKE_DURATION, ferry::metrics::RATE_LIMIT_LEFT]);
+    emitted.sort_unstable();
+    let mut listed: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
+    listed.sort_unstable();
+    assert_eq!(listed, emitted);
+    // Every outcome a delivery can have, as the metrics spell it (a new
+    // variant fails to compile here until it is in OUTCOMES).
+    for outcome in [
+        Outcome::Received,
+        Outcome::Processed,
+        Outcome::Duplicate,
+        Outcome::Ignored,
+        Outcome::Deferred,
+        Outcome::Failed,
+        Outcome::Dead,
+        Outcome::Rejected,
+    ] {
+        match outcome {
+            Outcome::Received
+            | Outcome::Processed
+            | Outcome::Duplicate
+            | Outcome::Ignored
+            | Outcome::Deferred
+            | Outcome::Failed
+            | Outcome::Dead
+            | Outcome::Rejected => assert!(OUTCOMES.contains(&outcome.to_string().as_str()), "{outcome}"),
+        }
+    }
+}
+
+#[test]
+fn every_alarm_notifies_the_alarm_topic_and_each_on_ferrys_metrics_names_one_with_its_dimensions() {
+    let template = template();
+    let alarms = of_type(&template, "AWS::CloudWatch::Alarm");
+    let mut on_ferry = 0;
+    for (name, alarm) in &alarms {
+        let alarm = &alarm["Properties"];
+        let actions: Vec<&str> = one_or_many(&alarm["AlarmActions"]).into_iter().map(|a| argument(a, "Ref")).collect();
+        assert_eq!(actions, ["AlarmTopic"], "{name}");
+        // A count of zero may be left out of its line: no data is no trouble.
+        assert_eq!(alarm["TreatMissingData"], "notBreaching", "{name}");
+        if alarm["Namespace"] != "Ferry" {
+            continue;
+        }
+        on_ferry += 1;
+        // Plain, or a !Sub naming a parameter's value.
+        let description = &alarm["AlarmDescription"];
+        let description = description.as_str().unwrap_or_else(|| argument(description, "Sub"));
+        assert!(description.len() > 100, "{name} says what to do");
+        let metric = metric(alarm["MetricName"].as_str().unwrap());
+        let dimensions: Vec<(&str, Option<&str>)> = one_or_many(&alarm["Dimensions"])
+            .into_iter()
+            .map(|d| (d["Name"].as_str().unwrap(), Some(d["Value"].as_str().unwrap())))
+            .collect();
+        assert_dimensions(metric, &dimensions, name);
+        assert!(
+            alarm.get("Statistic").is_some() != alarm.get("ExtendedStatistic").is_some(),
+            "{name}: a statistic or a percentile"
+        );
+        assert!(alarm.get("Unit").is_none(), "{name}: a unit other than the line's would never match");
+    }
+    assert!(on_ferry >= 6, "{on_ferry} alarms on Ferry's metrics");
+}
+
+/// How an alarm compares: with a number, or with a parameter (and its default).
+enum Threshold {
+    Fixed(f64),
+    Parameter(&'static str, f64),
+}
+
+/// An alarm a person acts on: what it watches, and when it fires.
+struct Watch {
+    alarm: &'static str,
+    metric: &'static str,
+    dimension: Option<(&'static str, &'static str)>,
+    statistic: &'static str,
+    period: u64,
+    evaluation_periods: u64,
+    datapoints: u64,
+    threshold: Threshold,
+}
+
+const WATCHES: &[Watch] = &[
+    Watch {
+        alarm: "DeadDeliveriesAlarm",
+        metric: "ferry_reconciler_repairs",
+        dimension: Some(("kind", "dead")),
+        statistic: "Sum",
+        period: 300,
+        evaluation_periods: 1,
+        datapoints: 1,
+        threshold: Threshold::Fixed(0.0),
+    },
+    Watch {
+        alarm: "FailedDeliveriesAlarm",
+        metric: "ferry_deliveries",
+        dimension: Some(("outcome", "failed")),
+        statistic: "Sum",
+        period: 300,
+        evaluation_periods: 1,
+        datapoints: 1,
+        threshold: Threshold::Parameter("FailedDeliveriesThreshold", 5.0),
+    },
+    Watch {
+        alarm: "RotationFailuresAlarm",
+        metric: "ferry_cycle_failures",
+        dimension: Some(("cycle", "rotate")),
+        statistic: "Sum",
+        period: 1800,
+        evaluation_periods: 1,
+        datapoints: 1,
+        threshold: Threshold::Fixed(0.0),
+    },
+    Watch {
+        alarm: "ReconcilerFailuresAlarm",
+        metric: "ferry_cycle_failures",
+        dimension: Some(("cycle", "reconcile")),
+        statistic: "Sum",
+        period: 600,
+        evaluation_periods: 2,
+        datapoints: 2,
+        threshold: Threshold::Fixed(0.0),
+    },
+    Watch {
+        alarm: "PollFailuresAlarm",
+        metric: "ferry_cycle_failures",
+        dimension: Some(("cycle", "poll")),
+        statistic: "Sum",
+        period: 300,
+        evaluation_periods: 3,
+        datapoints: 3,
+        threshold: Threshold::Fixed(0.0),
+    },
+    // GitHub gives up on a delivery at 10 s.
+    Watch {
+        alarm: "WebhookSlowAlarm",
+        metric: "ferry_intake_duration",
+        dimension: None,
+        statistic: "p99",
+        period: 300,
+        evaluation_periods: 3,
+        datapoints: 3,
+        threshold: Threshold::Fixed(8.0),
+    },
+];
+
+#[test]
+fn the_alarms_on_ferrys_metrics_fire_when_a_person_has_something_to_do() {
+    let template = template();
+    for watch in WATCHES {
+        let name = watch.alarm;
+        let resource = &template["Resources"][name];
+        assert_eq!(resource["Type"], "AWS::CloudWatch::Alarm", "{name}");
+        let alarm = &resource["Properties"];
+        assert_eq!(alarm["Namespace"], "Ferry", "{name}");
+        assert_eq!(alarm["MetricName"], watch.metric, "{name}");
+        let dimensions: Vec<(&str, &str)> = one_or_many(&alarm["Dimensions"])
+            .into_iter()
+            .map(|d| (d["Name"].as_str().unwrap(), d["Value"].as_str().unwrap()))
+            .collect();
+        assert_eq!(dimensions, watch.dimension.into_iter().collect::<Vec<_>>(), "{name}");
+        let statistic = alarm["Statistic"].as_str().or(alarm["ExtendedStatistic"].as_str());
+        assert_eq!(statistic, Some(watch.statistic), "{name}");
+        assert_eq!(alarm["Period"].as_u64(), Some(watch.period), "{name}");
+        assert_eq!(alarm["EvaluationPeriods"].as_u64(), Some(watch.evaluation_periods), "{name}");
+        let datapoints = alarm["DatapointsToAlarm"].as_u64().unwrap_or(watch.evaluation_periods);
+        assert_eq!(datapoints, watch.datapoints, "{name}");
+        assert_eq!(alarm["ComparisonOperator"], "GreaterThanThreshold", "{name}");
+        match watch.threshold {
+            Threshold::Fixed(threshold) => assert_eq!(alarm["Threshold"].as_f64(), Some(threshold), "{name}"),
+            Threshold::Parameter(parameter, default) => {
+                assert_eq!(argument(&alarm["Threshold"], "Ref"), parameter, "{name}");
+                let declared = &template["Parameters"][parameter];
+                assert_eq!(declared["Type"], "Number", "{name}");
+                assert_eq!(declared["Default"].as_f64(), Some(default), "{name}");
+            }
+        }
+    }
+}
+
+/// `text` with each `${…}` of a `!Sub` replaced by `value(name)`.
+fn substitute(text: &str, value: impl Fn(&str) -> String) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("a closed ${") + start;
+        out.push_str(&value(&rest[start + 2..end]));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What lies between `open` and the next `close` in `text`.
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    let end = text[start..].find(close)? + start;
+    Some(&text[start..end])
+}
+
+const SAMPLE_REGION: &str = "eu-west-1";
+
+#[test]
+fn the_dashboard_shows_every_metric_of_ferrys_and_every_alarm() {
+    let template = template();
+    let dashboard = &template["Resources"]["Dashboard"];
+    assert_eq!(dashboard["Type"], "AWS::CloudWatch::Dashboard");
+    assert_eq!(argument(&dashboard["Properties"]["DashboardName"], "Sub"), "${AWS::StackName}");
+    let alarms: BTreeSet<String> =
+        of_type(&template, "AWS::CloudWatch::Alarm").into_iter().map(|(name, _)| name).collect();
+    let body = substitute(argument(&dashboard["Properties"]["DashboardBody"], "Sub"), |name| match name {
+        "AWS::Region" => SAMPLE_REGION.to_owned(),
+        "AWS::StackName" => "ferry".to_owned(),
+        "AWS::AccountId" => "123456789012".to_owned(),
+        "AWS::Partition" => "aws".to_owned(),
+        attribute => {
+            let alarm =
+                attribute.strip_suffix(".Arn").unwrap_or_else(|| panic!("the dashboard names ${{{attribute}}}"));
+            assert!(alarms.contains(alarm), "the dashboard names {alarm}, which is no alarm of the template");
+            format!("arn:aws:cloudwatch:{SAMPLE_REGION}:123456789012:alarm:{alarm}")
+        }
+    });
+    let body: serde_json::Value = serde_json::from_str(&body).expect("the dashboard's body is JSON");
+
+    let mut shown: BTreeSet<&str> = BTreeSet::new();
+    let mut listed: BTreeSet<String> = BTreeSet::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        let properties = &widget["properties"];
+        let title = properties["title"].as_str().unwrap_or_default();
+        assert!(widget["width"].as_u64().unwrap() + widget["x"].as_u64().unwrap() <= 24, "{title}: within the grid");
+        match widget["type"].as_str().unwrap() {
+            "alarm" => {
+                for arn in properties["alarms"].as_array().unwrap() {
+                    let name = arn.as_str().unwrap().rsplit_once(":alarm:").unwrap().1;
+                    assert!(listed.insert(name.to_owned()), "{name} is listed twice");
+                }
+            }
+            "metric" => {
+                assert_eq!(properties["region"], SAMPLE_REGION, "{title}");
+                let rows = properties["metrics"].as_array().unwrap();
+                assert!(!rows.is_empty(), "{title}");
+                for row in rows {
+                    let row = row.as_array().unwrap();
+                    let context = format!("{title}: {row:?}");
+                    if let Some(expression) = row[0]["expression"].as_str() {
+                        // SEARCH('{Ferry,dimension,…} MetricName="…"', 'Sum', 300)
+                        assert!(expression.starts_with("SEARCH('{Ferry"), "{context}");
+                        let schema = between(expression, "{", "}").unwrap();
+                        let name = between(expression, "MetricName=\"", "\"").expect("a metric name");
+                        let metric = metric(name);
+                        let dimensions: Vec<(&str, Option<&str>)> =
+                            schema.split(',').skip(1).map(|d| (d.trim(), None)).collect();
+                        assert_dimensions(metric, &dimensions, &context);
+                        shown.insert(metric.name);
+                    } else {
+                        // ["Ferry", "name", dimension, value, …, {options}]
+                        assert_eq!(row[0], "Ferry", "{context}: spelled out, not \".\"");
+                        let metric = metric(row[1].as_str().unwrap());
+                        let strings: Vec<&str> = row[2..].iter().map_while(|v| v.as_str()).collect();
+                        assert!(strings.len().is_multiple_of(2), "{context}");
+                        let dimensions: Vec<(&str, Option<&str>)> =
+                            strings.chunks(2).map(|pair| (pair[0], Some(pair[1]))).collect();
+                        assert_dimensions(metric, &dimensions, &context);
+                        shown.insert(metric.name);
+                    }
+                }
+            }
+            other => panic!("{title}: a {other} widget"),
+        }
+    }
+    assert_eq!(listed, alarms, "the alarm widget lists every alarm");
+    let every: BTreeSet<&str> = METRICS.iter().map(|m| m.name).collect();
+    assert_eq!(shown, every, "every metric has a graph");
+
+    let url = argument(&template["Outputs"]["DashboardUrl"]["Value"], "Sub");
+    assert!(url.starts_with("https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}"));
+    assert!(url.ends_with("#dashboards:name=${Dashboard}"), "{url}");
+}
+
+#[test]
+fn alarm_email_is_optional_and_subscribes_to_the_alarm_topic_through_a_condition() {
+    let template = template();
+    let parameter = &template["Parameters"]["AlarmEmail"];
+    assert_eq!(parameter["Type"], "String");
+    assert_eq!(parameter["Default"], "", "no mail unless asked");
+    // HasAlarmEmail: !Not [!Equals [!Ref AlarmEmail, ""]]
+    let (not, operands) = intrinsic(&template["Conditions"]["HasAlarmEmail"]).expect("!Not");
+    assert_eq!(not, "Not");
+    let (equals, operands) = intrinsic(&operands[0]).expect("!Equals");
+    assert_eq!(equals, "Equals");
+    assert_eq!(argument(&operands[0], "Ref"), "AlarmEmail");
+    assert_eq!(operands[1], "");
+    let subscriptions = of_type(&template, "AWS::SNS::Subscription");
+    assert_eq!(subscriptions.len(), 1);
+    let (name, subscription) = &subscriptions[0];
+    assert_eq!(subscription["Condition"], "HasAlarmEmail", "{name}");
+    let properties = &subscription["Properties"];
+    assert_eq!(argument(&properties["TopicArn"], "Ref"), "AlarmTopic", "{name}");
+    assert_eq!(properties["Protocol"], "email", "{name}");
+    assert_eq!(argument(&properties["Endpoint"], "Ref"), "AlarmEmail", "{name}");
+    assert_eq!(argument(&template["Outputs"]["AlarmTopicArn"]["Value"], "Ref"), "AlarmTopic");
+}
+
+#[test]
+fn the_log_groups_let_cloudwatch_extract_the_metrics_lines() {
+    let template = template();
+    for (name, group) in of_type(&template, "AWS::Logs::LogGroup") {
+        let properties = &group["Properties"];
+        // The Infrequent Access class extracts no embedded metrics.
+        assert!(
+            properties.get("LogGroupClass").is_none_or(|class| class == "STANDARD"),
+            "{name}: only the Standard class extracts embedded metrics"
+        );
+        assert!(properties.get("DataProtectionPolicy").is_none(), "{name}: a masking policy over the metrics lines");
+    }
+    for (name, function) in of_type(&template, "AWS::Serverless::Function") {
+        // A metrics line has no "level": Lambda files it as INFO, and a
+        // coarser ApplicationLogLevel would drop it.
+        let level = function["Properties"]["LoggingConfig"]["ApplicationLogLevel"].as_str().unwrap_or("INFO");
+        assert!(
+            ["TRACE", "DEBUG", "INFO"].contains(&level),
+            "{name}: ApplicationLogLevel {level} drops the metrics lines"
+        );
+    }
 }
