@@ -1,12 +1,13 @@
 //! What Ferry counts (README.md, "Operations"), in one list, through the
 //! `metrics` facade. On Lambda each invocation ends with one CloudWatch
-//! Embedded Metric Format line on stdout (namespace `Ferry`: [`emf`]);
+//! Embedded Metric Format lines on stdout, one per label set (namespace
+//! `Ferry`: [`emf`]);
 //! `ferry serve` renders the same metrics in Prometheus's text format at
 //! `GET /metrics` ([`prometheus`]). With no recorder installed (tests, the
 //! one-shot commands) a call costs next to nothing.
 //!
-//! Dimensions stay few, and none holds what a stranger chose: a delivery's
-//! event is named only once its signature is verified.
+//! Dimensions stay few, and none holds what a stranger chose: every label
+//! value is one of a fixed set, or (a polled host) the operator's.
 
 use std::time::Duration;
 
@@ -21,8 +22,8 @@ pub const NAMESPACE: &str = "Ferry";
 
 /// Every counter, and what it counts.
 pub const COUNTERS: &[(&str, &str)] = &[
-    ("ferry_deliveries", "webhook deliveries, by outcome"),
-    ("ferry_deliveries_by_event", "verified webhook deliveries, by event and outcome"),
+    ("ferry_deliveries", "webhook deliveries, by outcome (or `unavailable`: answered 5xx)"),
+    ("ferry_deliveries_by_event", "deliveries taken in, by event (one Ferry reads, or `other`) and outcome"),
     ("ferry_actions", "what deliveries did, by kind"),
     ("ferry_tekton_events", "Tekton's events received, by what they were (ended, not_an_end, refused)"),
     ("ferry_reconciler_repairs", "repairs made, by kind"),
@@ -63,17 +64,34 @@ pub fn rate_limit_left(url: &str, units: u64) {
     gauge!(RATE_LIMIT_LEFT, "host" => host).set(units as f64);
 }
 
-/// One delivery's answer: its outcome, what it did, how long it took.
-pub fn delivery(event: Option<&str>, outcome: Outcome, actions: &[Action], took: Duration) {
-    counter!("ferry_deliveries", "outcome" => outcome.to_string()).increment(1);
-    if let Some(event) = event.filter(|_| outcome != Outcome::Rejected) {
-        counter!("ferry_deliveries_by_event", "event" => event.to_owned(), "outcome" => outcome.to_string())
-            .increment(1);
+/// The outcome a delivery answered with an outage (a 5xx: the secrets or the
+/// store could not be read; GitHub's redelivery or the reconciler retries
+/// it), counted apart from `rejected` (a refusal).
+pub const UNAVAILABLE: &str = "unavailable";
+
+/// One delivery's answer: its status and outcome, what it did, and how long
+/// accepting it took (counted only for a delivery taken in: refusals are
+/// cheap and would hide a slow intake).
+pub fn delivery(event: Option<&str>, status: u16, outcome: Outcome, actions: &[Action], took: Duration) {
+    let label = if status >= 500 { UNAVAILABLE } else { outcome.as_str() };
+    counter!("ferry_deliveries", "outcome" => label).increment(1);
+    if outcome == Outcome::Rejected || status >= 500 {
+        return;
+    }
+    if let Some(event) = event {
+        counter!("ferry_deliveries_by_event", "event" => event_label(event), "outcome" => label).increment(1);
     }
     for action in actions {
         counter!("ferry_actions", "kind" => action.kind).increment(1);
     }
     histogram!(INTAKE_DURATION).record(took.as_secs_f64());
+}
+
+/// An event's name as a dimension: one Ferry reads in full, or `other`.
+/// `X-GitHub-Event` is not signed (the signature covers the body), so the
+/// header of a replayed body could otherwise name a dimension per request.
+fn event_label(event: &str) -> &'static str {
+    crate::forge::github::events::HANDLED.iter().find(|(name, _)| *name == event).map_or("other", |(name, _)| name)
 }
 
 /// One Tekton event: `ended`, `not_an_end` or `refused`.
@@ -153,8 +171,9 @@ pub mod emf {
         }
     }
 
-    /// Writes what this invocation counted as one EMF line on stdout, where
-    /// Lambda's log group takes it; nothing without the recorder.
+    /// Writes what this invocation counted as EMF lines on stdout (one per
+    /// label set), where Lambda's log group takes them; nothing without the
+    /// recorder.
     pub fn flush() {
         flush_to(std::io::stdout().lock());
     }

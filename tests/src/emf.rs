@@ -110,12 +110,21 @@ fn check_metric(document: &Value, metric: &Value) -> Result<(), String> {
     }
 }
 
-/// The value of metric `name` in the document whose dimensions are
-/// `dimensions` (name, value), summed over the documents that have it.
+/// The value of metric `name` in the documents whose dimension set is
+/// exactly `dimensions` (name, value), as a CloudWatch alarm on them sees it.
 pub fn sum(documents: &[Value], name: &str, dimensions: &[(&str, &str)]) -> f64 {
+    let mut wanted: Vec<&str> = dimensions.iter().map(|(key, _)| *key).collect();
+    wanted.sort_unstable();
+    let exact = |d: &Value| {
+        let mut set: Vec<&str> = d["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]
+            .as_array()
+            .map_or_else(Vec::new, |set| set.iter().filter_map(Value::as_str).collect());
+        set.sort_unstable();
+        set == wanted
+    };
     documents
         .iter()
-        .filter(|d| dimensions.iter().all(|(key, value)| d[*key] == *value))
+        .filter(|d| exact(d) && dimensions.iter().all(|(key, value)| d[*key] == *value))
         .filter_map(|d| match &d[name] {
             Value::Number(n) => n.as_f64(),
             Value::Array(values) => Some(values.iter().filter_map(Value::as_f64).sum()),

@@ -331,11 +331,25 @@ pub enum Outcome {
     Rejected,
 }
 
-impl std::fmt::Display for Outcome {
+impl Outcome {
     /// As the delivery log and the reply spell it (`processed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Received => "received",
+            Outcome::Processed => "processed",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Ignored => "ignored",
+            Outcome::Deferred => "deferred",
+            Outcome::Failed => "failed",
+            Outcome::Dead => "dead",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        f.write_str(&name)
+        f.write_str(self.as_str())
     }
 }
 

@@ -64,11 +64,12 @@ pub async fn events(State(context): State<Context>, Query(params): Query<Params>
             return answer(StatusCode::BAD_REQUEST, json!({ "ok": false, "error": problem }));
         }
     };
-    crate::metrics::tekton_event("ended");
     if !context.tekton_reads.allow(&run, Instant::now()) {
+        crate::metrics::tekton_event("refused");
         let reason = "this run was read less than a second ago";
         return answer(StatusCode::TOO_MANY_REQUESTS, json!({ "ok": false, "error": reason }));
     }
+    crate::metrics::tekton_event("ended");
     match tekton::run_ended(reconcile::Ports::of(&context), &run).await {
         Ok(done) => {
             let status = if done.reported { StatusCode::OK } else { StatusCode::ACCEPTED };

@@ -33,7 +33,7 @@ pub async fn repository_webhook(
 async fn deliver(context: &Context, request: Request, repository: Option<&RepoName>) -> Response {
     let started = std::time::Instant::now();
     let refused = |response: Response| {
-        crate::metrics::delivery(None, Outcome::Rejected, &[], started.elapsed());
+        crate::metrics::delivery(None, 400, Outcome::Rejected, &[], started.elapsed());
         response
     };
     let declared = declared_length(request.headers());
@@ -58,7 +58,7 @@ async fn deliver(context: &Context, request: Request, repository: Option<&RepoNa
     if let Err(refused) = crate::domain::signature::claimed_digest(inbound.signature) {
         tracing::warn!(reason = %refused, "refused a delivery");
         let reply = intake::Reply::rejected(401, refused);
-        crate::metrics::delivery(None, Outcome::Rejected, &[], started.elapsed());
+        crate::metrics::delivery(None, 401, Outcome::Rejected, &[], started.elapsed());
         return (StatusCode::UNAUTHORIZED, Json(reply.body)).into_response();
     }
     let reply = match context.webhook_secrets.get().await {
@@ -71,7 +71,7 @@ async fn deliver(context: &Context, request: Request, repository: Option<&RepoNa
         }
     };
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    crate::metrics::delivery(inbound.event, reply.body.outcome, &reply.body.actions, started.elapsed());
+    crate::metrics::delivery(inbound.event, reply.status, reply.body.outcome, &reply.body.actions, started.elapsed());
     (status, Json(reply.body)).into_response()
 }
 

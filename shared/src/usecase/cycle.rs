@@ -59,7 +59,10 @@ impl Cycle {
     /// Runs one cycle, starting no new work after `deadline`: its
     /// report, or why it failed.
     pub async fn run(self, context: &crate::Context, deadline: Option<Instant>) -> Result<Report, CycleError> {
-        let store = |source| CycleError::Store { cycle: self.name(), source };
+        let store = |source| {
+            crate::metrics::items_not_done(self.metric(), 1);
+            CycleError::Store { cycle: self.name(), source }
+        };
         let report = match self {
             #[cfg(feature = "poll")]
             Cycle::Poll => polled(&poll::cycle(context, deadline).await.map_err(store)?),
@@ -121,7 +124,10 @@ impl Cycle {
             #[cfg(feature = "poll")]
             Cycle::Poll => {
                 let planned = fanout::poll::plan(poll::PollPorts::of(context), queue, deadline).await;
-                polled(&planned.map_err(|source| CycleError::Store { cycle: self.name(), source })?)
+                polled(&planned.map_err(|source| {
+                    crate::metrics::items_not_done(self.metric(), 1);
+                    CycleError::Store { cycle: self.name(), source }
+                })?)
             }
             Cycle::Rotate => rotated(&fanout::rotate::plan(context.state.as_ref(), queue).await),
             Cycle::Reconcile => reconciled(fanout::reconcile::plan(reconcile::Ports::of(context), queue).await),

@@ -519,7 +519,8 @@ struct Metric {
     dimensions: &'static [(&'static str, &'static [&'static str])],
 }
 
-const OUTCOMES: &[&str] = &["processed", "duplicate", "ignored", "deferred", "failed", "dead", "received", "rejected"];
+const OUTCOMES: &[&str] =
+    &["processed", "duplicate", "ignored", "deferred", "failed", "dead", "received", "rejected", "unavailable"];
 const CYCLES: &[&str] = &["reconcile", "rotate", "poll"];
 const REPAIRS: &[&str] = &[
     "statuses",
@@ -682,6 +683,16 @@ const WATCHES: &[Watch] = &[
         evaluation_periods: 1,
         datapoints: 1,
         threshold: Threshold::Parameter("FailedDeliveriesThreshold", 5.0),
+    },
+    Watch {
+        alarm: "UnavailableDeliveriesAlarm",
+        metric: "ferry_deliveries",
+        dimension: Some(("outcome", "unavailable")),
+        statistic: "Sum",
+        period: 300,
+        evaluation_periods: 2,
+        datapoints: 2,
+        threshold: Threshold::Fixed(0.0),
     },
     Watch {
         alarm: "RotationFailuresAlarm",

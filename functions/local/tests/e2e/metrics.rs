@@ -25,6 +25,9 @@ async fn metrics_count_deliveries_and_actions_in_prometheus_text_behind_the_admi
     let dir = tempfile::tempdir().unwrap();
     let server = serve_demo(dir.path(), &[("FERRY_ADMIN_TOKEN", TOKEN)]);
     send(dir.path(), &server, "push", "metrics-push-1", &sample("push.json"));
+    // A signed body under an event name of the sender's choosing (the
+    // header is not signed): counted, as `other`, never by that name.
+    send(dir.path(), &server, "evil-event-name", "metrics-evil-1", &serde_json::json!({}));
     // A forged delivery: refused, and counted without the event it claimed.
     let forged = client()
         .post(format!("{}/webhook", server.url))
@@ -48,9 +51,13 @@ async fn metrics_count_deliveries_and_actions_in_prometheus_text_behind_the_admi
     assert_eq!(counter(&scrape, "ferry_deliveries_by_event", &[("event", "push")]), 1.0, "{text}");
     assert_eq!(counter(&scrape, "ferry_actions", &[("kind", "pipelinerun.created")]), 1.0, "{text}");
     assert_eq!(counter(&scrape, "ferry_deliveries", &[("outcome", "rejected")]), 1.0, "{text}");
-    assert!(!text.contains("evil"), "a forged event's name is no label: {text}");
+    assert!(!text.contains("evil"), "an event's name of the sender's choosing is no label: {text}");
+    assert_eq!(counter(&scrape, "ferry_deliveries_by_event", &[("event", "other")]), 1.0, "{text}");
     let count = scrape.samples.iter().find(|s| s.metric == "ferry_intake_duration_count").expect("a histogram");
-    assert!(matches!(count.value, Value::Untyped(2.0) | Value::Counter(2.0)), "{text}");
+    assert!(
+        matches!(count.value, Value::Untyped(2.0) | Value::Counter(2.0)),
+        "the two deliveries taken in, not the refusal: {text}"
+    );
     assert!(text.contains("# TYPE ferry_intake_duration histogram"), "{text}");
     assert!(text.contains("ferry_intake_duration_bucket{le=\"10\"}"), "GitHub's 10 s among the buckets: {text}");
 }
