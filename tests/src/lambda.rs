@@ -144,3 +144,33 @@ pub async fn scheduled(binary: &Path, function: &str, env: &[(&str, &str)]) -> R
         Answer::Error(error) => Err(error),
     }
 }
+
+/// The sample SQS event `events/sqs/<function>.json` with more records,
+/// each a copy of its first with this message id and body.
+pub fn sqs_event(function: &str, more: &[(&str, &str)]) -> Value {
+    let mut event = sample(&format!("sqs/{function}.json"));
+    let first = event["Records"][0].clone();
+    let records = event["Records"].as_array_mut().expect("records");
+    for (id, body) in more {
+        let mut record = first.clone();
+        record["messageId"] = (*id).into();
+        record["body"] = (*body).into();
+        records.push(record);
+    }
+    event
+}
+
+/// Hands `binary` the SQS `event` (its secrets in a fresh data directory,
+/// and `env`): the ids of the messages it named to be delivered again.
+pub async fn failed_items(binary: &Path, event: &Value, env: &[(&str, &str)]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec![("FERRY_DATA_DIR", dir.path().to_str().unwrap())];
+    all.extend_from_slice(env);
+    match invoke(binary, event, &all).await {
+        Answer::Response(answer) => {
+            let failures = answer["batchItemFailures"].as_array().unwrap_or_else(|| panic!("{answer}"));
+            failures.iter().filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned)).collect()
+        }
+        Answer::Error(error) => panic!("{error}"),
+    }
+}

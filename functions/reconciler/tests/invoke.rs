@@ -15,7 +15,7 @@ async fn a_scheduled_event_runs_one_cycle_and_answers_its_report() {
 async fn with_a_queue_the_schedule_plans_and_the_queue_s_events_repair() {
     use ferry::domain::{InstallationId, Repository};
     use ferry::store::StateStore;
-    use ferry_tests::lambda::{Answer, invoke, sample};
+    use ferry_tests::lambda::{failed_items, sqs_event};
 
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_ferry-reconciler"));
     let (sqs, url, _) = ferry_tests::emulator::work_queue(30, 3).await;
@@ -35,17 +35,6 @@ async fn with_a_queue_the_schedule_plans_and_the_queue_s_events_repair() {
     assert_eq!((&bodies[0]["repo"], &bodies[0]["installation"]), (&"acme/api".into(), &42.into()));
     assert!(bodies[0]["plan"].is_u64(), "{}", bodies[0]);
 
-    let mut event = sample("sqs/reconciler.json");
-    let mut poisoned = event["Records"][0].clone();
-    poisoned["messageId"] = "m-poison".into();
-    poisoned["body"] = "not an item".into();
-    event["Records"].as_array_mut().unwrap().push(poisoned);
-    let dir = tempfile::tempdir().unwrap();
-    let env = [env[0], env[1], ("FERRY_DATA_DIR", dir.path().to_str().unwrap())];
-    match invoke(binary, &event, &env).await {
-        Answer::Response(answer) => {
-            assert_eq!(answer, serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m-poison"}]}))
-        }
-        Answer::Error(error) => panic!("{error}"),
-    }
+    let event = sqs_event("reconciler", &[("m-poison", "not an item")]);
+    assert_eq!(failed_items(binary, &event, &env).await, ["m-poison"]);
 }

@@ -3,14 +3,21 @@
 
 use ferry_tests::lambda::{Answer, invoke, sample};
 
+/// What the signed samples need: their secret, a data directory, and the
+/// operator config that gives `acme/api` units.
+fn sample_env(dir: &std::path::Path) -> [(&'static str, String); 3] {
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/ferry.toml");
+    [
+        ("FERRY_WEBHOOK_SECRET", "ferry-sample-secret".to_owned()),
+        ("FERRY_DATA_DIR", dir.to_str().unwrap().to_owned()),
+        ("FERRY_CONFIG", config.to_str().unwrap().to_owned()),
+    ]
+}
+
 async fn deliver(front: &str) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
-    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/ferry.toml");
-    let env = [
-        ("FERRY_WEBHOOK_SECRET", "ferry-sample-secret"),
-        ("FERRY_DATA_DIR", dir.path().to_str().unwrap()),
-        ("FERRY_CONFIG", config.to_str().unwrap()),
-    ];
+    let env = sample_env(dir.path());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let event = sample(&format!("{front}/push.json"));
     match invoke(std::path::Path::new(env!("CARGO_BIN_EXE_ferry-webhook")), &event, &env).await {
         Answer::Response(response) => {
@@ -43,12 +50,8 @@ async fn each_invocation_ends_with_its_metrics_in_embedded_metric_format() {
 
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_ferry-webhook"));
     let dir = tempfile::tempdir().unwrap();
-    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/ferry.toml");
-    let env = [
-        ("FERRY_WEBHOOK_SECRET", "ferry-sample-secret"),
-        ("FERRY_DATA_DIR", dir.path().to_str().unwrap()),
-        ("FERRY_CONFIG", config.to_str().unwrap()),
-    ];
+    let env = sample_env(dir.path());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (answer, output) = invoke_with_output(binary, &sample("apigw-v2/push.json"), &env).await;
     assert!(matches!(answer, Answer::Response(ref r) if r["statusCode"] == 200), "{answer:?}");
     let documents = emf::documents(&output);
