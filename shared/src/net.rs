@@ -93,6 +93,20 @@ pub async fn read_up_to(mut response: reqwest::Response, limit: usize) -> Result
     Ok((body, false))
 }
 
+/// How long a host that rate-limited Ferry is left alone: what it said
+/// (`Retry-After`, or its limit's reset), a minute when it said nothing,
+/// and never less than a second nor more than 15 minutes (SQS's longest
+/// delay; a host's word beyond it is not taken).
+pub fn rate_limit_wait(said: Option<std::time::Duration>) -> std::time::Duration {
+    said.unwrap_or(UNSAID_WAIT).clamp(std::time::Duration::from_secs(1), LONGEST_WAIT)
+}
+
+/// A rate-limited host's wait when it did not say.
+pub const UNSAID_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The longest a rate-limited host is waited for.
+pub const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,10 +59,7 @@ impl Cycle {
     /// Runs one cycle, starting no new work after `deadline`: its
     /// report, or why it failed.
     pub async fn run(self, context: &crate::Context, deadline: Option<Instant>) -> Result<Report, CycleError> {
-        let store = |source| {
-            crate::metrics::items_not_done(self.metric(), 1);
-            CycleError::Store { cycle: self.name(), source }
-        };
+        let store = |source| self.could_not_start(source);
         let report = match self {
             #[cfg(feature = "poll")]
             Cycle::Poll => polled(&poll::cycle(context, deadline).await.map_err(store)?),
@@ -70,6 +67,12 @@ impl Cycle {
             Cycle::Reconcile => reconciled(reconcile::reconcile(reconcile::Ports::of(context), deadline).await),
         };
         self.outcome(report)
+    }
+
+    /// Why the cycle could not start, counted as one of its failures.
+    fn could_not_start(self, source: StoreError) -> CycleError {
+        crate::metrics::items_not_done(self.metric(), 1);
+        CycleError::Store { cycle: self.name(), source }
     }
 
     /// The cycle as its metrics' dimension names it.
@@ -124,10 +127,7 @@ impl Cycle {
             #[cfg(feature = "poll")]
             Cycle::Poll => {
                 let planned = fanout::poll::plan(poll::PollPorts::of(context), queue, deadline).await;
-                polled(&planned.map_err(|source| {
-                    crate::metrics::items_not_done(self.metric(), 1);
-                    CycleError::Store { cycle: self.name(), source }
-                })?)
+                polled(&planned.map_err(|source| self.could_not_start(source))?)
             }
             Cycle::Rotate => rotated(&fanout::rotate::plan(context.state.as_ref(), queue).await),
             Cycle::Reconcile => reconciled(fanout::reconcile::plan(reconcile::Ports::of(context), queue).await),

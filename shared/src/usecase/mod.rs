@@ -20,6 +20,11 @@ pub mod waiting;
 
 use serde::Serialize;
 
+/// For `skip_serializing_if`: a report leaves out a count that is nought.
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// One thing a use case did, as the delivery log shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Action {

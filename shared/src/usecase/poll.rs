@@ -30,9 +30,6 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 /// How many refs' records are read at once.
 const RECORDS_IN_FLIGHT: usize = 16;
 
-/// How long a rate-limited ref waits when its host did not say, and at most.
-const RATE_LIMIT_WAIT: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(15 * 60));
-
 /// The ports polling needs: the secret store (endpoint secrets, host
 /// tokens), the hosts' clients, and launching's (the state store, tokens and
 /// clock among them).
@@ -79,16 +76,12 @@ pub struct PollReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
     /// Due refs queued for the queue's workers (a planner's cycle).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "super::is_zero")]
     pub queued: usize,
     /// Due refs not done: the deadline or a rate limit came first (they
     /// stay due; the ref that met the limit, from when it resets).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "super::is_zero")]
     pub left: usize,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }
 
 impl PollReport {
@@ -111,11 +104,7 @@ impl PollReport {
             RefPolled::Unchanged => self.unchanged += 1,
             RefPolled::Delivered => self.delivered += 1,
             RefPolled::Undelivered => self.undelivered += 1,
-            RefPolled::Failed(problem) => self.failed.push(PollFailure {
-                url: tracked.url.clone(),
-                reference: tracked.reference.clone(),
-                problem,
-            }),
+            RefPolled::Failed(problem) => self.failed.push(PollFailure::new(&tracked.url, &tracked.reference, problem)),
             RefPolled::RateLimited(_) | RefPolled::Skipped => self.left += 1,
         }
     }
@@ -127,6 +116,12 @@ pub struct PollFailure {
     #[serde(rename = "ref")]
     pub reference: String,
     pub problem: String,
+}
+
+impl PollFailure {
+    pub fn new(url: &str, reference: &str, problem: String) -> Self {
+        Self { url: url.to_owned(), reference: reference.to_owned(), problem }
+    }
 }
 
 enum RefPolled {
@@ -222,11 +217,7 @@ pub(crate) async fn poll_ref(ports: PollPorts<'_>, tracked: &TrackedRef) -> (Pol
     let (due, not_due) = match due(ports, std::slice::from_ref(tracked)).await {
         Ok(found) => found,
         Err(e) => {
-            let failed = vec![PollFailure {
-                url: tracked.url.clone(),
-                reference: tracked.reference.clone(),
-                problem: format!("reading its record: {e}"),
-            }];
+            let failed = vec![PollFailure::new(&tracked.url, &tracked.reference, format!("reading its record: {e}"))];
             return (PollReport { failed, ..PollReport::default() }, None);
         }
     };
@@ -356,8 +347,7 @@ async fn poll_one(ports: PollPorts<'_>, tracked: &TrackedRef, stored: Option<Pol
         }
         Polled::RateLimited { retry_after } => {
             // Not asked again before the host's limit resets.
-            let (unsaid, longest) = RATE_LIMIT_WAIT;
-            record.next_poll_at = now.plus(retry_after.unwrap_or(unsaid).min(longest));
+            record.next_poll_at = now.plus(crate::net::rate_limit_wait(retry_after));
             save(ports, record).await;
             return RefPolled::RateLimited(retry_after);
         }

@@ -25,20 +25,16 @@ pub struct RotationReport {
     pub leased: Vec<InstallationId>,
     pub failed: Vec<Failure>,
     /// Installations queued for the queue's workers (a planner's cycle).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "super::is_zero")]
     pub queued: usize,
     /// Installations given back on the queue: GitHub rate-limits minting,
     /// or the deadline came first.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "super::is_zero")]
     pub left: usize,
     /// What failed beside any one installation (listing them, queueing them,
     /// an unreadable item).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -134,3 +134,17 @@ pub fn comment(id: u64, body: &str, author: &str, association: &str) -> serde_js
         "repository": base["repository"], "installation": base["installation"], "sender": {"login": author}
     })
 }
+
+/// A delivery of `event` to `server`'s `/webhook` under a signature no
+/// secret made: what the server answered.
+pub async fn forged(server: &Server, event: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}/webhook", server.url))
+        .header("x-github-event", event)
+        .header("x-github-delivery", "forged-1")
+        .header("x-hub-signature-256", format!("sha256={}", "0".repeat(64)))
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+}

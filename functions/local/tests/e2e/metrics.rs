@@ -4,7 +4,7 @@
 
 use prometheus_parse::{Scrape, Value};
 
-use crate::common::{client, sample, send, serve_demo};
+use crate::common::{client, forged, sample, send, serve_demo};
 
 const TOKEN: &str = "metrics-admin-token";
 
@@ -29,15 +29,7 @@ async fn metrics_count_deliveries_and_actions_in_prometheus_text_behind_the_admi
     // header is not signed): counted, as `other`, never by that name.
     send(dir.path(), &server, "evil-event-name", "metrics-evil-1", &serde_json::json!({}));
     // A forged delivery: refused, and counted without the event it claimed.
-    let forged = client()
-        .post(format!("{}/webhook", server.url))
-        .header("x-github-event", "evil<script>")
-        .header("x-github-delivery", "forged-1")
-        .header("x-hub-signature-256", format!("sha256={}", "0".repeat(64)))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let forged = forged(&server, "evil<script>").await;
     assert_eq!(forged.status(), 401);
 
     let url = format!("{}/metrics", server.url);

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Server, client, ferry_command, serve_demo, serve_with};
+use crate::common::{Server, client, ferry_command, forged, serve_demo, serve_with};
 
 /// Starts `ferry serve` in `dir` with no FERRY_ variable set, on a free port.
 fn serve(dir: &Path) -> Server {
@@ -94,15 +94,7 @@ async fn replay_signs_with_the_generated_secret_and_a_restart_after_a_crash_reme
 async fn a_forged_delivery_to_serve_is_401() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path());
-    let response = client()
-        .post(format!("{}/webhook", server.url))
-        .header("x-github-event", "ping")
-        .header("x-github-delivery", "forged-1")
-        .header("x-hub-signature-256", format!("sha256={}", "0".repeat(64)))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let response = forged(&server, "ping").await;
     assert_eq!(response.status().as_u16(), 401);
 }
 

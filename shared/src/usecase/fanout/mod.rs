@@ -26,7 +26,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
-use crate::queue::{MAX_DELAY, QueueError, WorkQueue};
+use crate::net::rate_limit_wait;
+use crate::queue::{QueueError, WorkQueue};
 
 /// A message the queue handed a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,9 +76,6 @@ pub trait Job: Sync {
     const GIVES_BACK: bool = true;
 }
 
-/// How long a rate-limited item waits when the host did not say.
-const UNSAID_WAIT: Duration = Duration::from_secs(60);
-
 /// A plan's spread items are all due within this: before the next plan
 /// (the reconciler's, every 10 minutes by default), so one item is not
 /// queued twice.
@@ -98,12 +96,6 @@ pub fn spread(budgets: &[String], per_minute: usize) -> Vec<Duration> {
             Duration::from_secs(minutes.saturating_mul(60)).min(SPREAD_WITHIN)
         })
         .collect()
-}
-
-/// How long an item given back waits: until the limit resets, within the
-/// queue's bounds.
-pub fn give_back_delay(retry_after: Option<Duration>) -> Duration {
-    retry_after.unwrap_or(UNSAID_WAIT).clamp(Duration::from_secs(1), MAX_DELAY)
 }
 
 /// Sends `items` onto `queue`, each after its delay (none given: at once).
@@ -193,7 +185,7 @@ async fn work_one<J: Job>(
     }
     let budget = job.budget(&item);
     if let Some(wait) = wait(limited, &budget) {
-        return Done::GiveBack(item, give_back_delay(wait), J::Report::default());
+        return Done::GiveBack(item, rate_limit_wait(wait), J::Report::default());
     }
     // An item that panics is one failed item, not the whole batch.
     let (report, spent) = match std::panic::AssertUnwindSafe(job.one(&item)).catch_unwind().await {
@@ -207,7 +199,7 @@ async fn work_one<J: Job>(
         let longest = limited.entry(budget).or_insert(wait);
         *longest = (*longest).max(wait);
     }
-    Done::GiveBack(item, give_back_delay(wait), report)
+    Done::GiveBack(item, rate_limit_wait(wait), report)
 }
 
 fn wait(limited: &Waits, budget: &str) -> Option<Option<Duration>> {
@@ -231,11 +223,11 @@ mod tests {
     }
 
     #[test]
-    fn a_given_back_item_waits_for_the_reset_within_bounds() {
-        assert_eq!(give_back_delay(Some(Duration::from_secs(120))), Duration::from_secs(120));
-        assert_eq!(give_back_delay(None), UNSAID_WAIT);
-        assert_eq!(give_back_delay(Some(Duration::ZERO)), Duration::from_secs(1));
-        assert_eq!(give_back_delay(Some(Duration::from_secs(3600))), MAX_DELAY);
+    fn a_given_back_item_waits_for_the_reset_within_the_queue_s_bounds() {
+        assert_eq!(rate_limit_wait(Some(Duration::from_secs(120))), Duration::from_secs(120));
+        assert_eq!(rate_limit_wait(None), crate::net::UNSAID_WAIT);
+        assert_eq!(rate_limit_wait(Some(Duration::ZERO)), Duration::from_secs(1));
+        assert_eq!(rate_limit_wait(Some(Duration::from_secs(3600))), crate::queue::MAX_DELAY);
     }
 
     /// A job over numbers: `n` spends budget `n % 2`; 13 is rate limited

@@ -52,11 +52,7 @@ pub async fn plan(
         report.queued -= e.unsent.len();
         let unsent = e.unsent.iter().filter_map(|&i| items.get(i));
         let problem = format!("queueing it: {}", e.first);
-        report.failed.extend(unsent.map(|item| PollFailure {
-            url: item.url.clone(),
-            reference: item.reference.clone(),
-            problem: problem.clone(),
-        }));
+        report.failed.extend(unsent.map(|item| PollFailure::new(&item.url, &item.reference, problem.clone())));
     }
     tracing::info!(queued = report.queued, not_due, failures = report.failed.len(), "poll planned");
     Ok(report)
