@@ -54,6 +54,9 @@ pub struct Context {
     pub tekton_token: Arc<tokio::sync::OnceCell<Option<SecretString>>>,
     /// How often Tekton's events may make Ferry read one run.
     pub tekton_reads: Arc<crate::usecase::tekton::ReadLimit>,
+    /// The status page opens without a token: `ferry serve` bound to
+    /// loopback with no `FERRY_ADMIN_TOKEN` (README.md, "Status page").
+    pub ui_open: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +124,7 @@ impl Context {
             http,
             tekton_token: Arc::default(),
             tekton_reads: Arc::default(),
+            ui_open: false,
         })
     }
 }

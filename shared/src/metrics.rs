@@ -82,7 +82,7 @@ pub fn delivery(event: Option<&str>, status: u16, outcome: Outcome, actions: &[A
         counter!("ferry_deliveries_by_event", "event" => event_label(event), "outcome" => label).increment(1);
     }
     for action in actions {
-        counter!("ferry_actions", "kind" => action.kind).increment(1);
+        counter!("ferry_actions", "kind" => action.kind.clone()).increment(1);
     }
     histogram!(INTAKE_DURATION).record(took.as_secs_f64());
 }

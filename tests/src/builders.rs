@@ -1,8 +1,8 @@
 //! Record builders: a valid record of each kind in one call, varied by name.
 
 use ferry::domain::{
-    Delivery, DeliveryId, Installation, InstallationId, Outcome, PrNumber, PrState, PullRequest, RefName, Release,
-    RepoName, Sha, Tag, Timestamp,
+    Delivery, DeliveryId, Installation, InstallationId, PrNumber, PrState, PullRequest, RefName, Release, RepoName,
+    Sha, Tag, Timestamp,
 };
 use ferry::domain::{PolledRef, RepoMode, Repository, Run, RunStatus, UnitName};
 
@@ -33,6 +33,7 @@ pub fn run(full_name: &str, unit: &str, sha: char, status: RunStatus) -> Run {
         queued_at: None,
         unit_limit: None,
         keep_runs: None,
+        launched_at: None,
         pr: None,
         retain_until: None,
     }
@@ -98,15 +99,8 @@ pub fn polled_ref(full_name: &str, name: &str) -> PolledRef {
 
 pub fn delivery(id: &str, received_at: Timestamp) -> Delivery {
     Delivery {
-        id: DeliveryId::parse(id).expect("a valid delivery id"),
-        event: "push".into(),
-        received_at,
-        outcome: Outcome::Received,
         attempts: 0,
-        reason: None,
-        git_event: None,
-        last_attempt_at: None,
-        parts: 0,
+        ..Delivery::received(DeliveryId::parse(id).expect("a valid delivery id"), "push", received_at)
     }
 }
 

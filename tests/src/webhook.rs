@@ -90,6 +90,7 @@ impl Harness {
             },
             tekton_token: std::sync::Arc::default(),
             tekton_reads: Arc::default(),
+            ui_open: false,
         };
         Self { context, _dir: dir }
     }

@@ -146,9 +146,11 @@ pub async fn start(
 ) -> anyhow::Result<(SocketAddr, ferry::Context, impl std::future::Future<Output = anyhow::Result<()>> + use<>)> {
     let data_dir = config.data_dir.clone();
     ferry::metrics::prometheus::install();
-    let context = ferry::Context::connect(config).await.context("cannot start")?;
+    let mut context = ferry::Context::connect(config).await.context("cannot start")?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
+    // Only this machine can reach a loopback address: no token needed there.
+    context.ui_open = address.ip().is_loopback() && context.config.admin_token.is_none();
     tracing::info!(%address, data_dir = %data_dir.display(), "ferry serving");
     if context.config.github_app.is_some() {
         tokio::spawn(schedule(Cycle::Rotate, ROTATE_EVERY, context.clone()));

@@ -37,4 +37,19 @@ async fn with_a_queue_the_schedule_plans_and_the_queue_s_events_repair() {
 
     let event = sqs_event("reconciler", &[("m-poison", "not an item")]);
     assert_eq!(failed_items(binary, &event, &env).await, ["m-poison"]);
+
+    // What the status page shows: the plan's report, and the batch's apart.
+    let kept = |name: &str| {
+        let key = ferry::store::Key::CycleReport(name.to_owned());
+        let store = &store;
+        async move {
+            let state: &dyn StateStore = store;
+            state.load::<ferry::domain::CycleReport>(&key).await.unwrap().expect("a kept report").record
+        }
+    };
+    let plan = kept("reconcile").await;
+    assert!(plan.summary.contains("1 queued"), "{}", plan.summary);
+    let batch = kept("reconcile.batch").await;
+    assert!(batch.summary.contains("items not done"), "the unreadable item: {}", batch.summary);
+    assert_eq!(batch.failures.len(), 1, "{:?}", batch.failures);
 }

@@ -14,7 +14,7 @@ pub mod trust;
 
 pub use ids::{DeliveryId, InstallationId, InvalidId, PrNumber, RefName, RepoName, Sha, Tag, UnitName};
 pub use records::{
-    BodySeen, Cursor, Delivery, DeliveryPart, Installation, ListingTags, Login, OauthState, Outcome, PolledRef,
-    PrState, Preview, PullRequest, Release, RepoMode, Repository, Run, RunStatus,
+    Action, BodySeen, Cursor, CycleReport, Delivery, DeliveryPart, Installation, ListingTags, Login, OauthState,
+    Outcome, PolledRef, PrState, Preview, PullRequest, Release, RepoMode, Repository, Run, RunStatus, UnitDecision,
 };
 pub use time::{Clock, SystemClock, Timestamp};

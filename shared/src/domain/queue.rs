@@ -84,6 +84,7 @@ mod tests {
             queued_at: queued_at.map(Timestamp::from_unix),
             unit_limit,
             keep_runs: None,
+            launched_at: None,
             pr: None,
             retain_until: None,
         }

@@ -1,6 +1,7 @@
 //! What Ferry remembers, one type per row kind of the state table (README.md, "State").
 //! The store decides where each lives; these types only say what it is.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -299,6 +300,9 @@ pub struct Run {
     /// Its unit's `keep_runs` when it was launched.
     #[serde(default)]
     pub keep_runs: Option<u32>,
+    /// When Ferry launched it (or queued it, waiting for a slot).
+    #[serde(default)]
+    pub launched_at: Option<Timestamp>,
     /// The pull request it ran for (what `/cancel` and closing cancel).
     #[serde(default)]
     pub pr: Option<PrNumber>,
@@ -353,6 +357,46 @@ impl std::fmt::Display for Outcome {
     }
 }
 
+/// One thing a delivery (or a command, or a repair) did, as the delivery
+/// log and the status page show it: `pipelinerun.created ci/ferry-api-…`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub kind: Cow<'static, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl Action {
+    pub fn new(kind: &'static str, name: impl ToString) -> Self {
+        Self { kind: Cow::Borrowed(kind), namespace: None, name: name.to_string() }
+    }
+
+    pub fn in_namespace(kind: &'static str, namespace: impl Into<String>, name: impl ToString) -> Self {
+        Self { kind: Cow::Borrowed(kind), namespace: Some(namespace.into()), name: name.to_string() }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{} {namespace}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// What a delivery decided for one unit: what it does, or why it does not
+/// run (the answer to "why didn't it run?").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitDecision {
+    pub unit: UnitName,
+    /// Whether the unit runs (or its preview changes).
+    pub runs: bool,
+    /// What is done (`run api`), or why not.
+    pub what: String,
+}
+
 /// One webhook delivery, keyed by `X-GitHub-Delivery`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -364,6 +408,15 @@ pub struct Delivery {
     pub attempts: u32,
     #[serde(default)]
     pub reason: Option<String>,
+    /// The repository the event is about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<RepoName>,
+    /// What acting on it did (at most [`Delivery::KEPT`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<Action>,
+    /// What it decided per unit (at most [`Delivery::KEPT`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<UnitDecision>,
     /// The parsed event, kept so the reconciler can act on it again.
     #[serde(default)]
     pub git_event: Option<Box<GitEvent>>,
@@ -437,8 +490,28 @@ impl Delivery {
             git_event: None,
             last_attempt_at: None,
             parts: 0,
+            repo: None,
+            actions: Vec::new(),
+            decisions: Vec::new(),
         }
     }
+
+    /// How many actions and decisions a delivery keeps: a repository's units
+    /// are bounded, but the record must fit one item whatever they hold.
+    pub const KEPT: usize = 64;
+
+    /// Keeps what acting did, within [`Delivery::KEPT`] entries of at most
+    /// [`Delivery::KEPT_TEXT`] bytes of text each.
+    pub fn acted(&mut self, actions: Vec<Action>, decisions: Vec<UnitDecision>) {
+        let cut = |text: &mut String| text.truncate(text.floor_char_boundary(Self::KEPT_TEXT));
+        self.actions = actions.into_iter().take(Self::KEPT).collect();
+        self.actions.iter_mut().for_each(|a| cut(&mut a.name));
+        self.decisions = decisions.into_iter().take(Self::KEPT).collect();
+        self.decisions.iter_mut().for_each(|d| cut(&mut d.what));
+    }
+
+    /// The longest action name or decision kept, in bytes.
+    pub const KEPT_TEXT: usize = 512;
 
     /// Not done with yet: the reconciler tries it again.
     pub fn is_unfinished(&self) -> bool {
@@ -461,6 +534,27 @@ impl Delivery {
     pub fn expires_at(&self) -> Timestamp {
         self.received_at.plus(Self::RETENTION)
     }
+}
+
+/// What a scheduled cycle last reported (`reconcile`, `rotate`, `poll`),
+/// for the status page: its whole cycle or plan, or a worker's batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleReport {
+    /// The cycle, and `.batch` for a worker's batch: `reconcile.batch`.
+    pub name: String,
+    pub at: Timestamp,
+    pub summary: String,
+    /// What failed, the first [`CycleReport::KEPT`].
+    #[serde(default)]
+    pub failures: Vec<String>,
+    /// The whole report, as JSON.
+    pub fields: String,
+}
+
+impl CycleReport {
+    pub const KEPT: usize = 20;
+    /// Bytes of the report's JSON kept (the rest is cut).
+    pub const KEPT_FIELDS: usize = 32 * 1024;
 }
 
 /// A named position in some outside listing, e.g. GitHub's delivery log.

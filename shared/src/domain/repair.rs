@@ -320,7 +320,7 @@ mod tests {
             reason: Some("the cluster could not be reached".into()),
             git_event: Some(Box::new(GitEvent::new("ping", None, Detail::Ping))),
             last_attempt_at: last,
-            parts: 0,
+            ..Delivery::received(DeliveryId::parse("d-1").unwrap(), "ping", at(0))
         }
     }
 

@@ -55,6 +55,12 @@ impl Timestamp {
             .unwrap_or_else(|| self.0.to_string())
     }
 
+    /// Its day in UTC: `2026-12-03`.
+    pub fn day(self) -> String {
+        time::OffsetDateTime::from_unix_timestamp(self.0)
+            .map_or_else(|_| "unknown".to_owned(), |t| t.date().to_string())
+    }
+
     /// How long until `later`, zero if it has passed.
     pub fn until(self, later: Timestamp) -> Duration {
         Duration::from_secs(u64::try_from(later.0.saturating_sub(self.0)).unwrap_or(0))

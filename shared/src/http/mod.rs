@@ -8,6 +8,7 @@ mod lambda;
 pub mod limits;
 mod management;
 mod tekton;
+mod ui;
 mod webhook;
 
 use axum::Router;
@@ -58,8 +59,16 @@ pub fn router(context: Context) -> Router {
     let management = management.route("/metrics", get(metrics));
     let management =
         management.route_layer(axum::middleware::from_fn_with_state(context.clone(), management::authorize));
+    let ui = Router::new()
+        .route("/ui", get(ui::page))
+        .route("/ui/login", get(ui::login_form).post(ui::login).layer(DefaultBodyLimit::max(ui::LOGIN_BODY)))
+        .route("/ui/logout", post(ui::logout))
+        .route("/ui/ferry.css", get(ui::css))
+        .route("/ui/icon.svg", get(ui::icon))
+        .layer(axum::middleware::from_fn(ui::headers));
     Router::new()
         .route("/healthz", get(health::healthz))
+        .merge(ui)
         // The handler enforces the limit itself, Content-Length first.
         .route("/webhook", post(webhook::webhook).layer(DefaultBodyLimit::disable()))
         // Open like `/webhook` and checked the same way, for one repository.

@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::types::{
 use serde::de::DeserializeOwned;
 
 use super::{
-    Collection, Fields, Key, LISTED_AS, LISTING_INDEX, Record, Scope, StateStore, StoreError, Version, Versioned,
-    checked_fields, is_live,
+    Collection, Fields, Key, LISTED_AS, LISTING_INDEX, Record, Scope, StateStore, StoreError, TIMELINE, TIMELINE_AT,
+    TIMELINE_INDEX, Version, Versioned, checked_fields, is_live,
 };
 use crate::aws::{Fault, code, fault};
 use crate::domain::Timestamp;
@@ -39,17 +39,27 @@ impl DynamoStore {
     /// Creates the table as the SAM template does (on-demand, TTL on
     /// `expires_at`, the sparse listing index): for tests and emulators.
     pub async fn create_table(&self) -> Result<(), StoreError> {
-        let attribute = |name: &str| {
+        let typed = |name: &str, kind| {
             AttributeDefinition::builder()
                 .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
+                .attribute_type(kind)
                 .build()
                 .map_err(|e| StoreError::Other(e.into()))
         };
+        let attribute = |name: &str| typed(name, ScalarAttributeType::S);
         let key = |name: &str, kind| {
             KeySchemaElement::builder()
                 .attribute_name(name)
                 .key_type(kind)
+                .build()
+                .map_err(|e| StoreError::Other(e.into()))
+        };
+        let index = |name: &str, hash: &str, range: &str| {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(hash, KeyType::Hash)?)
+                .key_schema(key(range, KeyType::Range)?)
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
                 .build()
                 .map_err(|e| StoreError::Other(e.into()))
         };
@@ -60,17 +70,12 @@ impl DynamoStore {
             .attribute_definitions(attribute("pk")?)
             .attribute_definitions(attribute("sk")?)
             .attribute_definitions(attribute(LISTED_AS)?)
+            .attribute_definitions(attribute(TIMELINE)?)
+            .attribute_definitions(typed(TIMELINE_AT, ScalarAttributeType::N)?)
             .key_schema(key("pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?)
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(LISTING_INDEX)
-                    .key_schema(key(LISTED_AS, KeyType::Hash)?)
-                    .key_schema(key("pk", KeyType::Range)?)
-                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                    .build()
-                    .map_err(|e| StoreError::Other(e.into()))?,
-            )
+            .global_secondary_indexes(index(LISTING_INDEX, LISTED_AS, "pk")?)
+            .global_secondary_indexes(index(TIMELINE_INDEX, TIMELINE, TIMELINE_AT)?)
             .send()
             .await
             .map_err(failure)?;
@@ -208,6 +213,20 @@ impl StateStore for DynamoStore {
     async fn query(&self, collection: &Collection) -> Result<Vec<Versioned<Record>>, StoreError> {
         let request = self.client.query().table_name(&self.table);
         let request = match collection.scope() {
+            // One page, newest first: the newest few, never the whole line.
+            Scope::Timeline { line, newest } => {
+                let page = request
+                    .index_name(TIMELINE_INDEX)
+                    .key_condition_expression("#line = :line")
+                    .expression_attribute_names("#line", TIMELINE)
+                    .expression_attribute_values(":line", AttributeValue::S(line))
+                    .scan_index_forward(false)
+                    .limit(i32::try_from(newest).unwrap_or(i32::MAX))
+                    .send()
+                    .await
+                    .map_err(failure)?;
+                return decode_all(page.items.unwrap_or_default());
+            }
             Scope::Partition { pk, sk_prefix } => request
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                 .expression_attribute_values(":pk", AttributeValue::S(pk))
@@ -230,16 +249,21 @@ impl StateStore for DynamoStore {
         };
         let items: Vec<Item> =
             request.into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(failure)?;
-        let now = Timestamp::now();
-        let mut records = Vec::with_capacity(items.len());
-        for item in items {
-            let at = format!("{} {}", string(&item, "pk").unwrap_or_default(), string(&item, "sk").unwrap_or_default());
-            if let Some(found) = decode(item, now).map_err(|problem| StoreError::Corrupt { at, problem })? {
-                records.push(found);
-            }
-        }
-        Ok(records)
+        decode_all(items)
     }
+}
+
+/// The live records of a query's items.
+fn decode_all(items: Vec<Item>) -> Result<Vec<Versioned<Record>>, StoreError> {
+    let now = Timestamp::now();
+    let mut records = Vec::with_capacity(items.len());
+    for item in items {
+        let at = format!("{} {}", string(&item, "pk").unwrap_or_default(), string(&item, "sk").unwrap_or_default());
+        if let Some(found) = decode(item, now).map_err(|problem| StoreError::Corrupt { at, problem })? {
+            records.push(found);
+        }
+    }
+    Ok(records)
 }
 
 struct DynamoFields(Item);

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
@@ -147,34 +148,44 @@ const SCHEMA: &str = "
         expires_at INTEGER,
         fields BLOB NOT NULL,
         listed_as TEXT,
+        timeline TEXT,
+        timeline_at INTEGER,
         PRIMARY KEY (pk, sk)
     );
 ";
 
-/// The listings' sparse index, as DynamoDB's `by-listing`: only listed
-/// records are in it, so a listing reads its own rows and no others.
-const LISTING_INDEX: &str = "
+/// The sparse indexes, as DynamoDB's `by-listing` and `by-time`: only
+/// listed records (or those in a time line) are in each, so a listing reads
+/// its own rows and no others.
+const INDEXES: &str = "
     DROP INDEX IF EXISTS items_listed;
     CREATE INDEX IF NOT EXISTS items_by_listing ON items (listed_as, pk) WHERE listed_as IS NOT NULL;
-    PRAGMA user_version = 1;
+    CREATE INDEX IF NOT EXISTS items_by_time ON items (timeline, timeline_at) WHERE timeline IS NOT NULL;
+    PRAGMA user_version = 2;
 ";
 
-/// Brings a file written before records named their listing up to date:
-/// the column, each listed record's listing, and the index.
+/// The layout's version [`INDEXES`] ends with.
+const LAYOUT: i64 = 2;
+
+/// Brings a file written before records named their listing (1) or their
+/// time line (2) up to date: the columns, each record's listing and time
+/// line, and the indexes.
 fn migrate(db: &Connection) -> Result<(), StoreError> {
     let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(other)?;
-    if version >= 1 {
+    if version >= LAYOUT {
         return Ok(());
     }
     db.execute_batch("BEGIN IMMEDIATE").map_err(other)?;
     let migrated = (|| {
         // Asked again under the write lock: another process may have migrated meanwhile.
         let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(other)?;
-        if version >= 1 {
+        if version >= LAYOUT {
             return Ok(());
         }
-        if db.prepare("SELECT listed_as FROM items LIMIT 0").is_err() {
-            db.execute_batch("ALTER TABLE items ADD COLUMN listed_as TEXT").map_err(other)?;
+        for (column, kind) in [("listed_as", "TEXT"), ("timeline", "TEXT"), ("timeline_at", "INTEGER")] {
+            if db.prepare(&format!("SELECT {column} FROM items LIMIT 0")).is_err() {
+                db.execute_batch(&format!("ALTER TABLE items ADD COLUMN {column} {kind}")).map_err(other)?;
+            }
         }
         let mut rows = db.prepare("SELECT pk, sk, kind, version, fields FROM items").map_err(other)?;
         let rows = rows
@@ -193,11 +204,16 @@ fn migrate(db: &Connection) -> Result<(), StoreError> {
                     continue;
                 }
             };
-            if let Some(listing) = found.record.listed_as() {
-                execute(db, "UPDATE items SET listed_as = ?3 WHERE pk = ?1 AND sk = ?2", params![pk, sk, listing])?;
+            let (listing, (line, at)) = (found.record.listed_as(), found.record.timeline().unzip());
+            if listing.is_some() || line.is_some() {
+                execute(
+                    db,
+                    "UPDATE items SET listed_as = ?3, timeline = ?4, timeline_at = ?5 WHERE pk = ?1 AND sk = ?2",
+                    params![pk, sk, listing, line, at],
+                )?;
             }
         }
-        db.execute_batch(LISTING_INDEX).map_err(other)
+        db.execute_batch(INDEXES).map_err(other)
     })();
     db.execute_batch(if migrated.is_ok() { "COMMIT" } else { "ROLLBACK" }).map_err(other)?;
     migrated
@@ -459,6 +475,7 @@ struct Row {
     fields: Vec<u8>,
     expires_at: Option<i64>,
     listed_as: Option<&'static str>,
+    timeline: Option<(String, i64)>,
 }
 
 fn encode(record: &Record, version: Version) -> Result<(Key, Row), StoreError> {
@@ -471,6 +488,7 @@ fn encode(record: &Record, version: Version) -> Result<(Key, Row), StoreError> {
         fields: lz4_flex::compress_prepend_size(fields.as_bytes()),
         expires_at: record.expires_at().map(Timestamp::unix),
         listed_as: record.listed_as(),
+        timeline: record.timeline(),
     };
     Ok((key, row))
 }
@@ -494,24 +512,30 @@ fn decode(at: String, kind: String, version: i64, fields: Vec<u8>) -> Result<Ver
 
 /// The statement reading a collection, and its arguments. BINARY collation
 /// orders UTF-8 bytewise, as DynamoDB orders keys.
-fn listing_sql(scope: &Scope) -> (&'static str, Vec<String>) {
+fn listing_sql(scope: &Scope) -> (&'static str, Vec<Value>) {
+    let text = |s: &str| Value::Text(s.to_owned());
     match scope {
         Scope::Partition { pk, sk_prefix } => (
             "SELECT pk, sk, kind, version, expires_at, fields FROM items
              WHERE pk = ?1 AND substr(sk, 1, length(?2)) = ?2 ORDER BY sk",
-            vec![pk.clone(), sk_prefix.clone()],
+            vec![text(pk), text(sk_prefix)],
+        ),
+        Scope::Timeline { line, newest } => (
+            "SELECT pk, sk, kind, version, expires_at, fields FROM items INDEXED BY items_by_time
+             WHERE timeline = ?1 ORDER BY timeline_at DESC LIMIT ?2",
+            vec![text(line), Value::Integer(i64::try_from(*newest).unwrap_or(i64::MAX))],
         ),
         // Named: for one partition, SQLite would otherwise walk the whole
         // partition by its primary key (a repository's every run and release).
         Scope::Listed { kind, pk: Some(pk) } => (
             "SELECT pk, sk, kind, version, expires_at, fields FROM items INDEXED BY items_by_listing
              WHERE listed_as = ?1 AND pk = ?2 ORDER BY pk, sk",
-            vec![(*kind).to_owned(), pk.clone()],
+            vec![text(kind), text(pk)],
         ),
         Scope::Listed { kind, pk: None } => (
             "SELECT pk, sk, kind, version, expires_at, fields FROM items INDEXED BY items_by_listing
              WHERE listed_as = ?1 ORDER BY pk, sk",
-            vec![(*kind).to_owned()],
+            vec![text(kind)],
         ),
     }
 }
@@ -536,13 +560,23 @@ fn execute(db: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<
 fn insert_new(db: &Connection, key: Key, row: &Row) -> Result<(), StoreError> {
     let changed = execute(
         db,
-        "INSERT INTO items (pk, sk, kind, version, expires_at, fields, listed_as)
-         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?7)
+        "INSERT INTO items (pk, sk, kind, version, expires_at, fields, listed_as, timeline, timeline_at)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?7, ?8, ?9)
          ON CONFLICT (pk, sk) DO UPDATE
          SET kind = excluded.kind, version = 1, expires_at = excluded.expires_at, fields = excluded.fields,
-             listed_as = excluded.listed_as
+             listed_as = excluded.listed_as, timeline = excluded.timeline, timeline_at = excluded.timeline_at
          WHERE items.expires_at IS NOT NULL AND items.expires_at <= ?6",
-        params![row.pk, row.sk, row.kind, row.expires_at, row.fields, Timestamp::now().unix(), row.listed_as],
+        params![
+            row.pk,
+            row.sk,
+            row.kind,
+            row.expires_at,
+            row.fields,
+            Timestamp::now().unix(),
+            row.listed_as,
+            row.timeline.as_ref().map(|(line, _)| line),
+            row.timeline.as_ref().map(|(_, at)| at)
+        ],
     )?;
     if changed == 0 {
         return Err(StoreError::AlreadyExists { key });
@@ -625,10 +659,22 @@ impl StateStore for EmbeddedStore {
             let expected_db = i64::try_from(expected.0).map_err(|e| StoreError::Other(e.into()))?;
             let changed = execute(
                 db,
-                "UPDATE items SET kind = ?3, version = version + 1, expires_at = ?4, fields = ?5, listed_as = ?8
+                "UPDATE items SET kind = ?3, version = version + 1, expires_at = ?4, fields = ?5, listed_as = ?8,
+                     timeline = ?9, timeline_at = ?10
                  WHERE pk = ?1 AND sk = ?2 AND version = ?6
                    AND (expires_at IS NULL OR expires_at > ?7)",
-                params![row.pk, row.sk, row.kind, row.expires_at, row.fields, expected_db, now.unix(), row.listed_as],
+                params![
+                    row.pk,
+                    row.sk,
+                    row.kind,
+                    row.expires_at,
+                    row.fields,
+                    expected_db,
+                    now.unix(),
+                    row.listed_as,
+                    row.timeline.as_ref().map(|(line, _)| line),
+                    row.timeline.as_ref().map(|(_, at)| at)
+                ],
             )?;
             if changed == 1 {
                 return Ok(next);
@@ -784,6 +830,10 @@ mod tests {
             assert!(plan.contains("USING INDEX items_by_listing"), "{listing:?}: {plan}");
             assert!(!plan.contains("SCAN items"), "{listing:?}: {plan}");
         }
+        let today = Collection::DeliveriesOn { day: crate::domain::Timestamp::now(), newest: 100 };
+        let newest = plan(today);
+        assert!(newest.contains("USING INDEX items_by_time (timeline=?)"), "{newest}");
+        assert!(!newest.contains("TEMP B-TREE"), "sorted by the index, not after: {newest}");
         for partition in [Collection::Runs(repo.clone()), Collection::Releases(repo)] {
             let plan = plan(partition.clone());
             assert!(plan.contains("USING INDEX sqlite_autoindex_items_1 (pk=?)"), "{partition:?}: {plan}");
@@ -793,7 +843,7 @@ mod tests {
     /// A file written before records named their listing is brought up to
     /// date when opened: what was listed is listed, through the index.
     #[tokio::test]
-    async fn a_file_from_before_the_listing_column_is_migrated() {
+    async fn a_file_from_before_the_listing_and_time_line_columns_is_migrated() {
         use crate::domain::{RunStatus, Timestamp};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.sqlite3");
@@ -833,9 +883,12 @@ mod tests {
             let found = store.query(&collection).await.unwrap();
             assert_eq!(found.len(), 1, "{collection:?}");
         }
+        // And the deliveries are on their day's time line.
+        let today = Collection::DeliveriesOn { day: Timestamp::now(), newest: 10 };
+        assert_eq!(store.query(&today).await.unwrap().len(), 1);
         let db = Connection::open(&path).unwrap();
         let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-        assert_eq!(version, 1);
+        assert_eq!(version, LAYOUT);
         // Opened again, nothing is migrated twice.
         drop(store);
         let store = EmbeddedStore::open(&path, Durability::Process).unwrap();

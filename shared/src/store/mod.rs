@@ -16,9 +16,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    BodySeen, Cursor, Delivery, DeliveryId, DeliveryPart, Installation, InstallationId, ListingTags, Login, OauthState,
-    PolledRef, PrNumber, PrState, Preview, PullRequest, RefName, Release, RepoName, Repository, Run, RunStatus, Sha,
-    Tag, Timestamp, UnitName,
+    BodySeen, Cursor, CycleReport, Delivery, DeliveryId, DeliveryPart, Installation, InstallationId, ListingTags,
+    Login, OauthState, PolledRef, PrNumber, PrState, Preview, PullRequest, RefName, Release, RepoName, Repository, Run,
+    RunStatus, Sha, Tag, Timestamp, UnitName,
 };
 
 pub use dynamo::DynamoStore;
@@ -66,6 +66,8 @@ pub enum Key {
     DeliveryPart(DeliveryId, u32),
     /// The ETags of a repository's listings.
     ListingTags(RepoName),
+    /// A scheduled cycle's last report, by name (`reconcile`, `reconcile.batch`).
+    CycleReport(String),
 }
 
 impl Key {
@@ -84,6 +86,7 @@ impl Key {
             Key::OauthState(state) => format!("OAUTH#{state}"),
             Key::Login(login) => format!("LOGIN#{login}"),
             Key::Body(hash) => format!("BODY#{hash}"),
+            Key::CycleReport(name) => format!("REPORT#{name}"),
         }
     }
 
@@ -95,7 +98,8 @@ impl Key {
             | Key::Cursor(_)
             | Key::OauthState(_)
             | Key::Login(_)
-            | Key::Body(_) => "META".to_owned(),
+            | Key::Body(_)
+            | Key::CycleReport(_) => "META".to_owned(),
             Key::Ref(_, name) => format!("REF#{name}"),
             Key::PullRequest(_, number) => format!("PR#{number}"),
             Key::Release(_, tag) => format!("REL#{tag}"),
@@ -143,6 +147,12 @@ pub enum Collection {
     UnfinishedDeliveries,
     /// The pieces of one delivery's event, in order.
     DeliveryParts(DeliveryId),
+    /// The newest deliveries received on the (UTC) day of `day`, newest
+    /// first, at most `newest` of them: what the status page shows.
+    DeliveriesOn {
+        day: Timestamp,
+        newest: usize,
+    },
 }
 
 /// Where a collection's items are found.
@@ -154,7 +164,21 @@ pub enum Scope {
     /// that partition), in partition-key order: a sparse index, so only
     /// listed records cost anything to index.
     Listed { kind: &'static str, pk: Option<String> },
+    /// The newest `newest` items whose [`TIMELINE`] attribute is `line`,
+    /// newest ([`TIMELINE_AT`]) first: another sparse index.
+    Timeline { line: String, newest: usize },
 }
+
+/// The attribute (and DynamoDB index key) that puts a record in a time
+/// line: a day's deliveries (`delivery#2026-12-03`), so no one partition
+/// of the index takes every delivery there ever was.
+pub const TIMELINE: &str = "timeline";
+
+/// When a record in a time line happened, in Unix seconds: its order there.
+pub const TIMELINE_AT: &str = "timeline_at";
+
+/// The sparse index over [`TIMELINE`], sort key [`TIMELINE_AT`].
+pub const TIMELINE_INDEX: &str = "by-time";
 
 /// The attribute (and DynamoDB index key) that puts a record in a listing.
 pub const LISTED_AS: &str = "listed_as";
@@ -187,8 +211,14 @@ impl Collection {
             Collection::DeliveryParts(id) => {
                 Scope::Partition { pk: Key::Delivery(id.clone()).pk(), sk_prefix: "PART#".to_owned() }
             }
+            Collection::DeliveriesOn { day, newest } => Scope::Timeline { line: delivery_line(*day), newest: *newest },
         }
     }
+}
+
+/// The time line of the deliveries received on `day`'s (UTC) day.
+fn delivery_line(day: Timestamp) -> String {
+    format!("delivery#{}", day.day())
 }
 
 /// Declares every kind of record once: the [`Record`] variant, the type it
@@ -261,6 +291,7 @@ records! {
     Body(BodySeen) as "body", key: |b| Key::Body(b.hash.clone());
     ListingTags(ListingTags) as "listing_tags", key: |l| Key::ListingTags(l.repo.clone());
     DeliveryPart(DeliveryPart) as "delivery_part", key: |p| Key::DeliveryPart(p.delivery.clone(), p.index);
+    CycleReport(CycleReport) as "cycle_report", key: |r| Key::CycleReport(r.name.clone());
 }
 
 /// Something that can deserialize one record's fields in some format.
@@ -277,6 +308,14 @@ impl Record {
             Record::Delivery(delivery) if delivery.is_unfinished() => Some(self.kind()),
             Record::Run(run) if run.status == RunStatus::Pending => Some(PENDING_RUN),
             Record::PullRequest(pr) if pr.state == PrState::Open => Some(OPEN_PULL_REQUEST),
+            _ => None,
+        }
+    }
+
+    /// The time line this record is in, and when in it, if its kind has one.
+    pub fn timeline(&self) -> Option<(String, i64)> {
+        match self {
+            Record::Delivery(delivery) => Some((delivery_line(delivery.received_at), delivery.received_at.unix())),
             _ => None,
         }
     }
@@ -431,7 +470,7 @@ fn typed<T: Entity>(found: Versioned<Record>) -> Result<Versioned<T>, StoreError
 
 /// Attribute names the layout owns; no record field may use them.
 #[cfg(test)]
-pub(crate) const RESERVED: [&str; 6] = ["pk", "sk", "kind", "version", "expires_at", LISTED_AS];
+pub(crate) const RESERVED: [&str; 8] = ["pk", "sk", "kind", "version", "expires_at", LISTED_AS, TIMELINE, TIMELINE_AT];
 
 /// The record's fields plus the layout's attributes, as JSON: the one shape
 /// both adapters measure against the item size limit.
@@ -450,6 +489,10 @@ pub(crate) fn checked_fields(record: &Record, key: &Key, version: Version) -> Re
     }
     if let Some(listing) = record.listed_as() {
         map.insert(LISTED_AS.into(), listing.into());
+    }
+    if let Some((line, at)) = record.timeline() {
+        map.insert(TIMELINE.into(), line.into());
+        map.insert(TIMELINE_AT.into(), at.into());
     }
     let size = item_size(map);
     if size > ITEM_SIZE_LIMIT {
@@ -482,7 +525,10 @@ fn measured_json(record: &Record, key: &Key, version: Version) -> Result<(String
         + "version".len()
         + size::number_size(version.0)
         + record.expires_at().map_or(0, |at| "expires_at".len() + size::number_size(at.unix()))
-        + record.listed_as().map_or(0, |listing| LISTED_AS.len() + listing.len());
+        + record.listed_as().map_or(0, |listing| LISTED_AS.len() + listing.len())
+        + record
+            .timeline()
+            .map_or(0, |(line, at)| TIMELINE.len() + line.len() + TIMELINE_AT.len() + size::number_size(at));
     Ok((text, fields + layout))
 }
 
@@ -524,7 +570,7 @@ mod tests {
     fn collections_match_only_their_keys() {
         let prefix = |collection: Collection| match collection.scope() {
             Scope::Partition { pk, sk_prefix } => (pk, sk_prefix),
-            Scope::Listed { .. } => panic!("{collection:?} is a partition"),
+            Scope::Listed { .. } | Scope::Timeline { .. } => panic!("{collection:?} is a partition"),
         };
         let pr = Key::PullRequest(repo(), PrNumber::new(1));
         let (pk, sk_prefix) = prefix(Collection::PullRequests(repo()));
@@ -726,6 +772,7 @@ pub(crate) mod samples {
                 queued_at: Some(Timestamp::from_unix(11)),
                 unit_limit: Some(2),
                 keep_runs: None,
+                launched_at: None,
                 pr: None,
                 retain_until: None,
             }
@@ -763,6 +810,21 @@ pub(crate) mod samples {
                 })),
                 last_attempt_at: Some(Timestamp::from_unix(120)),
                 parts: 0,
+                repo: Some(repo.clone()),
+                actions: vec![crate::domain::Action::in_namespace("pipelinerun.created", "ci", "ferry-api-1")],
+                decisions: vec![crate::domain::UnitDecision {
+                    unit: UnitName::parse("docs").unwrap(),
+                    runs: false,
+                    what: "no changed path matches docs/**".into(),
+                }],
+            }
+            .into(),
+            CycleReport {
+                name: "reconcile".into(),
+                at: Timestamp::from_unix(130),
+                summary: "reconciled: nothing to do".into(),
+                failures: vec!["acme/api: the cluster could not be reached".into()],
+                fields: "{\"repositories\":1}".into(),
             }
             .into(),
             Cursor { name: "deliveries".into(), position: "42".into(), etag: Some("\"abc\"".into()) }.into(),

@@ -6,8 +6,8 @@ use globset::{Glob, GlobSetBuilder};
 use serde::Serialize;
 
 use super::{On, Unit};
-use crate::domain::UnitName;
 use crate::domain::event::Command;
+use crate::domain::{UnitDecision, UnitName};
 
 /// What Ferry knows of a pull request when it plans for one. Whether its
 /// head may run at all was decided before (`domain::trust`): a plan is
@@ -103,6 +103,21 @@ impl Plan {
             return None;
         }
         Some(self.skipped.iter().map(|s| format!("{}: {}", s.unit, s.reason)).collect::<Vec<_>>().join("; "))
+    }
+}
+
+impl Plan {
+    /// Every unit's decision: what changes for it, or why it does not run.
+    pub fn decisions(&self) -> Vec<UnitDecision> {
+        let changed = self.changes.iter().filter_map(|change| match change {
+            Change::Run { unit } | Change::Preview { unit } | Change::RemovePreview { unit } => {
+                Some(UnitDecision { unit: unit.clone(), runs: true, what: change.to_string() })
+            }
+            Change::Approve => None,
+        });
+        let skipped =
+            self.skipped.iter().map(|s| UnitDecision { unit: s.unit.clone(), runs: false, what: s.reason.clone() });
+        changed.chain(skipped).collect()
     }
 }
 
@@ -546,6 +561,7 @@ mod tests {
             queued_at: None,
             unit_limit: None,
             keep_runs: None,
+            launched_at: None,
             pr: None,
             retain_until: None,
         };

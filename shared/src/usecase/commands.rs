@@ -41,7 +41,7 @@ pub(super) async fn cancel_for(
     let running: Vec<Run> = found.iter().map(|(run, _)| run.clone()).collect();
     let chosen = match to_cancel(&running, unit) {
         Ok(chosen) => chosen,
-        Err(why) => return Ok(Launched { actions: Vec::new(), reason: Some(why) }),
+        Err(why) => return Ok(Launched::note(why)),
     };
     let mut launched = Launched::default();
     for run in chosen {
@@ -56,11 +56,7 @@ pub(super) async fn cancel_for(
                 tracing::warn!(error = %e, run = %run.name, "a cancelled run still shows as waiting");
             }
         }
-        launched.actions.push(Action {
-            kind: "run.cancelled",
-            namespace: Some(run.namespace.clone()),
-            name: run.name.clone(),
-        });
+        launched.actions.push(Action::in_namespace("run.cancelled", run.namespace.clone(), run.name.clone()));
     }
     Ok(launched)
 }
@@ -110,7 +106,7 @@ fn is_retried(error: &LaunchError) -> bool {
 fn what_came(launched: &Launched) -> String {
     let named = |kinds: &[&str]| {
         let names: Vec<&str> =
-            launched.actions.iter().filter(|a| kinds.contains(&a.kind)).map(|a| a.name.as_str()).collect();
+            launched.actions.iter().filter(|a| kinds.contains(&a.kind.as_ref())).map(|a| a.name.as_str()).collect();
         names.join(", ")
     };
     let started = named(&["pipelinerun.created", "taskrun.created"]);
@@ -134,11 +130,9 @@ mod tests {
 
     fn launched(actions: &[(&'static str, &str)], reason: Option<&str>) -> Launched {
         Launched {
-            actions: actions
-                .iter()
-                .map(|(kind, name)| Action { kind, namespace: None, name: (*name).into() })
-                .collect(),
+            actions: actions.iter().map(|(kind, name)| Action::new(kind, name)).collect(),
             reason: reason.map(str::to_owned),
+            decisions: Vec::new(),
         }
     }
 

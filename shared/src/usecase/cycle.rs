@@ -7,6 +7,7 @@
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::domain::CycleReport;
 use crate::store::StoreError;
 
 #[cfg(feature = "poll")]
@@ -66,7 +67,26 @@ impl Cycle {
             Cycle::Rotate => rotated(&rotate::rotate(&context.tokens, context.state.as_ref()).await.map_err(store)?),
             Cycle::Reconcile => reconciled(reconcile::reconcile(reconcile::Ports::of(context), deadline).await),
         };
+        self.remember(context, self.metric(), &report).await;
         self.outcome(report)
+    }
+
+    /// Keeps `report` where the status page reads it, as `name`: the
+    /// cycle's (or its plan's), or `<cycle>.batch` for a worker's batch.
+    /// Bookkeeping: a write that fails is logged, never the cycle's failure.
+    async fn remember(self, context: &crate::Context, name: &str, report: &Report) {
+        let mut kept = CycleReport {
+            name: name.to_owned(),
+            at: crate::domain::Timestamp::now(),
+            summary: report.summary.clone(),
+            failures: report.failures.iter().take(CycleReport::KEPT).cloned().collect(),
+            fields: report.fields.to_string(),
+        };
+        // A report lists what it did (every token minted): one item holds only so much.
+        kept.fields.truncate(kept.fields.floor_char_boundary(CycleReport::KEPT_FIELDS));
+        if let Err(e) = context.state.save(kept.clone(), |_| kept.clone()).await {
+            tracing::warn!(cycle = self.name(), error = %e, "could not keep the cycle's report");
+        }
     }
 
     /// Why the cycle could not start, counted as one of its failures.
@@ -132,6 +152,7 @@ impl Cycle {
             Cycle::Rotate => rotated(&fanout::rotate::plan(context.state.as_ref(), queue).await),
             Cycle::Reconcile => reconciled(fanout::reconcile::plan(reconcile::Ports::of(context), queue).await),
         };
+        self.remember(context, self.metric(), &report).await;
         self.outcome(report)
     }
 
@@ -168,6 +189,7 @@ impl Cycle {
             report.summary.push_str(&format!("; {} items not done", problems.len()));
             report.failures.extend(problems);
         }
+        self.remember(context, &format!("{}.batch", self.metric()), &report).await;
         (report, failed)
     }
 

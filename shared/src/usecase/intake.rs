@@ -17,7 +17,7 @@ use crate::store::{Collection, Key, Record, StateStore, StoreError, Version};
 
 use super::Action;
 use super::installations::{apply_installation, apply_repositories};
-use super::launch::{LaunchPorts, launch};
+use super::launch::{LaunchPorts, Launched, launch};
 
 /// How long acting may take before the reply goes out as `deferred`:
 /// inside GitHub's 10 s, with room for the outcome write and the network.
@@ -137,6 +137,7 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
         delivery: delivery.id.clone(),
         received_at: delivery.received_at,
     });
+    delivery.repo = event.repo.clone();
     delivery.git_event = Some(Box::new(event));
 
     // Persist first: once this returns, the event cannot be lost.
@@ -161,9 +162,10 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
 
     let event = delivery.git_event.as_deref().or(aside.as_deref()).expect("set above, or set aside in parts");
     let remaining = budget.saturating_sub(started.elapsed());
-    let (outcome, reason, actions) = act_within(ports, event, route, remaining, budget).await;
-    (delivery.outcome, delivery.reason) = (outcome, reason);
-    let reply = Reply::outcome(&delivery, actions);
+    let (outcome, acted) = act_within(ports, event, route, remaining, budget).await;
+    (delivery.outcome, delivery.reason) = (outcome, acted.reason);
+    let reply = Reply::outcome(&delivery, acted.actions.clone());
+    delivery.acted(acted.actions, acted.decisions);
     tracing::info!(outcome = %delivery.outcome, actions = reply.body.actions.len(), "delivery handled");
     // The outcome is bookkeeping: if it cannot be written in time, the
     // delivery stays `received` and the reconciler acts on it again, which
@@ -178,23 +180,23 @@ pub async fn intake(ports: Ports<'_>, inbound: Inbound<'_>, budget: Duration) ->
 
 /// Acts on the recorded event within `remaining`: the delivery's outcome
 /// and why, processed, failed (the reconciler retries it) or deferred (the
-/// reconciler finishes it), and what was done.
+/// reconciler finishes it), and what was done (the reason is the outcome's).
 async fn act_within(
     ports: Ports<'_>,
     event: &GitEvent,
     route: Route,
     remaining: Duration,
     budget: Duration,
-) -> (Outcome, Option<String>, Vec<Action>) {
+) -> (Outcome, Launched) {
     match tokio::time::timeout(remaining, act(ports, event, route)).await {
-        Ok(Ok((actions, reason))) => (Outcome::Processed, reason, actions),
+        Ok(Ok(acted)) => (Outcome::Processed, acted),
         Ok(Err(problem)) => {
             tracing::warn!(%problem, "acting on the delivery failed; the reconciler retries it");
-            (Outcome::Failed, Some(problem), Vec::new())
+            (Outcome::Failed, Launched::note(problem))
         }
         Err(_) => {
             let reason = format!("not done within {budget:?}; the reconciler finishes it");
-            (Outcome::Deferred, Some(reason), Vec::new())
+            (Outcome::Deferred, Launched::note(reason))
         }
     }
 }
@@ -345,30 +347,27 @@ async fn refuse_body(state: &dyn StateStore, mut delivery: Delivery, problem: Pa
     reply
 }
 
-/// Does what the route says. Returns the actions and a note for the log.
-pub(crate) async fn act(
-    ports: Ports<'_>,
-    event: &GitEvent,
-    route: Route,
-) -> Result<(Vec<Action>, Option<String>), String> {
+/// Does what the route says: what was done, decided, and a note for the log.
+pub(crate) async fn act(ports: Ports<'_>, event: &GitEvent, route: Route) -> Result<Launched, String> {
     let state = ports.launch.state;
+    let applied = |applied: super::installations::Applied| Launched {
+        actions: applied.actions,
+        reason: applied.reason,
+        decisions: Vec::new(),
+    };
     match route {
-        Route::Pong => Ok((Vec::new(), Some("pong".into()))),
+        Route::Pong => Ok(Launched::note("pong".into())),
         Route::Installation(change) => {
             apply_installation(state, ports.launch.tokens, event, change, ports.launch.clock.now())
                 .await
-                .map(|applied| (applied.actions, applied.reason))
+                .map(applied)
                 .map_err(|e| e.to_string())
         }
-        Route::Repositories => apply_repositories(state, event, ports.launch.clock.now())
-            .await
-            .map(|applied| (applied.actions, applied.reason))
-            .map_err(|e| e.to_string()),
-        Route::Launch(trigger) => launch(ports.launch, event, trigger)
-            .await
-            .map(|launched| (launched.actions, launched.reason))
-            .map_err(|e| e.to_string()),
-        Route::Ignore(reason) => Ok((Vec::new(), Some(reason))),
+        Route::Repositories => {
+            apply_repositories(state, event, ports.launch.clock.now()).await.map(applied).map_err(|e| e.to_string())
+        }
+        Route::Launch(trigger) => launch(ports.launch, event, trigger).await.map_err(|e| e.to_string()),
+        Route::Ignore(reason) => Ok(Launched::note(reason)),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::domain::tokens::Credential;
 use crate::domain::trust::{self, Cleared, HeadFacts, Refusal, Subject};
 use crate::domain::{
     Installation, PrNumber, PrState, Preview, PullRequest, Release, RepoMode, RepoName, Repository, Run, RunStatus,
-    Sha, Timestamp, UnitName,
+    Sha, Timestamp, UnitDecision, UnitName,
 };
 use crate::forge::{CommitStatus, DeploymentStatus, Forge, ForgeError, StatusState, Target};
 use crate::store::{Collection, Key, StateStore, StoreError};
@@ -54,12 +54,21 @@ impl<'a> LaunchPorts<'a> {
     }
 }
 
-/// What launching did, for the delivery log.
+/// What launching (or any action on a delivery) did, for the delivery log.
 #[derive(Debug, Default)]
 pub struct Launched {
     pub actions: Vec<Action>,
     /// Why units did not run, or why nothing could.
     pub reason: Option<String>,
+    /// What was decided for each unit, when units were read.
+    pub decisions: Vec<UnitDecision>,
+}
+
+impl Launched {
+    /// Nothing done, for this reason.
+    pub fn note(reason: String) -> Self {
+        Self { reason: Some(reason), ..Self::default() }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,7 +201,7 @@ async fn launch_event(ports: LaunchPorts<'_>, event: &GitEvent, trigger: Trigger
 }
 
 fn note(reason: String) -> Launched {
-    Launched { actions: Vec::new(), reason: Some(reason) }
+    Launched::note(reason)
 }
 
 /// The trust boundary said no: nothing of the commit is read. A head
@@ -718,7 +727,7 @@ async fn apply(
     event: &GitEvent,
 ) -> Result<Launched, LaunchError> {
     let by_name: BTreeMap<&UnitName, &Unit> = units.iter().map(|u| (&u.name, u)).collect();
-    let mut launched = Launched { actions: Vec::new(), reason: decided.reason() };
+    let mut launched = Launched { actions: Vec::new(), reason: decided.reason(), decisions: decided.decisions() };
     let mut problems = Vec::new();
     let clone_url = match (&event.clone_url, &target.credential) {
         (Some(url), _) => url.clone(),
@@ -846,11 +855,7 @@ async fn run(
     let ours = situation.happened_at;
     // A newer event already launched in this lane: this late one is moot.
     if let Some(newer) = in_lane.iter().find(|r| r.name != manifest.name() && is_newer(r.happened_at, ours)) {
-        launched.actions.push(Action {
-            kind: "run.superseded",
-            namespace: Some(namespace),
-            name: manifest.name().into(),
-        });
+        launched.actions.push(Action::in_namespace("run.superseded", namespace, manifest.name()));
         let why = format!("{}: superseded by {}, launched for a newer event", unit.name, newer.name);
         launched.reason = Some(launched.reason.take().map_or(why.clone(), |r| format!("{r}; {why}")));
         return Ok(());
@@ -858,11 +863,8 @@ async fn run(
     let created = ports.cluster.create(&manifest).await?;
     let kind = manifest.kind().to_ascii_lowercase();
     let verb = if created.existed { "exists" } else { "created" };
-    launched.actions.push(Action {
-        kind: if kind == "taskrun" { leak_kind("taskrun", verb) } else { leak_kind("pipelinerun", verb) },
-        namespace: Some(namespace.clone()),
-        name: manifest.name().to_owned(),
-    });
+    let kind = if kind == "taskrun" { leak_kind("taskrun", verb) } else { leak_kind("pipelinerun", verb) };
+    launched.actions.push(Action::in_namespace(kind, namespace.clone(), manifest.name()));
     // Done again for a run that existed: an earlier attempt may have
     // stopped before its Secret, its start or its status. A run that waits
     // gets its Secret when it starts: a token minted now could expire first.
@@ -876,11 +878,7 @@ async fn run(
     for old in &in_lane {
         if old.running && old.name != manifest.name() && !is_newer(old.happened_at, ours) {
             ports.cluster.cancel(old).await?;
-            launched.actions.push(Action {
-                kind: "run.cancelled",
-                namespace: Some(old.namespace.clone()),
-                name: old.name.clone(),
-            });
+            launched.actions.push(Action::in_namespace("run.cancelled", old.namespace.clone(), old.name.clone()));
         }
     }
     let record = Run {
@@ -895,6 +893,7 @@ async fn run(
         queued_at: wait.as_ref().map(|_| ports.clock.now()),
         unit_limit: unit.max_running,
         keep_runs: unit.keep_runs,
+        launched_at: Some(ports.clock.now()),
         retain_until: None,
         pr: situation.pr.as_ref().map(|pr| pr.number),
     };
@@ -980,6 +979,7 @@ async fn admission(
         queued_at: None,
         unit_limit: unit.max_running,
         keep_runs: None,
+        launched_at: None,
         pr: situation.pr.as_ref().map(|pr| pr.number),
         retain_until: None,
     };
@@ -1034,11 +1034,7 @@ async fn preview(
         ports.cluster.apply(object).await?;
     }
     let namespace = manifests::preview_namespace(&target.repo, &unit.name, &of);
-    launched.actions.push(Action {
-        kind: "preview.applied",
-        namespace: Some(namespace.clone()),
-        name: unit.name.to_string(),
-    });
+    launched.actions.push(Action::in_namespace("preview.applied", namespace.clone(), unit.name.to_string()));
     let url = format!("https://{}", spec.host);
     let environment = match &of {
         PreviewOf::PullRequest(n) => format!("preview/{}/pr-{n}", unit.name),
@@ -1099,7 +1095,7 @@ async fn remove_preview(
         }
         ports.state.delete(&key).await?;
     }
-    launched.actions.push(Action { kind: "preview.removed", namespace: Some(namespace), name: unit.to_string() });
+    launched.actions.push(Action::in_namespace("preview.removed", namespace, unit));
     Ok(())
 }
 

@@ -13,29 +13,15 @@ pub mod oauth;
 pub mod poll;
 pub mod reconcile;
 pub mod rotate;
+pub mod status;
 pub mod tekton;
 pub mod tokens;
 pub mod track;
 pub mod waiting;
-
-use serde::Serialize;
 
 /// For `skip_serializing_if`: a report leaves out a count that is nought.
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-/// One thing a use case did, as the delivery log shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Action {
-    pub kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub name: String,
-}
-
-impl Action {
-    pub fn new(kind: &'static str, name: impl ToString) -> Self {
-        Self { kind, namespace: None, name: name.to_string() }
-    }
-}
+pub use crate::domain::Action;

@@ -364,9 +364,10 @@ async fn retry_delivery(ports: Ports<'_>, found: Versioned<Delivery>, report: &m
     // A delivery that panics is one failed attempt, not the end of the cycle.
     let acting = std::panic::AssertUnwindSafe(act(ports.intake(), event, route(event))).catch_unwind();
     match tokio::time::timeout(ACT_LIMIT, acting).await {
-        Ok(Ok(Ok((_, reason)))) => {
+        Ok(Ok(Ok(acted))) => {
             delivery.outcome = Outcome::Processed;
-            delivery.reason = reason;
+            delivery.reason = acted.reason;
+            delivery.acted(acted.actions, acted.decisions);
             report.recovered += 1;
         }
         Ok(Ok(Err(problem))) => delivery.reason = Some(problem),

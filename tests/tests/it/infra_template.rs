@@ -175,7 +175,14 @@ fn the_table_is_the_one_the_dynamodb_adapter_expects() {
         .iter()
         .map(|a| (a["AttributeName"].as_str().unwrap(), a["AttributeType"].as_str().unwrap()))
         .collect();
-    assert_eq!(attributes, BTreeSet::from([("pk", "S"), ("sk", "S"), (ferry::store::LISTED_AS, "S")]));
+    let expected = [
+        ("pk", "S"),
+        ("sk", "S"),
+        (ferry::store::LISTED_AS, "S"),
+        (ferry::store::TIMELINE, "S"),
+        (ferry::store::TIMELINE_AT, "N"),
+    ];
+    assert_eq!(attributes, BTreeSet::from(expected));
     let keys = |schema: &Value| -> Vec<(String, String)> {
         schema
             .as_sequence()
@@ -188,10 +195,12 @@ fn the_table_is_the_one_the_dynamodb_adapter_expects() {
         |hash: &str, range: &str| vec![(hash.to_owned(), "HASH".to_owned()), (range.to_owned(), "RANGE".to_owned())];
     assert_eq!(keys(&table["KeySchema"]), pair("pk", "sk"));
     let indexes = table["GlobalSecondaryIndexes"].as_sequence().unwrap();
-    assert_eq!(indexes.len(), 1, "nothing else is indexed");
+    assert_eq!(indexes.len(), 2, "nothing else is indexed");
     assert_eq!(indexes[0]["IndexName"], ferry::store::LISTING_INDEX);
     assert_eq!(keys(&indexes[0]["KeySchema"]), pair(ferry::store::LISTED_AS, "pk"));
-    assert_eq!(indexes[0]["Projection"]["ProjectionType"], "ALL");
+    assert_eq!(indexes[1]["IndexName"], ferry::store::TIMELINE_INDEX);
+    assert_eq!(keys(&indexes[1]["KeySchema"]), pair(ferry::store::TIMELINE, ferry::store::TIMELINE_AT));
+    assert!(indexes.iter().all(|index| index["Projection"]["ProjectionType"] == "ALL"));
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], "expires_at");
     assert_eq!(table["TimeToLiveSpecification"]["Enabled"], true);
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");

@@ -32,7 +32,36 @@ ferry_tests::contract_suite!(
     unfinished_deliveries_are_listed_until_they_are_done,
     pending_runs_and_open_pull_requests_are_listed_per_repository,
     reported_runs_and_closed_pull_requests_expire_after_their_retention,
+    a_day_s_newest_deliveries_come_first_and_no_more_than_asked,
 );
+
+/// What the status page reads: one day's deliveries, newest first, at most
+/// as many as asked, whatever became of them.
+async fn a_day_s_newest_deliveries_come_first_and_no_more_than_asked(store: &dyn StateStore) {
+    use ferry::domain::{Delivery, Outcome};
+    let now = Timestamp::now().unix();
+    let today = now - now.rem_euclid(24 * 3600);
+    let at = |seconds| Timestamp::from_unix(today + seconds);
+    for (id, seconds) in [("t-b", 20), ("t-a", 10), ("t-c", 30), ("t-yesterday", -100)] {
+        store.create(&delivery(id, at(seconds)).into()).await.unwrap();
+    }
+    store.create(&installation(78).into()).await.unwrap();
+    let newest = |day: Timestamp, newest: usize| {
+        let collection = Collection::DeliveriesOn { day, newest };
+        async move {
+            let found = store.list::<Delivery>(&collection).await.unwrap();
+            found.into_iter().map(|d| d.record.id.to_string()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(newest(at(5), 2).await, ["t-c", "t-b"]);
+    assert_eq!(newest(at(5), 10).await, ["t-c", "t-b", "t-a"]);
+    assert_eq!(newest(at(-5), 10).await, ["t-yesterday"]);
+    // Done with, a delivery stays where it was in its day.
+    let key = Key::Delivery(ferry::domain::DeliveryId::parse("t-b").unwrap());
+    let found = store.load::<Delivery>(&key).await.unwrap().unwrap();
+    store.update(&Delivery { outcome: Outcome::Processed, ..found.record }.into(), found.version).await.unwrap();
+    assert_eq!(newest(at(5), 10).await, ["t-c", "t-b", "t-a"]);
+}
 
 /// What the reconciler reads of a repository: its pending runs and open
 /// pull requests only, through the listing index, whatever else it keeps.

@@ -11,6 +11,7 @@ mod metrics;
 mod own_comments;
 mod reconciliation;
 mod serve;
+mod status_page;
 mod tekton_events;
 mod tekton_kube;
 mod token_mode;
