@@ -522,11 +522,18 @@ impl Delivery {
     /// event, which only acting on it again reads: less to encode and to
     /// keep for the retention. (DynamoDB still bills the write replacing the
     /// received item by the larger of the two.)
+    /// Its reason is kept to [`Delivery::KEPT_REASON`] bytes whatever it is.
     pub fn settle(&mut self) {
         if !self.is_unfinished() {
             self.git_event = None;
         }
+        if let Some(reason) = &mut self.reason {
+            reason.truncate(reason.floor_char_boundary(Self::KEPT_REASON));
+        }
     }
+
+    /// The longest reason kept, in bytes: every skipped unit's reason, joined.
+    pub const KEPT_REASON: usize = 8 * 1024;
 
     /// How long the ledger remembers a delivery (README.md, "State": 7 days).
     pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -2,7 +2,8 @@
 //! server-rendered page, no script. The management API's authorisation
 //! (IAM on AWS, `Authorization: Bearer $FERRY_ADMIN_TOKEN` elsewhere), or a
 //! cookie the login form sets from that token; open only where
-//! [`Context::ui_open`] says so. Everything it shows was written by
+//! [`Context::ui_open`] says so, and then only to a request that names this
+//! machine and came through no proxy. Everything it shows was written by
 //! strangers (repository, branch and unit names, reasons): the templates
 //! escape every value, and the page's policy allows no script at all.
 
@@ -22,8 +23,8 @@ use crate::usecase::status::{self, Status};
 /// The session cookie's name.
 const COOKIE: &str = "ferry_ui";
 
-/// How long a login lasts.
-const SESSION_SECONDS: u32 = 12 * 3600;
+/// How long a login lasts: the cookie says when it was issued, under the MAC.
+const SESSION_SECONDS: i64 = 12 * 3600;
 
 /// The largest login form read.
 pub const LOGIN_BODY: usize = 4096;
@@ -56,7 +57,7 @@ pub async fn login_form(State(context): State<Context>) -> Response {
 }
 
 /// `POST /ui/login` with `token=…`: the session cookie, or the form again.
-pub async fn login(State(context): State<Context>, body: Bytes) -> Response {
+pub async fn login(State(context): State<Context>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(token) = &context.config.admin_token else {
         return html(StatusCode::UNAUTHORIZED, &LoginPage { problem: None, form: false });
     };
@@ -66,7 +67,12 @@ pub async fn login(State(context): State<Context>, body: Bytes) -> Response {
         let problem = Some("That is not the admin token.".to_owned());
         return html(StatusCode::UNAUTHORIZED, &LoginPage { problem, form: true });
     }
-    let cookie = format!("{COOKIE}={}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}", session(token));
+    let issued = Timestamp::now().unix();
+    let secure = if names_this_machine(&headers) { "" } else { "; Secure" };
+    let cookie = format!(
+        "{COOKIE}={issued}.{}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}{secure}",
+        session(token, issued)
+    );
     let mut response = Redirect::to("/ui").into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -107,27 +113,57 @@ pub async fn headers(request: Request, next: axum::middleware::Next) -> Response
 
 /// Whether `request` may see the page (see the module doc).
 fn allowed(context: &Context, request: &Request) -> bool {
-    context.ui_open || super::management::authorised(context, request) || has_session(context, request.headers())
+    let headers = request.headers();
+    (context.ui_open && names_this_machine(headers) && !proxied(headers))
+        || super::management::authorised(context, request)
+        || has_session(context, headers, Timestamp::now().unix())
 }
 
-/// The cookie's value for `token`: a MAC of it, so the cookie never holds
-/// the token, and a new token ends every session.
-fn session(token: &SecretString) -> String {
+/// The request names this machine (`Host: localhost:3000`, `127.0.0.1`,
+/// `[::1]`): a page elsewhere that a rebound name points here names itself.
+fn names_this_machine(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else { return false };
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A proxy or a tunnel on this machine says it forwarded the request: from
+/// anywhere, then.
+fn proxied(headers: &HeaderMap) -> bool {
+    ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip"].iter().any(|name| headers.contains_key(*name))
+}
+
+/// The cookie's MAC for `token` and the time it was `issued`: the cookie
+/// never holds the token, a new token ends every session, and a copied
+/// cookie ends when its time does.
+fn session(token: &SecretString, issued: i64) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(token.expose_secret().as_bytes()).expect("HMAC takes any key");
-    mac.update(b"ferry status page session");
+    mac.update(format!("ferry status page session issued {issued}").as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn has_session(context: &Context, headers: &HeaderMap) -> bool {
+/// A session cookie for the admin token, issued less than
+/// [`SESSION_SECONDS`] before `now`.
+fn has_session(context: &Context, headers: &HeaderMap, now: i64) -> bool {
     let Some(token) = &context.config.admin_token else { return false };
-    let expected = SecretString::from(session(token));
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .any(|(name, value)| name == COOKIE && super::same_token(value, &expected))
+        .filter(|(name, _)| *name == COOKIE)
+        .any(|(_, value)| valid_session(token, value, now))
+}
+
+fn valid_session(token: &SecretString, value: &str, now: i64) -> bool {
+    let Some((issued, mac)) = value.split_once('.') else { return false };
+    let Ok(issued) = issued.parse::<i64>() else { return false };
+    let fresh = issued <= now + 60 && now - issued < SESSION_SECONDS;
+    fresh && super::same_token(mac, &SecretString::from(session(token, issued)))
 }
 
 fn html(status: StatusCode, page: &impl Template) -> Response {
@@ -152,8 +188,9 @@ struct LoginPage {
 #[template(path = "status.html")]
 struct StatusPage {
     now: String,
-    tracked: usize,
     repositories: Vec<RepositoryRow>,
+    /// The page shows only the first so many repositories, and has as many.
+    more_repositories: bool,
     deliveries: Vec<DeliveryRow>,
     runs: Vec<RunRow>,
     previews: Vec<PreviewRow>,
@@ -212,8 +249,8 @@ impl StatusPage {
     fn of(context: &Context, status: &Status, now: Timestamp) -> Self {
         Self {
             now: now.to_rfc3339(),
-            tracked: status.tracked,
             repositories: status.repositories.iter().map(repository_row).collect(),
+            more_repositories: status.repositories.len() >= status::REPOSITORIES,
             deliveries: status.deliveries.iter().map(delivery_row).collect(),
             runs: status.runs.iter().map(|run| run_row(context, run)).collect(),
             previews: status.previews.iter().map(preview_row).collect(),
@@ -258,7 +295,7 @@ fn delivery_row(delivery: &Delivery) -> DeliveryRow {
         event: delivery.event.clone(),
         repo: delivery.repo.as_ref().map(ToString::to_string).unwrap_or_default(),
         outcome: delivery.outcome.as_str(),
-        reason: delivery.reason.clone().unwrap_or_default(),
+        reason: delivery.reason.as_deref().map(|reason| first_words(reason, REASON)).unwrap_or_default(),
         why: delivery.reason.as_deref().map(|reason| first_words(reason, WHY)).unwrap_or_default(),
         actions: delivery.actions.iter().map(ToString::to_string).collect(),
         decisions: delivery.decisions.iter().map(|d| (d.unit.to_string(), d.runs, d.what.clone())).collect(),
@@ -300,6 +337,9 @@ fn preview_row(preview: &Preview) -> PreviewRow {
 /// How much of a reason a closed delivery shows.
 const WHY: usize = 160;
 
+/// How much of a reason an open one shows: a hundred of them stay a page.
+const REASON: usize = 2000;
+
 /// `text`, cut to at most `bytes` bytes at a character boundary, `…` if cut.
 fn first_words(text: &str, bytes: usize) -> String {
     if text.len() <= bytes {
@@ -340,13 +380,57 @@ mod tests {
     }
 
     #[test]
-    fn a_session_is_a_mac_of_the_token_never_the_token() {
+    fn a_session_is_a_mac_of_the_token_and_its_time_never_the_token() {
         let token = SecretString::from("s3cret-admin-token");
-        let cookie = session(&token);
-        assert_eq!(cookie.len(), 64);
+        let issued = 1_800_000_000;
+        let cookie = format!("{issued}.{}", session(&token, issued));
         assert!(!cookie.contains("s3cret"));
-        assert_eq!(cookie, session(&SecretString::from("s3cret-admin-token")));
-        assert_ne!(cookie, session(&SecretString::from("another-token")));
+        let cases = [
+            (cookie.clone(), issued, true),
+            (cookie.clone(), issued + SESSION_SECONDS - 1, true),
+            (cookie.clone(), issued + SESSION_SECONDS, false),
+            (cookie.clone(), issued - 61, false),
+            (format!("{}.{}", issued + 3600, session(&token, issued)), issued + 3600, false),
+            (format!("{issued}.{}", session(&SecretString::from("another-token"), issued)), issued, false),
+            (session(&token, issued), issued, false),
+            ("1.".into(), 1, false),
+            (String::new(), issued, false),
+        ];
+        for (value, now, valid) in cases {
+            assert_eq!(valid_session(&token, &value, now), valid, "{value} at {now}");
+        }
+    }
+
+    #[test]
+    fn only_a_request_naming_this_machine_through_no_proxy_is_local() {
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.insert(
+                    axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            headers
+        };
+        for (host, local) in [
+            ("localhost:3000", true),
+            ("LOCALHOST", true),
+            ("127.0.0.1:3000", true),
+            ("127.0.0.2", true),
+            ("[::1]:3000", true),
+            ("evil.example", false),
+            ("localhost.evil.example:3000", false),
+            ("127.0.0.1.nip.io", false),
+            ("[::ffff:10.0.0.1]:3000", false),
+            ("10.0.0.1:3000", false),
+        ] {
+            assert_eq!(names_this_machine(&headers(&[("host", host)])), local, "{host}");
+        }
+        assert!(!names_this_machine(&headers(&[])), "no Host");
+        assert!(proxied(&headers(&[("host", "localhost"), ("x-forwarded-for", "203.0.113.9")])));
+        assert!(proxied(&headers(&[("forwarded", "for=203.0.113.9")])));
+        assert!(!proxied(&headers(&[("host", "localhost")])));
     }
 
     #[test]
@@ -362,18 +446,35 @@ mod tests {
             actions: vec!["pipelinerun.created ci/<img src=x onerror=alert(1)>".into()],
             decisions: vec![("docs".into(), false, "\"><script>alert(2)</script>".into())],
         };
+        let run = RunRow {
+            repo: "acme/api".into(),
+            unit: "api".into(),
+            sha: "abc1234".into(),
+            status: "running",
+            name: "ci/run".into(),
+            at: String::new(),
+            dashboard: Some("https://tekton.example/\" onmouseover=\"alert(5)\"><script>alert(6)</script>".into()),
+        };
+        let preview = PreviewRow {
+            repo: "acme/api".into(),
+            of: "pr-1".into(),
+            unit: "api".into(),
+            url: Some("https://x.example/'><script>alert(7)</script>".into()),
+            health: "coming up",
+        };
         let page = StatusPage {
             now: String::new(),
-            tracked: 0,
             repositories: Vec::new(),
-            deliveries: vec![row],
-            runs: Vec::new(),
-            previews: Vec::new(),
+            more_repositories: false,
+            deliveries: vec![DeliveryRow { id: "\"><script>alert(4)</script>".into(), ..row }],
+            runs: vec![run],
+            previews: vec![preview],
             reports: Vec::new(),
             session: false,
         };
         let html = page.render().unwrap();
         assert!(!html.contains("<script>") && !html.contains("<img"), "{html}");
+        assert!(!html.contains("\" onmouseover") && !html.contains("'><"), "attributes stay closed: {html}");
         assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"), "{html}");
     }
 }

@@ -21,6 +21,9 @@ use crate::domain::Timestamp;
 
 type Item = HashMap<String, AttributeValue>;
 
+/// Keys one BatchGetItem call takes at most.
+const BATCH_GET: usize = 100;
+
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
@@ -34,6 +37,81 @@ impl DynamoStore {
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// The newest `newest` records of time line `line`: their keys from the
+    /// index (keys only: a delivery's event is never copied there), newest
+    /// first, page after page until there are enough; then the records
+    /// themselves, a hundred keys a call.
+    async fn timeline(&self, line: String, newest: usize) -> Result<Vec<Versioned<Record>>, StoreError> {
+        let mut keys: Vec<Item> = Vec::new();
+        let mut start = None;
+        while keys.len() < newest {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(TIMELINE_INDEX)
+                .key_condition_expression("#line = :line")
+                .expression_attribute_names("#line", TIMELINE)
+                .expression_attribute_values(":line", AttributeValue::S(line.clone()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(newest - keys.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(failure)?;
+            keys.extend(
+                page.items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|item| item.into_iter().filter(|(name, _)| name == "pk" || name == "sk").collect::<Item>()),
+            );
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let mut items = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_GET) {
+            items.extend(self.batch_get(chunk.to_vec()).await?);
+        }
+        // In the index's order, not the batch's.
+        let position = |item: &Item| {
+            keys.iter().position(|key| key.get("pk") == item.get("pk") && key.get("sk") == item.get("sk"))
+        };
+        items.sort_by_key(position);
+        decode_all(items)
+    }
+
+    /// The items at `keys` (at most [`BATCH_GET`]), asking again for those
+    /// DynamoDB left unprocessed (throttled), a few times.
+    async fn batch_get(&self, mut keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut items = Vec::new();
+        for attempt in 0..5u32 {
+            if keys.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+            let wanted =
+                KeysAndAttributes::builder().set_keys(Some(keys)).build().map_err(|e| StoreError::Other(e.into()))?;
+            let answer =
+                self.client.batch_get_item().request_items(&self.table, wanted).send().await.map_err(failure)?;
+            items.extend(answer.responses.unwrap_or_default().remove(&self.table).unwrap_or_default());
+            keys = answer
+                .unprocessed_keys
+                .unwrap_or_default()
+                .remove(&self.table)
+                .map(|left| left.keys)
+                .unwrap_or_default();
+        }
+        if !keys.is_empty() {
+            return Err(StoreError::Throttled(format!("{} items left unread after retries", keys.len()).into()));
+        }
+        Ok(items)
     }
 
     /// Creates the table as the SAM template does (on-demand, TTL on
@@ -54,12 +132,12 @@ impl DynamoStore {
                 .build()
                 .map_err(|e| StoreError::Other(e.into()))
         };
-        let index = |name: &str, hash: &str, range: &str| {
+        let index = |name: &str, hash: &str, range: &str, projected| {
             GlobalSecondaryIndex::builder()
                 .index_name(name)
                 .key_schema(key(hash, KeyType::Hash)?)
                 .key_schema(key(range, KeyType::Range)?)
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(Projection::builder().projection_type(projected).build())
                 .build()
                 .map_err(|e| StoreError::Other(e.into()))
         };
@@ -74,8 +152,8 @@ impl DynamoStore {
             .attribute_definitions(typed(TIMELINE_AT, ScalarAttributeType::N)?)
             .key_schema(key("pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?)
-            .global_secondary_indexes(index(LISTING_INDEX, LISTED_AS, "pk")?)
-            .global_secondary_indexes(index(TIMELINE_INDEX, TIMELINE, TIMELINE_AT)?)
+            .global_secondary_indexes(index(LISTING_INDEX, LISTED_AS, "pk", ProjectionType::All)?)
+            .global_secondary_indexes(index(TIMELINE_INDEX, TIMELINE, TIMELINE_AT, ProjectionType::KeysOnly)?)
             .send()
             .await
             .map_err(failure)?;
@@ -213,20 +291,7 @@ impl StateStore for DynamoStore {
     async fn query(&self, collection: &Collection) -> Result<Vec<Versioned<Record>>, StoreError> {
         let request = self.client.query().table_name(&self.table);
         let request = match collection.scope() {
-            // One page, newest first: the newest few, never the whole line.
-            Scope::Timeline { line, newest } => {
-                let page = request
-                    .index_name(TIMELINE_INDEX)
-                    .key_condition_expression("#line = :line")
-                    .expression_attribute_names("#line", TIMELINE)
-                    .expression_attribute_values(":line", AttributeValue::S(line))
-                    .scan_index_forward(false)
-                    .limit(i32::try_from(newest).unwrap_or(i32::MAX))
-                    .send()
-                    .await
-                    .map_err(failure)?;
-                return decode_all(page.items.unwrap_or_default());
-            }
+            Scope::Timeline { line, newest } => return self.timeline(line, newest).await,
             Scope::Partition { pk, sk_prefix } => request
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                 .expression_attribute_values(":pk", AttributeValue::S(pk))
@@ -234,17 +299,26 @@ impl StateStore for DynamoStore {
                 .consistent_read(true),
             // A global index is eventually consistent: a record written a
             // moment ago may be missing from one listing, never from the next.
-            Scope::Listed { kind, pk } => {
+            Scope::Listed { kind, pk, first } => {
                 let request = request
                     .index_name(LISTING_INDEX)
                     .expression_attribute_names("#listed", LISTED_AS)
-                    .expression_attribute_values(":kind", AttributeValue::S(kind.to_owned()));
-                match pk {
+                    .expression_attribute_values(":kind", AttributeValue::S(kind.to_owned()))
+                    .set_limit(first.map(|first| i32::try_from(first).unwrap_or(i32::MAX)));
+                let request = match pk {
                     Some(pk) => request
                         .key_condition_expression("#listed = :kind AND pk = :pk")
                         .expression_attribute_values(":pk", AttributeValue::S(pk)),
                     None => request.key_condition_expression("#listed = :kind"),
+                };
+                // Only as many pages as the first items need.
+                let mut pages = request.into_paginator().items().send();
+                let mut items = Vec::new();
+                while first.is_none_or(|first| items.len() < first) {
+                    let Some(item) = pages.next().await else { break };
+                    items.push(item.map_err(failure)?);
                 }
+                return decode_all(items);
             }
         };
         let items: Vec<Item> =

@@ -514,6 +514,8 @@ fn decode(at: String, kind: String, version: i64, fields: Vec<u8>) -> Result<Ver
 /// orders UTF-8 bytewise, as DynamoDB orders keys.
 fn listing_sql(scope: &Scope) -> (&'static str, Vec<Value>) {
     let text = |s: &str| Value::Text(s.to_owned());
+    // SQLite's LIMIT -1 is none.
+    let limit = |first: Option<usize>| Value::Integer(first.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)));
     match scope {
         Scope::Partition { pk, sk_prefix } => (
             "SELECT pk, sk, kind, version, expires_at, fields FROM items
@@ -523,19 +525,19 @@ fn listing_sql(scope: &Scope) -> (&'static str, Vec<Value>) {
         Scope::Timeline { line, newest } => (
             "SELECT pk, sk, kind, version, expires_at, fields FROM items INDEXED BY items_by_time
              WHERE timeline = ?1 ORDER BY timeline_at DESC LIMIT ?2",
-            vec![text(line), Value::Integer(i64::try_from(*newest).unwrap_or(i64::MAX))],
+            vec![text(line), limit(Some(*newest))],
         ),
         // Named: for one partition, SQLite would otherwise walk the whole
         // partition by its primary key (a repository's every run and release).
-        Scope::Listed { kind, pk: Some(pk) } => (
+        Scope::Listed { kind, pk: Some(pk), first } => (
             "SELECT pk, sk, kind, version, expires_at, fields FROM items INDEXED BY items_by_listing
-             WHERE listed_as = ?1 AND pk = ?2 ORDER BY pk, sk",
-            vec![text(kind), text(pk)],
+             WHERE listed_as = ?1 AND pk = ?2 ORDER BY pk, sk LIMIT ?3",
+            vec![text(kind), text(pk), limit(*first)],
         ),
-        Scope::Listed { kind, pk: None } => (
+        Scope::Listed { kind, pk: None, first } => (
             "SELECT pk, sk, kind, version, expires_at, fields FROM items INDEXED BY items_by_listing
-             WHERE listed_as = ?1 ORDER BY pk, sk",
-            vec![text(kind)],
+             WHERE listed_as = ?1 ORDER BY pk, sk LIMIT ?2",
+            vec![text(kind), limit(*first)],
         ),
     }
 }
@@ -893,6 +895,47 @@ mod tests {
         drop(store);
         let store = EmbeddedStore::open(&path, Durability::Process).unwrap();
         assert_eq!(store.query(&Collection::Installations).await.unwrap().len(), 1);
+    }
+
+    /// A file of the listing's layout (version 1) gains the time lines when
+    /// opened: its deliveries and launched runs are on them.
+    #[tokio::test]
+    async fn a_file_from_before_the_time_lines_is_migrated() {
+        use crate::domain::Timestamp;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite3");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE items (pk TEXT NOT NULL, sk TEXT NOT NULL, kind TEXT NOT NULL, version INTEGER NOT NULL,
+                 expires_at INTEGER, fields BLOB NOT NULL, listed_as TEXT, PRIMARY KEY (pk, sk));
+             CREATE INDEX items_by_listing ON items (listed_as, pk) WHERE listed_as IS NOT NULL;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        let now = Timestamp::now();
+        for mut record in crate::store::samples::all() {
+            match &mut record {
+                Record::Delivery(delivery) => delivery.received_at = now,
+                Record::Run(run) => run.launched_at = Some(now),
+                _ => {}
+            }
+            let (_, row) = encode(&record, Version(1)).unwrap();
+            old.execute(
+                "INSERT INTO items (pk, sk, kind, version, expires_at, fields, listed_as)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6)",
+                params![row.pk, row.sk, row.kind, row.expires_at, row.fields, row.listed_as],
+            )
+            .unwrap();
+        }
+        drop(old);
+        let store = EmbeddedStore::open(&path, Durability::Process).unwrap();
+        for line in [Collection::DeliveriesOn { day: now, newest: 10 }, Collection::RunsOn { day: now, newest: 10 }] {
+            assert_eq!(store.query(&line).await.unwrap().len(), 1, "{line:?}");
+        }
+        assert_eq!(store.query(&Collection::Installations).await.unwrap().len(), 1, "the listings stay");
+        let db = Connection::open(&path).unwrap();
+        let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        assert_eq!(version, LAYOUT);
     }
 
     /// 4,096 characters of 64 kinds, from a xorshift generator.

@@ -140,6 +140,8 @@ pub enum Collection {
     Installations,
     /// Every tracked repository (the poller and the reconciler walk them).
     Repositories,
+    /// The first `n` tracked repositories by name (what the status page shows).
+    FirstRepositories(usize),
     /// Every GitHub login with a stored token.
     Logins,
     /// Every delivery not yet done with (received, deferred or failed):
@@ -153,6 +155,11 @@ pub enum Collection {
         day: Timestamp,
         newest: usize,
     },
+    /// The newest runs launched on the (UTC) day of `day`, as [`Collection::DeliveriesOn`].
+    RunsOn {
+        day: Timestamp,
+        newest: usize,
+    },
 }
 
 /// Where a collection's items are found.
@@ -161,17 +168,18 @@ pub enum Scope {
     /// Items of partition `pk` whose sort key starts with `sk_prefix`, in sort-key order.
     Partition { pk: String, sk_prefix: String },
     /// Items whose [`LISTED_AS`] attribute is `kind` (and, given `pk`, of
-    /// that partition), in partition-key order: a sparse index, so only
-    /// listed records cost anything to index.
-    Listed { kind: &'static str, pk: Option<String> },
+    /// that partition), in partition-key order, all or the `first` few: a
+    /// sparse index, so only listed records cost anything to index.
+    Listed { kind: &'static str, pk: Option<String>, first: Option<usize> },
     /// The newest `newest` items whose [`TIMELINE`] attribute is `line`,
-    /// newest ([`TIMELINE_AT`]) first: another sparse index.
+    /// newest ([`TIMELINE_AT`], by the second) first: another sparse index,
+    /// of keys only (the items are read from the table).
     Timeline { line: String, newest: usize },
 }
 
 /// The attribute (and DynamoDB index key) that puts a record in a time
-/// line: a day's deliveries (`delivery#2026-12-03`), so no one partition
-/// of the index takes every delivery there ever was.
+/// line: a day's deliveries (`delivery#2026-12-03`) or runs (`run#…`), so
+/// no one partition of the index takes every one there ever was.
 pub const TIMELINE: &str = "timeline";
 
 /// When a record in a time line happened, in Unix seconds: its order there.
@@ -202,23 +210,32 @@ impl Collection {
             Collection::Runs(repo) => partition(repo, "RUN#".to_owned()),
             Collection::Previews(repo) => partition(repo, "PREVIEW#".to_owned()),
             Collection::RunsOfUnit(repo, unit) => partition(repo, format!("RUN#{unit}#")),
-            Collection::PendingRuns(repo) => Scope::Listed { kind: PENDING_RUN, pk: Some(repo_pk(repo)) },
-            Collection::OpenPullRequests(repo) => Scope::Listed { kind: OPEN_PULL_REQUEST, pk: Some(repo_pk(repo)) },
-            Collection::Installations => Scope::Listed { kind: "installation", pk: None },
-            Collection::Repositories => Scope::Listed { kind: "repository", pk: None },
-            Collection::Logins => Scope::Listed { kind: "login", pk: None },
-            Collection::UnfinishedDeliveries => Scope::Listed { kind: "delivery", pk: None },
+            Collection::PendingRuns(repo) => listed(PENDING_RUN, Some(repo_pk(repo))),
+            Collection::OpenPullRequests(repo) => listed(OPEN_PULL_REQUEST, Some(repo_pk(repo))),
+            Collection::Installations => listed("installation", None),
+            Collection::Repositories => listed("repository", None),
+            Collection::FirstRepositories(first) => Scope::Listed { kind: "repository", pk: None, first: Some(*first) },
+            Collection::Logins => listed("login", None),
+            Collection::UnfinishedDeliveries => listed("delivery", None),
             Collection::DeliveryParts(id) => {
                 Scope::Partition { pk: Key::Delivery(id.clone()).pk(), sk_prefix: "PART#".to_owned() }
             }
-            Collection::DeliveriesOn { day, newest } => Scope::Timeline { line: delivery_line(*day), newest: *newest },
+            Collection::DeliveriesOn { day, newest } => {
+                Scope::Timeline { line: time_line("delivery", *day), newest: *newest }
+            }
+            Collection::RunsOn { day, newest } => Scope::Timeline { line: time_line("run", *day), newest: *newest },
         }
     }
 }
 
-/// The time line of the deliveries received on `day`'s (UTC) day.
-fn delivery_line(day: Timestamp) -> String {
-    format!("delivery#{}", day.day())
+/// Every listed record of `kind` (of partition `pk`, if given).
+fn listed(kind: &'static str, pk: Option<String>) -> Scope {
+    Scope::Listed { kind, pk, first: None }
+}
+
+/// The time line of the `kind` of records that happened on `day`'s (UTC) day.
+fn time_line(kind: &str, day: Timestamp) -> String {
+    format!("{kind}#{}", day.day())
 }
 
 /// Declares every kind of record once: the [`Record`] variant, the type it
@@ -315,7 +332,10 @@ impl Record {
     /// The time line this record is in, and when in it, if its kind has one.
     pub fn timeline(&self) -> Option<(String, i64)> {
         match self {
-            Record::Delivery(delivery) => Some((delivery_line(delivery.received_at), delivery.received_at.unix())),
+            Record::Delivery(delivery) => {
+                Some((time_line("delivery", delivery.received_at), delivery.received_at.unix()))
+            }
+            Record::Run(Run { launched_at: Some(at), .. }) => Some((time_line("run", *at), at.unix())),
             _ => None,
         }
     }
@@ -580,6 +600,21 @@ mod tests {
     }
 
     #[test]
+    fn deliveries_and_launched_runs_are_on_their_day_s_time_line() {
+        for record in crate::store::samples::all() {
+            let expected = match &record {
+                Record::Delivery(d) => Some((format!("delivery#{}", d.received_at.day()), d.received_at.unix())),
+                Record::Run(Run { launched_at: Some(at), .. }) => Some((format!("run#{}", at.day()), at.unix())),
+                _ => None,
+            };
+            assert_eq!(record.timeline(), expected, "{}", record.kind());
+        }
+        let day = Timestamp::from_unix(1_796_256_000 + 3600);
+        let Scope::Timeline { line, newest } = (Collection::RunsOn { day, newest: 7 }).scope() else { panic!() };
+        assert_eq!((line.as_str(), newest), ("run#2026-12-03", 7));
+    }
+
+    #[test]
     fn installations_repositories_and_what_may_need_repair_are_listed() {
         for record in crate::store::samples::all() {
             let listed = match &record {
@@ -591,10 +626,10 @@ mod tests {
             };
             assert_eq!(record.listed_as(), listed);
         }
-        assert_eq!(Collection::Installations.scope(), Scope::Listed { kind: "installation", pk: None });
-        assert_eq!(Collection::Repositories.scope(), Scope::Listed { kind: "repository", pk: None });
+        assert_eq!(Collection::Installations.scope(), Scope::Listed { kind: "installation", pk: None, first: None });
+        assert_eq!(Collection::Repositories.scope(), Scope::Listed { kind: "repository", pk: None, first: None });
         let pending = Collection::PendingRuns(repo()).scope();
-        assert_eq!(pending, Scope::Listed { kind: PENDING_RUN, pk: Some("REPO#acme/api".into()) });
+        assert_eq!(pending, Scope::Listed { kind: PENDING_RUN, pk: Some("REPO#acme/api".into()), first: None });
     }
 
     #[test]
@@ -772,7 +807,7 @@ pub(crate) mod samples {
                 queued_at: Some(Timestamp::from_unix(11)),
                 unit_limit: Some(2),
                 keep_runs: None,
-                launched_at: None,
+                launched_at: Some(Timestamp::from_unix(6)),
                 pr: None,
                 retain_until: None,
             }

@@ -77,7 +77,7 @@ impl Cycle {
     async fn remember(self, context: &crate::Context, name: &str, report: &Report) {
         let mut kept = CycleReport {
             name: name.to_owned(),
-            at: crate::domain::Timestamp::now(),
+            at: crate::domain::Clock::now(&crate::domain::SystemClock),
             summary: report.summary.clone(),
             failures: report.failures.iter().take(CycleReport::KEPT).cloned().collect(),
             fields: report.fields.to_string(),

@@ -1,12 +1,13 @@
 //! What the status page shows (README.md, "Status page"): tracked
-//! repositories, the newest deliveries with what each decided, runs, open
-//! previews and the scheduled cycles' last reports. Reads only, each
-//! bounded, whatever the size of the organisation.
+//! repositories, the newest deliveries with what each decided, the newest
+//! runs, open previews and the scheduled cycles' last reports. Reads only;
+//! each read asks for at most so many records, whatever the size of the
+//! organisation (a watched repository's previews: as many as it has up).
 
 use futures::StreamExt;
 
 use crate::domain::{CycleReport, Delivery, Preview, RepoName, Repository, Run, Timestamp};
-use crate::store::{Collection, Key, StateStore, StoreError, Versioned};
+use crate::store::{Collection, Entity, Key, StateStore, StoreError, Versioned};
 
 /// The newest deliveries shown.
 pub const DELIVERIES: usize = 100;
@@ -17,11 +18,12 @@ pub const RUNS: usize = 100;
 /// The repositories shown by name (the page says how many there are).
 pub const REPOSITORIES: usize = 500;
 
-/// The repositories whose runs and previews are read: those of the newest
+/// The repositories whose previews are read: those of the newest
 /// deliveries first, then the tracked ones, at most this many.
 pub const WATCHED: usize = 50;
 
-/// How many days of deliveries are looked through: the ledger's retention, and today.
+/// How many days of deliveries and runs are looked through: the ledger's
+/// retention, and today.
 const DAYS: u64 = 8;
 
 /// The reports kept, in the order shown.
@@ -32,11 +34,9 @@ pub const REPORTS: [&str; 6] = ["reconcile", "reconcile.batch", "rotate", "rotat
 pub struct Status {
     /// The first [`REPOSITORIES`] tracked repositories, by name.
     pub repositories: Vec<Repository>,
-    /// How many are tracked in all.
-    pub tracked: usize,
-    /// The newest [`DELIVERIES`], newest first.
+    /// The newest [`DELIVERIES`] of the last [`DAYS`] days, newest first.
     pub deliveries: Vec<Delivery>,
-    /// The newest [`RUNS`] of the watched repositories, newest first.
+    /// The newest [`RUNS`] of the last [`DAYS`] days, newest first.
     pub runs: Vec<Run>,
     /// The previews of the watched repositories.
     pub previews: Vec<Preview>,
@@ -46,36 +46,40 @@ pub struct Status {
 
 /// Gathers the page's facts as of `now`.
 pub async fn status(state: &dyn StateStore, now: Timestamp) -> Result<Status, StoreError> {
-    let mut repositories: Vec<Repository> =
-        state.list::<Repository>(&Collection::Repositories).await?.into_iter().map(|found| found.record).collect();
-    repositories.sort_by(|a, b| a.name.full_name().cmp(b.name.full_name()));
-    let tracked = repositories.len();
-    let deliveries = newest_deliveries(state, now).await?;
-    let watched = watched(&deliveries, &repositories);
-    repositories.truncate(REPOSITORIES);
-    let (runs, previews) = futures::try_join!(runs(state, &watched), previews(state, &watched))?;
+    let first = Collection::FirstRepositories(REPOSITORIES);
+    let repositories: Vec<Repository> = state.list::<Repository>(&first).await?.into_iter().map(|f| f.record).collect();
+    let deliveries = newest::<Delivery>(state, now, DELIVERIES, |day, newest| Collection::DeliveriesOn { day, newest });
+    let runs = newest::<Run>(state, now, RUNS, |day, newest| Collection::RunsOn { day, newest });
+    let (deliveries, runs) = futures::try_join!(deliveries, runs)?;
+    let previews = previews(state, &watched(&deliveries, &repositories)).await?;
     let mut reports = Vec::new();
     for name in REPORTS {
         if let Some(found) = state.load::<CycleReport>(&Key::CycleReport(name.to_owned())).await? {
             reports.push(found.record);
         }
     }
-    Ok(Status { repositories, tracked, deliveries, runs, previews, reports })
+    Ok(Status { repositories, deliveries, runs, previews, reports })
 }
 
-/// The newest [`DELIVERIES`], a day's time line at a time, today first.
-async fn newest_deliveries(state: &dyn StateStore, now: Timestamp) -> Result<Vec<Delivery>, StoreError> {
-    let mut deliveries = Vec::new();
+/// The newest `most` records of a kind, a day's time line (`line`) at a
+/// time, today first.
+async fn newest<T: Entity>(
+    state: &dyn StateStore,
+    now: Timestamp,
+    most: usize,
+    line: impl Fn(Timestamp, usize) -> Collection,
+) -> Result<Vec<T>, StoreError> {
+    let mut found = Vec::new();
     for days_ago in 0..DAYS {
-        let wanted = DELIVERIES - deliveries.len();
+        let wanted = most - found.len();
         if wanted == 0 {
             break;
         }
         let day = now.minus(std::time::Duration::from_secs(days_ago * 24 * 3600));
-        let found = state.list::<Delivery>(&Collection::DeliveriesOn { day, newest: wanted }).await?;
-        deliveries.extend(found.into_iter().map(|found| found.record).take(wanted));
+        let records = state.list::<T>(&line(day, wanted)).await?;
+        found.extend(records.into_iter().map(|record| record.record).take(wanted));
     }
-    Ok(deliveries)
+    Ok(found)
 }
 
 /// The repositories of the newest deliveries, then the tracked ones, each once.
@@ -95,15 +99,6 @@ fn watched(deliveries: &[Delivery], repositories: &[Repository]) -> Vec<RepoName
 
 /// Reads at most this many repositories' items at once.
 const READS_AT_ONCE: usize = 8;
-
-async fn runs(state: &dyn StateStore, watched: &[RepoName]) -> Result<Vec<Run>, StoreError> {
-    let reads: Vec<_> = watched.iter().map(|repo| state.runs(repo)).collect();
-    let mut runs = flatten(futures::stream::iter(reads).buffer_unordered(READS_AT_ONCE).collect().await)?;
-    // Newest first; a run kept from before launch times were recorded last.
-    runs.sort_by(|a, b| b.launched_at.cmp(&a.launched_at).then_with(|| a.name.cmp(&b.name)));
-    runs.truncate(RUNS);
-    Ok(runs)
-}
 
 async fn previews(state: &dyn StateStore, watched: &[RepoName]) -> Result<Vec<Preview>, StoreError> {
     let collections: Vec<Collection> = watched.iter().map(|repo| Collection::Previews(repo.clone())).collect();

@@ -200,7 +200,8 @@ fn the_table_is_the_one_the_dynamodb_adapter_expects() {
     assert_eq!(keys(&indexes[0]["KeySchema"]), pair(ferry::store::LISTED_AS, "pk"));
     assert_eq!(indexes[1]["IndexName"], ferry::store::TIMELINE_INDEX);
     assert_eq!(keys(&indexes[1]["KeySchema"]), pair(ferry::store::TIMELINE, ferry::store::TIMELINE_AT));
-    assert!(indexes.iter().all(|index| index["Projection"]["ProjectionType"] == "ALL"));
+    assert_eq!(indexes[0]["Projection"]["ProjectionType"], "ALL");
+    assert_eq!(indexes[1]["Projection"]["ProjectionType"], "KEYS_ONLY", "no delivery's event copied there");
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], "expires_at");
     assert_eq!(table["TimeToLiveSpecification"]["Enabled"], true);
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
@@ -215,6 +216,7 @@ fn each_function_has_a_role_of_its_own_granting_only_calls_the_adapters_make() {
     // Lambda itself needs on the function's behalf.
     let callable: BTreeSet<&str> = BTreeSet::from([
         "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",
         "dynamodb:Query",

@@ -33,7 +33,55 @@ ferry_tests::contract_suite!(
     pending_runs_and_open_pull_requests_are_listed_per_repository,
     reported_runs_and_closed_pull_requests_expire_after_their_retention,
     a_day_s_newest_deliveries_come_first_and_no_more_than_asked,
+    a_day_s_newest_runs_come_first_and_large_deliveries_all_come,
+    the_first_repositories_by_name_are_no_more_than_asked,
 );
+
+/// The newest runs are on their launch day's time line; deliveries far
+/// larger together than one page of a query (1 MB) all come, in order.
+async fn a_day_s_newest_runs_come_first_and_large_deliveries_all_come(store: &dyn StateStore) {
+    use ferry::domain::{Delivery, Run};
+    let now = Timestamp::now().unix();
+    let today = now - now.rem_euclid(24 * 3600);
+    let at = |seconds| Timestamp::from_unix(today + seconds);
+    for (unit, seconds) in [("api", 10), ("web", 30), ("docs", 20)] {
+        store
+            .create(
+                &Run {
+                    launched_at: Some(at(seconds)),
+                    ..run("acme/api", unit, 'a', ferry::domain::RunStatus::Pending)
+                }
+                .into(),
+            )
+            .await
+            .unwrap();
+    }
+    store.create(&run("acme/api", "unlaunched", 'a', ferry::domain::RunStatus::Pending).into()).await.unwrap();
+    let runs = store.list::<Run>(&Collection::RunsOn { day: at(5), newest: 10 }).await.unwrap();
+    let units: Vec<String> = runs.into_iter().map(|r| r.record.unit.to_string()).collect();
+    assert_eq!(units, ["web", "docs", "api"]);
+
+    let reason = "r".repeat(300 * 1024);
+    for n in 0..12 {
+        let delivery = Delivery { reason: Some(reason.clone()), ..delivery(&format!("big-{n:02}"), at(100 + n)) };
+        store.create(&delivery.into()).await.unwrap();
+    }
+    let found = store.list::<Delivery>(&Collection::DeliveriesOn { day: at(5), newest: 12 }).await.unwrap();
+    let ids: Vec<String> = found.into_iter().map(|d| d.record.id.to_string()).collect();
+    let expected: Vec<String> = (0..12).rev().map(|n| format!("big-{n:02}")).collect();
+    assert_eq!(ids, expected);
+}
+
+/// What the status page lists of the tracked repositories: the first few by name.
+async fn the_first_repositories_by_name_are_no_more_than_asked(store: &dyn StateStore) {
+    for name in ["acme/web", "acme/api", "acme/zeta", "acme/docs"] {
+        store.create(&repository(name).into()).await.unwrap();
+    }
+    store.create(&installation(79).into()).await.unwrap();
+    let first = store.list::<ferry::domain::Repository>(&Collection::FirstRepositories(3)).await.unwrap();
+    let names: Vec<String> = first.into_iter().map(|r| r.record.name.to_string()).collect();
+    assert_eq!(names, ["acme/api", "acme/docs", "acme/web"]);
+}
 
 /// What the status page reads: one day's deliveries, newest first, at most
 /// as many as asked, whatever became of them.

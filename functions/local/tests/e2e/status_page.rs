@@ -50,6 +50,7 @@ async fn the_page_needs_the_admin_token_or_the_cookie_its_login_form_sets() {
         assert!(cookie.contains(attribute), "{cookie}");
     }
     assert!(!cookie.contains(TOKEN), "the cookie never holds the token: {cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP on loopback keeps it: {cookie}");
     let session = cookie.split(';').next().unwrap().to_owned();
     let with_cookie = client.get(&page).header(COOKIE, &session).send().await.unwrap();
     assert_eq!(with_cookie.status(), StatusCode::OK);
@@ -67,6 +68,13 @@ async fn without_a_token_the_page_is_open_on_loopback_only() {
     let loopback = serve_demo(dir.path(), &[]);
     let open = client.get(format!("{}/ui", loopback.url)).send().await.unwrap();
     assert_eq!(open.status(), StatusCode::OK);
+    // A page elsewhere whose name was rebound to 127.0.0.1, and a tunnel or
+    // proxy on this machine: not this machine asking.
+    let rebound = client.get(format!("{}/ui", loopback.url)).header("host", "evil.example").send().await.unwrap();
+    assert_eq!(rebound.status(), StatusCode::SEE_OTHER);
+    let tunnelled =
+        client.get(format!("{}/ui", loopback.url)).header("x-forwarded-for", "203.0.113.9").send().await.unwrap();
+    assert_eq!(tunnelled.status(), StatusCode::SEE_OTHER);
     drop(loopback);
 
     let everywhere = serve_on(dir.path(), "0.0.0.0:0");
