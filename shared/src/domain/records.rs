@@ -527,6 +527,11 @@ impl Delivery {
         if !self.is_unfinished() {
             self.git_event = None;
         }
+        self.cut_reason();
+    }
+
+    /// Keeps the first [`Delivery::KEPT_REASON`] bytes of the reason.
+    pub fn cut_reason(&mut self) {
         if let Some(reason) = &mut self.reason {
             reason.truncate(reason.floor_char_boundary(Self::KEPT_REASON));
         }

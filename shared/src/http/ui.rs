@@ -68,7 +68,8 @@ pub async fn login(State(context): State<Context>, headers: HeaderMap, body: Byt
         return html(StatusCode::UNAUTHORIZED, &LoginPage { problem, form: true });
     }
     let issued = Timestamp::now().unix();
-    let secure = if names_this_machine(&headers) { "" } else { "; Secure" };
+    // Over plain HTTP (ferry serve) a browser drops a Secure cookie.
+    let secure = if over_https(&headers) { "; Secure" } else { "" };
     let cookie = format!(
         "{COOKIE}={issued}.{}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}{secure}",
         session(token, issued)
@@ -131,9 +132,22 @@ fn names_this_machine(headers: &HeaderMap) -> bool {
 }
 
 /// A proxy or a tunnel on this machine says it forwarded the request: from
-/// anywhere, then.
+/// anywhere, then. (A proxy that says nothing cannot be told from a browser
+/// here: README.md, "Status page".)
 fn proxied(headers: &HeaderMap) -> bool {
-    ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip"].iter().any(|name| headers.contains_key(*name))
+    headers.keys().any(|name| {
+        let name = name.as_str();
+        name.starts_with("x-forwarded-")
+            || ["forwarded", "via", "x-real-ip", "cf-connecting-ip", "true-client-ip"].contains(&name)
+    })
+}
+
+/// The request reached the first proxy over HTTPS, as it says (API
+/// Gateway does): only then may the cookie be `Secure`.
+fn over_https(headers: &HeaderMap) -> bool {
+    let said = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_ascii_lowercase);
+    said("x-forwarded-proto").is_some_and(|proto| proto.split(',').next().is_some_and(|p| p.trim() == "https"))
+        || said("forwarded").is_some_and(|forwarded| forwarded.contains("proto=https"))
 }
 
 /// The cookie's MAC for `token` and the time it was `issued`: the cookie
@@ -162,7 +176,8 @@ fn has_session(context: &Context, headers: &HeaderMap, now: i64) -> bool {
 fn valid_session(token: &SecretString, value: &str, now: i64) -> bool {
     let Some((issued, mac)) = value.split_once('.') else { return false };
     let Ok(issued) = issued.parse::<i64>() else { return false };
-    let fresh = issued <= now + 60 && now - issued < SESSION_SECONDS;
+    // A minute of clocks' disagreement either way; no overflow whatever the cookie says.
+    let fresh = now.checked_sub(issued).is_some_and(|age| (-60..SESSION_SECONDS).contains(&age));
     fresh && super::same_token(mac, &SecretString::from(session(token, issued)))
 }
 
@@ -250,7 +265,7 @@ impl StatusPage {
         Self {
             now: now.to_rfc3339(),
             repositories: status.repositories.iter().map(repository_row).collect(),
-            more_repositories: status.repositories.len() >= status::REPOSITORIES,
+            more_repositories: status.more_repositories,
             deliveries: status.deliveries.iter().map(delivery_row).collect(),
             runs: status.runs.iter().map(|run| run_row(context, run)).collect(),
             previews: status.previews.iter().map(preview_row).collect(),
@@ -394,6 +409,9 @@ mod tests {
             (format!("{issued}.{}", session(&SecretString::from("another-token"), issued)), issued, false),
             (session(&token, issued), issued, false),
             ("1.".into(), 1, false),
+            (format!("{}.{}", i64::MIN, session(&token, i64::MIN)), issued, false),
+            (format!("{}.{}", i64::MAX, session(&token, i64::MAX)), issued, false),
+            (format!("{}.{}", i64::MIN, session(&token, i64::MIN)), i64::MAX, false),
             (String::new(), issued, false),
         ];
         for (value, now, valid) in cases {
@@ -430,7 +448,15 @@ mod tests {
         assert!(!names_this_machine(&headers(&[])), "no Host");
         assert!(proxied(&headers(&[("host", "localhost"), ("x-forwarded-for", "203.0.113.9")])));
         assert!(proxied(&headers(&[("forwarded", "for=203.0.113.9")])));
-        assert!(!proxied(&headers(&[("host", "localhost")])));
+        for name in ["via", "x-forwarded-proto", "x-forwarded-port", "cf-connecting-ip", "true-client-ip"] {
+            assert!(proxied(&headers(&[("host", "localhost"), (name, "x")])), "{name}");
+        }
+        assert!(!proxied(&headers(&[("host", "localhost"), ("user-agent", "curl")])));
+        assert!(over_https(&headers(&[("x-forwarded-proto", "https")])));
+        assert!(over_https(&headers(&[("x-forwarded-proto", "HTTPS, http")])));
+        assert!(over_https(&headers(&[("forwarded", "for=1.2.3.4;proto=https")])));
+        assert!(!over_https(&headers(&[("x-forwarded-proto", "http")])));
+        assert!(!over_https(&headers(&[("host", "ferry.example")])));
     }
 
     #[test]

@@ -89,18 +89,20 @@ impl DynamoStore {
     async fn batch_get(&self, mut keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         use aws_sdk_dynamodb::types::KeysAndAttributes;
         let mut items = Vec::new();
-        for attempt in 0..5u32 {
-            if keys.is_empty() {
-                break;
-            }
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+        let mut idle = 0u32;
+        // Keys left for a full answer (16 MB) are asked for at once; keys
+        // left with nothing read (throttled), after a pause, a few times.
+        while !keys.is_empty() && idle < 5 {
+            if idle > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << idle)).await;
             }
             let wanted =
                 KeysAndAttributes::builder().set_keys(Some(keys)).build().map_err(|e| StoreError::Other(e.into()))?;
             let answer =
                 self.client.batch_get_item().request_items(&self.table, wanted).send().await.map_err(failure)?;
-            items.extend(answer.responses.unwrap_or_default().remove(&self.table).unwrap_or_default());
+            let read = answer.responses.unwrap_or_default().remove(&self.table).unwrap_or_default();
+            idle = if read.is_empty() { idle + 1 } else { 0 };
+            items.extend(read);
             keys = answer
                 .unprocessed_keys
                 .unwrap_or_default()

@@ -170,6 +170,8 @@ pub enum Scope {
     /// Items whose [`LISTED_AS`] attribute is `kind` (and, given `pk`, of
     /// that partition), in partition-key order, all or the `first` few: a
     /// sparse index, so only listed records cost anything to index.
+    /// (DynamoDB orders one partition's listed items by nothing: `first`
+    /// is for listings across partitions.)
     Listed { kind: &'static str, pk: Option<String>, first: Option<usize> },
     /// The newest `newest` items whose [`TIMELINE`] attribute is `line`,
     /// newest ([`TIMELINE_AT`], by the second) first: another sparse index,

@@ -338,6 +338,7 @@ fn unrecorded(id: &DeliveryId, error: &StoreError) -> Reply {
 async fn refuse_body(state: &dyn StateStore, mut delivery: Delivery, problem: ParseError) -> Reply {
     delivery.outcome = Outcome::Failed;
     delivery.reason = Some(problem.to_string());
+    delivery.cut_reason();
     match state.create(&delivery.clone().into()).await {
         Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
         Err(e) => tracing::warn!(error = %e, "could not record the failed delivery"),

@@ -389,6 +389,7 @@ async fn give_up(ports: Ports<'_>, found: Versioned<Delivery>, reason: String, r
     let mut delivery = found.record;
     delivery.outcome = Outcome::Dead;
     delivery.reason = Some(reason.clone());
+    delivery.cut_reason();
     if ports.launch.state.update(&delivery.clone().into(), found.version).await.is_err() {
         return;
     }

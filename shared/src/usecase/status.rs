@@ -34,6 +34,8 @@ pub const REPORTS: [&str; 6] = ["reconcile", "reconcile.batch", "rotate", "rotat
 pub struct Status {
     /// The first [`REPOSITORIES`] tracked repositories, by name.
     pub repositories: Vec<Repository>,
+    /// More are tracked than those.
+    pub more_repositories: bool,
     /// The newest [`DELIVERIES`] of the last [`DAYS`] days, newest first.
     pub deliveries: Vec<Delivery>,
     /// The newest [`RUNS`] of the last [`DAYS`] days, newest first.
@@ -46,8 +48,12 @@ pub struct Status {
 
 /// Gathers the page's facts as of `now`.
 pub async fn status(state: &dyn StateStore, now: Timestamp) -> Result<Status, StoreError> {
-    let first = Collection::FirstRepositories(REPOSITORIES);
-    let repositories: Vec<Repository> = state.list::<Repository>(&first).await?.into_iter().map(|f| f.record).collect();
+    // One more than shown: whether there are more.
+    let first = Collection::FirstRepositories(REPOSITORIES + 1);
+    let mut repositories: Vec<Repository> =
+        state.list::<Repository>(&first).await?.into_iter().map(|f| f.record).collect();
+    let more_repositories = repositories.len() > REPOSITORIES;
+    repositories.truncate(REPOSITORIES);
     let deliveries = newest::<Delivery>(state, now, DELIVERIES, |day, newest| Collection::DeliveriesOn { day, newest });
     let runs = newest::<Run>(state, now, RUNS, |day, newest| Collection::RunsOn { day, newest });
     let (deliveries, runs) = futures::try_join!(deliveries, runs)?;
@@ -58,7 +64,7 @@ pub async fn status(state: &dyn StateStore, now: Timestamp) -> Result<Status, St
             reports.push(found.record);
         }
     }
-    Ok(Status { repositories, deliveries, runs, previews, reports })
+    Ok(Status { repositories, more_repositories, deliveries, runs, previews, reports })
 }
 
 /// The newest `most` records of a kind, a day's time line (`line`) at a
@@ -149,6 +155,28 @@ mod tests {
         let deliveries = [delivery("a", Some("acme/web")), delivery("b", None), delivery("c", Some("acme/web"))];
         let repositories = [tracked("acme/api"), tracked("acme/web")];
         assert_eq!(watched(&deliveries, &repositories), [repo("acme/web"), repo("acme/api")]);
+    }
+
+    /// Today's time line first, then the days before, until there are enough.
+    #[tokio::test]
+    async fn the_newest_come_from_today_then_the_days_before() {
+        use crate::store::{Durability, EmbeddedStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("state.sqlite3"), Durability::Process).unwrap();
+        let now = Timestamp::now().unix();
+        let today = now - now.rem_euclid(24 * 3600);
+        let at = |seconds: i64| Timestamp::from_unix(today + seconds);
+        for (id, seconds) in [("today-1", 10), ("today-2", 20), ("yesterday-1", -30), ("yesterday-2", -20)] {
+            let mut delivery = delivery(id, None);
+            delivery.received_at = at(seconds);
+            store.create(&delivery.into()).await.unwrap();
+        }
+        let state: &dyn StateStore = &store;
+        let line = |day, newest| Collection::DeliveriesOn { day, newest };
+        let ids = |found: Vec<Delivery>| found.into_iter().map(|d| d.id.to_string()).collect::<Vec<_>>();
+        assert_eq!(ids(newest(state, at(30), 3, line).await.unwrap()), ["today-2", "today-1", "yesterday-2"]);
+        assert_eq!(ids(newest(state, at(30), 10, line).await.unwrap()).len(), 4);
+        assert_eq!(ids(newest(state, at(30), 1, line).await.unwrap()), ["today-2"]);
     }
 
     #[test]
