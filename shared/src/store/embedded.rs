@@ -842,6 +842,34 @@ mod tests {
         }
     }
 
+    /// A file of an older layout: `schema`, then the sample records as
+    /// `adjust` leaves them, with their listing when the layout had one.
+    fn old_file(path: &std::path::Path, schema: &str, listed: bool, adjust: impl Fn(&mut Record)) {
+        let old = Connection::open(path).unwrap();
+        old.execute_batch(schema).unwrap();
+        for mut record in crate::store::samples::all() {
+            adjust(&mut record);
+            let (_, row) = encode(&record, Version(1)).unwrap();
+            let listing = if listed { row.listed_as } else { None };
+            old.execute(
+                "INSERT INTO items (pk, sk, kind, version, expires_at, fields) VALUES (?1, ?2, ?3, 1, ?4, ?5)",
+                params![row.pk, row.sk, row.kind, row.expires_at, row.fields],
+            )
+            .unwrap();
+            if listing.is_some() {
+                old.execute(
+                    "UPDATE items SET listed_as = ?3 WHERE pk = ?1 AND sk = ?2",
+                    params![row.pk, row.sk, listing],
+                )
+                .unwrap();
+            }
+        }
+    }
+
+    fn user_version(path: &std::path::Path) -> i64 {
+        Connection::open(path).unwrap().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap()
+    }
+
     /// A file written before records named their listing is brought up to
     /// date when opened: what was listed is listed, through the index.
     #[tokio::test]
@@ -849,30 +877,14 @@ mod tests {
         use crate::domain::{RunStatus, Timestamp};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.sqlite3");
-        let old = Connection::open(&path).unwrap();
-        old.execute_batch(
-            "CREATE TABLE items (pk TEXT NOT NULL, sk TEXT NOT NULL, kind TEXT NOT NULL, version INTEGER NOT NULL,
-                 expires_at INTEGER, fields BLOB NOT NULL, PRIMARY KEY (pk, sk));
-             CREATE INDEX items_listed ON items (kind, pk) WHERE kind IN ('installation', 'repository');",
-        )
-        .unwrap();
-        let mut records = crate::store::samples::all();
-        for record in &mut records {
-            match record {
-                Record::Run(run) => run.status = RunStatus::Pending,
-                Record::Delivery(delivery) => delivery.received_at = Timestamp::now(),
-                _ => {}
-            }
-        }
-        for record in &records {
-            let (_, row) = encode(record, Version(1)).unwrap();
-            old.execute(
-                "INSERT INTO items (pk, sk, kind, version, expires_at, fields) VALUES (?1, ?2, ?3, 1, ?4, ?5)",
-                params![row.pk, row.sk, row.kind, row.expires_at, row.fields],
-            )
-            .unwrap();
-        }
-        drop(old);
+        let schema = "CREATE TABLE items (pk TEXT NOT NULL, sk TEXT NOT NULL, kind TEXT NOT NULL,
+                 version INTEGER NOT NULL, expires_at INTEGER, fields BLOB NOT NULL, PRIMARY KEY (pk, sk));
+             CREATE INDEX items_listed ON items (kind, pk) WHERE kind IN ('installation', 'repository');";
+        old_file(&path, schema, false, |record| match record {
+            Record::Run(run) => run.status = RunStatus::Pending,
+            Record::Delivery(delivery) => delivery.received_at = Timestamp::now(),
+            _ => {}
+        });
         let store = EmbeddedStore::open(&path, Durability::Process).unwrap();
         let repo = crate::domain::RepoName::parse("acme/api").unwrap();
         for collection in [
@@ -888,9 +900,7 @@ mod tests {
         // And the deliveries are on their day's time line.
         let today = Collection::DeliveriesOn { day: Timestamp::now(), newest: 10 };
         assert_eq!(store.query(&today).await.unwrap().len(), 1);
-        let db = Connection::open(&path).unwrap();
-        let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-        assert_eq!(version, LAYOUT);
+        assert_eq!(user_version(&path), LAYOUT);
         // Opened again, nothing is migrated twice.
         drop(store);
         let store = EmbeddedStore::open(&path, Durability::Process).unwrap();
@@ -904,38 +914,23 @@ mod tests {
         use crate::domain::Timestamp;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.sqlite3");
-        let old = Connection::open(&path).unwrap();
-        old.execute_batch(
-            "CREATE TABLE items (pk TEXT NOT NULL, sk TEXT NOT NULL, kind TEXT NOT NULL, version INTEGER NOT NULL,
-                 expires_at INTEGER, fields BLOB NOT NULL, listed_as TEXT, PRIMARY KEY (pk, sk));
+        let schema = "CREATE TABLE items (pk TEXT NOT NULL, sk TEXT NOT NULL, kind TEXT NOT NULL,
+                 version INTEGER NOT NULL, expires_at INTEGER, fields BLOB NOT NULL, listed_as TEXT,
+                 PRIMARY KEY (pk, sk));
              CREATE INDEX items_by_listing ON items (listed_as, pk) WHERE listed_as IS NOT NULL;
-             PRAGMA user_version = 1;",
-        )
-        .unwrap();
+             PRAGMA user_version = 1;";
         let now = Timestamp::now();
-        for mut record in crate::store::samples::all() {
-            match &mut record {
-                Record::Delivery(delivery) => delivery.received_at = now,
-                Record::Run(run) => run.launched_at = Some(now),
-                _ => {}
-            }
-            let (_, row) = encode(&record, Version(1)).unwrap();
-            old.execute(
-                "INSERT INTO items (pk, sk, kind, version, expires_at, fields, listed_as)
-                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6)",
-                params![row.pk, row.sk, row.kind, row.expires_at, row.fields, row.listed_as],
-            )
-            .unwrap();
-        }
-        drop(old);
+        old_file(&path, schema, true, |record| match record {
+            Record::Delivery(delivery) => delivery.received_at = now,
+            Record::Run(run) => run.launched_at = Some(now),
+            _ => {}
+        });
         let store = EmbeddedStore::open(&path, Durability::Process).unwrap();
         for line in [Collection::DeliveriesOn { day: now, newest: 10 }, Collection::RunsOn { day: now, newest: 10 }] {
             assert_eq!(store.query(&line).await.unwrap().len(), 1, "{line:?}");
         }
         assert_eq!(store.query(&Collection::Installations).await.unwrap().len(), 1, "the listings stay");
-        let db = Connection::open(&path).unwrap();
-        let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-        assert_eq!(version, LAYOUT);
+        assert_eq!(user_version(&path), LAYOUT);
     }
 
     /// 4,096 characters of 64 kinds, from a xorshift generator.

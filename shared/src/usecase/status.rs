@@ -126,7 +126,7 @@ fn flatten<T>(reads: Vec<Result<Vec<Versioned<T>>, StoreError>>) -> Result<Vec<T
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{DeliveryId, RepoMode};
+    use crate::domain::DeliveryId;
 
     fn repo(name: &str) -> RepoName {
         RepoName::parse(name).unwrap()
@@ -139,15 +139,7 @@ mod tests {
     }
 
     fn tracked(name: &str) -> Repository {
-        Repository {
-            name: repo(name),
-            mode: RepoMode::App,
-            installation: None,
-            hook_id: None,
-            last_event_at: None,
-            last_error: None,
-            tracked_since: None,
-        }
+        crate::usecase::track::fresh(&repo(name))
     }
 
     #[test]

@@ -224,7 +224,8 @@ fn is_github_login(login: &str) -> bool {
         && !login.contains("--")
 }
 
-fn fresh(repo: &RepoName) -> Repository {
+/// A repository as tracking first records it: App mode, nothing heard yet.
+pub(crate) fn fresh(repo: &RepoName) -> Repository {
     Repository {
         name: repo.clone(),
         mode: RepoMode::App,
