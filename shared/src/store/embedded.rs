@@ -475,12 +475,14 @@ struct Row {
     fields: Vec<u8>,
     expires_at: Option<i64>,
     listed_as: Option<&'static str>,
-    timeline: Option<(String, i64)>,
+    timeline: Option<String>,
+    timeline_at: Option<i64>,
 }
 
 fn encode(record: &Record, version: Version) -> Result<(Key, Row), StoreError> {
     let key = record.key();
     let fields = checked_json(record, &key, version)?;
+    let (timeline, timeline_at) = record.timeline().unzip();
     let row = Row {
         pk: key.pk(),
         sk: key.sk(),
@@ -488,7 +490,8 @@ fn encode(record: &Record, version: Version) -> Result<(Key, Row), StoreError> {
         fields: lz4_flex::compress_prepend_size(fields.as_bytes()),
         expires_at: record.expires_at().map(Timestamp::unix),
         listed_as: record.listed_as(),
-        timeline: record.timeline(),
+        timeline,
+        timeline_at,
     };
     Ok((key, row))
 }
@@ -576,8 +579,8 @@ fn insert_new(db: &Connection, key: Key, row: &Row) -> Result<(), StoreError> {
             row.fields,
             Timestamp::now().unix(),
             row.listed_as,
-            row.timeline.as_ref().map(|(line, _)| line),
-            row.timeline.as_ref().map(|(_, at)| at)
+            row.timeline,
+            row.timeline_at
         ],
     )?;
     if changed == 0 {
@@ -674,8 +677,8 @@ impl StateStore for EmbeddedStore {
                     expected_db,
                     now.unix(),
                     row.listed_as,
-                    row.timeline.as_ref().map(|(line, _)| line),
-                    row.timeline.as_ref().map(|(_, at)| at)
+                    row.timeline,
+                    row.timeline_at
                 ],
             )?;
             if changed == 1 {
