@@ -43,6 +43,11 @@ impl Harness {
         Self::build(tempfile::tempdir().expect("a temporary dir"), state, secret, Arc::new(NoApp), &[])
     }
 
+    /// `state` as the store, embedded secrets, with these configuration variables too.
+    pub async fn with_state_and(state: Arc<dyn StateStore>, secret: &str, variables: &[(&str, &str)]) -> Self {
+        Self::build(tempfile::tempdir().expect("a temporary dir"), state, secret, Arc::new(NoApp), variables)
+    }
+
     /// `state` as the store, embedded secrets, tokens minted by `minter`.
     pub async fn with_state_and_minter(state: Arc<dyn StateStore>, minter: Arc<dyn TokenMinter>) -> Self {
         Self::build(tempfile::tempdir().expect("a temporary dir"), state, "unused", minter, &[])
