@@ -84,8 +84,9 @@ pub async fn demo(listen: SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
     }
     println!(
         "\nEverything above is on disk under {dir}/cluster (what a cluster would have been asked to apply) and \
-         {dir}/forge (what GitHub would have been told).\nFerry keeps serving at http://{address}. In another \
-         terminal, send your own events:\n\n    FERRY_DATA_DIR={dir} cargo run --bin ferry -- replay events/github/push.json --url {url}\n\n\
+         {dir}/forge (what GitHub would have been told).\nFerry keeps serving at http://{address}; its status \
+         page, with each delivery's decisions per unit, is http://{address}/ui. In another terminal, send your own \
+         events:\n\n    FERRY_DATA_DIR={dir} cargo run --bin ferry -- replay events/github/push.json --url {url}\n\n\
          Ctrl-C stops it.",
         dir = data_dir.display(),
     );

@@ -219,6 +219,7 @@ fn demo_replays_the_samples_and_shows_what_ferry_did() {
         "4. Release v1.4.0 is published",
         "ferry-api-9c2a4b7-release-",
         "replay events/github/push.json",
+        "/ui. In another terminal",
     ] {
         assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
     }
