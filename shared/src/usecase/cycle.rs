@@ -75,15 +75,17 @@ impl Cycle {
     /// cycle's (or its plan's), or `<cycle>.batch` for a worker's batch.
     /// Bookkeeping: a write that fails is logged, never the cycle's failure.
     async fn remember(self, context: &crate::Context, name: &str, report: &Report) {
-        let mut kept = CycleReport {
+        // A report lists what it did (every token minted): one item holds only so much.
+        let mut fields = report.fields.to_string();
+        fields.truncate(fields.floor_char_boundary(CycleReport::KEPT_FIELDS));
+        let kept = CycleReport {
             name: name.to_owned(),
             at: crate::domain::Clock::now(&crate::domain::SystemClock),
             summary: report.summary.clone(),
             failures: report.failures.iter().take(CycleReport::KEPT).cloned().collect(),
-            fields: report.fields.to_string(),
+            fields,
         };
-        // A report lists what it did (every token minted): one item holds only so much.
-        kept.fields.truncate(kept.fields.floor_char_boundary(CycleReport::KEPT_FIELDS));
+        // The newest report replaces whatever is there.
         if let Err(e) = context.state.save(kept.clone(), |_| kept.clone()).await {
             tracing::warn!(cycle = self.name(), error = %e, "could not keep the cycle's report");
         }
