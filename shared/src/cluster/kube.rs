@@ -4,8 +4,9 @@
 //! client-side rate limit (5 per second, bursts of 10).
 //!
 //! Where the cluster is: a kubeconfig in the secret store
-//! (`clusters/<FERRY_CLUSTER_NAME or default>`), else `KUBECONFIG` or the
-//! in-cluster service account, as kubectl finds them. A kubeconfig whose
+//! (`clusters/<FERRY_CLUSTER_NAME or default>`), else, for `ferry` (local)
+//! only, `KUBECONFIG` or the in-cluster service account, as kubectl finds
+//! them. A kubeconfig whose
 //! user runs `aws eks get-token` gets that token made here instead (a
 //! presigned STS `GetCallerIdentity`), so a Lambda needs no `aws` CLI.
 
@@ -93,11 +94,9 @@ impl KubeCluster {
     ) -> Result<Self, ClusterError> {
         let refused = |problem: String| ClusterError::Refused { what: "the cluster configuration".into(), problem };
         let Some(text) = kubeconfig else {
-            let config = kube::Config::infer().await.map_err(|e| refused(e.to_string()))?;
-            let client = kube::Client::try_from(config).map_err(|e| refused(e.to_string()))?;
-            return Ok(Self::new(client).with_limit(limit));
+            return Ok(Self::new(inferred().await.map_err(refused)?).with_limit(limit));
         };
-        let kubeconfig = Kubeconfig::from_yaml(text.expose_secret()).map_err(|e| refused(e.to_string()))?;
+        let kubeconfig = parse_kubeconfig(text.expose_secret()).map_err(refused)?;
         match eks_user(&kubeconfig) {
             Some((cluster, region)) => {
                 let sdk = sdk.cloned().ok_or_else(|| refused("an EKS kubeconfig needs AWS credentials".into()))?;
@@ -352,25 +351,30 @@ impl Cluster for KubeCluster {
 
     async fn deployment_health(&self, namespace: &str, name: &str) -> Result<Health, ClusterError> {
         use k8s_openapi::api::apps::v1::Deployment;
+        // Read as JSON (`health_of` reads a few fields): the typed Deployment
+        // and Pod readers are a quarter of a megabyte of each Lambda.
         let client = self.client().await?;
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+        let deployments: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<Deployment>(&()));
         let Some(deployment) = deployments.get_opt(name).await.map_err(|e| failure(name, e))? else {
             return Ok(Health::Gone);
         };
-        let selector = deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.match_labels.as_ref())
-            .map(|labels| labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+        let deployment = serde_json::to_value(&deployment).unwrap_or_default();
+        let selector = deployment["spec"]["selector"]["matchLabels"]
+            .as_object()
+            .map(|labels| {
+                let label = |(k, v): (&String, &serde_json::Value)| format!("{k}={}", v.as_str().unwrap_or_default());
+                labels.iter().map(label).collect::<Vec<_>>().join(",")
+            })
             .unwrap_or_default();
-        let pods: Api<Pod> = Api::namespaced(client, namespace);
+        let pods: Api<DynamicObject> = Api::namespaced_with(client, namespace, &ApiResource::erase::<Pod>(&()));
         let pods = pods
             .list(&ListParams::default().labels(&selector))
             .await
             .map_err(|e| failure(&format!("pods of {name}"), e))?;
         let pods: Vec<serde_json::Value> =
             pods.items.iter().map(|p| serde_json::to_value(p).unwrap_or_default()).collect();
-        Ok(health_of(&serde_json::to_value(&deployment).unwrap_or_default(), &pods))
+        Ok(health_of(&deployment, &pods))
     }
 
     async fn delete_namespace(&self, name: &str) -> Result<(), ClusterError> {
@@ -381,6 +385,29 @@ impl Cluster for KubeCluster {
             Err(e) => Err(failure(name, e)),
         }
     }
+}
+
+/// A kubeconfig's text, read with the YAML parser Ferry already links for
+/// manifests (kube's own reader brings a second one, about half a megabyte
+/// of each Lambda). One document, as a secret holds.
+fn parse_kubeconfig(text: &str) -> Result<Kubeconfig, String> {
+    serde_yaml_ng::from_str(text).map_err(|e| format!("the kubeconfig is not valid: {e}"))
+}
+
+/// The cluster as kubectl finds it: `KUBECONFIG`, `~/.kube/config` or the
+/// in-cluster account. Only where those can exist (`ferry`, local); a
+/// Lambda has none of them and reads its kubeconfig from the secret store.
+#[cfg(feature = "infer-cluster")]
+async fn inferred() -> Result<kube::Client, String> {
+    let config = kube::Config::infer().await.map_err(|e| e.to_string())?;
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "infer-cluster"))]
+async fn inferred() -> Result<kube::Client, String> {
+    Err("no kubeconfig in the secret store (`clusters/<FERRY_CLUSTER_NAME or default>`): \
+         a Lambda cannot find its cluster any other way"
+        .into())
 }
 
 /// The EKS cluster (and region) a kubeconfig's current user asks
@@ -533,9 +560,9 @@ users:
       command: aws
       args: ["--region", "eu-west-1", "eks", "get-token", "--cluster-name", "prod"]
 "#;
-        let kubeconfig = Kubeconfig::from_yaml(text).unwrap();
+        let kubeconfig = parse_kubeconfig(text).unwrap();
         assert_eq!(eks_user(&kubeconfig), Some(("prod".into(), Some("eu-west-1".into()))));
-        let plain = Kubeconfig::from_yaml(&text.replace("command: aws", "command: kubelogin")).unwrap();
+        let plain = parse_kubeconfig(&text.replace("command: aws", "command: kubelogin")).unwrap();
         assert_eq!(eks_user(&plain), None);
     }
 }

@@ -6,10 +6,13 @@ use std::sync::{Arc, Mutex};
 
 use ferry::cluster::manifests::{self, Cause, PreviewOf, RunInput};
 use ferry::cluster::{Cluster, KubeCluster, Label, Manifest, PodContainer, RunState};
+use ferry::domain::repair::Health;
 use ferry::domain::{PrNumber, RepoName, Sha, UnitName};
 use ferry::units::operator::Defaults;
 use ferry::units::{On, RunKind, RunSpec, Unit};
 use ferry_tests::kube_api::{PipelineRun, TaskRun, fake_client};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 
 async fn fake() -> (kube::Client, KubeCluster) {
@@ -189,6 +192,45 @@ async fn preview_objects_and_the_clone_secret_are_server_side_applied() {
     let secret = secrets.get(&manifests::git_secret_name(run.name())).await.unwrap();
     let owner = &secret.metadata.owner_references.unwrap()[0];
     assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("PipelineRun", created.uid.as_str()));
+}
+
+#[tokio::test]
+async fn a_preview_s_health_is_read_from_its_deployment_and_its_pods() {
+    let (client, cluster) = fake().await;
+    let unit = UnitName::parse("api").unwrap();
+    let of = PreviewOf::PullRequest(PrNumber::new(5));
+    let namespace = manifests::preview_namespace(&repo(), &unit, &of);
+    assert_eq!(cluster.deployment_health(&namespace, "api").await.unwrap(), Health::Gone);
+    let objects = manifests::preview(&repo(), &unit, &of, &sha('1'), "ghcr.io/acme/api:one", 8080, "api.example.com");
+    for object in objects.iter().filter(|o| o.kind() != "Namespace") {
+        cluster.apply(object).await.unwrap();
+    }
+    assert_eq!(cluster.deployment_health(&namespace, "api").await.unwrap(), Health::Progressing);
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let labels = deployments.get("api").await.unwrap().spec.unwrap().selector.match_labels.unwrap();
+    let pod = |name: &str, labels: serde_json::Value, reason: &str| {
+        serde_json::from_value::<Pod>(serde_json::json!({
+            "metadata": { "name": name, "namespace": namespace, "labels": labels },
+            "spec": { "containers": [{ "name": "api", "image": "ghcr.io/acme/api:one" }] },
+            "status": { "containerStatuses": [{
+                "name": "api", "image": "ghcr.io/acme/api:one", "imageID": "", "ready": false, "restartCount": 0,
+                "state": { "waiting": { "reason": reason, "message": "pull access denied" } }
+            }] }
+        }))
+        .unwrap()
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    // Another deployment's pod, stuck too: not this preview's.
+    let other = pod("other-1", serde_json::json!({ "app": "other" }), "CrashLoopBackOff");
+    pods.create(&Default::default(), &other).await.unwrap();
+    assert_eq!(cluster.deployment_health(&namespace, "api").await.unwrap(), Health::Progressing);
+    let stuck = pod("api-1", serde_json::to_value(&labels).unwrap(), "ImagePullBackOff");
+    pods.create(&Default::default(), &stuck).await.unwrap();
+    assert_eq!(
+        cluster.deployment_health(&namespace, "api").await.unwrap(),
+        Health::Failed("ImagePullBackOff: pull access denied".into())
+    );
 }
 
 type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
