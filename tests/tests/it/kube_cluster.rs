@@ -159,18 +159,25 @@ async fn a_pending_run_is_started_once_its_secret_is_there_and_a_cancelled_one_n
     cluster.start(&gone).await.unwrap();
 }
 
+/// Applies unit `api`'s preview of pull request `pr` at `commit`; its namespace.
+async fn apply_preview(cluster: &KubeCluster, pr: u64, commit: &Sha, image: &str) -> String {
+    let unit = UnitName::parse("api").unwrap();
+    let of = PreviewOf::PullRequest(PrNumber::new(pr));
+    let host = format!("api-pr-{pr}.example.com");
+    let objects = manifests::preview(&repo(), &unit, &of, commit, image, 8080, &host);
+    // The Namespace is cluster-scoped: the recording-service test covers it.
+    for object in objects.iter().filter(|o| o.kind() != "Namespace") {
+        cluster.apply(object).await.unwrap();
+    }
+    manifests::preview_namespace(&repo(), &unit, &of)
+}
+
 #[tokio::test]
 async fn preview_objects_and_the_clone_secret_are_server_side_applied() {
     let (client, cluster) = fake().await;
-    let unit = UnitName::parse("api").unwrap();
-    let of = PreviewOf::PullRequest(PrNumber::new(4));
-    let namespace = manifests::preview_namespace(&repo(), &unit, &of);
+    let mut namespace = String::new();
     for (image, commit) in [("ghcr.io/acme/api:one", sha('1')), ("ghcr.io/acme/api:two", sha('2'))] {
-        let objects = manifests::preview(&repo(), &unit, &of, &commit, image, 8080, "api-pr-4.example.com");
-        // The Namespace is cluster-scoped: the recording-service test covers it.
-        for object in objects.iter().filter(|o| o.kind() != "Namespace") {
-            cluster.apply(object).await.unwrap();
-        }
+        namespace = apply_preview(&cluster, 4, &commit, image).await;
     }
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), &namespace);
     let deployment = deployments.get("api").await.unwrap();
@@ -197,14 +204,10 @@ async fn preview_objects_and_the_clone_secret_are_server_side_applied() {
 #[tokio::test]
 async fn a_preview_s_health_is_read_from_its_deployment_and_its_pods() {
     let (client, cluster) = fake().await;
-    let unit = UnitName::parse("api").unwrap();
     let of = PreviewOf::PullRequest(PrNumber::new(5));
-    let namespace = manifests::preview_namespace(&repo(), &unit, &of);
-    assert_eq!(cluster.deployment_health(&namespace, "api").await.unwrap(), Health::Gone);
-    let objects = manifests::preview(&repo(), &unit, &of, &sha('1'), "ghcr.io/acme/api:one", 8080, "api.example.com");
-    for object in objects.iter().filter(|o| o.kind() != "Namespace") {
-        cluster.apply(object).await.unwrap();
-    }
+    let gone = manifests::preview_namespace(&repo(), &UnitName::parse("api").unwrap(), &of);
+    assert_eq!(cluster.deployment_health(&gone, "api").await.unwrap(), Health::Gone);
+    let namespace = apply_preview(&cluster, 5, &sha('1'), "ghcr.io/acme/api:one").await;
     assert_eq!(cluster.deployment_health(&namespace, "api").await.unwrap(), Health::Progressing);
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
