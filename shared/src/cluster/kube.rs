@@ -85,8 +85,9 @@ impl KubeCluster {
         self
     }
 
-    /// From a kubeconfig's text (the secret store's `clusters/<name>`), or
-    /// from `KUBECONFIG` / the in-cluster account when there is none.
+    /// From a kubeconfig's text (the secret store's `clusters/<name>`), or,
+    /// with `infer-cluster`, from `KUBECONFIG` / the in-cluster account when
+    /// there is none.
     pub async fn connect(
         kubeconfig: Option<&SecretString>,
         sdk: Option<&aws_config::SdkConfig>,
@@ -389,9 +390,27 @@ impl Cluster for KubeCluster {
 
 /// A kubeconfig's text, read with the YAML parser Ferry already links for
 /// manifests (kube's own reader brings a second one, about half a megabyte
-/// of each Lambda). One document, as a secret holds.
+/// of each Lambda). As kube reads it: empty documents skipped and `<<`
+/// merge keys applied; but one document, as a secret holds, not several
+/// to merge.
 fn parse_kubeconfig(text: &str) -> Result<Kubeconfig, String> {
-    serde_yaml_ng::from_str(text).map_err(|e| format!("the kubeconfig is not valid: {e}"))
+    use serde::Deserialize;
+    let invalid = |e: serde_yaml_ng::Error| format!("the kubeconfig is not valid: {e}");
+    let mut documents = Vec::new();
+    for document in serde_yaml_ng::Deserializer::from_str(text) {
+        let value = serde_yaml_ng::Value::deserialize(document).map_err(invalid)?;
+        if !value.is_null() {
+            documents.push(value);
+        }
+    }
+    let mut value = match <[_; 1]>::try_from(documents) {
+        Ok([value]) => value,
+        Err(documents) => {
+            return Err(format!("the kubeconfig has {} YAML documents: Ferry reads exactly one", documents.len()));
+        }
+    };
+    value.apply_merge().map_err(invalid)?;
+    serde_yaml_ng::from_value(value).map_err(invalid)
 }
 
 /// The cluster as kubectl finds it: `KUBECONFIG`, `~/.kube/config` or the
@@ -564,5 +583,36 @@ users:
         assert_eq!(eks_user(&kubeconfig), Some(("prod".into(), Some("eu-west-1".into()))));
         let plain = parse_kubeconfig(&text.replace("command: aws", "command: kubelogin")).unwrap();
         assert_eq!(eks_user(&plain), None);
+    }
+
+    #[test]
+    fn a_kubeconfig_is_read_as_kube_reads_one_document() {
+        let text = r#"---
+apiVersion: v1
+kind: Config
+current-context: prod
+defaults: &defaults { server: "https://k8s.example.com", certificate-authority-data: "Q0E=" }
+clusters:
+- name: prod
+  cluster: { <<: *defaults }
+contexts:
+- name: prod
+  context: { cluster: prod, user: prod }
+users:
+- name: prod
+  user: { token: abc }
+---
+"#;
+        let kubeconfig = parse_kubeconfig(text).unwrap();
+        let cluster = kubeconfig.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.server.as_deref(), Some("https://k8s.example.com"), "the merge key is applied");
+        assert_eq!(cluster.certificate_authority_data.as_deref(), Some("Q0E="));
+        assert_eq!(kubeconfig.current_context.as_deref(), Some("prod"));
+
+        let two = format!("{text}\n{text}");
+        assert_eq!(parse_kubeconfig(&two).unwrap_err(), "the kubeconfig has 2 YAML documents: Ferry reads exactly one");
+        assert!(parse_kubeconfig("").unwrap_err().contains("0 YAML documents"));
+        let broken = parse_kubeconfig("clusters: [").unwrap_err();
+        assert!(broken.starts_with("the kubeconfig is not valid: "), "{broken}");
     }
 }
