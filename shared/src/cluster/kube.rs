@@ -395,7 +395,12 @@ impl Cluster for KubeCluster {
 /// to merge.
 fn parse_kubeconfig(text: &str) -> Result<Kubeconfig, String> {
     use serde::Deserialize;
-    let invalid = |e: serde_yaml_ng::Error| format!("the kubeconfig is not valid: {e}");
+    // Where, never the parser's message: it quotes the value it refused,
+    // which in a kubeconfig can be a token or a key (the error is logged).
+    let invalid = |e: serde_yaml_ng::Error| match e.location() {
+        Some(at) => format!("the kubeconfig is not valid: line {}, column {}", at.line(), at.column()),
+        None => "the kubeconfig is not valid: its fields are not a kubeconfig's".to_owned(),
+    };
     let mut documents = Vec::new();
     for document in serde_yaml_ng::Deserializer::from_str(text) {
         let value = serde_yaml_ng::Value::deserialize(document).map_err(invalid)?;
@@ -614,5 +619,8 @@ users:
         assert!(parse_kubeconfig("").unwrap_err().contains("0 YAML documents"));
         let broken = parse_kubeconfig("clusters: [").unwrap_err();
         assert!(broken.starts_with("the kubeconfig is not valid: "), "{broken}");
+        let leaky = parse_kubeconfig("users:\n- name: u\n  user: { exec: { command: x, args: sekret-token } }\n");
+        let leaky = leaky.unwrap_err();
+        assert!(leaky.starts_with("the kubeconfig is not valid: ") && !leaky.contains("sekret"), "{leaky}");
     }
 }
