@@ -3,26 +3,78 @@
 
 use std::time::Duration;
 
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
-/// Loads credentials and region the SDK's usual way (`AWS_ENDPOINT_URL`
-/// included), with retries sized for a webhook that must answer within 10 s:
-/// throttling and transient faults are retried with jittered exponential
-/// backoff before an error reaches Ferry.
+/// The SDK configuration every AWS adapter uses, with retries sized for a
+/// webhook that must answer within 10 s: throttling and transient faults are
+/// retried with jittered exponential backoff before an error reaches Ferry.
+/// `ferry` (local, feature `aws-profiles`) finds credentials and region the
+/// SDK's usual way; a Lambda reads the ones Lambda sets ([`from_environment`]).
 pub async fn sdk_config() -> SdkConfig {
+    // `#[cfg]`, not `cfg!`: an `if` on a constant in an async fn still links
+    // the branch not taken (measured: 0.3 MB of the webhook's zip).
+    #[cfg(feature = "aws-profiles")]
+    {
+        from_profiles().await
+    }
+    #[cfg(not(feature = "aws-profiles"))]
+    {
+        from_environment()
+    }
+}
+
+/// The SDK's whole chain: environment, profiles (SSO, credential processes),
+/// web identity, the container and instance metadata; `AWS_ENDPOINT_URL` and
+/// the per-service endpoint variables.
+#[cfg(feature = "aws-profiles")]
+pub async fn from_profiles() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(3))
-                .build(),
-        )
+        .timeout_config(timeout_config())
+        .http_client(https_client())
         .load()
         .await
+}
+
+/// What Lambda provides: `AWS_REGION` and the function's credentials in
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`,
+/// plus `AWS_ENDPOINT_URL` (an emulator). The SDK's chain would find the same
+/// there first; the rest of it (profiles, IMDS, web identity through STS) is
+/// code a Lambda never runs: 0.3 MB of the webhook's zip (BENCHMARKS.md,
+/// "Lambda packages").
+pub fn from_environment() -> SdkConfig {
+    let region = std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).ok();
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(region.map(Region::new))
+        .credentials_provider(SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new()))
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        .http_client(https_client());
+    config.set_endpoint_url(std::env::var("AWS_ENDPOINT_URL").ok().filter(|url| !url.is_empty()));
+    config.build()
+}
+
+fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .build()
+}
+
+/// The SDK's HTTPS client on ring, the crypto library behind every TLS
+/// client in Ferry (`telemetry::install_crypto_provider`).
+fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https()
 }
 
 pub fn retry_config() -> RetryConfig {

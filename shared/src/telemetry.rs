@@ -61,11 +61,11 @@ pub fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// The AWS SDK, octocrab and kube all speak rustls: one provider for all
-/// (aws-lc-rs), installed before the first TLS client is built.
+/// The AWS SDK, octocrab, kube and reqwest all speak rustls: one provider
+/// for all (ring), installed before the first TLS client is built.
 pub fn install_crypto_provider() {
     // An error only means one is installed already.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 #[cfg(test)]

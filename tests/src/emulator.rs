@@ -7,7 +7,7 @@ use ferry::store::DynamoStore;
 
 use crate::throttle::ThrottleFirst;
 
-/// The SDK configuration Ferry uses, pointed at the emulator.
+/// The SDK configuration a Ferry Lambda uses, pointed at the emulator.
 pub async fn sdk_config() -> SdkConfig {
     match std::env::var("AWS_ENDPOINT_URL") {
         Ok(url) if url.starts_with("http://127.") || url.starts_with("http://localhost") => {}
@@ -18,7 +18,7 @@ pub async fn sdk_config() -> SdkConfig {
         ),
     }
     ferry::telemetry::install_crypto_provider();
-    ferry::aws::sdk_config().await
+    ferry::aws::from_environment()
 }
 
 /// A name no other test uses.

@@ -1,4 +1,4 @@
-//! Ferry's GitHub REST client: octocrab's transport (rustls on aws-lc-rs,
+//! Ferry's GitHub REST client: octocrab's transport (rustls on ring,
 //! native roots, timeouts, tracing) carrying requests Ferry builds, so every
 //! status and header (`Retry-After`, `X-RateLimit-*`) reaches the caller.
 //! octocrab's retry feature stays off: it retries a 429 at once, ignoring

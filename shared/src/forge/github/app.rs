@@ -44,6 +44,7 @@ impl AppKey {
         if !text.starts_with("-----BEGIN") {
             return Err(MintError::Key("it is not a PEM-encoded key".into()));
         }
+        super::jwt::install();
         let key = EncodingKey::from_rsa_pem(text.as_bytes())
             .map_err(|e| MintError::Key(format!("it is not an RSA private key ({e})")))?;
         let key = AppKey(key);
