@@ -9,7 +9,9 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_http_client::tls;
+use aws_smithy_http_client::ConnectorBuilder;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// The SDK configuration every AWS adapter uses, with retries sized for a
@@ -44,21 +46,25 @@ pub async fn from_profiles() -> SdkConfig {
 }
 
 /// What Lambda provides: `AWS_REGION` and the function's credentials in
-/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`,
-/// plus `AWS_ENDPOINT_URL` (an emulator). The SDK's chain would find the same
-/// there first; the rest of it (profiles, IMDS, web identity through STS) is
-/// code a Lambda never runs: 0.3 MB of the webhook's zip (BENCHMARKS.md,
-/// "Lambda packages").
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`;
+/// also `AWS_ENDPOINT_URL` (an emulator), `AWS_USE_FIPS_ENDPOINT` and
+/// `AWS_USE_DUALSTACK_ENDPOINT`. The SDK's chain would find the same there
+/// first; the rest of it (profiles, IMDS, web identity through STS,
+/// per-service endpoint variables) is code a Lambda never runs: 0.3 MB of
+/// the webhook's zip (BENCHMARKS.md, "Lambda packages").
 pub fn from_environment() -> SdkConfig {
-    let region = std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).ok();
+    let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let flag = |name: &str| env(name).is_some_and(|value| value.eq_ignore_ascii_case("true"));
     let mut config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(region.map(Region::new))
+        .region(env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).map(Region::new))
         .credentials_provider(SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new()))
+        .use_fips(flag("AWS_USE_FIPS_ENDPOINT"))
+        .use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT"))
         .retry_config(retry_config())
         .timeout_config(timeout_config())
         .http_client(https_client());
-    config.set_endpoint_url(std::env::var("AWS_ENDPOINT_URL").ok().filter(|url| !url.is_empty()));
+    config.set_endpoint_url(env("AWS_ENDPOINT_URL"));
     config.build()
 }
 
@@ -70,11 +76,19 @@ fn timeout_config() -> TimeoutConfig {
 }
 
 /// The SDK's HTTPS client on ring, the crypto library behind every TLS
-/// client in Ferry (`telemetry::install_crypto_provider`).
+/// client in Ferry (`telemetry::install_crypto_provider`), built as the SDK
+/// builds its own on aws-lc: through `HTTPS_PROXY` unless `NO_PROXY` says
+/// otherwise, and one connector per connection settings (so one pool).
 fn https_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
-        .build_https()
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 pub fn retry_config() -> RetryConfig {

@@ -62,10 +62,12 @@ pub fn chain(error: &dyn std::error::Error) -> String {
 }
 
 /// The AWS SDK, octocrab, kube and reqwest all speak rustls: one provider
-/// for all (ring), installed before the first TLS client is built.
+/// for all (ring), installed before the first TLS client is built, and the
+/// App JWT's signer on the same library.
 pub fn install_crypto_provider() {
     // An error only means one is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::forge::github::jwt::install();
 }
 
 #[cfg(test)]

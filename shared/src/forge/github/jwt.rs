@@ -13,9 +13,10 @@ use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 static RING: CryptoProvider =
     CryptoProvider { signer_factory: signer, verifier_factory: verifier, jwk_utils: JwkUtils::new_unimplemented() };
 
-/// Makes `jsonwebtoken::encode` sign RS256 with ring. Called before the
-/// first signature; calling it again changes nothing.
-pub(super) fn install() {
+/// Makes `jsonwebtoken::encode` sign RS256 with ring. Called at start with
+/// the TLS provider and again before a key is first used; only the first
+/// call does anything.
+pub(crate) fn install() {
     // An error only means a provider is installed already: this one.
     let _ = RING.install_default();
 }

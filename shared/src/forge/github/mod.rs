@@ -3,7 +3,7 @@
 pub mod api;
 pub mod app;
 pub mod events;
-mod jwt;
+pub(crate) mod jwt;
 pub mod listing;
 pub mod manifest;
 pub mod payload;
