@@ -3,6 +3,7 @@
 //! or a Git server's ref advertisement.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -35,7 +36,9 @@ pub enum Polled {
 
 pub struct Sources {
     github_api: url::Url,
-    default: reqwest::Client,
+    /// Built by the first poll: building reads every root certificate of
+    /// the system, which a Lambda's init need not wait for.
+    default: OnceLock<Result<reqwest::Client, String>>,
     /// Clients trusting a ref's extra CA bundle, by file.
     with_ca: Mutex<HashMap<String, reqwest::Client>>,
 }
@@ -52,7 +55,7 @@ fn client(ca: Option<&[u8]>) -> Result<reqwest::Client, String> {
 
 impl Sources {
     pub fn new(github_api: &url::Url) -> Result<Self, String> {
-        Ok(Self { github_api: github_api.clone(), default: client(None)?, with_ca: Mutex::default() })
+        Ok(Self { github_api: github_api.clone(), default: OnceLock::new(), with_ca: Mutex::default() })
     }
 
     /// `FERRY_GITHUB_API_URL`: the one API GitHub credentials go to.
@@ -62,7 +65,7 @@ impl Sources {
 
     /// The client for `tracked`'s host: trusting its `ca_file` too, if it names one.
     pub async fn client_for(&self, tracked: &TrackedRef) -> Result<reqwest::Client, String> {
-        let Some(file) = &tracked.ca_file else { return Ok(self.default.clone()) };
+        let Some(file) = &tracked.ca_file else { return self.default.get_or_init(|| client(None)).clone() };
         let mut clients = self.with_ca.lock().await;
         if let Some(client) = clients.get(file) {
             return Ok(client.clone());

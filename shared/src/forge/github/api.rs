@@ -4,6 +4,7 @@
 //! octocrab's retry feature stays off: it retries a 429 at once, ignoring
 //! `Retry-After`; Ferry's callers decide when to try again.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
@@ -24,7 +25,9 @@ pub const API_VERSION: &str = "2022-11-28";
 #[derive(Clone)]
 pub struct GithubApi {
     base: String,
-    client: Octocrab,
+    /// Built by the first call: building reads every root certificate of
+    /// the system, which a Lambda's init need not wait for.
+    client: Arc<OnceLock<Result<Octocrab, String>>>,
 }
 
 impl std::fmt::Debug for GithubApi {
@@ -91,12 +94,18 @@ impl GithubApi {
     /// A client for the API at `base` (`https://api.github.com`, or a GitHub
     /// Enterprise Server's `https://host/api/v3`).
     pub fn new(base: &Url) -> Result<Self, String> {
-        let client = Octocrab::builder()
-            .set_connect_timeout(Some(Duration::from_secs(5)))
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| format!("cannot build the GitHub client: {e}"))?;
-        Ok(Self { base: base.as_str().trim_end_matches('/').to_owned(), client })
+        Ok(Self { base: base.as_str().trim_end_matches('/').to_owned(), client: Arc::default() })
+    }
+
+    fn client(&self) -> Result<&Octocrab, String> {
+        let built = self.client.get_or_init(|| {
+            Octocrab::builder()
+                .set_connect_timeout(Some(Duration::from_secs(5)))
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .build()
+                .map_err(|e| format!("cannot build the GitHub client: {e}"))
+        });
+        built.as_ref().map_err(Clone::clone)
     }
 
     pub fn base(&self) -> &str {
@@ -109,12 +118,13 @@ impl GithubApi {
     /// `crate::net`); one elsewhere comes back as the 3xx it is, the
     /// credential unsent.
     pub async fn send(&self, bearer: &SecretString, call: &ApiCall<'_>) -> Result<ApiResponse, String> {
+        let client = self.client()?;
         let sent = async {
             let first = Url::parse(&format!("{}{}", self.base, call.path)).map_err(|e| format!("not a URL: {e}"))?;
             let mut url = first.clone();
             let mut hops = 0;
             loop {
-                let response = self.client.execute(request(&url, bearer, call)?).await.map_err(transport)?;
+                let response = client.execute(request(&url, bearer, call)?).await.map_err(transport)?;
                 let (parts, answer) = response.into_parts();
                 let next = parts.status.is_redirection().then(|| location(&url, &parts.headers)).flatten();
                 hops += 1;
