@@ -97,9 +97,9 @@ fn https_client() -> SharedHttpClient {
 }
 
 /// The SDK's client, its connector made by the first request. The SDK's
-/// check of each client it builds makes a connector and drops it, reading
-/// every root certificate of the system each time: twice in a Lambda's init
-/// (DynamoDB and Secrets Manager) for nothing (BENCHMARKS.md, "Cold starts").
+/// check of each client it builds makes a connector and drops it: the first
+/// check reads every root certificate of the system, each parses them, and
+/// a Lambda's init need not wait for either (BENCHMARKS.md, "Cold starts").
 #[derive(Debug)]
 struct ConnectOnFirstUse(SharedHttpClient);
 

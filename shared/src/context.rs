@@ -97,7 +97,10 @@ impl Context {
         let secrets = secret_store(&config, sdk.as_ref())?;
         let webhook_secrets = Arc::new(WebhookSecretsCache::new(&config, sdk.as_ref(), secrets.clone()));
         webhook_secrets.make_local_now().await?;
-        let (minter, app_hooks) = github_app(&config, sdk.as_ref(), &secrets)?;
+        // One GitHub client for the minter and the forge: it reads the root
+        // certificates when first used.
+        let github_api = GithubApi::new(&config.github_api_url);
+        let (minter, app_hooks) = github_app(&config, sdk.as_ref(), &secrets, &github_api);
         let tokens = Arc::new(Tokens::new(secrets.clone(), minter, Arc::new(SystemClock)));
         let operator = Arc::new(match &config.operator_config {
             Some(path) => OperatorConfig::load(path).map_err(StartError::Operator)?,
@@ -108,8 +111,10 @@ impl Context {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| StartError::Github(e.to_string()))?;
-        let sources = Arc::new(Sources::new(&config.github_api_url).map_err(StartError::Github)?);
-        let forge = forge(&config, &tokens, &state, &secrets, &operator, &sources, &http)?;
+        let sources = Arc::new(Sources::new(&config.github_api_url));
+        let token_source = Arc::new(TokenSource { tokens: tokens.clone(), state: state.clone() });
+        let github = Arc::new(GithubForge::new(github_api, token_source));
+        let forge = forge(&config, github, &secrets, &operator, &sources, &http);
         Ok(Self {
             config: Arc::new(config),
             state,
@@ -166,12 +171,8 @@ fn secret_store(config: &Config, sdk: Option<&SdkConfig>) -> Result<Arc<dyn Secr
 type AppPorts = (Arc<dyn TokenMinter>, Arc<dyn AppHooks>);
 
 /// The GitHub App's token minter and webhook log, or none without an App.
-fn github_app(
-    config: &Config,
-    sdk: Option<&SdkConfig>,
-    secrets: &Arc<dyn SecretStore>,
-) -> Result<AppPorts, StartError> {
-    let Some(app) = &config.github_app else { return Ok((Arc::new(NoApp), Arc::new(NoApp))) };
+fn github_app(config: &Config, sdk: Option<&SdkConfig>, secrets: &Arc<dyn SecretStore>, api: &GithubApi) -> AppPorts {
+    let Some(app) = &config.github_app else { return (Arc::new(NoApp), Arc::new(NoApp)) };
     // The key is read on first use: a broken one is reported by every mint
     // (and fixed without a restart), never a crash here.
     let source = match (&app.private_key, sdk) {
@@ -182,9 +183,8 @@ fn github_app(
         (PrivateKeySource::SecretId(_), None) => unreachable!("a secret id needs the SDK, loaded above"),
         (PrivateKeySource::SecretStore, _) => KeySource::Store(secrets.clone()),
     };
-    let api = GithubApi::new(&config.github_api_url).map_err(StartError::Github)?;
-    let app = Arc::new(GithubApp::new(app.id, source, api, Arc::new(SystemClock)));
-    Ok((app.clone(), app))
+    let app = Arc::new(GithubApp::new(app.id, source, api.clone(), Arc::new(SystemClock)));
+    (app.clone(), app)
 }
 
 /// The dry-run cluster, or the configured one, connected on first use.
@@ -217,16 +217,12 @@ async fn cluster(
 /// other hosts the operator config names, too.
 fn forge(
     config: &Config,
-    tokens: &Arc<Tokens>,
-    state: &Arc<dyn StateStore>,
+    github: Arc<GithubForge>,
     secrets: &Arc<dyn SecretStore>,
     operator: &Arc<OperatorConfig>,
     sources: &Arc<Sources>,
     http: &reqwest::Client,
-) -> Result<Arc<dyn Forge>, StartError> {
-    let api = GithubApi::new(&config.github_api_url).map_err(StartError::Github)?;
-    let github =
-        Arc::new(GithubForge::new(api, Arc::new(TokenSource { tokens: tokens.clone(), state: state.clone() })));
+) -> Arc<dyn Forge> {
     let host = crate::report::hosted::Hosted::new(operator.clone(), secrets.clone(), sources.clone());
     let forges = Forges {
         github,
@@ -236,9 +232,9 @@ fn forge(
     };
     let forge: Arc<dyn Forge> = Arc::new(ByCredential::new(forges, secrets.clone()));
     if !operator.mirrors_statuses() {
-        return Ok(forge);
+        return forge;
     }
-    Ok(Arc::new(crate::report::mirror::Mirrored::new(forge, operator.clone(), secrets.clone(), http.clone())))
+    Arc::new(crate::report::mirror::Mirrored::new(forge, operator.clone(), secrets.clone(), http.clone()))
 }
 
 impl Context {

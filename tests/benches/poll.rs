@@ -70,7 +70,7 @@ async fn main() {
     let secrets: Arc<dyn SecretStore> = Arc::new(ferry_tests::embedded::secrets_in(dir.path()));
     let clock = SimClock::at(Timestamp::now());
     let tokens = Tokens::new(secrets.clone(), Arc::new(NoApp), clock.clone());
-    let sources = Sources::new(&url::Url::parse(&hosts.url()).unwrap()).unwrap();
+    let sources = Sources::new(&url::Url::parse(&hosts.url()).unwrap());
     let http = reqwest::Client::new();
     let (cluster, forge, operator) =
         (DryRunCluster::new(dir.path()), DryRunForge::new(dir.path()), OperatorConfig::default());

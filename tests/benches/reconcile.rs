@@ -83,7 +83,7 @@ impl Github {
     }
 
     fn app(&self, clock: Arc<SimClock>) -> GithubApp {
-        let api = GithubApi::new(&self.url).unwrap();
+        let api = GithubApi::new(&self.url);
         GithubApp::new(APP_ID, KeySource::Pem(self.key.clone()), api, clock)
     }
 
@@ -150,7 +150,7 @@ fn name(n: usize) -> String {
 fn cold_start(harness: &mut Harness, fake: &Github) {
     let context = harness.context();
     let tokens = TokenSource { tokens: context.tokens.clone(), state: context.state.clone() };
-    harness.set_forge(Arc::new(GithubForge::new(GithubApi::new(&fake.url).unwrap(), Arc::new(tokens))));
+    harness.set_forge(Arc::new(GithubForge::new(GithubApi::new(&fake.url), Arc::new(tokens))));
 }
 
 async fn one_process(harness: &Harness, clock: &SimClock) -> Report {

@@ -287,7 +287,7 @@ impl FakeGithub {
 
     /// Ferry's client for this fake, signing with `pem`.
     pub fn app(&self, pem: &SecretString, clock: Arc<dyn Clock>) -> ferry::forge::github::GithubApp {
-        let api = ferry::forge::github::GithubApi::new(&self.url()).expect("a client");
+        let api = ferry::forge::github::GithubApi::new(&self.url());
         ferry::forge::github::GithubApp::new(APP_ID, ferry::forge::github::KeySource::Pem(pem.clone()), api, clock)
     }
 

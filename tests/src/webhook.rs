@@ -86,9 +86,7 @@ impl Harness {
             forge: Arc::new(DryRunForge::new(dir.path())),
             cluster: Arc::new(DryRunCluster::new(dir.path())),
             operator: Arc::new(OperatorConfig::default()),
-            sources: Arc::new(
-                ferry::poll::source::Sources::new(&url::Url::parse("https://api.github.com").unwrap()).unwrap(),
-            ),
+            sources: Arc::new(ferry::poll::source::Sources::new(&url::Url::parse("https://api.github.com").unwrap())),
             http: {
                 ferry::telemetry::install_crypto_provider();
                 reqwest::Client::new()

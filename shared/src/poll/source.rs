@@ -54,8 +54,8 @@ fn client(ca: Option<&[u8]>) -> Result<reqwest::Client, String> {
 }
 
 impl Sources {
-    pub fn new(github_api: &url::Url) -> Result<Self, String> {
-        Ok(Self { github_api: github_api.clone(), default: OnceLock::new(), with_ca: Mutex::default() })
+    pub fn new(github_api: &url::Url) -> Self {
+        Self { github_api: github_api.clone(), default: OnceLock::new(), with_ca: Mutex::default() }
     }
 
     /// `FERRY_GITHUB_API_URL`: the one API GitHub credentials go to.

@@ -165,10 +165,8 @@ async fn an_unchanged_repository_costs_four_reads_and_no_write() {
     let mut harness = Harness::with_state_and_minter(state, minter).await;
     let context = harness.context();
     let tokens = ferry::usecase::tokens::TokenSource { tokens: context.tokens.clone(), state: context.state.clone() };
-    let forge = ferry::forge::github::GithubForge::new(
-        ferry::forge::github::GithubApi::new(&fake.url()).unwrap(),
-        Arc::new(tokens),
-    );
+    let forge =
+        ferry::forge::github::GithubForge::new(ferry::forge::github::GithubApi::new(&fake.url()), Arc::new(tokens));
     harness.set_forge(Arc::new(forge));
     harness.state().create(&Installation::new(InstallationId::new(5), "acme", "all").into()).await.unwrap();
     let tracked = Repository {

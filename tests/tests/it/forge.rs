@@ -32,7 +32,7 @@ async fn setup() -> Setup {
     let fake = FakeGithub::start(clock.clone()).await;
     let app = Arc::new(fake.app(&app_keys().pkcs1_pem, clock.clone()));
     let tokens = Arc::new(Tokens::new(secrets.clone(), app, clock));
-    let forge = GithubForge::new(GithubApi::new(&fake.url()).unwrap(), Arc::new(TokenSource { tokens, state }));
+    let forge = GithubForge::new(GithubApi::new(&fake.url()), Arc::new(TokenSource { tokens, state }));
     Setup { _dir: dir, fake, forge, secrets }
 }
 

@@ -60,7 +60,7 @@ async fn setup(admin: bool) -> Setup {
     }
     let mut harness = Harness::embedded_with(SECRET, &variables).await;
     let forge = GithubForge::new(
-        GithubApi::new(&fake.url()).unwrap(),
+        GithubApi::new(&fake.url()),
         Arc::new(TokenSource { tokens: harness.context().tokens.clone(), state: harness.context().state.clone() }),
     );
     harness.set_forge(Arc::new(forge));

@@ -46,7 +46,7 @@ impl Poller {
         let clock = SimClock::at(Timestamp::now());
         Self {
             tokens: Tokens::new(secrets.clone(), Arc::new(NoApp), clock.clone()),
-            sources: Sources::new(&url::Url::parse(&hosts.url()).unwrap()).unwrap(),
+            sources: Sources::new(&url::Url::parse(&hosts.url()).unwrap()),
             http: reqwest::Client::new(),
             cluster: DryRunCluster::new(dir.path()),
             forge: DryRunForge::new(dir.path()),
@@ -422,7 +422,7 @@ async fn a_host_answering_more_than_the_limit_fails_the_poll_unread() {
         .mount(&host)
         .await;
     ferry::telemetry::install_crypto_provider();
-    let sources = Sources::new(&url::Url::parse("https://api.github.com").unwrap()).unwrap();
+    let sources = Sources::new(&url::Url::parse("https://api.github.com").unwrap());
     let tracked = ferry_tests::builders::tracked_ref(&format!("{}/acme/api.git", host.uri()), SourceKind::Git);
     let polled = sources.fetch(&tracked, None, None).await;
     let ferry::poll::source::Polled::Failed(problem) = polled else { panic!("{polled:?}") };

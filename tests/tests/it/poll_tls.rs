@@ -95,7 +95,7 @@ async fn a_host_signed_by_a_private_ca_is_polled_only_with_its_ca_file() {
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca_pem).unwrap();
-    let sources = Sources::new(&url::Url::parse("https://api.github.com").unwrap()).unwrap();
+    let sources = Sources::new(&url::Url::parse("https://api.github.com").unwrap());
 
     let trusted = sources.fetch(&tracked(&api, Some(ca_file.display().to_string())), None, None).await;
     let Polled::Head { sha, .. } = trusted else { panic!("with the CA the poll succeeds: {trusted:?}") };

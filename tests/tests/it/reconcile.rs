@@ -339,7 +339,7 @@ async fn exactly_the_deliveries_github_could_not_make_are_redelivered_once() {
 /// nothing of earlier cycles but what the store holds.
 pub(crate) fn github_forge(harness: &Harness, fake: &FakeGithub) -> Arc<GithubForge> {
     Arc::new(GithubForge::new(
-        GithubApi::new(&fake.url()).unwrap(),
+        GithubApi::new(&fake.url()),
         Arc::new(TokenSource { tokens: harness.context().tokens.clone(), state: harness.context().state.clone() }),
     ))
 }
@@ -511,7 +511,7 @@ async fn previews_go_after_two_listings_agree_never_in_an_outage_and_a_few_per_c
         .await
         .unwrap();
     let forge = GithubForge::new(
-        GithubApi::new(&fake.url()).unwrap(),
+        GithubApi::new(&fake.url()),
         Arc::new(TokenSource { tokens: harness.context().tokens.clone(), state: harness.context().state.clone() }),
     );
     harness.set_forge(Arc::new(forge));

@@ -62,7 +62,7 @@ async fn the_github_client_never_takes_a_token_to_another_host() {
     let to = elsewhere().await;
     for status in [301, 302, 307, 308] {
         let from = redirecting(status, &format!("{}/repos/acme/api", to.uri())).await;
-        let api = GithubApi::new(&url::Url::parse(&from.uri()).unwrap()).unwrap();
+        let api = GithubApi::new(&url::Url::parse(&from.uri()).unwrap());
         let answer = api.send(&token(), &ApiCall::new(Method::GET, "/repos/acme/api", None)).await.unwrap();
         assert_eq!(answer.status, status, "the redirect comes back unfollowed");
         assert_eq!(tokens_seen(&from).await.len(), 1, "the API itself got the token");
@@ -76,7 +76,7 @@ async fn the_github_client_never_takes_a_token_to_another_host() {
         .respond_with(ResponseTemplate::new(307).insert_header("location", format!("http://localhost:{port}/stolen")))
         .mount(&from)
         .await;
-    let api = GithubApi::new(&url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap()).unwrap();
+    let api = GithubApi::new(&url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap());
     assert_eq!(api.send(&token(), &ApiCall::new(Method::GET, "/repos/acme/api", None)).await.unwrap().status, 307);
     let paths: Vec<String> = from.received_requests().await.unwrap().iter().map(|r| r.url.path().to_owned()).collect();
     assert_eq!(paths, ["/repos/acme/api"]);
@@ -94,7 +94,7 @@ async fn the_github_client_follows_a_renamed_repository_on_its_own_host() {
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"full_name": "acme/new-name"})))
         .mount(&github)
         .await;
-    let api = GithubApi::new(&url::Url::parse(&github.uri()).unwrap()).unwrap();
+    let api = GithubApi::new(&url::Url::parse(&github.uri()).unwrap());
     let answer = api.send(&token(), &ApiCall::new(Method::GET, "/repos/acme/old-name", None)).await.unwrap();
     assert_eq!(answer.status, 200);
     assert_eq!(tokens_seen(&github).await, [format!("Bearer {TOKEN}"), format!("Bearer {TOKEN}")]);
@@ -145,7 +145,7 @@ async fn reqwests_own_policy_would_have_leaked_private_token() {
 async fn the_poller_never_takes_a_token_to_another_host() {
     let to = elsewhere().await;
     let from = redirecting(302, &format!("{}/api/v4/projects/group%2Fproject/repository/commits/main", to.uri())).await;
-    let sources = Sources::new(&url::Url::parse("https://api.github.com").unwrap()).unwrap();
+    let sources = Sources::new(&url::Url::parse("https://api.github.com").unwrap());
     for kind in [SourceKind::Gitlab, SourceKind::Github, SourceKind::Git] {
         let tracked = TrackedRef {
             api_url: Some(from.uri()),

@@ -242,7 +242,7 @@ async fn a_bad_private_key_is_a_clear_error_and_deletes_nothing() {
     let from_store = GithubApp::new(
         APP_ID,
         KeySource::Store(world.secrets.clone()),
-        ferry::forge::github::GithubApi::new(&world.fake.url()).unwrap(),
+        ferry::forge::github::GithubApi::new(&world.fake.url()),
         world.clock.clone(),
     );
     let error = from_store.mint(InstallationId::new(1), &TokenScope::Installation).await.unwrap_err();
@@ -254,7 +254,7 @@ async fn a_bad_private_key_is_a_clear_error_and_deletes_nothing() {
     let missing = GithubApp::new(
         APP_ID,
         KeySource::File("/nonexistent/ferry-app.pem".into()),
-        ferry::forge::github::GithubApi::new(&world.fake.url()).unwrap(),
+        ferry::forge::github::GithubApi::new(&world.fake.url()),
         world.clock.clone(),
     );
     let error = missing.mint(InstallationId::new(1), &TokenScope::Installation).await.unwrap_err();

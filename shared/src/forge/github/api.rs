@@ -93,8 +93,8 @@ impl ApiResponse {
 impl GithubApi {
     /// A client for the API at `base` (`https://api.github.com`, or a GitHub
     /// Enterprise Server's `https://host/api/v3`).
-    pub fn new(base: &Url) -> Result<Self, String> {
-        Ok(Self { base: base.as_str().trim_end_matches('/').to_owned(), client: Arc::default() })
+    pub fn new(base: &Url) -> Self {
+        Self { base: base.as_str().trim_end_matches('/').to_owned(), client: Arc::default() }
     }
 
     fn client(&self) -> Result<&Octocrab, String> {
@@ -113,7 +113,8 @@ impl GithubApi {
     }
 
     /// Sends `call` with `bearer` as its credential. Only a transport
-    /// failure is an `Err`: every status GitHub answers comes back as a
+    /// failure (or a client that cannot be built: the system has no root
+    /// certificates) is an `Err`: every status GitHub answers comes back as a
     /// response. A redirect is followed only within the API's origin (see
     /// `crate::net`); one elsewhere comes back as the 3xx it is, the
     /// credential unsent.
