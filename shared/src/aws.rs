@@ -23,7 +23,15 @@ use aws_smithy_types::config_bag::ConfigBag;
 /// retried with jittered exponential backoff before an error reaches Ferry.
 /// `ferry` (local, feature `aws-profiles`) finds credentials and region the
 /// SDK's usual way; a Lambda reads the ones Lambda sets ([`from_environment`]).
+/// Loaded once per process: every AWS client (DynamoDB, Secrets Manager,
+/// SQS, the EKS token) then shares one HTTPS client, so one connection pool
+/// and one read of the root certificates.
 pub async fn sdk_config() -> SdkConfig {
+    static LOADED: tokio::sync::OnceCell<SdkConfig> = tokio::sync::OnceCell::const_new();
+    LOADED.get_or_init(load).await.clone()
+}
+
+async fn load() -> SdkConfig {
     // `#[cfg]`, not `cfg!`: an `if` on a constant in an async fn still links
     // the branch not taken (measured: 0.3 MB of the webhook's zip).
     #[cfg(feature = "aws-profiles")]

@@ -10,22 +10,30 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::sync::{LazyLock, Mutex};
 
-/// The packages `package` links, by name: Cargo is asked once per package.
-fn linked(package: &str) -> BTreeSet<String> {
-    static TREES: LazyLock<Mutex<BTreeMap<String, BTreeSet<String>>>> = LazyLock::new(Mutex::default);
+/// `cargo tree` of `package`'s normal dependencies, one `name version
+/// (path) features` line each: Cargo is asked once per package.
+fn tree(package: &str) -> String {
+    static TREES: LazyLock<Mutex<BTreeMap<String, String>>> = LazyLock::new(Mutex::default);
     let mut trees = TREES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     trees.entry(package.to_owned()).or_insert_with(|| cargo_tree(package)).clone()
 }
 
-fn cargo_tree(package: &str) -> BTreeSet<String> {
-    tree(package, "{p}").lines().filter_map(|line| line.split_whitespace().next()).map(str::to_string).collect()
-}
-
-/// `cargo tree` of `package`'s normal dependencies, one package per line.
-fn tree(package: &str, format: &str) -> String {
+fn cargo_tree(package: &str) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .args(["tree", "--locked", "--offline", "-e", "normal", "--prefix", "none", "--format", format, "-p", package])
+        .args([
+            "tree",
+            "--locked",
+            "--offline",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p} {f}",
+            "-p",
+            package,
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo runs");
@@ -33,12 +41,27 @@ fn tree(package: &str, format: &str) -> String {
     String::from_utf8(output.stdout).expect("cargo tree prints UTF-8")
 }
 
+/// The packages `package` links, by name.
+fn linked(package: &str) -> BTreeSet<String> {
+    tree(package).lines().filter_map(|line| line.split_whitespace().next()).map(str::to_string).collect()
+}
+
 /// The features of the shared crate `package` is built with.
 fn shared_features(package: &str) -> BTreeSet<String> {
-    let tree = tree(package, "{p} {f}");
+    let tree = tree(package);
     let line = tree.lines().find(|line| line.starts_with("ferry v")).expect("every function links the shared crate");
     let features = line.rsplit_once(") ").map_or("", |(_, features)| features);
     features.split(',').filter(|f| !f.is_empty()).map(str::to_string).collect()
+}
+
+/// `item` is in the set `of` each of `have`, and in none of `others`'.
+fn only(item: &str, of: fn(&str) -> BTreeSet<String>, have: &[&str], others: &[&str]) {
+    for package in have {
+        assert!(of(package).contains(item), "{package} lacks {item}");
+    }
+    for package in others {
+        assert!(!of(package).contains(item), "{package} has {item}");
+    }
 }
 
 const LAMBDAS: [&str; 4] = ["ferry-webhook", "ferry-poller", "ferry-token-rotator", "ferry-reconciler"];
@@ -47,46 +70,33 @@ const SCHEDULED: [&str; 3] = ["ferry-poller", "ferry-token-rotator", "ferry-reco
 #[test]
 fn only_the_local_binary_links_the_embedded_store() {
     for sqlite in ["rusqlite", "libsqlite3-sys"] {
-        assert!(linked("ferry-local").contains(sqlite), "ferry (local) runs on embedded state: {sqlite}");
-        for lambda in LAMBDAS {
-            assert!(!linked(lambda).contains(sqlite), "{lambda} links {sqlite}");
-        }
+        only(sqlite, linked, &["ferry-local"], &LAMBDAS);
     }
 }
 
 #[test]
 fn only_the_webhook_links_the_http_router() {
     for router in ["axum", "lambda_http"] {
-        assert!(linked("ferry-webhook").contains(router), "the webhook serves through {router}");
-        for scheduled in SCHEDULED {
-            assert!(!linked(scheduled).contains(router), "{scheduled} links {router}");
-        }
+        only(router, linked, &["ferry-webhook"], &SCHEDULED);
     }
 }
 
 #[test]
 fn only_the_poller_links_the_cloudevents_sender() {
-    assert!(linked("ferry-poller").contains("cloudevents-sdk"));
-    for lambda in ["ferry-webhook", "ferry-token-rotator", "ferry-reconciler"] {
-        assert!(!linked(lambda).contains("cloudevents-sdk"), "{lambda} links cloudevents-sdk");
-    }
+    only("cloudevents-sdk", linked, &["ferry-poller"], &["ferry-webhook", "ferry-token-rotator", "ferry-reconciler"]);
 }
 
 #[test]
 fn only_the_local_binary_renders_prometheus_text() {
-    assert!(linked("ferry-local").contains("metrics-exporter-prometheus"));
+    only("metrics-exporter-prometheus", linked, &["ferry-local"], &LAMBDAS);
     for lambda in LAMBDAS {
-        assert!(!linked(lambda).contains("metrics-exporter-prometheus"), "{lambda} links the Prometheus exporter");
         assert!(linked(lambda).contains("metrics_cloudwatch_embedded"), "{lambda} writes EMF");
     }
 }
 
 #[test]
 fn only_the_scheduled_functions_link_the_queue() {
-    for scheduled in SCHEDULED {
-        assert!(linked(scheduled).contains("aws-sdk-sqs"), "{scheduled} fans out over SQS");
-    }
-    assert!(!linked("ferry-webhook").contains("aws-sdk-sqs"), "the webhook links aws-sdk-sqs");
+    only("aws-sdk-sqs", linked, &SCHEDULED, &["ferry-webhook"]);
 }
 
 #[test]
@@ -102,9 +112,6 @@ fn every_function_links_one_crypto_library() {
 #[test]
 fn only_the_local_binary_reads_aws_profiles_and_infers_the_cluster() {
     for feature in ["aws-profiles", "infer-cluster"] {
-        assert!(shared_features("ferry-local").contains(feature), "ferry (local) has {feature}");
-        for lambda in LAMBDAS {
-            assert!(!shared_features(lambda).contains(feature), "{lambda} is built with {feature}");
-        }
+        only(feature, shared_features, &["ferry-local"], &LAMBDAS);
     }
 }
