@@ -47,8 +47,9 @@ pub struct Context {
     pub operator: Arc<OperatorConfig>,
     /// Where the poller reads refs.
     pub sources: Arc<Sources>,
-    /// Sends the poller's events.
-    pub http: reqwest::Client,
+    /// Sends the poller's events, `report_to` mirrors' statuses and OAuth's
+    /// calls; built by its first use.
+    pub http: crate::net::SharedClient,
     /// The secret store's `tekton-token`, read on the first Tekton event
     /// (see [`Context::tekton_token`]): no function pays for it at start.
     pub tekton_token: Arc<tokio::sync::OnceCell<Option<SecretString>>>,
@@ -69,8 +70,6 @@ pub enum StartError {
     State(#[from] crate::store::StoreError),
     #[error("cannot read the secret store")]
     Secrets(#[from] SecretError),
-    #[error("{0}")]
-    Github(String),
     #[error("FERRY_CLUSTER: {0}")]
     Cluster(String),
     #[error("FERRY_CONFIG: {0}")]
@@ -107,10 +106,7 @@ impl Context {
             None => OperatorConfig::default(),
         });
         let cluster = cluster(&config, sdk, &operator, &secrets).await?;
-        let http = crate::net::client_builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| StartError::Github(e.to_string()))?;
+        let http = crate::net::SharedClient::default();
         let sources = Arc::new(Sources::new(&config.github_api_url));
         let token_source = Arc::new(TokenSource { tokens: tokens.clone(), state: state.clone() });
         let github = Arc::new(GithubForge::new(github_api, token_source));
@@ -221,7 +217,7 @@ fn forge(
     secrets: &Arc<dyn SecretStore>,
     operator: &Arc<OperatorConfig>,
     sources: &Arc<Sources>,
-    http: &reqwest::Client,
+    http: &crate::net::SharedClient,
 ) -> Arc<dyn Forge> {
     let host = crate::report::hosted::Hosted::new(operator.clone(), secrets.clone(), sources.clone());
     let forges = Forges {

@@ -12,6 +12,9 @@
 //! The GitHub client (octocrab, built without its `follow-redirect`
 //! feature) follows redirects by the same rule in `forge::github::api`.
 
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
 use url::Url;
 
 /// Redirects followed at most for one request, all within its origin.
@@ -56,6 +59,30 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(same_origin_redirects())
         .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+}
+
+/// The HTTP client the reporters, the poller's deliveries and OAuth share,
+/// built by its first use: building one reads the system's root
+/// certificates, which a function that never calls those hosts (the
+/// webhook, most often) should not pay for at start. Clones share it.
+#[derive(Clone, Default)]
+pub struct SharedClient(Arc<OnceLock<Result<reqwest::Client, String>>>);
+
+impl SharedClient {
+    /// The client, built now if this is its first use; an error when it
+    /// cannot be built (a root store with no valid certificate), and the
+    /// same error at each use after: nothing about the machine changes
+    /// while the process runs.
+    pub fn get(&self) -> Result<&reqwest::Client, String> {
+        let built = self.0.get_or_init(|| {
+            client_builder().timeout(Duration::from_secs(10)).build().map_err(|e| {
+                let problem = format!("cannot build the HTTP client: {}", crate::telemetry::chain(&e));
+                tracing::error!(%problem, "the shared HTTP client is unusable until the process restarts");
+                problem
+            })
+        });
+        built.as_ref().map_err(Clone::clone)
+    }
 }
 
 /// Whether two URLs share an origin: the same scheme, host and port.
@@ -113,6 +140,16 @@ mod tests {
 
     fn url(text: &str) -> Url {
         Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn the_shared_client_is_built_once_and_its_clones_share_it() {
+        let shared = SharedClient::default();
+        let copy = shared.clone();
+        assert!(shared.0.get().is_none(), "nothing is built before the first use");
+        let first: *const reqwest::Client = shared.get().unwrap();
+        let again: *const reqwest::Client = copy.get().unwrap();
+        assert_eq!(first, again);
     }
 
     #[test]

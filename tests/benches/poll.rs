@@ -71,7 +71,7 @@ async fn main() {
     let clock = SimClock::at(Timestamp::now());
     let tokens = Tokens::new(secrets.clone(), Arc::new(NoApp), clock.clone());
     let sources = Sources::new(&url::Url::parse(&hosts.url()).unwrap());
-    let http = reqwest::Client::new();
+    let http = ferry::net::SharedClient::default();
     let (cluster, forge, operator) =
         (DryRunCluster::new(dir.path()), DryRunForge::new(dir.path()), OperatorConfig::default());
     let ports = PollPorts {

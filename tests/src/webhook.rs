@@ -87,10 +87,7 @@ impl Harness {
             cluster: Arc::new(DryRunCluster::new(dir.path())),
             operator: Arc::new(OperatorConfig::default()),
             sources: Arc::new(ferry::poll::source::Sources::new(&url::Url::parse("https://api.github.com").unwrap())),
-            http: {
-                ferry::telemetry::install_crypto_provider();
-                reqwest::Client::new()
-            },
+            http: ferry::net::SharedClient::default(),
             tekton_token: std::sync::Arc::default(),
             tekton_reads: Arc::default(),
             ui_open: false,

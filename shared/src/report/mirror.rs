@@ -13,6 +13,7 @@ use super::{HostRepo, host};
 use crate::domain::event::GitEvent;
 use crate::domain::{PrNumber, Sha};
 use crate::forge::{CheckRun, CommitStatus, DeploymentStatus, Forge, ForgeError, Listed, Target};
+use crate::net::SharedClient;
 use crate::secrets::{SecretName, SecretStore};
 use crate::units::OperatorConfig;
 
@@ -20,7 +21,7 @@ pub struct Mirrored {
     inner: Arc<dyn Forge>,
     operator: Arc<OperatorConfig>,
     secrets: Arc<dyn SecretStore>,
-    http: reqwest::Client,
+    http: SharedClient,
 }
 
 impl Mirrored {
@@ -28,13 +29,24 @@ impl Mirrored {
         inner: Arc<dyn Forge>,
         operator: Arc<OperatorConfig>,
         secrets: Arc<dyn SecretStore>,
-        http: reqwest::Client,
+        http: SharedClient,
     ) -> Self {
         Self { inner, operator, secrets, http }
     }
 
     async fn mirror(&self, at: &Target, sha: &Sha, status: &CommitStatus) {
-        for to in self.operator.report_to(&at.repo) {
+        let entries = self.operator.report_to(&at.repo);
+        if entries.is_empty() {
+            return;
+        }
+        let http = match self.http.get() {
+            Ok(http) => http,
+            Err(e) => {
+                tracing::warn!(repo = %at.repo, error = %e, "cannot mirror a status");
+                return;
+            }
+        };
+        for to in entries {
             let Some(base) = to.url.clone().or_else(|| to.provider.default_base()) else {
                 tracing::warn!(repo = %at.repo, provider = ?to.provider, "report_to needs a url for this host");
                 continue;
@@ -57,7 +69,7 @@ impl Mirrored {
                     continue;
                 }
             };
-            let host = host(to.provider, base, token, self.http.clone());
+            let host = host(to.provider, base, token, http.clone());
             match host.report(&HostRepo::new(to.repository.clone()), sha, status).await {
                 Ok(()) => {
                     tracing::info!(repo = %at.repo, provider = ?to.provider, context = %status.context, "status mirrored")

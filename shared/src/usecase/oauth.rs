@@ -16,7 +16,7 @@ use crate::store::{Key, StateStore, StoreError};
 pub struct Ports<'a> {
     pub state: &'a dyn StateStore,
     pub secrets: &'a dyn SecretStore,
-    pub http: &'a reqwest::Client,
+    pub http: &'a crate::net::SharedClient,
     /// `FERRY_GITHUB_API_URL`: the web host is derived from it.
     pub api: &'a Url,
     pub client_id: Option<&'a str>,
@@ -94,6 +94,9 @@ pub async fn callback(ports: Ports<'_>, code: &str, state: &str) -> Result<Strin
     if found.record.used || found.record.created_at.plus(OauthState::LIFETIME) <= ports.clock.now() {
         return Err(OauthError::BadState);
     }
+    // Before the state is spent: a client that cannot be built is this
+    // machine's fault, and the person can try the same login again.
+    let http = ports.http.get().map_err(OauthError::Unavailable)?;
     let used = OauthState { used: true, ..found.record };
     ports.state.update(&used.into(), found.version).await.map_err(|e| match e {
         StoreError::StaleVersion { .. } | StoreError::NotFound { .. } => OauthError::BadState,
@@ -102,9 +105,7 @@ pub async fn callback(ports: Ports<'_>, code: &str, state: &str) -> Result<Strin
     let secret_name = SecretName::parse("oauth-client-secret").map_err(|e| OauthError::Unavailable(e.to_string()))?;
     let client_secret = ports.secrets.get(&secret_name).await?.ok_or(OauthError::NotConfigured)?;
     let answer = json_of(
-        ports
-            .http
-            .post(format!("{}/login/oauth/access_token", web_base(ports.api)))
+        http.post(format!("{}/login/oauth/access_token", web_base(ports.api)))
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&[("client_id", client_id), ("client_secret", client_secret.expose_secret()), ("code", code)]),
     )
@@ -115,9 +116,7 @@ pub async fn callback(ports: Ports<'_>, code: &str, state: &str) -> Result<Strin
     };
     let token = SecretString::from(token.to_owned());
     let user = json_of(
-        ports
-            .http
-            .get(format!("{}/user", ports.api.as_str().trim_end_matches('/')))
+        http.get(format!("{}/user", ports.api.as_str().trim_end_matches('/')))
             .bearer_auth(token.expose_secret())
             .header(reqwest::header::ACCEPT, "application/vnd.github+json")
             .header(reqwest::header::USER_AGENT, concat!("ferry/", env!("CARGO_PKG_VERSION"))),
@@ -174,8 +173,7 @@ mod tests {
         let state =
             crate::store::EmbeddedStore::open(&dir.path().join("s"), crate::store::Durability::Process).unwrap();
         let secrets = crate::secrets::EmbeddedSecrets::open(&dir.path().join("secrets.json")).unwrap();
-        crate::telemetry::install_crypto_provider();
-        let http = reqwest::Client::new();
+        let http = crate::net::SharedClient::default();
         let api = Url::parse("http://127.0.0.1:1").unwrap();
         let start = crate::domain::Timestamp::from_unix(1_800_000_000);
         let clock = Hand(std::sync::Mutex::new(start));

@@ -38,7 +38,7 @@ pub struct PollPorts<'a> {
     pub secrets: &'a dyn SecretStore,
     pub sources: &'a Sources,
     /// Sends events to endpoints.
-    pub http: &'a reqwest::Client,
+    pub http: &'a crate::net::SharedClient,
     pub launch: LaunchPorts<'a>,
 }
 
@@ -414,7 +414,7 @@ async fn deliver_commit(
             (None, None) => None,
         };
         let request = deliver::request(tracked, sha.as_str(), body)?;
-        deliver::send(ports.http, endpoint, request, secret.as_ref()).await?;
+        deliver::send(ports.http.get()?, endpoint, request, secret.as_ref()).await?;
     }
     if tracked.launch {
         if !tracked.on_github(ports.sources.github_api()) {

@@ -30,7 +30,7 @@ struct Poller {
     secrets: Arc<dyn SecretStore>,
     tokens: Tokens,
     sources: Sources,
-    http: reqwest::Client,
+    http: ferry::net::SharedClient,
     cluster: DryRunCluster,
     forge: DryRunForge,
     operator: OperatorConfig,
@@ -47,7 +47,7 @@ impl Poller {
         Self {
             tokens: Tokens::new(secrets.clone(), Arc::new(NoApp), clock.clone()),
             sources: Sources::new(&url::Url::parse(&hosts.url()).unwrap()),
-            http: reqwest::Client::new(),
+            http: ferry::net::SharedClient::default(),
             cluster: DryRunCluster::new(dir.path()),
             forge: DryRunForge::new(dir.path()),
             operator,

@@ -168,7 +168,8 @@ async fn the_shared_client_refuses_a_change_of_host_too() {
     let context = ferry::Context::connect(config).await.unwrap();
     let to = elsewhere().await;
     let from = redirecting(308, &to.uri()).await;
-    let sent = context.http.post(from.uri()).header("private-token", TOKEN).bearer_auth(TOKEN).send().await;
+    let sent =
+        context.http.get().unwrap().post(from.uri()).header("private-token", TOKEN).bearer_auth(TOKEN).send().await;
     assert!(sent.is_err(), "a redirect to another host is refused");
     assert_eq!(to.received_requests().await.unwrap().len(), 0);
 }
