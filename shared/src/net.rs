@@ -69,6 +69,11 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 pub struct SharedClient(Arc<OnceLock<Result<reqwest::Client, String>>>);
 
 impl SharedClient {
+    /// Whether the first use has built it (or tried to).
+    pub fn is_built(&self) -> bool {
+        self.0.get().is_some()
+    }
+
     /// The client, built now if this is its first use; an error when it
     /// cannot be built (a root store with no valid certificate), and the
     /// same error at each use after: nothing about the machine changes
@@ -146,7 +151,7 @@ mod tests {
     fn the_shared_client_is_built_once_and_its_clones_share_it() {
         let shared = SharedClient::default();
         let copy = shared.clone();
-        assert!(shared.0.get().is_none(), "nothing is built before the first use");
+        assert!(!shared.is_built(), "nothing is built before the first use");
         let first: *const reqwest::Client = shared.get().unwrap();
         let again: *const reqwest::Client = copy.get().unwrap();
         assert_eq!(first, again);

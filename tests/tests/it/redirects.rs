@@ -166,6 +166,7 @@ async fn the_shared_client_refuses_a_change_of_host_too() {
     let data_dir = dir.path().to_str().unwrap().to_owned();
     let config = ferry::Config::from_lookup(|name| (name == "FERRY_DATA_DIR").then(|| data_dir.clone())).unwrap();
     let context = ferry::Context::connect(config).await.unwrap();
+    assert!(!context.http.is_built(), "starting builds no client: it would read the root certificates at init");
     let to = elsewhere().await;
     let from = redirecting(308, &to.uri()).await;
     let sent =
