@@ -61,17 +61,32 @@ pub fn client_builder() -> reqwest::ClientBuilder {
         .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
 }
 
-/// The HTTP client the reporters, the poller's deliveries and OAuth share,
-/// built by its first use: building one reads the system's root
-/// certificates, which a function that never calls those hosts (the
-/// webhook, most often) should not pay for at start. Clones share it.
-#[derive(Clone, Default)]
-pub struct SharedClient(Arc<OnceLock<Result<reqwest::Client, String>>>);
+/// A reqwest client built by its first use: building one reads the
+/// system's root certificates, which a function that never calls those
+/// hosts (the webhook, most often) should not pay for at start. Clones
+/// share it. The default is the one the reporters, the poller's deliveries
+/// and OAuth share.
+#[derive(Clone)]
+pub struct SharedClient {
+    built: Arc<OnceLock<Result<reqwest::Client, String>>>,
+    settings: fn() -> reqwest::ClientBuilder,
+}
+
+impl Default for SharedClient {
+    fn default() -> Self {
+        Self::with(|| client_builder().timeout(Duration::from_secs(10)))
+    }
+}
 
 impl SharedClient {
+    /// A client built from `settings`, which start from [`client_builder`].
+    pub fn with(settings: fn() -> reqwest::ClientBuilder) -> Self {
+        Self { built: Arc::default(), settings }
+    }
+
     /// Whether the first use has built it (or tried to).
     pub fn is_built(&self) -> bool {
-        self.0.get().is_some()
+        self.built.get().is_some()
     }
 
     /// The client, built now if this is its first use; an error when it
@@ -79,8 +94,8 @@ impl SharedClient {
     /// same error at each use after: nothing about the machine changes
     /// while the process runs.
     pub fn get(&self) -> Result<&reqwest::Client, String> {
-        let built = self.0.get_or_init(|| {
-            client_builder().timeout(Duration::from_secs(10)).build().map_err(|e| {
+        let built = self.built.get_or_init(|| {
+            (self.settings)().build().map_err(|e| {
                 let problem = format!("cannot build the HTTP client: {}", crate::telemetry::chain(&e));
                 tracing::error!(%problem, "the shared HTTP client is unusable until the process restarts");
                 problem

@@ -3,7 +3,6 @@
 //! or a Git server's ref advertisement.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -11,6 +10,7 @@ use tokio::sync::Mutex;
 
 use super::{SourceKind, TrackedRef, pktline};
 use crate::domain::Timestamp;
+use crate::net::SharedClient;
 use crate::report::Provider;
 
 /// Every poll request ends within this.
@@ -36,26 +36,28 @@ pub enum Polled {
 
 pub struct Sources {
     github_api: url::Url,
-    /// Built by the first poll: building reads every root certificate of
-    /// the system, which a Lambda's init need not wait for.
-    default: OnceLock<Result<reqwest::Client, String>>,
+    /// Built by the first poll.
+    default: SharedClient,
     /// Clients trusting a ref's extra CA bundle, by file.
     with_ca: Mutex<HashMap<String, reqwest::Client>>,
 }
 
-fn client(ca: Option<&[u8]>) -> Result<reqwest::Client, String> {
-    let mut builder = crate::net::client_builder().timeout(REQUEST_LIMIT).connect_timeout(Duration::from_secs(5));
-    if let Some(pem) = ca {
-        for certificate in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("the CA bundle: {e}"))? {
-            builder = builder.add_root_certificate(certificate);
-        }
+fn settings() -> reqwest::ClientBuilder {
+    crate::net::client_builder().timeout(REQUEST_LIMIT).connect_timeout(Duration::from_secs(5))
+}
+
+/// A client trusting the CA bundle `pem` besides the system's roots.
+fn client_trusting(pem: &[u8]) -> Result<reqwest::Client, String> {
+    let mut builder = settings();
+    for certificate in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("the CA bundle: {e}"))? {
+        builder = builder.add_root_certificate(certificate);
     }
-    builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+    builder.build().map_err(|e| format!("cannot build the HTTP client: {}", crate::telemetry::chain(&e)))
 }
 
 impl Sources {
     pub fn new(github_api: &url::Url) -> Self {
-        Self { github_api: github_api.clone(), default: OnceLock::new(), with_ca: Mutex::default() }
+        Self { github_api: github_api.clone(), default: SharedClient::with(settings), with_ca: Mutex::default() }
     }
 
     /// `FERRY_GITHUB_API_URL`: the one API GitHub credentials go to.
@@ -65,13 +67,13 @@ impl Sources {
 
     /// The client for `tracked`'s host: trusting its `ca_file` too, if it names one.
     pub async fn client_for(&self, tracked: &TrackedRef) -> Result<reqwest::Client, String> {
-        let Some(file) = &tracked.ca_file else { return self.default.get_or_init(|| client(None)).clone() };
+        let Some(file) = &tracked.ca_file else { return self.default.get().cloned() };
         let mut clients = self.with_ca.lock().await;
         if let Some(client) = clients.get(file) {
             return Ok(client.clone());
         }
         let pem = tokio::fs::read(file).await.map_err(|e| format!("cannot read {file}: {e}"))?;
-        let built = client(Some(&pem))?;
+        let built = client_trusting(&pem)?;
         clients.insert(file.clone(), built.clone());
         Ok(built)
     }
