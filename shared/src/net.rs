@@ -61,6 +61,12 @@ pub fn client_builder() -> reqwest::ClientBuilder {
         .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
 }
 
+/// Builds `builder`'s client; the error names the cause (a root store
+/// with no valid certificate, a bad CA bundle).
+pub fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, String> {
+    builder.build().map_err(|e| format!("cannot build the HTTP client: {}", crate::telemetry::chain(&e)))
+}
+
 /// A reqwest client built by its first use: building one reads the
 /// system's root certificates, which a function that never calls those
 /// hosts (the webhook, most often) should not pay for at start. Clones
@@ -95,10 +101,8 @@ impl SharedClient {
     /// while the process runs.
     pub fn get(&self) -> Result<&reqwest::Client, String> {
         let built = self.built.get_or_init(|| {
-            (self.settings)().build().map_err(|e| {
-                let problem = format!("cannot build the HTTP client: {}", crate::telemetry::chain(&e));
+            build((self.settings)()).inspect_err(|problem| {
                 tracing::error!(%problem, "the shared HTTP client is unusable until the process restarts");
-                problem
             })
         });
         built.as_ref().map_err(Clone::clone)

@@ -52,7 +52,7 @@ fn client_trusting(pem: &[u8]) -> Result<reqwest::Client, String> {
     for certificate in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("the CA bundle: {e}"))? {
         builder = builder.add_root_certificate(certificate);
     }
-    builder.build().map_err(|e| format!("cannot build the HTTP client: {}", crate::telemetry::chain(&e)))
+    crate::net::build(builder)
 }
 
 impl Sources {
