@@ -34,6 +34,18 @@ pub fn json_item_size(text: &str) -> Result<usize, serde_json::Error> {
     Ok(size)
 }
 
+/// A bound on [`json_item_size`] of `text` that costs nothing to compute:
+/// twice its length. Each value counts at most twice its JSON: a string
+/// counts its bytes (JSON adds quotes), a number of d digits d/2 + 1 (its
+/// text has d), null or a boolean 1; a list or map of n members counts
+/// 3 + n plus its members' own, where the JSON has 2 brackets, n - 1
+/// commas and, in a map, each name's quotes and colon. The top-level map
+/// counts less than a nested one.
+#[cfg(any(test, feature = "embedded"))]
+pub(crate) fn at_most_twice_the_text(text: &str) -> usize {
+    2 * text.len()
+}
+
 /// The top-level map: names count, with no per-element overhead.
 struct TopLevel;
 
@@ -144,6 +156,45 @@ mod tests {
         for value in values {
             assert_eq!(json_item_size(&value.to_string()).unwrap(), size(value.clone()), "{value}");
         }
+    }
+
+    /// Any JSON value, nested a few levels: lists and maps of any of them.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            (0u64..10).prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            ".{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(".{0,4}", inner, 0..6)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_item_counts_more_than_twice_its_text(
+            fields in proptest::collection::btree_map(".{0,6}", any_json(), 0..8)
+        ) {
+            let text = Value::Object(fields.into_iter().collect()).to_string();
+            proptest::prop_assert!(json_item_size(&text).unwrap() <= at_most_twice_the_text(&text), "{}", text);
+        }
+    }
+
+    #[test]
+    fn the_worst_cases_stay_within_the_bound() {
+        // A lone digit counts 2 for its 1 byte; an empty list 3 for 2.
+        for text in [r#"{"":[0]}"#, r#"{"":[[0]]}"#, r#"{"":[]}"#, r#"{"":{}}"#, r#"{}"#] {
+            assert!(json_item_size(text).unwrap() <= at_most_twice_the_text(text), "{text}");
+        }
+        assert_eq!(json_item_size(r#"{"":[[0]]}"#).unwrap(), 3 + 1 + 3 + 1 + 2);
     }
 
     #[test]
