@@ -254,7 +254,7 @@ impl EmbeddedStore {
         .map_err(other)?;
         // Checkpoints copy the log into the database file (and, durable
         // against a power cut, fsync both). A second connection does that
-        // every 50 ms while writes arrive, off the write path (see
+        // every 10 ms while writes arrive, off the write path (see
         // `checkpoint`); the writer
         // starts the log over once a checkpoint has copied all of it, and
         // runs one itself if the log ever passes 64 MB (16384 pages).
@@ -363,12 +363,10 @@ fn rolled_back() -> rusqlite::Error {
 }
 
 /// The checkpointer: passive checkpoints on a connection of its own, which
-/// never block the writer, every 50 ms while the log grows (every 100 ms
-/// when it does not). Frequent, so each fsync has little to write; not
-/// more, since a page the writer changes again within the interval is
-/// copied and synced once: at 10 ms the checkpointer cost each delivery
-/// 23 µs of CPU, at 50 ms 15, at the same p99 (BENCHMARKS.md); at 200 ms
-/// the p99 doubled.
+/// never block the writer, every 10 ms while the log grows (every 100 ms
+/// when it does not). Small and frequent, so each fsync has little to
+/// write: at 100 ms the load run's p99 was 4.1-4.9 ms, at 10 ms 2.7-2.8 ms
+/// (BENCHMARKS.md).
 ///
 /// Under steady writes a passive checkpoint never catches up (the writer
 /// appends while it copies), and the log can only start over once one has
@@ -463,7 +461,7 @@ fn sync_handle(path: &Path) -> std::io::Result<Arc<File>> {
     Ok(file)
 }
 
-const CHECKPOINT_WRITING: Duration = Duration::from_millis(50);
+const CHECKPOINT_WRITING: Duration = Duration::from_millis(10);
 const CHECKPOINT_IDLE: Duration = Duration::from_millis(100);
 
 /// Log frames (pages) past which the writer is asked to finish a checkpoint:
@@ -786,7 +784,7 @@ mod tests {
         }
         let largest = std::fs::metadata(&log).unwrap().len();
         // Slack for what the writers add before the checkpointer asks (it
-        // wakes every 50-100 ms), yet below SQLite's own 16384 frames.
+        // wakes every 10-100 ms), yet below SQLite's own 16384 frames.
         let limit = (RESTART_AT as u64 + 6144) * (4096 + 24);
         assert!(largest < limit, "the log grew to {largest} bytes; it should start over before {limit}");
     }
