@@ -34,13 +34,15 @@ pub fn json_item_size(text: &str) -> Result<usize, serde_json::Error> {
     Ok(size)
 }
 
-/// A bound on [`json_item_size`] of `text` that costs nothing to compute:
-/// twice its length. Each value counts at most twice its JSON: a string
-/// counts its bytes (JSON adds quotes), a number of d digits d/2 + 1 (its
-/// text has d), null or a boolean 1; a list or map of n members counts
-/// 3 + n plus its members' own, where the JSON has 2 brackets, n - 1
-/// commas and, in a map, each name's quotes and colon. The top-level map
-/// counts less than a nested one.
+/// A bound on [`json_item_size`] of `text`, a JSON object, that costs
+/// nothing to compute: twice its length. Each value counts at most twice
+/// its JSON, plus one: a string counts its bytes (JSON adds quotes), a
+/// number of d digits d/2 + 1 (its text has d; a float read back may gain
+/// digits, hence the one), null or a boolean 1; a list or map of n members
+/// counts 3 + n plus its members' own, where the JSON has 2 brackets and
+/// n - 1 commas, and a map each name's quotes and colon. The top-level map
+/// counts no brackets and gives each member those 4 bytes of slack, which
+/// absorb the one.
 #[cfg(any(test, feature = "embedded"))]
 pub(crate) fn at_most_twice_the_text(text: &str) -> usize {
     2 * text.len()
