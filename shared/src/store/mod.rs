@@ -534,11 +534,17 @@ pub(crate) fn checked_json(record: &Record, key: &Key, version: Version) -> Resu
     if size::at_most_twice_the_text(&text) + layout <= ITEM_SIZE_LIMIT {
         return Ok(text);
     }
-    let size = json_item_size(&text).map_err(|e| StoreError::Other(e.into()))? + layout;
+    let size = json_size(&text, layout)?;
     if size > ITEM_SIZE_LIMIT {
         return Err(StoreError::TooLarge { key: key.clone(), size });
     }
     Ok(text)
+}
+
+/// A record's exact size from its JSON text and its layout's [`layout_size`].
+#[cfg(feature = "embedded")]
+fn json_size(text: &str, layout: usize) -> Result<usize, StoreError> {
+    Ok(json_item_size(text).map_err(|e| StoreError::Other(e.into()))? + layout)
 }
 
 /// What the layout's attributes add to a record's size.
@@ -691,7 +697,7 @@ mod tests {
             let key = record.key();
             let document = checked_fields(&record, &key, Version(3)).unwrap();
             let text = serde_json::to_string(&record).unwrap();
-            let size = json_item_size(&text).unwrap() + layout_size(&record, &key, Version(3));
+            let size = json_size(&text, layout_size(&record, &key, Version(3))).unwrap();
             assert_eq!(size, item_size(document.as_object().unwrap()), "{}", record.kind());
         }
     }
